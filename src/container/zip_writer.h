@@ -1,0 +1,51 @@
+// Writes ZIP archives byte for byte as PyTorch's writer (miniz via
+// caffe2/serialize/inline_container.cc) does: STORED records, flags 0x0808,
+// zero DOS time, 'FB' extra padding data to 64-byte alignment, data
+// descriptors, ZIP64 extras when needed, ZIP64 end records always.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/env.h"
+
+namespace ckpt::container {
+
+class ZipWriter {
+ public:
+  ZipWriter(WritableFile& out, std::string archive_name);
+
+  // Adds archive_name/name holding data.
+  void add(std::string_view name, std::string_view data);
+  // Adds archive_name/name holding n bytes of src at offset, copied without
+  // entering user space where possible. crc is the CRC-32 of those bytes when
+  // known (taken from the source's central directory); otherwise computed.
+  void add_copy(std::string_view name, RandomAccessFile& src, uint64_t offset, uint64_t n,
+                std::optional<uint32_t> crc);
+  // Adds a record whose bytes are produced by a generator writing exactly n
+  // bytes through the sink in chunks (used by dtype conversion, inflation).
+  void add_stream(std::string_view name, uint64_t n,
+                  const std::function<void(const std::function<void(std::string_view)>&)>& produce);
+
+  // Writes the central directory and end records. No record may follow.
+  void finish();
+
+  struct Entry {
+    std::string name;
+    uint64_t header_offset, size;
+    uint32_t crc32;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  void write_local_header(const std::string& full_name, uint64_t size);
+  void write_descriptor(const Entry& e);
+  WritableFile& out_;
+  std::string archive_name_;
+  std::vector<Entry> entries_;
+  bool finished_ = false;
+};
+
+}  // namespace ckpt::container

@@ -1,0 +1,207 @@
+#include "pickle/value.h"
+
+#include <bit>
+#include <cmath>
+#include <functional>
+
+#include "util/error.h"
+
+namespace ckpt::pickle {
+
+Node* Graph::make(Kind k) {
+  if (nodes_.size() >= limits_.max_nodes)
+    throw FormatError("pickle holds more than " + std::to_string(limits_.max_nodes) +
+                      " objects (limit reached)");
+  Node& n = nodes_.emplace_back();
+  n.kind = k;
+  return &n;
+}
+
+Node* Graph::none() { return make(Kind::None); }
+
+Node* Graph::boolean(bool b) {
+  Node* n = make(Kind::Bool);
+  n->boolean = b;
+  return n;
+}
+
+Node* Graph::integer(int64_t v) {
+  Node* n = make(Kind::Int);
+  n->integer = v;
+  return n;
+}
+
+Node* Graph::real(double v) {
+  Node* n = make(Kind::Float);
+  n->real = v;
+  return n;
+}
+
+Node* Graph::str(std::string_view s) {
+  Node* n = make(Kind::Str);
+  n->text = s;
+  return n;
+}
+
+Node* Graph::bytes(std::string_view s) {
+  Node* n = make(Kind::Bytes);
+  n->text = s;
+  return n;
+}
+
+Node* Graph::tuple(std::vector<Node*> items) {
+  Node* n = make(Kind::Tuple);
+  n->items = std::move(items);
+  return n;
+}
+
+Node* Graph::list(std::vector<Node*> items) {
+  Node* n = make(Kind::List);
+  n->items = std::move(items);
+  return n;
+}
+
+Node* Graph::dict() { return make(Kind::Dict); }
+
+Node* Graph::global(std::string_view module, std::string_view name) {
+  Node* n = make(Kind::Global);
+  n->text = module;
+  n->name = name;
+  return n;
+}
+
+Node* Graph::object(How how, Node* callable, Node* args) {
+  Node* n = make(Kind::Object);
+  n->how = how;
+  n->callable = callable;
+  n->args = args;
+  return n;
+}
+
+Node* Graph::persid(Node* pid) {
+  Node* n = make(Kind::PersId);
+  n->pid = pid;
+  return n;
+}
+
+bool is_mapping(const Node* n) {
+  if (!n) return false;
+  if (n->kind == Kind::Dict) return true;
+  return n->kind == Kind::Object &&
+         (n->is_instance_of("collections", "OrderedDict") || !n->entries.empty());
+}
+
+std::vector<std::pair<Node*, Node*>>* entries_of(Node* n) {
+  return is_mapping(n) ? &n->entries : nullptr;
+}
+
+const std::vector<std::pair<Node*, Node*>>* entries_of(const Node* n) {
+  return is_mapping(n) ? &n->entries : nullptr;
+}
+
+Node* get_item(const Node* dict, std::string_view key) {
+  auto* e = entries_of(dict);
+  if (!e) return nullptr;
+  for (auto& [k, v] : *e)
+    if (k->kind == Kind::Str && k->text == key) return v;
+  return nullptr;
+}
+
+void set_item(Graph& g, Node* dict, std::string_view key, Node* value) {
+  auto* e = entries_of(dict);
+  if (!e) throw Error("set_item on a value that is not a mapping");
+  for (auto& kv : *e)
+    if (kv.first->kind == Kind::Str && kv.first->text == key) {
+      kv.second = value;
+      return;
+    }
+  e->emplace_back(g.str(key), value);
+}
+
+bool erase_item(Node* dict, std::string_view key) {
+  auto* e = entries_of(dict);
+  if (!e) return false;
+  for (auto it = e->begin(); it != e->end(); ++it)
+    if (it->first->kind == Kind::Str && it->first->text == key) {
+      e->erase(it);
+      return true;
+    }
+  return false;
+}
+
+namespace {
+
+// Numeric value of a bool/int/float key, for Python's 1 == 1.0 == True.
+bool as_number(const Node* n, double& d, bool& exact_int, int64_t& i) {
+  switch (n->kind) {
+    case Kind::Bool: i = n->boolean; d = static_cast<double>(i); exact_int = true; return true;
+    case Kind::Int:
+      if (n->is_big_int()) return false;
+      i = n->integer; d = static_cast<double>(i); exact_int = true; return true;
+    case Kind::Float: d = n->real; exact_int = false; return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+bool key_equal(const Node* a, const Node* b) {
+  if (a == b) return true;
+  double da, db;
+  bool ia, ib;
+  int64_t xa, xb;
+  if (as_number(a, da, ia, xa) && as_number(b, db, ib, xb)) {
+    if (ia && ib) return xa == xb;
+    if (ia) return static_cast<double>(xa) == db && std::trunc(db) == db && db >= -9.2e18 && db <= 9.2e18 && static_cast<int64_t>(db) == xa;
+    if (ib) return static_cast<double>(xb) == da && std::trunc(da) == da && da >= -9.2e18 && da <= 9.2e18 && static_cast<int64_t>(da) == xb;
+    return da == db;
+  }
+  if (a->kind != b->kind) return false;
+  switch (a->kind) {
+    case Kind::None: return true;
+    case Kind::Int: return a->text == b->text;  // both big
+    case Kind::Str:
+    case Kind::Bytes: return a->text == b->text;
+    case Kind::Global: return a->text == b->text && a->name == b->name;
+    case Kind::Tuple:
+    case Kind::FrozenSet:
+      if (a->items.size() != b->items.size()) return false;
+      for (size_t i = 0; i < a->items.size(); ++i)
+        if (!key_equal(a->items[i], b->items[i])) return false;
+      return true;
+    default: return false;
+  }
+}
+
+size_t key_hash(const Node* n) {
+  double d;
+  bool exact;
+  int64_t i;
+  if (as_number(n, d, exact, i)) {
+    if (exact) return std::hash<int64_t>{}(i);
+    if (std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18)
+      return std::hash<int64_t>{}(static_cast<int64_t>(d));
+    return std::hash<double>{}(d);
+  }
+  switch (n->kind) {
+    case Kind::None: return 0x9e3779b9;
+    case Kind::Int:
+    case Kind::Str:
+    case Kind::Bytes: return std::hash<std::string>{}(n->text) ^ static_cast<size_t>(n->kind);
+    case Kind::Global: return std::hash<std::string>{}(n->text + "\n" + n->name);
+    case Kind::Tuple:
+    case Kind::FrozenSet: {
+      size_t h = n->items.size();
+      // Shallow on purpose: nested tuples hash by length only, so hashing
+      // never recurses; equality still compares them fully.
+      for (const Node* c : n->items) {
+        size_t ch = (c->kind == Kind::Tuple || c->kind == Kind::FrozenSet) ? c->items.size() : key_hash(c);
+        h = h * 1000003 ^ ch;
+      }
+      return h;
+    }
+    default: return std::hash<const void*>{}(n);
+  }
+}
+
+}  // namespace ckpt::pickle

@@ -1,0 +1,124 @@
+// A lossless object graph of a pickle. Nothing is imported or called:
+// globals are names, REDUCE / NEWOBJ / BUILD are recorded as data, and
+// identity is kept (a node referenced twice is one node; cycles are allowed,
+// e.g. a DictConfig's children point back at it through `_parent`).
+//
+// All nodes are owned by a Graph (an arena); nodes refer to each other by raw
+// pointer, which makes cycles free of ownership problems.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ckpt::pickle {
+
+enum class Kind : uint8_t {
+  None,
+  Bool,
+  Int,       // integer; big values keep their LONG bytes in `text`
+  Float,
+  Str,       // text holds UTF-8 (surrogates as CPython's surrogatepass)
+  Bytes,     // text holds the raw bytes (protocol 3+ BINBYTES)
+  ByteArray, // protocol 5 BYTEARRAY8
+  Tuple,     // items
+  List,      // items
+  Dict,      // entries, insertion order
+  Set,       // items
+  FrozenSet, // items
+  Global,    // text = module, name = qualified name
+  Object,    // the result of calling something: see `how`
+  PersId,    // a persistent id: `pid` is the id object (torch: a storage tuple)
+};
+
+enum class How : uint8_t {
+  Reduce,    // callable(*args)            REDUCE (also INST / OBJ)
+  NewObj,    // cls.__new__(cls, *args)    NEWOBJ
+  NewObjEx,  // cls.__new__(cls, *args, **kwargs)  NEWOBJ_EX
+};
+
+struct Node {
+  Kind kind = Kind::None;
+  How how = How::Reduce;  // Object only
+  bool boolean = false;   // Bool
+  int64_t integer = 0;    // Int when it fits in int64 (text empty)
+  double real = 0.0;      // Float
+  std::string text;       // Str/Bytes/ByteArray data, Global module, big Int (LONG bytes, little-endian two's complement)
+  std::string name;       // Global name
+  std::vector<Node*> items;                      // Tuple/List/Set/FrozenSet; Object: APPENDed items
+  std::vector<std::pair<Node*, Node*>> entries;  // Dict; Object: SETITEMed items (OrderedDict)
+  Node* callable = nullptr;  // Object: the callable (Reduce) or class (NewObj*)
+  Node* args = nullptr;      // Object: argument tuple
+  Node* kwargs = nullptr;    // Object with NewObjEx: keyword dict
+  Node* state = nullptr;     // Object: BUILD argument, nullptr when not built
+  Node* pid = nullptr;       // PersId
+
+  bool is_big_int() const { return kind == Kind::Int && !text.empty(); }
+  bool is_str(std::string_view s) const { return kind == Kind::Str && text == s; }
+  bool is_global(std::string_view module, std::string_view qualname) const {
+    return kind == Kind::Global && text == module && name == qualname;
+  }
+  // An Object made by calling / instantiating the global module.qualname.
+  bool is_instance_of(std::string_view module, std::string_view qualname) const {
+    return kind == Kind::Object && callable && callable->is_global(module, qualname);
+  }
+};
+
+// Limits that keep a hostile pickle from exhausting memory.
+struct GraphLimits {
+  size_t max_nodes = 4'000'000;
+};
+
+class Graph {
+ public:
+  explicit Graph(GraphLimits limits = {}) : limits_(limits) {}
+  Graph(Graph&&) = default;
+  Graph& operator=(Graph&&) = default;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  Node* root = nullptr;
+
+  // Factories. Every node lives as long as the Graph.
+  Node* make(Kind k);
+  Node* none();
+  Node* boolean(bool b);
+  Node* integer(int64_t v);
+  Node* real(double v);
+  Node* str(std::string_view s);
+  Node* bytes(std::string_view s);
+  Node* tuple(std::vector<Node*> items = {});
+  Node* list(std::vector<Node*> items = {});
+  Node* dict();
+  Node* global(std::string_view module, std::string_view name);
+  Node* object(How how, Node* callable, Node* args);
+  Node* persid(Node* pid);
+
+  size_t size() const { return nodes_.size(); }
+
+ private:
+  GraphLimits limits_;
+  std::deque<Node> nodes_;  // stable addresses
+};
+
+// Dict-like access to a Dict node or an Object with SETITEMed entries
+// (OrderedDict), by string key. Linear in the number of entries.
+Node* get_item(const Node* dict, std::string_view key);
+// Replaces the value of an existing key, or appends key -> value.
+void set_item(Graph& g, Node* dict, std::string_view key, Node* value);
+// Removes the key; returns false if it was not there.
+bool erase_item(Node* dict, std::string_view key);
+// The entries of a Dict or dict-like Object (nullptr for anything else).
+std::vector<std::pair<Node*, Node*>>* entries_of(Node* n);
+const std::vector<std::pair<Node*, Node*>>* entries_of(const Node* n);
+// True for a Dict or an OrderedDict-like Object (REDUCE of collections.OrderedDict).
+bool is_mapping(const Node* n);
+
+// Python-equality of two hashable values as dict keys (str, bytes, int,
+// float, bool, None, tuple of those; identity for everything else).
+bool key_equal(const Node* a, const Node* b);
+size_t key_hash(const Node* n);
+
+}  // namespace ckpt::pickle

@@ -1,0 +1,83 @@
+// The I/O seam, after LevelDB's Env: every file operation of ckpt goes
+// through an Env so that tests can fail any read, write, fsync or rename
+// (ENOSPC, EIO, EFBIG) and check that inputs stay intact and no partial
+// output is left. Env::Default() is the POSIX implementation.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace ckpt {
+
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads exactly n bytes at offset into buf; throws IoError / FormatError
+  // (short file) when it cannot.
+  virtual void read(uint64_t offset, size_t n, char* buf) = 0;
+  virtual uint64_t size() const = 0;
+  virtual const std::string& path() const = 0;
+  // The OS descriptor, or -1; lets WritableFile::copy_from use copy_file_range.
+  virtual int fd() const { return -1; }
+  std::string read_string(uint64_t offset, size_t n) {
+    std::string s(n, '\0');
+    if (n) read(offset, n, s.data());
+    return s;
+  }
+};
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual void append(std::string_view data) = 0;
+  // Appends n bytes of src starting at offset, without passing them through
+  // user space where the kernel allows (copy_file_range, then sendfile, then
+  // a bounded buffer).
+  virtual void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) = 0;
+  // Bytes written so far (the offset the next append lands at).
+  virtual uint64_t offset() const = 0;
+  virtual void sync() = 0;
+  virtual void close() = 0;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  static Env& Default();
+
+  virtual std::unique_ptr<RandomAccessFile> open_read(const std::string& path) = 0;
+  // Creates a new file; fails if it exists.
+  virtual std::unique_ptr<WritableFile> create(const std::string& path) = 0;
+  virtual void rename(const std::string& from, const std::string& to) = 0;
+  virtual void remove(const std::string& path) = 0;  // no error if missing
+  virtual bool exists(const std::string& path) = 0;
+  virtual void sync_dir(const std::string& dir) = 0;
+};
+
+// An output written beside its final path under a temporary name and renamed
+// into place by commit() once complete and fsync'd. If commit() is never
+// reached the temporary file is removed, so a failed write leaves nothing.
+class AtomicOutput {
+ public:
+  // Throws UsageError if final_path exists and !force.
+  AtomicOutput(Env& env, std::string final_path, bool force);
+  ~AtomicOutput();
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+  WritableFile& file() { return *file_; }
+  const std::string& temp_path() const { return temp_path_; }
+  void commit();  // sync, close, rename over final_path, sync the directory
+
+ private:
+  Env& env_;
+  std::string final_path_, temp_path_;
+  std::unique_ptr<WritableFile> file_;
+  bool committed_ = false;
+};
+
+std::string dirname_of(const std::string& path);
+std::string basename_of(const std::string& path);
+
+}  // namespace ckpt
