@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "util/env.h"
@@ -65,6 +66,7 @@ class ZipReader {
   ZipReadLimits limits_;
   std::vector<ZipRecord> records_;
   std::string archive_name_;
+  std::unordered_map<std::string, size_t> index_;  // full name -> records_ position
   uint64_t end_offset_ = 0, cd_offset_ = 0;
 };
 

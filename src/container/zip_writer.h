@@ -4,6 +4,7 @@
 // descriptors, ZIP64 extras when needed, ZIP64 end records always.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>

@@ -1,0 +1,346 @@
+// ZIP reading: end records, central directory, local headers, STORED and
+// DEFLATE data. Everything read from the file is checked against the file
+// size before it is used, so a damaged archive gives one FormatError.
+#include "container/zip_reader.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "util/crc32.h"
+#include "util/error.h"
+
+namespace ckpt::container {
+namespace {
+
+constexpr uint32_t kLocalHeaderSig = 0x04034b50;
+constexpr uint32_t kCentralHeaderSig = 0x02014b50;
+constexpr uint32_t kEndSig = 0x06054b50;
+constexpr uint32_t kZip64EndSig = 0x06064b50;
+constexpr uint32_t kZip64LocatorSig = 0x07064b50;
+constexpr size_t kLocalHeaderSize = 30;
+constexpr size_t kCentralHeaderSize = 46;
+constexpr size_t kEndSize = 22;
+constexpr size_t kZip64EndSize = 56;
+constexpr size_t kZip64LocatorSize = 20;
+// The EOCD plus the longest comment it can carry.
+constexpr size_t kMaxEndSearch = kEndSize + 0xFFFF;
+constexpr size_t kChunk = size_t{1} << 20;
+// DEFLATE cannot expand data by more than about 1032:1; used to bound the
+// memory reserved up front for a record's declared size.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+uint16_t le16(const char* p) {
+  auto u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint16_t>(u[0] | (u[1] << 8));
+}
+uint32_t le32(const char* p) {
+  auto u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
+         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
+}
+uint64_t le64(const char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
+
+// True when [offset, offset + n) lies inside [0, limit).
+bool fits(uint64_t offset, uint64_t n, uint64_t limit) {
+  return offset <= limit && n <= limit - offset;
+}
+
+}  // namespace
+
+ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limits)
+    : file_(std::move(file)), limits_(limits) {
+  const std::string& path = file_->path();
+  auto fail = [&](const std::string& what) -> void { throw FormatError(path + ": " + what); };
+  const uint64_t file_size = file_->size();
+  if (file_size < kEndSize) fail("not a zip archive (too short to hold an end record)");
+
+  // End of central directory: scan backwards; prefer one whose comment ends
+  // exactly at the end of the file, else accept trailing bytes after it.
+  size_t tail_len = static_cast<size_t>(std::min<uint64_t>(file_size, kMaxEndSearch));
+  uint64_t tail_start = file_size - tail_len;
+  std::string tail = file_->read_string(tail_start, tail_len);
+  size_t eocd = std::string::npos, loose_eocd = std::string::npos;
+  for (size_t i = tail_len - kEndSize + 1; i-- > 0;) {
+    if (le32(tail.data() + i) != kEndSig) continue;
+    size_t comment_len = le16(tail.data() + i + 20);
+    if (i + kEndSize + comment_len == tail_len) {
+      eocd = i;
+      break;
+    }
+    if (loose_eocd == std::string::npos && i + kEndSize + comment_len <= tail_len) loose_eocd = i;
+  }
+  if (eocd == std::string::npos) eocd = loose_eocd;
+  if (eocd == std::string::npos) fail("not a zip archive (no end of central directory record)");
+  const char* e = tail.data() + eocd;
+  const uint64_t eocd_offset = tail_start + eocd;
+  end_offset_ = eocd_offset + kEndSize + le16(e + 20);
+
+  uint16_t disk = le16(e + 4), cd_disk = le16(e + 6);
+  uint64_t entries_on_disk = le16(e + 8), entries = le16(e + 10);
+  uint64_t cd_size = le32(e + 12);
+  cd_offset_ = le32(e + 16);
+  // Where the central directory must end: the first end record.
+  uint64_t cd_limit = eocd_offset;
+
+  bool has_locator = eocd_offset >= kZip64LocatorSize &&
+                     le32(file_->read_string(eocd_offset - kZip64LocatorSize, 4).data()) ==
+                         kZip64LocatorSig;
+  if (has_locator) {
+    std::string loc = file_->read_string(eocd_offset - kZip64LocatorSize, kZip64LocatorSize);
+    uint64_t end64_offset = le64(loc.data() + 8);
+    if (le32(loc.data() + 4) != 0 || le32(loc.data() + 16) > 1) {
+      fail("multi-disk archives are not supported");
+    }
+    if (!fits(end64_offset, kZip64EndSize, eocd_offset - kZip64LocatorSize)) {
+      fail("ZIP64 end record offset " + std::to_string(end64_offset) + " is past its locator");
+    }
+    std::string end64 = file_->read_string(end64_offset, kZip64EndSize);
+    if (le32(end64.data()) != kZip64EndSig) {
+      fail("bad ZIP64 end record signature at offset " + std::to_string(end64_offset));
+    }
+    disk = le32(end64.data() + 16) != 0 ? 1 : 0;
+    cd_disk = le32(end64.data() + 20) != 0 ? 1 : 0;
+    entries_on_disk = le64(end64.data() + 24);
+    entries = le64(end64.data() + 32);
+    cd_size = le64(end64.data() + 40);
+    cd_offset_ = le64(end64.data() + 48);
+    cd_limit = end64_offset;
+  } else if (cd_size == 0xFFFFFFFF || cd_offset_ == 0xFFFFFFFF) {
+    fail("end record needs ZIP64 values but there is no ZIP64 locator");
+  }
+  if (disk != 0 || cd_disk != 0 || entries_on_disk != entries) {
+    fail("multi-disk archives are not supported");
+  }
+  if (!fits(cd_offset_, cd_size, cd_limit)) {
+    fail("central directory (offset " + std::to_string(cd_offset_) + ", " +
+         std::to_string(cd_size) + " bytes) runs past its end record at " +
+         std::to_string(cd_limit));
+  }
+  if (entries > cd_size / kCentralHeaderSize) {
+    fail("end record declares " + std::to_string(entries) + " entries, more than a " +
+         std::to_string(cd_size) + "-byte central directory can hold");
+  }
+
+  const std::string cd = file_->read_string(cd_offset_, static_cast<size_t>(cd_size));
+  records_.reserve(static_cast<size_t>(entries));
+  index_.reserve(static_cast<size_t>(entries));
+  size_t pos = 0;
+  for (uint64_t i = 0; i < entries; ++i) {
+    std::string where = " (entry " + std::to_string(i) + " of the central directory)";
+    if (cd.size() - pos < kCentralHeaderSize) fail("central directory truncated" + where);
+    const char* h = cd.data() + pos;
+    if (le32(h) != kCentralHeaderSig) fail("bad central directory signature" + where);
+    size_t name_len = le16(h + 28), extra_len = le16(h + 30), comment_len = le16(h + 32);
+    if (cd.size() - pos - kCentralHeaderSize < name_len + extra_len + comment_len) {
+      fail("central directory truncated" + where);
+    }
+    ZipRecord r;
+    r.flags = le16(h + 8);
+    r.method = le16(h + 10);
+    r.crc32 = le32(h + 16);
+    r.compressed_size = le32(h + 20);
+    r.size = le32(h + 24);
+    r.header_offset = le32(h + 42);
+    uint32_t disk_start = le16(h + 34);
+    r.name.assign(h + kCentralHeaderSize, name_len);
+    const std::string rec = " (record '" + r.name + "')";
+
+    // The ZIP64 extra holds, in this order, the fields saturated above.
+    const char* x = h + kCentralHeaderSize + name_len;
+    const char* x_end = x + extra_len;
+    while (x_end - x >= 4) {
+      uint16_t id = le16(x), len = le16(x + 2);
+      if (static_cast<size_t>(x_end - x - 4) < len) fail("extra field runs past its entry" + rec);
+      if (id == 0x0001) {
+        const char* f = x + 4;
+        const char* f_end = f + len;
+        auto take = [&](uint64_t& field) {
+          if (f_end - f < 8) fail("ZIP64 extra field too short" + rec);
+          field = le64(f);
+          f += 8;
+        };
+        if (r.size == 0xFFFFFFFF) take(r.size);
+        if (r.compressed_size == 0xFFFFFFFF) take(r.compressed_size);
+        if (r.header_offset == 0xFFFFFFFF) take(r.header_offset);
+        if (disk_start == 0xFFFF) {
+          if (f_end - f < 4) fail("ZIP64 extra field too short" + rec);
+          disk_start = le32(f);
+        }
+      }
+      x += 4 + len;
+    }
+    if (disk_start != 0) fail("multi-disk archives are not supported" + rec);
+    if (r.flags & 0x0001) fail("encrypted records are not supported" + rec);
+    if (r.method == 0 && r.compressed_size != r.size) {
+      fail("stored record has compressed size " + std::to_string(r.compressed_size) +
+           " but size " + std::to_string(r.size) + rec);
+    }
+    if (!index_.emplace(r.name, records_.size()).second) fail("duplicate record name" + rec);
+
+    // The local header: same name, data inside the area before the central directory.
+    if (!fits(r.header_offset, kLocalHeaderSize, cd_offset_)) {
+      fail("local header offset " + std::to_string(r.header_offset) +
+           " is past the central directory" + rec);
+    }
+    std::string local = file_->read_string(r.header_offset, kLocalHeaderSize);
+    if (le32(local.data()) != kLocalHeaderSig) {
+      fail("bad local header signature at offset " + std::to_string(r.header_offset) + rec);
+    }
+    uint64_t local_name_len = le16(local.data() + 26), local_extra_len = le16(local.data() + 28);
+    if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset_) ||
+        file_->read_string(r.header_offset + kLocalHeaderSize, local_name_len) != r.name) {
+      fail("local header name differs from the central directory's" + rec);
+    }
+    r.data_offset = r.header_offset + kLocalHeaderSize + local_name_len + local_extra_len;
+    if (!fits(r.data_offset, r.compressed_size, cd_offset_)) {
+      fail("data (offset " + std::to_string(r.data_offset) + ", " +
+           std::to_string(r.compressed_size) + " bytes) runs past the central directory" + rec);
+    }
+    records_.push_back(std::move(r));
+    pos += kCentralHeaderSize + name_len + extra_len + comment_len;
+  }
+  if (pos != cd.size()) {
+    fail("central directory holds " + std::to_string(cd.size() - pos) +
+         " bytes after the " + std::to_string(entries) + " entries its end record declares");
+  }
+
+  // No two records may share bytes (a crafted zip can point many entries at
+  // the same data to multiply its apparent size).
+  std::vector<const ZipRecord*> by_offset;
+  by_offset.reserve(records_.size());
+  for (const ZipRecord& r : records_) by_offset.push_back(&r);
+  std::sort(by_offset.begin(), by_offset.end(), [](const ZipRecord* a, const ZipRecord* b) {
+    return a->header_offset < b->header_offset;
+  });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const ZipRecord& prev = *by_offset[i - 1];
+    if (prev.data_offset + prev.compressed_size > by_offset[i]->header_offset) {
+      fail("records '" + prev.name + "' and '" + by_offset[i]->name + "' overlap");
+    }
+  }
+
+  if (!records_.empty()) {
+    const std::string& first = records_.front().name;
+    size_t slash = first.find('/');
+    archive_name_ = slash == std::string::npos ? std::string() : first.substr(0, slash);
+  }
+}
+
+bool ZipReader::looks_like_zip(RandomAccessFile& file) {
+  if (file.size() < 4) return false;
+  uint32_t sig = le32(file.read_string(0, 4).data());
+  return sig == kLocalHeaderSig || (sig == kEndSig && file.size() >= kEndSize);
+}
+
+const ZipRecord* ZipReader::find(std::string_view relative_name) const {
+  std::string full;
+  if (!archive_name_.empty()) {
+    full.reserve(archive_name_.size() + 1 + relative_name.size());
+    full.append(archive_name_).append("/");
+  }
+  full.append(relative_name);
+  auto it = index_.find(full);
+  return it == index_.end() ? nullptr : &records_[it->second];
+}
+
+std::string ZipReader::relative_name(const ZipRecord& r) const {
+  if (archive_name_.empty()) return r.name;
+  if (r.name.size() > archive_name_.size() && r.name[archive_name_.size()] == '/' &&
+      r.name.compare(0, archive_name_.size(), archive_name_) == 0) {
+    return r.name.substr(archive_name_.size() + 1);
+  }
+  return r.name;
+}
+
+std::string ZipReader::read(const ZipRecord& r, uint64_t max_size) const {
+  if (r.size > max_size) {
+    throw FormatError(file_->path() + ": record '" + r.name + "' holds " +
+                      std::to_string(r.size) + " bytes, more than the " +
+                      std::to_string(max_size) + " allowed");
+  }
+  std::string out;
+  if (r.method == 0) {
+    return file_->read_string(r.data_offset, static_cast<size_t>(r.size));
+  }
+  out.reserve(static_cast<size_t>(
+      std::min(r.size, r.compressed_size * kMaxDeflateRatio + kChunk)));
+  stream(r, [&](std::string_view chunk) { out.append(chunk); });
+  return out;
+}
+
+void ZipReader::stream(const ZipRecord& r,
+                       const std::function<void(std::string_view)>& sink) const {
+  const std::string& path = file_->path();
+  const std::string rec = "record '" + r.name + "'";
+  if (r.method == 0) {
+    std::string buf(static_cast<size_t>(std::min<uint64_t>(r.size, kChunk)), '\0');
+    for (uint64_t done = 0; done < r.size;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(r.size - done, buf.size()));
+      file_->read(r.data_offset + done, n, buf.data());
+      sink(std::string_view(buf.data(), n));
+      done += n;
+    }
+    return;
+  }
+  if (r.method != 8) {
+    throw FormatError(path + ": " + rec + " uses unsupported compression method " +
+                      std::to_string(r.method));
+  }
+  if (r.size > limits_.max_inflated) {
+    throw FormatError(path + ": " + rec + " inflates past " +
+                      std::to_string(limits_.max_inflated) + " bytes (declares " +
+                      std::to_string(r.size) + ")");
+  }
+
+  z_stream z{};
+  if (inflateInit2(&z, -15) != Z_OK) throw FormatError(path + ": " + rec + ": inflateInit failed");
+  struct Guard {
+    z_stream* z;
+    ~Guard() { inflateEnd(z); }
+  } guard{&z};
+
+  std::string in(static_cast<size_t>(std::min<uint64_t>(r.compressed_size, kChunk)), '\0');
+  std::string out(kChunk, '\0');
+  uint64_t consumed = 0, produced = 0;
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    if (z.avail_in == 0) {
+      if (consumed == r.compressed_size) {
+        throw FormatError(path + ": " + rec + ": compressed data ends before the deflate stream");
+      }
+      size_t n = static_cast<size_t>(std::min<uint64_t>(r.compressed_size - consumed, in.size()));
+      file_->read(r.data_offset + consumed, n, in.data());
+      consumed += n;
+      z.next_in = reinterpret_cast<Bytef*>(in.data());
+      z.avail_in = static_cast<uInt>(n);
+    }
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      throw FormatError(path + ": " + rec + ": bad deflate data (" +
+                        (z.msg ? z.msg : "zlib error " + std::to_string(rc)) + ")");
+    }
+    size_t n = out.size() - z.avail_out;
+    produced += n;
+    if (produced > r.size) {
+      throw FormatError(path + ": " + rec + " inflates past " + std::to_string(r.size) +
+                        " bytes, the size its entry declares");
+    }
+    if (n) sink(std::string_view(out.data(), n));
+  }
+  if (produced != r.size) {
+    throw FormatError(path + ": " + rec + " inflates to " + std::to_string(produced) +
+                      " bytes but its entry declares " + std::to_string(r.size));
+  }
+}
+
+uint32_t ZipReader::compute_crc(const ZipRecord& r) const {
+  uint32_t crc = 0;
+  stream(r, [&](std::string_view chunk) { crc = crc32_update(crc, chunk.data(), chunk.size()); });
+  return crc;
+}
+
+}  // namespace ckpt::container

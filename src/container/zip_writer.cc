@@ -1,0 +1,233 @@
+// ZIP writing, byte for byte as torch.save does it: PyTorch's
+// caffe2/serialize/inline_container.cc drives miniz 2.x
+// (mz_zip_writer_add_mem_ex_v2 with the archive opened in ZIP64 mode and an
+// 'FB' padding field as local user extra data, then
+// mz_zip_writer_finalize_archive). The rules below mirror that code path.
+#include "container/zip_writer.h"
+
+#include <algorithm>
+#include <string>
+
+#include "util/crc32.h"
+#include "util/error.h"
+
+namespace ckpt::container {
+namespace {
+
+constexpr uint64_t kMax32 = 0xFFFFFFFF;  // miniz's MZ_UINT32_MAX
+constexpr uint64_t kAlignment = 64;      // torch's kFieldAlignment
+constexpr size_t kChunk = size_t{1} << 20;
+
+void put16(std::string& s, uint64_t v) {
+  s.push_back(static_cast<char>(v & 0xFF));
+  s.push_back(static_cast<char>((v >> 8) & 0xFF));
+}
+void put32(std::string& s, uint64_t v) {
+  put16(s, v & 0xFFFF);
+  put16(s, (v >> 16) & 0xFFFF);
+}
+void put64(std::string& s, uint64_t v) {
+  put32(s, v & 0xFFFFFFFF);
+  put32(s, v >> 32);
+}
+
+// miniz adds a ZIP64 extra field (in both headers) when the size or the
+// local header offset reaches 0xFFFFFFFF; note ">=", not ">".
+bool needs_zip64_extra(uint64_t size, uint64_t header_offset) {
+  return size >= kMax32 || header_offset >= kMax32;
+}
+
+// The ZIP64 extended-information field as mz_zip_writer_create_zip64_extra_data
+// writes it: sizes only when the size needs them, offset only when it does.
+// In the local header miniz passes its compressed size before it is known,
+// so that field is 0 there; the central copy has the real one.
+void put_zip64_extra(std::string& s, uint64_t size, uint64_t compressed_size,
+                     uint64_t header_offset) {
+  uint64_t field_size = (size >= kMax32 ? 16 : 0) + (header_offset >= kMax32 ? 8 : 0);
+  put16(s, 0x0001);
+  put16(s, field_size);
+  if (size >= kMax32) {
+    put64(s, size);
+    put64(s, compressed_size);
+  }
+  if (header_offset >= kMax32) put64(s, header_offset);
+}
+
+uint16_t flags_for(uint64_t size) {
+  // Bit 11: UTF-8 names. Bit 3 (data descriptor follows) only for records
+  // with data: miniz sets it when the buffer is non-empty.
+  return size ? 0x0808 : 0x0800;
+}
+
+}  // namespace
+
+ZipWriter::ZipWriter(WritableFile& out, std::string archive_name)
+    : out_(out), archive_name_(std::move(archive_name)) {}
+
+void ZipWriter::write_local_header(const std::string& full_name, uint64_t size) {
+  if (finished_) throw Error("zip writer: record '" + full_name + "' added after finish()");
+  if (full_name.size() > 0xFFFF) throw UsageError("record name too long: '" + full_name + "'");
+  const uint64_t header_offset = out_.offset();
+  const bool zip64 = needs_zip64_extra(size, header_offset);
+  const uint64_t zip64_len = zip64 ? 4 + (size >= kMax32 ? 16 : 0) +
+                                         (header_offset >= kMax32 ? 8 : 0)
+                                   : 0;
+  // torch's getPadding(): the 'FB' field that follows pads the data to a
+  // 64-byte boundary (its 4-byte header is written even when no pad is needed).
+  const uint64_t data_start_unpadded = header_offset + 30 + full_name.size() + zip64_len + 4;
+  const uint64_t pad = (kAlignment - data_start_unpadded % kAlignment) % kAlignment;
+
+  std::string h;
+  h.reserve(30 + full_name.size() + zip64_len + 4 + pad);
+  put32(h, 0x04034b50);
+  put16(h, 0);  // version needed: miniz writes 0 for STORED
+  put16(h, flags_for(size));
+  put16(h, 0);      // method: STORED
+  put16(h, 0);      // DOS time
+  put16(h, 0);      // DOS date
+  put32(h, 0);      // CRC-32: in the descriptor
+  put32(h, 0);      // compressed size: in the descriptor
+  put32(h, 0);      // uncompressed size: in the descriptor
+  put16(h, full_name.size());
+  put16(h, zip64_len + 4 + pad);
+  h += full_name;
+  if (zip64) put_zip64_extra(h, size, 0, header_offset);
+  h += "FB";
+  put16(h, pad);
+  h.append(pad, 'Z');
+  out_.append(h);
+  entries_.push_back(Entry{full_name, header_offset, size, 0});
+}
+
+void ZipWriter::write_descriptor(const Entry& e) {
+  if (e.size == 0) return;  // miniz writes none for an empty record
+  std::string d;
+  put32(d, 0x08074b50);
+  put32(d, e.crc32);
+  if (needs_zip64_extra(e.size, e.header_offset)) {
+    put64(d, e.size);  // compressed == uncompressed: STORED
+    put64(d, e.size);
+  } else {
+    put32(d, e.size);
+    put32(d, e.size);
+  }
+  out_.append(d);
+}
+
+void ZipWriter::add(std::string_view name, std::string_view data) {
+  write_local_header(archive_name_ + "/" + std::string(name), data.size());
+  out_.append(data);
+  entries_.back().crc32 = crc32_update(0, data.data(), data.size());
+  write_descriptor(entries_.back());
+}
+
+void ZipWriter::add_copy(std::string_view name, RandomAccessFile& src, uint64_t offset,
+                         uint64_t n, std::optional<uint32_t> crc) {
+  if (!crc) {
+    uint32_t c = 0;
+    std::string buf(static_cast<size_t>(std::min<uint64_t>(n, kChunk)), '\0');
+    for (uint64_t done = 0; done < n;) {
+      size_t len = static_cast<size_t>(std::min<uint64_t>(n - done, buf.size()));
+      src.read(offset + done, len, buf.data());
+      c = crc32_update(c, buf.data(), len);
+      done += len;
+    }
+    crc = c;
+  }
+  write_local_header(archive_name_ + "/" + std::string(name), n);
+  out_.copy_from(src, offset, n);
+  entries_.back().crc32 = *crc;
+  write_descriptor(entries_.back());
+}
+
+void ZipWriter::add_stream(
+    std::string_view name, uint64_t n,
+    const std::function<void(const std::function<void(std::string_view)>&)>& produce) {
+  const std::string full_name = archive_name_ + "/" + std::string(name);
+  write_local_header(full_name, n);
+  uint32_t crc = 0;
+  uint64_t written = 0;
+  produce([&](std::string_view chunk) {
+    if (chunk.size() > n - written) {
+      throw Error("zip writer: record '" + full_name + "' produced more than the " +
+                  std::to_string(n) + " bytes announced");
+    }
+    out_.append(chunk);
+    crc = crc32_update(crc, chunk.data(), chunk.size());
+    written += chunk.size();
+  });
+  if (written != n) {
+    throw Error("zip writer: record '" + full_name + "' produced " + std::to_string(written) +
+                " bytes, not the " + std::to_string(n) + " announced");
+  }
+  entries_.back().crc32 = crc;
+  write_descriptor(entries_.back());
+}
+
+void ZipWriter::finish() {
+  if (finished_) throw Error("zip writer: finish() called twice");
+  finished_ = true;
+
+  const uint64_t cd_offset = out_.offset();
+  std::string cd;
+  for (const Entry& e : entries_) {
+    const bool zip64 = needs_zip64_extra(e.size, e.header_offset);
+    uint64_t extra_len = zip64 ? 4 + (e.size >= kMax32 ? 16 : 0) +
+                                     (e.header_offset >= kMax32 ? 8 : 0)
+                               : 0;
+    put32(cd, 0x02014b50);
+    put16(cd, 0);  // version made by
+    put16(cd, 0);  // version needed
+    put16(cd, flags_for(e.size));
+    put16(cd, 0);  // method
+    put16(cd, 0);  // time
+    put16(cd, 0);  // date
+    put32(cd, e.crc32);
+    put32(cd, std::min(e.size, kMax32));
+    put32(cd, std::min(e.size, kMax32));
+    put16(cd, e.name.size());
+    put16(cd, extra_len);
+    put16(cd, 0);  // comment length
+    put16(cd, 0);  // disk number start
+    put16(cd, 0);  // internal attributes
+    put32(cd, 0);  // external attributes
+    put32(cd, std::min(e.header_offset, kMax32));
+    cd += e.name;
+    if (zip64) put_zip64_extra(cd, e.size, e.size, e.header_offset);
+  }
+  const uint64_t cd_size = cd.size();
+  const uint64_t end64_offset = cd_offset + cd_size;
+  const uint64_t count = entries_.size();
+
+  std::string end;
+  // ZIP64 end of central directory record: miniz writes it for every archive
+  // opened with MZ_ZIP_FLAG_WRITE_ZIP64, as torch does.
+  put32(end, 0x06064b50);
+  put64(end, 44);      // size of the rest of this record
+  put16(end, 0x031E);  // version made by: Unix, 3.0
+  put16(end, 0x002D);  // version needed: 4.5 (ZIP64)
+  put32(end, 0);       // this disk
+  put32(end, 0);       // disk with the central directory
+  put64(end, count);
+  put64(end, count);
+  put64(end, cd_size);
+  put64(end, cd_offset);
+  // ZIP64 end of central directory locator.
+  put32(end, 0x07064b50);
+  put32(end, 0);
+  put64(end, end64_offset);
+  put32(end, 1);  // total disks
+  // Classic end record, values clamped as miniz does.
+  put32(end, 0x06054b50);
+  put16(end, 0);
+  put16(end, 0);
+  put16(end, std::min<uint64_t>(count, 0xFFFF));
+  put16(end, std::min<uint64_t>(count, 0xFFFF));
+  put32(end, std::min(cd_size, kMax32));
+  put32(end, std::min(cd_offset, kMax32));
+  put16(end, 0);  // comment length
+  cd += end;
+  out_.append(cd);
+}
+
+}  // namespace ckpt::container

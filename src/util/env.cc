@@ -1,0 +1,296 @@
+// POSIX implementation of the Env seam, and AtomicOutput.
+#include "util/env.h"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "util/error.h"
+
+namespace ckpt {
+namespace {
+
+constexpr size_t kCopyBufferSize = size_t{1} << 20;
+// Largest single read/write/copy request; Linux caps one call near 2 GiB.
+constexpr size_t kMaxIoChunk = size_t{1} << 30;
+
+[[noreturn]] void throw_errno(const std::string& path, const char* op, int err) {
+  throw IoError(path + ": " + op + ": " + std::strerror(err), err);
+}
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+
+  void read(uint64_t offset, size_t n, char* buf) override {
+    size_t done = 0;
+    while (done < n) {
+      size_t want = std::min(n - done, kMaxIoChunk);
+      ssize_t got = ::pread(fd_, buf + done, want, static_cast<off_t>(offset + done));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, "read", errno);
+      }
+      if (got == 0) {
+        throw FormatError(path_ + ": unexpected end of file at offset " +
+                          std::to_string(offset + done));
+      }
+      done += static_cast<size_t>(got);
+    }
+  }
+  uint64_t size() const override { return size_; }
+  const std::string& path() const override { return path_; }
+  int fd() const override { return fd_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void append(std::string_view data) override {
+    check_open("write");
+    size_t done = 0;
+    while (done < data.size()) {
+      size_t want = std::min(data.size() - done, kMaxIoChunk);
+      ssize_t put = ::write(fd_, data.data() + done, want);
+      if (put < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, "write", errno);
+      }
+      done += static_cast<size_t>(put);
+      offset_ += static_cast<uint64_t>(put);
+    }
+  }
+
+  void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
+    check_open("write");
+    if (offset > src.size() || n > src.size() - offset) {
+      throw FormatError(src.path() + ": unexpected end of file at offset " +
+                        std::to_string(src.size()));
+    }
+    uint64_t done = 0;
+    if (src.fd() >= 0) {
+      done = copy_in_kernel(src, offset, n);
+    }
+    // What the kernel would not copy goes through a bounded buffer.
+    if (done < n) {
+      std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(n - done, kCopyBufferSize)));
+      while (done < n) {
+        size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, buf.size()));
+        src.read(offset + done, chunk, buf.data());
+        append(std::string_view(buf.data(), chunk));
+        done += chunk;
+      }
+    }
+  }
+
+  uint64_t offset() const override { return offset_; }
+
+  void sync() override {
+    check_open("fsync");
+    while (::fsync(fd_) != 0) {
+      if (errno != EINTR) throw_errno(path_, "fsync", errno);
+    }
+  }
+
+  void close() override {
+    if (fd_ < 0) return;
+    int fd = fd_;
+    fd_ = -1;  // close() releases the descriptor even when it reports an error
+    if (::close(fd) != 0 && errno != EINTR) throw_errno(path_, "close", errno);
+  }
+
+ private:
+  void check_open(const char* op) const {
+    if (fd_ < 0) throw_errno(path_, op, EBADF);
+  }
+
+  // Copies with copy_file_range, then sendfile; returns how many bytes were
+  // copied before both stopped being usable (the caller copies the rest).
+  uint64_t copy_in_kernel(RandomAccessFile& src, uint64_t offset, uint64_t n) {
+    uint64_t done = 0;
+    bool use_copy_file_range = true;
+    while (done < n) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, kMaxIoChunk));
+      loff_t in_off = static_cast<loff_t>(offset + done);
+      ssize_t put;
+      if (use_copy_file_range) {
+        put = ::copy_file_range(src.fd(), &in_off, fd_, nullptr, want, 0);
+      } else {
+        off_t send_off = static_cast<off_t>(offset + done);
+        put = ::sendfile(fd_, src.fd(), &send_off, want);
+      }
+      if (put < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        bool unsupported = err == EXDEV || err == ENOSYS || err == EOPNOTSUPP ||
+                           err == EINVAL || err == EBADF || err == ETXTBSY;
+        if (unsupported && use_copy_file_range) {
+          use_copy_file_range = false;
+          continue;
+        }
+        if (unsupported) return done;  // sendfile refused too: buffered copy
+        throw_errno(path_, use_copy_file_range ? "copy_file_range" : "sendfile", err);
+      }
+      if (put == 0) {
+        // The source shrank under us.
+        throw FormatError(src.path() + ": unexpected end of file at offset " +
+                          std::to_string(offset + done));
+      }
+      done += static_cast<uint64_t>(put);
+      offset_ += static_cast<uint64_t>(put);
+    }
+    return done;
+  }
+
+  std::string path_;
+  int fd_;
+  uint64_t offset_ = 0;
+};
+
+class PosixEnv final : public Env {
+ public:
+  std::unique_ptr<RandomAccessFile> open_read(const std::string& path) override {
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw_errno(path, "open", errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      throw_errno(path, "stat", err);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      throw_errno(path, "open", EISDIR);
+    }
+    return std::make_unique<PosixRandomAccessFile>(path, fd, static_cast<uint64_t>(st.st_size));
+  }
+
+  std::unique_ptr<WritableFile> create(const std::string& path) override {
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw_errno(path, "create", errno);
+    return std::make_unique<PosixWritableFile>(path, fd);
+  }
+
+  void rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) throw_errno(to, "rename", errno);
+  }
+
+  void remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(path, "remove", errno);
+  }
+
+  bool exists(const std::string& path) override {
+    struct stat st;
+    return ::lstat(path.c_str(), &st) == 0;
+  }
+
+  void sync_dir(const std::string& dir) override {
+    int fd;
+    do {
+      fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw_errno(dir, "open", errno);
+    int rc;
+    do {
+      rc = ::fsync(fd);
+    } while (rc != 0 && errno == EINTR);
+    int err = errno;
+    ::close(fd);
+    // Some file systems cannot fsync a directory; the rename still happened.
+    if (rc != 0 && err != EINVAL && err != ENOTSUP) throw_errno(dir, "fsync", err);
+  }
+};
+
+std::string temp_path_for(const std::string& final_path, uint64_t counter) {
+  size_t slash = final_path.rfind('/');
+  std::string prefix = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
+  return prefix + "." + basename_of(final_path) + ".ckpt-tmp-" + std::to_string(::getpid()) +
+         "-" + std::to_string(counter);
+}
+
+}  // namespace
+
+Env& Env::Default() {
+  static PosixEnv env;
+  return env;
+}
+
+AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
+    : env_(env), final_path_(std::move(final_path)) {
+  if (!force && env_.exists(final_path_)) {
+    throw UsageError(final_path_ + " exists (use --force to overwrite)");
+  }
+  static std::atomic<uint64_t> counter{0};
+  // A stale temporary from a crashed run may hold our name: take the next one.
+  for (int attempt = 0;; ++attempt) {
+    temp_path_ = temp_path_for(final_path_, counter.fetch_add(1));
+    try {
+      file_ = env_.create(temp_path_);
+      return;
+    } catch (const IoError& e) {
+      if (e.error_number() != EEXIST || attempt >= 100) throw;
+    }
+  }
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (committed_) return;
+  try {
+    file_.reset();
+    env_.remove(temp_path_);
+  } catch (...) {
+    // Nothing more can be done from a destructor; the error that got us here
+    // is the one the user sees.
+  }
+}
+
+void AtomicOutput::commit() {
+  file_->sync();
+  file_->close();
+  env_.rename(temp_path_, final_path_);
+  committed_ = true;
+  env_.sync_dir(dirname_of(final_path_));
+}
+
+std::string dirname_of(const std::string& path) {
+  size_t end = path.size();
+  while (end > 1 && path[end - 1] == '/') --end;  // "a/b/" names b
+  size_t slash = path.rfind('/', end - (end > 0 ? 1 : 0));
+  if (end == 0 || slash == std::string::npos) return ".";
+  while (slash > 0 && path[slash - 1] == '/') --slash;
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string basename_of(const std::string& path) {
+  size_t end = path.size();
+  while (end > 1 && path[end - 1] == '/') --end;
+  size_t slash = path.rfind('/', end - (end > 0 ? 1 : 0));
+  if (slash == std::string::npos) return path.substr(0, end);
+  if (end == 1 && path[0] == '/') return "/";
+  return path.substr(slash + 1, end - slash - 1);
+}
+
+}  // namespace ckpt

@@ -1,0 +1,83 @@
+#include "util/fault_env.h"
+
+#include <cstring>
+
+#include "util/error.h"
+
+namespace ckpt {
+namespace {
+
+class FaultWritableFile final : public WritableFile {
+ public:
+  FaultWritableFile(FaultInjectingEnv& env, std::string path, std::unique_ptr<WritableFile> base)
+      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+
+  void append(std::string_view data) override {
+    try {
+      env_.step(path_, "write");
+    } catch (const IoError&) {
+      base_->append(data.substr(0, data.size() / 2));
+      throw;
+    }
+    base_->append(data);
+  }
+  void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
+    try {
+      env_.step(path_, "copy_file_range");
+    } catch (const IoError&) {
+      base_->copy_from(src, offset, n / 2);
+      throw;
+    }
+    base_->copy_from(src, offset, n);
+  }
+  uint64_t offset() const override { return base_->offset(); }
+  void sync() override {
+    env_.step(path_, "fsync");
+    base_->sync();
+  }
+  void close() override {
+    env_.step(path_, "close");
+    base_->close();
+  }
+
+ private:
+  FaultInjectingEnv& env_;
+  std::string path_;
+  std::unique_ptr<WritableFile> base_;
+};
+
+}  // namespace
+
+void FaultInjectingEnv::step(const std::string& what, const char* op) {
+  ++steps_;
+  if (steps_ == fail_at_) {
+    fired_ = true;
+    throw IoError(what + ": " + op + ": " + std::strerror(fail_errno_) + " (injected)",
+                  fail_errno_);
+  }
+}
+
+std::unique_ptr<RandomAccessFile> FaultInjectingEnv::open_read(const std::string& path) {
+  return base_.open_read(path);
+}
+
+std::unique_ptr<WritableFile> FaultInjectingEnv::create(const std::string& path) {
+  step(path, "create");
+  return std::make_unique<FaultWritableFile>(*this, path, base_.create(path));
+}
+
+void FaultInjectingEnv::rename(const std::string& from, const std::string& to) {
+  step(to, "rename");
+  base_.rename(from, to);
+}
+
+void FaultInjectingEnv::remove(const std::string& path) { base_.remove(path); }
+
+bool FaultInjectingEnv::exists(const std::string& path) { return base_.exists(path); }
+
+void FaultInjectingEnv::sync_dir(const std::string& dir) {
+  step(dir, "fsync");
+  base_.sync_dir(dir);
+}
+
+}  // namespace ckpt
