@@ -1,0 +1,36 @@
+// AudioCraft's checkpoint layouts and the rule for "the best state".
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pickle/value.h"
+
+namespace ckpt::audiocraft {
+
+enum class Layout { Training, Exported, ExportedPointer, StateDict, Other };
+const char* to_string(Layout l);  // "audiocraft-training", ...
+
+struct TensorTest {
+  // Whether a node is a tensor (the torch layer knows); lets this header stay
+  // independent of how tensors are recognised.
+  virtual bool is_tensor(const pickle::Node* n) const = 0;
+  virtual ~TensorTest() = default;
+};
+
+Layout detect_layout(const pickle::Node* root, const TensorTest& tensors);
+
+// The path of the best state: "fsdp_best_state/model" when that is a
+// non-empty mapping, else "best_state/model" (training); "best_state"
+// (exported); "" (a plain state dict is the root). nullopt when there is none.
+std::optional<std::string> best_state_path(const pickle::Node* root, Layout layout);
+
+// Resolves a '/'-separated path of mapping keys and list/tuple indexes.
+// An element also matches an int key with that decimal value. nullptr if absent.
+pickle::Node* resolve_path(pickle::Node* root, std::string_view path);
+
+// Splits "a/b/3" into its elements ("" gives none).
+std::vector<std::string> split_path(std::string_view path);
+
+}  // namespace ckpt::audiocraft

@@ -1,0 +1,365 @@
+// info, ls, tensors, verify: read-only commands. They read the central
+// directory and data.pkl only (verify also streams every record for CRCs).
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/session.h"
+#include "util/crc32.h"
+#include "util/error.h"
+
+namespace ckpt::cli {
+
+using json = nlohmann::ordered_json;
+using pickle::Kind;
+using pickle::Node;
+
+namespace {
+
+struct StateDictSummary {
+  std::string path;
+  size_t tensors = 0;
+  uint64_t parameters = 0, bytes = 0;
+  std::map<std::string, uint64_t> bytes_by_dtype;
+};
+
+StateDictSummary summarize(const Opened& o, const std::string& path, const Node* sd) {
+  StateDictSummary s;
+  s.path = path;
+  for (const TensorRow& r : o.tensors_of(sd)) {
+    ++s.tensors;
+    s.parameters += r.info.numel();
+    uint64_t b = r.info.nbytes();
+    s.bytes += b;
+    s.bytes_by_dtype[r.info.dtype ? r.info.dtype->name : "?"] += b;
+  }
+  return s;
+}
+
+// State dicts: mappings with string keys whose values are all tensors, found
+// within a few levels of the root (not under the optimizer, whose per-param
+// states look alike but are not state dicts).
+std::vector<StateDictSummary> find_state_dicts(const Opened& o) {
+  std::vector<StateDictSummary> out;
+  CheckpointTensorTest is_tensor(*o.ck);
+  struct Item { const Node* n; std::string path; int depth; };
+  std::vector<Item> stack{{o.ck->root(), "", 0}};
+  std::set<const Node*> seen;
+  std::vector<Item> found;
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    if (!seen.insert(it.n).second) continue;
+    auto* e = pickle::entries_of(it.n);
+    if (!e) continue;
+    bool all = !e->empty();
+    for (auto& [k, v] : *e)
+      if (k->kind != Kind::Str || !is_tensor.is_tensor(v)) all = false;
+    bool is_best = o.best_state && *o.best_state == it.path;
+    if (all || is_best) {
+      found.push_back(it);
+      continue;
+    }
+    if (it.depth >= 4 || it.path == "optimizer") continue;
+    for (auto i = e->rbegin(); i != e->rend(); ++i)
+      stack.push_back({i->second, it.path.empty() ? key_text(i->first) : it.path + "/" + key_text(i->first), it.depth + 1});
+  }
+  for (const Item& it : found) out.push_back(summarize(o, it.path, it.n));
+  return out;
+}
+
+}  // namespace
+
+int cmd_info(const std::string& file, const Common& c) {
+  Opened o = open_checkpoint(file);
+  const torch::Checkpoint& ck = *o.ck;
+  auto sds = find_state_dicts(o);
+  json j;
+  j["file"] = file;
+  j["file_size"] = ck.file().size();
+  j["format"] = torch::to_string(ck.format());
+  j["dialect"] = ck.format() == torch::Format::Zip ? json(torch::to_string(ck.dialect())) : json(nullptr);
+  j["archive"] = ck.format() == torch::Format::Zip ? json(ck.archive_name()) : json(nullptr);
+  j["pickle_bytes"] = ck.pickle_size();
+  json recs = json::array();
+  if (ck.zip())
+    for (const auto& r : ck.zip()->records())
+      recs.push_back({{"name", r.name}, {"size", r.size}, {"crc32", r.crc32}, {"offset", r.data_offset}});
+  j["records"] = recs;
+  j["layout"] = audiocraft::to_string(o.layout);
+  j["best_state"] = o.best_state ? json(*o.best_state) : json(nullptr);
+  json keys = json::array();
+  if (auto* e = pickle::entries_of(ck.root()))
+    for (auto& [k, v] : *e)
+      keys.push_back({{"key", key_text(k)}, {"kind", kind_name(v, ck)}, {"summary", describe(v, ck)}});
+  j["keys"] = keys;
+  json sdj = json::array();
+  for (const auto& s : sds) {
+    json by = json::object();
+    for (auto& [d, b] : s.bytes_by_dtype) by[d] = b;
+    sdj.push_back({{"path", s.path}, {"tensors", s.tensors}, {"parameters", s.parameters}, {"bytes", s.bytes},
+                   {"bytes_by_dtype", by}});
+  }
+  j["state_dicts"] = sdj;
+  if (c.json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("file        %s (%s)\n", file.c_str(), human_bytes(ck.file().size()).c_str());
+  if (ck.format() == torch::Format::Zip)
+    std::printf("format      zip, %s dialect, archive '%s', %zu records\n", torch::to_string(ck.dialect()),
+                ck.archive_name().c_str(), ck.zip()->records().size());
+  else
+    std::printf("format      legacy (torch < 1.6), %zu storages\n", ck.storages().size());
+  std::printf("pickle      %s\n", human_bytes(ck.pickle_size()).c_str());
+  std::printf("layout      %s\n", audiocraft::to_string(o.layout));
+  std::printf("best state  %s\n", o.best_state ? (o.best_state->empty() ? "(the root)" : o.best_state->c_str()) : "none");
+  if (!keys.empty()) {
+    size_t w = 0;
+    for (auto& k : keys) w = std::max(w, k["key"].get<std::string>().size());
+    std::printf("keys\n");
+    for (auto& k : keys)
+      std::printf("  %-*s  %s\n", static_cast<int>(w), k["key"].get<std::string>().c_str(),
+                  k["summary"].get<std::string>().c_str());
+  }
+  if (!sds.empty()) {
+    std::printf("state dicts\n");
+    for (const auto& s : sds) {
+      std::string by;
+      for (auto& [d, b] : s.bytes_by_dtype) by += (by.empty() ? "" : ", ") + d + " " + human_bytes(b);
+      std::printf("  %s: %zu tensors, %s parameters, %s\n", s.path.empty() ? "(root)" : s.path.c_str(), s.tensors,
+                  with_commas(s.parameters).c_str(), by.empty() ? "no data" : by.c_str());
+    }
+  }
+  if (ck.zip()) {
+    const auto& rs = ck.zip()->records();
+    std::printf("records\n");
+    size_t shown = 0;
+    for (const auto& r : rs) {
+      if (shown++ == 8 && rs.size() > 10) {
+        std::printf("  ... %zu more (--json lists all)\n", rs.size() - 8);
+        break;
+      }
+      std::printf("  %-40s %12s\n", r.name.c_str(), human_bytes(r.size).c_str());
+    }
+  }
+  return 0;
+}
+
+namespace {
+
+// Children of a node as ls shows them: mapping entries, sequence items, the
+// keys of a DictConfig / items of a ListConfig, an object's state entries.
+std::vector<std::pair<std::string, const Node*>> children(const Node* n, const torch::Checkpoint& ck) {
+  std::vector<std::pair<std::string, const Node*>> out;
+  if (!n) return out;
+  if (n->kind == Kind::Object) {
+    if (ck.tensor(n)) return out;
+    if (n->is_instance_of("omegaconf.dictconfig", "DictConfig") ||
+        n->is_instance_of("omegaconf.listconfig", "ListConfig")) {
+      const Node* content = n->state ? pickle::get_item(n->state, "_content") : nullptr;
+      if (content) n = content;
+    } else if (n->callable && n->callable->kind == Kind::Global && n->callable->text == "omegaconf.nodes") {
+      return out;
+    }
+  }
+  if (auto* e = pickle::entries_of(n)) {
+    for (auto& [k, v] : *e) out.emplace_back(key_text(k), v);
+  } else if (n->kind == Kind::List || n->kind == Kind::Tuple || n->kind == Kind::Set || n->kind == Kind::FrozenSet) {
+    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
+  } else if (n->kind == Kind::Object) {
+    if (n->state && pickle::entries_of(n->state))
+      for (auto& [k, v] : *pickle::entries_of(n->state)) out.emplace_back(key_text(k), v);
+    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
+  }
+  return out;
+}
+
+bool shared_kind(const Node* n) {
+  return n && (n->kind == Kind::List || n->kind == Kind::Dict || n->kind == Kind::Object ||
+               n->kind == Kind::Set || (n->kind == Kind::Tuple && !n->items.empty()));
+}
+
+// The value a node shows: an OmegaConf value node shows its _val.
+const Node* shown(const Node* n) {
+  if (n && n->kind == Kind::Object && n->callable && n->callable->kind == Kind::Global &&
+      n->callable->text == "omegaconf.nodes" && n->state)
+    if (const Node* v = pickle::get_item(n->state, "_val")) return v;
+  return n;
+}
+
+}  // namespace
+
+int cmd_ls(const std::string& file, const std::string& path, int depth, const Common& c) {
+  Opened o = open_checkpoint(file);
+  const torch::Checkpoint& ck = *o.ck;
+  Node* start = audiocraft::resolve_path(ck.root(), path);
+  if (!start) throw UsageError(file + ": no object at '" + path + "'");
+  std::string base;
+  for (auto& p : audiocraft::split_path(path)) base += (base.empty() ? "" : "/") + p;
+
+  std::map<const Node*, std::string> first_path;
+  struct Item { std::string key, path; const Node* n; int depth; json* parent; };
+  json root_json;
+  std::vector<Item> stack{{base.empty() ? "/" : base, base, start, 0, nullptr}};
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    const Node* n = shown(it.n);
+    std::string ref;
+    if (shared_kind(n)) {
+      auto [pos, fresh] = first_path.emplace(n, it.path);
+      if (!fresh) ref = pos->second;
+    }
+    json entry = {{"key", it.key}, {"path", it.path}, {"kind", kind_name(n, ck)}, {"summary", describe(n, ck)}};
+    if (!ref.empty()) entry["ref"] = ref;
+    if (!c.json) {
+      std::printf("%*s%s: %s%s\n", it.depth * 2, "", it.key.c_str(),
+                  ref.empty() ? describe(n, ck).c_str() : "",
+                  ref.empty() ? "" : ("-> /" + ref + " (same object)").c_str());
+    }
+    json* slot;
+    if (it.parent) {
+      (*it.parent)["children"].push_back(entry);
+      slot = &(*it.parent)["children"].back();
+    } else {
+      root_json = entry;
+      slot = &root_json;
+    }
+    if (!ref.empty() || it.depth >= depth) continue;
+    auto kids = children(n, ck);
+    if (kids.empty()) continue;
+    // Reserved, so that pointers to the children stay valid while it fills.
+    (*slot)["children"] = json::array();
+    (*slot)["children"].get_ref<json::array_t&>().reserve(kids.size());
+    for (auto i = kids.rbegin(); i != kids.rend(); ++i)
+      stack.push_back({i->first, it.path.empty() ? i->first : it.path + "/" + i->first, i->second, it.depth + 1, slot});
+  }
+  if (c.json) std::cout << root_json.dump(2) << "\n";
+  return 0;
+}
+
+int cmd_tensors(const std::string& file, const std::string& state, const std::string& match, const Common& c) {
+  Opened o = open_checkpoint(file);
+  std::string path = state.empty() ? o.default_state_path() : state;
+  const Node* sd = o.state_dict(path);
+  json rows = json::array();
+  std::vector<TensorRow> selected;
+  for (TensorRow& r : o.tensors_of(sd))
+    if (match.empty() || glob_match(match, r.name)) selected.push_back(std::move(r));
+  if (c.json) {
+    for (const TensorRow& r : selected) {
+      const auto& t = r.info;
+      rows.push_back({{"name", r.name},
+                      {"dtype", t.dtype ? t.dtype->name : "?"},
+                      {"shape", t.shape},
+                      {"numel", t.numel()},
+                      {"nbytes", t.nbytes()},
+                      {"stride", t.stride},
+                      {"storage_offset", t.storage_offset},
+                      {"storage", t.storage ? json(t.storage->key) : json(nullptr)},
+                      {"contiguous", t.is_contiguous()},
+                      {"requires_grad", t.requires_grad},
+                      {"parameter", t.is_parameter}});
+    }
+    std::cout << rows.dump(2) << "\n";
+    return 0;
+  }
+  size_t w = 4;
+  for (const TensorRow& r : selected) w = std::max(w, r.name.size());
+  std::printf("%-*s  %-9s  %-20s  %12s  %10s\n", static_cast<int>(w), "name", "dtype", "shape", "numel", "bytes");
+  uint64_t total = 0, params = 0;
+  for (const TensorRow& r : selected) {
+    std::printf("%-*s  %-9s  %-20s  %12s  %10s\n", static_cast<int>(w), r.name.c_str(),
+                r.info.dtype ? r.info.dtype->name : "?", shape_text(r.info.shape).c_str(),
+                with_commas(r.info.numel()).c_str(), human_bytes(r.info.nbytes()).c_str());
+    total += r.info.nbytes();
+    params += r.info.numel();
+  }
+  std::printf("%zu tensors, %s elements, %s (%s)\n", selected.size(), with_commas(params).c_str(),
+              human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
+  return 0;
+}
+
+int cmd_verify(const std::string& file, const Common& c) {
+  std::vector<std::string> problems;
+  std::unique_ptr<torch::Checkpoint> ck;
+  try {
+    ck = torch::Checkpoint::open(Env::Default(), file);
+  } catch (const FormatError& e) {
+    problems.push_back(e.what());
+  }
+  size_t records = 0, tensors = 0;
+  if (ck) {
+    if (const auto* zip = ck->zip()) {
+      for (const auto& r : zip->records()) {
+        ++records;
+        try {
+          uint32_t crc = zip->compute_crc(r);
+          if (crc != r.crc32) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, r.crc32);
+            problems.push_back(file + ": record '" + r.name + "': " + buf);
+          }
+        } catch (const Error& e) {
+          problems.push_back(e.what());
+        }
+      }
+    }
+    for (const auto& [key, s] : ck->storages()) {
+      if (!s.present) {
+        problems.push_back(file + ": storage '" + key + "' has no data record");
+        continue;
+      }
+      if (s.record && s.record->size != s.nbytes())
+        problems.push_back(file + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
+                           " bytes; storage '" + key + "' of " + std::to_string(s.numel) + " " + s.dtype->name +
+                           " needs " + std::to_string(s.nbytes()));
+    }
+    // Every tensor in the graph.
+    std::vector<const Node*> stack{ck->root()};
+    std::set<const Node*> seen;
+    while (!stack.empty()) {
+      const Node* n = stack.back();
+      stack.pop_back();
+      if (!n || !seen.insert(n).second) continue;
+      try {
+        if (auto t = ck->tensor(n)) {
+          ++tensors;
+          std::string p = t->view_problem();
+          if (!p.empty())
+            problems.push_back(file + ": tensor on storage '" + (t->storage ? t->storage->key : "?") + "' " +
+                               shape_text(t->shape) + ": " + p);
+          if (t->outer != t->object) seen.insert(t->object);
+          continue;
+        }
+      } catch (const Error& e) {
+        problems.push_back(file + ": " + e.what());
+        continue;
+      }
+      for (auto* x : {n->callable, n->args, n->kwargs, n->state, n->pid}) stack.push_back(x);
+      for (const Node* x : n->items) stack.push_back(x);
+      for (auto& [k, v] : n->entries) {
+        stack.push_back(k);
+        stack.push_back(v);
+      }
+    }
+  }
+  if (c.json) {
+    json j = {{"file", file}, {"ok", problems.empty()}, {"records", records}, {"tensors", tensors},
+              {"problems", problems}};
+    std::cout << j.dump(2) << "\n";
+  } else if (problems.empty()) {
+    std::printf("%s: ok (%zu records, %zu tensors checked)\n", file.c_str(), records, tensors);
+  } else {
+    for (const auto& p : problems) std::printf("%s\n", p.c_str());
+    std::printf("%s: %zu problem%s found\n", file.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
+  }
+  return problems.empty() ? 0 : 1;
+}
+
+}  // namespace ckpt::cli

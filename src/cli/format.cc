@@ -1,0 +1,170 @@
+#include "cli/format.h"
+
+#include <fnmatch.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace ckpt::cli {
+
+using pickle::Kind;
+using pickle::Node;
+
+std::string human_bytes(uint64_t n) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
+  return buf;
+}
+
+std::string with_commas(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  s += ']';
+  return s;
+}
+
+std::string key_text(const Node* k) {
+  if (!k) return "?";
+  switch (k->kind) {
+    case Kind::Str: return k->text;
+    case Kind::Int: return k->is_big_int() ? "<big int>" : std::to_string(k->integer);
+    case Kind::Bool: return k->boolean ? "True" : "False";
+    case Kind::None: return "None";
+    case Kind::Float: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", k->real);
+      return buf;
+    }
+    default: return k->kind == Kind::Tuple ? "<tuple>" : "<object>";
+  }
+}
+
+namespace {
+
+std::string class_name(const Node* n) {
+  const Node* c = n->callable;
+  if (!c || c->kind != Kind::Global) return "object";
+  std::string mod = c->text;
+  if (mod == "__builtin__" || mod == "builtins") return c->name;
+  if (mod == "collections" || mod.rfind("omegaconf", 0) == 0) return c->name;
+  return mod + "." + c->name;
+}
+
+std::string short_str(const std::string& s) {
+  std::string out = "'";
+  size_t n = 0;
+  for (char ch : s) {
+    if (++n > 60) {
+      out += "...";
+      break;
+    }
+    if (ch == '\n') out += "\\n";
+    else if (ch == '\'') out += "\\'";
+    else out += ch;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+std::string kind_name(const Node* n, const torch::Checkpoint& ck) {
+  if (!n) return "None";
+  switch (n->kind) {
+    case Kind::None: return "None";
+    case Kind::Bool: return "bool";
+    case Kind::Int: return "int";
+    case Kind::Float: return "float";
+    case Kind::Str: return "str";
+    case Kind::Bytes: return "bytes";
+    case Kind::ByteArray: return "bytearray";
+    case Kind::Tuple: return "tuple";
+    case Kind::List: return "list";
+    case Kind::Dict: return "dict";
+    case Kind::Set: return "set";
+    case Kind::FrozenSet: return "frozenset";
+    case Kind::Global: return "global";
+    case Kind::PersId: return "persistent-id";
+    case Kind::Object: break;
+  }
+  try {
+    if (auto t = ck.tensor(n)) return t->is_parameter ? "Parameter" : "tensor";
+  } catch (...) {
+  }
+  if (n->is_instance_of("_codecs", "encode")) return "bytes";
+  if (n->is_instance_of("__builtin__", "set") || n->is_instance_of("builtins", "set")) return "set";
+  return class_name(n);
+}
+
+std::string describe(const Node* n, const torch::Checkpoint& ck) {
+  if (!n) return "None";
+  char buf[64];
+  switch (n->kind) {
+    case Kind::None: return "None";
+    case Kind::Bool: return n->boolean ? "True" : "False";
+    case Kind::Int: return n->is_big_int() ? "int (" + std::to_string(n->text.size() * 8) + "-bit)" : std::to_string(n->integer);
+    case Kind::Float:
+      if (std::isnan(n->real)) return "nan";
+      if (std::isinf(n->real)) return n->real > 0 ? "inf" : "-inf";
+      std::snprintf(buf, sizeof buf, "%.17g", n->real);
+      return buf;
+    case Kind::Str:
+      return n->text.size() > 60 ? "str (" + std::to_string(n->text.size()) + " bytes) " + short_str(n->text)
+                                 : short_str(n->text);
+    case Kind::Bytes:
+    case Kind::ByteArray: return kind_name(n, ck) + " (" + std::to_string(n->text.size()) + " bytes)";
+    case Kind::Tuple:
+    case Kind::List:
+    case Kind::Set:
+    case Kind::FrozenSet: return kind_name(n, ck) + " (" + std::to_string(n->items.size()) + " items)";
+    case Kind::Dict: return "dict (" + std::to_string(n->entries.size()) + " keys)";
+    case Kind::Global: return "global " + n->text + "." + n->name;
+    case Kind::PersId: return "persistent id";
+    case Kind::Object: break;
+  }
+  if (auto t = ck.tensor(n)) {
+    return kind_name(n, ck) + " " + (t->dtype ? t->dtype->name : "?") + " " + shape_text(t->shape);
+  }
+  std::string cls = kind_name(n, ck);
+  if (n->is_instance_of("omegaconf.dictconfig", "DictConfig") ||
+      n->is_instance_of("omegaconf.listconfig", "ListConfig")) {
+    const Node* content = n->state ? pickle::get_item(n->state, "_content") : nullptr;
+    if (content && content->kind == Kind::Dict)
+      return cls + " (" + std::to_string(content->entries.size()) + " keys)";
+    if (content && content->kind == Kind::List)
+      return cls + " (" + std::to_string(content->items.size()) + " items)";
+    return cls;
+  }
+  if (!n->entries.empty() || n->is_instance_of("collections", "OrderedDict"))
+    return cls + " (" + std::to_string(n->entries.size()) + " keys)";
+  if (n->is_instance_of("collections", "defaultdict"))
+    return cls + " (" + std::to_string(n->entries.size()) + " keys)";
+  if (!n->items.empty()) return cls + " (" + std::to_string(n->items.size()) + " items)";
+  return cls + " object";
+}
+
+bool glob_match(const std::string& pattern, const std::string& text) {
+  // Python's fnmatch: no escapes, "*" crosses "/" and leading dots.
+  return fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
+}
+
+}  // namespace ckpt::cli

@@ -1,0 +1,49 @@
+#include "cli/session.h"
+
+#include "cli/format.h"
+#include "util/error.h"
+
+namespace ckpt::cli {
+
+bool CheckpointTensorTest::is_tensor(const pickle::Node* n) const {
+  try {
+    return ck_.tensor(n).has_value();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+Opened open_checkpoint(const std::string& path) {
+  Opened o;
+  o.ck = torch::Checkpoint::open(Env::Default(), path);
+  o.layout = audiocraft::detect_layout(o.ck->root(), CheckpointTensorTest(*o.ck));
+  o.best_state = audiocraft::best_state_path(o.ck->root(), o.layout);
+  return o;
+}
+
+std::string Opened::default_state_path() const {
+  if (!best_state)
+    throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" +
+                     audiocraft::to_string(layout) + "': name one with --state PATH");
+  return *best_state;
+}
+
+pickle::Node* Opened::state_dict(const std::string& path) const {
+  pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
+  if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'");
+  if (!pickle::is_mapping(n))
+    throw UsageError(ck->path() + ": '" + path + "' is not a state dict (" + describe(n, *ck) + ")");
+  return n;
+}
+
+std::vector<TensorRow> Opened::tensors_of(const pickle::Node* mapping) const {
+  std::vector<TensorRow> rows;
+  for (auto& [k, v] : *pickle::entries_of(mapping)) {
+    auto t = ck->tensor(v);
+    if (!t) continue;
+    rows.push_back({key_text(k), v, std::move(*t)});
+  }
+  return rows;
+}
+
+}  // namespace ckpt::cli

@@ -1,0 +1,139 @@
+// A PyTorch checkpoint over the pickle graph: its storages (where their bytes
+// are in the file) and its tensors (views onto storages). Opening reads the
+// central directory and data.pkl only; tensor bytes stay on disk until a save
+// copies them record to record.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "container/zip_reader.h"
+#include "pickle/value.h"
+#include "torch/dtype.h"
+#include "util/env.h"
+
+namespace ckpt::torch {
+
+enum class Format { Zip, Legacy };
+// Which torch wrote the zip: 1.x (storages in lexicographic key order) or
+// 2.x (.format_version, byteorder, numeric order, .data/serialization_id).
+enum class Dialect { Torch1, Torch2 };
+
+const char* to_string(Format f);
+const char* to_string(Dialect d);
+
+struct Storage {
+  std::string key;
+  const DTypeInfo* dtype = nullptr;  // element type of the storage class
+  std::string location;              // "cpu", "cuda:0"
+  uint64_t numel = 0;                // elements, as the persistent id declares
+  uint64_t nbytes() const { return numel * dtype->element_size; }
+
+  // Where the bytes are: a zip record, or an offset in a legacy file.
+  const container::ZipRecord* record = nullptr;
+  uint64_t legacy_offset = 0;
+  bool present = false;  // false: the file has no bytes for this key
+};
+
+struct TensorInfo {
+  const pickle::Node* object = nullptr;  // the tensor object (inside a Parameter)
+  const pickle::Node* outer = nullptr;   // the Parameter, or the tensor itself
+  const Storage* storage = nullptr;
+  const DTypeInfo* dtype = nullptr;
+  int64_t storage_offset = 0;
+  std::vector<int64_t> shape, stride;
+  bool requires_grad = false;
+  bool is_parameter = false;
+
+  uint64_t numel() const;
+  uint64_t nbytes() const { return numel() * dtype->element_size; }
+  bool is_contiguous() const;
+  // Empty when the view fits its storage; else what is wrong.
+  std::string view_problem() const;
+};
+
+struct OpenOptions {
+  uint64_t max_pickle_bytes = uint64_t{1} << 30;
+};
+
+class Checkpoint {
+ public:
+  // Throws FormatError naming the file on anything that is not a readable
+  // checkpoint (with a hint for Git LFS pointers, HTML pages, empty files).
+  static std::unique_ptr<Checkpoint> open(Env& env, const std::string& path,
+                                          const OpenOptions& options = {});
+
+  const std::string& path() const { return path_; }
+  Format format() const { return format_; }
+  Dialect dialect() const { return dialect_; }
+  const std::string& archive_name() const { return archive_name_; }
+  const container::ZipReader* zip() const { return zip_.get(); }
+  RandomAccessFile& file() const;
+  uint64_t pickle_size() const { return pickle_size_; }
+
+  pickle::Graph& graph() { return graph_; }
+  pickle::Node* root() const { return graph_.root; }
+
+  const std::map<std::string, Storage>& storages() const { return storages_; }
+  const Storage* storage(const std::string& key) const;
+
+  // The tensor a node is (a _rebuild_tensor_v2/_v3 object or a Parameter
+  // around one); nullopt for anything else. Throws FormatError for a tensor
+  // whose arguments are malformed.
+  std::optional<TensorInfo> tensor(const pickle::Node* n) const;
+
+ private:
+  Checkpoint() = default;
+  void load_zip(Env& env, const OpenOptions& options);
+  void load_legacy(const OpenOptions& options);
+  void index_storages();
+
+  std::string path_;
+  Format format_ = Format::Zip;
+  Dialect dialect_ = Dialect::Torch1;
+  std::string archive_name_;
+  std::unique_ptr<container::ZipReader> zip_;
+  std::unique_ptr<RandomAccessFile> legacy_file_;
+  pickle::Graph graph_;
+  uint64_t pickle_size_ = 0;
+  std::map<std::string, Storage> storages_;
+};
+
+// Storage bytes rewritten on save (dtype conversion): the new storage class
+// and a function that streams the converted bytes.
+struct StorageTransform {
+  const DTypeInfo* dtype;
+  std::function<void(const Storage& from, const std::function<void(std::string_view)>& sink)> produce;
+};
+
+struct SaveOptions {
+  bool force = false;
+  // Folder name inside the zip; empty: from the output file name, as torch.
+  std::string archive_name;
+  // Dialect of the output; default: the source's (Torch1 for legacy input).
+  std::optional<Dialect> dialect;
+  // Keyed by source storage key.
+  std::map<std::string, StorageTransform> transforms;
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+// What torch.save would write for `root` (a node of source.graph(), possibly
+// edited), written atomically to out_path: storage keys renumbered in
+// first-seen pickling order, unused storages dropped, record layout of the
+// dialect, bytes copied from the source without entering user space.
+void save(Checkpoint& source, const pickle::Node* root, Env& env, const std::string& out_path,
+          const SaveOptions& options = {});
+
+// The same, written to an already open file (for in-place edits and tests).
+void save_to(Checkpoint& source, const pickle::Node* root, WritableFile& out,
+             const std::string& archive_name, const SaveOptions& options = {});
+
+// torch's archive folder for an output path: base name without its last
+// extension ("x/init.th" -> "init").
+std::string archive_name_for(const std::string& path);
+
+}  // namespace ckpt::torch

@@ -1,0 +1,31 @@
+// Torch dtypes as they appear in checkpoints: the storage class a persistent
+// id names (torch.FloatStorage), the dtype global of _rebuild_tensor_v3
+// (torch.float32), and the element size in bytes.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ckpt::torch {
+
+enum class DType : uint8_t {
+  Float64, Float32, Float16, BFloat16, Int64, Int32, Int16, Int8, UInt8, Bool,
+  Complex64, Complex128, QInt8, QUInt8, QInt32, QUInt4x2, QUInt2x4,
+  Float8E5M2, Float8E4M3FN, UInt16, UInt32, UInt64, Untyped,
+};
+
+struct DTypeInfo {
+  DType dtype;
+  const char* name;           // torch's name: "float32"
+  const char* storage_class;  // "FloatStorage" ("" when none)
+  uint32_t element_size;
+  bool is_floating;
+};
+
+const DTypeInfo& info(DType d);
+// From a storage class name ("FloatStorage"); nullptr if unknown.
+const DTypeInfo* from_storage_class(std::string_view name);
+// From torch's dtype attribute name ("float32", also aliases "float", "half").
+const DTypeInfo* from_name(std::string_view name);
+
+}  // namespace ckpt::torch
