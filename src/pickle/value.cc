@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <functional>
+#include <unordered_set>
 
 #include "util/error.h"
 
@@ -145,8 +146,9 @@ bool as_number(const Node* n, double& d, bool& exact_int, int64_t& i) {
 
 }  // namespace
 
-bool key_equal(const Node* a, const Node* b) {
-  if (a == b) return true;
+namespace {
+
+bool scalar_key_equal(const Node* a, const Node* b) {
   double da, db;
   bool ia, ib;
   int64_t xa, xb;
@@ -163,14 +165,37 @@ bool key_equal(const Node* a, const Node* b) {
     case Kind::Str:
     case Kind::Bytes: return a->text == b->text;
     case Kind::Global: return a->text == b->text && a->name == b->name;
-    case Kind::Tuple:
-    case Kind::FrozenSet:
-      if (a->items.size() != b->items.size()) return false;
-      for (size_t i = 0; i < a->items.size(); ++i)
-        if (!key_equal(a->items[i], b->items[i])) return false;
-      return true;
     default: return false;
   }
+}
+
+struct PairHash {
+  size_t operator()(const std::pair<const Node*, const Node*>& p) const {
+    return std::hash<const void*>{}(p.first) * 31 ^ std::hash<const void*>{}(p.second);
+  }
+};
+
+}  // namespace
+
+// Iterative, and each pair of containers is compared once, so deeply nested
+// or widely shared tuples (hostile pickles) cost no stack and no exponential time.
+bool key_equal(const Node* a, const Node* b) {
+  std::vector<std::pair<const Node*, const Node*>> todo{{a, b}};
+  std::unordered_set<std::pair<const Node*, const Node*>, PairHash> seen;
+  while (!todo.empty()) {
+    auto [x, y] = todo.back();
+    todo.pop_back();
+    if (x == y) continue;
+    bool x_seq = x->kind == Kind::Tuple || x->kind == Kind::FrozenSet;
+    if (!x_seq) {
+      if (!scalar_key_equal(x, y)) return false;
+      continue;
+    }
+    if (x->kind != y->kind || x->items.size() != y->items.size()) return false;
+    if (!seen.insert({x, y}).second) continue;
+    for (size_t i = x->items.size(); i-- > 0;) todo.emplace_back(x->items[i], y->items[i]);
+  }
+  return true;
 }
 
 size_t key_hash(const Node* n) {

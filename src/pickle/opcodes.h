@@ -1,0 +1,75 @@
+// Pickle opcodes (CPython's pickletools) and a reader that splits a pickle
+// into instructions, checking every declared length against the data before
+// anything is allocated. Shared by the unpickler and the scanner.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ckpt::pickle {
+
+namespace op {
+inline constexpr uint8_t MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2',
+                         FLOAT = 'F', INT = 'I', BININT = 'J', BININT1 = 'K', LONG = 'L',
+                         BININT2 = 'M', NONE = 'N', PERSID = 'P', BINPERSID = 'Q', REDUCE = 'R',
+                         STRING = 'S', BINSTRING = 'T', SHORT_BINSTRING = 'U', UNICODE = 'V',
+                         BINUNICODE = 'X', APPEND = 'a', BUILD = 'b', GLOBAL = 'c', DICT = 'd',
+                         EMPTY_DICT = '}', APPENDS = 'e', GET = 'g', BINGET = 'h', INST = 'i',
+                         LONG_BINGET = 'j', LIST = 'l', EMPTY_LIST = ']', OBJ = 'o', PUT = 'p',
+                         BINPUT = 'q', LONG_BINPUT = 'r', SETITEM = 's', TUPLE = 't',
+                         EMPTY_TUPLE = ')', SETITEMS = 'u', BINFLOAT = 'G',
+                         // protocol 2
+                         PROTO = 0x80, NEWOBJ = 0x81, EXT1 = 0x82, EXT2 = 0x83, EXT4 = 0x84,
+                         TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, NEWTRUE = 0x88,
+                         NEWFALSE = 0x89, LONG1 = 0x8a, LONG4 = 0x8b,
+                         // protocol 3
+                         BINBYTES = 'B', SHORT_BINBYTES = 'C',
+                         // protocol 4
+                         SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES8 = 0x8e,
+                         EMPTY_SET = 0x8f, ADDITEMS = 0x90, FROZENSET = 0x91, NEWOBJ_EX = 0x92,
+                         STACK_GLOBAL = 0x93, MEMOIZE = 0x94, FRAME = 0x95,
+                         // protocol 5
+                         BYTEARRAY8 = 0x96, NEXT_BUFFER = 0x97, READONLY_BUFFER = 0x98;
+}  // namespace op
+
+// pickletools' name of an opcode ("BINUNICODE"), or nullptr if unknown.
+const char* opcode_name(uint8_t code);
+
+struct Instruction {
+  uint8_t code = 0;
+  size_t offset = 0;      // of the opcode byte
+  std::string_view arg;   // fixed-size bytes, counted payload, or first text line (no '\n')
+  std::string_view arg2;  // second text line of GLOBAL / INST
+};
+
+class OpReader {
+ public:
+  OpReader(std::string_view data, std::string_view source, size_t pos = 0)
+      : data_(data), source_(source), pos_(pos) {}
+
+  // Reads the instruction at pos(). Throws FormatError on an unknown opcode,
+  // a truncated argument or a declared length past the end of the data.
+  Instruction next();
+  size_t pos() const { return pos_; }
+  bool at_end() const { return pos_ >= data_.size(); }
+
+  // Throws FormatError "<source>: offset N: <what>".
+  [[noreturn]] void fail(size_t offset, const std::string& what) const;
+
+ private:
+  std::string_view take(size_t n, const Instruction& ins, const char* what);
+  std::string_view line(const Instruction& ins);
+
+  std::string_view data_;
+  std::string_view source_;
+  size_t pos_;
+};
+
+// Little-endian unsigned of up to 8 bytes.
+inline uint64_t read_le(std::string_view b) {
+  uint64_t v = 0;
+  for (size_t i = b.size(); i-- > 0;) v = (v << 8) | static_cast<uint8_t>(b[i]);
+  return v;
+}
+
+}  // namespace ckpt::pickle

@@ -1,0 +1,270 @@
+#include "pickle/scan.h"
+
+#include <map>
+#include <unordered_map>
+
+#include "pickle/opcodes.h"
+#include "pickle/text.h"
+#include "util/error.h"
+
+namespace ckpt::pickle {
+
+namespace {
+
+// What the scanner knows about a stack value.
+struct Sym {
+  enum Kind : uint8_t { Other, Str, Global, Made } kind = Other;
+  uint32_t index = 0;  // Str: into strings; Global / Made: into uses
+};
+
+class Scanner {
+ public:
+  Scanner(std::string_view data, std::string_view source) : in_(data, source) {}
+
+  std::vector<GlobalUse> run(size_t* end_offset) {
+    for (;;) {
+      Instruction ins = in_.next();
+      at_ = ins.offset;
+      if (ins.code == op::STOP) {
+        pop();
+        if (end_offset) *end_offset = in_.pos();
+        return std::move(uses_);
+      }
+      step(ins);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { in_.fail(at_, what); }
+  size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
+  Sym pop() {
+    if (stack_.size() <= fence()) fail("stack underflow");
+    Sym s = stack_.back();
+    stack_.pop_back();
+    return s;
+  }
+  Sym& top() {
+    if (stack_.size() <= fence()) fail("stack underflow");
+    return stack_.back();
+  }
+  void pop_n(size_t n) {
+    if (stack_.size() < fence() + n) fail("stack underflow");
+    stack_.resize(stack_.size() - n);
+  }
+  // Returns the first value above the mark (Other when none) and drops the rest.
+  Sym pop_mark() {
+    if (marks_.empty()) fail("MARK missing");
+    size_t m = marks_.back();
+    marks_.pop_back();
+    Sym first = stack_.size() > m ? stack_[m] : Sym{};
+    stack_.resize(m);
+    return first;
+  }
+  void push(Sym s) { stack_.push_back(s); }
+  void push_other() { stack_.push_back(Sym{}); }
+  void push_str(std::string s) {
+    strings_.push_back(std::move(s));
+    stack_.push_back(Sym{Sym::Str, static_cast<uint32_t>(strings_.size() - 1)});
+  }
+
+  uint32_t use(std::string module, std::string name) {
+    auto key = std::make_pair(module, name);
+    auto it = by_name_.find(key);
+    if (it != by_name_.end()) return it->second;
+    uses_.push_back(GlobalUse{std::move(module), std::move(name), false, false, false, at_});
+    auto idx = static_cast<uint32_t>(uses_.size() - 1);
+    by_name_.emplace(std::move(key), idx);
+    return idx;
+  }
+
+  void mark_made(Sym callable, bool called) {
+    if (callable.kind != Sym::Global) {
+      push_other();
+      return;
+    }
+    (called ? uses_[callable.index].called : uses_[callable.index].instantiated) = true;
+    push(Sym{Sym::Made, callable.index});
+  }
+
+  uint64_t text_index(std::string_view s) {
+    uint64_t v = 0;
+    if (s.empty()) fail("memo index missing");
+    for (char c : s) {
+      if (c < '0' || c > '9' || v > UINT64_MAX / 16) fail("memo index is not a number");
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return v;
+  }
+  void memo_get(uint64_t idx) {
+    auto it = memo_.find(idx);
+    if (it == memo_.end()) fail("memo index " + std::to_string(idx) + " undefined");
+    push(it->second);
+  }
+
+  void step(const Instruction& ins) {
+    switch (ins.code) {
+      case op::PROTO:
+      case op::FRAME:
+      case op::READONLY_BUFFER: break;
+      case op::MARK: marks_.push_back(stack_.size()); break;
+      case op::POP:
+        if (!marks_.empty() && marks_.back() == stack_.size())
+          marks_.pop_back();
+        else
+          pop();
+        break;
+      case op::POP_MARK: pop_mark(); break;
+      case op::DUP: push(top()); break;
+
+      case op::STRING: {
+        std::string s;
+        if (!decode_string_literal(ins.arg, s).empty()) fail("malformed STRING argument");
+        push_str(std::move(s));
+        break;
+      }
+      case op::UNICODE: {
+        std::string s;
+        if (!decode_raw_unicode_escape(ins.arg, s).empty()) fail("malformed UNICODE argument");
+        push_str(std::move(s));
+        break;
+      }
+      case op::BINSTRING:
+      case op::SHORT_BINSTRING:
+      case op::BINUNICODE:
+      case op::SHORT_BINUNICODE:
+      case op::BINUNICODE8: push_str(std::string(ins.arg)); break;
+
+      case op::INT: case op::LONG: case op::BININT: case op::BININT1: case op::BININT2:
+      case op::LONG1: case op::LONG4: case op::FLOAT: case op::BINFLOAT: case op::NONE:
+      case op::NEWTRUE: case op::NEWFALSE: case op::BINBYTES: case op::SHORT_BINBYTES:
+      case op::BINBYTES8: case op::BYTEARRAY8: case op::EMPTY_TUPLE: case op::EMPTY_LIST:
+      case op::EMPTY_DICT: case op::EMPTY_SET: case op::PERSID: case op::NEXT_BUFFER:
+        push_other();
+        break;
+
+      case op::TUPLE1: case op::TUPLE2: case op::TUPLE3:
+        pop_n(ins.code - op::TUPLE1 + 1);
+        push_other();
+        break;
+      case op::TUPLE: case op::LIST: case op::DICT: case op::FROZENSET:
+        pop_mark();
+        push_other();
+        break;
+      case op::APPEND: pop(); top(); break;
+      case op::SETITEM: pop_n(2); top(); break;
+      case op::APPENDS: case op::SETITEMS: case op::ADDITEMS: pop_mark(); top(); break;
+      case op::BINPERSID: pop(); push_other(); break;
+
+      case op::GLOBAL:
+        push(Sym{Sym::Global, use(std::string(ins.arg), std::string(ins.arg2))});
+        break;
+      case op::STACK_GLOBAL: {
+        Sym name = pop();
+        Sym module = pop();
+        if (name.kind == Sym::Str && module.kind == Sym::Str)
+          push(Sym{Sym::Global, use(strings_[module.index], strings_[name.index])});
+        else
+          push(Sym{Sym::Global, use("?", "?")});
+        break;
+      }
+      case op::EXT1: case op::EXT2: case op::EXT4:
+        push(Sym{Sym::Global, use("?", "?")});  // a registry entry: unknown callable
+        break;
+      case op::INST: {
+        uint32_t g = use(std::string(ins.arg), std::string(ins.arg2));
+        pop_mark();
+        uses_[g].instantiated = true;
+        push(Sym{Sym::Made, g});
+        break;
+      }
+      case op::OBJ: {
+        if (marks_.empty() || stack_.size() <= marks_.back()) fail("OBJ without a class");
+        mark_made(pop_mark(), false);
+        break;
+      }
+      case op::REDUCE: {
+        pop();
+        mark_made(pop(), true);
+        break;
+      }
+      case op::NEWOBJ: {
+        pop();
+        mark_made(pop(), false);
+        break;
+      }
+      case op::NEWOBJ_EX: {
+        pop_n(2);
+        mark_made(pop(), false);
+        break;
+      }
+      case op::BUILD: {
+        pop();
+        Sym& target = top();
+        if (target.kind == Sym::Made || target.kind == Sym::Global) uses_[target.index].built = true;
+        break;
+      }
+
+      case op::PUT: memo_[text_index(ins.arg)] = top(); break;
+      case op::BINPUT:
+      case op::LONG_BINPUT: memo_[read_le(ins.arg)] = top(); break;
+      case op::MEMOIZE: memo_[memo_.size()] = top(); break;
+      case op::GET: memo_get(text_index(ins.arg)); break;
+      case op::BINGET:
+      case op::LONG_BINGET: memo_get(read_le(ins.arg)); break;
+      default: fail("opcode not handled by the scanner");
+    }
+  }
+
+  OpReader in_;
+  size_t at_ = 0;
+  std::vector<Sym> stack_;
+  std::vector<size_t> marks_;
+  std::unordered_map<uint64_t, Sym> memo_;
+  std::vector<std::string> strings_;
+  std::vector<GlobalUse> uses_;
+  std::map<std::pair<std::string, std::string>, uint32_t> by_name_;
+};
+
+}  // namespace
+
+std::vector<GlobalUse> scan_globals(std::string_view data, std::string_view source, size_t* end_offset) {
+  Scanner s(data, source);
+  return s.run(end_offset);
+}
+
+bool is_weights_only_opcode(uint8_t code) {
+  switch (code) {
+    case op::GLOBAL: case op::NEWOBJ: case op::REDUCE: case op::BUILD: case op::APPEND:
+    case op::APPENDS: case op::SETITEM: case op::SETITEMS: case op::MARK: case op::TUPLE:
+    case op::TUPLE1: case op::TUPLE2: case op::TUPLE3: case op::NONE: case op::NEWTRUE:
+    case op::NEWFALSE: case op::EMPTY_TUPLE: case op::EMPTY_LIST: case op::EMPTY_DICT:
+    case op::EMPTY_SET: case op::BININT: case op::BININT1: case op::BININT2: case op::BINFLOAT:
+    case op::BINUNICODE: case op::SHORT_BINSTRING: case op::BINPERSID: case op::BINGET:
+    case op::LONG_BINGET: case op::BINPUT: case op::LONG_BINPUT: case op::LONG1: case op::PROTO:
+    case op::STOP:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<uint8_t> opcodes_used(std::string_view data, std::string_view source) {
+  OpReader in(data, source);
+  bool seen[256] = {};
+  std::vector<uint8_t> used;
+  for (;;) {
+    Instruction ins = in.next();
+    if (!seen[ins.code]) {
+      seen[ins.code] = true;
+      used.push_back(ins.code);
+    }
+    if (ins.code == op::STOP) return used;
+  }
+}
+
+std::string opcode_display_name(uint8_t code) {
+  const char* n = opcode_name(code);
+  return n ? n : "?";
+}
+
+}  // namespace ckpt::pickle

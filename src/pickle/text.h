@@ -1,0 +1,44 @@
+// Text codecs the pickle formats need: UTF-8 validation (with CPython's
+// "surrogatepass"), raw-unicode-escape (protocol 0 UNICODE), Python bytes
+// escapes (protocol 0 STRING), latin-1, and decimal integers of any size.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ckpt::pickle {
+
+// True if `s` is UTF-8; with allow_surrogates, encoded U+D800..U+DFFF are
+// accepted as CPython's surrogatepass error handler does.
+bool valid_utf8(std::string_view s, bool allow_surrogates);
+
+// Appends code point `cp` (<= 0x10FFFF; surrogates encoded as 3 bytes).
+void append_utf8(std::string& out, uint32_t cp);
+
+// Each byte as the code point of the same value, in UTF-8.
+std::string latin1_to_utf8(std::string_view s);
+
+// Decodes CPython's raw-unicode-escape into UTF-8. Returns an error text, or
+// an empty string on success.
+std::string decode_raw_unicode_escape(std::string_view in, std::string& out);
+
+// Decodes the argument of a protocol 0 STRING: a quoted Python bytes literal
+// body ('...' or "...") with backslash escapes. Returns an error text or "".
+std::string decode_string_literal(std::string_view quoted, std::string& out);
+
+// Parses an optionally signed decimal integer of any length (at most
+// kMaxDecimalDigits digits, CPython's int() limit). On success returns "" and
+// sets either `small` (fits int64, big empty) or `big` (minimal little-endian
+// two's complement bytes, as LONG1 stores them).
+inline constexpr size_t kMaxDecimalDigits = 4300;
+std::string parse_decimal(std::string_view text, int64_t& small, std::string& big);
+
+// Normalizes little-endian two's complement bytes: sets `small` and clears
+// `big` when the value fits int64, otherwise leaves the minimal encoding in `big`.
+void normalize_long(std::string& big, int64_t& small);
+
+// Minimal little-endian two's complement encoding of v (empty for 0), as
+// CPython's encode_long.
+std::string encode_long(int64_t v);
+
+}  // namespace ckpt::pickle

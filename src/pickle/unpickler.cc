@@ -1,0 +1,487 @@
+#include "pickle/unpickler.h"
+
+#include <bit>
+#include <charconv>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "pickle/opcodes.h"
+#include "pickle/text.h"
+#include "util/error.h"
+
+namespace ckpt::pickle {
+
+namespace {
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::None: return "None";
+    case Kind::Bool: return "bool";
+    case Kind::Int: return "int";
+    case Kind::Float: return "float";
+    case Kind::Str: return "str";
+    case Kind::Bytes: return "bytes";
+    case Kind::ByteArray: return "bytearray";
+    case Kind::Tuple: return "tuple";
+    case Kind::List: return "list";
+    case Kind::Dict: return "dict";
+    case Kind::Set: return "set";
+    case Kind::FrozenSet: return "frozenset";
+    case Kind::Global: return "global";
+    case Kind::Object: return "object";
+    case Kind::PersId: return "persistent id";
+  }
+  return "?";
+}
+
+struct KeyHash {
+  size_t operator()(const Node* n) const { return key_hash(n); }
+};
+struct KeyEq {
+  bool operator()(const Node* a, const Node* b) const { return key_equal(a, b); }
+};
+// Key -> position in a dict's entries (or a set's items).
+using KeyIndex = std::unordered_map<const Node*, size_t, KeyHash, KeyEq>;
+
+// Below this many entries a linear scan beats building a hash index.
+constexpr size_t kIndexThreshold = 16;
+
+class Machine {
+ public:
+  Machine(std::string_view data, const UnpickleOptions& options)
+      : graph_(options.limits), in_(data, options.source) {}
+
+  Graph run(size_t* end_offset) {
+    for (;;) {
+      Instruction ins = in_.next();
+      at_ = ins.offset;
+      if (ins.code == op::STOP) {
+        graph_.root = pop();
+        if (end_offset) *end_offset = in_.pos();
+        return std::move(graph_);
+      }
+      step(ins);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { in_.fail(at_, what); }
+
+  size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
+
+  Node* pop() {
+    if (stack_.size() <= fence()) fail("stack underflow");
+    Node* n = stack_.back();
+    stack_.pop_back();
+    return n;
+  }
+  Node* top() {
+    if (stack_.size() <= fence()) fail("stack underflow");
+    return stack_.back();
+  }
+  void push(Node* n) { stack_.push_back(n); }
+
+  std::vector<Node*> pop_mark() {
+    if (marks_.empty()) fail("MARK missing");
+    size_t m = marks_.back();
+    marks_.pop_back();
+    std::vector<Node*> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
+    stack_.resize(m);
+    return items;
+  }
+
+  Node* none() { return none_ ? none_ : (none_ = graph_.none()); }
+  Node* boolean(bool b) {
+    Node*& slot = b ? true_ : false_;
+    return slot ? slot : (slot = graph_.boolean(b));
+  }
+
+  Node* make_int_from_long(std::string_view bytes) {
+    std::string big(bytes);
+    int64_t small = 0;
+    normalize_long(big, small);
+    Node* n = graph_.integer(small);
+    n->text = std::move(big);
+    return n;
+  }
+
+  Node* make_int_from_text(std::string_view text, const char* opname) {
+    int64_t small = 0;
+    std::string big;
+    std::string err = parse_decimal(text, small, big);
+    if (!err.empty()) fail(std::string(opname) + ": " + err);
+    Node* n = graph_.integer(small);
+    n->text = std::move(big);
+    return n;
+  }
+
+  // Text of the STRING family: torch.load decodes it as UTF-8.
+  Node* make_legacy_str(std::string_view raw, const char* opname) {
+    if (!valid_utf8(raw, false)) fail(std::string(opname) + " argument is not valid UTF-8");
+    return graph_.str(raw);
+  }
+
+  std::string utf8_line(std::string_view s, const char* what) {
+    if (!valid_utf8(s, false)) fail(std::string(what) + " is not valid UTF-8");
+    return std::string(s);
+  }
+
+  uint64_t memo_index_text(std::string_view s, const char* opname) {
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+      fail(std::string(opname) + " argument is not a memo index");
+    return v;
+  }
+
+  void memo_put(uint64_t index) { memo_[index] = top(); }
+  void memo_get(uint64_t index) {
+    auto it = memo_.find(index);
+    if (it == memo_.end()) fail("memo index " + std::to_string(index) + " undefined");
+    push(it->second);
+  }
+
+  // Python raises TypeError for list / dict / set keys, also inside tuples.
+  void require_hashable(const Node* key) {
+    std::vector<const Node*> todo{key};
+    std::unordered_set<const Node*> seen;
+    while (!todo.empty()) {
+      const Node* n = todo.back();
+      todo.pop_back();
+      switch (n->kind) {
+        case Kind::List:
+        case Kind::Dict:
+        case Kind::Set:
+        case Kind::ByteArray:
+          fail(std::string("unhashable ") + kind_name(n->kind) + " used as a dict key or set item");
+        case Kind::Tuple:
+          if (seen.insert(n).second)
+            for (const Node* c : n->items) todo.push_back(c);
+          break;
+        default: break;
+      }
+    }
+  }
+
+  // Python dict semantics: an equal key keeps its position, takes the value.
+  void set_entry(Node* target, Node* key, Node* value) {
+    require_hashable(key);
+    auto& entries = target->entries;
+    auto idx = indexes_.find(target);
+    if (idx == indexes_.end()) {
+      if (entries.size() < kIndexThreshold) {
+        for (auto& kv : entries)
+          if (key_equal(kv.first, key)) {
+            kv.second = value;
+            return;
+          }
+        entries.emplace_back(key, value);
+        return;
+      }
+      idx = indexes_.emplace(target, std::make_unique<KeyIndex>()).first;
+      for (size_t i = 0; i < entries.size(); ++i) idx->second->emplace(entries[i].first, i);
+    }
+    auto [it, inserted] = idx->second->try_emplace(key, entries.size());
+    if (inserted)
+      entries.emplace_back(key, value);
+    else
+      entries[it->second].second = value;
+  }
+
+  // Python set semantics: an item equal to one already there is dropped.
+  void add_to_set(Node* target, Node* item) {
+    require_hashable(item);
+    auto& items = target->items;
+    auto idx = indexes_.find(target);
+    if (idx == indexes_.end()) {
+      if (items.size() < kIndexThreshold) {
+        for (const Node* n : items)
+          if (key_equal(n, item)) return;
+        items.push_back(item);
+        return;
+      }
+      idx = indexes_.emplace(target, std::make_unique<KeyIndex>()).first;
+      for (size_t i = 0; i < items.size(); ++i) idx->second->emplace(items[i], i);
+    }
+    if (idx->second->try_emplace(item, items.size()).second) items.push_back(item);
+  }
+
+  Node* require_tuple(Node* n, const char* opname, const char* what) {
+    if (n->kind != Kind::Tuple)
+      fail(std::string(opname) + " " + what + " must be a tuple, not " + kind_name(n->kind));
+    return n;
+  }
+
+  void append_items(Node* target, const std::vector<Node*>& values, const char* opname) {
+    if (target->kind != Kind::List && target->kind != Kind::Object)
+      fail(std::string(opname) + " onto a " + kind_name(target->kind));
+    target->items.insert(target->items.end(), values.begin(), values.end());
+  }
+
+  void set_items(Node* target, const std::vector<Node*>& kv, const char* opname) {
+    if (target->kind != Kind::Dict && target->kind != Kind::Object)
+      fail(std::string(opname) + " onto a " + kind_name(target->kind));
+    if (kv.size() % 2) fail(std::string(opname) + " with an odd number of items");
+    for (size_t i = 0; i < kv.size(); i += 2) set_entry(target, kv[i], kv[i + 1]);
+  }
+
+  Node* make_global(std::string_view module, std::string_view name) {
+    return graph_.global(utf8_line(module, "GLOBAL module name"), utf8_line(name, "GLOBAL name"));
+  }
+
+  void step(const Instruction& ins) {
+    switch (ins.code) {
+      case op::PROTO: {
+        auto v = static_cast<uint8_t>(ins.arg[0]);
+        if (v > 5) fail("unsupported pickle protocol " + std::to_string(v));
+        break;
+      }
+      case op::FRAME: break;  // framing only groups opcodes
+      case op::MARK: marks_.push_back(stack_.size()); break;
+      case op::POP:
+        // CPython: a POP right after MARK discards the mark.
+        if (!marks_.empty() && marks_.back() == stack_.size())
+          marks_.pop_back();
+        else
+          pop();
+        break;
+      case op::POP_MARK: pop_mark(); break;
+      case op::DUP: push(top()); break;
+
+      case op::NONE: push(none()); break;
+      case op::NEWTRUE: push(boolean(true)); break;
+      case op::NEWFALSE: push(boolean(false)); break;
+      case op::INT:
+        if (ins.arg == "01")
+          push(boolean(true));
+        else if (ins.arg == "00")
+          push(boolean(false));
+        else
+          push(make_int_from_text(ins.arg, "INT"));
+        break;
+      case op::LONG: {
+        std::string_view t = ins.arg;
+        if (!t.empty() && t.back() == 'L') t.remove_suffix(1);
+        push(make_int_from_text(t, "LONG"));
+        break;
+      }
+      case op::BININT: push(graph_.integer(static_cast<int32_t>(read_le(ins.arg)))); break;
+      case op::BININT1:
+      case op::BININT2: push(graph_.integer(static_cast<int64_t>(read_le(ins.arg)))); break;
+      case op::LONG1:
+      case op::LONG4: push(make_int_from_long(ins.arg)); break;
+      case op::BINFLOAT: {
+        uint64_t bits = 0;
+        for (char c : ins.arg) bits = (bits << 8) | static_cast<uint8_t>(c);
+        push(graph_.real(std::bit_cast<double>(bits)));
+        break;
+      }
+      case op::FLOAT: {
+        std::string_view t = ins.arg;
+        if (!t.empty() && t[0] == '+') t.remove_prefix(1);
+        double v = 0;
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (ec != std::errc() || p != t.data() + t.size() || t.empty())
+          fail("FLOAT argument is not a float");
+        push(graph_.real(v));
+        break;
+      }
+
+      case op::STRING: {
+        std::string raw;
+        std::string err = decode_string_literal(ins.arg, raw);
+        if (!err.empty()) fail(err);
+        push(make_legacy_str(raw, "STRING"));
+        break;
+      }
+      case op::BINSTRING: push(make_legacy_str(ins.arg, "BINSTRING")); break;
+      case op::SHORT_BINSTRING: push(make_legacy_str(ins.arg, "SHORT_BINSTRING")); break;
+      case op::UNICODE: {
+        std::string s;
+        std::string err = decode_raw_unicode_escape(ins.arg, s);
+        if (!err.empty()) fail("UNICODE: " + err);
+        push(graph_.str(s));
+        break;
+      }
+      case op::BINUNICODE:
+      case op::SHORT_BINUNICODE:
+      case op::BINUNICODE8:
+        if (!valid_utf8(ins.arg, true))
+          fail(std::string(opcode_name(ins.code)) + " argument is not valid UTF-8");
+        push(graph_.str(ins.arg));
+        break;
+      case op::BINBYTES:
+      case op::SHORT_BINBYTES:
+      case op::BINBYTES8: push(graph_.bytes(ins.arg)); break;
+      case op::BYTEARRAY8: {
+        Node* n = graph_.make(Kind::ByteArray);
+        n->text = ins.arg;
+        push(n);
+        break;
+      }
+      case op::NEXT_BUFFER:
+      case op::READONLY_BUFFER:
+        fail(std::string(opcode_name(ins.code)) + " (out-of-band buffers) is not supported");
+
+      case op::EMPTY_TUPLE: push(graph_.tuple()); break;
+      case op::TUPLE1:
+      case op::TUPLE2:
+      case op::TUPLE3: {
+        size_t n = ins.code - op::TUPLE1 + 1;
+        if (stack_.size() < fence() + n) fail("stack underflow");
+        std::vector<Node*> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+        stack_.resize(stack_.size() - n);
+        push(graph_.tuple(std::move(items)));
+        break;
+      }
+      case op::TUPLE: push(graph_.tuple(pop_mark())); break;
+      case op::EMPTY_LIST: push(graph_.list()); break;
+      case op::LIST: push(graph_.list(pop_mark())); break;
+      case op::EMPTY_DICT: push(graph_.dict()); break;
+      case op::DICT: {
+        std::vector<Node*> kv = pop_mark();
+        Node* d = graph_.dict();
+        set_items(d, kv, "DICT");
+        push(d);
+        break;
+      }
+      case op::EMPTY_SET: push(graph_.make(Kind::Set)); break;
+      case op::FROZENSET: {
+        std::vector<Node*> items = pop_mark();
+        Node* s = graph_.make(Kind::FrozenSet);
+        for (Node* item : items) add_to_set(s, item);
+        indexes_.erase(s);  // immutable from here on
+        push(s);
+        break;
+      }
+      case op::ADDITEMS: {
+        std::vector<Node*> items = pop_mark();
+        Node* s = top();
+        if (s->kind != Kind::Set) fail(std::string("ADDITEMS onto a ") + kind_name(s->kind));
+        for (Node* item : items) add_to_set(s, item);
+        break;
+      }
+      case op::APPEND: {
+        Node* v = pop();
+        append_items(top(), {v}, "APPEND");
+        break;
+      }
+      case op::APPENDS: {
+        std::vector<Node*> items = pop_mark();
+        append_items(top(), items, "APPENDS");
+        break;
+      }
+      case op::SETITEM: {
+        Node* v = pop();
+        Node* k = pop();
+        set_items(top(), {k, v}, "SETITEM");
+        break;
+      }
+      case op::SETITEMS: {
+        std::vector<Node*> kv = pop_mark();
+        set_items(top(), kv, "SETITEMS");
+        break;
+      }
+
+      case op::GLOBAL: push(make_global(ins.arg, ins.arg2)); break;
+      case op::STACK_GLOBAL: {
+        Node* name = pop();
+        Node* module = pop();
+        if (name->kind != Kind::Str || module->kind != Kind::Str)
+          fail("STACK_GLOBAL requires str operands");
+        push(graph_.global(module->text, name->text));
+        break;
+      }
+      case op::EXT1:
+      case op::EXT2:
+      case op::EXT4:
+        fail(std::string(opcode_name(ins.code)) + " (extension registry) is not supported");
+      case op::REDUCE: {
+        Node* args = require_tuple(pop(), "REDUCE", "argument");
+        Node* callable = pop();
+        push(graph_.object(How::Reduce, callable, args));
+        break;
+      }
+      case op::NEWOBJ: {
+        Node* args = require_tuple(pop(), "NEWOBJ", "argument");
+        Node* cls = pop();
+        push(graph_.object(How::NewObj, cls, args));
+        break;
+      }
+      case op::NEWOBJ_EX: {
+        Node* kwargs = pop();
+        if (kwargs->kind != Kind::Dict)
+          fail(std::string("NEWOBJ_EX keyword arguments must be a dict, not ") + kind_name(kwargs->kind));
+        Node* args = require_tuple(pop(), "NEWOBJ_EX", "argument");
+        Node* cls = pop();
+        Node* obj = graph_.object(How::NewObjEx, cls, args);
+        obj->kwargs = kwargs;
+        push(obj);
+        break;
+      }
+      case op::INST: {
+        Node* cls = make_global(ins.arg, ins.arg2);
+        push(graph_.object(How::Reduce, cls, graph_.tuple(pop_mark())));
+        break;
+      }
+      case op::OBJ: {
+        std::vector<Node*> items = pop_mark();
+        if (items.empty()) fail("OBJ without a class");
+        Node* cls = items.front();
+        items.erase(items.begin());
+        push(graph_.object(How::Reduce, cls, graph_.tuple(std::move(items))));
+        break;
+      }
+      case op::BUILD: {
+        Node* state = pop();
+        Node* obj = top();
+        if (obj->kind != Kind::Object) fail(std::string("BUILD onto a ") + kind_name(obj->kind));
+        // CPython's pickler writes BUILD twice (same state object) only for
+        // an object reached again through its own constructor arguments.
+        if (obj->state && obj->state != state) fail("BUILD applied twice to one object");
+        obj->state = state;
+        break;
+      }
+      case op::PERSID: {
+        for (char c : ins.arg)
+          if (static_cast<uint8_t>(c) >= 0x80) fail("PERSID argument is not ASCII");
+        push(graph_.persid(graph_.str(ins.arg)));
+        break;
+      }
+      case op::BINPERSID: push(graph_.persid(pop())); break;
+
+      case op::PUT: memo_put(memo_index_text(ins.arg, "PUT")); break;
+      case op::BINPUT:
+      case op::LONG_BINPUT: memo_put(read_le(ins.arg)); break;
+      case op::MEMOIZE: memo_put(memo_.size()); break;
+      case op::GET: memo_get(memo_index_text(ins.arg, "GET")); break;
+      case op::BINGET:
+      case op::LONG_BINGET: memo_get(read_le(ins.arg)); break;
+      default: fail(std::string("opcode ") + (opcode_name(ins.code) ? opcode_name(ins.code) : "?") +
+                    " not handled");
+    }
+  }
+
+  Graph graph_;
+  OpReader in_;
+  size_t at_ = 0;  // offset of the instruction being run
+  std::vector<Node*> stack_;
+  std::vector<size_t> marks_;
+  std::unordered_map<uint64_t, Node*> memo_;
+  std::unordered_map<const Node*, std::unique_ptr<KeyIndex>> indexes_;
+  Node* none_ = nullptr;
+  Node* true_ = nullptr;
+  Node* false_ = nullptr;
+};
+
+}  // namespace
+
+Graph unpickle(std::string_view data, const UnpickleOptions& options, size_t* end_offset) {
+  Machine m(data, options);
+  return m.run(end_offset);
+}
+
+}  // namespace ckpt::pickle
