@@ -1,0 +1,83 @@
+#include "pickle/allowlist.h"
+
+#include <array>
+#include <string>
+
+namespace ckpt::pickle {
+
+namespace {
+
+std::string_view py3_module(std::string_view module) {
+  return module == "__builtin__" ? std::string_view("builtins") : module;
+}
+
+template <size_t N>
+bool contains(const std::array<std::string_view, N>& list, std::string_view v) {
+  for (auto s : list)
+    if (s == v) return true;
+  return false;
+}
+
+constexpr std::array<std::string_view, 11> kTorchFixed{
+    "collections.OrderedDict", "collections.Counter", "torch.nn.parameter.Parameter",
+    "torch.serialization._get_layout", "torch.Size", "torch.Tensor", "torch.device",
+    "_codecs.encode", "builtins.bytearray", "builtins.set", "builtins.complex"};
+
+constexpr std::array<std::string_view, 14> kRebuildFunctions{
+    "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+    "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
+    "_rebuild_xla_tensor", "_rebuild_mtia_tensor", "_rebuild_meta_tensor_no_storage",
+    "_rebuild_nested_tensor", "_rebuild_device_tensor_from_cpu_tensor",
+    "_rebuild_device_tensor_from_numpy", "_rebuild_wrapper_subclass"};
+
+// torch.<name> globals: dtypes, storage and tensor classes, quantization schemes.
+constexpr std::array<std::string_view, 74> kTorchNames{
+    // dtypes
+    "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long",
+    "int32", "int", "int16", "short", "int8", "uint8", "bool", "complex64", "cfloat",
+    "complex128", "cdouble", "complex32", "chalf", "qint8", "quint8", "qint32", "quint4x2",
+    "quint2x4", "float8_e5m2", "float8_e4m3fn", "float8_e5m2fnuz", "float8_e4m3fnuz", "uint16",
+    "uint32", "uint64", "bits8", "bits16",
+    // storage classes
+    "DoubleStorage", "FloatStorage", "HalfStorage", "BFloat16Storage", "LongStorage", "IntStorage",
+    "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage", "ComplexFloatStorage",
+    "ComplexDoubleStorage", "QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage",
+    "QUInt2x4Storage", "UntypedStorage", "TypedStorage",
+    // tensor classes
+    "DoubleTensor", "FloatTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "IntTensor",
+    "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor",
+    // quantization schemes
+    "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
+    "per_channel_affine_float_qparams",
+    // layouts / memory formats
+    "strided", "sparse_coo", "contiguous_format"};
+
+constexpr std::array<std::string_view, 18> kAudiocraftExtra{
+    "omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig",
+    "omegaconf.base.Metadata", "omegaconf.base.ContainerMetadata", "omegaconf.nodes.AnyNode",
+    "omegaconf.nodes.StringNode", "omegaconf.nodes.IntegerNode", "omegaconf.nodes.FloatNode",
+    "omegaconf.nodes.BooleanNode", "omegaconf.nodes.EnumNode", "omegaconf.nodes.BytesNode",
+    "omegaconf.nodes.PathNode", "typing.Any", "collections.defaultdict", "builtins.dict",
+    "builtins.list", "builtins.int", "builtins.long"};
+
+}  // namespace
+
+bool torch_weights_only_allows(std::string_view module, std::string_view name) {
+  module = py3_module(module);
+  std::string full = std::string(module) + "." + std::string(name);
+  if (contains(kTorchFixed, full)) return true;
+  if (module == "torch._utils") return contains(kRebuildFunctions, name);
+  if (module == "torch._tensor") return name == "_rebuild_from_type_v2";
+  if (module == "torch") return contains(kTorchNames, name);
+  return false;
+}
+
+bool audiocraft_allows(std::string_view module, std::string_view name) {
+  if (torch_weights_only_allows(module, name)) return true;
+  module = py3_module(module);
+  std::string full = std::string(module) + "." + std::string(name);
+  if (full == "builtins.set" || full == "builtins.frozenset") return true;
+  return contains(kAudiocraftExtra, full);
+}
+
+}  // namespace ckpt::pickle
