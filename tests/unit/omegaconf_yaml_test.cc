@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "omegaconf_golden.h"
+#include "data/omegaconf/golden.h"
 #include "util/error.h"
 
 using namespace ckpt::omegaconf;
