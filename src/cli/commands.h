@@ -1,23 +1,30 @@
-// The commands behind the CLI. Each takes its parsed options, prints to
-// stdout, and returns the exit code; errors are thrown as ckpt::Error.
+// The commands behind the CLI. Each group of commands lives in its own file
+// and registers its subcommands on the app; a command prints to stdout and
+// stores its exit code in the context; errors are thrown as ckpt::Error.
 #pragma once
-#include <cstdint>
-#include <optional>
 #include <string>
-#include <vector>
+
+namespace CLI {
+class App;
+}
 
 namespace ckpt::cli {
 
+struct Context {
+  int exit_code = 0;
+};
+
+// Options most commands share.
 struct Common {
   bool json = false;
   bool quiet = false;
   bool force = false;
 };
 
-int cmd_info(const std::string& file, const Common& c);
-int cmd_ls(const std::string& file, const std::string& path, int depth, const Common& c);
-int cmd_tensors(const std::string& file, const std::string& state, const std::string& match, const Common& c);
-int cmd_rewrite(const std::string& file, const std::string& out, const Common& c);
-int cmd_verify(const std::string& file, const Common& c);
+void register_inspect_commands(CLI::App& app, Context& ctx);  // info ls tensors verify
+void register_write_commands(CLI::App& app, Context& ctx);    // rewrite edit export wrap bundle sanitize
+void register_config_commands(CLI::App& app, Context& ctx);   // cfg
+void register_scan_commands(CLI::App& app, Context& ctx);     // scan
+void register_tools_commands(CLI::App& app, Context& ctx);    // diff stats safetensors from-safetensors
 
 }  // namespace ckpt::cli

@@ -1,5 +1,6 @@
 // info, ls, tensors, verify: read-only commands. They read the central
 // directory and data.pkl only (verify also streams every record for CRCs).
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -73,6 +74,8 @@ std::vector<StateDictSummary> find_state_dicts(const Opened& o) {
 }
 
 }  // namespace
+
+namespace {
 
 int cmd_info(const std::string& file, const Common& c) {
   Opened o = open_checkpoint(file);
@@ -360,6 +363,41 @@ int cmd_verify(const std::string& file, const Common& c) {
     std::printf("%s: %zu problem%s found\n", file.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
   }
   return problems.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+void register_inspect_commands(CLI::App& app, Context& ctx) {
+  struct Args {
+    Common common;
+    std::string file, path, state, match;
+    int depth = 2;
+  };
+  auto a = std::make_shared<Args>();
+  auto file_arg = [&](CLI::App* sub) {
+    sub->add_option("FILE", a->file, "checkpoint")->required();
+    sub->add_flag("--json", a->common.json, "machine-readable JSON output");
+  };
+
+  auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
+  file_arg(info);
+  info->callback([a, &ctx] { ctx.exit_code = cmd_info(a->file, a->common); });
+
+  auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
+  file_arg(ls);
+  ls->add_option("PATH", a->path, "e.g. best_state/model or history/3/train");
+  ls->add_option("--depth", a->depth, "levels to expand (default 2)")->check(CLI::NonNegativeNumber);
+  ls->callback([a, &ctx] { ctx.exit_code = cmd_ls(a->file, a->path, a->depth, a->common); });
+
+  auto* tensors = app.add_subcommand("tensors", "one row per tensor of a state dict (default: the best state)");
+  file_arg(tensors);
+  tensors->add_option("--state", a->state, "path of the state dict");
+  tensors->add_option("--match", a->match, "fnmatch glob on tensor names");
+  tensors->callback([a, &ctx] { ctx.exit_code = cmd_tensors(a->file, a->state, a->match, a->common); });
+
+  auto* verify = app.add_subcommand("verify", "check CRCs, storage sizes and tensor views; exit 1 on a problem");
+  file_arg(verify);
+  verify->callback([a, &ctx] { ctx.exit_code = cmd_verify(a->file, a->common); });
 }
 
 }  // namespace ckpt::cli

@@ -1,19 +1,207 @@
-// Commands that write a checkpoint.
-#include <cstdio>
+// Commands that write checkpoints: rewrite, edit, export, wrap, bundle,
+// sanitize. Every output goes through torch::save (atomic, torch's layout).
+#include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "audiocraft/operations.h"
 #include "cli/commands.h"
 #include "cli/session.h"
+#include "omegaconf/override.h"
 #include "util/error.h"
 
 namespace ckpt::cli {
 
-int cmd_rewrite(const std::string& file, const std::string& out, const Common& c) {
-  Opened o = open_checkpoint(file);
+namespace {
+
+struct WriteArgs {
+  Common common;
+  std::string file, out;
+  bool in_place = false;
+  std::vector<std::string> overrides, keep, drop, renames, states;
+  bool strict = false;
+  std::string version, compression = audiocraft::kDefaultCompression;
+};
+
+void say(const Common& c, const std::string& line) {
+  if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std::string& out, const Common& c) {
   torch::SaveOptions so;
   so.force = c.force;
-  torch::save(*o.ck, o.ck->root(), Env::Default(), out, so);
-  if (!c.quiet) std::fprintf(stderr, "wrote %s\n", out.c_str());
+  torch::save(ck, root, Env::Default(), out, so);
+}
+
+int cmd_rewrite(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  save_checkpoint(*o.ck, o.ck->root(), a.out, a.common);
+  say(a.common, "wrote " + a.out);
   return 0;
+}
+
+int cmd_edit(const WriteArgs& a) {
+  if (a.in_place == !a.out.empty()) throw UsageError("edit needs exactly one of -o OUT and --in-place");
+  std::vector<omegaconf::Override> overrides;
+  for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
+  audiocraft::KeySurgery surgery;
+  surgery.keep = a.keep;
+  surgery.drop = a.drop;
+  surgery.strict = a.strict;
+  for (const auto& r : a.renames) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos) throw UsageError("--rename '" + r + "': expected REGEX=REPLACEMENT");
+    surgery.renames.emplace_back(r.substr(0, eq), r.substr(eq + 1));
+  }
+
+  Opened o = open_checkpoint(a.file);
+  pickle::Graph& g = o.ck->graph();
+  audiocraft::apply_overrides(g, o.ck->root(), overrides);
+  if (!overrides.empty()) say(a.common, "xp.cfg: " + std::to_string(overrides.size()) + " override(s) applied");
+  if (!surgery.empty()) {
+    std::vector<std::string> states = a.states;
+    if (states.empty()) states.push_back(o.default_state_path());
+    for (const auto& path : states) {
+      auto report = audiocraft::apply_surgery(g, o.state_dict(path), surgery, path);
+      say(a.common, (path.empty() ? std::string("(root)") : path) + ": " + std::to_string(report.before) +
+                        " keys, " + std::to_string(report.dropped) + " dropped, " + std::to_string(report.renamed) +
+                        " renamed");
+    }
+  }
+  if (a.in_place) {
+    // A complete new file beside the input, renamed over it: at every
+    // instant the path holds the whole old or the whole new checkpoint.
+    torch::SaveOptions so;
+    so.force = true;
+    so.archive_name = o.ck->format() == torch::Format::Zip ? o.ck->archive_name() : "";
+    torch::save(*o.ck, o.ck->root(), Env::Default(), a.file, so);
+    say(a.common, "updated " + a.file);
+  } else {
+    save_checkpoint(*o.ck, o.ck->root(), a.out, a.common);
+    say(a.common, "wrote " + a.out);
+  }
+  return 0;
+}
+
+int cmd_export(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  std::optional<std::string> version;
+  if (!a.version.empty()) version = a.version;
+  pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
+  save_checkpoint(*o.ck, root, a.out, a.common);
+  say(a.common, "wrote " + a.out + " (exported from " + *o.best_state + ")");
+  return 0;
+}
+
+int cmd_wrap(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
+  save_checkpoint(*o.ck, root, a.out, a.common);
+  say(a.common, "wrote " + a.out);
+  return 0;
+}
+
+int cmd_bundle(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  std::optional<std::string> version;
+  if (!a.version.empty()) version = a.version;
+  pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
+  std::string v = pickle::get_item(root, "version")->text;
+
+  struct stat st;
+  if (::stat(a.out.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw UsageError(a.out + " exists and is not a directory");
+  } else if (::mkdir(a.out.c_str(), 0755) != 0) {
+    throw IoError(a.out + ": mkdir: " + std::strerror(errno), errno);
+  }
+  std::string lm = a.out + "/state_dict.bin", comp = a.out + "/compression_state_dict.bin";
+  if (!a.common.force)
+    for (const auto& p : {lm, comp})
+      if (Env::Default().exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
+
+  // The compression model: a checkpoint to export, or a pretrained name.
+  std::unique_ptr<Opened> comp_ck;
+  if (Env::Default().exists(a.compression)) comp_ck = std::make_unique<Opened>(open_checkpoint(a.compression));
+  save_checkpoint(*o.ck, root, lm, a.common);
+  if (comp_ck) {
+    pickle::Node* croot = audiocraft::make_export(comp_ck->ck->graph(), comp_ck->ck->root(), comp_ck->layout, version);
+    save_checkpoint(*comp_ck->ck, croot, comp, a.common);
+  } else {
+    pickle::Node* proot = audiocraft::make_pointer(o.ck->graph(), a.compression, v);
+    save_checkpoint(*o.ck, proot, comp, a.common);
+  }
+  say(a.common, "wrote " + lm + " and " + comp);
+  return 0;
+}
+
+int cmd_sanitize(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  auto result = audiocraft::make_sanitized(o.ck->graph(), o.ck->root());
+  if (!result.refused.empty()) {
+    for (const auto& r : result.refused) std::printf("%s\n", r.c_str());
+    std::fprintf(stderr, "ckpt: %s: %zu global(s) outside torch's weights_only allowlist; nothing written\n",
+                 a.file.c_str(), result.refused.size());
+    return 1;
+  }
+  save_checkpoint(*o.ck, result.root, a.out, a.common);
+  say(a.common, "wrote " + a.out);
+  return 0;
+}
+
+}  // namespace
+
+void register_write_commands(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<WriteArgs>();
+  auto io = [&](CLI::App* sub, bool output_required) {
+    sub->add_option("FILE", a->file, "input checkpoint")->required();
+    auto* o = sub->add_option("-o,--output", a->out, "output file");
+    if (output_required) o->required();
+    sub->add_flag("--force", a->common.force, "overwrite an existing output");
+    sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
+  };
+  auto bind = [&](CLI::App* sub, int (*fn)(const WriteArgs&)) {
+    sub->callback([a, &ctx, fn] { ctx.exit_code = fn(*a); });
+  };
+
+  auto* rewrite = app.add_subcommand("rewrite", "load and save unchanged, as torch.save would");
+  io(rewrite, true);
+  bind(rewrite, cmd_rewrite);
+
+  auto* edit = app.add_subcommand("edit", "Hydra overrides on xp.cfg and key surgery on state dicts");
+  io(edit, false);
+  edit->add_option("OVERRIDES", a->overrides, "key=value, +key=value, ++key=value, ~key");
+  edit->add_flag("--in-place", a->in_place, "replace FILE atomically");
+  edit->add_option("--keep", a->keep, "keep only keys matching this glob (repeatable)");
+  edit->add_option("--drop", a->drop, "drop keys matching this glob (repeatable)");
+  edit->add_option("--rename", a->renames, "REGEX=REPLACEMENT on key names (repeatable)");
+  edit->add_option("--state", a->states, "state dict to edit (repeatable; default: the best state)");
+  edit->add_flag("--strict", a->strict, "a glob or regex that matches no key is an error");
+  bind(edit, cmd_edit);
+
+  auto* exp = app.add_subcommand("export", "AudioCraft's export: best_state, xp.cfg as YAML, version, exported");
+  io(exp, true);
+  exp->add_option("--version", a->version, "version string (default: the input's, else " +
+                                                std::string(audiocraft::kDefaultVersion) + ")");
+  bind(exp, cmd_export);
+
+  auto* wrap = app.add_subcommand("wrap", "turn an exported checkpoint back into the training layout");
+  io(wrap, true);
+  bind(wrap, cmd_wrap);
+
+  auto* bundle = app.add_subcommand("bundle", "a folder MusicGen.get_pretrained(DIR) loads");
+  io(bundle, true);
+  bundle->add_option("--compression", a->compression,
+                     "compression checkpoint to export, or a pretrained name (default facebook/encodec_32khz)");
+  bundle->add_option("--version", a->version, "version string");
+  bind(bundle, cmd_bundle);
+
+  auto* sanitize = app.add_subcommand("sanitize", "make a checkpoint torch >= 2.6 loads with weights_only=True");
+  io(sanitize, true);
+  bind(sanitize, cmd_sanitize);
 }
 
 }  // namespace ckpt::cli

@@ -1,0 +1,219 @@
+#include "audiocraft/operations.h"
+
+#include <fnmatch.h>
+
+#include <map>
+#include <regex>
+#include <set>
+
+#include "omegaconf/dictconfig.h"
+#include "omegaconf/yaml.h"
+#include "pickle/allowlist.h"
+#include "util/error.h"
+
+namespace ckpt::audiocraft {
+
+using pickle::Kind;
+using pickle::Node;
+
+namespace {
+
+constexpr const char* kConfigKey = "xp.cfg";
+
+Node* config_node(const Node* root) {
+  Node* cfg = pickle::get_item(root, kConfigKey);
+  if (!cfg) throw UsageError("the checkpoint has no 'xp.cfg'");
+  return cfg;
+}
+
+bool glob(const std::string& pattern, const std::string& text) {
+  return fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
+}
+
+}  // namespace
+
+omegaconf::Value config_tree(const Node* root) {
+  const Node* cfg = config_node(root);
+  if (cfg->kind == Kind::Str) return omegaconf::parse_yaml(cfg->text);
+  if (omegaconf::is_config_node(cfg)) return omegaconf::to_value(cfg);
+  throw UsageError("'xp.cfg' is neither a DictConfig nor a YAML string");
+}
+
+std::string config_yaml(const Node* root) { return omegaconf::to_yaml(config_tree(root)); }
+
+void apply_overrides(pickle::Graph& g, Node* root, const std::vector<omegaconf::Override>& overrides) {
+  if (overrides.empty()) return;
+  Node* cfg = config_node(root);
+  if (cfg->kind == Kind::Str) {
+    omegaconf::Value tree = omegaconf::parse_yaml(cfg->text);
+    for (const auto& o : overrides) omegaconf::apply_override(tree, o);
+    pickle::set_item(g, root, kConfigKey, g.str(omegaconf::to_yaml(tree)));
+    return;
+  }
+  if (!omegaconf::is_config_node(cfg)) throw UsageError("'xp.cfg' is neither a DictConfig nor a YAML string");
+  for (const auto& o : overrides) omegaconf::apply_override(g, cfg, o);
+}
+
+SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, const std::string& where) {
+  auto* entries = pickle::entries_of(sd);
+  if (!entries) throw UsageError("'" + where + "' is not a state dict");
+  SurgeryReport report;
+  report.before = entries->size();
+  auto key_of = [&](const Node* k) -> std::string {
+    if (k->kind != Kind::Str) throw UsageError("state dict '" + where + "' has a key that is not a string");
+    return k->text;
+  };
+  auto check_used = [&](const char* flag, const std::string& pattern, size_t hits) {
+    if (s.strict && hits == 0)
+      throw UsageError(std::string(flag) + " '" + pattern + "' matches no key of '" + where + "'");
+  };
+
+  std::vector<std::pair<Node*, Node*>> kept;
+  if (!s.keep.empty()) {
+    std::vector<size_t> hits(s.keep.size());
+    for (auto& kv : *entries) {
+      bool keep = false;
+      for (size_t i = 0; i < s.keep.size(); ++i)
+        if (glob(s.keep[i], key_of(kv.first))) {
+          keep = true;
+          ++hits[i];
+        }
+      if (keep) kept.push_back(kv);
+    }
+    for (size_t i = 0; i < s.keep.size(); ++i) check_used("--keep", s.keep[i], hits[i]);
+  } else {
+    kept = *entries;
+  }
+  if (!s.drop.empty()) {
+    std::vector<size_t> hits(s.drop.size());
+    std::vector<std::pair<Node*, Node*>> rest;
+    for (auto& kv : kept) {
+      bool drop = false;
+      for (size_t i = 0; i < s.drop.size(); ++i)
+        if (glob(s.drop[i], key_of(kv.first))) {
+          drop = true;
+          ++hits[i];
+        }
+      if (!drop) rest.push_back(kv);
+    }
+    for (size_t i = 0; i < s.drop.size(); ++i) check_used("--drop", s.drop[i], hits[i]);
+    kept = std::move(rest);
+  }
+  report.dropped = report.before - kept.size();
+  if (!s.renames.empty()) {
+    std::vector<std::regex> res;
+    for (auto& [pattern, repl] : s.renames) {
+      try {
+        res.emplace_back(pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        throw UsageError("--rename '" + pattern + "=" + repl + "': invalid regular expression: " + e.what());
+      }
+    }
+    std::vector<size_t> hits(res.size());
+    std::map<std::string, std::string> origin;  // new key -> old key
+    for (auto& kv : kept) {
+      std::string old = key_of(kv.first), name = old;
+      for (size_t i = 0; i < res.size(); ++i) {
+        if (!std::regex_search(name, res[i])) continue;
+        ++hits[i];
+        name = std::regex_replace(name, res[i], s.renames[i].second);
+      }
+      auto [it, fresh] = origin.emplace(name, old);
+      if (!fresh)
+        throw UsageError("--rename makes '" + it->second + "' and '" + old + "' both '" + name + "' in '" + where + "'");
+      if (name != old) {
+        kv.first = g.str(name);  // a new string: the old one may be shared elsewhere
+        ++report.renamed;
+      }
+    }
+    for (size_t i = 0; i < res.size(); ++i) check_used("--rename", s.renames[i].first, hits[i]);
+  }
+  *entries = std::move(kept);
+  return report;
+}
+
+std::optional<std::string> version_of(const Node* root) {
+  const Node* v = pickle::get_item(root, "version");
+  if (v && v->kind == Kind::Str) return v->text;
+  return std::nullopt;
+}
+
+pickle::Node* make_export(pickle::Graph& g, Node* root, Layout layout, const std::optional<std::string>& version) {
+  if (layout != Layout::Training && layout != Layout::Exported)
+    throw UsageError(std::string("export needs an AudioCraft training or exported checkpoint, not '") +
+                     to_string(layout) + "'");
+  auto path = best_state_path(root, layout);
+  Node* best = resolve_path(root, *path);
+  if (!best || !pickle::is_mapping(best)) throw UsageError("no best state at '" + *path + "'");
+  std::string yaml = config_yaml(root);
+  Node* out = g.dict();
+  pickle::set_item(g, out, "best_state", best);
+  pickle::set_item(g, out, kConfigKey, g.str(yaml));
+  pickle::set_item(g, out, "version", g.str(version.value_or(version_of(root).value_or(kDefaultVersion))));
+  pickle::set_item(g, out, "exported", g.boolean(true));
+  return out;
+}
+
+pickle::Node* make_wrap(pickle::Graph& g, Node* root, Layout layout) {
+  if (layout != Layout::Exported)
+    throw UsageError(std::string("wrap needs an exported checkpoint, not '") + to_string(layout) + "'");
+  Node* best = pickle::get_item(root, "best_state");
+  omegaconf::Value tree = config_tree(root);
+  if (tree.type != omegaconf::Value::Type::Map) throw UsageError("'xp.cfg' is not a mapping");
+  Node* out = g.dict();
+  Node* best_state = g.dict();
+  pickle::set_item(g, best_state, "model", best);
+  pickle::set_item(g, out, "best_state", best_state);
+  pickle::set_item(g, out, "fsdp_best_state", g.dict());
+  pickle::set_item(g, out, kConfigKey, omegaconf::build_dictconfig(g, tree));
+  return out;
+}
+
+pickle::Node* make_pointer(pickle::Graph& g, const std::string& name, const std::string& version) {
+  Node* out = g.dict();
+  pickle::set_item(g, out, "pretrained", g.str(name));
+  pickle::set_item(g, out, "exported", g.boolean(true));
+  pickle::set_item(g, out, "version", g.str(version));
+  return out;
+}
+
+Sanitized make_sanitized(pickle::Graph& g, Node* root) {
+  Sanitized result;
+  result.root = root;
+  if (Node* cfg = pickle::get_item(root, kConfigKey); cfg && omegaconf::is_config_node(cfg))
+    pickle::set_item(g, root, kConfigKey, g.str(config_yaml(root)));
+  // Walk what is reachable now; the old DictConfig is not.
+  struct Item { Node* n; std::string path; };
+  std::vector<Item> stack{{root, ""}};
+  std::set<const Node*> seen;
+  std::set<std::string> reported;
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    Node* n = it.n;
+    if (!n || !seen.insert(n).second) continue;
+    if (n->is_instance_of("collections", "defaultdict")) {
+      // defaultdict(factory, {...}) -> a dict with the same items.
+      n->kind = Kind::Dict;
+      n->callable = n->args = n->kwargs = n->state = nullptr;
+    }
+    if (n->kind == Kind::Global && !pickle::torch_weights_only_allows(n->text, n->name)) {
+      std::string what = n->text + "." + n->name;
+      if (reported.insert(what).second)
+        result.refused.push_back(what + " (at /" + it.path + ")");
+    }
+    auto child = [&](Node* c, const std::string& key) {
+      stack.push_back({c, it.path.empty() ? key : it.path + "/" + key});
+    };
+    for (Node* c : {n->callable, n->args, n->kwargs, n->state, n->pid})
+      if (c) stack.push_back({c, it.path});
+    for (size_t i = 0; i < n->items.size(); ++i) child(n->items[i], std::to_string(i));
+    for (auto& [k, v] : n->entries) {
+      child(k, "");
+      child(v, k->kind == Kind::Str ? k->text : (k->kind == Kind::Int ? std::to_string(k->integer) : "?"));
+    }
+  }
+  return result;
+}
+
+}  // namespace ckpt::audiocraft

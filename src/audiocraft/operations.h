@@ -1,0 +1,71 @@
+// The operations AudioCraft users do by hand with torch and OmegaConf, done
+// on the pickle graph: config overrides, state-dict key surgery, export,
+// wrap, the compression pointer, and the weights_only sanitizer. Each builds
+// or edits nodes of the checkpoint's own graph; torch::save writes the result.
+#pragma once
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "audiocraft/layout.h"
+#include "omegaconf/override.h"
+#include "omegaconf/value.h"
+#include "pickle/value.h"
+
+namespace ckpt::audiocraft {
+
+// The AudioCraft version written when the input names none (README).
+inline constexpr const char* kDefaultVersion = "1.4.0a2";
+inline constexpr const char* kDefaultCompression = "facebook/encodec_32khz";
+
+// xp.cfg as a plain tree, whether it is a pickled DictConfig or a YAML
+// string. Throws UsageError when the checkpoint has no xp.cfg.
+omegaconf::Value config_tree(const pickle::Node* root);
+// OmegaConf.to_yaml(xp.cfg).
+std::string config_yaml(const pickle::Node* root);
+
+// Applies Hydra overrides to xp.cfg in order: on a DictConfig graph in place,
+// on a YAML string by re-emitting it as to_yaml would.
+void apply_overrides(pickle::Graph& g, pickle::Node* root, const std::vector<omegaconf::Override>& overrides);
+
+struct KeySurgery {
+  std::vector<std::string> keep, drop;                      // fnmatch globs
+  std::vector<std::pair<std::string, std::string>> renames;  // ECMAScript regex, replacement
+  bool strict = false;  // a glob or regex that matches nothing is an error
+  bool empty() const { return keep.empty() && drop.empty() && renames.empty(); }
+};
+
+struct SurgeryReport {
+  size_t before = 0, dropped = 0, renamed = 0;
+};
+
+// --keep, then --drop, then --rename on one state dict (a mapping); its
+// _metadata is left as it is. `where` names the state in messages.
+SurgeryReport apply_surgery(pickle::Graph& g, pickle::Node* state_dict, const KeySurgery& s,
+                            const std::string& where);
+
+// export_lm / export_encodec: {best_state, xp.cfg (YAML), version, exported}.
+pickle::Node* make_export(pickle::Graph& g, pickle::Node* root, Layout layout,
+                          const std::optional<std::string>& version);
+
+// The training layout around an exported checkpoint:
+// {best_state: {model: sd}, fsdp_best_state: {}, xp.cfg: OmegaConf.create(yaml)}.
+pickle::Node* make_wrap(pickle::Graph& g, pickle::Node* root, Layout layout);
+
+// {pretrained: name, exported: True, version: v}.
+pickle::Node* make_pointer(pickle::Graph& g, const std::string& name, const std::string& version);
+
+struct Sanitized {
+  pickle::Node* root = nullptr;
+  std::vector<std::string> refused;  // "module.name (at path)" for globals torch would refuse
+};
+
+// xp.cfg (DictConfig) becomes its YAML text, defaultdicts become dicts; any
+// other global outside torch's weights_only allowlist is reported.
+Sanitized make_sanitized(pickle::Graph& g, pickle::Node* root);
+
+// The version string of the input, if it has one.
+std::optional<std::string> version_of(const pickle::Node* root);
+
+}  // namespace ckpt::audiocraft
