@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The single test command (also what CI runs, via .ci/run):
+#   1. installs missing Debian packages (scripts/lib.sh),
+#   2. builds build/ and runs its unit tests (ctest) and the e2e suite (pytest),
+#   3. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there.
+# Exits non-zero if any step failed; the last line is a summary.
+# Environment: CKPT_JOBS (build parallelism, default 2), CKPT_SKIP_ASAN=1 to
+# skip step 3, CKPT_PYTEST_ARGS (extra pytest arguments).
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+PYTHON=/usr/bin/python3   # Debian's python: has torch and omegaconf
+export CI="${CI:-true}"
+export PYTHONDONTWRITEBYTECODE=1
+# ASan's leak checker needs ptrace, which containers often deny; make UBSan loud.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+results=()
+failed=0
+record() {  # record NAME STATUS
+  if [ "$2" -eq 0 ]; then
+    results+=("$1: ok")
+  else
+    results+=("$1: FAILED ($2)")
+    failed=1
+  fi
+}
+
+summary() {
+  echo
+  echo "== summary"
+  local line
+  for line in "${results[@]}"; do echo "   $line"; done
+  if [ "$failed" -eq 0 ]; then
+    echo "ALL PASSED"
+  else
+    echo "SOME FAILED"
+  fi
+}
+
+ckpt_install_deps </dev/null
+record "install" $?
+
+# run_suite NAME BUILD_DIR [cmake args...]: build, ctest, pytest.
+run_suite() {
+  local name="$1" dir="$2"
+  shift 2
+  if ! ckpt_build "$dir" "$@"; then
+    record "$name build" 1
+    return
+  fi
+  record "$name build" 0
+  ckpt_log "$name: unit tests (ctest)"
+  ctest --test-dir "$dir" --output-on-failure -j"$CKPT_JOBS" </dev/null
+  record "$name unit tests" $?
+  ckpt_log "$name: end-to-end tests (pytest, CKPT_BIN=$dir/ckpt)"
+  # shellcheck disable=SC2086
+  CKPT_BIN="$PWD/$dir/ckpt" "$PYTHON" -m pytest -q -p no:cacheprovider tests/e2e \
+    ${CKPT_PYTEST_ARGS:-} </dev/null
+  record "$name e2e tests" $?
+}
+
+if [ "$failed" -eq 0 ]; then
+  run_suite "release" build
+  if [ "${CKPT_SKIP_ASAN:-0}" != 1 ]; then
+    run_suite "asan" build-asan -DCKPT_SANITIZE=ON
+  fi
+fi
+
+summary
+exit "$failed"
