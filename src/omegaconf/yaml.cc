@@ -1364,9 +1364,9 @@ Value resolve_plain_scalar(std::string_view text) {
 
 namespace detail {
 // Exposed for tests.
-std::string python_float_repr_for_test(double d) { return python_float_repr(d); }
-bool python_float_accepts_for_test(std::string_view s) { return python_float_accepts(s); }
-bool python_int_accepts_for_test(std::string_view s) { return python_int_accepts(s); }
+std::string python_float_repr(double d) { return omegaconf::python_float_repr(d); }
+bool python_float_accepts(std::string_view s) { return omegaconf::python_float_accepts(s); }
+bool python_int_accepts(std::string_view s) { return omegaconf::python_int_accepts(s); }
 }  // namespace detail
 
 }  // namespace ckpt::omegaconf

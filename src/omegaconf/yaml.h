@@ -27,8 +27,8 @@ Value resolve_plain_scalar(std::string_view text);
 }  // namespace ckpt::omegaconf
 
 namespace ckpt::omegaconf::detail {
-// Python's repr(float), float(s) and int(s) acceptance; exposed for tests.
-std::string python_float_repr_for_test(double d);
-bool python_float_accepts_for_test(std::string_view s);
-bool python_int_accepts_for_test(std::string_view s);
+// Python's repr(float), and whether float(s) / int(s) accept s.
+std::string python_float_repr(double d);
+bool python_float_accepts(std::string_view s);
+bool python_int_accepts(std::string_view s);
 }  // namespace ckpt::omegaconf::detail

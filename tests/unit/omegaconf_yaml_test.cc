@@ -104,14 +104,14 @@ TEST(OmegaconfYaml, ResolvePlainScalar) {
 }
 
 TEST(OmegaconfYaml, PythonFloatRepr) {
-  using detail::python_float_repr_for_test;
-  EXPECT_EQ(python_float_repr_for_test(1e-5), "1e-05");
-  EXPECT_EQ(python_float_repr_for_test(1e-4), "0.0001");
-  EXPECT_EQ(python_float_repr_for_test(1e16), "1e+16");
-  EXPECT_EQ(python_float_repr_for_test(1234567890123456.0), "1234567890123456.0");
-  EXPECT_EQ(python_float_repr_for_test(0.1), "0.1");
-  EXPECT_EQ(python_float_repr_for_test(-0.0), "-0.0");
-  EXPECT_EQ(python_float_repr_for_test(1.0 / 3), "0.3333333333333333");
-  EXPECT_EQ(python_float_repr_for_test(5e-324), "5e-324");
-  EXPECT_EQ(python_float_repr_for_test(1.5e300), "1.5e+300");
+  using detail::python_float_repr;
+  EXPECT_EQ(python_float_repr(1e-5), "1e-05");
+  EXPECT_EQ(python_float_repr(1e-4), "0.0001");
+  EXPECT_EQ(python_float_repr(1e16), "1e+16");
+  EXPECT_EQ(python_float_repr(1234567890123456.0), "1234567890123456.0");
+  EXPECT_EQ(python_float_repr(0.1), "0.1");
+  EXPECT_EQ(python_float_repr(-0.0), "-0.0");
+  EXPECT_EQ(python_float_repr(1.0 / 3), "0.3333333333333333");
+  EXPECT_EQ(python_float_repr(5e-324), "5e-324");
+  EXPECT_EQ(python_float_repr(1.5e300), "1.5e+300");
 }

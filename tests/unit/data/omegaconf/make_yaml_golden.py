@@ -14,6 +14,7 @@ TREE is a prefix encoding, tokens separated by spaces:
     M<n> (n key/value pairs follow)  S<n> (n items follow)  N  B0 B1  I<decimal>
     F<float.hex()>  T<utf-8 hex, surrogatepass>
 dictconfig_golden.txt: NAME  TEXT_HEX  PICKLE_HEX  (pickle.dumps(OmegaConf.create(text), protocol=2))
+    and edit:NAME  TEXT_HEX  PICKLE_HEX  OVERRIDE_HEX: the pickle after the Python edit matching OVERRIDE
 """
 import math
 import os
@@ -21,7 +22,7 @@ import pickle
 import sys
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from omegaconf._utils import get_omega_conf_dumper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -173,6 +174,58 @@ DICTCONFIG_TEXTS = [
 ]
 
 
+EXAMPLE = DICTCONFIG_TEXTS[0][1]
+
+
+def edit_set_value(c):
+    c.optim.lr = 0.1
+
+
+def edit_force_add(c):
+    with open_dict(c):
+        c.optim.new = 5
+
+
+def edit_add_nested(c):
+    with open_dict(c):
+        c.a = {}
+        c.a.b = {}
+        c.a.b.c = 1
+
+
+def edit_delete(c):
+    del c.optim["betas"]
+
+
+def edit_set_list(c):
+    c.optim.betas = [1, 2]
+
+
+def edit_delete_list_item(c):
+    del c.optim.betas[0]
+
+
+def edit_set_dict(c):
+    c.nothing = {"x": "y", "z": [1]}
+
+
+def edit_set_str(c):
+    c.name = "plain text"
+
+
+# name, override text (as the C++ side applies it), Python edit
+EDITS = [
+    ("set_value", "optim.lr=0.1", edit_set_value),
+    ("force_add", "++optim.new=5", edit_force_add),
+    ("add_nested", "+a.b.c=1", edit_add_nested),
+    ("delete", "~optim.betas", edit_delete),
+    ("set_list", "optim.betas=[1,2]", edit_set_list),
+    ("delete_list_item", "~optim.betas.0", edit_delete_list_item),
+    ("set_dict", "nothing={x: y, z: [1]}", edit_set_dict),
+    ("set_str", "name=plain text", edit_set_str),
+]
+
+
 def dump_scalar(x):
     return yaml.dump(x, Dumper=get_omega_conf_dumper(), default_flow_style=False, allow_unicode=True,
                      sort_keys=False)
@@ -214,6 +267,11 @@ def main():
     for name, text in DICTCONFIG_TEXTS:
         data = pickle.dumps(OmegaConf.create(text), protocol=2)
         lines.append("\t".join([name, text.encode().hex(), data.hex()]))
+    for name, override, edit in EDITS:
+        cfg = OmegaConf.create(EXAMPLE)
+        edit(cfg)
+        lines.append("\t".join(["edit:" + name, EXAMPLE.encode().hex(), pickle.dumps(cfg, protocol=2).hex(),
+                                override.encode().hex()]))
     with open(os.path.join(HERE, "dictconfig_golden.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
