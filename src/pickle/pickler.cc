@@ -392,7 +392,8 @@ class Writer {
       write_get(it->second);
       return;
     }
-    std::vector<Step> seq;
+    std::vector<Step>& seq = scratch_;  // save_node never nests: reuse one buffer
+    seq.clear();
     switch (n->kind) {
       case Kind::Str:
         write_str(n->text);
@@ -528,6 +529,7 @@ class Writer {
   const PickleOptions& options_;
   std::string out_;
   std::vector<Step> steps_;
+  std::vector<Step> scratch_;
   std::unordered_map<const Node*, uint32_t> memo_;
   std::unordered_map<std::string, uint32_t> key_memo_;
   std::unordered_map<const Node*, std::vector<size_t>> in_progress_;
