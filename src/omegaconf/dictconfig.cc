@@ -584,15 +584,22 @@ Value to_value(const pickle::Node* config) {
     const Node* node;
     Value* out;
     std::string path;
+    size_t depth;
   };
+  // Value trees are copied and destroyed recursively: bound their depth as
+  // the YAML parser does.
+  constexpr size_t kMaxDepth = 512;
   Value root;
-  std::vector<Task> tasks{{config, &root, ""}};
+  std::vector<Task> tasks{{config, &root, "", 0}};
   std::unordered_set<const Node*> seen;
   while (!tasks.empty()) {
     Task t = std::move(tasks.back());
     tasks.pop_back();
     const Node* n = t.node;
     if (is_config_node(n)) {
+      if (t.depth >= kMaxDepth)
+        throw FormatError("config key '" + t.path + "': configs nested deeper than " + std::to_string(kMaxDepth) +
+                          " levels");
       if (!seen.insert(n).second)
         throw FormatError("config key '" + t.path + "': a config node is reached twice (cycle or shared node)");
       const Node* content = state_get(n, "_content");
@@ -609,14 +616,14 @@ Value to_value(const pickle::Node* config) {
           const auto& [k, c] = content->entries[i];
           std::string path = join_path(t.path, key_text(k));
           t.out->map[i].first = scalar_value(k, path);
-          tasks.push_back({c, &t.out->map[i].second, path});
+          tasks.push_back({c, &t.out->map[i].second, path, t.depth + 1});
         }
       } else {
         if (content->kind != Kind::List) throw FormatError("config key '" + t.path + "': ListConfig _content is not a list");
         *t.out = Value::empty_seq();
         t.out->seq.resize(content->items.size());
         for (size_t i = 0; i < content->items.size(); ++i)
-          tasks.push_back({content->items[i], &t.out->seq[i], join_path(t.path, std::to_string(i))});
+          tasks.push_back({content->items[i], &t.out->seq[i], join_path(t.path, std::to_string(i)), t.depth + 1});
       }
     } else if (is_value_node(n)) {
       *t.out = scalar_value(state_get(n, "_val"), t.path);

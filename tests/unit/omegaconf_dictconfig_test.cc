@@ -160,6 +160,18 @@ TEST(OmegaconfDictConfig, ToValueRefusesCycles) {
   EXPECT_THROW(to_value(g.root), FormatError);
 }
 
+TEST(OmegaconfDictConfig, ToValueRefusesDeepNesting) {
+  pickle::Graph g;
+  g.root = build_dictconfig(g, parse_yaml("a: 1\n"));
+  Node* cur = g.root;
+  for (int i = 0; i < 2000; ++i) {
+    Node* child = build_dictconfig(g, parse_yaml("a: 1\n"));
+    pickle::get_item(cur->state, "_content")->entries.emplace_back(g.str("n"), child);
+    cur = child;
+  }
+  EXPECT_THROW(to_value(g.root), FormatError);
+}
+
 TEST(OmegaconfDictConfig, Select) {
   Value tree = parse_yaml("a:\n  b: [10, {c: 3}]\n1: one\n");
   EXPECT_TRUE(*select(tree, "a.b.0") == Value::of_int(10));
