@@ -159,3 +159,18 @@ def test_manifest_matches_fixture_list(manifest):
     assert [e["name"] for e in FIXTURE_ENTRIES] == list(manifest)
     for entry in manifest.values():
         assert entry["size"] < 2_000_000, entry
+
+
+def test_committed_example_is_reproducible(tmp_path):
+    """examples/musicgen_tiny_training.th is exactly what make_fixtures.py --example writes."""
+    import os
+    import subprocess
+    import sys
+    from conftest import MAKE_FIXTURES, REPO_ROOT
+    committed = os.path.join(REPO_ROOT, "examples", "musicgen_tiny_training.th")
+    fresh = tmp_path / "musicgen_tiny_training.th"
+    subprocess.run([sys.executable, MAKE_FIXTURES, "--example", str(fresh)], check=True,
+                   stdin=subprocess.DEVNULL)
+    with open(committed, "rb") as f:
+        assert f.read() == fresh.read_bytes()
+    assert fresh.stat().st_size < 500_000
