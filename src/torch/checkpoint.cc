@@ -294,6 +294,33 @@ std::optional<TensorInfo> Checkpoint::tensor(const Node* n) const {
   return t;
 }
 
+std::unique_ptr<Checkpoint> Checkpoint::create(const std::string& path, Dialect dialect) {
+  std::unique_ptr<Checkpoint> ck(new Checkpoint);
+  ck->path_ = path;
+  ck->format_ = Format::Zip;
+  ck->dialect_ = dialect;
+  ck->archive_name_ = archive_name_for(path);
+  return ck;
+}
+
+const Storage& Checkpoint::add_external_storage(const std::string& key, const DTypeInfo* dtype,
+                                                const std::string& location, uint64_t numel,
+                                                std::shared_ptr<RandomAccessFile> file, uint64_t offset) {
+  if (!dtype || !file) throw UsageError(path_ + ": external storage '" + key + "' without a dtype or file");
+  auto [it, fresh] = storages_.try_emplace(key);
+  if (!fresh) throw UsageError(path_ + ": storage key '" + key + "' is already in use");
+  Storage& s = it->second;
+  s.key = key;
+  s.dtype = dtype;
+  s.location = location;
+  s.numel = numel;
+  s.present = true;
+  s.legacy_offset = offset;
+  s.external_file = file.get();
+  external_files_.push_back(std::move(file));
+  return s;
+}
+
 std::string archive_name_for(const std::string& path) {
   // As PyTorchStreamWriter's basename(): after the last separator, before the last dot.
   size_t start = 0;
@@ -394,7 +421,8 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
         }
         done += s.nbytes();
       } else {
-        zw.add_copy(name, source.file(), s.legacy_offset, s.nbytes(), std::nullopt);
+        zw.add_copy(name, s.external_file ? *s.external_file : source.file(), s.legacy_offset, s.nbytes(),
+                    std::nullopt);
         done += s.nbytes();
       }
       if (options.progress) options.progress(done, total);

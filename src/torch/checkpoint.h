@@ -37,6 +37,9 @@ struct Storage {
   const container::ZipRecord* record = nullptr;
   uint64_t legacy_offset = 0;
   bool present = false;  // false: the file has no bytes for this key
+  // Set for storages whose bytes lie in another file, at legacy_offset
+  // (Checkpoint::add_external_storage: safetensors data, for instance).
+  RandomAccessFile* external_file = nullptr;
 };
 
 struct TensorInfo {
@@ -86,6 +89,16 @@ class Checkpoint {
   // whose arguments are malformed.
   std::optional<TensorInfo> tensor(const pickle::Node* n) const;
 
+  // A checkpoint built in memory rather than read: an empty graph for the
+  // caller to fill, storages from add_external_storage. `path` names it in
+  // messages; save() writes it in `dialect`'s layout.
+  static std::unique_ptr<Checkpoint> create(const std::string& path, Dialect dialect = Dialect::Torch1);
+  // Registers storage `key` whose numel * element_size bytes lie in `file`
+  // at `offset`; the checkpoint keeps the file open. Persistent ids naming
+  // `key` then save with these bytes. Throws UsageError if the key is taken.
+  const Storage& add_external_storage(const std::string& key, const DTypeInfo* dtype, const std::string& location,
+                                      uint64_t numel, std::shared_ptr<RandomAccessFile> file, uint64_t offset);
+
  private:
   Checkpoint() = default;
   void load_zip(Env& env, const OpenOptions& options);
@@ -101,6 +114,7 @@ class Checkpoint {
   pickle::Graph graph_;
   uint64_t pickle_size_ = 0;
   std::map<std::string, Storage> storages_;
+  std::vector<std::shared_ptr<RandomAccessFile>> external_files_;
 };
 
 // Storage bytes rewritten on save (dtype conversion): the new storage class
