@@ -174,12 +174,15 @@ class Scanner {
         uint32_t g = use(std::string(ins.arg), std::string(ins.arg2));
         pop_mark();
         uses_[g].instantiated = true;
+        uses_[g].called = true;
         push(Sym{Sym::Made, g});
         break;
       }
       case op::OBJ: {
         if (marks_.empty() || stack_.size() <= marks_.back()) fail("OBJ without a class");
-        mark_made(pop_mark(), false);
+        Sym cls = pop_mark();
+        if (cls.kind == Sym::Global) uses_[cls.index].called = true;
+        mark_made(cls, false);
         break;
       }
       case op::REDUCE: {

@@ -11,8 +11,8 @@ namespace ckpt::pickle {
 
 struct GlobalUse {
   std::string module, name;  // "?" "?" when not resolvable (non-str STACK_GLOBAL operands, EXT*)
-  bool called = false;        // REDUCE with it as the callable
-  bool instantiated = false;  // NEWOBJ / NEWOBJ_EX / INST / OBJ with it as the class
+  bool called = false;        // invoked: REDUCE callable, or INST / OBJ class (they call it too)
+  bool instantiated = false;  // NEWOBJ / NEWOBJ_EX / INST / OBJ class
   bool built = false;         // BUILD on an object it made (or on the global itself)
   size_t first_offset = 0;    // offset of the first opcode that names it
 };

