@@ -40,12 +40,18 @@ ckpt_install_deps() {
   "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || return 1
 }
 
-# ckpt_build DIR [extra cmake args...]: configures and builds DIR.
+# ckpt_build DIR [extra cmake args...]: configures and builds DIR. With
+# CKPT_KEEP_GOING=1, builds every target it can even after one fails (so the
+# tests of the layers that did build can still run); the status is still 1.
 ckpt_build() {
   local dir="$1"
   shift
   ckpt_log "configure $dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" </dev/null || return 1
   ckpt_log "build $dir (-j$CKPT_JOBS)"
-  cmake --build "$dir" -j"$CKPT_JOBS" </dev/null
+  if [ "${CKPT_KEEP_GOING:-0}" = 1 ]; then
+    cmake --build "$dir" -j"$CKPT_JOBS" -- -k </dev/null
+  else
+    cmake --build "$dir" -j"$CKPT_JOBS" </dev/null
+  fi
 }
