@@ -164,6 +164,12 @@ void ZipWriter::add_stream(
   write_descriptor(entries_.back());
 }
 
+void ZipWriter::list_existing(std::string_view name, uint64_t header_offset, uint64_t size,
+                              uint32_t crc) {
+  if (finished_) throw Error("zip writer: record '" + std::string(name) + "' listed after finish()");
+  entries_.push_back(Entry{archive_name_ + "/" + std::string(name), header_offset, size, crc});
+}
+
 void ZipWriter::finish() {
   if (finished_) throw Error("zip writer: finish() called twice");
   finished_ = true;

@@ -30,6 +30,12 @@ class ZipWriter {
   void add_stream(std::string_view name, uint64_t n,
                   const std::function<void(const std::function<void(std::string_view)>&)>& produce);
 
+  // Lists in the central directory a record that is already in the output
+  // at header_offset (written earlier by a torch-like writer: STORED, flags
+  // as this writer sets them), without writing anything now. In-place
+  // updates use it to keep existing records where they are.
+  void list_existing(std::string_view name, uint64_t header_offset, uint64_t size, uint32_t crc);
+
   // Writes the central directory and end records. No record may follow.
   void finish();
 

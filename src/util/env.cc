@@ -165,6 +165,48 @@ class PosixWritableFile final : public WritableFile {
   uint64_t offset_ = 0;
 };
 
+class PosixRandomRWFile final : public RandomRWFile {
+ public:
+  PosixRandomRWFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixRandomRWFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void write_at(uint64_t offset, std::string_view data) override {
+    if (fd_ < 0) throw_errno(path_, "write", EBADF);
+    size_t done = 0;
+    while (done < data.size()) {
+      size_t want = std::min(data.size() - done, kMaxIoChunk);
+      ssize_t put = ::pwrite(fd_, data.data() + done, want, static_cast<off_t>(offset + done));
+      if (put < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, "write", errno);
+      }
+      done += static_cast<size_t>(put);
+    }
+  }
+
+  void sync() override {
+    if (fd_ < 0) throw_errno(path_, "fsync", EBADF);
+    while (::fsync(fd_) != 0) {
+      if (errno != EINTR) throw_errno(path_, "fsync", errno);
+    }
+  }
+
+  void close() override {
+    if (fd_ < 0) return;
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0 && errno != EINTR) throw_errno(path_, "close", errno);
+  }
+
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
 class PosixEnv final : public Env {
  public:
   std::unique_ptr<RandomAccessFile> open_read(const std::string& path) override {
@@ -193,6 +235,15 @@ class PosixEnv final : public Env {
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) throw_errno(path, "create", errno);
     return std::make_unique<PosixWritableFile>(path, fd);
+  }
+
+  std::unique_ptr<RandomRWFile> open_update(const std::string& path) override {
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw_errno(path, "open", errno);
+    return std::make_unique<PosixRandomRWFile>(path, fd);
   }
 
   void rename(const std::string& from, const std::string& to) override {
@@ -233,6 +284,10 @@ std::string temp_path_for(const std::string& final_path, uint64_t counter) {
 }
 
 }  // namespace
+
+std::unique_ptr<RandomRWFile> Env::open_update(const std::string& path) {
+  throw_errno(path, "open for update", ENOTSUP);
+}
 
 Env& Env::Default() {
   static PosixEnv env;

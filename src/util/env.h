@@ -41,6 +41,20 @@ class WritableFile {
   virtual void close() = 0;
 };
 
+// A file opened for writing at chosen offsets without truncation: the seam
+// for in-place updates (torch/in_place.h), which extend a file and overwrite
+// a few bytes of it in a crash-safe order.
+class RandomRWFile {
+ public:
+  virtual ~RandomRWFile() = default;
+  // Writes all of data at offset (extending the file when past its end; a
+  // gap reads as zeros).
+  virtual void write_at(uint64_t offset, std::string_view data) = 0;
+  virtual void sync() = 0;
+  virtual void close() = 0;
+  virtual const std::string& path() const = 0;
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -53,6 +67,9 @@ class Env {
   virtual void remove(const std::string& path) = 0;  // no error if missing
   virtual bool exists(const std::string& path) = 0;
   virtual void sync_dir(const std::string& dir) = 0;
+  // Opens an existing file for in-place updates. Not pure: Envs that do not
+  // support it (test doubles) refuse with IoError.
+  virtual std::unique_ptr<RandomRWFile> open_update(const std::string& path);
 };
 
 // An output written beside its final path under a temporary name and renamed

@@ -46,6 +46,41 @@ class FaultWritableFile final : public WritableFile {
   std::unique_ptr<WritableFile> base_;
 };
 
+constexpr uint64_t kSector = 512;
+
+class FaultRandomRWFile final : public RandomRWFile {
+ public:
+  FaultRandomRWFile(FaultInjectingEnv& env, std::unique_ptr<RandomRWFile> base)
+      : env_(env), base_(std::move(base)) {}
+
+  void write_at(uint64_t offset, std::string_view data) override {
+    try {
+      env_.step(base_->path(), "write");
+    } catch (const IoError&) {
+      if (!data.empty()) {
+        uint64_t first = offset / kSector, last = (offset + data.size() - 1) / kSector;
+        uint64_t kept_end = (first + (last - first + 1) / 2) * kSector;
+        if (kept_end > offset) base_->write_at(offset, data.substr(0, kept_end - offset));
+      }
+      throw;
+    }
+    base_->write_at(offset, data);
+  }
+  void sync() override {
+    env_.step(base_->path(), "fsync");
+    base_->sync();
+  }
+  void close() override {
+    env_.step(base_->path(), "close");
+    base_->close();
+  }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  FaultInjectingEnv& env_;
+  std::unique_ptr<RandomRWFile> base_;
+};
+
 }  // namespace
 
 void FaultInjectingEnv::step(const std::string& what, const char* op) {
@@ -69,6 +104,11 @@ std::unique_ptr<WritableFile> FaultInjectingEnv::create(const std::string& path)
 void FaultInjectingEnv::rename(const std::string& from, const std::string& to) {
   step(to, "rename");
   base_.rename(from, to);
+}
+
+std::unique_ptr<RandomRWFile> FaultInjectingEnv::open_update(const std::string& path) {
+  step(path, "open");
+  return std::make_unique<FaultRandomRWFile>(*this, base_.open_update(path));
 }
 
 void FaultInjectingEnv::remove(const std::string& path) { base_.remove(path); }

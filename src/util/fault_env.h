@@ -13,7 +13,11 @@ namespace ckpt {
 // files it creates: append, copy_from, sync, close) is counted; fail_at(n, err)
 // makes the n-th step (1-based, counted from construction or the last reset())
 // throw IoError with that errno instead of running. A failing append or
-// copy_from first writes half its bytes, as a full disk would.
+// copy_from first writes half its bytes, as a full disk would. Files opened
+// with open_update count write_at and sync; a failing write_at is torn at
+// sector (512-byte) granularity: it first stores the whole sectors of the
+// first half of the request, so a write inside one sector stores nothing,
+// as a disk with atomic sector writes behaves.
 class FaultInjectingEnv : public Env {
  public:
   explicit FaultInjectingEnv(Env& base) : base_(base) {}
@@ -39,6 +43,7 @@ class FaultInjectingEnv : public Env {
   void remove(const std::string& path) override;
   bool exists(const std::string& path) override;
   void sync_dir(const std::string& dir) override;
+  std::unique_ptr<RandomRWFile> open_update(const std::string& path) override;
 
   // Counts one step; throws IoError("<what>: <op>: <strerror> (injected)")
   // when it is the planned one. Used by the wrapped files too.
