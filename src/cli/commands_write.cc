@@ -13,6 +13,7 @@
 #include "cli/session.h"
 #include "omegaconf/override.h"
 #include "util/error.h"
+#include "torch/in_place.h"
 
 namespace ckpt::cli {
 
@@ -21,7 +22,7 @@ namespace {
 struct WriteArgs {
   Common common;
   std::string file, out;
-  bool in_place = false;
+  bool in_place = false, compact = false;
   std::vector<std::string> overrides, keep, drop, renames, states;
   bool strict = false;
   std::string version, compression = audiocraft::kDefaultCompression;
@@ -49,6 +50,7 @@ int cmd_edit(const WriteArgs& a) {
   std::vector<omegaconf::Override> overrides;
   for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
   audiocraft::KeySurgery surgery;
+  if (a.compact && !a.in_place) throw UsageError("--compact goes with --in-place");
   surgery.keep = a.keep;
   surgery.drop = a.drop;
   surgery.strict = a.strict;
@@ -73,13 +75,14 @@ int cmd_edit(const WriteArgs& a) {
     }
   }
   if (a.in_place) {
-    // A complete new file beside the input, renamed over it: at every
-    // instant the path holds the whole old or the whole new checkpoint.
-    torch::SaveOptions so;
-    so.force = true;
-    so.archive_name = o.ck->format() == torch::Format::Zip ? o.ck->archive_name() : "";
-    torch::save(*o.ck, o.ck->root(), Env::Default(), a.file, so);
-    say(a.common, "updated " + a.file);
+    // Appends a new data.pkl and central directory when tensor bytes are
+    // unchanged, else rewrites atomically; old-or-new at every instant
+    // either way (torch/in_place.cc).
+    torch::InPlaceOptions ipo;
+    ipo.compact = a.compact;
+    auto r = torch::update_in_place(*o.ck, o.ck->root(), Env::Default(), ipo);
+    say(a.common, "updated " + a.file + (r.appended ? " in place (" + std::to_string(r.bytes_written) + " bytes appended)"
+                                                    : " (full rewrite: " + r.reason + ")"));
   } else {
     save_checkpoint(*o.ck, o.ck->root(), a.out, a.common);
     say(a.common, "wrote " + a.out);
@@ -90,6 +93,19 @@ int cmd_edit(const WriteArgs& a) {
 int cmd_export(const WriteArgs& a) {
   Opened o = open_checkpoint(a.file);
   std::optional<std::string> version;
+// Reclaims the dead bytes in-place edits leave behind: a full streaming
+// rewrite of the file over itself (atomic, storage keys renumbered).
+int cmd_compact(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  uint64_t before = o.ck->file().size();
+  torch::InPlaceOptions ipo;
+  ipo.compact = true;
+  auto r = torch::update_in_place(*o.ck, o.ck->root(), Env::Default(), ipo);
+  say(a.common, "compacted " + a.file + ": " + std::to_string(before) + " -> " + std::to_string(r.bytes_written) +
+                    " bytes");
+  return 0;
+}
+
   if (!a.version.empty()) version = a.version;
   pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
   save_checkpoint(*o.ck, root, a.out, a.common);
@@ -174,7 +190,9 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   auto* edit = app.add_subcommand("edit", "Hydra overrides on xp.cfg and key surgery on state dicts");
   io(edit, false);
   edit->add_option("OVERRIDES", a->overrides, "key=value, +key=value, ++key=value, ~key");
-  edit->add_flag("--in-place", a->in_place, "replace FILE atomically");
+  edit->add_flag("--in-place", a->in_place,
+                 "update FILE in place (appends metadata when tensor bytes are unchanged; crash-safe)");
+  edit->add_flag("--compact", a->compact, "with --in-place: full rewrite that reclaims dead bytes");
   edit->add_option("--keep", a->keep, "keep only keys matching this glob (repeatable)");
   edit->add_option("--drop", a->drop, "drop keys matching this glob (repeatable)");
   edit->add_option("--rename", a->renames, "REGEX=REPLACEMENT on key names (repeatable)");
@@ -185,6 +203,11 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   auto* exp = app.add_subcommand("export", "AudioCraft's export: best_state, xp.cfg as YAML, version, exported");
   io(exp, true);
   exp->add_option("--version", a->version, "version string (default: the input's, else " +
+  auto* compact = app.add_subcommand("compact", "rewrite FILE over itself, reclaiming bytes in-place edits left behind");
+  compact->add_option("FILE", a->file, "checkpoint to compact")->required();
+  compact->add_flag("-q,--quiet", a->common.quiet, "no summary on stderr");
+  bind(compact, cmd_compact);
+
                                                 std::string(audiocraft::kDefaultVersion) + ")");
   bind(exp, cmd_export);
 
