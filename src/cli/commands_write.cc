@@ -12,8 +12,8 @@
 #include "cli/commands.h"
 #include "cli/session.h"
 #include "omegaconf/override.h"
-#include "util/error.h"
 #include "torch/in_place.h"
+#include "util/error.h"
 
 namespace ckpt::cli {
 
@@ -47,10 +47,10 @@ int cmd_rewrite(const WriteArgs& a) {
 
 int cmd_edit(const WriteArgs& a) {
   if (a.in_place == !a.out.empty()) throw UsageError("edit needs exactly one of -o OUT and --in-place");
+  if (a.compact && !a.in_place) throw UsageError("--compact goes with --in-place");
   std::vector<omegaconf::Override> overrides;
   for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
   audiocraft::KeySurgery surgery;
-  if (a.compact && !a.in_place) throw UsageError("--compact goes with --in-place");
   surgery.keep = a.keep;
   surgery.drop = a.drop;
   surgery.strict = a.strict;
@@ -90,9 +90,6 @@ int cmd_edit(const WriteArgs& a) {
   return 0;
 }
 
-int cmd_export(const WriteArgs& a) {
-  Opened o = open_checkpoint(a.file);
-  std::optional<std::string> version;
 // Reclaims the dead bytes in-place edits leave behind: a full streaming
 // rewrite of the file over itself (atomic, storage keys renumbered).
 int cmd_compact(const WriteArgs& a) {
@@ -106,6 +103,9 @@ int cmd_compact(const WriteArgs& a) {
   return 0;
 }
 
+int cmd_export(const WriteArgs& a) {
+  Opened o = open_checkpoint(a.file);
+  std::optional<std::string> version;
   if (!a.version.empty()) version = a.version;
   pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
   save_checkpoint(*o.ck, root, a.out, a.common);
@@ -200,14 +200,14 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   edit->add_flag("--strict", a->strict, "a glob or regex that matches no key is an error");
   bind(edit, cmd_edit);
 
-  auto* exp = app.add_subcommand("export", "AudioCraft's export: best_state, xp.cfg as YAML, version, exported");
-  io(exp, true);
-  exp->add_option("--version", a->version, "version string (default: the input's, else " +
   auto* compact = app.add_subcommand("compact", "rewrite FILE over itself, reclaiming bytes in-place edits left behind");
   compact->add_option("FILE", a->file, "checkpoint to compact")->required();
   compact->add_flag("-q,--quiet", a->common.quiet, "no summary on stderr");
   bind(compact, cmd_compact);
 
+  auto* exp = app.add_subcommand("export", "AudioCraft's export: best_state, xp.cfg as YAML, version, exported");
+  io(exp, true);
+  exp->add_option("--version", a->version, "version string (default: the input's, else " +
                                                 std::string(audiocraft::kDefaultVersion) + ")");
   bind(exp, cmd_export);
 
