@@ -75,3 +75,8 @@ def fixture_path(fixtures_dir):
             entry = by_name[entry]
         return fixtures_dir / entry["file"]
     return path_of
+
+
+def pytest_configure(config):
+    # tests/e2e/test_large.py: a > 4 GiB checkpoint; deselect with -m "not large".
+    config.addinivalue_line("markers", "large: writes and loads a checkpoint over 4 GiB (minutes)")
