@@ -139,9 +139,10 @@ std::optional<std::string> version_of(const Node* root) {
 }
 
 pickle::Node* make_export(pickle::Graph& g, Node* root, Layout layout, const std::optional<std::string>& version) {
-  if (layout != Layout::Training && layout != Layout::Exported)
-    throw UsageError(std::string("export needs an AudioCraft training or exported checkpoint, not '") +
-                     to_string(layout) + "'");
+  if (layout == Layout::Exported || layout == Layout::ExportedPointer)
+    throw UsageError("the checkpoint is already exported");
+  if (layout != Layout::Training)
+    throw UsageError(std::string("export needs an AudioCraft training checkpoint, not '") + to_string(layout) + "'");
   auto path = best_state_path(root, layout);
   Node* best = resolve_path(root, *path);
   if (!best || !pickle::is_mapping(best)) throw UsageError("no best state at '" + *path + "'");

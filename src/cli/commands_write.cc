@@ -10,6 +10,7 @@
 
 #include "audiocraft/operations.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/session.h"
 #include "omegaconf/override.h"
 #include "torch/in_place.h"
@@ -35,6 +36,8 @@ void say(const Common& c, const std::string& line) {
 void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std::string& out, const Common& c) {
   torch::SaveOptions so;
   so.force = c.force;
+  Progress bar("writing " + basename_of(out), c.quiet);  // shown only on a terminal, for big files
+  so.progress = bar.callback();
   torch::save(ck, root, Env::Default(), out, so);
 }
 
@@ -125,8 +128,11 @@ int cmd_bundle(const WriteArgs& a) {
   Opened o = open_checkpoint(a.file);
   std::optional<std::string> version;
   if (!a.version.empty()) version = a.version;
-  pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
-  std::string v = pickle::get_item(root, "version")->text;
+  // An exported input goes into the bundle as it is.
+  pickle::Node* root = o.layout == audiocraft::Layout::Exported
+                           ? o.ck->root()
+                           : audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
+  std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
 
   struct stat st;
   if (::stat(a.out.c_str(), &st) == 0) {
@@ -144,7 +150,11 @@ int cmd_bundle(const WriteArgs& a) {
   if (Env::Default().exists(a.compression)) comp_ck = std::make_unique<Opened>(open_checkpoint(a.compression));
   save_checkpoint(*o.ck, root, lm, a.common);
   if (comp_ck) {
-    pickle::Node* croot = audiocraft::make_export(comp_ck->ck->graph(), comp_ck->ck->root(), comp_ck->layout, version);
+    pickle::Node* croot = comp_ck->layout == audiocraft::Layout::Exported ||
+                                  comp_ck->layout == audiocraft::Layout::ExportedPointer
+                              ? comp_ck->ck->root()
+                              : audiocraft::make_export(comp_ck->ck->graph(), comp_ck->ck->root(),
+                                                        comp_ck->layout, version);
     save_checkpoint(*comp_ck->ck, croot, comp, a.common);
   } else {
     pickle::Node* proot = audiocraft::make_pointer(o.ck->graph(), a.compression, v);

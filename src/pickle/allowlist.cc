@@ -76,7 +76,8 @@ bool audiocraft_allows(std::string_view module, std::string_view name) {
   if (torch_weights_only_allows(module, name)) return true;
   module = py3_module(module);
   std::string full = std::string(module) + "." + std::string(name);
-  if (full == "builtins.set" || full == "builtins.frozenset") return true;
+  // bytes() is how protocol 2 writes b'': harmless, and Python's own data.
+  if (full == "builtins.set" || full == "builtins.frozenset" || full == "builtins.bytes") return true;
   return contains(kAudiocraftExtra, full);
 }
 
