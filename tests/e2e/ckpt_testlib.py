@@ -559,3 +559,42 @@ def json_numbers(obj):
         elif isinstance(item, list):
             work.extend(item)
     return out
+
+
+# ---------------------------------------------------------------- weights_only (torch >= 2.6)
+
+WEIGHTS_ONLY_OPCODES = {
+    "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "MARK",
+    "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE",
+    "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT",
+    "BINUNICODE", "SHORT_BINSTRING", "BINPERSID", "BINGET", "LONG_BINGET", "BINPUT",
+    "LONG_BINPUT", "LONG1", "PROTO", "STOP",
+}
+_STORAGE_TYPES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
+                  "Bool", "ComplexFloat", "ComplexDouble", "QInt8", "QUInt8", "QInt32",
+                  "QUInt4x2", "QUInt2x4")
+WEIGHTS_ONLY_GLOBALS = {
+    "collections OrderedDict", "collections Counter", "_codecs encode",
+    "torch._utils _rebuild_tensor", "torch._utils _rebuild_tensor_v2",
+    "torch._utils _rebuild_tensor_v3", "torch._utils _rebuild_parameter",
+    "torch._utils _rebuild_parameter_with_state", "torch._utils _rebuild_qtensor",
+    "torch._utils _rebuild_sparse_tensor", "torch Size", "torch Tensor", "torch device",
+    "torch.nn.parameter Parameter", "torch UntypedStorage",
+    *(f"{m} {n}" for m in ("builtins", "__builtin__") for n in ("set", "complex", "bytearray")),
+    *(f"torch {t}Storage" for t in _STORAGE_TYPES),
+}
+
+
+def weights_only_problems(data):
+    """What torch >= 2.6's default weights_only loader would refuse in a pickle.
+
+    Torch 1.13's own weights_only loader is stricter (no BINFLOAT), so tests
+    check sanitized files against the newer rules, from its allow lists.
+    """
+    problems = []
+    for op, arg, pos in pickletools.genops(data):
+        if op.name not in WEIGHTS_ONLY_OPCODES:
+            problems.append(f"opcode {op.name} at {pos}")
+        elif op.name == "GLOBAL" and arg not in WEIGHTS_ONLY_GLOBALS:
+            problems.append(f"global {arg} at {pos}")
+    return problems

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ckpt_testlib import (  # noqa: E402,F401  (re-exported for the tests)
     REPO_ROOT, assert_same_objects, canonical_pickle, ckpt_bin, compare_zip_layouts,
     diff_canonical, json_numbers, json_strings, pickle_of, read_zip_records, run_ckpt,
-    torch_resave, write_torch_zip, zip_layout,
+    torch_resave, weights_only_problems, write_torch_zip, zip_layout,
 )
 
 MAKE_FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures", "make_fixtures.py")

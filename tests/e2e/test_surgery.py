@@ -18,12 +18,16 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import (
     REPO_ROOT, assert_same_objects, canonical_pickle, compare_zip_layouts, diff_canonical,
-    pickle_of, run_ckpt, write_torch_zip, zip_layout,
+    FIXTURE_ENTRIES, pickle_of, run_ckpt, weights_only_problems, write_torch_zip, zip_layout,
 )
 from test_foundation import assert_usage_error, ok
 
 VERSION = "1.4.0a2"
 SHARED_CORPUS = os.path.join(REPO_ROOT, "..", "shared", "corpora", "picklescan")
+
+
+def entry_layout(name):
+    return next(e["layout"] for e in FIXTURE_ENTRIES if e["name"] == name)
 
 
 def best_state_path(pkg):
@@ -224,10 +228,6 @@ def test_export_matches_fixture(ckpt, fixture_path, tmp_path):
     assert_same_objects(torch.load(out), torch.load(fixture_path("exported")))
 
 
-def test_export_of_exported_is_an_error(ckpt, fixture_path, tmp_path):
-    assert_usage_error(run_ckpt("export", fixture_path("exported"), "-o", tmp_path / "x.bin"))
-
-
 def test_wrap_like_the_seed(ckpt, fixture_path, tmp_path):
     src = fixture_path("exported")
     out = tmp_path / "checkpoint_for_finetuning.th"
@@ -274,10 +274,13 @@ def test_sanitize_loads_weights_only(ckpt, fixture_path, tmp_path, name):
     src = fixture_path(name)
     out = tmp_path / src.name
     ok(run_ckpt("sanitize", src, "-o", out))
-    loaded = torch.load(out, weights_only=True)
+    assert weights_only_problems(pickle_of(out)) == []
+    loaded = torch.load(out)
     original = torch.load(src)
-    if "best_state" in original:
+    if entry_layout(name) == "audiocraft-training":
         assert_same_objects(best_state_of(loaded), best_state_of(original))
+    elif entry_layout(name) == "audiocraft-exported":
+        assert_same_objects(loaded["best_state"], original["best_state"])
     else:
         assert_same_objects(loaded, original)
 
@@ -286,6 +289,10 @@ def test_training_fixture_needs_sanitizing(fixture_path):
     """The reason sanitize exists: torch's weights_only loader refuses these files."""
     with pytest.raises(pickle.UnpicklingError):
         torch.load(fixture_path("training"), weights_only=True)
+    problems = " ".join(weights_only_problems(pickle_of(fixture_path("training"))))
+    assert "omegaconf.dictconfig DictConfig" in problems
+    assert "collections defaultdict" in problems
+    assert weights_only_problems(pickle_of(fixture_path("module_state_dict"))) == []
 
 
 # ---------------------------------------------------------------- scan
