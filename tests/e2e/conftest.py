@@ -80,3 +80,8 @@ def fixture_path(fixtures_dir):
 def pytest_configure(config):
     # tests/e2e/test_large.py: a > 4 GiB checkpoint; deselect with -m "not large".
     config.addinivalue_line("markers", "large: writes and loads a checkpoint over 4 GiB (minutes)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "large: writes multi-GiB files (deselect with -m 'not large')")
