@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/docs.h"
 #include "util/error.h"
 
 namespace ckpt::cli {
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   register_write_commands(app, ctx);
   register_tools_commands(app, ctx);
   register_scan_commands(app, ctx);
+  register_safetensors_commands(app, ctx);
+  register_docs_commands(app, ctx);  // last: it documents every command above
 
   try {
     app.parse(argc, argv);

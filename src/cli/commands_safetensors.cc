@@ -1,0 +1,117 @@
+// safetensors in and out: `ckpt safetensors` writes a state dict of a
+// checkpoint as a .safetensors file; `ckpt from-safetensors` turns one back
+// into a torch.save checkpoint, alone or put into an AudioCraft template.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/progress.h"
+#include "cli/session.h"
+#include "torch/safetensors.h"
+#include "util/error.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+struct Args {
+  Common common;
+  std::string file, out, state, into;
+};
+
+void say(const Common& c, const std::string& line) {
+  if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+int cmd_safetensors(const Args& a) {
+  Opened o = open_checkpoint(a.file);
+  std::string path = a.state.empty() ? o.default_state_path() : a.state;
+  pickle::Node* sd = o.state_dict(path);
+  std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
+  uint64_t bytes = 0;
+  for (auto& row : o.tensors_of(sd)) {
+    bytes += row.info.nbytes();
+    tensors.emplace_back(std::move(row.name), std::move(row.info));
+  }
+  size_t skipped = pickle::entries_of(sd)->size() - tensors.size();
+  if (skipped)
+    say(a.common, "note: " + std::to_string(skipped) + " non-tensor entr" + (skipped == 1 ? "y" : "ies") + " of '" +
+                      path + "' not written (safetensors holds tensors only)");
+
+  Progress bar("writing " + basename_of(a.out), a.common.quiet);
+  torch::SafetensorsWriteOptions opts;
+  opts.force = a.common.force;
+  opts.progress = bar.callback();
+  torch::write_safetensors(*o.ck, tensors, Env::Default(), a.out, opts);
+  bar.finish();
+  say(a.common, "wrote " + a.out + ": " + std::to_string(tensors.size()) + " tensors, " + human_bytes(bytes) +
+                    " (from " + (path.empty() ? std::string("the root") : path) + ")");
+  return 0;
+}
+
+int cmd_from_safetensors(const Args& a) {
+  Env& env = Env::Default();
+  if (a.into.empty()) {
+    auto ck = torch::checkpoint_from_safetensors(env, a.file);
+    Progress bar("writing " + basename_of(a.out), a.common.quiet);
+    torch::SaveOptions so;
+    so.force = a.common.force;
+    so.progress = bar.callback();
+    torch::save(*ck, ck->root(), env, a.out, so);
+    bar.finish();
+    say(a.common, "wrote " + a.out + ": " + std::to_string(pickle::entries_of(ck->root())->size()) +
+                      " tensors (a plain state dict, in the file's header order)");
+    return 0;
+  }
+
+  Opened t = open_checkpoint(a.into);
+  std::string path = a.state.empty() ? t.default_state_path() : a.state;
+  pickle::Node* sd = t.state_dict(path);
+  std::shared_ptr<RandomAccessFile> file = env.open_read(a.file);
+  torch::SafetensorsHeader header = torch::read_safetensors(*file);
+  auto report = torch::replace_tensors_from_safetensors(*t.ck, sd, header, file, a.file);
+  if (!report.differences.empty()) {
+    for (const auto& d : report.differences) std::fprintf(stderr, "  %s\n", d.c_str());
+    throw UsageError(a.file + " does not match '" + (path.empty() ? "(root)" : path) + "' of " + a.into + ": " +
+                     std::to_string(report.differences.size()) + " difference(s) above; nothing written");
+  }
+  for (const auto& c : report.dtype_changes) say(a.common, "note: dtype changed: " + c);
+  Progress bar("writing " + basename_of(a.out), a.common.quiet);
+  torch::SaveOptions so;
+  so.force = a.common.force;
+  so.progress = bar.callback();
+  torch::save(*t.ck, t.ck->root(), env, a.out, so);
+  bar.finish();
+  say(a.common, "wrote " + a.out + ": " + (path.empty() ? std::string("(root)") : path) + ": " +
+                    std::to_string(report.replaced) + " tensors replaced, everything else kept");
+  return 0;
+}
+
+}  // namespace
+
+void register_safetensors_commands(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<Args>();
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("-o,--output", a->out, "output file")->required();
+    sub->add_flag("--force", a->common.force, "overwrite an existing output");
+    sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
+  };
+
+  auto* out = app.add_subcommand("safetensors", "write a state dict as a .safetensors file (tensors as torch's)");
+  out->add_option("FILE", a->file, "input checkpoint")->required();
+  common(out);
+  out->add_option("--state", a->state, "path of the state dict (default: the best state)");
+  out->callback([a, &ctx] { ctx.exit_code = cmd_safetensors(*a); });
+
+  auto* in = app.add_subcommand("from-safetensors",
+                                "a .safetensors file as torch.save writes a state dict, or put into a template");
+  in->add_option("FILE", a->file, "input .safetensors file")->required();
+  common(in);
+  in->add_option("--into", a->into,
+                 "AudioCraft checkpoint whose best state's tensors the file replaces (names and shapes must match)");
+  in->add_option("--state", a->state, "with --into: the state dict to replace (default: the best state)");
+  in->callback([a, &ctx] { ctx.exit_code = cmd_from_safetensors(*a); });
+}
+
+}  // namespace ckpt::cli

@@ -1,0 +1,314 @@
+#include "cli/docs.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <map>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+// One worked example per command: the command line a user types and what it
+// prints (shortened where long). Shown by `ckpt help COMMAND`, `--help` and
+// the man page.
+const std::map<std::string, std::string>& examples() {
+  static const std::map<std::string, std::string> table{
+      {"info",
+       "$ ckpt info musicgen_tiny_training.th\n"
+       "format: zip (torch-1.x), archive 'musicgen_tiny_training', 12 records\n"
+       "layout: audiocraft-training, best state: best_state/model\n"
+       "  best_state/model: 30 tensors, 1.2 MB (float32)\n"
+       "$ ckpt info model.th --json | jq .layout"},
+      {"ls",
+       "$ ckpt ls musicgen_tiny_training.th best_state --depth 1\n"
+       "best_state: dict (1)\n"
+       "  model: OrderedDict (30)"},
+      {"tensors",
+       "$ ckpt tensors musicgen_tiny_training.th --match 'emb.*'\n"
+       "emb.0.weight  float32  [2049, 64]  524,544 B\n"
+       "$ ckpt tensors model.th --json | jq '.[0].shape'"},
+      {"verify",
+       "$ ckpt verify download.th && echo intact\n"
+       "ok: 31 records, CRCs match, 30 tensor views inside their storages\n"
+       "intact"},
+      {"cfg",
+       "$ ckpt cfg musicgen_tiny_training.th optim.lr\n"
+       "0.0001\n"
+       "$ ckpt cfg musicgen_tiny_training.th > xp.yaml"},
+      {"rewrite",
+       "$ ckpt rewrite legacy.th -o resaved.th\n"
+       "wrote resaved.th    (as torch.save(torch.load('legacy.th')) would)"},
+      {"edit",
+       "$ ckpt edit pretrained.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
+       "      --drop 'condition_provider.conditioners.description.*'\n"
+       "xp.cfg: 2 override(s) applied\n"
+       "best_state/model: 30 keys, 4 dropped, 0 renamed\n"
+       "wrote init.th"},
+      {"compact",
+       "$ ckpt edit big.th --in-place optim.lr=1e-5    # appends; the old metadata stays as dead bytes\n"
+       "$ ckpt compact big.th\n"
+       "compacted big.th: 1684329472 -> 1684316160 bytes"},
+      {"export",
+       "$ ckpt export checkpoint.th -o state_dict.bin\n"
+       "wrote state_dict.bin (exported from best_state/model)"},
+      {"wrap",
+       "$ ckpt wrap state_dict.bin -o checkpoint.th\n"
+       "wrote checkpoint.th"},
+      {"bundle",
+       "$ ckpt bundle checkpoint.th -o my_musicgen/\n"
+       "wrote my_musicgen//state_dict.bin and my_musicgen//compression_state_dict.bin\n"
+       "$ python -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
+      {"sanitize",
+       "$ ckpt sanitize checkpoint.th -o safe.th\n"
+       "wrote safe.th    (loads with torch.load(..., weights_only=True))"},
+      {"scan",
+       "$ ckpt scan untrusted.th; echo exit $?\n"
+       "untrusted.th: 1 dangerous global: posix.system (at data.pkl offset 51)\n"
+       "exit 1"},
+      {"diff",
+       "$ ckpt diff before.th after.th\n"
+       "~ emb.0.weight: 12 of 131,136 values differ, max |a-b| 0.0312\n"
+       "- condition_provider.conditioners.description.output_proj.weight\n"
+       "xp.cfg:\n"
+       "-  lr: 0.0001\n"
+       "+  lr: 1.0e-05\n"
+       "(exit 1: different)"},
+      {"stats",
+       "$ ckpt stats finetuned.th --match 'transformer.layers.0.*' --check-finite\n"
+       "name                               numel  nan inf      min      max     mean      std     norm\n"
+       "transformer.layers.0.linear1.weight 8192   0   0  -0.1249   0.1250  0.00012   0.0721   6.527\n"
+       "(exit 1 if any NaN or Inf)"},
+      {"safetensors",
+       "$ ckpt safetensors checkpoint.th -o model.safetensors\n"
+       "wrote model.safetensors: 30 tensors, 1.2 MB\n"
+       "$ python -c \"from safetensors.torch import load_file; print(len(load_file('model.safetensors')))\"\n"
+       "30"},
+      {"from-safetensors",
+       "$ ckpt from-safetensors finetuned.safetensors -o state_dict.th\n"
+       "wrote state_dict.th: 30 tensors\n"
+       "$ ckpt from-safetensors finetuned.safetensors --into checkpoint.th -o finetuned.th\n"
+       "wrote finetuned.th: best_state/model: 30 tensors replaced, everything else kept"},
+      {"help",
+       "$ ckpt help edit"},
+      {"completion",
+       "$ source <(ckpt completion bash)          # this shell\n"
+       "$ ckpt completion bash > ~/.local/share/bash-completion/completions/ckpt"},
+      {"man",
+       "$ ckpt man | man -l -\n"
+       "$ ckpt man > ~/.local/share/man/man1/ckpt.1"},
+  };
+  return table;
+}
+
+std::vector<CLI::App*> commands_of(CLI::App& app) {
+  return app.get_subcommands([](CLI::App*) { return true; });
+}
+std::vector<const CLI::App*> commands_of(const CLI::App& app) {
+  return app.get_subcommands([](const CLI::App*) { return true; });
+}
+
+bool is_help(const CLI::Option* o) {
+  for (const auto& l : o->get_lnames())
+    if (l == "help" || l == "help-all") return true;
+  return false;
+}
+
+std::string flag_name(const CLI::Option* o) {
+  if (!o->get_lnames().empty()) return "--" + o->get_lnames()[0];
+  return "-" + o->get_snames()[0];
+}
+
+bool takes_value(const CLI::Option* o) { return o->get_expected_max() > 0; }  // flags expect 0 values
+
+std::string value_name(const CLI::Option* o) {
+  std::string n = o->get_lnames().empty() ? o->get_snames()[0] : o->get_lnames()[0];
+  for (auto& c : n) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return n;
+}
+
+// "ckpt edit FILE [OVERRIDES...] [-o OUTPUT] [--force]".
+std::string synopsis(const CLI::App& sub) {
+  std::string s = "ckpt " + sub.get_name();
+  for (const CLI::Option* o : sub.get_options()) {
+    if (!o->get_positional() || o->nonpositional()) continue;
+    std::string name = o->get_name(true);
+    if (o->get_items_expected_max() > 1) name += "...";
+    s += " " + (o->get_required() ? name : "[" + name + "]");
+  }
+  for (const CLI::Option* o : sub.get_options()) {
+    if (!o->nonpositional() || is_help(o)) continue;
+    std::string part = flag_name(o);
+    if (takes_value(o)) part += " " + value_name(o);
+    s += " " + (o->get_required() ? part : "[" + part + "]");
+  }
+  return s;
+}
+
+std::string roff_escape(const std::string& text) {
+  std::string out;
+  bool line_start = true;
+  for (char c : text) {
+    if (line_start && (c == '.' || c == '\'')) out += "\\&";
+    line_start = c == '\n';
+    if (c == '\\') out += "\\e";
+    else if (c == '-') out += "\\-";
+    else out += c;
+  }
+  return out;
+}
+
+std::string shell_words(const std::vector<std::string>& words) {
+  std::string s;
+  for (const auto& w : words) s += (s.empty() ? "" : " ") + w;
+  return s;
+}
+
+void print_help_of(CLI::App& app, const std::string& command) {
+  if (command.empty()) {
+    std::fputs(app.get_formatter()->make_help(&app, "ckpt", CLI::AppFormatMode::Normal).c_str(), stdout);
+    return;
+  }
+  for (CLI::App* sub : commands_of(app))
+    if (sub->get_name() == command) {
+      std::fputs(sub->help("ckpt").c_str(), stdout);
+      return;
+    }
+  throw UsageError("no command '" + command + "' (see 'ckpt --help')");
+}
+
+}  // namespace
+
+std::string example_for(const std::string& command) {
+  auto it = examples().find(command);
+  return it == examples().end() ? std::string() : it->second;
+}
+
+std::string bash_completion(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : commands_of(app)) names.push_back(sub->get_name());
+  std::string s =
+      "# bash completion for ckpt, generated by 'ckpt completion bash' from the command definitions.\n"
+      "_ckpt() {\n"
+      "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"\"\n"
+      "  (( COMP_CWORD > 0 )) && prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
+      "  local commands=\"" + shell_words(names) + "\"\n"
+      "  if (( COMP_CWORD <= 1 )); then\n"
+      "    COMPREPLY=( $(compgen -W \"$commands --help --version\" -- \"$cur\") )\n"
+      "    return 0\n"
+      "  fi\n"
+      "  local options=\"\" valued=\"\"\n"
+      "  case \"${COMP_WORDS[1]}\" in\n";
+  for (const CLI::App* sub : commands_of(app)) {
+    std::vector<std::string> options, valued;
+    for (const CLI::Option* o : sub->get_options()) {
+      if (!o->nonpositional()) continue;
+      for (const auto& l : o->get_lnames()) (takes_value(o) ? valued : options).push_back("--" + l);
+      for (const auto& n : o->get_snames()) (takes_value(o) ? valued : options).push_back("-" + n);
+    }
+    std::vector<std::string> all = options;
+    all.insert(all.end(), valued.begin(), valued.end());
+    s += "    " + sub->get_name() + ")\n";
+    if (sub->get_name() == "help") {
+      s += "      COMPREPLY=( $(compgen -W \"$commands\" -- \"$cur\") ); return 0;;\n";
+      continue;
+    }
+    if (sub->get_name() == "completion") {
+      s += "      COMPREPLY=( $(compgen -W \"bash\" -- \"$cur\") ); return 0;;\n";
+      continue;
+    }
+    s += "      options=\"" + shell_words(all) + "\"; valued=\"" + shell_words(valued) + "\";;\n";
+  }
+  s +=
+      "  esac\n"
+      "  # After an option that takes a value, and for FILE arguments: readline's\n"
+      "  # file name completion (complete -o default).\n"
+      "  case \" $valued \" in *\" $prev \"*) COMPREPLY=(); return 0;; esac\n"
+      "  if [[ \"$cur\" == -* ]]; then\n"
+      "    COMPREPLY=( $(compgen -W \"$options\" -- \"$cur\") )\n"
+      "  else\n"
+      "    COMPREPLY=()\n"
+      "  fi\n"
+      "  return 0\n"
+      "}\n"
+      "complete -o default -F _ckpt ckpt\n";
+  return s;
+}
+
+std::string man_page(const CLI::App& app) {
+  std::string s;
+  s += ".\\\" Generated by 'ckpt man' from the command definitions.\n";
+  s += ".TH CKPT 1 \"\" \"ckpt 0.1.0\" \"User Commands\"\n";
+  s += ".SH NAME\nckpt \\- " + roff_escape(app.get_description().substr(app.get_description().find(':') + 2)) + "\n";
+  s += ".SH SYNOPSIS\n.B ckpt\n.I COMMAND\n.RI [ ARGUMENTS ]\n.RI [ OPTIONS ]\n.br\n.B ckpt help\n.RI [ COMMAND ]\n";
+  s += ".SH DESCRIPTION\n" + roff_escape(
+      "ckpt reads and writes PyTorch checkpoints (torch.save's zip format and the legacy format), "
+      "AudioCraft's training and exported layouts above all. It never executes pickled code: pickles are "
+      "read into an object graph and written back exactly as torch.save would write the same objects. "
+      "Outputs are written atomically (a temporary file beside the target, fsync'd and renamed); an "
+      "existing output is replaced only with --force.") + "\n";
+  s += ".SH COMMANDS\n";
+  for (const CLI::App* sub : commands_of(app)) {
+    s += ".SS \"" + roff_escape(synopsis(*sub)) + "\"\n";
+    s += roff_escape(sub->get_description()) + "\n";
+    for (const CLI::Option* o : sub->get_options()) {
+      if (is_help(o)) continue;
+      std::string name;
+      if (o->nonpositional()) {
+        for (const auto& n : o->get_snames()) name += (name.empty() ? "-" : ", -") + n;
+        for (const auto& l : o->get_lnames()) name += (name.empty() ? "--" : ", --") + l;
+        if (takes_value(o)) name += " " + value_name(o);
+      } else {
+        name = o->get_name(true);
+      }
+      s += ".TP\n.B " + roff_escape(name) + "\n" + roff_escape(o->get_description().empty() ? "(no description)"
+                                                                                             : o->get_description()) +
+           "\n";
+    }
+    std::string ex = example_for(sub->get_name());
+    if (!ex.empty()) s += ".PP\nExample:\n.PP\n.RS 4\n.nf\n" + roff_escape(ex) + "\n.fi\n.RE\n";
+  }
+  s += ".SH EXIT STATUS\n.TP\n.B 0\nsuccess\n.TP\n.B 1\n" +
+       roff_escape("a check found something (verify, scan, diff, stats --check-finite, sanitize refusing)") +
+       "\n.TP\n.B 2\n" + roff_escape("bad usage or bad input; one line 'ckpt: error: ...' on stderr") + "\n";
+  s += ".SH ENVIRONMENT\n.TP\n.B CKPT_PROGRESS_MIN_BYTES\n" +
+       roff_escape("size from which writes show a progress bar on a terminal (default 268435456, 256 MB)") + "\n";
+  s += ".SH SEE ALSO\n.BR python3 (1),\nREADME.md of the ckpt sources\n";
+  return s;
+}
+
+void register_docs_commands(CLI::App& app, Context& ctx) {
+  for (CLI::App* sub : commands_of(app)) {
+    std::string ex = example_for(sub->get_name());
+    if (!ex.empty()) sub->footer("\nExample:\n" + ex + "\n");
+  }
+  app.footer("\nRun 'ckpt help COMMAND' for a command's options and a worked example.\n");
+
+  auto command = std::make_shared<std::string>();
+  auto* help = app.add_subcommand("help", "show a command's options and a worked example");
+  help->add_option("COMMAND", *command, "a command name");
+  help->callback([&app, &ctx, command] {
+    print_help_of(app, *command);
+    ctx.exit_code = 0;
+  });
+
+  auto shell = std::make_shared<std::string>();
+  auto* completion = app.add_subcommand("completion", "print a shell completion script (bash)");
+  completion->add_option("SHELL", *shell, "bash")->required()->check(CLI::IsMember({"bash"}));
+  completion->callback([&app, &ctx] {
+    std::fputs(bash_completion(app).c_str(), stdout);
+    ctx.exit_code = 0;
+  });
+
+  auto* man = app.add_subcommand("man", "print the manual page (roff; view with 'ckpt man | man -l -')");
+  man->callback([&app, &ctx] {
+    std::fputs(man_page(app).c_str(), stdout);
+    ctx.exit_code = 0;
+  });
+
+  for (CLI::App* sub : {help, completion, man}) sub->footer("\nExample:\n" + example_for(sub->get_name()) + "\n");
+}
+
+}  // namespace ckpt::cli
