@@ -89,23 +89,7 @@ std::string short_str(const std::string& s) {
 
 std::string kind_name(const Node* n, const torch::Checkpoint& ck) {
   if (!n) return "None";
-  switch (n->kind) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::Str: return "str";
-    case Kind::Bytes: return "bytes";
-    case Kind::ByteArray: return "bytearray";
-    case Kind::Tuple: return "tuple";
-    case Kind::List: return "list";
-    case Kind::Dict: return "dict";
-    case Kind::Set: return "set";
-    case Kind::FrozenSet: return "frozenset";
-    case Kind::Global: return "global";
-    case Kind::PersId: return "persistent-id";
-    case Kind::Object: break;
-  }
+  if (n->kind != Kind::Object) return pickle::kind_name(n->kind);
   try {
     if (auto t = ck.tensor(n)) return t->is_parameter ? "Parameter" : "tensor";
   } catch (...) {

@@ -16,27 +16,6 @@ namespace ckpt::pickle {
 
 namespace {
 
-const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::None: return "None";
-    case Kind::Bool: return "bool";
-    case Kind::Int: return "int";
-    case Kind::Float: return "float";
-    case Kind::Str: return "str";
-    case Kind::Bytes: return "bytes";
-    case Kind::ByteArray: return "bytearray";
-    case Kind::Tuple: return "tuple";
-    case Kind::List: return "list";
-    case Kind::Dict: return "dict";
-    case Kind::Set: return "set";
-    case Kind::FrozenSet: return "frozenset";
-    case Kind::Global: return "global";
-    case Kind::Object: return "object";
-    case Kind::PersId: return "persistent id";
-  }
-  return "?";
-}
-
 struct KeyHash {
   size_t operator()(const Node* n) const { return key_hash(n); }
 };

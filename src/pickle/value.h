@@ -33,6 +33,9 @@ enum class Kind : uint8_t {
   PersId,    // a persistent id: `pid` is the id object (torch: a storage tuple)
 };
 
+// Python's name of the type a node of this kind is ("dict", "tuple", ...).
+const char* kind_name(Kind k);
+
 enum class How : uint8_t {
   Reduce,    // callable(*args)            REDUCE (also INST / OBJ)
   NewObj,    // cls.__new__(cls, *args)    NEWOBJ
@@ -66,9 +69,12 @@ struct Node {
   }
 };
 
-// Limits that keep a hostile pickle from exhausting memory.
+// Limits that keep a hostile pickle from exhausting memory. A node costs
+// about 250 bytes with the walks commands make over the graph, so 500,000
+// keeps every command under 256 MiB (README "Limits"); a large AudioCraft
+// training checkpoint (model, best state, optimizer) needs ~60 per tensor.
 struct GraphLimits {
-  size_t max_nodes = 4'000'000;
+  size_t max_nodes = 500'000;
 };
 
 class Graph {
