@@ -58,9 +58,17 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
 
   // End of central directory: scan backwards; prefer one whose comment ends
   // exactly at the end of the file, else accept trailing bytes after it.
-  size_t tail_len = static_cast<size_t>(std::min<uint64_t>(file_size, kMaxEndSearch));
+  // Most archives (all of torch's) end with a comment-less end record: try
+  // those 22 bytes first, so opening reads no storage bytes before the
+  // central directory; only otherwise read the whole search window.
+  size_t tail_len = kEndSize;
   uint64_t tail_start = file_size - tail_len;
   std::string tail = file_->read_string(tail_start, tail_len);
+  if (le32(tail.data()) != kEndSig || le16(tail.data() + 20) != 0) {
+    tail_len = static_cast<size_t>(std::min<uint64_t>(file_size, kMaxEndSearch));
+    tail_start = file_size - tail_len;
+    tail = file_->read_string(tail_start, tail_len);
+  }
   size_t eocd = std::string::npos, loose_eocd = std::string::npos;
   for (size_t i = tail_len - kEndSize + 1; i-- > 0;) {
     if (le32(tail.data() + i) != kEndSig) continue;
