@@ -17,84 +17,105 @@ namespace {
 const std::map<std::string, std::string>& examples() {
   static const std::map<std::string, std::string> table{
       {"info",
-       "$ ckpt info musicgen_tiny_training.th\n"
-       "format: zip (torch-1.x), archive 'musicgen_tiny_training', 12 records\n"
-       "layout: audiocraft-training, best state: best_state/model\n"
-       "  best_state/model: 30 tensors, 1.2 MB (float32)\n"
-       "$ ckpt info model.th --json | jq .layout"},
+       "$ ckpt info tiny.th\n"
+       "file        tiny.th (335.25 KB)\n"
+       "format      zip, torch-1.x dialect, archive 'musicgen_tiny_training', 218 records\n"
+       "layout      audiocraft-training\n"
+       "best state  best_state/model\n"
+       "...\n"
+       "state dicts\n"
+       "  best_state/model: 36 tensors, 12,784 parameters, float16 25.57 KB\n"
+       "$ ckpt info tiny.th --json | jq .layout"},
       {"ls",
-       "$ ckpt ls musicgen_tiny_training.th best_state --depth 1\n"
-       "best_state: dict (1)\n"
-       "  model: OrderedDict (30)"},
+       "$ ckpt ls tiny.th best_state --depth 1\n"
+       "best_state: dict (1 keys)\n"
+       "  model: dict (36 keys)"},
       {"tensors",
-       "$ ckpt tensors musicgen_tiny_training.th --match 'emb.*'\n"
-       "emb.0.weight  float32  [2049, 64]  524,544 B\n"
-       "$ ckpt tensors model.th --json | jq '.[0].shape'"},
+       "$ ckpt tensors tiny.th --match 'emb.*'\n"
+       "name          dtype      shape                        numel       bytes\n"
+       "emb.0.weight  float16    [33, 16]                       528     1.06 KB\n"
+       "...\n"
+       "4 tensors, 2,112 elements, 4.22 KB (best_state/model)\n"
+       "$ ckpt tensors tiny.th --json | jq '.[0].shape'"},
       {"verify",
-       "$ ckpt verify download.th && echo intact\n"
-       "ok: 31 records, CRCs match, 30 tensor views inside their storages\n"
+       "$ ckpt verify tiny.th && echo intact\n"
+       "tiny.th: ok (218 records, 216 tensors checked)\n"
        "intact"},
       {"cfg",
-       "$ ckpt cfg musicgen_tiny_training.th optim.lr\n"
-       "0.0001\n"
-       "$ ckpt cfg musicgen_tiny_training.th > xp.yaml"},
+       "$ ckpt cfg tiny.th optim.adam\n"
+       "betas:\n"
+       "- 0.9\n"
+       "- 0.95\n"
+       "weight_decay: 0.1\n"
+       "eps: 1.0e-08\n"
+       "$ ckpt cfg tiny.th > xp.yaml"},
       {"rewrite",
-       "$ ckpt rewrite legacy.th -o resaved.th\n"
-       "wrote resaved.th    (as torch.save(torch.load('legacy.th')) would)"},
+       "$ ckpt rewrite legacy.pt -o resaved.pt     # as torch.save(torch.load('legacy.pt')) would\n"
+       "wrote resaved.pt"},
       {"edit",
-       "$ ckpt edit pretrained.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
-       "      --drop 'condition_provider.conditioners.description.*'\n"
+       "$ ckpt edit tiny.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
+       "      --drop 'condition_provider.*'\n"
        "xp.cfg: 2 override(s) applied\n"
-       "best_state/model: 30 keys, 4 dropped, 0 renamed\n"
+       "best_state/model: 36 keys, 2 dropped, 0 renamed\n"
        "wrote init.th"},
       {"compact",
        "$ ckpt edit big.th --in-place optim.lr=1e-5    # appends; the old metadata stays as dead bytes\n"
        "$ ckpt compact big.th\n"
        "compacted big.th: 1684329472 -> 1684316160 bytes"},
       {"export",
-       "$ ckpt export checkpoint.th -o state_dict.bin\n"
+       "$ ckpt export tiny.th -o state_dict.bin\n"
        "wrote state_dict.bin (exported from best_state/model)"},
       {"wrap",
        "$ ckpt wrap state_dict.bin -o checkpoint.th\n"
        "wrote checkpoint.th"},
       {"bundle",
-       "$ ckpt bundle checkpoint.th -o my_musicgen/\n"
-       "wrote my_musicgen//state_dict.bin and my_musicgen//compression_state_dict.bin\n"
-       "$ python -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
+       "$ ckpt bundle tiny.th -o my_musicgen\n"
+       "wrote my_musicgen/state_dict.bin and my_musicgen/compression_state_dict.bin\n"
+       "$ python3 -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
       {"sanitize",
-       "$ ckpt sanitize checkpoint.th -o safe.th\n"
-       "wrote safe.th    (loads with torch.load(..., weights_only=True))"},
+       "$ ckpt sanitize tiny.th -o safe.th         # then torch.load(..., weights_only=True) works\n"
+       "wrote safe.th"},
       {"scan",
-       "$ ckpt scan untrusted.th; echo exit $?\n"
-       "untrusted.th: 1 dangerous global: posix.system (at data.pkl offset 51)\n"
+       "$ ckpt scan suspicious.pkl; echo exit $?\n"
+       "NOT ALLOWED idlelib.pyshell.ModifiedInterpreter.runcode (called) in record pickle\n"
+       "suspicious.pkl: unsafe (pickle, 1 pickle read, 1 global, 1 not allowed)\n"
        "exit 1"},
       {"diff",
-       "$ ckpt diff before.th after.th\n"
-       "~ emb.0.weight: 12 of 131,136 values differ, max |a-b| 0.0312\n"
-       "- condition_provider.conditioners.description.output_proj.weight\n"
+       "$ ckpt diff tiny.th init.th; echo exit $?\n"
+       "a: tiny.th [best_state/model]\n"
+       "b: init.th [best_state/model]\n"
+       "tensors: 34 in both, 2 only in a, 0 only in b, 0 dtype/shape changes, 0 with other values\n"
+       "  only in a  condition_provider.conditioners.description.output_proj.weight\n"
+       "  only in a  condition_provider.conditioners.description.output_proj.bias\n"
        "xp.cfg:\n"
-       "-  lr: 0.0001\n"
+       "--- a/xp.cfg\n"
+       "+++ b/xp.cfg\n"
+       "@@ -136,7 +136,7 @@\n"
+       "...\n"
+       "-  lr: 1\n"
        "+  lr: 1.0e-05\n"
-       "(exit 1: different)"},
+       "...\n"
+       "different\n"
+       "exit 1"},
       {"stats",
-       "$ ckpt stats finetuned.th --match 'transformer.layers.0.*' --check-finite\n"
-       "name                               numel  nan inf      min      max     mean      std     norm\n"
-       "transformer.layers.0.linear1.weight 8192   0   0  -0.1249   0.1250  0.00012   0.0721   6.527\n"
-       "(exit 1 if any NaN or Inf)"},
+       "$ ckpt stats tiny.th --match 'emb.0.*' --check-finite; echo exit $?\n"
+       "name          dtype           numel    nan    inf          min          max         mean          std         norm\n"
+       "emb.0.weight  float16           528      0      0     -2.92578       3.0293    -0.095372      1.00089      23.0811\n"
+       "exit 0"},
       {"safetensors",
-       "$ ckpt safetensors checkpoint.th -o model.safetensors\n"
-       "wrote model.safetensors: 30 tensors, 1.2 MB\n"
-       "$ python -c \"from safetensors.torch import load_file; print(len(load_file('model.safetensors')))\"\n"
-       "30"},
+       "$ ckpt safetensors tiny.th -o model.safetensors\n"
+       "wrote model.safetensors: 36 tensors, 25.57 KB (from best_state/model)\n"
+       "$ python3 -c \"from safetensors.torch import load_file; print(len(load_file('model.safetensors')))\"\n"
+       "36"},
       {"from-safetensors",
-       "$ ckpt from-safetensors finetuned.safetensors -o state_dict.th\n"
-       "wrote state_dict.th: 30 tensors\n"
-       "$ ckpt from-safetensors finetuned.safetensors --into checkpoint.th -o finetuned.th\n"
-       "wrote finetuned.th: best_state/model: 30 tensors replaced, everything else kept"},
+       "$ ckpt from-safetensors model.safetensors -o state_dict.th\n"
+       "wrote state_dict.th: 36 tensors (a plain state dict, in the file's header order)\n"
+       "$ ckpt from-safetensors model.safetensors --into tiny.th -o finetuned.th\n"
+       "wrote finetuned.th: best_state/model: 36 tensors replaced, everything else kept"},
       {"help",
-       "$ ckpt help edit"},
+       "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",
-       "$ source <(ckpt completion bash)          # this shell\n"
+       "$ source <(ckpt completion bash)           # this shell\n"
        "$ ckpt completion bash > ~/.local/share/bash-completion/completions/ckpt"},
       {"man",
        "$ ckpt man | man -l -\n"
