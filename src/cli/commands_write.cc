@@ -10,6 +10,7 @@
 
 #include "audiocraft/operations.h"
 #include "cli/commands.h"
+#include "cli/dtype_edit.h"
 #include "cli/progress.h"
 #include "cli/session.h"
 #include "omegaconf/override.h"
@@ -27,14 +28,18 @@ struct WriteArgs {
   std::vector<std::string> overrides, keep, drop, renames, states;
   bool strict = false;
   std::string version, compression = audiocraft::kDefaultCompression;
+  std::string dtype;                    // edit --dtype
+  std::vector<std::string> dtype_match;  // edit --match
 };
 
 void say(const Common& c, const std::string& line) {
   if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
 }
 
-void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std::string& out, const Common& c) {
+void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std::string& out, const Common& c,
+                     std::map<std::string, torch::StorageTransform> transforms = {}) {
   torch::SaveOptions so;
+  so.transforms = std::move(transforms);
   so.force = c.force;
   Progress bar("writing " + basename_of(out), c.quiet);  // shown only on a terminal, for big files
   so.progress = bar.callback();
@@ -77,17 +82,23 @@ int cmd_edit(const WriteArgs& a) {
                         " renamed");
     }
   }
+  std::map<std::string, torch::StorageTransform> transforms;
+  if (!a.dtype.empty())
+    transforms = plan_dtype_conversion(o, a.states, a.dtype, a.dtype_match, [&](const std::string& l) { say(a.common, l); });
+  else if (!a.dtype_match.empty())
+    throw UsageError("--match goes with --dtype");
   if (a.in_place) {
     // Appends a new data.pkl and central directory when tensor bytes are
     // unchanged, else rewrites atomically; old-or-new at every instant
     // either way (torch/in_place.cc).
     torch::InPlaceOptions ipo;
     ipo.compact = a.compact;
+    ipo.save.transforms = std::move(transforms);
     auto r = torch::update_in_place(*o.ck, o.ck->root(), Env::Default(), ipo);
     say(a.common, "updated " + a.file + (r.appended ? " in place (" + std::to_string(r.bytes_written) + " bytes appended)"
                                                     : " (full rewrite: " + r.reason + ")"));
   } else {
-    save_checkpoint(*o.ck, o.ck->root(), a.out, a.common);
+    save_checkpoint(*o.ck, o.ck->root(), a.out, a.common, std::move(transforms));
     say(a.common, "wrote " + a.out);
   }
   return 0;
@@ -208,6 +219,9 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   edit->add_option("--rename", a->renames, "REGEX=REPLACEMENT on key names (repeatable)");
   edit->add_option("--state", a->states, "state dict to edit (repeatable; default: the best state)");
   edit->add_flag("--strict", a->strict, "a glob or regex that matches no key is an error");
+  edit->add_option("--dtype", a->dtype,
+                   "convert floating tensors to float16, bfloat16 or float32, bit for bit as torch's .to()");
+  edit->add_option("--match", a->dtype_match, "with --dtype: only tensors whose names match this glob (repeatable)");
   bind(edit, cmd_edit);
 
   auto* compact = app.add_subcommand("compact", "rewrite FILE over itself, reclaiming bytes in-place edits left behind");

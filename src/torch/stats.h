@@ -1,0 +1,48 @@
+// Values of tensors: per-tensor statistics and element-wise comparison of two
+// tensors, streamed chunk by chunk with float64 accumulation.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "torch/checkpoint.h"
+
+namespace ckpt::torch {
+
+// Whether elements of this dtype decode to numbers: floats (incl. float16,
+// bfloat16, float8), integers and bool; not complex or quantized types.
+bool has_real_values(const DTypeInfo& d);
+
+// Decodes n little-endian elements of d to double (exact for every type but
+// 64-bit integers beyond 2^53). d must have real values.
+void decode_to_double(const DTypeInfo& d, const char* src, double* out, size_t n);
+
+struct TensorStats {
+  uint64_t numel = 0, nan = 0, inf = 0;
+  uint64_t finite = 0;  // elements the following are taken over
+  // NaN when there are no finite values (std: fewer than two).
+  double min, max, mean;
+  double std;       // unbiased (correction = 1), as torch.std()'s default
+  double std_population;  // correction = 0
+  double norm = 0;  // L2 norm, sqrt(sum x^2)
+};
+
+// Throws UsageError for a dtype without real values, FormatError for a view
+// that does not fit its storage (naming `name`).
+TensorStats tensor_stats(const Checkpoint& ck, const TensorInfo& t, const std::string& name);
+
+struct ValueDiff {
+  uint64_t compared = 0;
+  uint64_t differing = 0;         // elements whose values differ (bits, for equal dtypes)
+  uint64_t nonfinite_differing = 0;  // of those, with a NaN or Inf on either side
+  double max_abs_diff = 0;        // over differing elements finite on both sides
+  bool equal() const { return differing == 0; }
+};
+
+// Element-wise comparison of two tensors of the same shape, in row-major
+// order. Same dtype: an element differs when its bytes differ. Different
+// dtypes: when the values differ as doubles (NaN equal to NaN).
+ValueDiff compare_values(const Checkpoint& a, const TensorInfo& ta, const std::string& name_a,
+                         const Checkpoint& b, const TensorInfo& tb, const std::string& name_b);
+
+}  // namespace ckpt::torch
