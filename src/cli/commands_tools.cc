@@ -150,8 +150,12 @@ std::optional<std::string> config_text(const Opened& o) {
 
 int cmd_diff(const DiffArgs& d) {
   Opened oa = open_checkpoint(d.a), ob = open_checkpoint(d.b);
-  std::string pa = d.has_state ? d.state : oa.default_state_path();
-  std::string pb = d.has_state ? d.state : ob.default_state_path();
+  // Each side's best state; a side without one (say, an export whose flag
+  // was changed) is read at the other's path.
+  std::string pa, pb;
+  if (d.has_state) pa = pb = d.state;
+  else if (oa.best_state) pa = *oa.best_state, pb = ob.best_state.value_or(pa);
+  else pb = ob.default_state_path(), pa = oa.best_state.value_or(pb);
   auto rows_a = oa.tensors_of(oa.state_dict(pa)), rows_b = ob.tensors_of(ob.state_dict(pb));
   std::map<std::string, const TensorRow*> by_name_b;
   for (const auto& r : rows_b) by_name_b[r.name] = &r;
