@@ -348,6 +348,7 @@ class ChunkedStorage {
   // Pointer to byte `off` of the storage; valid for the rest of its chunk
   // (chunks are multiples of every element size, so an element never straddles).
   const char* at(uint64_t off) {
+    if (off - span_lo_ < span_.size()) return span_.data() + (off - span_lo_);
     uint64_t index = off / kChunk;
     if (last_ && last_->index == index) return last_->bytes.data() + (off - index * kChunk);
     Chunk* found = nullptr;
@@ -371,6 +372,15 @@ class ChunkedStorage {
     return found->bytes.data() + (off - index * kChunk);
   }
 
+  // Reads bytes [lo, hi) at once; at() then serves them from memory. For a
+  // view whose span is not much larger than the view itself, this avoids
+  // rereading chunks when the walk jumps (a transposed matrix).
+  void preload(uint64_t lo, uint64_t hi) {
+    span_.resize(hi - lo);
+    file_.read(base_ + lo, hi - lo, span_.data());
+    span_lo_ = lo;
+  }
+
  private:
   struct Chunk {
     uint64_t index = 0, used = 0;
@@ -381,6 +391,8 @@ class ChunkedStorage {
   std::deque<Chunk> chunks_;
   Chunk* last_ = nullptr;
   uint64_t clock_ = 0;
+  std::string span_;
+  uint64_t span_lo_ = 0;
 };
 
 struct Planned {
@@ -433,6 +445,9 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
   // Gather: an odometer over the outer dimensions, the innermost one walked
   // by its stride; output flushed in bounded pieces.
   ChunkedStorage storage(*where.file, where.base, t.storage->nbytes());
+  const uint64_t span = static_cast<uint64_t>((last + 1) * esize) - first_byte;
+  const uint64_t span_budget = std::min(uint64_t{4} << 30, std::max(uint64_t{64} << 20, 2 * p.nbytes));
+  if (span <= span_budget) storage.preload(first_byte, first_byte + span);
   const size_t dims = t.shape.size();
   const int64_t inner = t.shape[dims - 1];
   const uint64_t inner_step = static_cast<uint64_t>(t.stride[dims - 1]) * esize;

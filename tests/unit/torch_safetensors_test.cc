@@ -288,6 +288,25 @@ TEST(SafetensorsWrite, LargeStridedGatherThroughChunks) {
       }
 }
 
+TEST(SafetensorsWrite, SparseViewOfAHugeSpanReadsChunks) {
+  // Two rows 16 Mi elements apart (a 64 MiB span for 8 KB of data): read
+  // through chunks, not by loading the span.
+  const int64_t rows_apart = int64_t{16} << 20;
+  Fixture fx(static_cast<uint64_t>(rows_apart) + 1003);
+  std::vector<std::pair<std::string, TensorInfo>> tensors{
+      {"t", fx.view(fx.floats, 3, {1000, 2}, {1, rows_apart})}};
+  std::string out = fx.dir.file("sparse.safetensors");
+  write_safetensors(*fx.ck, tensors, Env::Default(), out);
+  auto f = Env::Default().open_read(out);
+  auto h = read_safetensors(*f);
+  auto v = floats_of(slurp(out).substr(h.data_start));
+  ASSERT_EQ(v.size(), 2000u);
+  EXPECT_EQ(v[0], 3.0f);
+  EXPECT_EQ(v[1], static_cast<float>(rows_apart + 3));
+  EXPECT_EQ(v[1998], 1002.0f);
+  EXPECT_EQ(v[1999], static_cast<float>(rows_apart + 1002));
+}
+
 TEST(SafetensorsWrite, RefusesBadInput) {
   Fixture fx;
   auto fails = [&](std::vector<std::pair<std::string, TensorInfo>> tensors, const std::string& words) {
