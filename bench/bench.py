@@ -182,6 +182,8 @@ def bench_file(path, args, ckpt, has_dtype):
 
     cp = measure(["cp", path, new], reps, new)
     rows.append(("cp", "cp", cp))
+    # ckpt fsyncs every output before renaming it into place; cp does not.
+    rows.append(("cp + sync", "cp", measure(["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new], reps, new)))
     for cmd in ("info", "tensors", "cfg"):
         rows.append((cmd, "ckpt", measure([ckpt, cmd, path], reps)))
     rows.append(("info", "python", measure(pyrun("info", path), reps)))
