@@ -4,8 +4,9 @@
 #   2. builds build/ and runs its unit tests (ctest) and the e2e suite (pytest),
 #   3. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there.
 # Exits non-zero if any step failed; the last line is a summary.
-# Environment: CKPT_JOBS (build parallelism, default 2), CKPT_SKIP_ASAN=1 to
-# skip step 3, CKPT_PYTEST_ARGS (extra pytest arguments).
+# Environment: CKPT_JOBS (build parallelism, default 2), CKPT_SUITES (default
+# "release asan"; e.g. "release" to skip step 3), CKPT_PYTEST_ARGS (extra
+# pytest arguments).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -79,9 +80,12 @@ run_suite() {
   record "$name e2e tests" $?
 }
 
+suites=" ${CKPT_SUITES:-release asan} "
 if [ "$failed" -eq 0 ]; then
-  run_suite "release" build ""
-  if [ "${CKPT_SKIP_ASAN:-0}" != 1 ]; then
+  if [[ "$suites" == *" release "* ]]; then
+    run_suite "release" build ""
+  fi
+  if [[ "$suites" == *" asan "* ]]; then
     choose_asan_options
     # The multi-GiB round trip (marker `large`) runs in the release suite only.
     run_suite "asan" build-asan "not large" -DCKPT_SANITIZE=ON
