@@ -115,7 +115,7 @@ def test_man_page_renders_without_warnings(ckpt):
                           text=True, timeout=60).stdout
     plain = re.sub(".\b", "", text)
     assert "from-safetensors" in plain and "EXIT STATUS" in plain
-    assert "$ ckpt edit pretrained.th -o init.th" in plain
+    assert "$ ckpt edit tiny.th -o init.th" in plain
 
 
 def test_man_page_with_man(ckpt):
