@@ -183,9 +183,21 @@ Sanitized make_sanitized(pickle::Graph& g, Node* root) {
   result.root = root;
   if (Node* cfg = pickle::get_item(root, kConfigKey); cfg && omegaconf::is_config_node(cfg))
     pickle::set_item(g, root, kConfigKey, g.str(config_yaml(root)));
-  // Walk what is reachable now; the old DictConfig is not.
-  struct Item { Node* n; std::string path; };
-  std::vector<Item> stack{{root, ""}};
+  // Walk what is reachable now; the old DictConfig is not. Paths are kept as
+  // links to the parent's step, not strings: copying the parent's path into
+  // every child is quadratic in the depth (a 400,000-deep tuple took 20 s).
+  struct Step { size_t parent; std::string key; };
+  constexpr size_t kRoot = static_cast<size_t>(-1);
+  std::vector<Step> steps;
+  auto path_of = [&](size_t s) {
+    std::vector<const std::string*> keys;
+    for (; s != kRoot && keys.size() < 32; s = steps[s].parent) keys.push_back(&steps[s].key);
+    std::string path = s != kRoot ? ".../" : "";
+    for (size_t i = keys.size(); i-- > 0;) path += *keys[i] + (i ? "/" : "");
+    return path;
+  };
+  struct Item { Node* n; size_t step; };
+  std::vector<Item> stack{{root, kRoot}};
   std::set<const Node*> seen;
   std::set<std::string> reported;
   while (!stack.empty()) {
@@ -201,13 +213,15 @@ Sanitized make_sanitized(pickle::Graph& g, Node* root) {
     if (n->kind == Kind::Global && !pickle::torch_weights_only_allows(n->text, n->name)) {
       std::string what = n->text + "." + n->name;
       if (reported.insert(what).second)
-        result.refused.push_back(what + " (at /" + it.path + ")");
+        result.refused.push_back(what + " (at /" + path_of(it.step) + ")");
     }
-    auto child = [&](Node* c, const std::string& key) {
-      stack.push_back({c, it.path.empty() ? key : it.path + "/" + key});
+    auto child = [&](Node* c, std::string key) {
+      if (!c || seen.count(c)) return;
+      steps.push_back({it.step, std::move(key)});
+      stack.push_back({c, steps.size() - 1});
     };
     for (Node* c : {n->callable, n->args, n->kwargs, n->state, n->pid})
-      if (c) stack.push_back({c, it.path});
+      if (c) stack.push_back({c, it.step});
     for (size_t i = 0; i < n->items.size(); ++i) child(n->items[i], std::to_string(i));
     for (auto& [k, v] : n->entries) {
       child(k, "");

@@ -212,33 +212,52 @@ int cmd_ls(const std::string& file, const std::string& path, int depth, const Co
   while (!stack.empty()) {
     Item it = stack.back();
     stack.pop_back();
+    if (!it.n) {  // the note after a container's first kMaxChildrenShown children
+      if (c.json)
+        (*it.parent)["children"].push_back({{"more", std::stoull(it.key)}});
+      else
+        std::printf("%*s... %s more\n", it.depth * 2, "", with_commas(std::stoull(it.key)).c_str());
+      continue;
+    }
     const Node* n = shown(it.n);
     std::string ref;
     if (shared_kind(n)) {
       auto [pos, fresh] = first_path.emplace(n, it.path);
       if (!fresh) ref = pos->second;
     }
-    json entry = {{"key", it.key}, {"path", it.path}, {"kind", kind_name(n, ck)}, {"summary", describe(n, ck)}};
-    if (!ref.empty()) entry["ref"] = ref;
     if (!c.json) {
       std::printf("%*s%s: %s%s\n", it.depth * 2, "", it.key.c_str(),
                   ref.empty() ? describe(n, ck).c_str() : "",
                   ref.empty() ? "" : ("-> /" + ref + " (same object)").c_str());
     }
-    json* slot;
-    if (it.parent) {
-      (*it.parent)["children"].push_back(entry);
-      slot = &(*it.parent)["children"].back();
-    } else {
-      root_json = entry;
-      slot = &root_json;
+    // The JSON tree is built only when asked for: text output streams, so a
+    // container with very many children costs no memory per child.
+    json* slot = nullptr;
+    if (c.json) {
+      json entry = {{"key", it.key}, {"path", it.path}, {"kind", kind_name(n, ck)}, {"summary", describe(n, ck)}};
+      if (!ref.empty()) entry["ref"] = ref;
+      if (it.parent) {
+        (*it.parent)["children"].push_back(std::move(entry));
+        slot = &(*it.parent)["children"].back();
+      } else {
+        root_json = std::move(entry);
+        slot = &root_json;
+      }
     }
     if (!ref.empty() || it.depth >= depth) continue;
     auto kids = children(n, ck);
     if (kids.empty()) continue;
-    // Reserved, so that pointers to the children stay valid while it fills.
-    (*slot)["children"] = json::array();
-    (*slot)["children"].get_ref<json::array_t&>().reserve(kids.size());
+    // Output and memory stay bounded for a container with a million items.
+    constexpr size_t kMaxChildrenShown = 10000;
+    if (kids.size() > kMaxChildrenShown) {
+      stack.push_back({std::to_string(kids.size() - kMaxChildrenShown), it.path, nullptr, it.depth + 1, slot});
+      kids.resize(kMaxChildrenShown);
+    }
+    if (slot) {
+      // Reserved, so that pointers to the children stay valid while it fills.
+      (*slot)["children"] = json::array();
+      (*slot)["children"].get_ref<json::array_t&>().reserve(kids.size() + 1);
+    }
     for (auto i = kids.rbegin(); i != kids.rend(); ++i)
       stack.push_back({i->first, it.path.empty() ? i->first : it.path + "/" + i->first, i->second, it.depth + 1, slot});
   }

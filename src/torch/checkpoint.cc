@@ -69,6 +69,8 @@ std::vector<int64_t> int_tuple(const Node* n, const char* what) {
 }
 
 constexpr std::string_view kUtils = "torch._utils";
+// The most a compressed data.pkl may inflate to (README "Limits").
+constexpr uint64_t kMaxInflatedPickle = uint64_t{64} << 20;
 
 }  // namespace
 
@@ -149,6 +151,11 @@ void Checkpoint::load_zip(Env&, const OpenOptions& options) {
   if (!pkl) throw FormatError(path_ + ": zip archive without data.pkl: not a torch.save checkpoint");
   if (pkl->size > options.max_pickle_bytes)
     throw FormatError(path_ + ": data.pkl is " + std::to_string(pkl->size) + " bytes, over the limit");
+  // torch stores data.pkl uncompressed; a compressed one is inflated in
+  // memory, so a small DEFLATE bomb must not get the full limit.
+  if (pkl->method != 0 && pkl->size > kMaxInflatedPickle)
+    throw FormatError(path_ + ": data.pkl is compressed and inflates to " + std::to_string(pkl->size) +
+                      " bytes, over the " + std::to_string(kMaxInflatedPickle) + " allowed (a DEFLATE bomb?)");
   std::string data = zip_->read(*pkl, options.max_pickle_bytes);
   pickle_size_ = data.size();
   std::string source = path_ + ": " + pkl->name;

@@ -122,6 +122,10 @@ class FileScanner {
       if (r.size > limits_.max_pickle_bytes)
         throw FormatError(out_.path + ": record '" + r.name + "' declares " + std::to_string(r.size) +
                           " bytes, over the " + std::to_string(limits_.max_pickle_bytes) + "-byte limit for a pickle");
+      if (r.method != 0 && r.size > limits_.max_inflated_pickle_bytes)
+        throw FormatError(out_.path + ": record '" + r.name + "' is compressed and inflates to " +
+                          std::to_string(r.size) + " bytes, over the " +
+                          std::to_string(limits_.max_inflated_pickle_bytes) + " allowed (a DEFLATE bomb?)");
       std::string data = zip.read(r, limits_.max_pickle_bytes);
       if (crc32_update(0, data.data(), data.size()) != r.crc32)
         throw FormatError(out_.path + ": record '" + r.name + "': CRC-32 differs from the central directory's");

@@ -49,6 +49,8 @@ struct SafetyScan {
 
 struct ScanLimits {
   uint64_t max_pickle_bytes = uint64_t{1} << 30;  // one pickle record / legacy head / bare file
+  // A compressed record is inflated in memory: less for those (bombs).
+  uint64_t max_inflated_pickle_bytes = uint64_t{64} << 20;
 };
 
 // Never throws FormatError for a damaged or hostile file: that becomes

@@ -47,6 +47,10 @@ std::string golden(const std::string& name) {
   return ss.str();
 }
 
+// The default object limit (GraphLimits) is below these tests' million
+// levels; they check iteration, not the limit.
+const UnpickleOptions kLarge{GraphLimits{4'000'000}, "t"};
+
 }  // namespace
 
 TEST(PickleHostile, MillionNestedListsNeedNoRecursion) {
@@ -55,7 +59,7 @@ TEST(PickleHostile, MillionNestedListsNeedNoRecursion) {
   data.append(depth, ']');
   data.append(depth - 1, 'a');
   data += '.';
-  Graph g = unpickle(data);
+  Graph g = unpickle(data, kLarge);
   const Node* n = g.root;
   size_t levels = 1;
   while (!n->items.empty()) {
@@ -65,7 +69,7 @@ TEST(PickleHostile, MillionNestedListsNeedNoRecursion) {
   EXPECT_EQ(levels, depth);
   // The writer is iterative too, and what it writes reads back the same.
   std::string out = pickle(g.root);
-  Graph again = unpickle(out);
+  Graph again = unpickle(out, kLarge);
   EXPECT_EQ(pickle(again.root), out);
   // So is the scanner.
   EXPECT_TRUE(scan_globals(data).empty());
@@ -77,11 +81,11 @@ TEST(PickleHostile, MillionNestedTuplesAsDictKeys) {
   for (size_t i = 0; i < depth; ++i) tower += '\x85';  // TUPLE1
   // {tower: 1, equal_tower: 2} -> one key, Python semantics.
   std::string data = P2 + "}" + tower + "K\x01s" + tower + "K\x02s.";
-  Graph g = unpickle(data);
+  Graph g = unpickle(data, kLarge);
   ASSERT_EQ(g.root->entries.size(), 1u);
   EXPECT_EQ(g.root->entries[0].second->integer, 2);
   std::string out = pickle(g.root);
-  EXPECT_EQ(pickle(unpickle(out).root), out);
+  EXPECT_EQ(pickle(unpickle(out, kLarge).root), out);
 }
 
 TEST(PickleHostile, BillionLaughsStaySmall) {
@@ -231,7 +235,7 @@ TEST(PickleHostile, ManySetItemsAreLinear) {
     for (int i = 0; i < n; ++i) data += "J" + u32(static_cast<uint32_t>(i)) + "J" + u32(static_cast<uint32_t>(rep));
   data += "u.";
   auto start = std::chrono::steady_clock::now();
-  Graph g = unpickle(data);
+  Graph g = unpickle(data, kLarge);
   ASSERT_EQ(g.root->entries.size(), static_cast<size_t>(n));
   EXPECT_EQ(g.root->entries[5].first->integer, 5);
   EXPECT_EQ(g.root->entries[5].second->integer, 1);
