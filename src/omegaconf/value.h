@@ -20,13 +20,16 @@ struct Value {
   std::vector<std::pair<Value, Value>> map;  // insertion order; keys are scalars
   std::vector<Value> seq;
 
-  static Value null() { return {}; }
-  static Value of_bool(bool b) { Value v; v.type = Type::Bool; v.boolean = b; return v; }
-  static Value of_int(int64_t i) { Value v; v.type = Type::Int; v.integer = i; return v; }
-  static Value of_float(double d) { Value v; v.type = Type::Float; v.real = d; return v; }
-  static Value of_str(std::string s) { Value v; v.type = Type::Str; v.str = std::move(s); return v; }
-  static Value empty_map() { Value v; v.type = Type::Map; return v; }
-  static Value empty_seq() { Value v; v.type = Type::Seq; return v; }
+  // Declared here, defined below the class: otherwise clang with libstdc++
+  // instantiates std::pair<Value, Value> while Value is still incomplete.
+  Value();
+  static Value null();
+  static Value of_bool(bool b);
+  static Value of_int(int64_t i);
+  static Value of_float(double d);
+  static Value of_str(std::string s);
+  static Value empty_map();
+  static Value empty_seq();
 
   bool is_container() const { return type == Type::Map || type == Type::Seq; }
   // Map lookup by string key; nullptr if absent or not a map.
@@ -34,5 +37,14 @@ struct Value {
   Value* find(const std::string& key);
   bool operator==(const Value& o) const;
 };
+
+inline Value::Value() = default;
+inline Value Value::null() { return {}; }
+inline Value Value::of_bool(bool b) { Value v; v.type = Type::Bool; v.boolean = b; return v; }
+inline Value Value::of_int(int64_t i) { Value v; v.type = Type::Int; v.integer = i; return v; }
+inline Value Value::of_float(double d) { Value v; v.type = Type::Float; v.real = d; return v; }
+inline Value Value::of_str(std::string s) { Value v; v.type = Type::Str; v.str = std::move(s); return v; }
+inline Value Value::empty_map() { Value v; v.type = Type::Map; return v; }
+inline Value Value::empty_seq() { Value v; v.type = Type::Seq; return v; }
 
 }  // namespace ckpt::omegaconf
