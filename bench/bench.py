@@ -122,19 +122,29 @@ PY = {
 
 
 def run(argv, output=None):
-    """Runs argv once; returns (wall seconds, peak RSS bytes)."""
+    """Runs argv once; returns (wall seconds, peak RSS bytes).
+
+    The peak RSS is ru_maxrss from wait4, taken by GNU time around the command: Linux
+    counts the image a child had before exec in its ru_maxrss, so os.wait4 on a child of
+    this (larger) Python process would report this process's size instead.
+    """
     if output and os.path.exists(output):
         os.unlink(output)
+    rss_file = os.path.join(OUT, "rss.txt")
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, _ = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     if proc.returncode != 0:
         sys.exit(f"bench: {' '.join(argv)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss * 1024
+    with open(rss_file) as f:
+        rss_kb = int(f.read().split()[-1])
+    os.unlink(rss_file)
+    return wall, rss_kb * 1024
 
 
 def measure(argv, reps, output=None, before=None):
@@ -179,6 +189,7 @@ def bench_file(path, args, ckpt, has_dtype):
 
     def pyrun(op, *extra):
         return [py, "-c", PY_PRELUDE + PY[op], *extra]
+    preps = args.python_reps
 
     cp = measure(["cp", path, new], reps, new)
     rows.append(("cp", "cp", cp))
@@ -186,27 +197,28 @@ def bench_file(path, args, ckpt, has_dtype):
     rows.append(("cp + sync", "cp", measure(["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new], reps, new)))
     for cmd in ("info", "tensors", "cfg"):
         rows.append((cmd, "ckpt", measure([ckpt, cmd, path], reps)))
-    rows.append(("info", "python", measure(pyrun("info", path), reps)))
+    rows.append(("info", "python", measure(pyrun("info", path), preps)))
     rows.append(("seed prep -> new file", "ckpt", measure([ckpt, "edit", path, "-o", new, *SEED_ARGS], reps, new)))
-    rows.append(("seed prep -> new file", "python", measure(pyrun("prep", path, new), reps, new)))
+    rows.append(("seed prep -> new file", "python", measure(pyrun("prep", path, new), preps, new)))
     rows.append(("export", "ckpt", measure([ckpt, "export", path, "-o", new], reps, new)))
-    rows.append(("export", "python", measure(pyrun("export", path, new), reps, new)))
+    rows.append(("export", "python", measure(pyrun("export", path, new), preps, new)))
     shutil.copyfile(path, work)
     rows.append(("in-place config edit", "ckpt", measure([ckpt, "edit", work, "--in-place", "optim.lr=2e-5"], reps)))
     shutil.copyfile(path, work)
-    rows.append(("in-place config edit", "python", measure(pyrun("inplace", work), reps)))
+    rows.append(("in-place config edit", "python", measure(pyrun("inplace", work), preps)))
     os.unlink(work)
     if has_dtype:
         rows.append(("dtype -> bfloat16", "ckpt", measure([ckpt, "edit", path, "-o", new, "--dtype", "bfloat16"],
                                                           reps, new)))
     else:
         rows.append(("dtype -> bfloat16", "ckpt", None))
-    rows.append(("dtype -> bfloat16", "python", measure(pyrun("bf16", path, new), reps, new)))
+    rows.append(("dtype -> bfloat16", "python", measure(pyrun("bf16", path, new), preps, new)))
 
     cp_median = cp["median"]
     py_median = {op: r["median"] for op, tool, r in rows if tool == "python" and r}
     py_median.update({cmd: py_median["info"] for cmd in ("tensors", "cfg")})
-    lines = [f"#### {os.path.basename(path)}: {size / 1e9:.2f} GB, {args.reps} repetitions",
+    lines = [f"#### {os.path.basename(path)}: {size / 1e9:.2f} GB; {args.reps} repetitions "
+             f"(Python route: {args.python_reps})",
              "",
              "| operation | tool | median | spread (min-max) | x cp | x python | peak RSS |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -225,8 +237,15 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--big", action="store_true", help="also the 9 GB training-sized checkpoint")
     ap.add_argument("--ckpt", default=os.path.join(REPO, "build-perf", "ckpt"))
+    ap.add_argument("--python-reps", type=int, help="repetitions of the Python route (default: --reps)")
     ap.add_argument("--regenerate", action="store_true")
+    ap.add_argument("--generate-only", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate_only:
+        generate(args.generate_only, args.big)
+        return
+    if args.python_reps is None:
+        args.python_reps = args.reps
     ckpt = os.path.abspath(args.ckpt)
     if not os.access(ckpt, os.X_OK):
         sys.exit(f"bench: no ckpt binary at {ckpt} (build it: cmake -S . -B build-perf "
@@ -241,7 +260,8 @@ def main():
     for path, big in files:
         if args.regenerate or not os.path.exists(path):
             print(f"generating {path} ...", file=sys.stderr)
-            generate(path, big)
+            subprocess.run([sys.executable, __file__, "--generate-only", path] + (["--big"] if big else []),
+                           check=True)
 
     print(f"ckpt benchmark, {datetime.date.today().isoformat()}; {machine()}")
     print(f"ckpt: {ckpt}; python route: {sys.executable} (torch.load + edit + torch.save)")
