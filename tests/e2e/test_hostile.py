@@ -30,6 +30,9 @@ from conftest import REPO_ROOT, ckpt_bin
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "musicgen_tiny_training.th")
 MAX_RSS_KB = 256 * 1024
 MAX_SECONDS = 10.0
+# Compressed records (torch never writes them) are inflated as they are read:
+# that time comes on top of the bound (README "Limits").
+INFLATE_SECONDS_PER_GIB = 20.0
 
 
 def _sanitized_build():
@@ -91,8 +94,17 @@ def commands(path, outdir):
     }
 
 
-def check_run(name, cmd, run, inconsistent=False):
+# The largest peak RSS and time seen, for the report at the end.
+WORST = {"rss_kb": (0, ""), "seconds": (0.0, ""), "runs": 0}
+
+
+def check_run(name, cmd, run, inconsistent=False, extra_seconds=0.0):
     where = f"{name}: {' '.join(map(str, cmd))}"
+    WORST["runs"] += 1
+    if run.max_rss_kb > WORST["rss_kb"][0]:
+        WORST["rss_kb"] = (run.max_rss_kb, f"{name} {cmd[0]}")
+    if run.seconds > WORST["seconds"][0] and not extra_seconds:
+        WORST["seconds"] = (run.seconds, f"{name} {cmd[0]}")
     assert run.returncode >= 0, f"{where}: killed by signal {-run.returncode}\n{run.stderr[-2000:]}"
     for bad in ("Traceback", "terminate called", "AddressSanitizer", "runtime error", "out of memory",
                 "internal error"):
@@ -108,11 +120,12 @@ def check_run(name, cmd, run, inconsistent=False):
         assert len(lines) == 1 and lines[0].startswith("ckpt: error: "), f"{where}: stderr {run.stderr!r}"
     if not SANITIZED:
         assert run.max_rss_kb < MAX_RSS_KB, f"{where}: peak RSS {run.max_rss_kb} KB"
-        assert run.seconds < MAX_SECONDS, f"{where}: {run.seconds:.1f} s"
+        assert run.seconds < MAX_SECONDS + extra_seconds, f"{where}: {run.seconds:.1f} s"
 
 
-def run_all(name, path, tmp_path, inconsistent=False, only=None):
-    """Runs every command on path; returns {command: Run}."""
+def run_all(name, path, tmp_path, inconsistent=False, only=None, extra_seconds=0.0):
+    """Runs every command on path; returns {command: Run}. extra_seconds: time
+    allowed on top of the bound for inflating compressed records (README)."""
     runs = {}
     outdir = tmp_path / f"out-{name}"
     outdir.mkdir(exist_ok=True)
@@ -121,7 +134,7 @@ def run_all(name, path, tmp_path, inconsistent=False, only=None):
         if only and cmd_name not in only:
             continue
         run = run_bounded(cmd, outdir)
-        check_run(name, cmd, run, inconsistent)
+        check_run(name, cmd, run, inconsistent, extra_seconds)
         if run.returncode != 0:
             assert not os.listdir(outdir), f"{name}: {cmd_name} failed but left {os.listdir(outdir)}"
         for f in os.listdir(outdir):
@@ -422,7 +435,9 @@ def test_deflate_bomb_as_storage(ckpt, bomb, tmp_path):
                                    ("b/data/0", comp, size, crc)]))
     # A valid (if odd) file: reading commands succeed; writing ones stream it
     # (rewrite would write 1 GiB: run the reading ones and sanitize/scan).
-    runs = run_all("bomb_storage", path, tmp_path, only={"info", "ls", "tensors", "cfg", "scan", "verify"})
+    # verify inflates the whole GiB for its CRC: the README's per-GiB allowance.
+    runs = run_all("bomb_storage", path, tmp_path, only={"info", "ls", "tensors", "cfg", "scan", "verify"},
+                   extra_seconds=INFLATE_SECONDS_PER_GIB)
     assert runs["info"].returncode == 0
     # The same record declaring less than it inflates to.
     path.write_bytes(zip_with_raw([("b/data.pkl", raw_pkl, len(pkl), zlib.crc32(pkl)),
@@ -508,3 +523,11 @@ def test_legacy_damaged(ckpt, tmp_path):
     p = tmp_path / "legacy_numel.pt"
     p.write_bytes(data[:-48] + struct.pack("<q", 2**62) + data[-40:])
     run_all("legacy_numel", p, tmp_path, inconsistent=True)
+
+
+def test_zz_worst_case_report():
+    """Prints the worst peak RSS and time of this module's runs (pytest -s shows it)."""
+    rss, rss_where = WORST["rss_kb"]
+    secs, secs_where = WORST["seconds"]
+    print(f"\nhostile runs: {WORST['runs']}; worst peak RSS {rss / 1024:.0f} MiB ({rss_where}); "
+          f"slowest {secs:.2f} s ({secs_where}){' [sanitized build: bounds not asserted]' if SANITIZED else ''}")
