@@ -318,7 +318,8 @@ void register_docs_commands(CLI::App& app, Context& ctx) {
   auto shell = std::make_shared<std::string>();
   auto* completion = app.add_subcommand("completion", "print a shell completion script (bash)");
   completion->add_option("SHELL", *shell, "bash")->required()->check(CLI::IsMember({"bash"}));
-  completion->callback([&app, &ctx] {
+  // The lambda holds `shell`: the option above writes into it at parse time.
+  completion->callback([&app, &ctx, shell] {
     std::fputs(bash_completion(app).c_str(), stdout);
     ctx.exit_code = 0;
   });
