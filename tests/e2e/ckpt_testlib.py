@@ -598,3 +598,14 @@ def weights_only_problems(data):
         elif op.name == "GLOBAL" and arg not in WEIGHTS_ONLY_GLOBALS:
             problems.append(f"global {arg} at {pos}")
     return problems
+
+
+def assert_like_torch_save(out, expected, tmp_path):
+    """`out` loads to `expected`, and is laid out as torch.save(expected) at the same name."""
+    ref = tmp_path / "torch_ref" / out.name
+    ref.parent.mkdir(exist_ok=True)
+    torch.save(expected, ref)
+    assert_same_objects(torch.load(out), torch.load(ref))
+    compare_zip_layouts(zip_layout(out), zip_layout(ref))
+    ours, theirs = canonical_pickle(pickle_of(out)), canonical_pickle(pickle_of(ref))
+    assert ours == theirs, diff_canonical(ours, theirs)

@@ -16,11 +16,8 @@ import struct
 import pytest
 import torch
 
-from conftest import (
-    assert_same_objects, canonical_pickle, compare_zip_layouts, diff_canonical, pickle_of,
-    run_ckpt, zip_layout,
-)
-from ckpt_testlib import _storage_bytes
+from conftest import run_ckpt
+from ckpt_testlib import _storage_bytes, assert_like_torch_save
 from test_foundation import assert_usage_error, ok, state_of
 
 DTYPES = {
@@ -165,16 +162,6 @@ def test_safetensors_refuses_what_it_cannot_hold(ckpt, fixture_path, tmp_path):
 
 
 # ---------------------------------------------------------------- ckpt from-safetensors
-
-def assert_like_torch_save(out, expected, tmp_path):
-    ref = tmp_path / "torch_ref" / out.name
-    ref.parent.mkdir(exist_ok=True)
-    torch.save(expected, ref)
-    assert_same_objects(torch.load(out), torch.load(ref))
-    compare_zip_layouts(zip_layout(out), zip_layout(ref))
-    ours, theirs = canonical_pickle(pickle_of(out)), canonical_pickle(pickle_of(ref))
-    assert ours == theirs, diff_canonical(ours, theirs)
-
 
 def loaded_state(path):
     """What a safetensors loader gives, in header order, each tensor with its own storage."""

@@ -17,9 +17,10 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from conftest import (
-    REPO_ROOT, assert_same_objects, canonical_pickle, compare_zip_layouts, diff_canonical,
-    FIXTURE_ENTRIES, pickle_of, run_ckpt, weights_only_problems, write_torch_zip, zip_layout,
+    REPO_ROOT, assert_same_objects, FIXTURE_ENTRIES, pickle_of, run_ckpt, weights_only_problems,
+    write_torch_zip,
 )
+from ckpt_testlib import assert_like_torch_save
 from test_foundation import assert_usage_error, ok
 
 VERSION = "1.4.0a2"
@@ -37,17 +38,6 @@ def best_state_path(pkg):
 def best_state_of(pkg):
     outer, inner = best_state_path(pkg)
     return pkg[outer][inner]
-
-
-def assert_like_torch_save(out, expected, tmp_path):
-    """`out` loads to `expected`, and is laid out as torch.save(expected) at the same name."""
-    ref = tmp_path / "torch_ref" / out.name
-    ref.parent.mkdir(exist_ok=True)
-    torch.save(expected, ref)
-    assert_same_objects(torch.load(out), torch.load(ref))
-    compare_zip_layouts(zip_layout(out), zip_layout(ref))
-    ours, theirs = canonical_pickle(pickle_of(out)), canonical_pickle(pickle_of(ref))
-    assert ours == theirs, diff_canonical(ours, theirs)
 
 
 # ---------------------------------------------------------------- cfg
