@@ -10,7 +10,6 @@ spaces to 8 bytes; `read_metadata`/`validate` check the header).
 
 import collections
 import json
-import os
 import struct
 
 import pytest
