@@ -55,3 +55,41 @@ ckpt_build() {
     cmake --build "$dir" -j"$CKPT_JOBS" </dev/null
   fi
 }
+
+# The torch 2.x test environment: a virtual environment with the pinned
+# packages of tests/requirements-torch2.txt (torch 2.13.0's CPU wheel, omegaconf
+# 2.3, hydra-core, safetensors). CKPT_TORCH2_VENV picks its folder (default
+# .venv-torch2 in the repository). Prints the venv's python on success.
+# Debian's torch 1.13 + omegaconf 2.2 (/usr/bin/python3) is the other side of
+# the test matrix.
+ckpt_torch2_python() {
+  printf '%s/bin/python\n' "${CKPT_TORCH2_VENV:-$PWD/.venv-torch2}"
+}
+
+ckpt_setup_torch2_venv() {
+  local venv="${CKPT_TORCH2_VENV:-$PWD/.venv-torch2}"
+  local req="$PWD/tests/requirements-torch2.txt"
+  local stamp="$venv/.ckpt-requirements"
+  if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
+    ckpt_log "torch 2.x venv: $venv up to date"
+    return 0
+  fi
+  # A Python 3.11 with venv and pip: the machine's own python3 (pyenv) first,
+  # Debian's (with python3-venv) otherwise.
+  local py
+  for py in python3.11 python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      break
+    fi
+    py=""
+  done
+  if [ -z "$py" ]; then
+    ckpt_log "torch 2.x venv: no Python 3.11 with venv/ensurepip found"
+    return 1
+  fi
+  ckpt_log "torch 2.x venv: creating $venv with $py"
+  rm -rf "$venv"
+  "$py" -m venv "$venv" </dev/null || return 1
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" </dev/null || return 1
+  cp "$req" "$stamp"
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The single test command (also what CI runs, via .ci/run):
 #   1. installs missing Debian packages (scripts/lib.sh),
-#   2. builds build/ and runs its unit tests (ctest) and the e2e suite (pytest),
-#   3. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there.
+#   2. sets up the torch 2.x virtual environment (tests/requirements-torch2.txt),
+#   3. builds build/ and runs its unit tests (ctest) and the e2e suite (pytest)
+#      twice: with Debian's torch 1.13 + omegaconf 2.2 and with the venv's
+#      torch 2.13 + omegaconf 2.3 (each makes its own fixtures),
+#   4. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there.
 # Exits non-zero if any step failed; the last line is a summary.
 # Environment: CKPT_JOBS (build parallelism, default 2), CKPT_SUITES (default
 # "release asan"; e.g. "release" to skip step 3), CKPT_PYTEST_ARGS (extra
@@ -12,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-PYTHON=/usr/bin/python3   # Debian's python: has torch and omegaconf
+PYTHON=/usr/bin/python3   # Debian's python: has torch 1.13 and omegaconf 2.2
 export CI="${CI:-true}"
 export PYTHONDONTWRITEBYTECODE=1
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -59,6 +62,9 @@ summary() {
 
 ckpt_install_deps </dev/null
 record "install" $?
+ckpt_setup_torch2_venv </dev/null
+record "torch 2.x venv" $?
+TORCH2_PYTHON="$(ckpt_torch2_python)"
 
 # run_suite NAME BUILD_DIR PYTEST_MARKERS [cmake args...]: build, ctest, pytest.
 run_suite() {
@@ -73,11 +79,16 @@ run_suite() {
   ckpt_log "$name: unit tests (ctest)"
   ctest --test-dir "$dir" --output-on-failure -j"$CKPT_JOBS" </dev/null
   record "$name unit tests" $?
-  ckpt_log "$name: end-to-end tests (pytest, CKPT_BIN=$dir/ckpt)"
-  # shellcheck disable=SC2086
-  CKPT_BIN="$PWD/$dir/ckpt" "$PYTHON" -m pytest -q -p no:cacheprovider tests/e2e \
-    ${markers:+-m "$markers"} ${CKPT_PYTEST_ARGS:-} </dev/null
-  record "$name e2e tests" $?
+  # The e2e matrix: every comparison with torch runs against both torches.
+  local py label
+  for py in "$PYTHON" "$TORCH2_PYTHON"; do
+    label="$("$py" -c 'import torch; print("torch " + torch.__version__.split("+")[0])' 2>/dev/null || echo "$py")"
+    ckpt_log "$name: end-to-end tests with $label (pytest, CKPT_BIN=$dir/ckpt)"
+    # shellcheck disable=SC2086
+    CKPT_BIN="$PWD/$dir/ckpt" "$py" -m pytest -q -p no:cacheprovider tests/e2e \
+      ${markers:+-m "$markers"} ${CKPT_PYTEST_ARGS:-} </dev/null
+    record "$name e2e tests ($label)" $?
+  done
 }
 
 suites=" ${CKPT_SUITES:-release asan} "
