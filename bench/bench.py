@@ -4,7 +4,12 @@ MusicGen-small-sized AudioCraft training checkpoint.
 
 Run with Debian's python (torch 1.13, omegaconf 2.2):
 
-    /usr/bin/python3 bench/bench.py [--reps 5] [--big] [--ckpt build-perf/ckpt]
+    /usr/bin/python3 bench/bench.py [--reps 5] [--big] [--ckpt build-perf/ckpt] [--torch2-python PY]
+
+The Python route runs twice: with torch 1.13 (this python) and with torch 2.x's best route
+(`torch.load(mmap=True)` + the same edit + `torch.save`) in a child process of the torch 2.x
+venv's python (--torch2-python; default $CKPT_TORCH2_PYTHON, else .venv-torch2/bin/python,
+else /work/venv213/bin/python; the rows are left out when none exists).
 
 It generates bench/out/musicgen_small.th (1.68 GB fp32: the 300 tensors of MusicGen-small's
 language model under their real names in best_state/model, the real xp.cfg as a struct-mode
@@ -121,6 +126,25 @@ PY = {
 }
 
 
+# torch 2.x's best route: the storages are mmapped instead of read into memory.
+# Saving over the mmapped input would truncate the pages under the mapping, so
+# the in-place route saves beside it and renames.
+PY2 = {op: code.replace("torch.load(sys.argv[1], map_location='cpu')",
+                        "torch.load(sys.argv[1], map_location='cpu', mmap=True, weights_only=False)")
+       for op, code in PY.items()}
+PY2["inplace"] = PY2["inplace"].replace("torch.save(pkg, sys.argv[1])",
+                                        "import os; torch.save(pkg, sys.argv[1] + '.tmp'); "
+                                        "os.replace(sys.argv[1] + '.tmp', sys.argv[1])")
+
+
+def torch2_python(explicit):
+    for py in [explicit, os.environ.get("CKPT_TORCH2_PYTHON"), os.path.join(REPO, ".venv-torch2", "bin", "python"),
+               "/work/venv213/bin/python"]:
+        if py and os.access(py, os.X_OK):
+            return py
+    return None
+
+
 def run(argv, output=None):
     """Runs argv once; returns (wall seconds, peak RSS bytes).
 
@@ -189,7 +213,15 @@ def bench_file(path, args, ckpt, has_dtype):
 
     def pyrun(op, *extra):
         return [py, "-c", PY_PRELUDE + PY[op], *extra]
+
+    def py2run(op, *extra):
+        return [args.torch2_python, "-c", PY_PRELUDE + PY2[op], *extra]
     preps = args.python_reps
+
+    def python_rows(op, name, *extra, output=None, before=None):
+        rows.append((op, "python", measure(pyrun(name, *extra), preps, output, before)))
+        if args.torch2_python:
+            rows.append((op, "python 2.x mmap", measure(py2run(name, *extra), preps, output, before)))
 
     cp = measure(["cp", path, new], reps, new)
     rows.append(("cp", "cp", cp))
@@ -197,38 +229,40 @@ def bench_file(path, args, ckpt, has_dtype):
     rows.append(("cp + sync", "cp", measure(["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new], reps, new)))
     for cmd in ("info", "tensors", "cfg"):
         rows.append((cmd, "ckpt", measure([ckpt, cmd, path], reps)))
-    rows.append(("info", "python", measure(pyrun("info", path), preps)))
+    python_rows("info", "info", path)
     rows.append(("seed prep -> new file", "ckpt", measure([ckpt, "edit", path, "-o", new, *SEED_ARGS], reps, new)))
-    rows.append(("seed prep -> new file", "python", measure(pyrun("prep", path, new), preps, new)))
+    python_rows("seed prep -> new file", "prep", path, new, output=new)
     rows.append(("export", "ckpt", measure([ckpt, "export", path, "-o", new], reps, new)))
-    rows.append(("export", "python", measure(pyrun("export", path, new), preps, new)))
+    python_rows("export", "export", path, new, output=new)
     shutil.copyfile(path, work)
     rows.append(("in-place config edit", "ckpt", measure([ckpt, "edit", work, "--in-place", "optim.lr=2e-5"], reps)))
-    shutil.copyfile(path, work)
-    rows.append(("in-place config edit", "python", measure(pyrun("inplace", work), preps)))
+    python_rows("in-place config edit", "inplace", work, before=lambda: shutil.copyfile(path, work))
     os.unlink(work)
     if has_dtype:
         rows.append(("dtype -> bfloat16", "ckpt", measure([ckpt, "edit", path, "-o", new, "--dtype", "bfloat16"],
                                                           reps, new)))
     else:
         rows.append(("dtype -> bfloat16", "ckpt", None))
-    rows.append(("dtype -> bfloat16", "python", measure(pyrun("bf16", path, new), preps, new)))
+    python_rows("dtype -> bfloat16", "bf16", path, new, output=new)
 
     cp_median = cp["median"]
     py_median = {op: r["median"] for op, tool, r in rows if tool == "python" and r}
     py_median.update({cmd: py_median["info"] for cmd in ("tensors", "cfg")})
+    py2_median = {op: r["median"] for op, tool, r in rows if tool == "python 2.x mmap" and r}
+    py2_median.update({cmd: py2_median["info"] for cmd in ("tensors", "cfg") if "info" in py2_median})
     lines = [f"#### {os.path.basename(path)}: {size / 1e9:.2f} GB; {args.reps} repetitions "
              f"(Python route: {args.python_reps})",
              "",
-             "| operation | tool | median | spread (min-max) | x cp | x python | peak RSS |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| operation | tool | median | spread (min-max) | x cp | x python 1.13 | x python 2.x mmap | peak RSS |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for op, tool, r in rows:
         if r is None:
-            lines.append(f"| {op} | {tool} | n/a | n/a | n/a | n/a | n/a |")
+            lines.append(f"| {op} | {tool} | n/a | n/a | n/a | n/a | n/a | n/a |")
             continue
-        x_py = "" if tool != "ckpt" or op not in py_median else f"{r['median'] / py_median[op]:.3f}"
+        x_py = "" if tool == "cp" or tool == "python" or op not in py_median else f"{r['median'] / py_median[op]:.3f}"
+        x_py2 = "" if tool != "ckpt" or op not in py2_median else f"{r['median'] / py2_median[op]:.3f}"
         lines.append(f"| {op} | {tool} | {fmt_time(r['median'])} | {fmt_time(r['min'])} - {fmt_time(r['max'])} "
-                     f"| {r['median'] / cp_median:.3f} | {x_py} | {r['rss'] / (1 << 20):.1f} MiB |")
+                     f"| {r['median'] / cp_median:.3f} | {x_py} | {x_py2} | {r['rss'] / (1 << 20):.1f} MiB |")
     return lines
 
 
@@ -238,6 +272,7 @@ def main():
     ap.add_argument("--big", action="store_true", help="also the 9 GB training-sized checkpoint")
     ap.add_argument("--ckpt", default=os.path.join(REPO, "build-perf", "ckpt"))
     ap.add_argument("--python-reps", type=int, help="repetitions of the Python route (default: --reps)")
+    ap.add_argument("--torch2-python", help="python of a torch 2.x venv for the mmap route")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--generate-only", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -246,6 +281,7 @@ def main():
         return
     if args.python_reps is None:
         args.python_reps = args.reps
+    args.torch2_python = torch2_python(args.torch2_python)
     ckpt = os.path.abspath(args.ckpt)
     if not os.access(ckpt, os.X_OK):
         sys.exit(f"bench: no ckpt binary at {ckpt} (build it: cmake -S . -B build-perf "
@@ -264,7 +300,9 @@ def main():
                            check=True)
 
     print(f"ckpt benchmark, {datetime.date.today().isoformat()}; {machine()}")
-    print(f"ckpt: {ckpt}; python route: {sys.executable} (torch.load + edit + torch.save)")
+    print(f"ckpt: {ckpt}; python route: {sys.executable} (torch.load + edit + torch.save)"
+          + (f"; torch 2.x route: {args.torch2_python} (torch.load(mmap=True) + edit + torch.save)"
+             if args.torch2_python else "; no torch 2.x python: its rows are left out"))
     print()
     for path, _ in files:
         print("\n".join(bench_file(path, args, ckpt, has_dtype)))

@@ -65,6 +65,9 @@ record "install" $?
 ckpt_setup_torch2_venv </dev/null
 record "torch 2.x venv" $?
 TORCH2_PYTHON="$(ckpt_torch2_python)"
+# Cross-torch tests (tests/e2e/test_dialects.py) load ckpt's outputs in the
+# torch the suite is not running under.
+export CKPT_TORCH1_PYTHON="$PYTHON" CKPT_TORCH2_PYTHON="$TORCH2_PYTHON"
 
 # run_suite NAME BUILD_DIR PYTEST_MARKERS [cmake args...]: build, ctest, pytest.
 run_suite() {

@@ -19,6 +19,7 @@ struct Common {
   bool json = false;
   bool quiet = false;
   bool force = false;
+  std::string dialect;  // --dialect of writing commands; empty: the input's
 };
 
 void register_inspect_commands(CLI::App& app, Context& ctx);  // info ls tensors verify

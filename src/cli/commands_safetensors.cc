@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/dialect_option.h"
 #include "cli/format.h"
 #include "cli/progress.h"
 #include "cli/session.h"
@@ -57,6 +58,7 @@ int cmd_from_safetensors(const Args& a) {
     Progress bar("writing " + basename_of(a.out), a.common.quiet);
     torch::SaveOptions so;
     so.force = a.common.force;
+    so.dialect = dialect_from(a.common.dialect);
     so.progress = bar.callback();
     torch::save(*ck, ck->root(), env, a.out, so);
     bar.finish();
@@ -80,6 +82,7 @@ int cmd_from_safetensors(const Args& a) {
   Progress bar("writing " + basename_of(a.out), a.common.quiet);
   torch::SaveOptions so;
   so.force = a.common.force;
+  so.dialect = dialect_from(a.common.dialect);
   so.progress = bar.callback();
   torch::save(*t.ck, t.ck->root(), env, a.out, so);
   bar.finish();
@@ -108,6 +111,7 @@ void register_safetensors_commands(CLI::App& app, Context& ctx) {
                                 "a .safetensors file as torch.save writes a state dict, or put into a template");
   in->add_option("FILE", a->file, "input .safetensors file")->required();
   common(in);
+  add_dialect_option(in, a->common.dialect);
   in->add_option("--into", a->into,
                  "AudioCraft checkpoint whose best state's tensors the file replaces (names and shapes must match)");
   in->add_option("--state", a->state, "with --into: the state dict to replace (default: the best state)");

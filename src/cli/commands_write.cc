@@ -10,6 +10,7 @@
 
 #include "audiocraft/operations.h"
 #include "cli/commands.h"
+#include "cli/dialect_option.h"
 #include "cli/dtype_edit.h"
 #include "cli/progress.h"
 #include "cli/session.h"
@@ -41,6 +42,7 @@ void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std:
   torch::SaveOptions so;
   so.transforms = std::move(transforms);
   so.force = c.force;
+  so.dialect = dialect_from(c.dialect);
   Progress bar("writing " + basename_of(out), c.quiet);  // shown only on a terminal, for big files
   so.progress = bar.callback();
   torch::save(ck, root, Env::Default(), out, so);
@@ -94,6 +96,7 @@ int cmd_edit(const WriteArgs& a) {
     torch::InPlaceOptions ipo;
     ipo.compact = a.compact;
     ipo.save.transforms = std::move(transforms);
+    ipo.save.dialect = dialect_from(a.common.dialect);
     auto r = torch::update_in_place(*o.ck, o.ck->root(), Env::Default(), ipo);
     say(a.common, "updated " + a.file + (r.appended ? " in place (" + std::to_string(r.bytes_written) + " bytes appended)"
                                                     : " (full rewrite: " + r.reason + ")"));
@@ -199,6 +202,7 @@ void register_write_commands(CLI::App& app, Context& ctx) {
     if (output_required) o->required();
     sub->add_flag("--force", a->common.force, "overwrite an existing output");
     sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
+    add_dialect_option(sub, a->common.dialect);
   };
   auto bind = [&](CLI::App* sub, int (*fn)(const WriteArgs&)) {
     sub->callback([a, &ctx, fn] { ctx.exit_code = fn(*a); });

@@ -19,7 +19,7 @@ const std::map<std::string, std::string>& examples() {
       {"info",
        "$ ckpt info tiny.th\n"
        "file        tiny.th (335.25 KB)\n"
-       "format      zip, torch-1.x dialect, archive 'musicgen_tiny_training', 218 records\n"
+       "format      zip, torch-1.6 dialect, archive 'musicgen_tiny_training', 218 records\n"
        "layout      audiocraft-training\n"
        "best state  best_state/model\n"
        "...\n"

@@ -6,7 +6,10 @@
 #include "container/zip_writer.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <functional>
 #include <string>
+#include <unordered_set>
 
 #include "util/crc32.h"
 #include "util/error.h"
@@ -15,7 +18,6 @@ namespace ckpt::container {
 namespace {
 
 constexpr uint64_t kMax32 = 0xFFFFFFFF;  // miniz's MZ_UINT32_MAX
-constexpr uint64_t kAlignment = 64;      // torch's kFieldAlignment
 constexpr size_t kChunk = size_t{1} << 20;
 
 void put16(std::string& s, uint64_t v) {
@@ -59,10 +61,49 @@ uint16_t flags_for(uint64_t size) {
   return size ? 0x0808 : 0x0800;
 }
 
+// c10::hash_combine (Boost's), as torch combines name hashes and CRCs.
+uint64_t hash_combine(uint64_t seed, uint64_t value) {
+  return seed ^ (value + 0x9e3779b9 + (seed << 6) + (seed >> 2));
+}
+
+constexpr char kDescriptorSignature[] = {'P', 'K', 0x07, 0x08};
+
 }  // namespace
 
-ZipWriter::ZipWriter(WritableFile& out, std::string archive_name)
-    : out_(out), archive_name_(std::move(archive_name)) {}
+ZipWriter::ZipWriter(WritableFile& out, std::string archive_name, uint64_t alignment)
+    : out_(out), archive_name_(std::move(archive_name)), alignment_(alignment) {
+  if (alignment_ < 1 || alignment_ > kMaxAlignment)
+    throw UsageError("zip alignment " + std::to_string(alignment_) + " is outside 1.." +
+                     std::to_string(kMaxAlignment));
+}
+
+// torch folds a CRC into the serialization id whenever miniz hands its
+// writer a buffer of 8+ bytes that starts with the descriptor signature.
+// miniz writes a STORED record's data in one such call, so data that happens
+// to start with "PK\x07\x08" counts too (bytes 4..7 as a CRC).
+void ZipWriter::note_data_head(std::string_view head) {
+  if (head.size() < 8 || head.compare(0, 4, std::string_view(kDescriptorSignature, 4)) != 0) return;
+  auto u = reinterpret_cast<const unsigned char*>(head.data());
+  uint32_t v = static_cast<uint32_t>(u[4]) | (static_cast<uint32_t>(u[5]) << 8) |
+               (static_cast<uint32_t>(u[6]) << 16) | (static_cast<uint32_t>(u[7]) << 24);
+  combined_crc_ = hash_combine(combined_crc_, v);
+}
+
+std::string ZipWriter::serialization_id() const {
+  // torch iterates a std::unordered_set<std::string> filled in write order;
+  // the same container in the same order (libstdc++, as torch's Linux
+  // builds) gives the same iteration order.
+  std::unordered_set<std::string> names;
+  for (const auto& n : names_written_) names.insert(n);
+  uint64_t combined_names = 0;
+  for (const auto& n : names) combined_names = hash_combine(combined_names, std::hash<std::string>{}(n));
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%020llu%020llu", static_cast<unsigned long long>(combined_names),
+                static_cast<unsigned long long>(combined_crc_));
+  return buf;
+}
+
+void ZipWriter::add_serialization_id() { add(".data/serialization_id", serialization_id()); }
 
 void ZipWriter::write_local_header(const std::string& full_name, uint64_t size) {
   if (finished_) throw Error("zip writer: record '" + full_name + "' added after finish()");
@@ -75,7 +116,7 @@ void ZipWriter::write_local_header(const std::string& full_name, uint64_t size) 
   // torch's getPadding(): the 'FB' field that follows pads the data to a
   // 64-byte boundary (its 4-byte header is written even when no pad is needed).
   const uint64_t data_start_unpadded = header_offset + 30 + full_name.size() + zip64_len + 4;
-  const uint64_t pad = (kAlignment - data_start_unpadded % kAlignment) % kAlignment;
+  const uint64_t pad = (alignment_ - data_start_unpadded % alignment_) % alignment_;
 
   std::string h;
   h.reserve(30 + full_name.size() + zip64_len + 4 + pad);
@@ -97,10 +138,12 @@ void ZipWriter::write_local_header(const std::string& full_name, uint64_t size) 
   h.append(pad, 'Z');
   out_.append(h);
   entries_.push_back(Entry{full_name, header_offset, size, 0});
+  names_written_.push_back(full_name.substr(std::min(full_name.size(), archive_name_.size() + 1)));
 }
 
 void ZipWriter::write_descriptor(const Entry& e) {
   if (e.size == 0) return;  // miniz writes none for an empty record
+  combined_crc_ = hash_combine(combined_crc_, e.crc32);
   std::string d;
   put32(d, 0x08074b50);
   put32(d, e.crc32);
@@ -117,6 +160,7 @@ void ZipWriter::write_descriptor(const Entry& e) {
 void ZipWriter::add(std::string_view name, std::string_view data) {
   write_local_header(archive_name_ + "/" + std::string(name), data.size());
   out_.append(data);
+  note_data_head(data.substr(0, 8));
   entries_.back().crc32 = crc32_update(0, data.data(), data.size());
   write_descriptor(entries_.back());
 }
@@ -136,6 +180,7 @@ void ZipWriter::add_copy(std::string_view name, RandomAccessFile& src, uint64_t 
   }
   write_local_header(archive_name_ + "/" + std::string(name), n);
   out_.copy_from(src, offset, n);
+  if (n >= 8) note_data_head(src.read_string(offset, 8));
   entries_.back().crc32 = *crc;
   write_descriptor(entries_.back());
 }
@@ -147,7 +192,9 @@ void ZipWriter::add_stream(
   write_local_header(full_name, n);
   uint32_t crc = 0;
   uint64_t written = 0;
+  std::string head;  // the first 8 bytes, whatever the chunking
   produce([&](std::string_view chunk) {
+    if (head.size() < 8) head.append(chunk.substr(0, 8 - head.size()));
     if (chunk.size() > n - written) {
       throw Error("zip writer: record '" + full_name + "' produced more than the " +
                   std::to_string(n) + " bytes announced");
@@ -160,6 +207,7 @@ void ZipWriter::add_stream(
     throw Error("zip writer: record '" + full_name + "' produced " + std::to_string(written) +
                 " bytes, not the " + std::to_string(n) + " announced");
   }
+  note_data_head(head);
   entries_.back().crc32 = crc;
   write_descriptor(entries_.back());
 }

@@ -1,7 +1,8 @@
 // Writes ZIP archives byte for byte as PyTorch's writer (miniz via
 // caffe2/serialize/inline_container.cc) does: STORED records, flags 0x0808,
-// zero DOS time, 'FB' extra padding data to 64-byte alignment, data
-// descriptors, ZIP64 extras when needed, ZIP64 end records always.
+// zero DOS time, 'FB' extra padding data to 64-byte (or the configured)
+// alignment, data descriptors, ZIP64 extras when needed, ZIP64 end records
+// always. It also computes torch 2.1+'s .data/serialization_id.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,7 +17,10 @@ namespace ckpt::container {
 
 class ZipWriter {
  public:
-  ZipWriter(WritableFile& out, std::string archive_name);
+  // alignment: where record data starts (torch 2.7+'s .storage_alignment;
+  // 64 before). 1 to kMaxAlignment.
+  ZipWriter(WritableFile& out, std::string archive_name, uint64_t alignment = 64);
+  static constexpr uint64_t kMaxAlignment = 32768;
 
   // Adds archive_name/name holding data.
   void add(std::string_view name, std::string_view data);
@@ -36,6 +40,16 @@ class ZipWriter {
   // updates use it to keep existing records where they are.
   void list_existing(std::string_view name, uint64_t header_offset, uint64_t size, uint32_t crc);
 
+  // torch's .data/serialization_id for the records written so far: 20
+  // digits of a hash over the record names (c10::hash_combine of
+  // std::hash<std::string>, in the iteration order of the
+  // std::unordered_set torch keeps them in), then 20 digits of the
+  // hash_combine of every data descriptor's CRC-32 in write order.
+  std::string serialization_id() const;
+  // Adds .data/serialization_id holding serialization_id(), as torch 2.1+
+  // does last.
+  void add_serialization_id();
+
   // Writes the central directory and end records. No record may follow.
   void finish();
 
@@ -49,8 +63,12 @@ class ZipWriter {
  private:
   void write_local_header(const std::string& full_name, uint64_t size);
   void write_descriptor(const Entry& e);
+  void note_data_head(std::string_view head);
   WritableFile& out_;
   std::string archive_name_;
+  uint64_t alignment_;
+  std::vector<std::string> names_written_;  // relative names, in write order
+  uint64_t combined_crc_ = 0;
   std::vector<Entry> entries_;
   bool finished_ = false;
 };

@@ -18,7 +18,22 @@ using pickle::Node;
 const char* to_string(Format f) {
   return f == Format::Zip ? "zip" : "legacy";
 }
-const char* to_string(Dialect d) { return d == Dialect::Torch1 ? "torch-1.x" : "torch-2.x"; }
+const char* to_string(Dialect d) {
+  switch (d) {
+    case Dialect::Torch1_6: return "torch-1.6";
+    case Dialect::Torch2_1: return "torch-2.1";
+    case Dialect::Torch2_7: return "torch-2.7";
+  }
+  return "?";
+}
+
+std::optional<Dialect> parse_dialect(std::string_view text) {
+  if (text.rfind("torch-", 0) == 0) text.remove_prefix(6);
+  if (text == "1.6") return Dialect::Torch1_6;
+  if (text == "2.1") return Dialect::Torch2_1;
+  if (text == "2.7") return Dialect::Torch2_7;
+  return std::nullopt;
+}
 
 namespace {
 
@@ -160,14 +175,31 @@ void Checkpoint::load_zip(Env&, const OpenOptions& options) {
   pickle_size_ = data.size();
   std::string source = path_ + ": " + pkl->name;
   graph_ = pickle::unpickle(data, {.limits = {}, .source = source});
-  dialect_ = Dialect::Torch1;
-  for (const char* marker : {".format_version", "byteorder", ".data/serialization_id", ".storage_alignment"})
-    if (zip_->find(marker)) dialect_ = Dialect::Torch2;
+  // torch 2.7+ writes .format_version (and .storage_alignment); 2.1-2.6
+  // byteorder and .data/serialization_id; older torch none of them.
+  dialect_ = Dialect::Torch1_6;
+  for (const char* marker : {"byteorder", ".data/serialization_id"})
+    if (zip_->find(marker)) dialect_ = Dialect::Torch2_1;
+  for (const char* marker : {".format_version", ".storage_alignment"})
+    if (zip_->find(marker)) dialect_ = Dialect::Torch2_7;
+  storage_alignment_ = 64;
+  if (const container::ZipRecord* r = zip_->find(".storage_alignment")) {
+    // Decimal digits only, in the range a writer can pad to; else 0 (a
+    // save then refuses, naming the record).
+    std::string text = r->size <= 8 ? zip_->read(*r, 8) : "";
+    uint64_t v = 0;
+    bool digits = !text.empty();
+    for (char c : text) {
+      if (c < '0' || c > '9') digits = false;
+      else v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    storage_alignment_ = digits && v >= 1 && v <= container::ZipWriter::kMaxAlignment ? v : 0;
+  }
 }
 
 void Checkpoint::load_legacy(const OpenOptions& options) {
   format_ = Format::Legacy;
-  dialect_ = Dialect::Torch1;
+  dialect_ = kDefaultDialect;
   RandomAccessFile& f = *legacy_file_;
   // Magic, protocol version and sys_info are small pickles; the object pickle
   // and the key list follow. Read a bounded window and parse them in turn.
@@ -343,11 +375,6 @@ std::string archive_name_for(const std::string& path) {
   return name.empty() ? "archive" : name;
 }
 
-namespace {
-
-
-}  // namespace
-
 void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std::string& archive_name,
              const SaveOptions& options) {
   pickle::Graph& g = source.graph();
@@ -385,12 +412,24 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   }
   for (auto& [p, t] : restore) p->pid = t;
 
-  Dialect dialect = options.dialect.value_or(source.dialect());
+  const Dialect dialect = options.dialect.value_or(source.dialect());
+  // torch 2.7+ writes storages in pickling order; older torch sorts the keys
+  // as strings ("0", "1", "10", "2").
   std::vector<size_t> order(old_keys.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (dialect == Dialect::Torch1)
+  if (dialect != Dialect::Torch2_7)
     std::sort(order.begin(), order.end(),
               [](size_t a, size_t b) { return std::to_string(a) < std::to_string(b); });
+  // Alignment: the source's when it is a 2.7+ file kept in its dialect (it
+  // may have been saved with another .storage_alignment); else torch's 64.
+  const bool keep_layout = source.zip() && dialect == source.dialect();
+  const uint64_t alignment =
+      keep_layout || (dialect == Dialect::Torch2_7 && source.dialect() == Dialect::Torch2_7)
+          ? source.storage_alignment()
+          : 64;
+  if (alignment == 0)
+    throw FormatError(source.path() + ": record .storage_alignment holds no alignment ckpt can write (1 to " +
+                      std::to_string(container::ZipWriter::kMaxAlignment) + ")");
 
   uint64_t total = 0, done = 0;
   for (const std::string& k : old_keys) {
@@ -400,7 +439,7 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
     total += tr != options.transforms.end() ? s->numel * tr->second.dtype->element_size : s->nbytes();
   }
 
-  container::ZipWriter zw(out, archive_name);
+  container::ZipWriter zw(out, archive_name, alignment);
   auto write_storages = [&] {
     for (size_t i : order) {
       const std::string& k = old_keys[i];
@@ -438,8 +477,10 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
 
   bool storages_written = false;
   const container::ZipReader* zip = source.zip();
-  if (zip && (!options.dialect || *options.dialect == source.dialect())) {
-    // Keep the source's record sequence; only data.pkl and data/* change.
+  if (keep_layout) {
+    // Keep the source's record sequence; only data.pkl and data/* change,
+    // and .data/serialization_id is computed anew, last, as torch does.
+    bool had_serialization_id = false;
     for (const auto& r : zip->records()) {
       std::string rel = zip->relative_name(r);
       if (rel == "data.pkl") {
@@ -447,8 +488,10 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
       } else if (rel.rfind("data/", 0) == 0) {
         if (!storages_written) write_storages();
         storages_written = true;
+      } else if (rel == ".data/serialization_id") {
+        had_serialization_id = true;
       } else {
-        if (!storages_written && (rel == "version" || rel == ".data/version" || rel == ".data/serialization_id")) {
+        if (!storages_written && (rel == "version" || rel == ".data/version")) {
           write_storages();
           storages_written = true;
         }
@@ -458,17 +501,23 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
       }
     }
     if (!storages_written) write_storages();
-  } else if (dialect == Dialect::Torch1) {
-    zw.add("data.pkl", data);
-    write_storages();
-    zw.add("version", "3\n");
+    if (had_serialization_id) zw.add_serialization_id();
   } else {
+    // Storage bytes are copied as they are, so their byte order goes along.
+    std::string byteorder = "little";
+    if (const container::ZipRecord* r = zip ? zip->find("byteorder") : nullptr) byteorder = zip->read(*r, 16);
+    if (byteorder != "little" && dialect == Dialect::Torch1_6)
+      throw UsageError(source.path() + ": storages are " + byteorder +
+                       "-endian, which the torch-1.6 dialect (no byteorder record) cannot say");
     zw.add("data.pkl", data);
-    zw.add(".format_version", "1");
-    zw.add(".storage_alignment", "64");
-    zw.add("byteorder", "little");
+    if (dialect == Dialect::Torch2_7) {
+      zw.add(".format_version", "1");
+      zw.add(".storage_alignment", std::to_string(alignment));
+    }
+    if (dialect != Dialect::Torch1_6) zw.add("byteorder", byteorder);
     write_storages();
     zw.add("version", "3\n");
+    if (dialect != Dialect::Torch1_6) zw.add_serialization_id();
   }
   zw.finish();
 }

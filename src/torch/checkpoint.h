@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "container/zip_reader.h"
@@ -19,12 +20,24 @@
 namespace ckpt::torch {
 
 enum class Format { Zip, Legacy };
-// Which torch wrote the zip: 1.x (storages in lexicographic key order) or
-// 2.x (.format_version, byteorder, numeric order, .data/serialization_id).
-enum class Dialect { Torch1, Torch2 };
+// The record layout of torch.save's zip, by the torch that wrote it
+// (docs/dialects.md):
+//   Torch1_6 (1.6-2.0): data.pkl, data/<key> in string order, version.
+//   Torch2_1 (2.1-2.6): data.pkl, byteorder, data/<key> in string order,
+//                       version, .data/serialization_id.
+//   Torch2_7 (2.7+):    data.pkl, .format_version, .storage_alignment,
+//                       byteorder, data/<key> in numeric order, version,
+//                       .data/serialization_id.
+enum class Dialect { Torch1_6, Torch2_1, Torch2_7 };
+// The dialect of files ckpt makes from nothing (from-safetensors, a legacy
+// input): what current torch writes.
+inline constexpr Dialect kDefaultDialect = Dialect::Torch2_7;
 
 const char* to_string(Format f);
+// "torch-1.6", "torch-2.1", "torch-2.7".
 const char* to_string(Dialect d);
+// "1.6", "2.1", "2.7" (or with a "torch-" prefix); nullopt otherwise.
+std::optional<Dialect> parse_dialect(std::string_view text);
 
 struct Storage {
   std::string key;
@@ -73,6 +86,9 @@ class Checkpoint {
   const std::string& path() const { return path_; }
   Format format() const { return format_; }
   Dialect dialect() const { return dialect_; }
+  // Where record data is aligned: the .storage_alignment record (torch
+  // 2.7+), else 64; 0 when that record holds no usable alignment.
+  uint64_t storage_alignment() const { return storage_alignment_; }
   const std::string& archive_name() const { return archive_name_; }
   const container::ZipReader* zip() const { return zip_.get(); }
   RandomAccessFile& file() const;
@@ -92,7 +108,7 @@ class Checkpoint {
   // A checkpoint built in memory rather than read: an empty graph for the
   // caller to fill, storages from add_external_storage. `path` names it in
   // messages; save() writes it in `dialect`'s layout.
-  static std::unique_ptr<Checkpoint> create(const std::string& path, Dialect dialect = Dialect::Torch1);
+  static std::unique_ptr<Checkpoint> create(const std::string& path, Dialect dialect = kDefaultDialect);
   // Registers storage `key` whose numel * element_size bytes lie in `file`
   // at `offset`; the checkpoint keeps the file open. Persistent ids naming
   // `key` then save with these bytes. Throws UsageError if the key is taken.
@@ -107,7 +123,8 @@ class Checkpoint {
 
   std::string path_;
   Format format_ = Format::Zip;
-  Dialect dialect_ = Dialect::Torch1;
+  Dialect dialect_ = kDefaultDialect;
+  uint64_t storage_alignment_ = 64;
   std::string archive_name_;
   std::unique_ptr<container::ZipReader> zip_;
   std::unique_ptr<RandomAccessFile> legacy_file_;
@@ -128,7 +145,8 @@ struct SaveOptions {
   bool force = false;
   // Folder name inside the zip; empty: from the output file name, as torch.
   std::string archive_name;
-  // Dialect of the output; default: the source's (Torch1 for legacy input).
+  // Dialect of the output; default: the source's (kDefaultDialect for a
+  // legacy input or a checkpoint made in memory).
   std::optional<Dialect> dialect;
   // Keyed by source storage key.
   std::map<std::string, StorageTransform> transforms;

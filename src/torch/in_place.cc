@@ -25,7 +25,9 @@
 // A crash or I/O error before (c) completes leaves the old archive; after, the
 // new one. Storage bytes are never touched; the old data.pkl, old central
 // directories and dropped tensors stay in the file as unreferenced bytes
-// until a compaction (a full rewrite) reclaims them.
+// until a compaction (a full rewrite) reclaims them. A torch 2.1+ file's
+// .data/serialization_id record is kept as it was (torch only logs it);
+// compaction computes it anew.
 //
 // Readers and the intermediate state (after (a) or (b), before (c)):
 // torch (miniz) and ckpt follow the locator's offset to the old ZIP64 end
@@ -106,7 +108,7 @@ std::string end_block_problem(const container::ZipReader& zip, const std::string
 }
 
 // Builds the tail for the records to keep; empty `reason` on success.
-Plan plan_tail(const container::ZipReader& zip, const std::string& pickle_bytes,
+Plan plan_tail(const container::ZipReader& zip, uint64_t alignment, const std::string& pickle_bytes,
                const std::set<std::string>& referenced_keys, std::string& reason) {
   struct Kept {
     std::string rel;
@@ -139,7 +141,7 @@ Plan plan_tail(const container::ZipReader& zip, const std::string& pickle_bytes,
   // the end block inside one sector.
   for (uint64_t gap = 0; gap < kSector + 64; ++gap) {
     TailBuffer buf(end + gap);
-    container::ZipWriter zw(buf, zip.archive_name());
+    container::ZipWriter zw(buf, zip.archive_name(), alignment);
     for (const Kept& k : kept) {
       if (k.record)
         zw.list_existing(k.rel, k.record->header_offset, k.record->size, k.record->crc32);
@@ -203,7 +205,8 @@ InPlaceResult update_in_place(Checkpoint& ck, const Node* root, Env& env, const 
   if (!why_not.empty()) return rewrite(why_not);
 
   std::string reason;
-  Plan plan = plan_tail(zip, data, referenced, reason);
+  if (ck.storage_alignment() == 0) return rewrite("the .storage_alignment record is unusable");
+  Plan plan = plan_tail(zip, ck.storage_alignment(), data, referenced, reason);
   if (!reason.empty()) return rewrite(reason);
 
   const uint64_t end_at = plan.end_block_offset();

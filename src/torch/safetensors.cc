@@ -556,7 +556,7 @@ Node* make_tensor_node(pickle::Graph& g, const Storage& storage, const std::vect
 std::unique_ptr<Checkpoint> checkpoint_from_safetensors(Env& env, const std::string& path) {
   std::shared_ptr<RandomAccessFile> file = env.open_read(path);
   SafetensorsHeader h = read_safetensors(*file);
-  auto ck = Checkpoint::create(path, Dialect::Torch1);
+  auto ck = Checkpoint::create(path, kDefaultDialect);
   pickle::Graph& g = ck->graph();
   Node* root = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
   g.root = root;

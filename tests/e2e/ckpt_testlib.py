@@ -142,7 +142,41 @@ def zip_layout(path):
             "local_flags": local_flags, "local_crc": local_crc,
             "local_sizes": (local_csize, local_usize), "descriptor": descriptor,
         })
+        if name.endswith(b".data/serialization_id"):
+            entries[-1]["payload"] = data[data_offset:data_offset + csize]
     return {"entries": entries, "end": end, "file_size": len(data)}
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _hash_combine(seed, value):
+    """c10::hash_combine on 64-bit size_t."""
+    return seed ^ ((value + 0x9e3779b9 + ((seed << 6) & _MASK64) + (seed >> 2)) & _MASK64)
+
+
+def serialization_id_crc_part(layout):
+    """The last 20 digits torch writes in .data/serialization_id: the
+    hash_combine of the CRC-32 of every record with data (those that get a
+    data descriptor) before it, in file order."""
+    seed = 0
+    for e in layout["entries"]:
+        if e["name"].endswith(".data/serialization_id"):
+            break
+        if e["size"]:
+            seed = _hash_combine(seed, e["crc"])
+    return seed
+
+
+def dialect_of_torch():
+    """The `ckpt --dialect` whose layout the running torch's torch.save writes."""
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    if (major, minor) >= (2, 7):
+        return "2.7"
+    if (major, minor) >= (2, 1):
+        return "2.1"
+    return "1.6"
+
 
 
 def read_zip_records(path):
@@ -163,10 +197,17 @@ def write_torch_zip(path, records, local_names=None):
 
     local_names optionally gives a different name for a local header (to build
     files whose local and central names disagree). Sizes must stay < 4 GiB.
+    A .data/serialization_id record (torch 2.1+) gets its CRC half recomputed
+    from the records before it, as torch would; its name half is kept.
     """
     out = io.BytesIO()
     central = []
+    crc_seed = 0
     for index, (name, payload) in enumerate(records):
+        if name.endswith(".data/serialization_id") and len(payload) == 40:
+            payload = payload[:20] + b"%020d" % crc_seed
+        if payload:
+            crc_seed = _hash_combine(crc_seed, zlib.crc32(payload) & 0xFFFFFFFF)
         name_b = name.encode("utf-8")
         local_b = (local_names[index] if local_names else name).encode("utf-8")
         header_offset = out.tell()
@@ -208,9 +249,20 @@ def compare_zip_layouts(ours, ref, pickle_name_suffix="data.pkl"):
     a, b = ours["entries"], ref["entries"]
     assert [e["name"] for e in a] == [e["name"] for e in b], "record names/order differ"
     same_pickle_size = True
+    same_pickle_bytes = True
     for ea, eb in zip(a, b):
         where = f"record {ea['name']}"
         is_pickle = ea["name"].endswith(pickle_name_suffix)
+        if is_pickle and ea["crc"] != eb["crc"]:
+            same_pickle_bytes = False
+        if ea["name"].endswith(".data/serialization_id") and not same_pickle_bytes:
+            # Its second half combines every record's CRC, data.pkl's too:
+            # check each side against its own records, the names half as equal.
+            id_a, id_b = ea["payload"].decode(), eb["payload"].decode()
+            assert id_a[:20] == id_b[:20], f"{where}: record-name hash {id_a[:20]} != {id_b[:20]}"
+            assert int(id_a[20:]) == serialization_id_crc_part(ours), f"{where}: {id_a} does not match the CRCs"
+            assert int(id_b[20:]) == serialization_id_crc_part(ref), f"{where}: {id_b} does not match the CRCs"
+            is_pickle = True  # its size is fixed, its CRC follows its content
         keys = ["flags", "method", "version_made", "version_needed", "time", "date",
                 "int_attr", "ext_attr", "central_extra", "comment", "local_name",
                 "local_flags", "local_crc", "local_sizes"]

@@ -163,6 +163,9 @@ def test_manifest_matches_fixture_list(manifest):
 
 def test_committed_example_is_reproducible(tmp_path):
     """examples/musicgen_tiny_training.th is exactly what make_fixtures.py --example writes."""
+    if not torch.__version__.startswith("1.13"):
+        pytest.skip("the committed example is torch 1.13 + omegaconf 2.2's output (Debian's), "
+                    "other versions pickle the config differently")
     import os
     import subprocess
     import sys

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import run_ckpt
-from ckpt_testlib import _storage_bytes, assert_like_torch_save
+from ckpt_testlib import _storage_bytes, assert_like_torch_save, dialect_of_torch
 from test_foundation import assert_usage_error, ok, state_of
 
 DTYPES = {
@@ -190,7 +190,7 @@ def test_from_safetensors_equals_torch_save(ckpt, tmp_path):
     order = sorted(tensors, key=lambda k: k[::-1])
     write_safetensors(src, tensors, header_order=order, metadata={"format": "pt"})
     out = tmp_path / "state.th"
-    ok(run_ckpt("from-safetensors", src, "-o", out))
+    ok(run_ckpt("from-safetensors", src, "-o", out, "--dialect", dialect_of_torch()))
     expected = loaded_state(src)
     assert list(expected) == order
     assert_like_torch_save(out, expected, tmp_path)
@@ -201,7 +201,7 @@ def test_round_trip_through_safetensors(ckpt, fixture_path, tmp_path):
     st = tmp_path / "m.safetensors"
     ok(run_ckpt("safetensors", fixture_path("exported"), "-o", st))
     out = tmp_path / "m.th"
-    ok(run_ckpt("from-safetensors", st, "-o", out))
+    ok(run_ckpt("from-safetensors", st, "-o", out, "--dialect", dialect_of_torch()))
     assert_like_torch_save(out, loaded_state(st), tmp_path)
     original = plain_tensors(torch.load(fixture_path("exported"))["best_state"])
     back = torch.load(out)

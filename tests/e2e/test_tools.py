@@ -129,8 +129,12 @@ def test_dtype_conversion_bit_for_bit(values_ckpt, tmp_path, target):
             continue
         want = t.to(DTYPES[target])
         assert g.dtype == want.dtype and g.shape == want.shape and g.stride() == t.stride(), name
-        if t.dtype == torch.float64 and target == "bfloat16":
-            # torch's own NaN bits depend on the element's position here.
+        # torch's own NaN bits depend on the element's position for float64 ->
+        # bfloat16; for -> float16, torch 2.x keeps NaN payloads (the CPU's
+        # conversion) where 1.13 writes sign | 0x7E00, as ckpt does.
+        nan_bits_vary = (t.dtype == torch.float64 and target == "bfloat16") or (
+            target == "float16" and not torch.__version__.startswith("1."))
+        if nan_bits_vary:
             nan = torch.isnan(want)
             assert torch.equal(torch.isnan(g), nan), name
             assert torch.equal(bits_of(g)[~nan], bits_of(want)[~nan]), name

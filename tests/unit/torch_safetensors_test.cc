@@ -373,7 +373,7 @@ TEST(SafetensorsRead, CheckpointRoundTrip) {
 
   auto back = Checkpoint::open(Env::Default(), th);
   EXPECT_EQ(back->archive_name(), "x");
-  EXPECT_EQ(back->dialect(), Dialect::Torch1);
+  EXPECT_EQ(back->dialect(), kDefaultDialect);
   auto* e = pickle::entries_of(back->root());
   ASSERT_EQ(e->size(), 2u);
   auto w = back->tensor((*e)[0].second);
