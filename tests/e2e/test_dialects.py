@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import torch
 
-from ckpt_testlib import REPO_ROOT, dialect_of_torch, zip_layout
+from ckpt_testlib import REPO_ROOT, dialect_of_torch, read_zip_records, write_torch_zip, zip_layout
 from conftest import run_ckpt
 from test_foundation import ok
 
@@ -153,6 +153,30 @@ def test_storage_alignment_is_kept(ckpt, tmp_path):
     ok(run_ckpt("edit", src, "--in-place", "--drop", "t1"))
     assert all(e["data_offset"] % 4096 == 0 for e in zip_layout(src)["entries"])
     assert list(torch.load(src, mmap=True, weights_only=True)) == [f"t{i}" for i in range(12) if i != 1]
+
+
+def test_files_made_from_nothing_get_2_7(ckpt, fixture_path, tmp_path):
+    """A legacy input and from-safetensors have no dialect to keep: 2.7 (docs/dialects.md)."""
+    ok(run_ckpt("rewrite", fixture_path("legacy"), "-o", tmp_path / "legacy.pt"))
+    assert_dialect_layout(tmp_path / "legacy.pt", "2.7")
+    ok(run_ckpt("safetensors", fixture_path("module_state_dict"), "-o", tmp_path / "d.safetensors"))
+    ok(run_ckpt("from-safetensors", tmp_path / "d.safetensors", "-o", tmp_path / "d.pt"))
+    assert_dialect_layout(tmp_path / "d.pt", "2.7")
+
+
+@pytest.mark.parametrize("value", [b"0", b"-64", b"x", b"99999999", b""])
+def test_unusable_storage_alignment_is_refused_on_write(ckpt, fixture_path, tmp_path, value):
+    src = tmp_path / "src.pt"
+    ok(run_ckpt("rewrite", fixture_path("dtypes"), "-o", src, "--dialect", "2.7"))
+    bad = tmp_path / "bad.pt"
+    write_torch_zip(bad, [(n, value if n.endswith(".storage_alignment") else b)
+                          for n, b in read_zip_records(src)])
+    ok(run_ckpt("info", bad))  # reading does not need it
+    res = run_ckpt("rewrite", bad, "-o", tmp_path / "out.pt")
+    assert res.returncode == 2 and ".storage_alignment" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and not (tmp_path / "out.pt").exists()
+    ok(run_ckpt("rewrite", bad, "-o", tmp_path / "out.pt", "--dialect", "2.1"))  # a dialect without it
+    assert_dialect_layout(tmp_path / "out.pt", "2.1")
 
 
 def test_bad_dialect_is_usage_error(ckpt, fixture_path, tmp_path):
