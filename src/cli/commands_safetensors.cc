@@ -37,15 +37,16 @@ int cmd_safetensors(const Args& a) {
     ++tensor_entries;
     std::string why = torch::safetensors_refusal(row.info);
     if (!why.empty()) {
-      std::string line = "'" + row.name + "' " + why;
-      if (!a.skip_unsupported)
-        throw UsageError(a.file + ": tensor " + line + "; --skip-unsupported leaves such tensors out");
-      unsupported.push_back(line);
+      unsupported.push_back("'" + row.name + "' " + why);
       continue;
     }
     bytes += row.info.nbytes();
     tensors.emplace_back(std::move(row.name), std::move(row.info));
   }
+  if (!unsupported.empty() && !a.skip_unsupported)
+    throw UsageError(a.file + ": tensor " + unsupported[0] +
+                     (unsupported.size() > 1 ? " (and " + std::to_string(unsupported.size() - 1) + " more)" : "") +
+                     "; --skip-unsupported leaves such tensors out and lists them");
   for (const auto& line : unsupported) say(a.common, "skipped tensor " + line);
   size_t skipped = pickle::entries_of(sd)->size() - tensor_entries;
   if (skipped)

@@ -137,7 +137,7 @@ std::string TensorInfo::form() const {
   std::string out;
   auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
   if (layout == TensorLayout::Nested) {
-    add("nested (" + std::to_string(shape.empty() ? 0 : shape[0]) + " tensors)");
+    add("nested, " + std::to_string(shape.empty() ? 0 : shape[0]) + " tensors");
   } else if (layout != TensorLayout::Strided) {
     add(std::string(to_string(layout)) + ", nnz " + std::to_string(nnz()));
     if (layout == TensorLayout::SparseCoo && !coalesced) add("uncoalesced");
@@ -366,9 +366,10 @@ std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node*
     t.quantization = qz;
     return t;
   }
-  if (fn == "_rebuild_sparse_tensor") {
+  if (fn == "_rebuild_sparse_tensor" || fn == "_rebuild_sparse_csr_tensor") {
     // (layout, data): COO data (indices, values, size[, is_coalesced]);
     // compressed layouts (compressed_indices, plain_indices, values, size).
+    // torch 1.13 names the CSR one _rebuild_sparse_csr_tensor.
     const auto& a = tuple_args(2);
     t.layout = layout_arg(a[0]);
     const Node* d = a[1];
