@@ -2,6 +2,7 @@
 // directory and data.pkl only (verify also streams every record for CRCs).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -316,13 +317,17 @@ int cmd_tensors(const std::string& file, const std::string& state, const std::st
     std::cout << rows.dump(2) << "\n";
     return 0;
   }
-  size_t w = 4;
-  for (const TensorRow& r : selected) w = std::max(w, r.name.size());
-  std::printf("%-*s  %-9s  %-20s  %12s  %10s\n", static_cast<int>(w), "name", "dtype", "shape", "numel", "bytes");
+  size_t w = 4, dw = 9;
+  for (const TensorRow& r : selected) {
+    w = std::max(w, r.name.size());
+    if (r.info.dtype) dw = std::max(dw, std::strlen(r.info.dtype->name));
+  }
+  std::printf("%-*s  %-*s  %-20s  %12s  %10s\n", static_cast<int>(w), "name", static_cast<int>(dw), "dtype", "shape",
+              "numel", "bytes");
   uint64_t total = 0, params = 0;
   for (const TensorRow& r : selected) {
     std::string form = r.info.form();
-    std::printf("%-*s  %-9s  %-20s  %12s  %10s%s\n", static_cast<int>(w), r.name.c_str(),
+    std::printf("%-*s  %-*s  %-20s  %12s  %10s%s\n", static_cast<int>(w), r.name.c_str(), static_cast<int>(dw),
                 r.info.dtype ? r.info.dtype->name : "?", shape_text(r.info.shape).c_str(),
                 with_commas(r.info.numel()).c_str(), human_bytes(r.info.nbytes()).c_str(),
                 form.empty() ? "" : ("  " + form).c_str());

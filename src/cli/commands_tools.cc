@@ -101,18 +101,21 @@ int cmd_stats(const StatsArgs& a) {
   if (a.json) {
     std::cout << rows.dump(2) << "\n";
   } else {
-    size_t w = 4;
-    for (auto& r : rows) w = std::max(w, r["name"].get<std::string>().size());
-    std::printf("%-*s  %-8s %12s %6s %6s %12s %12s %12s %12s %12s\n", static_cast<int>(w), "name", "dtype", "numel",
-                "nan", "inf", "min", "max", "mean", "std", "norm");
+    size_t w = 4, dw = 8;
+    for (auto& r : rows) {
+      w = std::max(w, r["name"].get<std::string>().size());
+      dw = std::max(dw, r["dtype"].get<std::string>().size());
+    }
+    std::printf("%-*s  %-*s %12s %6s %6s %12s %12s %12s %12s %12s\n", static_cast<int>(w), "name",
+                static_cast<int>(dw), "dtype", "numel", "nan", "inf", "min", "max", "mean", "std", "norm");
     auto cell = [](const json& v) { return v.is_null() ? std::string("-") : num_text(v.get<double>()); };
     auto count = [](const json& v) { return v.is_null() ? std::string("-") : std::to_string(v.get<uint64_t>()); };
     for (auto& r : rows) {
       std::string note;
       if (r.contains("form")) note += "  " + r["form"].get<std::string>();
       if (r.contains("note")) note += " (" + r["note"].get<std::string>() + ")";
-      std::printf("%-*s  %-8s %12s %6s %6s %12s %12s %12s %12s %12s%s\n", static_cast<int>(w),
-                  r["name"].get<std::string>().c_str(), r["dtype"].get<std::string>().c_str(),
+      std::printf("%-*s  %-*s %12s %6s %6s %12s %12s %12s %12s %12s%s\n", static_cast<int>(w),
+                  r["name"].get<std::string>().c_str(), static_cast<int>(dw), r["dtype"].get<std::string>().c_str(),
                   with_commas(r["numel"].get<uint64_t>()).c_str(), count(r["nan"]).c_str(), count(r["inf"]).c_str(),
                   cell(r["min"]).c_str(), cell(r["max"]).c_str(), cell(r["mean"]).c_str(), cell(r["std"]).c_str(),
                   cell(r["norm"]).c_str(), note.c_str());

@@ -200,23 +200,35 @@ void for_each_value(const Checkpoint& ck, const TensorInfo& t, const std::string
   }
 }
 
-// Whether a COO indices tensor [sparse_dim, nnz] names an element twice.
-bool has_duplicate_indices(const Checkpoint& ck, const TensorInfo& indices, const std::string& name) {
-  if (indices.shape.size() != 2 || !indices.dtype || indices.dtype->dtype != DType::Int64)
-    throw FormatError(ck.path() + ": tensor '" + name + "': sparse indices are not an int64 matrix");
-  const auto dims = static_cast<size_t>(indices.shape[0]), nnz = static_cast<size_t>(indices.shape[1]);
-  std::vector<int64_t> all;
-  all.reserve(dims * nnz);
+// Whether a COO indices tensor [sparse_dim, nnz] names an element twice
+// (of a tensor whose first sparse_dim sizes are `shape`'s): sorts the
+// elements' linear indices, 8 bytes per stored value.
+bool has_duplicate_indices(const Checkpoint& ck, const TensorInfo& indices, const std::vector<int64_t>& shape,
+                           const std::string& name) {
+  if (indices.shape.size() != 2 || !indices.dtype || indices.dtype->dtype != DType::Int64 ||
+      indices.shape[0] < 0 || static_cast<size_t>(indices.shape[0]) > shape.size())
+    throw FormatError(ck.path() + ": tensor '" + name + "': sparse indices are not an int64 [sparse_dim, nnz] matrix");
+  const auto dims = static_cast<size_t>(indices.shape[0]);
+  const auto nnz = static_cast<size_t>(indices.shape[1]);
+  // Row-major strides of the sparse dimensions; their product is at most
+  // numel(), which fits in 64 bits.
+  std::vector<uint64_t> stride(dims, 1);
+  for (size_t d = dims; d-- > 1;) stride[d - 1] = stride[d] * static_cast<uint64_t>(shape[d]);
+  std::vector<uint64_t> linear(nnz, 0);
+  uint64_t at = 0;  // element number within the [dims, nnz] matrix
   for_each_element_chunk(ck, indices, name + " (indices)", [&](const char* data, size_t n) {
-    const size_t at = all.size();
-    all.resize(at + n);
-    std::memcpy(all.data() + at, data, n * sizeof(int64_t));
+    for (size_t i = 0; i < n; ++i, ++at) {
+      int64_t v;
+      std::memcpy(&v, data + i * sizeof v, sizeof v);
+      const size_t d = static_cast<size_t>(at / nnz);
+      if (v < 0 || v >= shape[d])
+        throw FormatError(ck.path() + ": tensor '" + name + "': sparse index " + std::to_string(v) +
+                          " is outside dimension " + std::to_string(d));
+      linear[at % nnz] += static_cast<uint64_t>(v) * stride[d];
+    }
   });
-  std::vector<std::vector<int64_t>> columns(nnz, std::vector<int64_t>(dims));
-  for (size_t d = 0; d < dims; ++d)
-    for (size_t i = 0; i < nnz; ++i) columns[i][d] = all[d * nnz + i];
-  std::sort(columns.begin(), columns.end());
-  return std::adjacent_find(columns.begin(), columns.end()) != columns.end();
+  std::sort(linear.begin(), linear.end());
+  return std::adjacent_find(linear.begin(), linear.end()) != linear.end();
 }
 
 // Running statistics: exact two-pass mean and squared deviations within a
@@ -293,7 +305,7 @@ TensorStats tensor_stats(const Checkpoint& ck, const TensorInfo& t, const std::s
   }
   // Sparse: the stored values and the zeros of the dense tensor; nested:
   // every element of every component.
-  if (t.layout == TensorLayout::SparseCoo && !t.coalesced && has_duplicate_indices(ck, *t.part("indices"), name))
+  if (t.layout == TensorLayout::SparseCoo && !t.coalesced && has_duplicate_indices(ck, *t.part("indices"), t.shape, name))
     throw UsageError(ck.path() + ": tensor '" + name +
                      "': an uncoalesced sparse_coo tensor with duplicate indices (their values add up): coalesce() "
                      "it for statistics");

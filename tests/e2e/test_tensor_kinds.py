@@ -259,3 +259,32 @@ def test_edit_dtype_names_what_it_leaves(kinds, ckpt, tmp_path):
     assert torch.equal(back["neg"].float(), objs["neg"].half().float())
     same_tensor(objs["coo"], back["coo"], "coo")
     same_tensor(objs["qc"], back["qc"], "qc")
+
+
+def test_stats_of_uncoalesced_sparse(ckpt, tmp_path):
+    """Duplicate indices add up in torch: stats say so rather than guess; without duplicates they are exact."""
+    dup = torch.sparse_coo_tensor(torch.tensor([[0, 0, 1]]), torch.tensor([1.0, 2.0, 5.0]), (3,))
+    unique = torch.sparse_coo_tensor(torch.tensor([[2, 0]]), torch.tensor([4.0, -1.0]), (3,))
+    path = tmp_path / "uncoalesced.pt"
+    torch.save({"dup": dup, "unique": unique}, path)
+    rows = {r["name"]: r for r in json.loads(ok(run_ckpt("stats", path, "--state", "", "--json")))}
+    assert rows["dup"]["mean"] is None and "coalesce" in rows["dup"]["note"]
+    assert rows["unique"]["min"] == -1.0 and rows["unique"]["max"] == 4.0
+    assert math.isclose(rows["unique"]["mean"], 1.0)
+    r = run_ckpt("diff", path, path, "--state", "")
+    assert r.returncode == 0, r.stdout
+
+
+@pytest.mark.skipif(not hasattr(torch, "float8_e4m3fn"), reason="the scanner models torch 2.x's weights_only")
+def test_scan_agrees_with_weights_only(kinds, ckpt, tmp_path):
+    """Every kind but the user's subclass loads with weights_only=True in torch 2.x: scan calls the file safe."""
+    path, objs = kinds
+    plain = tmp_path / "no_subclass.pt"
+    torch.save({k: v for k, v in objs.items() if k != "subclass"}, plain)
+    torch.load(plain, weights_only=True)
+    r = run_ckpt("scan", plain)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_ckpt("scan", path)
+    assert r.returncode == 1 and "tensor_kinds.Marked" in r.stdout
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)
