@@ -2,6 +2,7 @@
 // directory and data.pkl only (verify also streams every record for CRCs).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -286,19 +287,50 @@ int cmd_tensors(const std::string& file, const std::string& state, const std::st
                       {"storage", t.storage ? json(t.storage->key) : json(nullptr)},
                       {"contiguous", t.is_contiguous()},
                       {"requires_grad", t.requires_grad},
-                      {"parameter", t.is_parameter}});
+                      {"parameter", t.is_parameter},
+                      {"layout", torch::to_string(t.layout)},
+                      {"form", t.form()}});
+      json& row = rows.back();
+      if (t.layout != torch::TensorLayout::Strided && t.layout != torch::TensorLayout::Nested) {
+        row["nnz"] = t.nnz();
+        if (t.layout == torch::TensorLayout::SparseCoo) row["coalesced"] = t.coalesced;
+      }
+      if (t.quantization) {
+        const auto& q = *t.quantization;
+        row["qscheme"] = q.scheme;
+        if (q.per_channel()) row["axis"] = q.axis;
+        else row["scale"] = q.scale, row["zero_point"] = q.zero_point;
+      }
+      if (t.is_meta) row["device"] = "meta";
+      if (t.conj) row["conj"] = true;
+      if (t.neg) row["neg"] = true;
+      if (!t.subclass.empty()) row["subclass"] = t.subclass;
+      if (t.has_state) row["has_state"] = true;
+      if (!t.parts.empty()) {
+        json parts = json::object();
+        for (const auto& [name, p] : t.parts)
+          parts[name] = {{"dtype", p.dtype ? p.dtype->name : "?"}, {"shape", p.shape},
+                         {"storage", p.storage ? json(p.storage->key) : json(nullptr)}};
+        row["parts"] = parts;
+      }
     }
     std::cout << rows.dump(2) << "\n";
     return 0;
   }
-  size_t w = 4;
-  for (const TensorRow& r : selected) w = std::max(w, r.name.size());
-  std::printf("%-*s  %-9s  %-20s  %12s  %10s\n", static_cast<int>(w), "name", "dtype", "shape", "numel", "bytes");
+  size_t w = 4, dw = 9;
+  for (const TensorRow& r : selected) {
+    w = std::max(w, r.name.size());
+    if (r.info.dtype) dw = std::max(dw, std::strlen(r.info.dtype->name));
+  }
+  std::printf("%-*s  %-*s  %-20s  %12s  %10s\n", static_cast<int>(w), "name", static_cast<int>(dw), "dtype", "shape",
+              "numel", "bytes");
   uint64_t total = 0, params = 0;
   for (const TensorRow& r : selected) {
-    std::printf("%-*s  %-9s  %-20s  %12s  %10s\n", static_cast<int>(w), r.name.c_str(),
+    std::string form = r.info.form();
+    std::printf("%-*s  %-*s  %-20s  %12s  %10s%s\n", static_cast<int>(w), r.name.c_str(), static_cast<int>(dw),
                 r.info.dtype ? r.info.dtype->name : "?", shape_text(r.info.shape).c_str(),
-                with_commas(r.info.numel()).c_str(), human_bytes(r.info.nbytes()).c_str());
+                with_commas(r.info.numel()).c_str(), human_bytes(r.info.nbytes()).c_str(),
+                form.empty() ? "" : ("  " + form).c_str());
     total += r.info.nbytes();
     params += r.info.numel();
   }
@@ -352,8 +384,7 @@ int cmd_verify(const std::string& file, const Common& c) {
       try {
         if (auto t = ck->tensor(n)) {
           ++tensors;
-          std::string p = t->view_problem();
-          if (!p.empty())
+          for (const std::string& p : t->problems())
             problems.push_back(file + ": tensor on storage '" + (t->storage ? t->storage->key : "?") + "' " +
                                shape_text(t->shape) + ": " + p);
           if (t->outer != t->object) seen.insert(t->object);

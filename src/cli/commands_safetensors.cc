@@ -19,6 +19,7 @@ namespace {
 struct Args {
   Common common;
   std::string file, out, state, into;
+  bool skip_unsupported = false;
 };
 
 void say(const Common& c, const std::string& line) {
@@ -31,11 +32,24 @@ int cmd_safetensors(const Args& a) {
   pickle::Node* sd = o.state_dict(path);
   std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
   uint64_t bytes = 0;
+  std::vector<std::string> unsupported;
+  size_t tensor_entries = 0;
   for (auto& row : o.tensors_of(sd)) {
+    ++tensor_entries;
+    std::string why = torch::safetensors_refusal(row.info);
+    if (!why.empty()) {
+      unsupported.push_back("'" + row.name + "' " + why);
+      continue;
+    }
     bytes += row.info.nbytes();
     tensors.emplace_back(std::move(row.name), std::move(row.info));
   }
-  size_t skipped = pickle::entries_of(sd)->size() - tensors.size();
+  if (!unsupported.empty() && !a.skip_unsupported)
+    throw UsageError(a.file + ": tensor " + unsupported[0] +
+                     (unsupported.size() > 1 ? " (and " + std::to_string(unsupported.size() - 1) + " more)" : "") +
+                     "; --skip-unsupported leaves such tensors out and lists them");
+  for (const auto& line : unsupported) say(a.common, "skipped tensor " + line);
+  size_t skipped = pickle::entries_of(sd)->size() - tensor_entries;
   if (skipped)
     say(a.common, "note: " + std::to_string(skipped) + " non-tensor entr" + (skipped == 1 ? "y" : "ies") + " of '" +
                       path + "' not written (safetensors holds tensors only)");
@@ -47,7 +61,8 @@ int cmd_safetensors(const Args& a) {
   torch::write_safetensors(*o.ck, tensors, Env::Default(), a.out, opts);
   bar.finish();
   say(a.common, "wrote " + a.out + ": " + std::to_string(tensors.size()) + " tensors, " + human_bytes(bytes) +
-                    " (from " + (path.empty() ? std::string("the root") : path) + ")");
+                    " (from " + (path.empty() ? std::string("the root") : path) + ")" +
+                    (unsupported.empty() ? "" : "; " + std::to_string(unsupported.size()) + " skipped (listed above)"));
   return 0;
 }
 
@@ -105,6 +120,9 @@ void register_safetensors_commands(CLI::App& app, Context& ctx) {
   out->add_option("FILE", a->file, "input checkpoint")->required();
   common(out);
   out->add_option("--state", a->state, "path of the state dict (default: the best state)");
+  out->add_flag("--skip-unsupported", a->skip_unsupported,
+                "leave out (and list) tensors safetensors cannot hold: quantized, sparse, nested, meta, conj/neg "
+                "bits, dtypes it lacks; without it they are an error");
   out->callback([a, &ctx] { ctx.exit_code = cmd_safetensors(*a); });
 
   auto* in = app.add_subcommand("from-safetensors",

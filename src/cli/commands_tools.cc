@@ -63,14 +63,25 @@ int cmd_stats(const StatsArgs& a) {
     j["name"] = r.name;
     j["dtype"] = r.info.dtype ? r.info.dtype->name : "?";
     j["shape"] = r.info.shape;
-    if (!r.info.dtype || !torch::has_real_values(*r.info.dtype)) {
+    if (std::string form = r.info.form(); !form.empty()) j["form"] = form;
+    // A tensor without statistics gets a row of nulls saying why.
+    std::string why = torch::stats_refusal(r.info);
+    torch::TensorStats s;
+    if (why.empty()) {
+      try {
+        s = torch::tensor_stats(*o.ck, r.info, r.name);
+      } catch (const UsageError& e) {
+        why = e.what();
+      }
+    }
+    if (!why.empty()) {
       j["numel"] = r.info.numel();
       for (const char* k : {"nan", "inf", "finite", "min", "max", "mean", "std", "std_population", "norm"})
         j[k] = nullptr;
+      j["note"] = why;
       rows.push_back(j);
       continue;
     }
-    torch::TensorStats s = torch::tensor_stats(*o.ck, r.info, r.name);
     j["numel"] = s.numel;
     j["nan"] = s.nan;
     j["inf"] = s.inf;
@@ -90,18 +101,25 @@ int cmd_stats(const StatsArgs& a) {
   if (a.json) {
     std::cout << rows.dump(2) << "\n";
   } else {
-    size_t w = 4;
-    for (auto& r : rows) w = std::max(w, r["name"].get<std::string>().size());
-    std::printf("%-*s  %-8s %12s %6s %6s %12s %12s %12s %12s %12s\n", static_cast<int>(w), "name", "dtype", "numel",
-                "nan", "inf", "min", "max", "mean", "std", "norm");
+    size_t w = 4, dw = 8;
+    for (auto& r : rows) {
+      w = std::max(w, r["name"].get<std::string>().size());
+      dw = std::max(dw, r["dtype"].get<std::string>().size());
+    }
+    std::printf("%-*s  %-*s %12s %6s %6s %12s %12s %12s %12s %12s\n", static_cast<int>(w), "name",
+                static_cast<int>(dw), "dtype", "numel", "nan", "inf", "min", "max", "mean", "std", "norm");
     auto cell = [](const json& v) { return v.is_null() ? std::string("-") : num_text(v.get<double>()); };
     auto count = [](const json& v) { return v.is_null() ? std::string("-") : std::to_string(v.get<uint64_t>()); };
-    for (auto& r : rows)
-      std::printf("%-*s  %-8s %12s %6s %6s %12s %12s %12s %12s %12s\n", static_cast<int>(w),
-                  r["name"].get<std::string>().c_str(), r["dtype"].get<std::string>().c_str(),
+    for (auto& r : rows) {
+      std::string note;
+      if (r.contains("form")) note += "  " + r["form"].get<std::string>();
+      if (r.contains("note")) note += " (" + r["note"].get<std::string>() + ")";
+      std::printf("%-*s  %-*s %12s %6s %6s %12s %12s %12s %12s %12s%s\n", static_cast<int>(w),
+                  r["name"].get<std::string>().c_str(), static_cast<int>(dw), r["dtype"].get<std::string>().c_str(),
                   with_commas(r["numel"].get<uint64_t>()).c_str(), count(r["nan"]).c_str(), count(r["inf"]).c_str(),
                   cell(r["min"]).c_str(), cell(r["max"]).c_str(), cell(r["mean"]).c_str(), cell(r["std"]).c_str(),
-                  cell(r["norm"]).c_str());
+                  cell(r["norm"]).c_str(), note.c_str());
+    }
   }
   if (a.check_finite && bad_tensors) {
     std::string list;
@@ -174,6 +192,24 @@ int cmd_diff(const DiffArgs& d) {
     ++compared;
     const char* da = ra.info.dtype ? ra.info.dtype->name : "?";
     const char* db = rb.info.dtype ? rb.info.dtype->name : "?";
+    if (!ra.info.is_plain() || !rb.info.is_plain() || ra.info.form() != rb.info.form()) {
+      // Quantized, sparse, nested, meta, conj/neg, subclasses: forms and
+      // every component compared.
+      torch::TensorDiff td = torch::compare_tensors(*oa.ck, ra.info, ra.name, *ob.ck, rb.info, rb.name);
+      if (ra.info.dtype != rb.info.dtype || ra.info.shape != rb.info.shape || !td.form_changes.empty()) {
+        json c = {{"name", ra.name}, {"dtype_a", da}, {"dtype_b", db}, {"shape_a", ra.info.shape},
+                  {"shape_b", rb.info.shape}};
+        if (!td.form_changes.empty()) c["form"] = td.form_changes;
+        changed.push_back(c);
+      }
+      for (const auto& [part, v] : td.values) {
+        json e = {{"name", ra.name}, {"numel", v.compared}, {"differing", v.differing},
+                  {"max_abs_diff", v.max_abs_diff}, {"nonfinite_differing", v.nonfinite_differing}};
+        if (!part.empty()) e["part"] = part;
+        values.push_back(e);
+      }
+      continue;
+    }
     if (ra.info.dtype != rb.info.dtype || ra.info.shape != rb.info.shape)
       changed.push_back({{"name", ra.name}, {"dtype_a", da}, {"dtype_b", db}, {"shape_a", ra.info.shape},
                          {"shape_b", rb.info.shape}});
@@ -252,13 +288,17 @@ int cmd_diff(const DiffArgs& d) {
     if (c["shape_a"] != c["shape_b"])
       what += (what.empty() ? "" : ", ") + shape_text(c["shape_a"].get<std::vector<int64_t>>()) + " -> " +
               shape_text(c["shape_b"].get<std::vector<int64_t>>());
+    if (c.contains("form"))
+      for (auto& f : c["form"]) what += (what.empty() ? "" : "; ") + f.get<std::string>();
     std::printf("  changed    %s: %s\n", c["name"].get<std::string>().c_str(), what.c_str());
   }
   for (auto& v : values) {
     std::string extra;
     if (v["nonfinite_differing"].get<uint64_t>())
       extra = " (" + std::to_string(v["nonfinite_differing"].get<uint64_t>()) + " with NaN/Inf)";
-    std::printf("  values     %s: %s of %s elements differ, max abs diff %s%s\n", v["name"].get<std::string>().c_str(),
+    std::string label = v["name"].get<std::string>();
+    if (v.contains("part")) label += " (" + v["part"].get<std::string>() + ")";
+    std::printf("  values     %s: %s of %s elements differ, max abs diff %s%s\n", label.c_str(),
                 with_commas(v["differing"].get<uint64_t>()).c_str(), with_commas(v["numel"].get<uint64_t>()).c_str(),
                 num_text(v["max_abs_diff"].get<double>()).c_str(), extra.c_str());
   }
@@ -298,6 +338,14 @@ std::map<std::string, torch::StorageTransform> plan_dtype_conversion(
       if (!matches_any(match, r.name)) continue;
       any_match = true;
       const torch::Storage* s = r.info.storage;
+      if (!r.info.is_plain() && !(r.info.neg && r.info.layout == torch::TensorLayout::Strided && !r.info.quantization)) {
+        // Only dense tensors convert; the others are named, not passed over.
+        if (r.info.dtype && r.info.dtype->is_floating && r.info.dtype != to)
+          say("note: '" + r.name + "' (" + r.info.dtype->name + ", " + r.info.form() + ") left as it is: --dtype " +
+              "converts dense tensors only");
+        ++kept;
+        continue;
+      }
       if (!r.info.dtype || !r.info.dtype->is_floating || !s || r.info.dtype == to ||
           !torch::can_convert(r.info.dtype->dtype, to->dtype)) {
         ++kept;

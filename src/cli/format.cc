@@ -126,7 +126,9 @@ std::string describe(const Node* n, const torch::Checkpoint& ck) {
     case Kind::Object: break;
   }
   if (auto t = ck.tensor(n)) {
-    return kind_name(n, ck) + " " + (t->dtype ? t->dtype->name : "?") + " " + shape_text(t->shape);
+    std::string form = t->form();
+    return kind_name(n, ck) + " " + (t->dtype ? t->dtype->name : "?") + " " + shape_text(t->shape) +
+           (form.empty() ? "" : " (" + form + ")");
   }
   std::string cls = kind_name(n, ck);
   if (n->is_instance_of("omegaconf.dictconfig", "DictConfig") ||

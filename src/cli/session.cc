@@ -39,7 +39,12 @@ pickle::Node* Opened::state_dict(const std::string& path) const {
 std::vector<TensorRow> Opened::tensors_of(const pickle::Node* mapping) const {
   std::vector<TensorRow> rows;
   for (auto& [k, v] : *pickle::entries_of(mapping)) {
-    auto t = ck->tensor(v);
+    std::optional<torch::TensorInfo> t;
+    try {
+      t = ck->tensor(v);
+    } catch (const FormatError& e) {
+      throw FormatError(ck->path() + ": tensor '" + key_text(k) + "': " + e.what());
+    }
     if (!t) continue;
     rows.push_back({key_text(k), v, std::move(*t)});
   }

@@ -18,10 +18,12 @@ bool contains(const std::array<std::string_view, N>& list, std::string_view v) {
   return false;
 }
 
-constexpr std::array<std::string_view, 11> kTorchFixed{
+constexpr std::array<std::string_view, 13> kTorchFixed{
     "collections.OrderedDict", "collections.Counter", "torch.nn.parameter.Parameter",
     "torch.serialization._get_layout", "torch.Size", "torch.Tensor", "torch.device",
-    "_codecs.encode", "builtins.bytearray", "builtins.set", "builtins.complex"};
+    "_codecs.encode", "builtins.bytearray", "builtins.set", "builtins.complex",
+    // torch 2.x: the storage of every _rebuild_tensor_v3 tensor.
+    "torch.storage.UntypedStorage", "torch.storage.TypedStorage"};
 
 constexpr std::array<std::string_view, 14> kRebuildFunctions{
     "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
@@ -31,13 +33,15 @@ constexpr std::array<std::string_view, 14> kRebuildFunctions{
     "_rebuild_device_tensor_from_numpy", "_rebuild_wrapper_subclass"};
 
 // torch.<name> globals: dtypes, storage and tensor classes, quantization schemes.
-constexpr std::array<std::string_view, 74> kTorchNames{
+constexpr std::array<std::string_view, 79> kTorchNames{
     // dtypes
     "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long",
     "int32", "int", "int16", "short", "int8", "uint8", "bool", "complex64", "cfloat",
     "complex128", "cdouble", "complex32", "chalf", "qint8", "quint8", "qint32", "quint4x2",
     "quint2x4", "float8_e5m2", "float8_e4m3fn", "float8_e5m2fnuz", "float8_e4m3fnuz", "uint16",
     "uint32", "uint64", "bits8", "bits16",
+    // torch 2.13's newer dtypes (torch.storage._new_dtypes())
+    "float8_e8m0fnu", "float4_e2m1fn_x2", "bits1x8", "bits2x4", "bits4x2",
     // storage classes
     "DoubleStorage", "FloatStorage", "HalfStorage", "BFloat16Storage", "LongStorage", "IntStorage",
     "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage", "ComplexFloatStorage",

@@ -35,6 +35,13 @@ std::optional<Dialect> parse_dialect(std::string_view text) {
   return std::nullopt;
 }
 
+bool is_storage_pid(const Node* t) {
+  return t && t->kind == Kind::Tuple && (t->items.size() == 5 || t->items.size() == 6) &&
+         t->items[0]->is_str("storage") && t->items[1]->kind == Kind::Global &&
+         t->items[2]->kind == Kind::Str && t->items[3]->kind == Kind::Str &&
+         t->items[4]->kind == Kind::Int && !t->items[4]->is_big_int();
+}
+
 namespace {
 
 // The first bytes of files people mistake for checkpoints, with what to say.
@@ -61,76 +68,10 @@ bool looks_like_legacy(RandomAccessFile& f) {
   return std::memcmp(head.data(), kLegacyMagic, sizeof kLegacyMagic) == 0;
 }
 
-// ('storage', StorageClass, key, location, numel[, view_metadata])
-bool is_storage_pid(const Node* t) {
-  return t && t->kind == Kind::Tuple && (t->items.size() == 5 || t->items.size() == 6) &&
-         t->items[0]->is_str("storage") && t->items[1]->kind == Kind::Global &&
-         t->items[2]->kind == Kind::Str && t->items[3]->kind == Kind::Str &&
-         t->items[4]->kind == Kind::Int && !t->items[4]->is_big_int();
-}
-
-int64_t int_arg(const Node* n, const char* what) {
-  if (!n || n->kind != Kind::Int || n->is_big_int())
-    throw FormatError(std::string("tensor ") + what + " is not an integer");
-  return n->integer;
-}
-
-std::vector<int64_t> int_tuple(const Node* n, const char* what) {
-  if (!n || n->kind != Kind::Tuple) throw FormatError(std::string("tensor ") + what + " is not a tuple");
-  std::vector<int64_t> v;
-  v.reserve(n->items.size());
-  for (const Node* i : n->items) v.push_back(int_arg(i, what));
-  return v;
-}
-
-constexpr std::string_view kUtils = "torch._utils";
 // The most a compressed data.pkl may inflate to (README "Limits").
 constexpr uint64_t kMaxInflatedPickle = uint64_t{64} << 20;
 
 }  // namespace
-
-uint64_t TensorInfo::numel() const {
-  uint64_t n = 1;
-  for (int64_t s : shape) {
-    if (s < 0) return 0;
-    if (s != 0 && n > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(s))
-      return std::numeric_limits<uint64_t>::max();
-    n *= static_cast<uint64_t>(s);
-  }
-  return n;
-}
-
-bool TensorInfo::is_contiguous() const {
-  int64_t expected = 1;
-  for (size_t i = shape.size(); i-- > 0;) {
-    if (shape[i] == 1) continue;
-    if (stride[i] != expected) return numel() == 0;
-    expected *= shape[i];
-  }
-  return true;
-}
-
-std::string TensorInfo::view_problem() const {
-  if (shape.size() != stride.size()) return "size and stride have different lengths";
-  if (storage_offset < 0) return "negative storage offset";
-  // Last element index = offset + sum((size-1)*stride), in 128 bits.
-  __int128 last = storage_offset;
-  bool empty = false;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0) return "negative size";
-    if (stride[i] < 0) return "negative stride";
-    if (shape[i] == 0) empty = true;
-    last += static_cast<__int128>(shape[i] - 1) * stride[i];
-  }
-  if (numel() == std::numeric_limits<uint64_t>::max()) return "element count overflows";
-  if (empty) return {};
-  if (!storage) return "no storage";
-  if (last >= static_cast<__int128>(storage->numel) ||
-      static_cast<__int128>(storage->numel) * storage->dtype->element_size > (static_cast<__int128>(1) << 62))
-    return "view reaches element " + std::to_string(static_cast<long long>(last)) +
-           " of a storage of " + std::to_string(storage->numel);
-  return {};
-}
 
 RandomAccessFile& Checkpoint::file() const {
   return zip_ ? zip_->file() : *legacy_file_;
@@ -263,7 +204,10 @@ void Checkpoint::index_storages() {
       if (is_storage_pid(t)) {
         const std::string& key = t->items[2]->text;
         const DTypeInfo* dt = from_storage_class(t->items[1]->name);
-        if (!dt || t->items[1]->text != "torch")
+        // torch 2.x pickles untyped storages (of _rebuild_tensor_v3) as torch.storage.UntypedStorage.
+        bool known_module = t->items[1]->text == "torch" ||
+                            (t->items[1]->text == "torch.storage" && t->items[1]->name == "UntypedStorage");
+        if (!dt || !known_module)
           throw FormatError(path_ + ": storage '" + key + "' has unknown type " + t->items[1]->text + "." +
                             t->items[1]->name);
         if (t->items[4]->integer < 0)
@@ -293,44 +237,6 @@ void Checkpoint::index_storages() {
       stack.push_back(v);
     }
   }
-}
-
-std::optional<TensorInfo> Checkpoint::tensor(const Node* n) const {
-  if (!n || n->kind != Kind::Object || !n->callable || n->callable->kind != Kind::Global ||
-      n->callable->text != kUtils)
-    return std::nullopt;
-  const std::string& fn = n->callable->name;
-  const Node* args = n->args;
-  if (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state") {
-    if (!args || args->kind != Kind::Tuple || args->items.size() < 2)
-      throw FormatError("malformed _rebuild_parameter arguments");
-    auto inner = tensor(args->items[0]);
-    if (!inner) return std::nullopt;
-    inner->outer = n;
-    inner->is_parameter = true;
-    inner->requires_grad = args->items[1]->kind == Kind::Bool && args->items[1]->boolean;
-    return inner;
-  }
-  if (fn != "_rebuild_tensor_v2" && fn != "_rebuild_tensor_v3") return std::nullopt;
-  if (!args || args->kind != Kind::Tuple || args->items.size() < 5)
-    throw FormatError("malformed " + fn + " arguments");
-  const Node* p = args->items[0];
-  if (p->kind != Kind::PersId || !is_storage_pid(p->pid))
-    throw FormatError(fn + " without a storage persistent id");
-  TensorInfo t;
-  t.object = n;
-  t.outer = n;
-  t.storage = storage(p->pid->items[2]->text);
-  t.dtype = t.storage ? t.storage->dtype : nullptr;
-  if (fn == "_rebuild_tensor_v3" && args->items.size() >= 7 && args->items[6]->kind == Kind::Global) {
-    if (const DTypeInfo* d = from_name(args->items[6]->name)) t.dtype = d;
-  }
-  t.storage_offset = int_arg(args->items[1], "storage offset");
-  t.shape = int_tuple(args->items[2], "size");
-  t.stride = int_tuple(args->items[3], "stride");
-  t.requires_grad = args->items[4]->kind == Kind::Bool && args->items[4]->boolean;
-  if (t.shape.size() != t.stride.size()) throw FormatError(fn + ": size and stride lengths differ");
-  return t;
 }
 
 std::unique_ptr<Checkpoint> Checkpoint::create(const std::string& path, Dialect dialect) {

@@ -55,6 +55,20 @@ struct Storage {
   RandomAccessFile* external_file = nullptr;
 };
 
+// How a tensor's elements are arranged (torch.layout), as far as ckpt reads it.
+enum class TensorLayout { Strided, SparseCoo, SparseCsr, SparseCsc, SparseBsr, SparseBsc, Nested };
+const char* to_string(TensorLayout l);  // torch's name: "sparse_coo"
+
+// A quantized tensor's quantizer (_rebuild_qtensor): per tensor, a scale and
+// zero point; per channel, the parts "scales" and "zero_points" along axis.
+struct Quantization {
+  std::string scheme;  // "per_tensor_affine", "per_channel_affine", "per_channel_affine_float_qparams"
+  double scale = 0;
+  int64_t zero_point = 0;
+  int64_t axis = 0;
+  bool per_channel() const { return scheme != "per_tensor_affine"; }
+};
+
 struct TensorInfo {
   const pickle::Node* object = nullptr;  // the tensor object (inside a Parameter)
   const pickle::Node* outer = nullptr;   // the Parameter, or the tensor itself
@@ -65,16 +79,46 @@ struct TensorInfo {
   bool requires_grad = false;
   bool is_parameter = false;
 
+  // Beyond a plain strided tensor (src/torch/tensor_info.cc):
+  TensorLayout layout = TensorLayout::Strided;
+  bool is_meta = false;           // device "meta": no storage, no data
+  bool conj = false, neg = false;  // conjugate / negative bits: values are conj() / -(stored)
+  std::optional<Quantization> quantization;  // dtype is then the storage's qint type
+  std::string subclass;           // "module.Name" of a _rebuild_from_type_v2 Tensor subclass
+  bool has_state = false;         // Python attributes pickled with it (Parameter with state, subclass __dict__)
+  bool coalesced = true;          // sparse COO: torch's is_coalesced flag
+  // Component tensors: sparse "indices"/"values" (COO), "crow_indices"/
+  // "col_indices"/"values" (CSR, and the CSC/BSR/BSC names), per-channel
+  // "scales"/"zero_points", nested "buffer"/"sizes"/"strides"/"offsets".
+  std::vector<std::pair<std::string, TensorInfo>> parts;
+
+  const TensorInfo* part(std::string_view name) const;
+  // Strided with its elements in its storage as torch shows them: not
+  // quantized, sparse, nested, meta, nor with a conj / neg bit.
+  bool is_plain() const;
+  // Empty for a plain tensor; else what it is, e.g. "sparse_coo, nnz 5",
+  // "quantized per_tensor_affine (scale 0.1, zero_point 2)", "meta".
+  std::string form() const;
+  // Stored elements of a sparse tensor (the values' first dimension).
+  uint64_t nnz() const;
+
   uint64_t numel() const;
-  uint64_t nbytes() const { return numel() * dtype->element_size; }
+  // Bytes the tensor's data takes in the file (all parts; 0 for meta).
+  uint64_t nbytes() const;
   bool is_contiguous() const;
   // Empty when the view fits its storage; else what is wrong.
   std::string view_problem() const;
+  // view_problem() of it and every part, and the parts' agreement with the
+  // whole (sparse index shapes, nnz), each prefixed with what it concerns.
+  std::vector<std::string> problems() const;
 };
 
 struct OpenOptions {
   uint64_t max_pickle_bytes = uint64_t{1} << 30;
 };
+
+// ('storage', StorageClass, key, location, numel[, view_metadata])
+bool is_storage_pid(const pickle::Node* t);
 
 class Checkpoint {
  public:
@@ -100,9 +144,10 @@ class Checkpoint {
   const std::map<std::string, Storage>& storages() const { return storages_; }
   const Storage* storage(const std::string& key) const;
 
-  // The tensor a node is (a _rebuild_tensor_v2/_v3 object or a Parameter
-  // around one); nullopt for anything else. Throws FormatError for a tensor
-  // whose arguments are malformed.
+  // The tensor a node is (a _rebuild_tensor_v2/_v3 object, a Parameter or
+  // subclass around one, a quantized, sparse, nested or meta tensor);
+  // nullopt for anything else. Throws FormatError for a tensor whose
+  // arguments are malformed or of a kind ckpt cannot read (naming it).
   std::optional<TensorInfo> tensor(const pickle::Node* n) const;
 
   // A checkpoint built in memory rather than read: an empty graph for the
@@ -120,6 +165,8 @@ class Checkpoint {
   void load_zip(Env& env, const OpenOptions& options);
   void load_legacy(const OpenOptions& options);
   void index_storages();
+  std::optional<TensorInfo> tensor_call(const pickle::Node* outer, const pickle::Node* callable,
+                                        const pickle::Node* args, int depth) const;
 
   std::string path_;
   Format format_ = Format::Zip;

@@ -6,7 +6,7 @@ namespace ckpt::torch {
 
 namespace {
 
-constexpr std::array<DTypeInfo, 23> kDTypes{{
+constexpr std::array<DTypeInfo, 33> kDTypes{{
     {DType::Float64, "float64", "DoubleStorage", 8, true},
     {DType::Float32, "float32", "FloatStorage", 4, true},
     {DType::Float16, "float16", "HalfStorage", 2, true},
@@ -30,7 +30,19 @@ constexpr std::array<DTypeInfo, 23> kDTypes{{
     {DType::UInt32, "uint32", "", 4, false},
     {DType::UInt64, "uint64", "", 8, false},
     {DType::Untyped, "uint8", "UntypedStorage", 1, false},
+    {DType::Float8E4M3FNUZ, "float8_e4m3fnuz", "", 1, true},
+    {DType::Float8E5M2FNUZ, "float8_e5m2fnuz", "", 1, true},
+    {DType::Float8E8M0FNU, "float8_e8m0fnu", "", 1, true},
+    {DType::Float4E2M1FNx2, "float4_e2m1fn_x2", "", 1, false},  // two values a byte
+    {DType::Complex32, "complex32", "", 4, false},
+    {DType::Bits8, "bits8", "", 1, false},
+    {DType::Bits16, "bits16", "", 2, false},
+    {DType::Bits1x8, "bits1x8", "", 1, false},
+    {DType::Bits2x4, "bits2x4", "", 1, false},
+    {DType::Bits4x2, "bits4x2", "", 1, false},
 }};
+
+static_assert(kDTypes[static_cast<size_t>(DType::Bits4x2)].dtype == DType::Bits4x2, "table order is the enum's");
 
 }  // namespace
 
@@ -47,7 +59,7 @@ const DTypeInfo* from_name(std::string_view name) {
   static constexpr Alias kAliases[] = {
       {"float", DType::Float32}, {"double", DType::Float64}, {"half", DType::Float16},
       {"long", DType::Int64},    {"int", DType::Int32},      {"short", DType::Int16},
-      {"cfloat", DType::Complex64}, {"cdouble", DType::Complex128},
+      {"cfloat", DType::Complex64}, {"cdouble", DType::Complex128}, {"chalf", DType::Complex32},
   };
   for (const auto& a : kAliases)
     if (a.alias == name) return &info(a.d);

@@ -32,6 +32,7 @@ struct DTypeName {
 constexpr DTypeName kNames[] = {
     {"BOOL", DType::Bool, 0},           {"U8", DType::UInt8, 4},     {"I8", DType::Int8, 5},
     {"F8_E5M2", DType::Float8E5M2, 6},  {"F8_E4M3", DType::Float8E4M3FN, 7},
+    {"F8_E4M3FNUZ", DType::Float8E4M3FNUZ, 9}, {"F8_E5M2FNUZ", DType::Float8E5M2FNUZ, 10},
     {"I16", DType::Int16, 11},          {"U16", DType::UInt16, 12},  {"F16", DType::Float16, 13},
     {"BF16", DType::BFloat16, 14},      {"I32", DType::Int32, 15},   {"U32", DType::UInt32, 16},
     {"F32", DType::Float32, 17},        {"C64", DType::Complex64, 18}, {"F64", DType::Float64, 19},
@@ -486,6 +487,13 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
 
 }  // namespace
 
+std::string safetensors_refusal(const TensorInfo& t) {
+  if (!t.is_plain()) return "is " + t.form() + ", which safetensors cannot hold (dense tensors only)";
+  if (!t.dtype) return "has no dtype";
+  if (!by_dtype(t.dtype->dtype)) return std::string("has dtype ") + t.dtype->name + ", which safetensors cannot hold";
+  return {};
+}
+
 void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::string, TensorInfo>>& tensors,
                           WritableFile& out, const SafetensorsWriteOptions& options) {
   std::vector<Planned> plan;
@@ -494,6 +502,7 @@ void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::s
     if (!names.insert(name).second) throw UsageError("tensor name '" + name + "' appears twice");
     if (!valid_utf8(name)) throw UsageError("tensor name '" + name + "' is not valid UTF-8, which safetensors needs");
     if (!info.dtype) throw FormatError(source.path() + ": tensor '" + name + "' has no dtype");
+    if (!info.is_plain()) throw UsageError("tensor '" + name + "' " + safetensors_refusal(info));
     const DTypeName* d = by_dtype(info.dtype->dtype);
     if (!d) throw UsageError("tensor '" + name + "' has dtype " + info.dtype->name + ", which safetensors cannot hold");
     if (info.shape.size() != info.stride.size())
@@ -593,6 +602,12 @@ IntoReport replace_tensors_from_safetensors(Checkpoint& ck, Node* state_dict, co
     if (k->kind != Kind::Str) continue;
     std::optional<TensorInfo> info = ck.tensor(v);
     auto it = incoming.find(k->text);
+    if (info && (!info->is_plain() || !info->subclass.empty() || info->has_state || !info->object->callable ||
+                 !(info->object->callable->is_global("torch._utils", "_rebuild_tensor_v2") ||
+                   info->object->callable->is_global("torch._utils", "_rebuild_tensor_v3"))))
+      throw UsageError(ck.path() + ": tensor '" + k->text + "' is " +
+                       (info->form().empty() ? std::string("a Parameter with state") : info->form()) +
+                       "; from-safetensors --into replaces plain tensors and Parameters only");
     if (!info) {
       if (it != incoming.end()) {
         report.differences.push_back("'" + k->text + "' is a tensor in " + file_label + " but not in " + ck.path());

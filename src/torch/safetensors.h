@@ -79,6 +79,10 @@ struct SafetensorsWriteOptions {
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
+// Why a tensor cannot go into a safetensors file ("is quantized ...",
+// "has dtype complex32, which safetensors cannot hold"); empty when it can.
+std::string safetensors_refusal(const TensorInfo& t);
+
 // Writes the named tensors of `source` as a safetensors file. Contiguous
 // tensors are copied file to file; non-contiguous views and tensors that
 // share a storage become contiguous copies, gathered through a bounded

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "torch/checkpoint.h"
 
@@ -27,8 +29,14 @@ struct TensorStats {
   double norm = 0;  // L2 norm, sqrt(sum x^2)
 };
 
-// Throws UsageError for a dtype without real values, FormatError for a view
-// that does not fit its storage (naming `name`).
+// Why tensor_stats cannot take a tensor's statistics; empty when it can.
+// It can for real dtypes, quantized tensors (dequantized values, as
+// torch's dequantize()), negative bits, coalesced sparse tensors (the dense
+// tensor's values: stored ones and zeros) and nested tensors.
+std::string stats_refusal(const TensorInfo& t);
+
+// Throws UsageError when stats_refusal() says why not, FormatError for a
+// view that does not fit its storage (naming `name`).
 TensorStats tensor_stats(const Checkpoint& ck, const TensorInfo& t, const std::string& name);
 
 struct ValueDiff {
@@ -44,5 +52,19 @@ struct ValueDiff {
 // dtypes: when the values differ as doubles (NaN equal to NaN).
 ValueDiff compare_values(const Checkpoint& a, const TensorInfo& ta, const std::string& name_a,
                          const Checkpoint& b, const TensorInfo& tb, const std::string& name_b);
+
+// Two tensors of one name compared beyond dtype and shape: how their forms
+// differ (layout, quantizer, conj / neg bits, subclass, component shapes),
+// and which components' values differ: "" for the tensor's own elements,
+// else the part ("values", "indices", "scales", ...). Equal when both are
+// empty.
+struct TensorDiff {
+  std::vector<std::string> form_changes;
+  std::vector<std::pair<std::string, ValueDiff>> values;
+  bool equal() const { return form_changes.empty() && values.empty(); }
+};
+
+TensorDiff compare_tensors(const Checkpoint& a, const TensorInfo& ta, const std::string& name_a,
+                           const Checkpoint& b, const TensorInfo& tb, const std::string& name_b);
 
 }  // namespace ckpt::torch
