@@ -39,6 +39,15 @@ omegaconf::Value config_tree(const Node* root) {
   throw UsageError("'xp.cfg' is neither a DictConfig nor a YAML string");
 }
 
+omegaconf::Value config_tree_at(Node* root, const std::string& path) {
+  if (path.empty()) return config_tree(root);
+  const Node* cfg = resolve_path(root, path);
+  if (!cfg) throw UsageError("no object at '" + path + "'");
+  if (cfg->kind == Kind::Str) return omegaconf::parse_yaml(cfg->text);
+  if (omegaconf::is_config_node(cfg)) return omegaconf::to_value(cfg);
+  throw UsageError("'" + path + "' is neither a DictConfig nor a YAML string");
+}
+
 std::string config_yaml(const Node* root) { return omegaconf::to_yaml(config_tree(root)); }
 
 void apply_overrides(pickle::Graph& g, Node* root, const std::vector<omegaconf::Override>& overrides) {

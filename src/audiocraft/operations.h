@@ -22,6 +22,9 @@ inline constexpr const char* kDefaultCompression = "facebook/encodec_32khz";
 // xp.cfg as a plain tree, whether it is a pickled DictConfig or a YAML
 // string. Throws UsageError when the checkpoint has no xp.cfg.
 omegaconf::Value config_tree(const pickle::Node* root);
+// The same for the config at a '/'-separated PATH of the object tree (e.g.
+// "0/cfg" in a MultiBandDiffusion file); PATH "" is xp.cfg.
+omegaconf::Value config_tree_at(pickle::Node* root, const std::string& path);
 // OmegaConf.to_yaml(xp.cfg).
 std::string config_yaml(const pickle::Node* root);
 

@@ -529,6 +529,10 @@ std::string add_hint(const Override& o) {
   return "(use +" + o.key + "=... to add)";
 }
 
+}  // namespace
+
+namespace detail {
+
 // Splits an OmegaConf.select key: "a.b", "a[0].b", "a.0".
 std::vector<std::string> split_select_key(std::string_view key) {
   std::vector<std::string> out;
@@ -573,7 +577,10 @@ const Value* child_of(const Value& v, const std::string& element) {
   return nullptr;
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::child_of;
+using detail::split_select_key;
 
 bool is_config_node(const pickle::Node* n) { return is_dictconfig(n) || is_listconfig(n); }
 
