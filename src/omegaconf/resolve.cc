@@ -62,8 +62,8 @@ class Resolver {
     if (text.size() >= 3 && text.compare(0, 2, "${") == 0 && (end = closing(text, 2, at)) == text.size() - 1) {
       std::string inner = text.substr(2, end - 2);
       refuse_resolver(inner, at);
-      std::string key = substitute(inner, at, depth);
-      Located target = node_at(key, at, depth);
+      std::string key = substitute(inner, at, depth + 1);
+      Located target = node_at(key, at, depth + 1);
       if (target.value->type == Value::Type::Str && target.value->str == "???")
         throw UsageError("config key '" + at.path + "': interpolation '" + text + "' points at '" + target.path +
                          "', which is missing ('?\?\?')");
@@ -111,6 +111,9 @@ class Resolver {
   // The text with each ${...} replaced by str() of what it designates and
   // each \${ unescaped.
   std::string substitute(const std::string& text, const Located& at, int depth) {
+    if (depth > kMaxDepth)
+      throw UsageError("config key '" + at.path + "': interpolation loop (or more than " + std::to_string(kMaxDepth) +
+                       " levels)");
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {
       if (text[i] == '\\' && i + 2 < text.size() && text[i + 1] == '$' && text[i + 2] == '{') {
@@ -120,7 +123,7 @@ class Resolver {
         size_t end = closing(text, i + 2, at);
         std::string inner = text.substr(i + 2, end - i - 2);
         refuse_resolver(inner, at);
-        Located target = node_at(substitute(inner, at, depth), at, depth);
+        Located target = node_at(substitute(inner, at, depth + 1), at, depth + 1);
         if (has_interpolation(*target.value)) target = follow(target, depth + 1);
         out += python_str(*target.value, at, target.path);
         i = end;
@@ -194,9 +197,18 @@ std::optional<Value> select_resolved(const Value& tree, std::string_view key) {
   }
   Located start;
   start.value = &tree;
+  const std::string named = "config key '" + std::string(key) + "'";
+  try {
+    std::optional<Located> at = r.walk(start, parts, 0);
+    if (!at) return std::nullopt;
+    if (has_interpolation(*at->value)) return *r.follow(*at, 1).value;
+  } catch (const UsageError& e) {
+    // Name the key asked for when the problem lies further down the chain.
+    std::string m = e.what();
+    if (m.rfind(named, 0) == 0) throw;
+    throw UsageError(named + " -> " + m);
+  }
   std::optional<Located> at = r.walk(start, parts, 0);
-  if (!at) return std::nullopt;
-  if (has_interpolation(*at->value)) return *r.follow(*at, 1).value;
   if (at->value->type == Value::Type::Str && at->value->str == "???")
     throw UsageError("config key '" + std::string(key) + "' is missing ('?\?\?')");
   return *at->value;
