@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "omegaconf/resolve.h"
 #include "omegaconf/yaml.h"
 #include "pickle/text.h"
 #include "util/error.h"
@@ -857,7 +858,13 @@ void apply_override(pickle::Graph& g, pickle::Node* config, const Override& o) {
       for (size_t i = 0; i + 1 < o.path.size(); ++i) cur = find_child(cur, o.path[i], o.key).child;
       Slot slot = find_child(cur, o.path.back(), o.key);
       if (o.value) {
+        // Hydra compares with OmegaConf.select(cfg, key): interpolations resolved.
         Value current = to_value(slot.child);
+        try {
+          if (auto resolved = select_resolved(to_value(config), o.key)) current = *resolved;
+        } catch (const UsageError&) {
+          // unresolvable (a resolver, a dangling key): compare the text as stored
+        }
         if (!(current == *o.value))
           throw UsageError("config key '" + o.key + "' is " + describe(current) + ", not " + describe(*o.value));
       }

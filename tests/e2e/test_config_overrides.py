@@ -50,7 +50,8 @@ CASES = [
     "~n", "~optim.lr=0.1", "~optim.lr=0.2", "optim.l.0=7", "+optim.l.2=7", "optim.lr=[1,2]",
     "optim.adam=null", "optim.adam={}", "+optim.adam={}", "s=[1]", "newkey=1", "++newkey=1",
     "optim.adam={eps:'${optim.lr}'}", "optim.adam={eps:{deep:1}}", "optim={adam:{eps:2,x:3}}",
-    "++optim={adam:{eps:2,x:3}}", "optim.lr=1e-5", "optim.lr=nan", "interp=2",
+    "++optim={adam:{eps:2,x:3}}", "optim.lr=1e-5", "optim.lr=nan", "interp=2", "~interp=0.1",
+    "~interp=0.2", "~optim.adam={eps:1e-8,betas:[0.9,0.95]}",
 ]
 VARIANTS = [(True, None), (False, None), (True, "root"), (True, "optim"), (True, "leaf")]
 
@@ -119,3 +120,14 @@ def test_read_only_refusal_names_the_key(ckpt, tmp_path):
     result = run_ckpt("edit", src, "-o", tmp_path / "out.th", "optim.adam.eps=1")
     assert result.returncode == 2
     assert "'optim.adam.eps'" in result.stderr and "read-only" in result.stderr
+
+
+def test_in_place_edit_of_a_read_only_config_is_refused(ckpt, tmp_path):
+    src = tmp_path / "checkpoint.th"
+    torch.save({"xp.cfg": base_cfg(readonly="optim"), "w": torch.zeros(3)}, str(src))
+    before = src.read_bytes()
+    result = run_ckpt("edit", src, "--in-place", "optim.lr=0.5")
+    assert result.returncode == 2 and "read-only" in result.stderr and "'optim.lr'" in result.stderr
+    assert src.read_bytes() == before
+    ok(run_ckpt("edit", src, "--in-place", "v=4"))  # outside the read-only subtree
+    assert torch.load(str(src), weights_only=False)["xp.cfg"].v == 4

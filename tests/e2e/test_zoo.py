@@ -41,6 +41,18 @@ def test_info_names_the_layout(ckpt, fixture_path, name, layout, kind):
 
 
 @pytest.mark.parametrize("name", ["audiogen_training", "magnet_training", "jasco_training",
+                                  "compression_training", "encodec_exported", "fsdp_rank_shard"])
+def test_cfg_is_to_yaml(ckpt, fixture_path, name):
+    """OmegaConf.to_yaml of the running Python's omegaconf (2.2 or 2.3), byte for byte."""
+    cfg = load(fixture_path(name))["xp.cfg"]
+    expected = cfg if isinstance(cfg, str) else OmegaConf.to_yaml(cfg)
+    assert ok(run_ckpt("cfg", fixture_path(name))) == expected
+    lr = OmegaConf.select(OmegaConf.create(cfg) if isinstance(cfg, str) else cfg, "optim.lr")
+    assert ok(run_ckpt("cfg", fixture_path(name), "optim.lr")) == \
+        OmegaConf.to_yaml({"k": lr})[len("k: "):]
+
+
+@pytest.mark.parametrize("name", ["audiogen_training", "magnet_training", "jasco_training",
                                   "compression_training"])
 def test_export_like_audiocraft(ckpt, fixture_path, tmp_path, name):
     """export_lm / export_encodec: best state, to_yaml(cfg), version, exported."""
