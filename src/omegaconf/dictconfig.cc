@@ -797,8 +797,10 @@ class Updater {
   const Override& o_;
 };
 
-// OmegaConf.select(cfg, key) is None: absent on the way, or None / a None container.
+// OmegaConf.select(cfg, key, throw_on_missing=False) is None: absent on the
+// way, None, '???' (missing), or such a container.
 bool select_is_none(Node* config, const Override& o) {
+  auto none_or_missing = [](const Node* v) { return !v || v->kind == Kind::None || v->is_str("???"); };
   Node* cur = config;
   for (size_t i = 0; i < o.path.size(); ++i) {
     if (!is_config_node(cur)) return true;
@@ -808,9 +810,9 @@ bool select_is_none(Node* config, const Override& o) {
     if (!slot.child) return true;
     cur = slot.child;
   }
-  if (is_value_node(cur)) return state_get(cur, "_val")->kind == Kind::None;
+  if (is_value_node(cur)) return none_or_missing(state_get(cur, "_val"));
   const Node* c = state_get(cur, "_content");
-  return c && c->kind == Kind::None;
+  return c && none_or_missing(c);
 }
 
 }  // namespace

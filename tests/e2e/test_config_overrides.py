@@ -19,7 +19,7 @@ hydra_loader = pytest.importorskip("hydra._internal.config_loader_impl")
 def base_cfg(struct=True, readonly=None):
     cfg = OmegaConf.create({
         "optim": {"lr": 0.1, "adam": {"eps": 1e-8, "betas": [0.9, 0.95]}, "l": [1, 2]},
-        "v": 3, "n": None, "s": "x", "interp": "${optim.lr}",
+        "v": 3, "n": None, "s": "x", "interp": "${optim.lr}", "m": "???",
     })
     if struct:
         OmegaConf.set_struct(cfg, True)
@@ -51,7 +51,7 @@ CASES = [
     "optim.adam=null", "optim.adam={}", "+optim.adam={}", "s=[1]", "newkey=1", "++newkey=1",
     "optim.adam={eps:'${optim.lr}'}", "optim.adam={eps:{deep:1}}", "optim={adam:{eps:2,x:3}}",
     "++optim={adam:{eps:2,x:3}}", "optim.lr=1e-5", "optim.lr=nan", "interp=2", "~interp=0.1",
-    "~interp=0.2", "~optim.adam={eps:1e-8,betas:[0.9,0.95]}",
+    "~interp=0.2", "~optim.adam={eps:1e-8,betas:[0.9,0.95]}", "+m=1", "m=1", "~m", "+m={a:1}",
 ]
 VARIANTS = [(True, None), (False, None), (True, "root"), (True, "optim"), (True, "leaf")]
 
