@@ -100,7 +100,7 @@ std::optional<int> fsdp_rank_of(std::string_view file_name) {
   std::string_view digits = base.substr(dot + 1);
   if (digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
   std::string_view stem = base.substr(0, dot);
-  if (stem.size() < 3 || stem.substr(stem.size() - 3) != ".th") return std::nullopt;
+  if (stem.size() < 4 || stem.substr(stem.size() - 3) != ".th") return std::nullopt;
   return std::stoi(std::string(digits));
 }
 

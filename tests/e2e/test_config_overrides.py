@@ -29,6 +29,8 @@ def base_cfg(struct=True, readonly=None):
         OmegaConf.set_readonly(cfg.optim, True)
     elif readonly == "leaf":
         OmegaConf.set_readonly(cfg.optim._get_node("lr"), True)
+    elif readonly == "open-optim":  # struct root, optim explicitly open: the child's flag wins
+        OmegaConf.set_struct(cfg.optim, False)
     return cfg
 
 
@@ -53,10 +55,13 @@ CASES = [
     "++optim={adam:{eps:2,x:3}}", "optim.lr=1e-5", "optim.lr=nan", "interp=2", "~interp=0.1",
     "~interp=0.2", "~optim.adam={eps:1e-8,betas:[0.9,0.95]}", "+m=1", "m=1", "~m", "+m={a:1}",
 ]
-VARIANTS = [(True, None), (False, None), (True, "root"), (True, "optim"), (True, "leaf")]
+VARIANTS = [(True, None), (False, None), (True, "root"), (True, "optim"), (True, "leaf"),
+            (True, "open-optim")]
 
 
 def variant_id(v):
+    if v[1] == "open-optim":
+        return "struct-open-optim"
     return ("struct" if v[0] else "plain") + (f"-readonly-{v[1]}" if v[1] else "")
 
 
