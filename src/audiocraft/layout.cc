@@ -13,6 +13,9 @@ const char* to_string(Layout l) {
     case Layout::Exported: return "audiocraft-exported";
     case Layout::ExportedPointer: return "audiocraft-exported-pointer";
     case Layout::StateDict: return "state-dict";
+    case Layout::FsdpShard: return "audiocraft-fsdp-shard";
+    case Layout::MultiBandDiffusion: return "audiocraft-multibanddiffusion";
+    case Layout::AudioSeal: return "audioseal";
     case Layout::Other: break;
   }
   return "other";
@@ -40,6 +43,28 @@ Layout detect_layout(const Node* root, const TensorTest& tensors) {
   if ((pickle::is_mapping(best) && pickle::get_item(best, "model")) ||
       (nonempty_mapping(fsdp) && pickle::get_item(fsdp, "model")))
     return Layout::Training;
+  // MultiBandDiffusion: bands under int keys 0..n-1, each with its cfg.
+  {
+    size_t bands = 0;
+    bool other_keys_ok = true;
+    for (auto& [k, v] : *entries) {
+      if (k->kind == Kind::Int) {
+        if (pickle::is_mapping(v) && pickle::get_item(v, "cfg") && pickle::get_item(v, "model_state")) ++bands;
+        else other_keys_ok = false;
+      }
+    }
+    if (bands > 0 && other_keys_ok) return Layout::MultiBandDiffusion;
+  }
+  // AudioSeal: {'model': state dict} and nothing else.
+  if (entries->size() == 1 && entries->front().first->is_str("model")) {
+    const Node* m = entries->front().second;
+    auto* me = pickle::entries_of(m);
+    bool sd = me && !me->empty();
+    if (me)
+      for (auto& [k, v] : *me)
+        if (k->kind != Kind::Str || !tensors.is_tensor(v)) sd = false;
+    if (sd) return Layout::AudioSeal;
+  }
   if (!entries->empty()) {
     bool all_tensors = true;
     for (auto& [k, v] : *entries)
@@ -62,8 +87,76 @@ std::optional<std::string> best_state_path(const Node* root, Layout layout) {
     }
     case Layout::Exported: return "best_state";
     case Layout::StateDict: return "";
+    case Layout::AudioSeal: return "model";
     default: return std::nullopt;
   }
+}
+
+std::optional<int> fsdp_rank_of(std::string_view file_name) {
+  size_t slash = file_name.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? file_name : file_name.substr(slash + 1);
+  size_t dot = base.rfind('.');
+  if (dot == std::string_view::npos || dot + 1 >= base.size()) return std::nullopt;
+  std::string_view digits = base.substr(dot + 1);
+  if (digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  std::string_view stem = base.substr(0, dot);
+  if (stem.size() < 4 || stem.substr(stem.size() - 3) != ".th") return std::nullopt;
+  return std::stoi(std::string(digits));
+}
+
+namespace {
+
+std::string config_solver(const Node* root) {
+  const Node* cfg = pickle::get_item(root, "xp.cfg");
+  if (!cfg) return "";
+  // The solver name is a top-level scalar: read it without building the tree.
+  if (cfg->kind == Kind::Str) {
+    std::string_view t = cfg->text;
+    size_t pos = t.compare(0, 8, "solver: ") == 0 ? 0 : t.find("\nsolver: ");
+    if (pos == std::string_view::npos) return "";
+    if (pos != 0) ++pos;
+    size_t end = t.find('\n', pos);
+    return std::string(t.substr(pos + 8, end == std::string_view::npos ? std::string_view::npos : end - pos - 8));
+  }
+  const Node* content = cfg->kind == Kind::Object && cfg->state ? pickle::get_item(cfg->state, "_content") : nullptr;
+  const Node* node = content ? pickle::get_item(content, "solver") : nullptr;
+  const Node* val = node && node->kind == Kind::Object && node->state ? pickle::get_item(node->state, "_val") : nullptr;
+  return val && val->kind == Kind::Str ? val->text : "";
+}
+
+}  // namespace
+
+std::string describe_kind(const Node* root, Layout layout, std::string_view file_name) {
+  std::string solver = config_solver(root);
+  std::string s = solver.empty() ? "" : "solver " + solver;
+  auto add = [&](const std::string& more) { s += (s.empty() ? "" : "; ") + more; };
+  switch (layout) {
+    case Layout::FsdpShard: {
+      int rank = fsdp_rank_of(file_name).value_or(0);
+      std::string base(file_name.substr(file_name.rfind('/') == std::string_view::npos ? 0 : file_name.rfind('/') + 1));
+      add("rank " + std::to_string(rank) + "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's " +
+          base.substr(0, base.rfind('.')));
+      break;
+    }
+    case Layout::MultiBandDiffusion: {
+      size_t bands = 0;
+      for (auto& [k, v] : *pickle::entries_of(root))
+        if (k->kind == Kind::Int) ++bands;
+      add(std::to_string(bands) + " band(s): configs at N/cfg (ckpt cfg --path N/cfg), weights at N/model_state");
+      break;
+    }
+    case Layout::AudioSeal: add("AudioSeal weights; its config is a separate YAML file"); break;
+    case Layout::ExportedPointer: {
+      const Node* name = pickle::get_item(root, "pretrained");
+      if (name && name->kind == Kind::Str) add("a pointer to the pretrained model '" + name->text + "'");
+      break;
+    }
+    case Layout::Training:
+      if (pickle::get_item(root, "adv_losses")) add("compression solver (adversarial losses in adv_losses)");
+      break;
+    default: break;
+  }
+  return s;
 }
 
 std::vector<std::string> split_path(std::string_view path) {

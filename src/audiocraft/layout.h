@@ -9,7 +9,13 @@
 
 namespace ckpt::audiocraft {
 
-enum class Layout { Training, Exported, ExportedPointer, StateDict, Other };
+enum class Layout {
+  Training, Exported, ExportedPointer, StateDict,
+  FsdpShard,           // checkpoint.th.N: rank N's part of an FSDP run (set from the file name)
+  MultiBandDiffusion,  // {sample_rate, n_bands, 0: {cfg, model_state, processor_state}, ...}
+  AudioSeal,           // {'model': state dict}, the config in a separate YAML file
+  Other
+};
 const char* to_string(Layout l);  // "audiocraft-training", ...
 
 struct TensorTest {
@@ -20,6 +26,16 @@ struct TensorTest {
 };
 
 Layout detect_layout(const pickle::Node* root, const TensorTest& tensors);
+
+// N when the file name ends in ".th.N", as AudioCraft names the checkpoint
+// of FSDP rank N > 0 (checkpoint_name(..., rank=N)).
+std::optional<int> fsdp_rank_of(std::string_view file_name);
+
+// One line on what the file is beyond its layout: the solver its xp.cfg
+// names (musicgen, audiogen, magnet, jasco, compression, diffusion, ...), the
+// bands of a MultiBandDiffusion file, where an FSDP shard's full state is.
+// "" when there is nothing to add.
+std::string describe_kind(const pickle::Node* root, Layout layout, std::string_view file_name);
 
 // The path of the best state: "fsdp_best_state/model" when that is a
 // non-empty mapping, else "best_state/model" (training); "best_state"

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "omegaconf/dictconfig.h"
+#include "omegaconf/resolve.h"
 #include "omegaconf/yaml.h"
 #include "pickle/allowlist.h"
 #include "util/error.h"
@@ -37,6 +38,38 @@ omegaconf::Value config_tree(const Node* root) {
   if (cfg->kind == Kind::Str) return omegaconf::parse_yaml(cfg->text);
   if (omegaconf::is_config_node(cfg)) return omegaconf::to_value(cfg);
   throw UsageError("'xp.cfg' is neither a DictConfig nor a YAML string");
+}
+
+omegaconf::Value config_tree_at(Node* root, const std::string& path) {
+  if (path.empty()) return config_tree(root);
+  const Node* cfg = resolve_path(root, path);
+  if (!cfg) throw UsageError("no object at '" + path + "'");
+  if (cfg->kind == Kind::Str) return omegaconf::parse_yaml(cfg->text);
+  if (omegaconf::is_config_node(cfg)) return omegaconf::to_value(cfg);
+  throw UsageError("'" + path + "' is neither a DictConfig nor a YAML string");
+}
+
+CompressionSource compression_from_config(const Node* root) {
+  constexpr const char* kKey = "compression_model_checkpoint";
+  std::optional<omegaconf::Value> v = omegaconf::select_resolved(config_tree(root), kKey);
+  if (!v || v->type != omegaconf::Value::Type::Str || v->str.empty())
+    throw UsageError(std::string("xp.cfg has no ") + kKey + " naming the compression model; give --compression CKPT_OR_NAME");
+  CompressionSource src;
+  src.configured = v->str;
+  const std::string pretrained = "//pretrained/";
+  if (v->str.rfind(pretrained, 0) == 0) {
+    src.pretrained = true;
+    src.name_or_path = v->str.substr(pretrained.size());
+  } else if (v->str.rfind("//", 0) == 0) {
+    // //sig/SIG (a dora experiment) and //reference/... resolve through
+    // AudioCraft's environment, which ckpt does not have.
+    throw UsageError(std::string("xp.cfg's ") + kKey + " is '" + v->str +
+                     "', resolved by AudioCraft's environment (dora experiment or reference folder); "
+                     "give that checkpoint with --compression FILE");
+  } else {
+    src.name_or_path = v->str;
+  }
+  return src;
 }
 
 std::string config_yaml(const Node* root) { return omegaconf::to_yaml(config_tree(root)); }
@@ -141,6 +174,10 @@ std::optional<std::string> version_of(const Node* root) {
 pickle::Node* make_export(pickle::Graph& g, Node* root, Layout layout, const std::optional<std::string>& version) {
   if (layout == Layout::Exported || layout == Layout::ExportedPointer)
     throw UsageError("the checkpoint is already exported");
+  if (layout == Layout::FsdpShard)
+    throw UsageError("this file is one rank's shard of an FSDP checkpoint (AudioCraft writes rank N's as "
+                     "checkpoint.th.N); the full state is fsdp_best_state in rank 0's checkpoint.th in the same "
+                     "folder: export that file");
   if (layout != Layout::Training)
     throw UsageError(std::string("export needs an AudioCraft training checkpoint, not '") + to_string(layout) + "'");
   auto path = best_state_path(root, layout);

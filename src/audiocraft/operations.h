@@ -17,11 +17,13 @@ namespace ckpt::audiocraft {
 
 // The AudioCraft version written when the input names none (README).
 inline constexpr const char* kDefaultVersion = "1.4.0a2";
-inline constexpr const char* kDefaultCompression = "facebook/encodec_32khz";
 
 // xp.cfg as a plain tree, whether it is a pickled DictConfig or a YAML
 // string. Throws UsageError when the checkpoint has no xp.cfg.
 omegaconf::Value config_tree(const pickle::Node* root);
+// The same for the config at a '/'-separated PATH of the object tree (e.g.
+// "0/cfg" in a MultiBandDiffusion file); PATH "" is xp.cfg.
+omegaconf::Value config_tree_at(pickle::Node* root, const std::string& path);
 // OmegaConf.to_yaml(xp.cfg).
 std::string config_yaml(const pickle::Node* root);
 
@@ -52,6 +54,20 @@ pickle::Node* make_export(pickle::Graph& g, pickle::Node* root, Layout layout,
 // The training layout around an exported checkpoint:
 // {best_state: {model: sd}, fsdp_best_state: {}, xp.cfg: OmegaConf.create(yaml)}.
 pickle::Node* make_wrap(pickle::Graph& g, pickle::Node* root, Layout layout);
+
+// The compression model a language model's config names in
+// compression_model_checkpoint, read as AudioCraft's
+// CompressionSolver.model_from_checkpoint does: "//pretrained/NAME" is the
+// pretrained NAME (what export_pretrained_compression_model takes), anything
+// else a checkpoint path. Throws UsageError (asking for --compression) when
+// the config has no such key or names one through AudioCraft's environment
+// ("//sig/SIG", "//reference/...").
+struct CompressionSource {
+  bool pretrained = false;
+  std::string name_or_path;
+  std::string configured;  // the config's text, for messages
+};
+CompressionSource compression_from_config(const pickle::Node* root);
 
 // {pretrained: name, exported: True, version: v}.
 pickle::Node* make_pointer(pickle::Graph& g, const std::string& name, const std::string& version);

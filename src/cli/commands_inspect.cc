@@ -95,6 +95,8 @@ int cmd_info(const std::string& file, const Common& c) {
       recs.push_back({{"name", r.name}, {"size", r.size}, {"crc32", r.crc32}, {"offset", r.data_offset}});
   j["records"] = recs;
   j["layout"] = audiocraft::to_string(o.layout);
+  std::string kind = audiocraft::describe_kind(ck.root(), o.layout, file);
+  j["kind"] = kind.empty() ? json(nullptr) : json(kind);
   j["best_state"] = o.best_state ? json(*o.best_state) : json(nullptr);
   json keys = json::array();
   if (auto* e = pickle::entries_of(ck.root()))
@@ -121,6 +123,7 @@ int cmd_info(const std::string& file, const Common& c) {
     std::printf("format      legacy (torch < 1.6), %zu storages\n", ck.storages().size());
   std::printf("pickle      %s\n", human_bytes(ck.pickle_size()).c_str());
   std::printf("layout      %s\n", audiocraft::to_string(o.layout));
+  if (!kind.empty()) std::printf("kind        %s\n", kind.c_str());
   std::printf("best state  %s\n", o.best_state ? (o.best_state->empty() ? "(the root)" : o.best_state->c_str()) : "none");
   if (!keys.empty()) {
     size_t w = 0;

@@ -28,7 +28,7 @@ struct WriteArgs {
   bool in_place = false, compact = false;
   std::vector<std::string> overrides, keep, drop, renames, states;
   bool strict = false;
-  std::string version, compression = audiocraft::kDefaultCompression;
+  std::string version, compression;  // bundle: empty = the one xp.cfg names
   std::string dtype;                    // edit --dtype
   std::vector<std::string> dtype_match;  // edit --match
 };
@@ -159,9 +159,22 @@ int cmd_bundle(const WriteArgs& a) {
     for (const auto& p : {lm, comp})
       if (Env::Default().exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
 
-  // The compression model: a checkpoint to export, or a pretrained name.
+  // The compression model: a checkpoint to export, or a pretrained name;
+  // without --compression, the one the config names.
+  std::string compression = a.compression;
+  bool is_file = !compression.empty() && Env::Default().exists(compression);
+  std::string source_note;
+  if (compression.empty()) {
+    audiocraft::CompressionSource src = audiocraft::compression_from_config(o.ck->root());
+    compression = src.name_or_path;
+    is_file = !src.pretrained;
+    if (is_file && !Env::Default().exists(compression))
+      throw UsageError("xp.cfg's compression_model_checkpoint '" + src.configured +
+                       "' is not a file here; give the compression checkpoint with --compression FILE");
+    source_note = " (compression model " + src.configured + ", from xp.cfg)";
+  }
   std::unique_ptr<Opened> comp_ck;
-  if (Env::Default().exists(a.compression)) comp_ck = std::make_unique<Opened>(open_checkpoint(a.compression));
+  if (is_file) comp_ck = std::make_unique<Opened>(open_checkpoint(compression));
   save_checkpoint(*o.ck, root, lm, a.common);
   if (comp_ck) {
     pickle::Node* croot = comp_ck->layout == audiocraft::Layout::Exported ||
@@ -171,10 +184,10 @@ int cmd_bundle(const WriteArgs& a) {
                                                         comp_ck->layout, version);
     save_checkpoint(*comp_ck->ck, croot, comp, a.common);
   } else {
-    pickle::Node* proot = audiocraft::make_pointer(o.ck->graph(), a.compression, v);
+    pickle::Node* proot = audiocraft::make_pointer(o.ck->graph(), compression, v);
     save_checkpoint(*o.ck, proot, comp, a.common);
   }
-  say(a.common, "wrote " + lm + " and " + comp);
+  say(a.common, "wrote " + lm + " and " + comp + source_note);
   return 0;
 }
 
@@ -246,7 +259,7 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   auto* bundle = app.add_subcommand("bundle", "a folder MusicGen.get_pretrained(DIR) loads");
   io(bundle, true);
   bundle->add_option("--compression", a->compression,
-                     "compression checkpoint to export, or a pretrained name (default facebook/encodec_32khz)");
+                     "compression checkpoint to export, or a pretrained name (default: xp.cfg's compression_model_checkpoint)");
   bundle->add_option("--version", a->version, "version string");
   bind(bundle, cmd_bundle);
 

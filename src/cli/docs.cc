@@ -48,6 +48,9 @@ const std::map<std::string, std::string>& examples() {
        "- 0.95\n"
        "weight_decay: 0.1\n"
        "eps: 1.0e-08\n"
+       "$ LR=$(ckpt cfg tiny.th optim.lr)          # a scalar prints bare, ${...} resolved\n"
+       "$ ckpt cfg tiny.th optim.lr --raw          # the text as stored\n"
+       "$ ckpt cfg mbd.th --path 0/cfg              # a config elsewhere than xp.cfg\n"
        "$ ckpt cfg tiny.th > xp.yaml"},
       {"rewrite",
        "$ ckpt rewrite legacy.pt -o resaved.pt     # as torch.save(torch.load('legacy.pt')) would\n"
@@ -70,7 +73,8 @@ const std::map<std::string, std::string>& examples() {
        "wrote checkpoint.th"},
       {"bundle",
        "$ ckpt bundle tiny.th -o my_musicgen\n"
-       "wrote my_musicgen/state_dict.bin and my_musicgen/compression_state_dict.bin\n"
+       "wrote my_musicgen/state_dict.bin and my_musicgen/compression_state_dict.bin (compression model "
+       "//pretrained/facebook/encodec_32khz, from xp.cfg)\n"
        "$ python3 -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
       {"sanitize",
        "$ ckpt sanitize tiny.th -o safe.th         # then torch.load(..., weights_only=True) works\n"

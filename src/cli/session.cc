@@ -17,6 +17,8 @@ Opened open_checkpoint(const std::string& path) {
   Opened o;
   o.ck = torch::Checkpoint::open(Env::Default(), path);
   o.layout = audiocraft::detect_layout(o.ck->root(), CheckpointTensorTest(*o.ck));
+  if (o.layout == audiocraft::Layout::Training && audiocraft::fsdp_rank_of(path))
+    o.layout = audiocraft::Layout::FsdpShard;
   o.best_state = audiocraft::best_state_path(o.ck->root(), o.layout);
   return o;
 }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "omegaconf/resolve.h"
 #include "omegaconf/yaml.h"
 #include "pickle/text.h"
 #include "util/error.h"
@@ -442,7 +443,10 @@ void set_state(Graph& g, Node* obj, std::string_view name, Node* value) {
 
 // Replaces or fills the child at `slot` with `v`, the way OmegaConf's
 // _set_item_impl does.
-void assign(Shared& sh, Slot& slot, const std::string& element, const Value& v, const std::string& where) {
+// `fresh`: a new node even where a value node could take the value (a merge
+// puts the source's AnyNode in place of the destination's).
+void assign(Shared& sh, Slot& slot, const std::string& element, const Value& v, const std::string& where,
+            bool fresh = false) {
   Graph& g = sh.graph();
   Node* content = content_of(slot.container, where);
   auto place = [&](Node* node) {
@@ -471,17 +475,26 @@ void assign(Shared& sh, Slot& slot, const std::string& element, const Value& v, 
     key = old_meta ? state_get(old_meta, "key") : nullptr;
     if (!key) key = g.integer(static_cast<int64_t>(slot.index));
   }
-  if (v.is_container() || !slot.child) {
+  if (v.is_container() || !slot.child || fresh) {
     place(build_node(sh, v, slot.container, key, where));
     return;
   }
   if (is_dictconfig(slot.child) || is_listconfig(slot.child)) {
+    // An untyped container (ref_type Any) is replaced by an AnyNode, even for
+    // None or an interpolation (OmegaConf 2.2 and 2.3 alike).
+    Node* meta = state_get(slot.child, "_metadata");
+    Node* ref = meta ? state_get(meta, "ref_type") : nullptr;
+    if (ref && ref->is_global("typing", "Any")) {
+      place(build_node(sh, v, slot.container, key, where));
+      return;
+    }
     if (v.type == Value::Type::Null || is_special_string(v)) {
       set_state(g, slot.child, "_content", sh.scalar(v));
       return;
     }
-    throw UsageError("config key '" + where + "': cannot assign " + describe(v) + " to a " + class_name(slot.child) +
-                     " (give a dict or list, or delete it first)");
+    // An untyped container becomes a value node, as _set_item_impl wraps it.
+    place(build_node(sh, v, slot.container, key, where));
+    return;
   }
   if (!is_value_node(slot.child))
     throw FormatError("config key '" + where + "': not an OmegaConf node (" + class_name(slot.child) + ")");
@@ -529,6 +542,10 @@ std::string add_hint(const Override& o) {
   return "(use +" + o.key + "=... to add)";
 }
 
+}  // namespace
+
+namespace detail {
+
 // Splits an OmegaConf.select key: "a.b", "a[0].b", "a.0".
 std::vector<std::string> split_select_key(std::string_view key) {
   std::vector<std::string> out;
@@ -573,7 +590,10 @@ const Value* child_of(const Value& v, const std::string& element) {
   return nullptr;
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::child_of;
+using detail::split_select_key;
 
 bool is_config_node(const pickle::Node* n) { return is_dictconfig(n) || is_listconfig(n); }
 
@@ -640,6 +660,163 @@ pickle::Node* build_dictconfig(pickle::Graph& g, const Value& v) {
   return build_node(sh, v, nullptr, g.none(), "");
 }
 
+namespace {
+
+// OmegaConf's _get_flag: the node's own flag when set (not None), else its
+// parent's, stopping at a flags_root node. `off` is a container whose struct
+// flag is overridden to False (flag_override(root, "struct", False), what
+// Hydra's + and ++ do around the assignment).
+bool get_flag(const Node* n, std::string_view flag, const Node* off = nullptr) {
+  for (size_t hops = 0; n && (is_config_node(n) || is_value_node(n)); ++hops) {
+    if (hops > 100000) return false;  // a _parent cycle in a hostile file
+    if (n == off) return false;
+    const Node* meta = state_get(n, "_metadata");
+    const Node* flags = meta ? state_get(meta, "flags") : nullptr;
+    if (flags && flags->kind == Kind::Dict)
+      for (const auto& [k, v] : flags->entries)
+        if (k->is_str(flag) && v->kind != Kind::None) return v->kind == Kind::Bool ? v->boolean : true;
+    const Node* root = meta ? state_get(meta, "flags_root") : nullptr;
+    if (root && root->kind == Kind::Bool && root->boolean) return false;
+    n = state_get(n, "_parent");
+  }
+  return false;
+}
+
+void check_writable(const Node* n, const std::string& where) {
+  if (get_flag(n, "readonly"))
+    throw UsageError("config key '" + where + "': the config is read-only (OmegaConf.set_readonly); " +
+                     "OmegaConf and Hydra refuse to change it");
+}
+
+bool content_is(const Node* container, Kind k) {
+  const Node* c = state_get(container, "_content");
+  return c && c->kind == k;
+}
+
+class Updater {
+ public:
+  Updater(Shared& sh, const Override& o) : sh_(sh), o_(o) {}
+
+  // OmegaConf.update(cfg, key, value, merge=True, force_add=force_add).
+  void update(Node* config, const Value& v, bool force_add) {
+    Node* cur = config;
+    std::string where;
+    for (size_t i = 0; i + 1 < o_.path.size(); ++i) {
+      where = join_path(where, o_.path[i]);
+      Slot slot = find_child(cur, o_.path[i], where);
+      if (slot.child && is_config_node(slot.child)) {
+        cur = slot.child;
+        continue;
+      }
+      // root[key] = {} (struct lifted for + and ++).
+      check_writable(cur, where);
+      if (!slot.child) {
+        if (is_listconfig(cur)) throw UsageError("config key '" + where + "': list index out of range");
+        if (!force_add && get_flag(cur, "struct"))
+          throw UsageError("config key '" + o_.key + "' not found " + add_hint(o_));
+      }
+      assign(sh_, slot, o_.path[i], Value::empty_map(), where);
+      cur = slot.child;
+    }
+    const std::string& last = o_.path.back();
+    Slot slot = find_child(cur, last, o_.key);
+    const Node* off = force_add ? cur : nullptr;
+    if (v.is_container() && slot.child && is_config_node(slot.child) &&
+        (content_is(slot.child, Kind::Dict) || content_is(slot.child, Kind::List))) {
+      merge(slot.child, v, off, o_.key);
+      return;
+    }
+    set(slot, cur, last, v, off, o_.key);
+  }
+
+ private:
+  void set(Slot& slot, Node* container, const std::string& element, const Value& v, const Node* off,
+           const std::string& where) {
+    check_writable(container, where);
+    if (!slot.child) {
+      if (is_listconfig(container))
+        throw UsageError("config key '" + where + "': list index out of range (lists cannot grow by override)");
+      if (get_flag(container, "struct", off))
+        throw UsageError("config key '" + where + "' not found in a struct config " + add_hint(o_));
+    } else if (is_value_node(slot.child) && !v.is_container()) {
+      check_writable(slot.child, where);  // _set_value on the node itself
+    }
+    assign(sh_, slot, element, v, where);
+  }
+
+  // BaseContainer._merge_with(value): dicts key by key, a list replaces the
+  // list's elements.
+  void merge(Node* dest, const Value& v, const Node* off, const std::string& where) {
+    struct Task {
+      Node* dest;
+      const Value* v;
+      std::string where;
+    };
+    std::vector<Task> tasks{{dest, &v, where}};
+    while (!tasks.empty()) {
+      Task t = std::move(tasks.back());
+      tasks.pop_back();
+      if (is_listconfig(t.dest)) {
+        if (t.v->type != Value::Type::Seq)
+          throw UsageError("config key '" + t.where + "': cannot merge a dict into a list");
+        check_writable(t.dest, t.where);
+        Node* content = content_of(t.dest, t.where);
+        content->items.clear();
+        Graph& g = sh_.graph();
+        for (size_t i = 0; i < t.v->seq.size(); ++i)
+          content->items.push_back(build_node(sh_, t.v->seq[i], t.dest, g.integer(static_cast<int64_t>(i)),
+                                              join_path(t.where, std::to_string(i))));
+        continue;
+      }
+      if (t.v->type != Value::Type::Map)
+        throw UsageError("config key '" + t.where + "': cannot merge a list into a dict");
+      for (const auto& [k, x] : t.v->map) {
+        if (k.type != Value::Type::Str && k.type != Value::Type::Int)
+          throw UsageError("config key '" + t.where + "': merged keys must be strings or ints");
+        std::string element = k.type == Value::Type::Str ? k.str : describe(k);
+        std::string path = join_path(t.where, element);
+        Slot slot = find_child(t.dest, element, path);
+        if (slot.child && is_config_node(slot.child) && x.is_container() &&
+            (content_is(slot.child, Kind::Dict) || content_is(slot.child, Kind::List))) {
+          tasks.push_back({slot.child, &x, path});
+          continue;
+        }
+        // An AnyNode is replaced through the container; a typed node converts.
+        check_writable(t.dest, path);
+        if (!slot.child && get_flag(t.dest, "struct", off))
+          throw UsageError("config key '" + path + "' not found in a struct config (use +" + o_.key +
+                           "=... or ++" + o_.key + "=... to add keys)");
+        bool any = slot.child && is_value_node(slot.child) && class_name(slot.child) == "AnyNode";
+        if (slot.child && is_value_node(slot.child) && !any) check_writable(slot.child, path);
+        assign(sh_, slot, element, x, path, any);
+      }
+    }
+  }
+
+  Shared& sh_;
+  const Override& o_;
+};
+
+// OmegaConf.select(cfg, key, throw_on_missing=False) is None: absent on the
+// way, None, '???' (missing), or such a container.
+bool select_is_none(Node* config, const Override& o) {
+  auto none_or_missing = [](const Node* v) { return !v || v->kind == Kind::None || v->is_str("???"); };
+  Node* cur = config;
+  for (size_t i = 0; i < o.path.size(); ++i) {
+    if (!is_config_node(cur)) return true;
+    const Node* c = state_get(cur, "_content");
+    if (!c || (c->kind != Kind::Dict && c->kind != Kind::List)) return true;
+    Slot slot = find_child(cur, o.path[i], o.key);
+    if (!slot.child) return true;
+    cur = slot.child;
+  }
+  if (is_value_node(cur)) return none_or_missing(state_get(cur, "_val"));
+  const Node* c = state_get(cur, "_content");
+  return c && none_or_missing(c);
+}
+
+}  // namespace
+
 void apply_override(pickle::Graph& g, pickle::Node* config, const Override& o) {
   if (!is_config_node(config)) throw FormatError("not an OmegaConf DictConfig or ListConfig");
   if (o.path.empty()) throw UsageError("override '" + o.text + "': empty key");
@@ -662,46 +839,38 @@ void apply_override(pickle::Graph& g, pickle::Node* config, const Override& o) {
       for (const Node* v : c->items) todo.push_back(v);
     }
   }
-  bool adds = o.op == Override::Op::Add || o.op == Override::Op::ForceAdd;
-  Node* cur = config;
-  std::string where;
-  for (size_t i = 0; i + 1 < o.path.size(); ++i) {
-    where = join_path(where, o.path[i]);
-    Slot slot = find_child(cur, o.path[i], where);
-    if (!slot.child) {
-      if (!adds) throw UsageError("config key '" + o.key + "' not found " + add_hint(o));
-      assign(sh, slot, o.path[i], Value::empty_map(), where);
-    } else if (!is_config_node(slot.child)) {
-      throw UsageError("config key '" + where + "' is a value, not a dict or list");
-    }
-    cur = slot.child;
-  }
-  const std::string& last = o.path.back();
-  Slot slot = find_child(cur, last, o.key);
+  // Hydra's ConfigLoaderImpl._apply_overrides_to_config.
+  Updater updater(sh, o);
   switch (o.op) {
     case Override::Op::Set:
-      if (!slot.child) throw UsageError("config key '" + o.key + "' not found " + add_hint(o));
-      assign(sh, slot, last, *o.value, o.key);
+      updater.update(config, *o.value, false);
       return;
     case Override::Op::Add:
-      if (slot.child) {
-        // Hydra lets + fill a key whose value is None.
-        bool is_null = is_value_node(slot.child) && state_get(slot.child, "_val")->kind == Kind::None;
-        if (!is_null) throw UsageError("config key '" + o.key + "' already exists (use ++" + o.key + "=... to override)");
-      }
-      [[fallthrough]];
+      if (!select_is_none(config, o) && !o.value->is_container())
+        throw UsageError("config key '" + o.key + "' already exists (use ++" + o.key + "=... to override)");
+      updater.update(config, *o.value, true);
+      return;
     case Override::Op::ForceAdd:
-      if (!slot.child && is_listconfig(cur))
-        throw UsageError("config key '" + o.key + "': list index out of range (lists cannot grow by override)");
-      assign(sh, slot, last, *o.value, o.key);
+      updater.update(config, *o.value, true);
       return;
     case Override::Op::Delete: {
-      if (!slot.child) throw UsageError("config key '" + o.key + "' not found");
+      // Deletion runs under open_dict (struct lifted), not past read-only.
+      if (select_is_none(config, o)) throw UsageError("config key '" + o.key + "' not found");
+      Node* cur = config;
+      for (size_t i = 0; i + 1 < o.path.size(); ++i) cur = find_child(cur, o.path[i], o.key).child;
+      Slot slot = find_child(cur, o.path.back(), o.key);
       if (o.value) {
+        // Hydra compares with OmegaConf.select(cfg, key): interpolations resolved.
         Value current = to_value(slot.child);
+        try {
+          if (auto resolved = select_resolved(to_value(config), o.key)) current = *resolved;
+        } catch (const UsageError&) {
+          // unresolvable (a resolver, a dangling key): compare the text as stored
+        }
         if (!(current == *o.value))
           throw UsageError("config key '" + o.key + "' is " + describe(current) + ", not " + describe(*o.value));
       }
+      check_writable(cur, o.key);
       remove_child(slot, o.key);
       return;
     }
@@ -709,57 +878,12 @@ void apply_override(pickle::Graph& g, pickle::Node* config, const Override& o) {
 }
 
 void apply_override(Value& tree, const Override& o) {
-  if (o.path.empty()) throw UsageError("override '" + o.text + "': empty key");
-  bool adds = o.op == Override::Op::Add || o.op == Override::Op::ForceAdd;
-  Value* cur = &tree;
-  std::string where;
-  for (size_t i = 0; i + 1 < o.path.size(); ++i) {
-    where = join_path(where, o.path[i]);
-    Value* child = const_cast<Value*>(child_of(*cur, o.path[i]));
-    if (!child) {
-      if (!adds || cur->type != Value::Type::Map) throw UsageError("config key '" + o.key + "' not found " + add_hint(o));
-      cur->map.emplace_back(Value::of_str(o.path[i]), Value::empty_map());
-      child = &cur->map.back().second;
-    } else if (!child->is_container()) {
-      throw UsageError("config key '" + where + "' is a value, not a dict or list");
-    }
-    cur = child;
-  }
-  const std::string& last = o.path.back();
-  Value* child = const_cast<Value*>(child_of(*cur, last));
-  switch (o.op) {
-    case Override::Op::Set:
-      if (!child) throw UsageError("config key '" + o.key + "' not found " + add_hint(o));
-      *child = *o.value;
-      return;
-    case Override::Op::Add:
-      if (child && child->type != Value::Type::Null)
-        throw UsageError("config key '" + o.key + "' already exists (use ++" + o.key + "=... to override)");
-      [[fallthrough]];
-    case Override::Op::ForceAdd:
-      if (child) {
-        *child = *o.value;
-      } else if (cur->type == Value::Type::Map) {
-        cur->map.emplace_back(Value::of_str(last), *o.value);
-      } else {
-        throw UsageError("config key '" + o.key + "': list index out of range (lists cannot grow by override)");
-      }
-      return;
-    case Override::Op::Delete:
-      if (!child) throw UsageError("config key '" + o.key + "' not found");
-      if (o.value && !(*child == *o.value))
-        throw UsageError("config key '" + o.key + "' is " + describe(*child) + ", not " + describe(*o.value));
-      if (cur->type == Value::Type::Map) {
-        for (auto it = cur->map.begin(); it != cur->map.end(); ++it)
-          if (&it->second == child) {
-            cur->map.erase(it);
-            break;
-          }
-      } else {
-        cur->seq.erase(cur->seq.begin() + (child - cur->seq.data()));
-      }
-      return;
-  }
+  // A YAML xp.cfg is what OmegaConf.create(text) makes of it (no flags):
+  // apply the override to that DictConfig and read it back.
+  Graph g;
+  Node* config = build_dictconfig(g, tree);
+  apply_override(g, config, o);
+  tree = to_value(config);
 }
 
 const Value* select(const Value& tree, std::string_view key) {

@@ -3,6 +3,10 @@
 // adding nodes with complete metadata and _parent links, deleting), and
 // build a new DictConfig graph from a tree exactly as OmegaConf.create does.
 #pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "omegaconf/override.h"
 #include "omegaconf/value.h"
 #include "pickle/value.h"
@@ -30,5 +34,13 @@ void apply_override(Value& tree, const Override& o);
 
 // OmegaConf.select(cfg, key) unresolved, on a plain tree; nullptr if absent.
 const Value* select(const Value& tree, std::string_view key);
+
+namespace detail {
+// Splits an OmegaConf.select key ("a.b", "a[0].b", "a.0"); {} when malformed.
+std::vector<std::string> split_select_key(std::string_view key);
+// The child of a Map (string key, or an int key with that decimal value) or
+// of a Seq (index); nullptr if absent.
+const Value* child_of(const Value& v, const std::string& element);
+}  // namespace detail
 
 }  // namespace ckpt::omegaconf

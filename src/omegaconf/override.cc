@@ -120,7 +120,8 @@ Value float_value(std::string_view text) {
     s.erase(0, 1);
   }
   if (ieq(s, "inf")) return Value::of_float(sign * std::numeric_limits<double>::infinity());
-  if (ieq(s, "nan")) return Value::of_float(std::numeric_limits<double>::quiet_NaN());
+  // float('-nan') keeps the sign bit (a product with -1.0 would not on x86).
+  if (ieq(s, "nan")) return Value::of_float(std::copysign(std::numeric_limits<double>::quiet_NaN(), sign));
   double d = std::strtod(s.c_str(), nullptr);  // Python's float(): overflow gives inf
   return Value::of_float(sign * d);
 }

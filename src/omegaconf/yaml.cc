@@ -531,7 +531,9 @@ Value construct_float(std::string_view text, const std::string& where) {
     v.erase(0, 1);
   }
   if (v == ".inf") return Value::of_float(sign * std::numeric_limits<double>::infinity());
-  if (v == ".nan") return Value::of_float(std::numeric_limits<double>::quiet_NaN());
+  // PyYAML's nan_value is -inf/inf: the CPU's default NaN, sign bit set on x86
+  // (and what OmegaConf.create gives); float('nan') is the positive one.
+  if (v == ".nan") return Value::of_float(-std::numeric_limits<double>::quiet_NaN());
   if (v.find(':') != std::string::npos) {
     std::vector<double> parts;
     size_t start = 0;

@@ -198,7 +198,8 @@ def edit_delete(c):
 
 
 def edit_set_list(c):
-    c.optim.betas = [1, 2]
+    # Hydra's key=[...] merges into the existing ListConfig (OmegaConf.update(merge=True)).
+    OmegaConf.update(c, "optim.betas", [1, 2], merge=True)
 
 
 def edit_delete_list_item(c):
