@@ -7,6 +7,7 @@
 #include "container/zip_reader.h"
 #include "pickle/allowlist.h"
 #include "torch/checkpoint.h"
+#include "torch/container_kind.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -32,9 +33,6 @@ Verdict SafetyScan::verdict() const {
 
 namespace {
 
-// The legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
-constexpr unsigned char kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
-                                          0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 // magic, protocol version, sys_info, the object, the storage keys.
 constexpr const char* kLegacyPickles[] = {"magic", "protocol", "sys_info", "object", "storage keys"};
 
@@ -65,15 +63,14 @@ class FileScanner {
   SafetyScan run() {
     auto file = env_.open_read(out_.path);
     try {
-      if (container::ZipReader::looks_like_zip(*file)) {
-        out_.container = "zip";
-        scan_zip(std::move(file));
-      } else if (looks_like_legacy(*file)) {
-        out_.container = "legacy";
-        scan_legacy(*file);
-      } else {
-        out_.container = "pickle";
-        scan_bare(*file);
+      // The reader torch.load would pick, in torch's order.
+      ContainerGuess guess = detect_container(*file);
+      out_.container = to_string(guess.kind);
+      switch (guess.kind) {
+        case ContainerKind::Zip: scan_zip(std::move(file)); break;
+        case ContainerKind::Tar: scan_tar(*file); break;
+        case ContainerKind::Legacy: scan_legacy(*file); break;
+        case ContainerKind::Pickle: scan_bare(*file); break;
       }
     } catch (const FormatError& e) {
       if (out_.problem.empty()) out_.problem = e.what();
@@ -82,12 +79,6 @@ class FileScanner {
   }
 
  private:
-  static bool looks_like_legacy(RandomAccessFile& f) {
-    if (f.size() < sizeof kLegacyMagic) return false;
-    std::string head = f.read_string(0, sizeof kLegacyMagic);
-    return std::memcmp(head.data(), kLegacyMagic, sizeof kLegacyMagic) == 0;
-  }
-
   // Scans the pickle at data[pos...]; returns the offset just past its STOP.
   // A malformed pickle stays listed as incomplete and its FormatError
   // becomes the problem.
@@ -150,6 +141,14 @@ class FileScanner {
     Checkpoint::open(env_, out_.path);
   }
 
+  // torch.load reads the tar form's members 'storages', 'tensors' (pickles
+  // between raw bytes) and 'pickle'. ckpt does not model that interleaving,
+  // so such a file is never called safe.
+  void scan_tar(RandomAccessFile&) {
+    throw FormatError(out_.path + ": a tar archive (torch < 0.4's form, or a tar that torch.load would read as "
+                      "one): its pickles sit between raw storage bytes, which ckpt does not model; not scanned");
+  }
+
   void scan_bare(RandomAccessFile& f) {
     uint64_t size = f.size();
     std::string head = f.read_string(0, static_cast<size_t>(std::min<uint64_t>(size, 256)));
@@ -159,7 +158,20 @@ class FileScanner {
       throw FormatError(out_.path + ": " + std::to_string(size) + " bytes, over the " +
                         std::to_string(limits_.max_pickle_bytes) + "-byte limit for a pickle");
     std::string data = f.read_string(0, static_cast<size_t>(size));
+    size_t first_global = out_.globals.size();
     scan_single(data, 0, "pickle");
+    // torch.load goes on past this pickle only if its value equals the legacy
+    // magic number. A literal number was recognised already; a value built by
+    // calls cannot be told without running them, so more bytes after it are
+    // never ignored: they may be the rest of a legacy file.
+    bool builds_objects = out_.globals.size() > first_global;
+    bool all_allowed = std::all_of(out_.globals.begin() + static_cast<std::ptrdiff_t>(first_global),
+                                   out_.globals.end(), [](const ScannedGlobal& g) { return g.allowed; });
+    if (builds_objects && all_allowed && out_.pickles.back().trailing_bytes)
+      throw FormatError(out_.path + ": the first pickle builds its value with calls and " +
+                        std::to_string(out_.pickles.back().trailing_bytes) +
+                        " bytes follow: torch.load would read them as a legacy file if that value "
+                        "equals the magic number, which ckpt cannot tell without running the calls");
   }
 
   Env& env_;
