@@ -92,7 +92,8 @@ class FileScanner {
     std::vector<pickle::GlobalUse> uses = pickle::scan_globals(data.substr(pos), source, &used);
     for (auto& u : uses) {
       bool allowed = u.module != "?" && pickle::audiocraft_allows(u.module, u.name);
-      out_.globals.push_back(ScannedGlobal{std::move(u), name, allowed});
+      uint64_t at = p.offset + u.first_offset;
+      out_.globals.push_back(ScannedGlobal{std::move(u), name, allowed, at});
     }
     out_.pickles.back().size = used;
     out_.pickles.back().complete = true;

@@ -105,6 +105,12 @@ def test_scan_flags_payload_in_legacy_file_of_any_protocol(ckpt, tmp_path, proto
     bad = [g for g in doc["globals"] if not g["allowed"]]
     assert [(g["module"], g["name"]) for g in bad] == [("posix", "system")]
     assert bad[0]["called"] and bad[0]["record"] == "legacy object pickle"
+    # Where: the GLOBAL / STACK_GLOBAL opcode that names it, in the object pickle.
+    obj_pickle = doc["pickles"][3]
+    assert bad[0]["file_offset"] == obj_pickle["offset"] + bad[0]["pickle_offset"]
+    assert path.read_bytes()[bad[0]["file_offset"]] in (ord("c"), 0x93)
+    storage_classes = [g for g in doc["globals"] if g["name"] == "FloatStorage"]
+    assert storage_classes and all(g["persistent_id"] and g["allowed"] for g in storage_classes)
     # torch's five pickles, in torch's order, all read.
     assert [p["name"] for p in doc["pickles"]] == [
         "legacy magic pickle", "legacy protocol pickle", "legacy sys_info pickle",
