@@ -30,7 +30,8 @@ EXPECTED = {
     "hidden_pickle": (1, 0),         # torch never unpickles archive/extra.bin
     "odd_extension": (0, 1),         # intact, but torch runs its payload
     "polyglot_legacy_zip": (1, 1),   # torch runs the legacy payload
-    "tar_form": (1, 2),              # torch runs the tar form's payload; ckpt cannot model it
+    "tar_form": (1, 1),              # torch runs the tar form's payload; scan names it
+    "tar_form_benign": (1, 0),       # torch loads it; only scan reads the tar form
     "magic_as_text": (0, 1),         # torch takes the text magic number and runs the payload
 }
 
