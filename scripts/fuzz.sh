@@ -4,7 +4,8 @@
 # FUZZ_SECONDS (default 60). Crashes are kept in build-fuzz/crashes/<target>/;
 # a fixed one belongs in tests/fuzz/regressions/<target>/ (replayed by the unit
 # tests in every build). Prints executions per target; exits 1 on any crash.
-# Environment: FUZZ_SECONDS, FUZZ_TARGETS (default "zip unpickle yaml override"),
+# Environment: FUZZ_SECONDS, FUZZ_TARGETS (default "zip unpickle yaml override legacy
+# safetensors"),
 # CKPT_JOBS (build parallelism, default 2).
 set -uo pipefail
 
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
-FUZZ_TARGETS="${FUZZ_TARGETS:-zip unpickle yaml override}"
+FUZZ_TARGETS="${FUZZ_TARGETS:-zip unpickle yaml override legacy safetensors}"
 BUILD=build-fuzz
 PYTHON=/usr/bin/python3   # Debian's python: has torch (for the generated seeds)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
@@ -32,7 +33,7 @@ fi
 # corpus folder; the sources stay untouched).
 seeds="$BUILD/seeds"
 rm -rf "$seeds" "$BUILD/corpus"
-mkdir -p "$seeds"/{zip,unpickle,yaml,override} "$BUILD/corpus"
+mkdir -p "$seeds"/{zip,unpickle,yaml,override,legacy,safetensors} "$BUILD/corpus"
 cp tests/unit/data/*.pt tests/unit/data/*.zip "$seeds/zip/" 2>/dev/null
 cp tests/unit/data/pickle/*.pkl "$seeds/unpickle/" 2>/dev/null
 cp tests/unit/data/omegaconf/*.yaml tests/fixtures/*.yaml "$seeds/yaml/" 2>/dev/null
@@ -56,13 +57,37 @@ for src in [os.path.join(out, "zip", "small.pt"), "examples/musicgen_tiny_traini
         pkl = [n for n in z.namelist() if n.endswith("data.pkl")][0]
         with open(os.path.join(out, "unpickle", os.path.basename(src) + ".data.pkl"), "wb") as f:
             f.write(z.read(pkl))
+# The legacy container in every pickle protocol torch writes.
+for proto in (2, 3, 4, 5):
+    torch.save(obj, os.path.join(out, "legacy", f"legacy_p{proto}.pt"),
+               _use_new_zipfile_serialization=False, pickle_protocol=proto)
+EOF
+"$PYTHON" tests/fixtures/make_hostile.py "$BUILD/hostile" >/dev/null 2>&1 &&
+  cp "$BUILD"/hostile/*.pt "$BUILD"/hostile/*.txt "$seeds/legacy/" 2>/dev/null
+# safetensors headers: a few valid files in the reference's layout.
+"$PYTHON" - "$seeds/safetensors" <<'EOF'
+import json, struct, sys, os
+def write(name, tensors, meta=True):
+    header, data = {}, b""
+    if meta:
+        header["__metadata__"] = {"format": "pt"}
+    for key, (dtype, shape, payload) in tensors.items():
+        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(payload)]}
+        data += payload
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(os.path.join(sys.argv[1], name), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+write("one.safetensors", {"w": ("F32", [2, 2], bytes(16))})
+write("mixed.safetensors", {"a": ("F16", [3], bytes(6)), "b": ("I64", [1], bytes(8)), "c": ("BOOL", [0], b"")}, meta=False)
+write("nested.safetensors", {"x.y.z": ("BF16", [1, 1, 2], bytes(4)), "u": ("U8", [], b"\x01")})
 EOF
 printf '%s\n' "optim.lr=1e-4" "+dataset.train.path=/data/x" "++model.dims=[1,2,3]" "~optim.betas" \
   "a.b={c: 1, d: [x, 'y z']}" "name='quoted \\' str'" "x=\${oc.env:HOME}" "k=null" "k=nan" "k=-inf" \
   "k=true" "k=1_000" "list=[]" "d={}" "k=\"dq\"" "a.0.b=1" |
   while IFS= read -r line; do printf '%s' "$line" >"$seeds/override/$(printf '%s' "$line" | md5sum | cut -c1-12)"; done
 
-declare -A max_len=([zip]=65536 [unpickle]=65536 [yaml]=16384 [override]=1024)
+declare -A max_len=([zip]=65536 [unpickle]=65536 [yaml]=16384 [override]=1024 [legacy]=65536 [safetensors]=4096)
 status=0
 summary=()
 for t in $FUZZ_TARGETS; do

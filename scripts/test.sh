@@ -106,7 +106,7 @@ if [ "$failed" -eq 0 ]; then
   fi
 fi
 
-# ---- Fuzzing (scripts/fuzz.sh): the four libFuzzer targets with clang, ASan
+# ---- Fuzzing (scripts/fuzz.sh): the six libFuzzer targets with clang, ASan
 # and UBSan, seeded from the fixtures, FUZZ_SECONDS each (45 here: about 3 min
 # plus the clang build). CKPT_SKIP_FUZZ=1 skips it.
 if [ "${CKPT_SKIP_FUZZ:-0}" != 1 ]; then

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/session.h"
+#include "torch/integrity.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -377,6 +378,7 @@ int cmd_verify(const std::string& file, const Common& c) {
                            " bytes; storage '" + key + "' of " + std::to_string(s.numel) + " " + s.dtype->name +
                            " needs " + std::to_string(s.nbytes()));
     }
+    for (auto& p : torch::integrity_problems(*ck)) problems.push_back(std::move(p));
     // Every tensor in the graph.
     std::vector<const Node*> stack{ck->root()};
     std::set<const Node*> seen;

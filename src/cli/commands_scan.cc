@@ -25,6 +25,7 @@ std::string uses_text(const pickle::GlobalUse& u) {
   add(u.called, "called");
   add(u.instantiated, "instantiated");
   add(u.built, "built");
+  add(u.in_persistent_id, "in a persistent id");
   return s.empty() ? "referenced" : s;
 }
 
@@ -46,16 +47,21 @@ int cmd_scan(const std::string& file, bool as_json) {
                          {"called", g.use.called},
                          {"instantiated", g.use.instantiated},
                          {"built", g.use.built},
+                         {"persistent_id", g.use.in_persistent_id},
                          {"allowed", g.allowed},
-                         {"record", g.record}});
+                         {"record", g.record},
+                         {"pickle_offset", g.use.first_offset},
+                         {"file_offset", g.file_offset}});
     json j = {{"file", file}, {"container", scan.container}, {"verdict", torch::to_string(verdict)},
               {"pickles", pickles}, {"globals", globals}};
     j["problem"] = scan.readable() ? json(nullptr) : json(scan.problem);
     std::cout << j.dump(2) << "\n";
   } else {
     for (const auto& g : scan.globals)
-      std::printf("%s %s.%s (%s) in record %s\n", g.allowed ? "ALLOWED" : "NOT ALLOWED", g.use.module.c_str(),
-                  g.use.name.c_str(), uses_text(g.use).c_str(), g.record.c_str());
+      std::printf("%s %s.%s (%s) in record %s at pickle offset %zu (file offset %llu)\n",
+                  g.allowed ? "ALLOWED" : "NOT ALLOWED", g.use.module.c_str(), g.use.name.c_str(),
+                  uses_text(g.use).c_str(), g.record.c_str(), g.use.first_offset,
+                  static_cast<unsigned long long>(g.file_offset));
     size_t complete = 0;
     for (const auto& p : scan.pickles) {
       complete += p.complete ? 1 : 0;

@@ -13,8 +13,8 @@ namespace {
 
 // What the scanner knows about a stack value.
 struct Sym {
-  enum Kind : uint8_t { Other, Str, Global, Made } kind = Other;
-  uint32_t index = 0;  // Str: into strings; Global / Made: into uses
+  enum Kind : uint8_t { Other, Str, Global, Made, Tuple } kind = Other;
+  uint32_t index = 0;  // Str: into strings; Global / Made: into uses; Tuple: into tuple_uses
 };
 
 class Scanner {
@@ -60,6 +60,24 @@ class Scanner {
     stack_.resize(m);
     return first;
   }
+  // A tuple that holds globals (or objects they made), so that a persistent
+  // id built from it can name them. At most kTupleUses per tuple.
+  static constexpr size_t kTupleUses = 16;
+  void push_tuple(std::vector<Sym>::const_iterator first, std::vector<Sym>::const_iterator last) {
+    std::vector<uint32_t> found;
+    for (auto it = first; it != last && found.size() < kTupleUses; ++it) {
+      if (it->kind == Sym::Global || it->kind == Sym::Made) found.push_back(it->index);
+      if (it->kind == Sym::Tuple)
+        for (uint32_t u : tuple_uses_[it->index])
+          if (found.size() < kTupleUses) found.push_back(u);
+    }
+    if (found.empty()) {
+      push_other();
+      return;
+    }
+    tuple_uses_.push_back(std::move(found));
+    stack_.push_back(Sym{Sym::Tuple, static_cast<uint32_t>(tuple_uses_.size() - 1)});
+  }
   void push(Sym s) { stack_.push_back(s); }
   void push_other() { stack_.push_back(Sym{}); }
   void push_str(std::string s) {
@@ -71,7 +89,7 @@ class Scanner {
     auto key = std::make_pair(module, name);
     auto it = by_name_.find(key);
     if (it != by_name_.end()) return it->second;
-    uses_.push_back(GlobalUse{std::move(module), std::move(name), false, false, false, at_});
+    uses_.push_back(GlobalUse{std::move(module), std::move(name), false, false, false, false, at_});
     auto idx = static_cast<uint32_t>(uses_.size() - 1);
     by_name_.emplace(std::move(key), idx);
     return idx;
@@ -142,18 +160,38 @@ class Scanner {
         push_other();
         break;
 
-      case op::TUPLE1: case op::TUPLE2: case op::TUPLE3:
-        pop_n(ins.code - op::TUPLE1 + 1);
-        push_other();
+      case op::TUPLE1: case op::TUPLE2: case op::TUPLE3: {
+        size_t n = ins.code - op::TUPLE1 + 1;
+        if (stack_.size() < fence() + n) fail("stack underflow");
+        std::vector<Sym> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+        stack_.resize(stack_.size() - n);
+        push_tuple(items.begin(), items.end());
         break;
-      case op::TUPLE: case op::LIST: case op::DICT: case op::FROZENSET:
+      }
+      case op::TUPLE: {
+        if (marks_.empty()) fail("MARK missing");
+        size_t m = marks_.back();
+        marks_.pop_back();
+        std::vector<Sym> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
+        stack_.resize(m);
+        push_tuple(items.begin(), items.end());
+        break;
+      }
+      case op::LIST: case op::DICT: case op::FROZENSET:
         pop_mark();
         push_other();
         break;
       case op::APPEND: pop(); top(); break;
       case op::SETITEM: pop_n(2); top(); break;
       case op::APPENDS: case op::SETITEMS: case op::ADDITEMS: pop_mark(); top(); break;
-      case op::BINPERSID: pop(); push_other(); break;
+      case op::BINPERSID: {
+        Sym pid = pop();
+        if (pid.kind == Sym::Global || pid.kind == Sym::Made) uses_[pid.index].in_persistent_id = true;
+        if (pid.kind == Sym::Tuple)
+          for (uint32_t u : tuple_uses_[pid.index]) uses_[u].in_persistent_id = true;
+        push_other();
+        break;
+      }
 
       case op::GLOBAL:
         push(Sym{Sym::Global, use(std::string(ins.arg), std::string(ins.arg2))});
@@ -225,6 +263,7 @@ class Scanner {
   std::unordered_map<uint64_t, Sym> memo_;
   std::vector<std::string> strings_;
   std::vector<GlobalUse> uses_;
+  std::vector<std::vector<uint32_t>> tuple_uses_;
   std::map<std::pair<std::string, std::string>, uint32_t> by_name_;
 };
 

@@ -14,6 +14,7 @@ struct GlobalUse {
   bool called = false;        // invoked: REDUCE callable, or INST / OBJ class (they call it too)
   bool instantiated = false;  // NEWOBJ / NEWOBJ_EX / INST / OBJ class
   bool built = false;         // BUILD on an object it made (or on the global itself)
+  bool in_persistent_id = false;  // inside a BINPERSID tuple (torch: the storage class)
   size_t first_offset = 0;    // offset of the first opcode that names it
 };
 

@@ -8,6 +8,7 @@
 #include "container/zip_writer.h"
 #include "pickle/pickler.h"
 #include "pickle/unpickler.h"
+#include "torch/container_kind.h"
 #include "util/error.h"
 
 namespace ckpt::torch {
@@ -58,16 +59,6 @@ std::string explain_non_checkpoint(const std::string& path, RandomAccessFile& f)
   return path + ": not a PyTorch checkpoint (neither a zip archive nor the legacy format)";
 }
 
-// The legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
-constexpr unsigned char kLegacyMagic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
-                                          0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
-
-bool looks_like_legacy(RandomAccessFile& f) {
-  if (f.size() < sizeof kLegacyMagic) return false;
-  std::string head = f.read_string(0, sizeof kLegacyMagic);
-  return std::memcmp(head.data(), kLegacyMagic, sizeof kLegacyMagic) == 0;
-}
-
 // The most a compressed data.pkl may inflate to (README "Limits").
 constexpr uint64_t kMaxInflatedPickle = uint64_t{64} << 20;
 
@@ -87,10 +78,14 @@ std::unique_ptr<Checkpoint> Checkpoint::open(Env& env, const std::string& path,
   std::unique_ptr<Checkpoint> ck(new Checkpoint);
   ck->path_ = path;
   auto file = env.open_read(path);
-  if (container::ZipReader::looks_like_zip(*file)) {
+  ContainerGuess kind = detect_container(*file);
+  if (kind.kind == ContainerKind::Zip) {
     ck->zip_ = std::make_unique<container::ZipReader>(std::move(file));
     ck->load_zip(env, options);
-  } else if (looks_like_legacy(*file)) {
+  } else if (kind.kind == ContainerKind::Tar) {
+    throw FormatError(path + ": the tar form of torch < 0.4 (members storages, tensors, pickle): "
+                      "only `ckpt scan` reads it; load and re-save it with torch to use other commands");
+  } else if (kind.kind == ContainerKind::Legacy) {
     ck->legacy_file_ = std::move(file);
     ck->load_legacy(options);
   } else {

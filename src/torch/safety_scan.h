@@ -27,6 +27,7 @@ struct ScannedGlobal {
   pickle::GlobalUse use;
   std::string record;  // the ScannedPickle::name it was found in
   bool allowed = false;
+  uint64_t file_offset = 0;  // of the opcode that first names it (use.first_offset is in the pickle)
 };
 
 enum class Verdict { Safe, Unsafe, Unreadable };

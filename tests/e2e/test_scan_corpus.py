@@ -137,7 +137,10 @@ def test_every_pkl_record_and_stack_global(ckpt, tmp_path):
     assert [p["name"] for p in report["pickles"]] == ["two/data.pkl", "two/extra/constants.pkl"]
     bad = [g for g in report["globals"] if not g["allowed"]]
     assert bad == [{"module": "os", "name": "system", "called": True, "instantiated": False,
-                    "built": False, "allowed": False, "record": "two/extra/constants.pkl"}]
+                    "built": False, "persistent_id": False, "allowed": False,
+                    "record": "two/extra/constants.pkl", "pickle_offset": 20,
+                    "file_offset": report["pickles"][1]["offset"] + 20}]
+    assert hostile[20] == 0x93  # the STACK_GLOBAL
 
 
 def test_bare_pickles_every_protocol(ckpt, tmp_path):

@@ -17,6 +17,10 @@
 #include "pickle/pickler.h"
 #include "pickle/scan.h"
 #include "pickle/unpickler.h"
+#include "torch/checkpoint.h"
+#include "torch/container_kind.h"
+#include "torch/safety_scan.h"
+#include "torch/safetensors.h"
 #include "util/error.h"
 
 namespace ckpt::fuzz {
@@ -42,6 +46,76 @@ class MemoryFile : public RandomAccessFile {
   std::string data_;
   std::string path_ = "fuzz.zip";
 };
+
+// An Env whose one readable file is the fuzz input (for the checkpoint and
+// scan entry points, which open files by path).
+class MemoryEnv : public Env {
+ public:
+  explicit MemoryEnv(std::string data) : data_(std::move(data)) {}
+  std::unique_ptr<RandomAccessFile> open_read(const std::string&) override {
+    return std::make_unique<MemoryFile>(data_);
+  }
+  std::unique_ptr<WritableFile> create(const std::string& path) override {
+    throw UsageError(path + ": the fuzz env writes nothing");
+  }
+  void rename(const std::string&, const std::string&) override {}
+  void remove(const std::string&) override {}
+  bool exists(const std::string&) override { return true; }
+  void sync_dir(const std::string&) override {}
+
+ private:
+  std::string data_;
+};
+
+// The legacy container (any pickle protocol) and the container decision:
+// Checkpoint::open, every tensor of the graph, and `scan`, which must never
+// call a file safe that the loader cannot read.
+inline void legacy_one(std::string_view input) {
+  MemoryEnv env{std::string(input)};
+  try {
+    MemoryFile f{std::string(input)};
+    torch::detect_container(f);
+  } catch (const Error&) {
+  }
+  bool loaded = false;
+  try {
+    auto ck = torch::Checkpoint::open(env, "fuzz.pt");
+    loaded = true;
+    std::vector<const pickle::Node*> stack{ck->root()};
+    size_t visited = 0;
+    while (!stack.empty() && visited++ < 100000) {
+      const pickle::Node* n = stack.back();
+      stack.pop_back();
+      if (!n) continue;
+      try {
+        if (auto t = ck->tensor(n)) {
+          t->view_problem();
+          continue;
+        }
+      } catch (const Error&) {
+      }
+      for (const pickle::Node* c : n->items) stack.push_back(c);
+      for (auto& [k, v] : n->entries) stack.push_back(v);
+    }
+  } catch (const Error&) {
+  }
+  try {
+    torch::SafetyScan scan = torch::scan_file(env, "fuzz.pt");
+    if (scan.verdict() == torch::Verdict::Safe && !loaded && scan.container == "legacy")
+      invariant_failed("scan called a legacy file safe that the loader cannot read");
+  } catch (const Error&) {
+  }
+}
+
+// The safetensors header reader: validation must hold for what it accepts.
+inline void safetensors_one(std::string_view input) {
+  try {
+    MemoryFile f{std::string(input)};
+    torch::SafetensorsHeader h = torch::read_safetensors(f);
+    (void)h;
+  } catch (const Error&) {
+  }
+}
 
 // The zip reader: open, then read and CRC every record of a modest size.
 inline void zip_one(std::string_view input) {

@@ -33,6 +33,8 @@ TEST(FuzzRegressions, Zip) { replay("zip", ckpt::fuzz::zip_one); }
 TEST(FuzzRegressions, Unpickle) { replay("unpickle", ckpt::fuzz::unpickle_one); }
 TEST(FuzzRegressions, Yaml) { replay("yaml", ckpt::fuzz::yaml_one); }
 TEST(FuzzRegressions, Override) { replay("override", ckpt::fuzz::override_one); }
+TEST(FuzzRegressions, Legacy) { replay("legacy", ckpt::fuzz::legacy_one); }
+TEST(FuzzRegressions, Safetensors) { replay("safetensors", ckpt::fuzz::safetensors_one); }
 
 // The targets' own inputs of note, so each body runs in every build.
 TEST(FuzzRegressions, BodiesTakeAnyBytes) {

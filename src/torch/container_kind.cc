@@ -1,0 +1,127 @@
+#include "torch/container_kind.h"
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
+#include "container/zip_reader.h"
+#include "pickle/unpickler.h"
+#include "util/error.h"
+
+namespace ckpt::torch {
+
+const char* to_string(ContainerKind k) {
+  switch (k) {
+    case ContainerKind::Zip: return "zip";
+    case ContainerKind::Tar: return "tar";
+    case ContainerKind::Legacy: return "legacy";
+    case ContainerKind::Pickle: return "pickle";
+  }
+  return "?";
+}
+
+namespace {
+
+// 0x1950a86a20f9469cfc6c as the minimal little-endian LONG bytes the
+// unpickler keeps for integers beyond int64.
+constexpr std::string_view kMagicLong("\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19", 10);
+
+// Python's int(s, 8) after tarfile's nts(): optional sign, optional 0o,
+// octal digits with single underscores between them, surrounding whitespace.
+std::optional<int64_t> python_octal(std::string_view field) {
+  auto nul = field.find('\0');
+  if (nul != std::string_view::npos) field = field.substr(0, nul);
+  auto is_ws = [](unsigned char c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f); };
+  while (!field.empty() && is_ws(static_cast<unsigned char>(field.front()))) field.remove_prefix(1);
+  while (!field.empty() && is_ws(static_cast<unsigned char>(field.back()))) field.remove_suffix(1);
+  if (field.empty()) return 0;  // int("" or "0") -> 0
+  bool negative = false;
+  if (field[0] == '+' || field[0] == '-') {
+    negative = field[0] == '-';
+    field.remove_prefix(1);
+  }
+  if (field.size() >= 2 && field[0] == '0' && (field[1] == 'o' || field[1] == 'O')) {
+    field.remove_prefix(2);
+    if (!field.empty() && field[0] == '_') field.remove_prefix(1);
+  }
+  if (field.empty()) return std::nullopt;
+  int64_t v = 0;
+  bool last_underscore = true;
+  for (char c : field) {
+    if (c == '_') {
+      if (last_underscore) return std::nullopt;
+      last_underscore = true;
+      continue;
+    }
+    if (c < '0' || c > '7') return std::nullopt;
+    if (v > (int64_t{1} << 40)) return std::nullopt;  // far beyond any 512-byte sum
+    v = v * 8 + (c - '0');
+    last_underscore = false;
+  }
+  if (last_underscore) return std::nullopt;
+  return negative ? -v : v;
+}
+
+// tarfile's nti(): base-256 when the first byte is 0o200 or 0o377.
+std::optional<int64_t> tar_number(std::string_view field) {
+  if (!field.empty() && (static_cast<unsigned char>(field[0]) == 0200 || static_cast<unsigned char>(field[0]) == 0377)) {
+    __int128 n = 0;
+    for (size_t i = 1; i < field.size(); ++i) {
+      n = n * 256 + static_cast<unsigned char>(field[i]);
+      if (n > (static_cast<__int128>(1) << 80)) return std::nullopt;
+    }
+    if (static_cast<unsigned char>(field[0]) == 0377) n = -((static_cast<__int128>(1) << (8 * (field.size() - 1))) - n);
+    if (n > (static_cast<__int128>(1) << 62) || n < -(static_cast<__int128>(1) << 62)) return std::nullopt;
+    return static_cast<int64_t>(n);
+  }
+  return python_octal(field);
+}
+
+}  // namespace
+
+bool tar_checksum_matches(std::string_view block) {
+  if (block.size() != 512) return false;
+  if (std::all_of(block.begin(), block.end(), [](char c) { return c == '\0'; })) return false;
+  auto chk = tar_number(block.substr(148, 8));
+  if (!chk) return false;
+  int64_t unsigned_sum = 8 * 0x20, signed_sum = 8 * 0x20;
+  for (size_t i = 0; i < 512; ++i) {
+    if (i >= 148 && i < 156) continue;
+    unsigned_sum += static_cast<unsigned char>(block[i]);
+    signed_sum += static_cast<signed char>(block[i]);
+  }
+  return *chk == unsigned_sum || *chk == signed_sum;
+}
+
+size_t legacy_magic_pickle_size(std::string_view data) {
+  // The magic pickle is tiny; a bounded prefix is enough and keeps this cheap.
+  std::string_view head = data.substr(0, std::min<size_t>(data.size(), 4096));
+  try {
+    size_t used = 0;
+    pickle::Graph g = pickle::unpickle(head, {.limits = {}, .source = "magic"}, &used);
+    if (g.root && g.root->is_big_int() && g.root->text == kMagicLong) return used;
+  } catch (const FormatError&) {
+  }
+  return 0;
+}
+
+ContainerGuess detect_container(RandomAccessFile& f) {
+  ContainerGuess g;
+  if (container::ZipReader::looks_like_zip(f)) {
+    g.kind = ContainerKind::Zip;
+    return g;
+  }
+  if (f.size() >= 512) {
+    std::string block = f.read_string(0, 512);
+    if (tar_checksum_matches(block)) {
+      g.kind = ContainerKind::Tar;
+      return g;
+    }
+  }
+  std::string head = f.read_string(0, static_cast<size_t>(std::min<uint64_t>(f.size(), 4096)));
+  g.magic_size = legacy_magic_pickle_size(head);
+  g.kind = g.magic_size ? ContainerKind::Legacy : ContainerKind::Pickle;
+  return g;
+}
+
+}  // namespace ckpt::torch

@@ -1,0 +1,128 @@
+#include "torch/integrity.h"
+
+#include <algorithm>
+#include <set>
+#include <string_view>
+
+#include "util/error.h"
+
+namespace ckpt::torch {
+
+namespace {
+
+using pickle::Kind;
+using pickle::Node;
+
+// Bits torch.save's writer (miniz) may set: 3 (sizes in a data descriptor)
+// and 11 (UTF-8 names); 1-2 only qualify DEFLATE.
+constexpr uint16_t kExpectedFlags = 0x0008 | 0x0800;
+constexpr uint16_t kDeflateOptionFlags = 0x0006;
+
+// Classes whose objects accept SETITEM(S) as a dict does.
+bool is_dict_class(const Node* callable) {
+  if (!callable || callable->kind != Kind::Global) return false;
+  static const std::set<std::pair<std::string_view, std::string_view>> kDicts = {
+      {"collections", "OrderedDict"}, {"collections", "defaultdict"}, {"collections", "Counter"},
+      {"builtins", "dict"},           {"__builtin__", "dict"},
+  };
+  return kDicts.count({callable->text, callable->name}) > 0;
+}
+
+std::string describe_callable(const Node* callable) {
+  if (callable && callable->kind == Kind::Global) return callable->text + "." + callable->name;
+  return "an object";
+}
+
+bool starts_like_pickle(std::string_view head) {
+  return head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0x80 &&
+         static_cast<unsigned char>(head[1]) >= 2 && static_cast<unsigned char>(head[1]) <= 5;
+}
+
+void check_zip(const Checkpoint& ck, std::vector<std::string>& problems) {
+  const container::ZipReader& zip = *ck.zip();
+  const std::string& file = ck.path();
+  if (!zip.find("version") && !zip.find(".data/version"))
+    problems.push_back(file + ": no 'version' record (" +
+                       (ck.archive_name().empty() ? std::string("version") : ck.archive_name() + "/version") +
+                       "): torch.load refuses the archive");
+  std::set<const container::ZipRecord*> storage_records;
+  for (const auto& [key, s] : ck.storages())
+    if (s.record) storage_records.insert(s.record);
+  for (const container::ZipRecord& r : zip.records()) {
+    uint16_t allowed = kExpectedFlags | (r.method == 8 ? kDeflateOptionFlags : 0);
+    if (r.flags & ~allowed) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "general-purpose flags 0x%04x", static_cast<unsigned>(r.flags));
+      problems.push_back(file + ": record '" + r.name + "' has " + buf +
+                         " (bits torch.save never sets: zip readers disagree on such records)");
+    }
+    std::string rel = zip.relative_name(r);
+    bool torch_reads = rel == "data.pkl" || storage_records.count(&r) || rel == "version" || rel == ".data/version" ||
+                       rel == "byteorder" || rel == ".format_version" || rel == ".storage_alignment" ||
+                       rel == ".data/serialization_id";
+    if (torch_reads || r.size < 2) continue;
+    std::string head;
+    try {
+      if (r.method == 0)
+        head = zip.file().read_string(r.data_offset, 2);
+      else if (r.size <= (uint64_t{64} << 20))
+        head = zip.read(r, uint64_t{64} << 20).substr(0, 2);
+    } catch (const Error&) {
+      continue;  // unreadable records are reported by the CRC pass
+    }
+    if (starts_like_pickle(head))
+      problems.push_back(file + ": record '" + r.name +
+                         "' holds a pickle that torch.load never unpickles (a payload hidden from scanners "
+                         "that read only data.pkl, or meant for another loader)");
+  }
+}
+
+// A zip end-of-central-directory record in the tail of a non-zip file.
+void check_polyglot(const Checkpoint& ck, std::vector<std::string>& problems) {
+  RandomAccessFile& f = ck.file();
+  uint64_t size = f.size();
+  uint64_t tail = std::min<uint64_t>(size, 22 + 65535);
+  std::string bytes = f.read_string(size - tail, static_cast<size_t>(tail));
+  auto at = bytes.rfind(std::string_view("PK\x05\x06", 4));
+  if (at != std::string::npos)
+    problems.push_back(ck.path() + ": a " + to_string(ck.format()) + " file that also holds a zip end record at offset " +
+                       std::to_string(size - tail + at) +
+                       " (a polyglot: torch.load reads the " + to_string(ck.format()) +
+                       " pickles, zip tools and some scanners read the zip)");
+}
+
+void check_setitem_targets(const Checkpoint& ck, std::vector<std::string>& problems) {
+  std::vector<const Node*> stack{ck.root()};
+  std::set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    if (n->kind == Kind::Object && !n->entries.empty() && !is_dict_class(n->callable)) {
+      std::string what = describe_callable(n->callable);
+      problems.push_back(ck.path() + ": SETITEM(S) applied to " + what + " (not a dict): torch.load calls its " +
+                         "__setitem__ with " + std::to_string(n->entries.size()) +
+                         " item(s), changing it as it loads (CVE-2026-24747)");
+    }
+    for (auto* x : {n->callable, n->args, n->kwargs, n->state, n->pid}) stack.push_back(x);
+    for (const Node* x : n->items) stack.push_back(x);
+    for (auto& [k, v] : n->entries) {
+      stack.push_back(k);
+      stack.push_back(v);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> integrity_problems(const Checkpoint& ck) {
+  std::vector<std::string> problems;
+  if (ck.zip())
+    check_zip(ck, problems);
+  else
+    check_polyglot(ck, problems);
+  check_setitem_targets(ck, problems);
+  return problems;
+}
+
+}  // namespace ckpt::torch
