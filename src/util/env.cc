@@ -319,10 +319,11 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
       signal_slot_ = -1;
       if (e.error_number() == EEXIST && attempt < 100) continue;
       // Name the output and its folder, not the hidden temporary.
-      if (e.error_number() == EEXIST) throw;
+      int err = e.error_number();
+      if (err != EACCES && err != EROFS && err != ENOENT && err != ENOTDIR && err != EPERM) throw;
       throw IoError("cannot write " + final_path_ + ": folder " + dirname_of(final_path_) + ": " +
-                        std::strerror(e.error_number()),
-                    e.error_number());
+                        std::strerror(err),
+                    err);
     }
   }
 }
