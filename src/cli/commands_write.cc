@@ -19,6 +19,7 @@
 #include "torch/in_place.h"
 #include "util/discard_env.h"
 #include "util/error.h"
+#include "util/stdout_file.h"
 
 namespace ckpt::cli {
 
@@ -47,13 +48,21 @@ void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std:
   so.force = c.force;
   Progress bar("writing " + basename_of(out), c.quiet);  // shown only on a terminal, for big files
   so.progress = bar.callback();
+  if (out == "-") {  // standard output, in order; "archive" as torch.save names it for a file object
+    auto file = open_stdout_output();
+    torch::save_to(ck, root, *file, "archive", so);
+    file->sync();
+    return;
+  }
   torch::save(ck, root, Env::Default(), out, so);
 }
+
+std::string output_name(const std::string& out) { return out == "-" ? "standard output" : out; }
 
 int cmd_rewrite(const WriteArgs& a) {
   Opened o = open_checkpoint(a.file);
   save_checkpoint(*o.ck, o.ck->root(), a.out, a.common);
-  say(a.common, "wrote " + a.out);
+  say(a.common, "wrote " + output_name(a.out));
   return 0;
 }
 
@@ -108,7 +117,10 @@ int cmd_edit(const WriteArgs& a) {
     surgery.renames.emplace_back(r.substr(0, eq), r.substr(eq + 1));
   }
 
+  if (a.in_place && a.file == "-") throw UsageError("--in-place needs a file, not standard input");
   Opened o = open_checkpoint(a.file);
+  if (a.in_place && o.safetensors)
+    throw UsageError(a.file + " is a safetensors file: --in-place edits torch checkpoints (use -o OUT.th)");
   pickle::Graph& g = o.ck->graph();
   EditSummary summary;
   if (!overrides.empty()) {
@@ -183,7 +195,10 @@ int cmd_edit(const WriteArgs& a) {
   } else {
     save_checkpoint(*o.ck, o.ck->root(), a.out, a.common, std::move(transforms));
     print_summary("");
-    say(a.common, "wrote " + a.out + " (" + with_commas(Env::Default().open_read(a.out)->size()) + " bytes)");
+    if (a.out == "-")
+      say(a.common, "wrote standard output");
+    else
+      say(a.common, "wrote " + a.out + " (" + with_commas(Env::Default().open_read(a.out)->size()) + " bytes)");
   }
   return 0;
 }
@@ -191,7 +206,9 @@ int cmd_edit(const WriteArgs& a) {
 // Reclaims the dead bytes in-place edits leave behind: a full streaming
 // rewrite of the file over itself (atomic, storage keys renumbered).
 int cmd_compact(const WriteArgs& a) {
+  if (a.file == "-") throw UsageError("compact needs a file, not standard input");
   Opened o = open_checkpoint(a.file);
+  if (o.safetensors) throw UsageError(a.file + " is a safetensors file: compact rewrites torch checkpoints");
   uint64_t before = o.ck->file().size();
   torch::InPlaceOptions ipo;
   ipo.compact = true;
@@ -207,7 +224,7 @@ int cmd_export(const WriteArgs& a) {
   if (!a.version.empty()) version = a.version;
   pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
   save_checkpoint(*o.ck, root, a.out, a.common);
-  say(a.common, "wrote " + a.out + " (exported from " + *o.best_state + ")");
+  say(a.common, "wrote " + output_name(a.out) + " (exported from " + *o.best_state + ")");
   return 0;
 }
 
@@ -215,7 +232,7 @@ int cmd_wrap(const WriteArgs& a) {
   Opened o = open_checkpoint(a.file);
   pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
   save_checkpoint(*o.ck, root, a.out, a.common);
-  say(a.common, "wrote " + a.out);
+  say(a.common, "wrote " + output_name(a.out));
   return 0;
 }
 
@@ -229,6 +246,7 @@ int cmd_bundle(const WriteArgs& a) {
                            : audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
   std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
 
+  if (a.out == "-") throw UsageError("bundle writes a folder: -o DIR, not standard output");
   struct stat st;
   if (::stat(a.out.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode)) throw UsageError(a.out + " exists and is not a directory");
@@ -269,7 +287,7 @@ int cmd_sanitize(const WriteArgs& a) {
     return 1;
   }
   save_checkpoint(*o.ck, result.root, a.out, a.common);
-  say(a.common, "wrote " + a.out);
+  say(a.common, "wrote " + output_name(a.out));
   return 0;
 }
 

@@ -220,3 +220,97 @@ def test_unwritable_folder_names_the_output_not_the_temporary(ckpt, tmp_path):
     assert_usage_error(r, str(out))
     assert ".ckpt-tmp-" not in r.stderr
     assert "optim.lr" not in r.stderr  # no summary of changes that were not written
+
+
+# ------------------------------------------------------------ 4: safetensors input, tolerance
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """The example's best state as safetensors, written by the safetensors package
+    when it is installed (torch 2.x venv), else by ckpt."""
+    folder = tmp_path_factory.mktemp("st")
+    path = folder / "model.safetensors"
+    model = load(EXAMPLE)["best_state"]["model"]
+    try:
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in model.items()}, str(path))
+    except ImportError:
+        ok(run_ckpt("safetensors", EXAMPLE, "-o", path))
+    return path, model
+
+
+def test_info_tensors_stats_read_safetensors(ckpt, converted):
+    path, model = converted
+    info = ok(run_ckpt("info", path))
+    assert "safetensors" in info and f"{len(model)} tensors" in info
+    import json
+    j = json.loads(ok(run_ckpt("info", path, "--json")))
+    assert j["format"] == "safetensors" and j["file_size"] == os.path.getsize(path)
+    rows = json.loads(ok(run_ckpt("tensors", path, "--json")))
+    assert {r["name"]: r["shape"] for r in rows} == {k: list(v.shape) for k, v in model.items()}
+    stats = json.loads(ok(run_ckpt("stats", path, "--json")))
+    for row in stats:
+        t = model[row["name"]].double()
+        assert row["max"] == pytest.approx(t.max().item()) and row["norm"] == pytest.approx(t.norm().item())
+
+
+def test_diff_checkpoint_against_its_safetensors(ckpt, converted, tmp_path):
+    path, model = converted
+    r = run_ckpt("diff", EXAMPLE, path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no differences" in r.stdout
+    # a changed value is found
+    changed = dict(model)
+    name = next(iter(changed))
+    changed[name] = changed[name].clone()
+    changed[name].view(-1)[0] += 1
+    other = tmp_path / "other.th"
+    torch.save(changed, str(other))
+    r = run_ckpt("diff", path, other)
+    assert r.returncode == 1 and name in r.stdout
+
+
+def test_diff_tolerance(ckpt, tmp_path):
+    out = tmp_path / "bf16.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", out, "--dtype", "bfloat16"))
+    assert run_ckpt("diff", EXAMPLE, out).returncode == 1
+    a, b = load(EXAMPLE)["best_state"]["model"], load(out)["best_state"]["model"]
+    worst = max(((a[k].double() - b[k].double()).abs() - 1e-2 * b[k].double().abs()).max().item() for k in a)
+    assert worst <= 0  # torch.allclose(a, b, rtol=1e-2, atol=0) for every tensor
+    assert run_ckpt("diff", EXAMPLE, out, "--rtol", "1e-2").returncode == 0
+    r = run_ckpt("diff", EXAMPLE, out, "--atol", "1e-6")
+    assert r.returncode == 1 and "beyond the tolerance" in r.stdout
+    assert_usage_error(run_ckpt("diff", EXAMPLE, out, "--atol", "-1"))
+
+
+# ------------------------------------------------------------ 6: standard input and output
+
+def test_dash_is_standard_input_and_output(ckpt, tmp_path):
+    out = tmp_path / "piped.th"
+    with open(EXAMPLE, "rb") as src, open(out, "wb") as dst:
+        r = subprocess.run([ckpt, "edit", "-", "-o", "-", "optim.lr=0.25"], stdin=src, stdout=dst,
+                           stderr=subprocess.PIPE, text=False)
+    assert r.returncode == 0, r.stderr
+    pkg = load(out)
+    assert pkg["xp.cfg"].optim.lr == 0.25
+    assert list(pkg["best_state"]["model"]) == list(load(EXAMPLE)["best_state"]["model"])
+    assert not (tmp_path / "-").exists() and not os.path.exists("-")
+    # a pipe on stdin, a process-substitution-like FIFO path
+    with open(EXAMPLE, "rb") as src:
+        r = subprocess.run([ckpt, "info", "-"], stdin=src, capture_output=True)
+    assert r.returncode == 0 and b"audiocraft-training" in r.stdout
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"cat '{EXAMPLE}' > '{fifo}'"])
+    r = run_ckpt("tensors", fifo)
+    writer.wait()
+    assert r.returncode == 0 and "emb.0.weight" in r.stdout
+
+
+def test_safetensors_to_standard_output(ckpt, tmp_path):
+    out = tmp_path / "m.safetensors"
+    with open(out, "wb") as dst:
+        r = subprocess.run([ckpt, "safetensors", EXAMPLE, "-o", "-"], stdout=dst, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr
+    ok(run_ckpt("from-safetensors", out, "-o", tmp_path / "back.th"))
+    assert run_ckpt("diff", EXAMPLE, out).returncode == 0
