@@ -98,7 +98,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
   };
   auto check_used = [&](const char* flag, const std::string& pattern, size_t hits) {
     if (s.strict && hits == 0)
-      throw UsageError(std::string(flag) + " '" + pattern + "' matches no key of '" + where + "'");
+      throw UsageError(std::string(flag) + " '" + pattern + "' matches no key of '" + where + "' (--allow-no-match accepts that)");
   };
 
   std::vector<std::pair<Node*, Node*>> kept;
@@ -111,7 +111,10 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
           keep = true;
           ++hits[i];
         }
-      if (keep) kept.push_back(kv);
+      if (keep)
+        kept.push_back(kv);
+      else
+        report.dropped_keys.push_back(key_of(kv.first));
     }
     for (size_t i = 0; i < s.keep.size(); ++i) check_used("--keep", s.keep[i], hits[i]);
   } else {
@@ -127,7 +130,10 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
           drop = true;
           ++hits[i];
         }
-      if (!drop) rest.push_back(kv);
+      if (drop)
+        report.dropped_keys.push_back(key_of(kv.first));
+      else
+        rest.push_back(kv);
     }
     for (size_t i = 0; i < s.drop.size(); ++i) check_used("--drop", s.drop[i], hits[i]);
     kept = std::move(rest);
@@ -157,6 +163,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       if (name != old) {
         kv.first = g.str(name);  // a new string: the old one may be shared elsewhere
         ++report.renamed;
+        report.renamed_keys.emplace_back(old, name);
       }
     }
     for (size_t i = 0; i < res.size(); ++i) check_used("--rename", s.renames[i].first, hits[i]);

@@ -40,6 +40,8 @@ struct KeySurgery {
 
 struct SurgeryReport {
   size_t before = 0, dropped = 0, renamed = 0;
+  std::vector<std::string> dropped_keys;                           // in file order
+  std::vector<std::pair<std::string, std::string>> renamed_keys;  // old, new
 };
 
 // --keep, then --drop, then --rename on one state dict (a mapping); its

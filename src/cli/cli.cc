@@ -1,12 +1,16 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/docs.h"
 #include "util/error.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt::cli {
 
@@ -15,6 +19,51 @@ namespace {
 int fail(const std::string& message) {
   std::fprintf(stderr, "ckpt: error: %s\n", message.c_str());
   return 2;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "ckpt infoo x": name the command that was probably meant, as git does.
+std::string unknown_command_message(CLI::App& app, const std::string& word) {
+  std::string best;
+  size_t best_d = 3;  // at most two edits away, or a prefix
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    const std::string& name = sub->get_name();
+    size_t d = edit_distance(word, name);
+    if (name.rfind(word, 0) == 0 || word.rfind(name, 0) == 0) d = std::min<size_t>(d, 2);
+    if (d < best_d) best_d = d, best = name;
+  }
+  std::string m = "unknown command '" + word + "'";
+  if (!best.empty()) m += "; did you mean '" + best + "'?";
+  return m + " (see 'ckpt --help')";
+}
+
+bool has_command(CLI::App& app, const std::string& word) {
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (sub->check_name(word)) return true;
+  return false;
+}
+
+// Every option takes one value per occurrence (repeat the flag for more), so
+// that "--drop 'a.*' optim.lr=1e-4" leaves the override to the positionals
+// instead of taking it as a second glob.
+void one_value_per_flag(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    for (CLI::Option* opt : sub->get_options([](const CLI::Option* o) { return !o->get_positional(); }))
+      if (opt->get_expected_max() > 1) opt->allow_extra_args(false);
 }
 
 }  // namespace
@@ -31,6 +80,11 @@ int main(int argc, char** argv) {
   register_scan_commands(app, ctx);
   register_safetensors_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
+  one_value_per_flag(app);
+  install_cleanup_signal_handlers();
+
+  if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1]))
+    return fail(unknown_command_message(app, argv[1]));
 
   try {
     app.parse(argc, argv);

@@ -85,10 +85,11 @@ int cmd_info(const std::string& file, const Common& c) {
   auto sds = find_state_dicts(o);
   json j;
   j["file"] = file;
-  j["file_size"] = ck.file().size();
-  j["format"] = torch::to_string(ck.format());
-  j["dialect"] = ck.format() == torch::Format::Zip ? json(torch::to_string(ck.dialect())) : json(nullptr);
-  j["archive"] = ck.format() == torch::Format::Zip ? json(ck.archive_name()) : json(nullptr);
+  j["file_size"] = o.file_size;
+  const bool torch_zip = ck.format() == torch::Format::Zip && !o.safetensors;
+  j["format"] = o.safetensors ? "safetensors" : torch::to_string(ck.format());
+  j["dialect"] = torch_zip ? json(torch::to_string(ck.dialect())) : json(nullptr);
+  j["archive"] = torch_zip ? json(ck.archive_name()) : json(nullptr);
   j["pickle_bytes"] = ck.pickle_size();
   json recs = json::array();
   if (ck.zip())
@@ -116,13 +117,15 @@ int cmd_info(const std::string& file, const Common& c) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::printf("file        %s (%s)\n", file.c_str(), human_bytes(ck.file().size()).c_str());
-  if (ck.format() == torch::Format::Zip)
+  std::printf("file        %s (%s)\n", file.c_str(), human_bytes(o.file_size).c_str());
+  if (o.safetensors)
+    std::printf("format      safetensors, %zu tensors\n", sds.empty() ? size_t{0} : sds.front().tensors);
+  else if (ck.format() == torch::Format::Zip && ck.zip())
     std::printf("format      zip, %s dialect, archive '%s', %zu records\n", torch::to_string(ck.dialect()),
                 ck.archive_name().c_str(), ck.zip()->records().size());
   else
     std::printf("format      legacy (torch < 1.6), %zu storages\n", ck.storages().size());
-  std::printf("pickle      %s\n", human_bytes(ck.pickle_size()).c_str());
+  if (!o.safetensors) std::printf("pickle      %s\n", human_bytes(ck.pickle_size()).c_str());
   std::printf("layout      %s\n", audiocraft::to_string(o.layout));
   if (!kind.empty()) std::printf("kind        %s\n", kind.c_str());
   std::printf("best state  %s\n", o.best_state ? (o.best_state->empty() ? "(the root)" : o.best_state->c_str()) : "none");
@@ -430,7 +433,7 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   };
   auto a = std::make_shared<Args>();
   auto file_arg = [&](CLI::App* sub) {
-    sub->add_option("FILE", a->file, "checkpoint")->required();
+    sub->add_option("FILE", a->file, "checkpoint or .safetensors file ('-': standard input)")->required();
     sub->add_flag("--json", a->common.json, "machine-readable JSON output");
   };
 

@@ -11,6 +11,7 @@
 #include "cli/session.h"
 #include "torch/safetensors.h"
 #include "util/error.h"
+#include "util/stdout_file.h"
 
 namespace ckpt::cli {
 
@@ -58,9 +59,14 @@ int cmd_safetensors(const Args& a) {
   torch::SafetensorsWriteOptions opts;
   opts.force = a.common.force;
   opts.progress = bar.callback();
-  torch::write_safetensors(*o.ck, tensors, Env::Default(), a.out, opts);
+  if (a.out == "-") {
+    auto file = open_stdout_output();
+    torch::write_safetensors_to(*o.ck, tensors, *file, opts);
+  } else {
+    torch::write_safetensors(*o.ck, tensors, Env::Default(), a.out, opts);
+  }
   bar.finish();
-  say(a.common, "wrote " + a.out + ": " + std::to_string(tensors.size()) + " tensors, " + human_bytes(bytes) +
+  say(a.common, "wrote " + (a.out == "-" ? std::string("standard output") : a.out) + ": " + std::to_string(tensors.size()) + " tensors, " + human_bytes(bytes) +
                     " (from " + (path.empty() ? std::string("the root") : path) + ")" +
                     (unsupported.empty() ? "" : "; " + std::to_string(unsupported.size()) + " skipped (listed above)"));
   return 0;

@@ -137,6 +137,7 @@ int cmd_stats(const StatsArgs& a) {
 struct DiffArgs {
   std::string a, b, state;
   bool has_state = false, json = false;
+  double atol = 0, rtol = 0;  // as torch.allclose: |a - b| <= atol + rtol * |b|
 };
 
 bool is_scalar(const Node* n) {
@@ -182,6 +183,7 @@ int cmd_diff(const DiffArgs& d) {
 
   json only_a = json::array(), only_b = json::array(), changed = json::array(), values = json::array();
   uint64_t compared = 0;
+  const bool tolerant = d.atol > 0 || d.rtol > 0;
   for (const auto& ra : rows_a) {
     auto it = by_name_b.find(ra.name);
     if (it == by_name_b.end()) {
@@ -217,10 +219,13 @@ int cmd_diff(const DiffArgs& d) {
     if (ra.info.dtype != rb.info.dtype &&
         !(torch::has_real_values(*ra.info.dtype) && torch::has_real_values(*rb.info.dtype)))
       continue;
-    torch::ValueDiff v = torch::compare_values(*oa.ck, ra.info, ra.name, *ob.ck, rb.info, rb.name);
-    if (v.equal()) continue;
-    values.push_back({{"name", ra.name}, {"numel", v.compared}, {"differing", v.differing},
-                      {"max_abs_diff", v.max_abs_diff}, {"nonfinite_differing", v.nonfinite_differing}});
+    torch::ValueDiff v =
+        torch::compare_values(*oa.ck, ra.info, ra.name, *ob.ck, rb.info, rb.name, d.atol, d.rtol);
+    if (v.equal() || (tolerant && v.beyond_tolerance == 0)) continue;
+    json row = {{"name", ra.name}, {"numel", v.compared}, {"differing", v.differing},
+                {"max_abs_diff", v.max_abs_diff}, {"nonfinite_differing", v.nonfinite_differing}};
+    if (tolerant) row["beyond_tolerance"] = v.beyond_tolerance;
+    values.push_back(std::move(row));
   }
   for (const auto& rb : rows_b)
     if (!names_a.count(rb.name)) only_b.push_back(rb.name);
@@ -230,7 +235,11 @@ int cmd_diff(const DiffArgs& d) {
   const Node *root_a = oa.ck->root(), *root_b = ob.ck->root();
   auto* ea = pickle::entries_of(root_a);
   auto* eb = pickle::entries_of(root_b);
-  if (ea && eb) {
+  // A safetensors file is tensors only: its checkpoint's top level and
+  // xp.cfg are not compared (the conversion check compares the tensors).
+  const bool tensors_only = oa.safetensors || ob.safetensors;
+  if (tensors_only) {
+  } else if (ea && eb) {
     std::map<std::string, const Node*> vb;
     for (auto& [k, v] : *eb) vb[key_text(k)] = v;
     std::set<std::string> ka;
@@ -253,15 +262,20 @@ int cmd_diff(const DiffArgs& d) {
   } else if (kind_name(root_a, *oa.ck) != kind_name(root_b, *ob.ck)) {
     top_changed.push_back({{"key", ""}, {"a", describe(root_a, *oa.ck)}, {"b", describe(root_b, *ob.ck)}});
   }
-  if (oa.layout != ob.layout)
+  if (oa.layout != ob.layout && !tensors_only)
     top_changed.push_back({{"key", "(layout)"}, {"a", audiocraft::to_string(oa.layout)},
                            {"b", audiocraft::to_string(ob.layout)}});
 
   auto cfg_a = config_text(oa), cfg_b = config_text(ob);
   std::string cfg_diff;
-  if (cfg_a || cfg_b) cfg_diff = audiocraft::unified_diff(cfg_a.value_or(""), cfg_b.value_or(""), "a/xp.cfg", "b/xp.cfg");
+  if ((cfg_a || cfg_b) && !tensors_only) cfg_diff = audiocraft::unified_diff(cfg_a.value_or(""), cfg_b.value_or(""), "a/xp.cfg", "b/xp.cfg");
 
-  const bool equal = only_a.empty() && only_b.empty() && changed.empty() && values.empty() && top_only_a.empty() &&
+  // Under a tolerance, a dtype change alone (a conversion being checked) is
+  // listed but is not a difference; a shape change always is.
+  bool shapes_changed = false;
+  for (auto& c : changed) shapes_changed = shapes_changed || c["shape_a"] != c["shape_b"];
+  const bool tensors_changed = tolerant ? shapes_changed : !changed.empty();
+  const bool equal = only_a.empty() && only_b.empty() && !tensors_changed && values.empty() && top_only_a.empty() &&
                      top_only_b.empty() && top_changed.empty() && cfg_diff.empty();
   if (d.json) {
     json j;
@@ -296,6 +310,8 @@ int cmd_diff(const DiffArgs& d) {
     std::string extra;
     if (v["nonfinite_differing"].get<uint64_t>())
       extra = " (" + std::to_string(v["nonfinite_differing"].get<uint64_t>()) + " with NaN/Inf)";
+    if (v.contains("beyond_tolerance"))
+      extra += " (" + with_commas(v["beyond_tolerance"].get<uint64_t>()) + " beyond the tolerance)";
     std::string label = v["name"].get<std::string>();
     if (v.contains("part")) label += " (" + v["part"].get<std::string>() + ")";
     std::printf("  values     %s: %s of %s elements differ, max abs diff %s%s\n", label.c_str(),
@@ -311,6 +327,7 @@ int cmd_diff(const DiffArgs& d) {
                   c["b"].get<std::string>().c_str());
   }
   if (!cfg_diff.empty()) std::printf("xp.cfg:\n%s", cfg_diff.c_str());
+  if (tensors_only) std::printf("(a safetensors file holds tensors only: top level and xp.cfg not compared)\n");
   std::printf("%s\n", equal ? "no differences" : "different");
   return equal ? 0 : 1;
 }
@@ -399,7 +416,7 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
       "stats",
       "per-tensor numel, NaN, Inf, min, max, mean, std, L2 norm (float64; over finite values; std unbiased as "
       "torch.std(), std_population in --json)");
-  stats->add_option("FILE", s->file, "checkpoint")->required();
+  stats->add_option("FILE", s->file, "checkpoint or .safetensors file ('-': standard input)")->required();
   stats->add_option("--state", s->state, "state dict path (default: the best state)")
       ->each([s](const std::string&) { s->has_state = true; });
   stats->add_option("--match", s->match, "only tensors whose names match this glob (repeatable)");
@@ -412,11 +429,15 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
   auto* diff = app.add_subcommand(
       "diff", "compare two checkpoints: tensors (keys, dtypes, shapes, values), top-level keys and xp.cfg; exit 1 "
               "when different");
-  diff->add_option("A", d->a, "first checkpoint")->required();
-  diff->add_option("B", d->b, "second checkpoint")->required();
+  diff->add_option("A", d->a, "first checkpoint or .safetensors file")->required();
+  diff->add_option("B", d->b, "second checkpoint or .safetensors file")->required();
   diff->add_option("--state", d->state, "state dict path in both (default: each one's best state)")
       ->each([d](const std::string&) { d->has_state = true; });
   diff->add_flag("--json", d->json, "one JSON object");
+  diff->add_option("--atol", d->atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose; default 0)")
+      ->check(CLI::NonNegativeNumber);
+  diff->add_option("--rtol", d->rtol, "relative tolerance (default 0: values compared exactly); with a tolerance a dtype change alone is not a difference")
+      ->check(CLI::NonNegativeNumber);
   diff->callback([d, &ctx] { ctx.exit_code = cmd_diff(*d); });
 }
 

@@ -1,6 +1,7 @@
 #include "cli/session.h"
 
 #include "cli/format.h"
+#include "torch/open_any.h"
 #include "util/error.h"
 
 namespace ckpt::cli {
@@ -15,7 +16,10 @@ bool CheckpointTensorTest::is_tensor(const pickle::Node* n) const {
 
 Opened open_checkpoint(const std::string& path) {
   Opened o;
-  o.ck = torch::Checkpoint::open(Env::Default(), path);
+  auto any = torch::open_any(Env::Default(), path);
+  o.ck = std::move(any.ck);
+  o.safetensors = any.safetensors;
+  o.file_size = any.file_size;
   o.layout = audiocraft::detect_layout(o.ck->root(), CheckpointTensorTest(*o.ck));
   if (o.layout == audiocraft::Layout::Training && audiocraft::fsdp_rank_of(path))
     o.layout = audiocraft::Layout::FsdpShard;

@@ -20,6 +20,8 @@ struct Opened {
   std::unique_ptr<torch::Checkpoint> ck;
   audiocraft::Layout layout;
   std::optional<std::string> best_state;  // path
+  bool safetensors = false;  // a .safetensors file, seen as a plain state dict
+  uint64_t file_size = 0;
 
   // The state dict at path (default: the best state); throws UsageError
   // naming the path when it is missing or not a mapping.

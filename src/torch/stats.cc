@@ -319,7 +319,7 @@ TensorStats tensor_stats(const Checkpoint& ck, const TensorInfo& t, const std::s
 }
 
 ValueDiff compare_values(const Checkpoint& a, const TensorInfo& ta, const std::string& name_a, const Checkpoint& b,
-                         const TensorInfo& tb, const std::string& name_b) {
+                         const TensorInfo& tb, const std::string& name_b, double atol, double rtol) {
   ElementReader ra(a, ta, name_a), rb(b, tb, name_b);
   if (ra.remaining() != rb.remaining())
     throw UsageError("cannot compare '" + name_a + "' (" + std::to_string(ra.remaining()) + " elements) with '" +
@@ -351,11 +351,18 @@ ValueDiff compare_values(const Checkpoint& a, const TensorInfo& ta, const std::s
       }
       if (!differs) continue;
       ++out.differing;
-      if (!real) continue;
-      if (!std::isfinite(va[i]) || !std::isfinite(vb[i]))
+      if (!real) {
+        ++out.beyond_tolerance;
+        continue;
+      }
+      if (!std::isfinite(va[i]) || !std::isfinite(vb[i])) {
         ++out.nonfinite_differing;
-      else
-        out.max_abs_diff = std::max(out.max_abs_diff, std::fabs(va[i] - vb[i]));
+        ++out.beyond_tolerance;
+      } else {
+        double d = std::fabs(va[i] - vb[i]);
+        out.max_abs_diff = std::max(out.max_abs_diff, d);
+        if (!(d <= atol + rtol * std::fabs(vb[i]))) ++out.beyond_tolerance;
+      }
     }
   }
   return out;

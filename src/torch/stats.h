@@ -44,6 +44,9 @@ struct ValueDiff {
   uint64_t differing = 0;         // elements whose values differ (bits, for equal dtypes)
   uint64_t nonfinite_differing = 0;  // of those, with a NaN or Inf on either side
   double max_abs_diff = 0;        // over differing elements finite on both sides
+  // Differing elements outside the tolerance, as torch.allclose counts:
+  // |a - b| > atol + rtol * |b|, or a NaN/Inf on either side.
+  uint64_t beyond_tolerance = 0;
   bool equal() const { return differing == 0; }
 };
 
@@ -51,7 +54,8 @@ struct ValueDiff {
 // order. Same dtype: an element differs when its bytes differ. Different
 // dtypes: when the values differ as doubles (NaN equal to NaN).
 ValueDiff compare_values(const Checkpoint& a, const TensorInfo& ta, const std::string& name_a,
-                         const Checkpoint& b, const TensorInfo& tb, const std::string& name_b);
+                         const Checkpoint& b, const TensorInfo& tb, const std::string& name_b,
+                         double atol = 0, double rtol = 0);
 
 // Two tensors of one name compared beyond dtype and shape: how their forms
 // differ (layout, quantizer, conj / neg bits, subclass, component shapes),

@@ -31,7 +31,9 @@ void StorageReader::read(uint64_t offset, size_t n, char* out) {
     throw FormatError(ck_.path() + ": storage '" + s_.key + "': read of " + std::to_string(n) + " bytes at " +
                       std::to_string(offset) + " is past its end (" + std::to_string(size_) + " bytes)");
   if (n == 0) return;
-  if (!s_.record) {
+  if (s_.external_file) {  // a safetensors file's data, for instance
+    s_.external_file->read(s_.legacy_offset + offset, n, out);
+  } else if (!s_.record) {
     ck_.file().read(s_.legacy_offset + offset, n, out);
   } else if (s_.record->method == 0) {
     ck_.file().read(s_.record->data_offset + offset, n, out);

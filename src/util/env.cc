@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt {
 namespace {
@@ -296,6 +297,10 @@ Env& Env::Default() {
 
 AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
     : env_(env), final_path_(std::move(final_path)) {
+  struct stat st;
+  if (::stat(final_path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw UsageError(final_path_ + " is a directory: name the output file (e.g. " +
+                     (final_path_.back() == '/' ? final_path_ : final_path_ + "/") + "out.th)");
   if (!force && env_.exists(final_path_)) {
     throw UsageError(final_path_ + " exists (use --force to overwrite)");
   }
@@ -304,10 +309,21 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
   for (int attempt = 0;; ++attempt) {
     temp_path_ = temp_path_for(final_path_, counter.fetch_add(1));
     try {
+      // Registered before it exists, so that a signal can never find it
+      // created but unregistered.
+      signal_slot_ = register_temp(temp_path_);
       file_ = env_.create(temp_path_);
       return;
     } catch (const IoError& e) {
-      if (e.error_number() != EEXIST || attempt >= 100) throw;
+      unregister_temp(signal_slot_);
+      signal_slot_ = -1;
+      if (e.error_number() == EEXIST && attempt < 100) continue;
+      // Name the output and its folder, not the hidden temporary.
+      int err = e.error_number();
+      if (err != EACCES && err != EROFS && err != ENOENT && err != ENOTDIR && err != EPERM) throw;
+      throw IoError("cannot write " + final_path_ + ": folder " + dirname_of(final_path_) + ": " +
+                        std::strerror(err),
+                    err);
     }
   }
 }
@@ -321,6 +337,7 @@ AtomicOutput::~AtomicOutput() {
     // Nothing more can be done from a destructor; the error that got us here
     // is the one the user sees.
   }
+  unregister_temp(signal_slot_);
 }
 
 void AtomicOutput::commit() {
@@ -328,6 +345,7 @@ void AtomicOutput::commit() {
   file_->close();
   env_.rename(temp_path_, final_path_);
   committed_ = true;
+  unregister_temp(signal_slot_);
   env_.sync_dir(dirname_of(final_path_));
 }
 

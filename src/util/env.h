@@ -92,6 +92,7 @@ class AtomicOutput {
   std::string final_path_, temp_path_;
   std::unique_ptr<WritableFile> file_;
   bool committed_ = false;
+  int signal_slot_ = -1;  // util/signal_cleanup.h
 };
 
 std::string dirname_of(const std::string& path);

@@ -84,7 +84,7 @@ def test_completion_commands_and_options(ckpt):
     assert complete(["ckpt", "in"], 1) == ["info"]
     assert complete(["ckpt", "from"], 1) == ["from-safetensors"]
     assert set(complete(["ckpt", ""], 1)) >= {"info", "edit", "safetensors", "man", "--help"}
-    assert complete(["ckpt", "edit", "x.th", "--dr"], 3) == ["--drop"]
+    assert complete(["ckpt", "edit", "x.th", "--dro"], 3) == ["--drop"]
     assert set(complete(["ckpt", "safetensors", "--"], 2)) >= {"--output", "--state", "--force", "--quiet"}
     assert complete(["ckpt", "from-safetensors", "x", "--in"], 3) == ["--into"]
     # After an option that takes a value: files (readline's default), no options.
