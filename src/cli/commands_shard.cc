@@ -10,6 +10,7 @@
 #include "cli/format.h"
 #include "cli/progress.h"
 #include "cli/shard.h"
+#include "pickle/value.h"
 #include "torch/dcp.h"
 #include "util/error.h"
 
@@ -153,7 +154,8 @@ namespace {
 
 struct Args {
   Common common;
-  std::string in, out;
+  std::string in, out, state;
+  int ranks = 1;
 };
 
 int cmd_consolidate(const Args& a) {
@@ -172,6 +174,32 @@ int cmd_consolidate(const Args& a) {
   return 0;
 }
 
+int cmd_to_dcp(const Args& a) {
+  Env& env = Env::Default();
+  auto ck = torch::Checkpoint::open(env, a.in);
+  const pickle::Node* root = ck->root();
+  if (!a.state.empty()) {
+    for (size_t pos = 0; root && pos <= a.state.size();) {
+      size_t end = a.state.find('/', pos);
+      if (end == std::string::npos) end = a.state.size();
+      root = pickle::get_item(root, a.state.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    if (!root) throw UsageError(a.in + ": no state dict at '" + a.state + "'");
+  }
+  Progress bar("writing " + basename_of(a.out), a.common.quiet);
+  torch::ToDcpOptions opts;
+  opts.force = a.common.force;
+  opts.ranks = a.ranks;
+  opts.progress = bar.callback();
+  auto r = torch::write_dcp(*ck, root, env, a.out, opts);
+  bar.finish();
+  if (!a.common.quiet)
+    std::fprintf(stderr, "wrote %s: %zu tensors (%s) in %zu rank file%s, %zu other items\n", a.out.c_str(), r.tensors,
+                 human_bytes(r.tensor_bytes).c_str(), r.files, r.files == 1 ? "" : "s", r.byte_items);
+  return 0;
+}
+
 }  // namespace
 
 void register_shard_commands(CLI::App& app, Context& ctx) {
@@ -183,6 +211,16 @@ void register_shard_commands(CLI::App& app, Context& ctx) {
   cons->add_flag("--force", a->common.force, "overwrite an existing output");
   cons->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
   cons->callback([a, &ctx] { ctx.exit_code = cmd_consolidate(*a); });
+
+  auto* to = app.add_subcommand("to-dcp", "a torch.save file as a torch distributed checkpoint folder");
+  to->add_option("FILE", a->in, "input checkpoint")->required();
+  to->add_option("-o,--output", a->out, "output folder")->required();
+  to->add_option("--ranks", a->ranks, "split tensors along dimension 0 over this many rank files (default 1)")
+      ->check(CLI::Range(1, 4096));
+  to->add_option("--state", a->state, "'/'-separated path of the state dict to write (default: the whole object)");
+  to->add_flag("--force", a->common.force, "replace an existing DCP folder");
+  to->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
+  to->callback([a, &ctx] { ctx.exit_code = cmd_to_dcp(*a); });
 }
 
 }  // namespace ckpt::cli

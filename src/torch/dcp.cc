@@ -418,9 +418,9 @@ std::vector<std::string> verify_dcp(const DcpCheckpoint& dcp,
 
 namespace {
 
-// Copies the subgraph under `root` of one graph into another (identity and
-// cycles kept). Throws FormatError for persistent ids (tensors inside a byte item).
-Node* copy_graph(const Node* root, pickle::Graph& to, const std::string& what) {
+}  // namespace
+
+Node* copy_subgraph(const Node* root, pickle::Graph& to, const std::string& what) {
   std::unordered_map<const Node*, Node*> copy;
   std::vector<const Node*> stack{root}, order;
   while (!stack.empty()) {
@@ -456,6 +456,8 @@ Node* copy_graph(const Node* root, pickle::Graph& to, const std::string& what) {
   }
   return copy.at(root);
 }
+
+namespace {
 
 // set_element of torch/distributed/checkpoint/_traverse.py over graph nodes.
 class Nester {
@@ -538,7 +540,7 @@ ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std:
     std::string what = dcp.dir() + ": '" + item.fqn + "'";
     if (!item.is_tensor) {
       auto ck = dcp.open_slice(item.where);
-      nest.set(item.path, copy_graph(ck->root(), g, what), what);
+      nest.set(item.path, copy_subgraph(ck->root(), g, what), what);
       ++report.byte_items;
       continue;
     }

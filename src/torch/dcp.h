@@ -119,4 +119,28 @@ struct ConsolidateReport {
 ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std::string& out_path,
                                   const ConsolidateOptions& options = {});
 
+struct ToDcpOptions {
+  bool force = false;  // replace an existing DCP folder
+  int ranks = 1;       // tensors split along dimension 0 into this many chunks, one file per rank
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct ToDcpReport {
+  size_t tensors = 0, byte_items = 0, files = 0;
+  uint64_t tensor_bytes = 0;
+};
+
+// Writes the state dict `root` (a mapping of source's graph) as
+// torch.distributed.checkpoint.save would from `ranks` processes each
+// holding a dim-0 shard (flattened as its flatten_state_dict does: mappings
+// always, lists holding tensors or mappings by index, everything else a
+// byte item). The folder is built under a temporary name beside out_dir and
+// renamed into place when complete. Tensor bytes are copied file to file.
+ToDcpReport write_dcp(Checkpoint& source, const pickle::Node* root, Env& env, const std::string& out_dir,
+                      const ToDcpOptions& options = {});
+
+// Copies the subgraph under `root` into another graph (identity and cycles
+// kept). Throws FormatError naming `what` for persistent ids (tensors).
+pickle::Node* copy_subgraph(const pickle::Node* root, pickle::Graph& to, const std::string& what);
+
 }  // namespace ckpt::torch

@@ -4,6 +4,8 @@ the torch 2 Python (so they run whichever torch the test suite itself runs under
   dcp_torch2.py same FILE_A FILE_B       both torch.load equal: keys, order, types, tensors bit for bit
   dcp_torch2.py dcp-equals DIR FILE      dcp.load of DIR (no_dist) into FILE's state dict shapes
                                           gives FILE's values
+  dcp_torch2.py dcp-equals-2ranks DIR FILE   the same from two gloo processes on loopback, each loading
+                                          its Shard(0) half of every tensor as a DTensor (resharding)
   dcp_torch2.py tamper DIR HOW          rewrites DIR/.metadata of the sharded fixture: HOW is overlap,
                                           gap, escape (a storage path '../...') or dtype (float64)
 Exit 0 when equal; prints the first difference and exits 1 otherwise.
@@ -88,6 +90,46 @@ def tamper(folder, how):
         pickle.dump(md, f)
 
 
+def _two_rank_worker(rank, folder, path, port, failures):
+    import os
+
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.tensor import DeviceMesh, Replicate, Shard, distribute_tensor
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    mesh = DeviceMesh("cpu", [0, 1])
+    want = load(path)
+
+    def shard(x):
+        if isinstance(x, dict):
+            return {k: shard(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [shard(v) for v in x]
+        if isinstance(x, torch.Tensor):
+            return distribute_tensor(torch.zeros_like(x), mesh, [Shard(0)] if x.dim() else [Replicate()])
+        return x
+
+    def full(x):
+        if isinstance(x, dict):
+            return {k: full(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [full(v) for v in x]
+        if hasattr(x, "full_tensor"):
+            return x.full_tensor()
+        return x
+
+    got = shard(want)
+    dcp.load(got, checkpoint_id=folder)
+    diff = same(full(got), want)
+    dist.barrier()
+    dist.destroy_process_group()
+    if diff:
+        raise SystemExit(f"rank {rank}: {diff}")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "same":
@@ -99,6 +141,17 @@ def main():
         got = zeros_like_tree(want)
         dcp.load(got, checkpoint_id=sys.argv[2], no_dist=True)
         diff = same(got, want)
+    elif cmd == "dcp-equals-2ranks":
+        import socket
+
+        import torch.multiprocessing as mp
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        mp.start_processes(_two_rank_worker, args=(sys.argv[2], sys.argv[3], port, None), nprocs=2,
+                           join=True, start_method="spawn")
+        diff = None
     elif cmd == "tamper":
         tamper(sys.argv[2], sys.argv[3])
         diff = None

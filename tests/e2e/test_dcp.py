@@ -160,3 +160,51 @@ def test_not_a_dcp_folder(tmp_path):
     r = run_ckpt("consolidate", tmp_path, "-o", tmp_path / "x.pt")
     assert r.returncode == 2 and "not a pickled torch.distributed.checkpoint Metadata" in r.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("kind", ["single", "sharded"])
+def test_round_trip_dcp_file_dcp(dcp_dirs, tmp_path, kind):
+    """DCP -> file (consolidate) -> DCP (to-dcp, 1 and 2 ranks) -> file: torch reads the same state dict
+    throughout, resharded both ways (2-rank folder into a 1-process load, 1-rank folder into 2 ranks)."""
+    first = tmp_path / "first.pt"
+    assert run_ckpt("consolidate", dcp_dirs / kind, "-o", first).returncode == 0
+    for ranks in (1, 2):
+        d = tmp_path / f"ranks{ranks}"
+        r = run_ckpt("to-dcp", first, "-o", d, "--ranks", ranks)
+        assert r.returncode == 0, r.stderr
+        assert sorted(p.name for p in d.iterdir()) == [".metadata"] + [f"__{i}_0.distcp" for i in range(ranks)]
+        assert run_ckpt("verify", d).returncode == 0
+        torch2(DCP_TORCH2, "dcp-equals", d, first)
+        again = tmp_path / f"again{ranks}.pt"
+        assert run_ckpt("consolidate", d, "-o", again).returncode == 0
+        torch2(DCP_TORCH2, "same", again, first)
+    torch2(DCP_TORCH2, "dcp-equals-2ranks", tmp_path / "ranks1", first)
+
+
+def test_to_dcp_splits_rows_like_shard0(dcp_dirs, tmp_path):
+    first = tmp_path / "first.pt"
+    assert run_ckpt("consolidate", dcp_dirs / "sharded", "-o", first).returncode == 0
+    d = tmp_path / "three"
+    assert run_ckpt("to-dcp", first, "-o", d, "--ranks", "3").returncode == 0
+    rows = {t["name"]: t for t in json.loads(run_ckpt("tensors", d, "--json").stdout)}
+    # 10 rows over 3 ranks: torch.chunk's split, 4 + 4 + 2
+    assert [(c["offsets"], c["sizes"], c["file"]) for c in rows["model.layers.0.weight"]["chunks"]] == [
+        ([0, 0], [4, 6], "__0_0.distcp"), ([4, 0], [4, 6], "__1_0.distcp"), ([8, 0], [2, 6], "__2_0.distcp")]
+
+
+def test_to_dcp_refuses_existing_and_leaves_nothing_on_error(dcp_dirs, tmp_path):
+    first = tmp_path / "first.pt"
+    assert run_ckpt("consolidate", dcp_dirs / "single", "-o", first).returncode == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    r = run_ckpt("to-dcp", first, "-o", other)
+    assert r.returncode == 2 and "exists" in r.stderr
+    r = run_ckpt("to-dcp", first, "-o", other, "--force")
+    assert r.returncode == 2 and "not a DCP folder" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.pt", "other"]
+    d = tmp_path / "d"
+    assert run_ckpt("to-dcp", first, "-o", d).returncode == 0
+    assert run_ckpt("to-dcp", first, "-o", d, "--ranks", "2", "--force").returncode == 0
+    assert (d / "__1_0.distcp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "first.pt", "other"]
