@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   register_tools_commands(app, ctx);
   register_scan_commands(app, ctx);
   register_safetensors_commands(app, ctx);
+  register_shard_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
   one_value_per_flag(app);
   install_cleanup_signal_handlers();

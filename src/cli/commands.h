@@ -28,5 +28,6 @@ void register_config_commands(CLI::App& app, Context& ctx);   // cfg
 void register_scan_commands(CLI::App& app, Context& ctx);     // scan
 void register_tools_commands(CLI::App& app, Context& ctx);    // diff stats safetensors from-safetensors
 void register_safetensors_commands(CLI::App& app, Context& ctx);  // safetensors from-safetensors
+void register_shard_commands(CLI::App& app, Context& ctx);        // consolidate to-dcp
 
 }  // namespace ckpt::cli

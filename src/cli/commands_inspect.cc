@@ -12,6 +12,7 @@
 #include "cli/format.h"
 #include "cli/session.h"
 #include "torch/integrity.h"
+#include "cli/shard.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -439,7 +440,7 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
 
   auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
   file_arg(info);
-  info->callback([a, &ctx] { ctx.exit_code = cmd_info(a->file, a->common); });
+  info->callback([a, &ctx] { ctx.exit_code = is_dcp_folder(a->file) ? dcp_info(a->file, a->common) : cmd_info(a->file, a->common); });
 
   auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
   file_arg(ls);
@@ -451,11 +452,12 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   file_arg(tensors);
   tensors->add_option("--state", a->state, "path of the state dict");
   tensors->add_option("--match", a->match, "fnmatch glob on tensor names");
-  tensors->callback([a, &ctx] { ctx.exit_code = cmd_tensors(a->file, a->state, a->match, a->common); });
+  tensors->callback([a, &ctx] { ctx.exit_code = is_dcp_folder(a->file) ? dcp_tensors(a->file, a->match, a->common)
+                                                                  : cmd_tensors(a->file, a->state, a->match, a->common); });
 
   auto* verify = app.add_subcommand("verify", "check CRCs, storage sizes and tensor views; exit 1 on a problem");
   file_arg(verify);
-  verify->callback([a, &ctx] { ctx.exit_code = cmd_verify(a->file, a->common); });
+  verify->callback([a, &ctx] { ctx.exit_code = is_dcp_folder(a->file) ? dcp_verify(a->file, a->common) : cmd_verify(a->file, a->common); });
 }
 
 }  // namespace ckpt::cli

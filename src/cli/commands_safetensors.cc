@@ -10,6 +10,7 @@
 #include "cli/progress.h"
 #include "cli/session.h"
 #include "torch/safetensors.h"
+#include "torch/safetensors_shards.h"
 #include "util/error.h"
 #include "util/stdout_file.h"
 
@@ -19,7 +20,7 @@ namespace {
 
 struct Args {
   Common common;
-  std::string file, out, state, into;
+  std::string file, out, state, into, max_shard_size;
   bool skip_unsupported = false;
 };
 
@@ -59,6 +60,17 @@ int cmd_safetensors(const Args& a) {
   torch::SafetensorsWriteOptions opts;
   opts.force = a.common.force;
   opts.progress = bar.callback();
+  if (!a.max_shard_size.empty()) {
+    if (a.out == "-") throw UsageError("--max-shard-size writes a folder: -o names it, not standard output");
+    auto r = torch::write_sharded_safetensors(*o.ck, tensors, Env::Default(), a.out,
+                                              torch::parse_shard_size(a.max_shard_size), opts);
+    bar.finish();
+    say(a.common, "wrote " + a.out + ": " + std::to_string(tensors.size()) + " tensors, " + human_bytes(bytes) + " in " +
+                      std::to_string(r.plan.files.size()) + " file" + (r.plan.files.size() == 1 ? "" : "s") +
+                      (r.wrote_index ? " + model.safetensors.index.json" : "") +
+                      (unsupported.empty() ? "" : "; " + std::to_string(unsupported.size()) + " skipped (listed above)"));
+    return 0;
+  }
   if (a.out == "-") {
     auto file = open_stdout_output();
     torch::write_safetensors_to(*o.ck, tensors, *file, opts);
@@ -74,8 +86,11 @@ int cmd_safetensors(const Args& a) {
 
 int cmd_from_safetensors(const Args& a) {
   Env& env = Env::Default();
+  std::string index = torch::safetensors_index_of(a.file);
+  if (!index.empty() && !a.into.empty()) throw UsageError("--into takes one .safetensors file, not an index");
   if (a.into.empty()) {
-    auto ck = torch::checkpoint_from_safetensors(env, a.file);
+    auto ck = index.empty() ? torch::checkpoint_from_safetensors(env, a.file)
+                            : torch::checkpoint_from_safetensors_index(env, index);
     Progress bar("writing " + basename_of(a.out), a.common.quiet);
     torch::SaveOptions so;
     so.force = a.common.force;
@@ -129,11 +144,14 @@ void register_safetensors_commands(CLI::App& app, Context& ctx) {
   out->add_flag("--skip-unsupported", a->skip_unsupported,
                 "leave out (and list) tensors safetensors cannot hold: quantized, sparse, nested, meta, conj/neg "
                 "bits, dtypes it lacks; without it they are an error");
+  out->add_option("--max-shard-size", a->max_shard_size,
+                  "write Hugging Face shards into the folder -o names (model-00001-of-0000N.safetensors + "
+                  "model.safetensors.index.json), each at most SIZE (5GB, 500MB, bytes) as huggingface_hub splits");
   out->callback([a, &ctx] { ctx.exit_code = cmd_safetensors(*a); });
 
   auto* in = app.add_subcommand("from-safetensors",
                                 "a .safetensors file as torch.save writes a state dict, or put into a template");
-  in->add_option("FILE", a->file, "input .safetensors file")->required();
+  in->add_option("FILE", a->file, "input .safetensors file, or a sharded model's index .json or its folder")->required();
   common(in);
   add_dialect_option(in, a->common.dialect);
   in->add_option("--into", a->into,

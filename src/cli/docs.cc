@@ -116,6 +116,12 @@ const std::map<std::string, std::string>& examples() {
        "wrote state_dict.th: 36 tensors (a plain state dict, in the file's header order)\n"
        "$ ckpt from-safetensors model.safetensors --into tiny.th -o finetuned.th\n"
        "wrote finetuned.th: best_state/model: 36 tensors replaced, everything else kept"},
+      {"consolidate",
+       "$ ckpt consolidate step_1000/ -o model.pt   # a DCP folder (.metadata + __*_*.distcp)\n"
+       "wrote model.pt: 6 tensors (702 B), 1 other items, from 2 files"},
+      {"to-dcp",
+       "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
+       "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other items"},
       {"help",
        "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",

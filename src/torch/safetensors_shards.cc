@@ -1,0 +1,224 @@
+#include "torch/safetensors_shards.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace ckpt::torch {
+
+using pickle::How;
+using pickle::Node;
+using OrderedJson = nlohmann::ordered_json;
+
+namespace {
+
+constexpr const char* kIndexName = "model.safetensors.index.json";
+constexpr uint64_t kMaxIndexBytes = uint64_t{64} << 20;
+
+std::string shard_name(size_t index, size_t count) {
+  char shard_suffix_buf[80];
+  std::snprintf(shard_suffix_buf, sizeof shard_suffix_buf, "model-%05zu-of-%05zu.safetensors", index + 1, count);
+  return shard_suffix_buf;
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+}  // namespace
+
+uint64_t parse_shard_size(const std::string& text) {
+  std::string s = text;
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
+  double mult = 1;
+  if (s.size() >= 2) {
+    std::string unit = s.substr(s.size() - 2);
+    for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::map<std::string, double> units{{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}};
+    if (auto it = units.find(unit); it != units.end()) {
+      mult = it->second;
+      s.resize(s.size() - 2);
+    }
+  }
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || !end || *end != '\0' || errno || !(v > 0) || v * mult > 1.8e19)
+    throw UsageError("--max-shard-size '" + text + "': expected a size such as 5GB, 500MB or 1000000");
+  return static_cast<uint64_t>(v * mult);  // int(value * multiplier), as huggingface_hub
+}
+
+ShardPlan plan_shards(const std::vector<uint64_t>& sizes, uint64_t max_shard_size) {
+  std::vector<std::vector<size_t>> shards;
+  std::vector<size_t> current;
+  uint64_t current_size = 0;
+  ShardPlan plan;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    uint64_t size = sizes[i];
+    plan.total_size += size;
+    if (size > max_shard_size) {
+      shards.push_back({i});
+      continue;
+    }
+    if (current_size + size > max_shard_size) {
+      shards.push_back(std::move(current));
+      current.clear();
+      current_size = 0;
+    }
+    current.push_back(i);
+    current_size += size;
+  }
+  if (!current.empty()) shards.push_back(std::move(current));
+  if (shards.size() <= 1) {
+    std::vector<size_t> all(sizes.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    plan.files.emplace_back("model.safetensors", std::move(all));
+    return plan;
+  }
+  for (size_t i = 0; i < shards.size(); ++i) plan.files.emplace_back(shard_name(i, shards.size()), std::move(shards[i]));
+  return plan;
+}
+
+ShardedWriteReport write_sharded_safetensors(Checkpoint& source,
+                                             const std::vector<std::pair<std::string, TensorInfo>>& tensors,
+                                             Env& env, const std::string& out_dir, uint64_t max_shard_size,
+                                             const SafetensorsWriteOptions& options) {
+  ShardedWriteReport report;
+  std::vector<uint64_t> sizes;
+  for (const auto& [n, t] : tensors) sizes.push_back(t.nbytes());
+  report.plan = plan_shards(sizes, max_shard_size);
+  report.wrote_index = report.plan.files.size() > 1;
+
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) throw IoError("cannot create folder " + out_dir + ": " + ec.message(), ec.value());
+  // Check every name before writing anything.
+  std::vector<std::string> outputs;
+  for (const auto& [name, idx] : report.plan.files) outputs.push_back(join(out_dir, name));
+  if (report.wrote_index) outputs.push_back(join(out_dir, kIndexName));
+  if (!options.force)
+    for (const auto& p : outputs)
+      if (env.exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
+
+  std::vector<std::string> written;
+  try {
+    uint64_t done_before = 0;
+    for (const auto& [name, idx] : report.plan.files) {
+      std::vector<std::pair<std::string, TensorInfo>> part;
+      uint64_t bytes = 0;
+      for (size_t i : idx) {
+        part.push_back(tensors[i]);
+        bytes += sizes[i];
+      }
+      SafetensorsWriteOptions o = options;
+      o.force = true;
+      if (options.progress)
+        o.progress = [&, done_before](uint64_t d, uint64_t) { options.progress(done_before + d, report.plan.total_size); };
+      std::string path = join(out_dir, name);
+      write_safetensors(source, part, env, path, o);
+      written.push_back(path);
+      done_before += bytes;
+    }
+    if (report.wrote_index) {
+      OrderedJson index;
+      index["metadata"]["total_size"] = report.plan.total_size;
+      OrderedJson& map = index["weight_map"];
+      map = OrderedJson::object();
+      for (const auto& [name, idx] : report.plan.files)
+        for (size_t i : idx) map[tensors[i].first] = name;
+      std::string path = join(out_dir, kIndexName);
+      AtomicOutput out(env, path, true);
+      out.file().append(index.dump(2, ' ', true));  // json.dumps(index, indent=2)
+      out.commit();
+      written.push_back(path);
+    }
+  } catch (...) {
+    for (const auto& p : written) env.remove(p);
+    throw;
+  }
+  return report;
+}
+
+std::string safetensors_index_of(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::string p = join(path, kIndexName);
+    return std::filesystem::is_regular_file(p, ec) ? p : std::string();
+  }
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0 ? path : std::string();
+}
+
+std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const std::string& index_path) {
+  auto f = env.open_read(index_path);
+  if (f->size() > kMaxIndexBytes) throw FormatError(index_path + ": index over " + std::to_string(kMaxIndexBytes) + " bytes");
+  OrderedJson index;
+  try {
+    index = OrderedJson::parse(f->read_string(0, static_cast<size_t>(f->size())));
+  } catch (const std::exception& e) {
+    throw FormatError(index_path + ": not JSON: " + e.what());
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw FormatError(index_path + ": no \"weight_map\" object: not a safetensors index");
+  std::string dir = dirname_of(index_path);
+  struct Shard {
+    std::shared_ptr<RandomAccessFile> file;
+    SafetensorsHeader header;
+    std::map<std::string, size_t> by_name;
+  };
+  std::map<std::string, Shard> shards;
+  auto ck = Checkpoint::create(index_path, Dialect::Torch1);
+  pickle::Graph& g = ck->graph();
+  Node* root = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
+  g.root = root;
+  Node* storage_word = g.str("storage");
+  Node* cpu = g.str("cpu");
+  size_t key = 0;
+  for (const auto& [name, file_json] : index["weight_map"].items()) {
+    if (!file_json.is_string()) throw FormatError(index_path + ": weight_map['" + name + "'] is not a file name");
+    std::string file = file_json.get<std::string>();
+    if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
+        file.find('\\') != std::string::npos || file.find('\0') != std::string::npos)
+      throw FormatError(index_path + ": weight_map['" + name + "'] names '" + file +
+                        "', not a plain file name beside the index");
+    auto it = shards.find(file);
+    if (it == shards.end()) {
+      std::string path = join(dir, file);
+      if (!env.exists(path)) throw FormatError(index_path + ": shard " + path + " is missing");
+      Shard s;
+      s.file = env.open_read(path);
+      s.header = read_safetensors(*s.file);
+      for (size_t i = 0; i < s.header.tensors.size(); ++i) s.by_name[s.header.tensors[i].name] = i;
+      it = shards.emplace(file, std::move(s)).first;
+    }
+    auto t_it = it->second.by_name.find(name);
+    if (t_it == it->second.by_name.end())
+      throw FormatError(index_path + ": '" + name + "' is not in its shard " + file);
+    const SafetensorsTensor& t = it->second.header.tensors[t_it->second];
+    if (!*t.dtype->storage_class)
+      throw UsageError(file + ": tensor '" + t.name + "' has dtype " + t.dtype_name +
+                       ", which torch 1.x checkpoints cannot hold");
+    const Storage& s = ck->add_external_storage(std::to_string(key++), t.dtype, "cpu",
+                                                t.nbytes() / t.dtype->element_size, it->second.file,
+                                                it->second.header.data_start + t.begin);
+    root->entries.emplace_back(g.str(t.name), make_tensor_node(g, s, t.shape, false, storage_word, cpu));
+  }
+  for (const auto& [file, s] : shards)
+    if (s.by_name.size() > 0) {
+      size_t mapped = 0;
+      for (const auto& [name, f] : index["weight_map"].items())
+        if (f.is_string() && f.get<std::string>() == file) ++mapped;
+      if (mapped != s.by_name.size())
+        throw FormatError(index_path + ": shard " + file + " holds " + std::to_string(s.by_name.size()) +
+                          " tensors, the index maps " + std::to_string(mapped) + " to it");
+    }
+  return ck;
+}
+
+}  // namespace ckpt::torch
