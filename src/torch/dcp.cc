@@ -519,7 +519,7 @@ class Nester {
 
 ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std::string& out_path,
                                   const ConsolidateOptions& options) {
-  auto out = Checkpoint::create(out_path, Dialect::Torch2);
+  auto out = Checkpoint::create(out_path, kDefaultDialect);
   pickle::Graph& g = out->graph();
   Nester nest(g);
   Node* storage_word = g.str("storage");

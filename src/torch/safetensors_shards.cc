@@ -173,7 +173,7 @@ std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const st
     std::map<std::string, size_t> by_name;
   };
   std::map<std::string, Shard> shards;
-  auto ck = Checkpoint::create(index_path, Dialect::Torch1);
+  auto ck = Checkpoint::create(index_path, kDefaultDialect);
   pickle::Graph& g = ck->graph();
   Node* root = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
   g.root = root;

@@ -14,7 +14,7 @@ using pickle::Node;
 class TensorInfoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ck_ = Checkpoint::create("t.pt", Dialect::Torch2);
+    ck_ = Checkpoint::create("t.pt", Dialect::Torch2_1);
     file_ = Env::Default().open_read(std::string(CKPT_SOURCE_DIR) + "/CMakeLists.txt");
   }
   pickle::Graph& g() { return ck_->graph(); }
