@@ -295,3 +295,18 @@ def test_sanitize_outputs_load_weights_only(ckpt, fixture_path, tmp_path):
         ok(run_ckpt("sanitize", fixture_path(name), "-o", out))
         torch.load(out, weights_only=True)
         torch.load(out, weights_only=True, mmap=True)
+
+
+@pytest.mark.skipif(not TORCH2, reason="weights_only + mmap are checked in the torch 2.x run")
+@pytest.mark.parametrize("name", ["training", "training_fsdp", "training_nostruct"])
+def test_export_and_bundle_outputs_load_weights_only(ckpt, fixture_path, tmp_path, name):
+    """AudioCraft's loaders call torch.load with torch's default, weights_only=True
+    from 2.6: exported files must load so, from any training input. (wrap's
+    output is a training file: its DictConfig needs weights_only=False.)"""
+    ok(run_ckpt("export", fixture_path(name), "-o", tmp_path / "exported.bin"))
+    ok(run_ckpt("bundle", fixture_path(name), "-o", tmp_path / "bundle"))
+    paths = [tmp_path / "exported.bin", tmp_path / "bundle" / "state_dict.bin",
+             tmp_path / "bundle" / "compression_state_dict.bin"]
+    for path in paths:
+        loaded = torch.load(path, weights_only=True, mmap=True)
+        assert isinstance(loaded, dict) and loaded, path
