@@ -2,7 +2,6 @@
 --dialect, byte for byte as the running torch writes them, loadable by the
 other torch of the test matrix, and weights_only / mmap loadable in torch 2.x."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -55,6 +54,15 @@ def torch_resave(src, dst, **load_kwargs):
     torch.save(torch.load(src, **load_kwargs), dst)
 
 
+def same_named_paths(tmp_path, file_name, *folders):
+    """tmp_path/<folder>/<file_name> per folder (one archive name for all)."""
+    paths = []
+    for folder in folders:
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / file_name)
+    return paths
+
+
 # ---------------------------------------------------------------- detection and layout
 
 @pytest.mark.parametrize("name", STATE_DICT_FIXTURES + ["training"])
@@ -92,12 +100,7 @@ def many_storages():
 def test_converted_back_equals_torch_save_bytes(ckpt, tmp_path, dialect):
     """Through any dialect and back to the running torch's: torch.save's bytes
     (record order, offsets, CRCs, .data/serialization_id)."""
-    src = tmp_path / "src" / "model.pt"
-    ref = tmp_path / "ref" / "model.pt"
-    mid = tmp_path / "mid" / "model.pt"
-    back = tmp_path / "back" / "model.pt"
-    for p in (src, ref, mid, back):
-        p.parent.mkdir()
+    src, ref, mid, back = same_named_paths(tmp_path, "model.pt", "src", "ref", "mid", "back")
     torch.save(many_storages(), src)
     torch_resave(src, ref)
     ok(run_ckpt("rewrite", src, "-o", mid, "--dialect", dialect))
@@ -109,10 +112,7 @@ def test_converted_back_equals_torch_save_bytes(ckpt, tmp_path, dialect):
 @pytest.mark.parametrize("name", STATE_DICT_FIXTURES)
 def test_rewrite_is_torch_save_byte_for_byte(ckpt, fixture_path, tmp_path, name):
     src = fixture_path(name)
-    ours = tmp_path / "ours" / src.name
-    ref = tmp_path / "ref" / src.name
-    ours.parent.mkdir()
-    ref.parent.mkdir()
+    ours, ref = same_named_paths(tmp_path, src.name, "ours", "ref")
     ok(run_ckpt("rewrite", src, "-o", ours))
     torch_resave(src, ref)
     assert read_bytes(ours) == read_bytes(ref)
@@ -120,11 +120,7 @@ def test_rewrite_is_torch_save_byte_for_byte(ckpt, fixture_path, tmp_path, name)
 
 def test_serialization_id_counts_data_that_looks_like_a_descriptor(ckpt, tmp_path):
     """torch folds bytes 4..7 of a record that starts with PK\\x07\\x08 into the id."""
-    src = tmp_path / "src" / "m.pt"
-    ours = tmp_path / "ours" / "m.pt"
-    ref = tmp_path / "ref" / "m.pt"
-    for p in (src, ours, ref):
-        p.parent.mkdir()
+    src, ours, ref = same_named_paths(tmp_path, "m.pt", "src", "ours", "ref")
     data = torch.tensor(list(b"PK\x07\x08\x11\x22\x33\x44 and more"), dtype=torch.uint8)
     torch.save({"sig": data, "other": torch.ones(3)}, src)
     torch_resave(src, ref)
@@ -135,11 +131,7 @@ def test_serialization_id_counts_data_that_looks_like_a_descriptor(ckpt, tmp_pat
 @pytest.mark.skipif(dialect_of_torch() != "2.7", reason="storage_alignment is torch 2.7+'s")
 def test_storage_alignment_is_kept(ckpt, tmp_path):
     from torch.utils.serialization import config
-    src = tmp_path / "src" / "m.pt"
-    ours = tmp_path / "ours" / "m.pt"
-    ref = tmp_path / "ref" / "m.pt"
-    for p in (src, ours, ref):
-        p.parent.mkdir()
+    src, ours, ref = same_named_paths(tmp_path, "m.pt", "src", "ours", "ref")
     old = config.save.storage_alignment
     config.save.storage_alignment = 4096
     try:
@@ -295,3 +287,18 @@ def test_sanitize_outputs_load_weights_only(ckpt, fixture_path, tmp_path):
         ok(run_ckpt("sanitize", fixture_path(name), "-o", out))
         torch.load(out, weights_only=True)
         torch.load(out, weights_only=True, mmap=True)
+
+
+@pytest.mark.skipif(not TORCH2, reason="weights_only + mmap are checked in the torch 2.x run")
+@pytest.mark.parametrize("name", ["training", "training_fsdp", "training_nostruct"])
+def test_export_and_bundle_outputs_load_weights_only(ckpt, fixture_path, tmp_path, name):
+    """AudioCraft's loaders call torch.load with torch's default, weights_only=True
+    from 2.6: exported files must load so, from any training input. (wrap's
+    output is a training file: its DictConfig needs weights_only=False.)"""
+    ok(run_ckpt("export", fixture_path(name), "-o", tmp_path / "exported.bin"))
+    ok(run_ckpt("bundle", fixture_path(name), "-o", tmp_path / "bundle"))
+    paths = [tmp_path / "exported.bin", tmp_path / "bundle" / "state_dict.bin",
+             tmp_path / "bundle" / "compression_state_dict.bin"]
+    for path in paths:
+        loaded = torch.load(path, weights_only=True, mmap=True)
+        assert isinstance(loaded, dict) and loaded, path
