@@ -104,6 +104,10 @@ std::optional<int> fsdp_rank_of(std::string_view file_name) {
   return std::stoi(std::string(digits));
 }
 
+std::string fsdp_rank0_file(std::string_view file_name) {
+  return std::string(file_name.substr(0, file_name.rfind('.')));
+}
+
 namespace {
 
 std::string config_solver(const Node* root) {
@@ -133,9 +137,8 @@ std::string describe_kind(const Node* root, Layout layout, std::string_view file
   switch (layout) {
     case Layout::FsdpShard: {
       int rank = fsdp_rank_of(file_name).value_or(0);
-      std::string base(file_name.substr(file_name.rfind('/') == std::string_view::npos ? 0 : file_name.rfind('/') + 1));
       add("rank " + std::to_string(rank) + "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's " +
-          base.substr(0, base.rfind('.')));
+          fsdp_rank0_file(file_name));
       break;
     }
     case Layout::MultiBandDiffusion: {

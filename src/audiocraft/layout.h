@@ -30,6 +30,9 @@ Layout detect_layout(const pickle::Node* root, const TensorTest& tensors);
 // N when the file name ends in ".th.N", as AudioCraft names the checkpoint
 // of FSDP rank N > 0 (checkpoint_name(..., rank=N)).
 std::optional<int> fsdp_rank_of(std::string_view file_name);
+// The file rank 0 of the same FSDP run writes: the name without ".N"; it holds
+// the full state in fsdp_best_state.
+std::string fsdp_rank0_file(std::string_view file_name);
 
 // One line on what the file is beyond its layout: the solver its xp.cfg
 // names (musicgen, audiogen, magnet, jasco, compression, diffusion, ...), the

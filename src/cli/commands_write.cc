@@ -223,6 +223,10 @@ int cmd_compact(const WriteArgs& a) {
 
 int cmd_export(const WriteArgs& a) {
   Opened o = open_checkpoint(a.file);
+  if (o.layout == audiocraft::Layout::FsdpShard)
+    throw UsageError(a.file + ": rank " + std::to_string(audiocraft::fsdp_rank_of(a.file).value_or(0)) +
+                     "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's file: ckpt export " +
+                     audiocraft::fsdp_rank0_file(a.file) + " -o " + a.out);
   std::optional<std::string> version;
   if (!a.version.empty()) version = a.version;
   pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);

@@ -152,3 +152,73 @@ TEST(OmegaconfDictConfig, OverrideErrors) {
   Value tree = to_value(g.root);
   EXPECT_TRUE(*select(tree, "nothing") == Value::of_int(1));
 }
+
+TEST(OmegaconfDictConfig, TypedNodesConvertLikeOmegaConf) {
+  // Retype value nodes as a structured config would have them.
+  pickle::Graph g;
+  g.root = build_dictconfig(g, parse_yaml("i: 1\nf: 1.5\nb: true\ns: x\n"));
+  Node* content = pickle::get_item(g.root->state, "_content");
+  auto retype = [&](const char* key, const char* cls) {
+    pickle::get_item(content, key)->callable = g.global("omegaconf.nodes", cls);
+  };
+  retype("i", "IntegerNode");
+  retype("f", "FloatNode");
+  retype("b", "BooleanNode");
+  retype("s", "StringNode");
+  auto set = [&](const std::string& text) { apply_override(g, g.root, parse_override(text)); };
+  set("i='42'");
+  set("f=3");
+  set("b=off");
+  set("s=1.5");
+  Value v = to_value(g.root);
+  EXPECT_TRUE(*v.find("i") == Value::of_int(42));
+  EXPECT_TRUE(*v.find("f") == Value::of_float(3.0));
+  EXPECT_TRUE(*v.find("b") == Value::of_bool(false));
+  EXPECT_TRUE(*v.find("s") == Value::of_str("1.5"));
+  set("b='1'");
+  EXPECT_TRUE(*to_value(g.root).find("b") == Value::of_bool(true));
+  set("i=${f}");  // interpolations skip conversion
+  EXPECT_TRUE(*to_value(g.root).find("i") == Value::of_str("${f}"));
+  try {
+    set("i=abc");
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "config key 'i': cannot assign 'abc' to IntegerNode");
+  }
+  EXPECT_THROW(set("i=1.5"), UsageError);
+  EXPECT_THROW(set("f=true"), UsageError);
+  EXPECT_THROW(set("b=maybe"), UsageError);
+  EXPECT_NO_THROW(set("s=[1]"));  // a container value replaces the node
+}
+
+TEST(OmegaconfDictConfig, ToValueRefusesCycles) {
+  pickle::Graph g;
+  g.root = build_dictconfig(g, parse_yaml("a: {b: 1}\n"));
+  Node* content = pickle::get_item(g.root->state, "_content");
+  content->entries.emplace_back(g.str("loop"), g.root);
+  EXPECT_THROW(to_value(g.root), FormatError);
+}
+
+TEST(OmegaconfDictConfig, ToValueRefusesDeepNesting) {
+  pickle::Graph g;
+  g.root = build_dictconfig(g, parse_yaml("a: 1\n"));
+  Node* cur = g.root;
+  for (int i = 0; i < 2000; ++i) {
+    Node* child = build_dictconfig(g, parse_yaml("a: 1\n"));
+    pickle::get_item(cur->state, "_content")->entries.emplace_back(g.str("n"), child);
+    cur = child;
+  }
+  EXPECT_THROW(to_value(g.root), FormatError);
+}
+
+TEST(OmegaconfDictConfig, Select) {
+  Value tree = parse_yaml("a:\n  b: [10, {c: 3}]\n1: one\n");
+  EXPECT_TRUE(*select(tree, "a.b.0") == Value::of_int(10));
+  EXPECT_TRUE(*select(tree, "a.b[1].c") == Value::of_int(3));
+  EXPECT_TRUE(*select(tree, "a.b.1.c") == Value::of_int(3));
+  EXPECT_TRUE(*select(tree, "1") == Value::of_str("one"));
+  EXPECT_EQ(select(tree, "a.x"), nullptr);
+  EXPECT_EQ(select(tree, "a.b.5"), nullptr);
+  EXPECT_EQ(select(tree, "a..b"), nullptr);
+  EXPECT_EQ(select(tree, ""), &tree);
+}
