@@ -204,10 +204,14 @@ std::string TensorInfo::view_problem() const {
     if (shape[i] < 0) return "negative size";
     if (stride[i] < 0) return "negative stride";
     if (shape[i] == 0) empty = true;
-    last += static_cast<__int128>(shape[i] - 1) * stride[i];
   }
   if (numel() == std::numeric_limits<uint64_t>::max()) return "element count overflows";
   if (empty || is_meta) return {};
+  for (size_t i = 0; i < shape.size(); ++i) {
+    last += static_cast<__int128>(shape[i] - 1) * stride[i];
+    // Each term is below 2^126; stop before a sum (or the byte count below) could overflow.
+    if (last > (static_cast<__int128>(1) << 100)) return "view reaches past any storage";
+  }
   if (!storage) return "no storage";
   if (static_cast<__int128>(storage->numel) * storage->dtype->element_size > (static_cast<__int128>(1) << 62))
     return "storage of " + std::to_string(storage->numel) + " elements is too large";
