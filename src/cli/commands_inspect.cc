@@ -299,7 +299,8 @@ int cmd_tensors(const std::string& file, const std::string& state, const std::st
                       {"layout", torch::to_string(t.layout)},
                       {"form", t.form()}});
       json& row = rows.back();
-      if (t.layout != torch::TensorLayout::Strided && t.layout != torch::TensorLayout::Nested) {
+      if (t.layout != torch::TensorLayout::Strided && t.layout != torch::TensorLayout::Nested &&
+          t.layout != torch::TensorLayout::Jagged) {
         row["nnz"] = t.nnz();
         if (t.layout == torch::TensorLayout::SparseCoo) row["coalesced"] = t.coalesced;
       }

@@ -18,12 +18,15 @@ bool contains(const std::array<std::string_view, N>& list, std::string_view v) {
   return false;
 }
 
-constexpr std::array<std::string_view, 13> kTorchFixed{
+constexpr std::array<std::string_view, 16> kTorchFixed{
     "collections.OrderedDict", "collections.Counter", "torch.nn.parameter.Parameter",
     "torch.serialization._get_layout", "torch.Size", "torch.Tensor", "torch.device",
     "_codecs.encode", "builtins.bytearray", "builtins.set", "builtins.complex",
     // torch 2.x: the storage of every _rebuild_tensor_v3 tensor.
-    "torch.storage.UntypedStorage", "torch.storage.TypedStorage"};
+    "torch.storage.UntypedStorage", "torch.storage.TypedStorage",
+    // torch 2.x jagged nested tensors (torch/_weights_only_unpickler.py allows them once imported).
+    "torch.nested._internal.nested_tensor.NestedTensor", "torch.nested._internal.nested_tensor._rebuild_njt",
+    "torch._dynamo.decorators._DimRange"};
 
 constexpr std::array<std::string_view, 14> kRebuildFunctions{
     "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",

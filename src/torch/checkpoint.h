@@ -56,7 +56,9 @@ struct Storage {
 };
 
 // How a tensor's elements are arranged (torch.layout), as far as ckpt reads it.
-enum class TensorLayout { Strided, SparseCoo, SparseCsr, SparseCsc, SparseBsr, SparseBsc, Nested };
+// Nested: torch.nested's strided nested tensor (_rebuild_nested_tensor);
+// Jagged: its torch.jagged one (a NestedTensor subclass of values + offsets).
+enum class TensorLayout { Strided, SparseCoo, SparseCsr, SparseCsc, SparseBsr, SparseBsc, Nested, Jagged };
 const char* to_string(TensorLayout l);  // torch's name: "sparse_coo"
 
 // A quantized tensor's quantizer (_rebuild_qtensor): per tensor, a scale and
@@ -89,7 +91,8 @@ struct TensorInfo {
   bool coalesced = true;          // sparse COO: torch's is_coalesced flag
   // Component tensors: sparse "indices"/"values" (COO), "crow_indices"/
   // "col_indices"/"values" (CSR, and the CSC/BSR/BSC names), per-channel
-  // "scales"/"zero_points", nested "buffer"/"sizes"/"strides"/"offsets".
+  // "scales"/"zero_points", nested "buffer"/"sizes"/"strides"/"offsets",
+  // jagged "values"/"offsets"[/"lengths"].
   std::vector<std::pair<std::string, TensorInfo>> parts;
 
   const TensorInfo* part(std::string_view name) const;

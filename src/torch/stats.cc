@@ -138,6 +138,8 @@ std::string stats_refusal(const TensorInfo& t) {
   if (t.is_meta) return "a meta tensor holds no data";
   if (t.conj) return "complex values (conj bit)";
   const TensorInfo* data = &t;
+  if (t.layout == TensorLayout::Jagged && t.part("lengths"))
+    return "a jagged tensor with lengths (its values have holes)";
   if (t.layout == TensorLayout::Nested) data = t.part("buffer");
   else if (t.layout != TensorLayout::Strided) data = t.part("values");
   if (!data || !data->dtype) return "no dtype";
@@ -206,15 +208,18 @@ void for_each_value(const Checkpoint& ck, const TensorInfo& t, const std::string
 bool has_duplicate_indices(const Checkpoint& ck, const TensorInfo& indices, const std::vector<int64_t>& shape,
                            const std::string& name) {
   if (indices.shape.size() != 2 || !indices.dtype || indices.dtype->dtype != DType::Int64 ||
-      indices.shape[0] < 0 || static_cast<size_t>(indices.shape[0]) > shape.size())
+      indices.shape[0] < 0 || indices.shape[1] < 0 || static_cast<size_t>(indices.shape[0]) > shape.size())
     throw FormatError(ck.path() + ": tensor '" + name + "': sparse indices are not an int64 [sparse_dim, nnz] matrix");
   const auto dims = static_cast<size_t>(indices.shape[0]);
   const auto nnz = static_cast<size_t>(indices.shape[1]);
+  if (dims == 0) return nnz > 1;  // every value is the one element
   // Row-major strides of the sparse dimensions; their product is at most
   // numel(), which fits in 64 bits.
   std::vector<uint64_t> stride(dims, 1);
   for (size_t d = dims; d-- > 1;) stride[d - 1] = stride[d] * static_cast<uint64_t>(shape[d]);
-  std::vector<uint64_t> linear(nnz, 0);
+  // Grown as the first row is read (never more than the file holds), then
+  // added to row by row.
+  std::vector<uint64_t> linear;
   uint64_t at = 0;  // element number within the [dims, nnz] matrix
   for_each_element_chunk(ck, indices, name + " (indices)", [&](const char* data, size_t n) {
     for (size_t i = 0; i < n; ++i, ++at) {
@@ -224,9 +229,12 @@ bool has_duplicate_indices(const Checkpoint& ck, const TensorInfo& indices, cons
       if (v < 0 || v >= shape[d])
         throw FormatError(ck.path() + ": tensor '" + name + "': sparse index " + std::to_string(v) +
                           " is outside dimension " + std::to_string(d));
-      linear[at % nnz] += static_cast<uint64_t>(v) * stride[d];
+      const uint64_t term = static_cast<uint64_t>(v) * stride[d];
+      if (d == 0) linear.push_back(term);
+      else linear[at % nnz] += term;
     }
   });
+  if (linear.size() != nnz) throw FormatError(ck.path() + ": tensor '" + name + "': sparse indices ended early");
   std::sort(linear.begin(), linear.end());
   return std::adjacent_find(linear.begin(), linear.end()) != linear.end();
 }
@@ -311,7 +319,7 @@ TensorStats tensor_stats(const Checkpoint& ck, const TensorInfo& t, const std::s
                      "it for statistics");
   const TensorInfo& data = *t.part(t.layout == TensorLayout::Nested ? "buffer" : "values");
   for_each_value(ck, data, name, add);
-  if (t.layout == TensorLayout::Nested) return acc.finish(data.numel());
+  if (t.layout == TensorLayout::Nested || t.layout == TensorLayout::Jagged) return acc.finish(data.numel());
   const uint64_t stored = data.numel(), numel = t.numel();
   if (stored > numel) throw FormatError(ck.path() + ": tensor '" + name + "' stores more values than it has elements");
   acc.add_zeros(numel - stored);

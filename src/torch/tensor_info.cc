@@ -114,6 +114,7 @@ const char* to_string(TensorLayout l) {
     case TensorLayout::SparseBsr: return "sparse_bsr";
     case TensorLayout::SparseBsc: return "sparse_bsc";
     case TensorLayout::Nested: return "nested";
+    case TensorLayout::Jagged: return "jagged";
   }
   return "?";
 }
@@ -136,8 +137,9 @@ uint64_t TensorInfo::nnz() const {
 std::string TensorInfo::form() const {
   std::string out;
   auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
-  if (layout == TensorLayout::Nested) {
-    add("nested, " + std::to_string(shape.empty() ? 0 : shape[0]) + " tensors");
+  if (layout == TensorLayout::Nested || layout == TensorLayout::Jagged) {
+    add(std::string(to_string(layout)) + ", " + std::to_string(shape.empty() ? 0 : shape[0]) + " tensors" +
+        (part("lengths") ? " (with lengths)" : ""));
   } else if (layout != TensorLayout::Strided) {
     add(std::string(to_string(layout)) + ", nnz " + std::to_string(nnz()));
     if (layout == TensorLayout::SparseCoo && !coalesced) add("uncoalesced");
@@ -159,8 +161,8 @@ std::string TensorInfo::form() const {
 }
 
 uint64_t TensorInfo::numel() const {
-  if (layout == TensorLayout::Nested) {
-    const TensorInfo* b = part("buffer");
+  if (layout == TensorLayout::Nested || layout == TensorLayout::Jagged) {
+    const TensorInfo* b = part(layout == TensorLayout::Nested ? "buffer" : "values");
     return b ? b->numel() : 0;
   }
   uint64_t n = 1;
@@ -202,10 +204,14 @@ std::string TensorInfo::view_problem() const {
     if (shape[i] < 0) return "negative size";
     if (stride[i] < 0) return "negative stride";
     if (shape[i] == 0) empty = true;
-    last += static_cast<__int128>(shape[i] - 1) * stride[i];
   }
   if (numel() == std::numeric_limits<uint64_t>::max()) return "element count overflows";
   if (empty || is_meta) return {};
+  for (size_t i = 0; i < shape.size(); ++i) {
+    last += static_cast<__int128>(shape[i] - 1) * stride[i];
+    // Each term is below 2^126; stop before a sum (or the byte count below) could overflow.
+    if (last > (static_cast<__int128>(1) << 100)) return "view reaches past any storage";
+  }
   if (!storage) return "no storage";
   if (static_cast<__int128>(storage->numel) * storage->dtype->element_size > (static_cast<__int128>(1) << 62))
     return "storage of " + std::to_string(storage->numel) + " elements is too large";
@@ -284,6 +290,29 @@ std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node*
   if (mod == "torch._tensor" && (fn == "_rebuild_from_type_v2" || fn == "_rebuild_from_type")) {
     const auto& a = tuple_args(3);
     if (a[2]->kind != Kind::Tuple) throw FormatError("malformed " + fn + " arguments");
+    // A jagged nested tensor: _rebuild_njt({values, offsets, lengths, _ragged_idx, ...}).
+    if (a[0]->is_global("torch.nested._internal.nested_tensor", "_rebuild_njt")) {
+      const auto* kw = a[2]->items.size() == 1 ? pickle::entries_of(a[2]->items[0]) : nullptr;
+      const Node* values = kw ? pickle::get_item(a[2]->items[0], "values") : nullptr;
+      const Node* offsets = kw ? pickle::get_item(a[2]->items[0], "offsets") : nullptr;
+      if (!values || !offsets) throw FormatError("_rebuild_njt without values and offsets");
+      const Node* lengths = pickle::get_item(a[2]->items[0], "lengths");
+      TensorInfo t;
+      t.object = t.outer = outer;
+      t.layout = TensorLayout::Jagged;
+      auto component = [&](const Node* n, const char* what) {
+        auto c = n->kind == Kind::Object ? tensor_call(n, n->callable, n->args, depth + 1) : std::nullopt;
+        if (!c) throw FormatError(std::string("_rebuild_njt: the ") + what + " are not a tensor");
+        return std::move(*c);
+      };
+      t.parts.emplace_back("values", component(values, "values"));
+      t.parts.emplace_back("offsets", component(offsets, "offsets"));
+      if (lengths && lengths->kind != Kind::None) t.parts.emplace_back("lengths", component(lengths, "lengths"));
+      t.dtype = t.part("values")->dtype;
+      const auto& off = t.part("offsets")->shape;
+      t.shape = {off.size() == 1 && off[0] > 0 ? off[0] - 1 : 0};
+      return t;
+    }
     auto inner = tensor_call(outer, a[0], a[2], depth + 1);
     if (!inner) return std::nullopt;
     inner->object = outer;

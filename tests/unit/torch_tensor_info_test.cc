@@ -84,6 +84,23 @@ TEST_F(TensorInfoTest, V3OnUntypedStorageTakesItsDtypeAndChecksBytes) {
   EXPECT_THROW(ck_->tensor(bad), FormatError);
 }
 
+TEST_F(TensorInfoTest, HugeViewsAreProblemsNotOverflows) {
+  // Four dimensions of 2^62 with strides 2^62: the index sum needs more than 128 bits.
+  const int64_t big = int64_t{1} << 62;
+  Node* t = call("torch._utils", "_rebuild_tensor_v3",
+                 {storage("torch.storage", "UntypedStorage", "0", DType::Untyped, 8), g().integer(0),
+                  ints({big, big, 1, 2}), ints({big, big, big, big}), g().boolean(false), hooks(),
+                  g().global("torch", "float64")});
+  auto info = ck_->tensor(t);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->view_problem(), "element count overflows");
+  Node* u = call("torch._utils", "_rebuild_tensor_v3",
+                 {storage("torch.storage", "UntypedStorage", "1", DType::Untyped, 8), g().integer(0),
+                  ints({int64_t{1} << 40, int64_t{1} << 20}), ints({big, big}), g().boolean(false), hooks(),
+                  g().global("torch", "float64")});
+  EXPECT_EQ(ck_->tensor(u)->view_problem(), "view reaches past any storage");
+}
+
 TEST_F(TensorInfoTest, ConjAndNegBitsFromTheMetadataDict) {
   Node* md = g().dict();
   md->entries.emplace_back(g().str("neg"), g().boolean(true));
