@@ -92,7 +92,7 @@ void register_scan_commands(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<Args>();
   auto* scan = app.add_subcommand(
       "scan", "list the globals a checkpoint's or pickle's pickles name; exit 0 safe, 1 not allowed, 2 unreadable");
-  scan->add_option("FILE", a->file, "torch zip or legacy checkpoint, or a bare pickle")->required();
+  scan->add_option("FILE", a->file, "torch zip, legacy (any pickle protocol) or tar-form checkpoint, or a bare pickle")->required();
   scan->add_flag("--json", a->json, "machine-readable JSON output");
   scan->callback([a, &ctx] { ctx.exit_code = cmd_scan(a->file, a->json); });
 }

@@ -81,7 +81,8 @@ const std::map<std::string, std::string>& examples() {
        "wrote safe.th"},
       {"scan",
        "$ ckpt scan suspicious.pkl; echo exit $?\n"
-       "NOT ALLOWED idlelib.pyshell.ModifiedInterpreter.runcode (called) in record pickle\n"
+       "NOT ALLOWED idlelib.pyshell.ModifiedInterpreter.runcode (called) in record pickle at pickle offset 59 "
+       "(file offset 59)\n"
        "suspicious.pkl: unsafe (pickle, 1 pickle read, 1 global, 1 not allowed)\n"
        "exit 1"},
       {"diff",

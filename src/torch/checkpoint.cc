@@ -79,6 +79,11 @@ std::unique_ptr<Checkpoint> Checkpoint::open(Env& env, const std::string& path,
   ck->path_ = path;
   auto file = env.open_read(path);
   ContainerGuess kind = detect_container(*file);
+  if (kind.kind == ContainerKind::Pickle && file->size() > 4096) {
+    // A magic pickle padded past detect_container's window is still torch's.
+    std::string head = file->read_string(0, static_cast<size_t>(std::min<uint64_t>(file->size(), uint64_t{1} << 20)));
+    if (legacy_magic_pickle_size(head)) kind.kind = ContainerKind::Legacy;
+  }
   if (kind.kind == ContainerKind::Zip) {
     ck->zip_ = std::make_unique<container::ZipReader>(std::move(file));
     ck->load_zip(env, options);

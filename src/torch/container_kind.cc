@@ -94,11 +94,9 @@ bool tar_checksum_matches(std::string_view block) {
 }
 
 size_t legacy_magic_pickle_size(std::string_view data) {
-  // The magic pickle is tiny; a bounded prefix is enough and keeps this cheap.
-  std::string_view head = data.substr(0, std::min<size_t>(data.size(), 4096));
   try {
     size_t used = 0;
-    pickle::Graph g = pickle::unpickle(head, {.limits = {}, .source = "magic"}, &used);
+    pickle::Graph g = pickle::unpickle(data, {.limits = {}, .source = "magic"}, &used);
     if (g.root && g.root->is_big_int() && g.root->text == kMagicLong) return used;
   } catch (const FormatError&) {
   }

@@ -27,6 +27,8 @@ struct ContainerGuess {
   size_t magic_size = 0;
 };
 
+// Reads at most the first 4096 bytes: a magic pickle padded beyond that is
+// taken for a bare pickle here (scan checks the whole first pickle again).
 ContainerGuess detect_container(RandomAccessFile& f);
 
 // True when `block` (512 bytes) has a checksum field Python's tarfile would

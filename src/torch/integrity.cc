@@ -57,7 +57,13 @@ void check_zip(const Checkpoint& ck, std::vector<std::string>& problems) {
                          " (bits torch.save never sets: zip readers disagree on such records)");
     }
     std::string rel = zip.relative_name(r);
-    bool torch_reads = rel == "data.pkl" || storage_records.count(&r) || rel == "version" || rel == ".data/version" ||
+    // *.pkl records are scanned (TorchScript's constants.pkl is unpickled by torch.jit.load,
+    // its *.debug_pkl by the jit's own restricted unpickler).
+    auto ends = [&](std::string_view suffix) {
+      return rel.size() >= suffix.size() && rel.compare(rel.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    bool pkl = ends(".pkl") || ends(".debug_pkl");
+    bool torch_reads = pkl || storage_records.count(&r) || rel == "version" || rel == ".data/version" ||
                        rel == "byteorder" || rel == ".format_version" || rel == ".storage_alignment" ||
                        rel == ".data/serialization_id";
     if (torch_reads || r.size < 2) continue;

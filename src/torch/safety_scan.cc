@@ -286,6 +286,12 @@ class FileScanner {
       throw FormatError(out_.path + ": " + std::to_string(size) + " bytes, over the " +
                         std::to_string(limits_.max_pickle_bytes) + "-byte limit for a pickle");
     std::string data = f.read_string(0, static_cast<size_t>(size));
+    if (legacy_magic_pickle_size(data)) {
+      // The magic number, padded past what detect_container looks at.
+      out_.container = "legacy";
+      scan_legacy(f);
+      return;
+    }
     size_t first_global = out_.globals.size();
     scan_single(data, 0, "pickle");
     // torch.load goes on past this pickle only if its value equals the legacy

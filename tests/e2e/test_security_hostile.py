@@ -33,6 +33,7 @@ EXPECTED = {
     "tar_form": (1, 1),              # torch runs the tar form's payload; scan names it
     "tar_form_benign": (1, 0),       # torch loads it; only scan reads the tar form
     "magic_as_text": (0, 1),         # torch takes the text magic number and runs the payload
+    "magic_padded": (0, 1),          # the same, the magic pickle padded past 4 KB
 }
 
 LOADER = """
