@@ -2,7 +2,9 @@
 // info / tensors / verify, and `ckpt consolidate` (DCP folder -> one
 // torch.save file).
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -202,6 +204,30 @@ int folder_info(const std::string& dir, const Common& c) {
                 s.missing.empty() ? "" : ("; missing ranks " + int_list(s.missing)).c_str());
   }
   return 0;
+}
+
+ReadableCheckpoint::ReadableCheckpoint(const std::string& path) : path_(path) {
+  if (!is_dcp_folder(path)) return;
+  auto dcp = torch::DcpCheckpoint::open(Env::Default(), path);
+  std::error_code ec;
+  std::string base = std::filesystem::temp_directory_path(ec).string();
+  if (ec || base.empty()) base = "/tmp";
+  std::string tmpl = base + "/ckpt-dcp-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw IoError("cannot create a temporary folder in " + base, errno);
+  temp_dir_ = buf.data();
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  std::string name = basename_of(trimmed);
+  path_ = temp_dir_ + "/" + (name.empty() || name == "." ? std::string("dcp") : name) + ".consolidated.pt";
+  torch::consolidate_dcp(*dcp, Env::Default(), path_);
+}
+
+ReadableCheckpoint::~ReadableCheckpoint() {
+  if (temp_dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(temp_dir_, ec);
 }
 
 namespace {

@@ -28,4 +28,20 @@ std::string rank_set_text(const RankSetInfo& r);
 int folder_info(const std::string& dir, const Common& c);
 bool is_folder(const std::string& path);
 
+// What `stats` and `diff` read for a path: the path itself, or for a DCP
+// folder its consolidation (as `ckpt consolidate`) in a temporary folder,
+// removed when this goes away. Costs the model's size in temporary disk,
+// not memory.
+class ReadableCheckpoint {
+ public:
+  explicit ReadableCheckpoint(const std::string& path);
+  ~ReadableCheckpoint();
+  ReadableCheckpoint(const ReadableCheckpoint&) = delete;
+  ReadableCheckpoint& operator=(const ReadableCheckpoint&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_, temp_dir_;
+};
+
 }  // namespace ckpt::cli
