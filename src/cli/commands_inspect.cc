@@ -114,6 +114,10 @@ int cmd_info(const std::string& file, const Common& c) {
                    {"bytes_by_dtype", by}});
   }
   j["state_dicts"] = sdj;
+  auto rank_set = rank_set_of(file);
+  if (rank_set)
+    j["rank_set"] = {{"set", rank_set->set}, {"rank", rank_set->rank}, {"ranks", rank_set->ranks},
+                     {"missing", rank_set->missing}};
   if (c.json) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -129,6 +133,7 @@ int cmd_info(const std::string& file, const Common& c) {
   if (!o.safetensors) std::printf("pickle      %s\n", human_bytes(ck.pickle_size()).c_str());
   std::printf("layout      %s\n", audiocraft::to_string(o.layout));
   if (!kind.empty()) std::printf("kind        %s\n", kind.c_str());
+  if (rank_set) std::printf("rank set    %s\n", rank_set_text(*rank_set).c_str());
   std::printf("best state  %s\n", o.best_state ? (o.best_state->empty() ? "(the root)" : o.best_state->c_str()) : "none");
   if (!keys.empty()) {
     size_t w = 0;
@@ -441,7 +446,9 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
 
   auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
   file_arg(info);
-  info->callback([a, &ctx] { ctx.exit_code = is_dcp_folder(a->file) ? dcp_info(a->file, a->common) : cmd_info(a->file, a->common); });
+  info->callback([a, &ctx] { ctx.exit_code = is_dcp_folder(a->file) ? dcp_info(a->file, a->common)
+                    : is_folder(a->file)   ? folder_info(a->file, a->common)
+                                           : cmd_info(a->file, a->common); });
 
   auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
   file_arg(ls);

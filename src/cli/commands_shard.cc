@@ -2,10 +2,14 @@
 // info / tensors / verify, and `ckpt consolidate` (DCP folder -> one
 // torch.save file).
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "audiocraft/rank_set.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/progress.h"
@@ -148,6 +152,82 @@ int dcp_verify(const std::string& dir, const Common& c) {
     std::printf("%s: %zu problem%s found\n", dir.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
   }
   return problems.empty() ? 0 : 1;
+}
+
+std::optional<RankSetInfo> rank_set_of(const std::string& file) {
+  auto r = audiocraft::parse_rank_file(basename_of(file));
+  if (!r) return std::nullopt;
+  for (const auto& set : audiocraft::list_rank_sets(dirname_of(file))) {
+    if (set.name != r->set) continue;
+    if (r->rank == 0 && set.ranks.size() == 1 && set.missing.empty()) return std::nullopt;  // a lone checkpoint.th
+    return RankSetInfo{set.name, r->rank, set.ranks, set.missing};
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+std::string int_list(const std::vector<int>& v) {
+  std::string s;
+  for (int i : v) s += (s.empty() ? "" : ", ") + std::to_string(i);
+  return s;
+}
+
+}  // namespace
+
+std::string rank_set_text(const RankSetInfo& r) {
+  std::string s = "AudioCraft FSDP rank " + std::to_string(r.rank) + " of set " + r.set + " (ranks " +
+                  int_list(r.ranks) + ")";
+  if (!r.missing.empty()) s += "; missing ranks " + int_list(r.missing);
+  return s;
+}
+
+bool is_folder(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
+}
+
+int folder_info(const std::string& dir, const Common& c) {
+  auto sets = audiocraft::list_rank_sets(dir);
+  if (c.json) {
+    json arr = json::array();
+    for (const auto& s : sets) arr.push_back({{"set", s.name}, {"ranks", s.ranks}, {"missing", s.missing}});
+    std::cout << json{{"file", dir}, {"format", "folder"}, {"rank_sets", arr}}.dump(2) << "\n";
+    return 0;
+  }
+  if (sets.empty())
+    throw UsageError(dir + " is a folder with neither a DCP .metadata nor AudioCraft checkpoint files");
+  std::printf("folder      %s\n", dir.c_str());
+  for (const auto& s : sets) {
+    std::printf("rank set    %s: %zu file%s (ranks %s)%s\n", s.name.c_str(), s.ranks.size(),
+                s.ranks.size() == 1 ? "" : "s", int_list(s.ranks).c_str(),
+                s.missing.empty() ? "" : ("; missing ranks " + int_list(s.missing)).c_str());
+  }
+  return 0;
+}
+
+ReadableCheckpoint::ReadableCheckpoint(const std::string& path) : path_(path) {
+  if (!is_dcp_folder(path)) return;
+  auto dcp = torch::DcpCheckpoint::open(Env::Default(), path);
+  std::error_code ec;
+  std::string base = std::filesystem::temp_directory_path(ec).string();
+  if (ec || base.empty()) base = "/tmp";
+  std::string tmpl = base + "/ckpt-dcp-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw IoError("cannot create a temporary folder in " + base, errno);
+  temp_dir_ = buf.data();
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  std::string name = basename_of(trimmed);
+  path_ = temp_dir_ + "/" + (name.empty() || name == "." ? std::string("dcp") : name) + ".consolidated.pt";
+  torch::consolidate_dcp(*dcp, Env::Default(), path_);
+}
+
+ReadableCheckpoint::~ReadableCheckpoint() {
+  if (temp_dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(temp_dir_, ec);
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include "cli/dtype_edit.h"
 #include "cli/format.h"
 #include "cli/session.h"
+#include "cli/shard.h"
 #include "torch/convert.h"
 #include "torch/stats.h"
 #include "util/error.h"
@@ -52,7 +53,8 @@ struct StatsArgs {
 };
 
 int cmd_stats(const StatsArgs& a) {
-  Opened o = open_checkpoint(a.file);
+  ReadableCheckpoint input(a.file);  // a DCP folder: its consolidation
+  Opened o = open_checkpoint(input.path());
   std::string path = a.has_state ? a.state : o.default_state_path();
   json rows = json::array();
   uint64_t bad_tensors = 0;
@@ -168,7 +170,8 @@ std::optional<std::string> config_text(const Opened& o) {
 }
 
 int cmd_diff(const DiffArgs& d) {
-  Opened oa = open_checkpoint(d.a), ob = open_checkpoint(d.b);
+  ReadableCheckpoint in_a(d.a), in_b(d.b);  // DCP folders: their consolidations
+  Opened oa = open_checkpoint(in_a.path()), ob = open_checkpoint(in_b.path());
   // Each side's best state; a side without one (say, an export whose flag
   // was changed) is read at the other's path.
   std::string pa, pb;

@@ -553,7 +553,7 @@ ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std:
     if (item.chunks.size() == 1 && item.chunks[0].numel() == item.numel() && item.numel() > 0) {
       OpenChunk oc = open_chunk(dcp, item, item.chunks[0]);
       const Storage* s = oc.tensor.storage;
-      if (oc.tensor.is_contiguous() && s && s->record && s->record->method == 0) {
+      if (oc.tensor.is_contiguous() && s && s->record && s->record->method == 0 && s->record->size == s->nbytes()) {
         uint64_t at = item.chunks[0].where.offset + s->record->data_offset +
                       static_cast<uint64_t>(oc.tensor.storage_offset) * item.dtype->element_size;
         const Storage& st = out->add_external_storage(key, item.dtype, "cpu", item.numel(),

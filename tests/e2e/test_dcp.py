@@ -208,3 +208,20 @@ def test_to_dcp_refuses_existing_and_leaves_nothing_on_error(dcp_dirs, tmp_path)
     assert run_ckpt("to-dcp", first, "-o", d, "--ranks", "2", "--force").returncode == 0
     assert (d / "__1_0.distcp").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "first.pt", "other"]
+
+
+def test_stats_and_diff_on_dcp_folders(dcp_dirs, tmp_path):
+    d = dcp_dirs / "sharded"
+    rows = {r["name"]: r for r in json.loads(run_ckpt("stats", d, "--state", "model", "--json").stdout)}
+    assert rows["layers.1.weight"]["numel"] == 84 and rows["layers.1.weight"]["nan"] == 0
+    # the same figures as for the consolidated file
+    out = tmp_path / "c.pt"
+    assert run_ckpt("consolidate", d, "-o", out).returncode == 0
+    assert json.loads(run_ckpt("stats", out, "--state", "model", "--json").stdout) == list(rows.values())
+    two = tmp_path / "two"
+    assert run_ckpt("to-dcp", out, "-o", two, "--ranks", "3").returncode == 0
+    r = run_ckpt("diff", d, two, "--state", "model")
+    assert r.returncode == 0 and "no differences" in r.stdout, r.stdout + r.stderr
+    r = run_ckpt("diff", d, dcp_dirs / "single", "--state", "model")
+    assert r.returncode == 1 and "only in a" in r.stdout
+    assert not [p for p in os.listdir(os.environ.get("TMPDIR", "/tmp")) if p.startswith("ckpt-dcp-")]
