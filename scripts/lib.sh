@@ -5,6 +5,7 @@ CKPT_DEBIAN_PACKAGES=(
   cmake g++ make libgtest-dev zlib1g-dev libyaml-dev nlohmann-json3-dev
   libisal-dev libfmt-dev libcli11-dev clang libclang-rt-14-dev
   python3-torch python3-omegaconf python3-pytest python3-yaml python3-numpy
+  zsh fish
 )
 
 # Build parallelism: the machines are small and shared.
