@@ -21,6 +21,8 @@ namespace {
 constexpr size_t kCopyBufferSize = size_t{1} << 20;
 // Largest single read/write/copy request; Linux caps one call near 2 GiB.
 constexpr size_t kMaxIoChunk = size_t{1} << 30;
+// Bytes written between two sync_file_range(SYNC_FILE_RANGE_WRITE) calls.
+constexpr uint64_t kWritebackStep = uint64_t{32} << 20;
 
 [[noreturn]] void throw_errno(const std::string& path, const char* op, int err) {
   throw IoError(path + ": " + op + ": " + std::strerror(err), err);
@@ -78,6 +80,7 @@ class PosixWritableFile final : public WritableFile {
       done += static_cast<size_t>(put);
       offset_ += static_cast<uint64_t>(put);
     }
+    start_writeback();
   }
 
   void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
@@ -129,7 +132,8 @@ class PosixWritableFile final : public WritableFile {
     uint64_t done = 0;
     bool use_copy_file_range = true;
     while (done < n) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, kMaxIoChunk));
+      // Steps of kWritebackStep, so that writeback starts as the copy goes.
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, kWritebackStep));
       loff_t in_off = static_cast<loff_t>(offset + done);
       ssize_t put;
       if (use_copy_file_range) {
@@ -157,13 +161,27 @@ class PosixWritableFile final : public WritableFile {
       }
       done += static_cast<uint64_t>(put);
       offset_ += static_cast<uint64_t>(put);
+      start_writeback();
     }
     return done;
+  }
+
+  // Starts writing the bytes appended so far to the disk, in steps of
+  // kWritebackStep, so that the fsync at commit finds most of them already
+  // written: a durable output then costs about what cp followed by sync
+  // does, instead of copy time plus a whole-file flush. A hint only: errors
+  // are left to fsync, which reports them.
+  void start_writeback() {
+    if (offset_ - writeback_from_ < kWritebackStep) return;
+    ::sync_file_range(fd_, static_cast<off_t>(writeback_from_), static_cast<off_t>(offset_ - writeback_from_),
+                      SYNC_FILE_RANGE_WRITE);
+    writeback_from_ = offset_;
   }
 
   std::string path_;
   int fd_;
   uint64_t offset_ = 0;
+  uint64_t writeback_from_ = 0;
 };
 
 class PosixRandomRWFile final : public RandomRWFile {
