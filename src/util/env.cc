@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -22,7 +23,17 @@ constexpr size_t kCopyBufferSize = size_t{1} << 20;
 // Largest single read/write/copy request; Linux caps one call near 2 GiB.
 constexpr size_t kMaxIoChunk = size_t{1} << 30;
 // Bytes written between two sync_file_range(SYNC_FILE_RANGE_WRITE) calls.
-constexpr uint64_t kWritebackStep = uint64_t{32} << 20;
+constexpr uint64_t kWritebackStep = uint64_t{256} << 20;
+
+// CKPT_WRITEBACK_STEP (bytes; 0 turns early writeback off, for comparisons
+// in bench/bench.py) overrides kWritebackStep.
+uint64_t writeback_step() {
+  const char* env = std::getenv("CKPT_WRITEBACK_STEP");
+  if (!env || !*env) return kWritebackStep;
+  char* stop = nullptr;
+  unsigned long long v = std::strtoull(env, &stop, 10);
+  return stop && *stop == '\0' ? v : kWritebackStep;
+}
 
 [[noreturn]] void throw_errno(const std::string& path, const char* op, int err) {
   throw IoError(path + ": " + op + ": " + std::strerror(err), err);
@@ -172,7 +183,8 @@ class PosixWritableFile final : public WritableFile {
   // does, instead of copy time plus a whole-file flush. A hint only: errors
   // are left to fsync, which reports them.
   void start_writeback() {
-    if (offset_ - writeback_from_ < kWritebackStep) return;
+    static const uint64_t step = writeback_step();
+    if (step == 0 || offset_ - writeback_from_ < step) return;
     ::sync_file_range(fd_, static_cast<off_t>(writeback_from_), static_cast<off_t>(offset_ - writeback_from_),
                       SYNC_FILE_RANGE_WRITE);
     writeback_from_ = offset_;
