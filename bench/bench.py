@@ -226,7 +226,12 @@ def bench_file(path, args, ckpt, has_dtype):
     cp = measure(["cp", path, new], reps, new)
     rows.append(("cp", "cp", cp))
     # ckpt fsyncs every output before renaming it into place; cp does not.
-    rows.append(("cp + sync", "cp", measure(["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new], reps, new)))
+    cp_sync = measure(["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new], reps, new)
+    rows.append(("cp + sync", "cp", cp_sync))
+    if args.writes_only:  # the durable-output comparison alone (README: edit -o against cp + sync)
+        rows.append(("seed prep -> new file", "ckpt", measure([ckpt, "edit", path, "-o", new, *SEED_ARGS], reps, new)))
+        rows.append(("export", "ckpt", measure([ckpt, "export", path, "-o", new], reps, new)))
+        return table(path, size, args, rows, cp["median"], cp_sync["median"], {})
     for cmd in ("info", "tensors", "cfg"):
         rows.append((cmd, "ckpt", measure([ckpt, cmd, path], reps)))
     python_rows("info", "info", path)
@@ -245,24 +250,28 @@ def bench_file(path, args, ckpt, has_dtype):
         rows.append(("dtype -> bfloat16", "ckpt", None))
     python_rows("dtype -> bfloat16", "bf16", path, new, output=new)
 
-    cp_median = cp["median"]
     py_median = {op: r["median"] for op, tool, r in rows if tool == "python" and r}
     py_median.update({cmd: py_median["info"] for cmd in ("tensors", "cfg")})
+    return table(path, size, args, rows, cp["median"], cp_sync["median"], py_median)
+
+
+def table(path, size, args, rows, cp_median, cp_sync_median, py_median):
     py2_median = {op: r["median"] for op, tool, r in rows if tool == "python 2.x mmap" and r}
     py2_median.update({cmd: py2_median["info"] for cmd in ("tensors", "cfg") if "info" in py2_median})
     lines = [f"#### {os.path.basename(path)}: {size / 1e9:.2f} GB; {args.reps} repetitions "
              f"(Python route: {args.python_reps})",
              "",
-             "| operation | tool | median | spread (min-max) | x cp | x python 1.13 | x python 2.x mmap | peak RSS |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| operation | tool | median | spread (min-max) | x cp | x (cp + sync) | x python 1.13 | x python 2.x mmap | peak RSS |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for op, tool, r in rows:
         if r is None:
-            lines.append(f"| {op} | {tool} | n/a | n/a | n/a | n/a | n/a | n/a |")
+            lines.append(f"| {op} | {tool} | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
             continue
         x_py = "" if tool == "cp" or tool == "python" or op not in py_median else f"{r['median'] / py_median[op]:.3f}"
         x_py2 = "" if tool != "ckpt" or op not in py2_median else f"{r['median'] / py2_median[op]:.3f}"
         lines.append(f"| {op} | {tool} | {fmt_time(r['median'])} | {fmt_time(r['min'])} - {fmt_time(r['max'])} "
-                     f"| {r['median'] / cp_median:.3f} | {x_py} | {x_py2} | {r['rss'] / (1 << 20):.1f} MiB |")
+                     f"| {r['median'] / cp_median:.3f} | {r['median'] / cp_sync_median:.3f} | {x_py} | {x_py2} "
+                     f"| {r['rss'] / (1 << 20):.1f} MiB |")
     return lines
 
 
@@ -273,6 +282,8 @@ def main():
     ap.add_argument("--ckpt", default=os.path.join(REPO, "build-perf", "ckpt"))
     ap.add_argument("--python-reps", type=int, help="repetitions of the Python route (default: --reps)")
     ap.add_argument("--torch2-python", help="python of a torch 2.x venv for the mmap route")
+    ap.add_argument("--writes-only", action="store_true",
+                    help="only cp, cp + sync, seed prep and export (the durable-output comparison)")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--generate-only", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -1,10 +1,15 @@
 # Shared helpers for scripts/*.sh (sourced, not executed).
 # Works as root or via sudo, with no stdin and CI=true.
 
+# What building ckpt needs (README, scripts/demo.sh); the rest is for the tests.
+CKPT_BUILD_PACKAGES=(
+  cmake g++ make pkg-config zlib1g-dev libyaml-dev nlohmann-json3-dev libisal-dev libcli11-dev
+)
 CKPT_DEBIAN_PACKAGES=(
-  cmake g++ make libgtest-dev zlib1g-dev libyaml-dev nlohmann-json3-dev
-  libisal-dev libfmt-dev libcli11-dev clang libclang-rt-14-dev
+  "${CKPT_BUILD_PACKAGES[@]}"
+  libgtest-dev libfmt-dev clang libclang-rt-14-dev
   python3-torch python3-omegaconf python3-pytest python3-yaml python3-numpy
+  zsh fish
 )
 
 # Build parallelism: the machines are small and shared.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/completion_shells.h"
 #include "cli/docs.h"
 #include "util/error.h"
 #include "util/signal_cleanup.h"
@@ -80,7 +81,9 @@ int main(int argc, char** argv) {
   register_scan_commands(app, ctx);
   register_safetensors_commands(app, ctx);
   register_shard_commands(app, ctx);
+  register_show_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
+  register_config_keys_command(app);  // hidden, for completion
   one_value_per_flag(app);
   install_cleanup_signal_handlers();
 

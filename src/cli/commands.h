@@ -29,5 +29,6 @@ void register_scan_commands(CLI::App& app, Context& ctx);     // scan
 void register_tools_commands(CLI::App& app, Context& ctx);    // diff stats safetensors from-safetensors
 void register_safetensors_commands(CLI::App& app, Context& ctx);  // safetensors from-safetensors
 void register_shard_commands(CLI::App& app, Context& ctx);        // consolidate to-dcp
+void register_show_commands(CLI::App& app, Context& ctx);         // show
 
 }  // namespace ckpt::cli

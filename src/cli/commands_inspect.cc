@@ -13,6 +13,7 @@
 #include "cli/session.h"
 #include "torch/integrity.h"
 #include "cli/shard.h"
+#include "cli/text_width.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -137,10 +138,10 @@ int cmd_info(const std::string& file, const Common& c) {
   std::printf("best state  %s\n", o.best_state ? (o.best_state->empty() ? "(the root)" : o.best_state->c_str()) : "none");
   if (!keys.empty()) {
     size_t w = 0;
-    for (auto& k : keys) w = std::max(w, k["key"].get<std::string>().size());
+    for (auto& k : keys) w = std::max(w, display_width(printable(k["key"].get<std::string>())));
     std::printf("keys\n");
     for (auto& k : keys)
-      std::printf("  %-*s  %s\n", static_cast<int>(w), k["key"].get<std::string>().c_str(),
+      std::printf("  %s  %s\n", pad_right(printable(k["key"].get<std::string>()), w).c_str(),
                   k["summary"].get<std::string>().c_str());
   }
   if (!sds.empty()) {
@@ -148,20 +149,24 @@ int cmd_info(const std::string& file, const Common& c) {
     for (const auto& s : sds) {
       std::string by;
       for (auto& [d, b] : s.bytes_by_dtype) by += (by.empty() ? "" : ", ") + d + " " + human_bytes(b);
-      std::printf("  %s: %zu tensors, %s parameters, %s\n", s.path.empty() ? "(root)" : s.path.c_str(), s.tensors,
-                  with_commas(s.parameters).c_str(), by.empty() ? "no data" : by.c_str());
+      std::printf("  %s: %s, %s parameters, %s\n", s.path.empty() ? "(root)" : printable(s.path).c_str(),
+                  count_of(s.tensors, "tensor", "tensors").c_str(), with_commas(s.parameters).c_str(),
+                  by.empty() ? "no data" : by.c_str());
     }
   }
   if (ck.zip()) {
-    const auto& rs = ck.zip()->records();
+    // Listed as people count (data/2 before data/10); --json keeps file order.
+    std::vector<const container::ZipRecord*> rs;
+    for (const auto& r : ck.zip()->records()) rs.push_back(&r);
+    std::stable_sort(rs.begin(), rs.end(), [](auto* x, auto* y) { return natural_less(x->name, y->name); });
     std::printf("records\n");
     size_t shown = 0;
-    for (const auto& r : rs) {
+    for (const auto* r : rs) {
       if (shown++ == 8 && rs.size() > 10) {
         std::printf("  ... %zu more (--json lists all)\n", rs.size() - 8);
         break;
       }
-      std::printf("  %-40s %12s\n", r.name.c_str(), human_bytes(r.size).c_str());
+      std::printf("  %s %12s\n", pad_right(printable(r->name), 40).c_str(), human_bytes(r->size).c_str());
     }
   }
   return 0;
@@ -240,7 +245,7 @@ int cmd_ls(const std::string& file, const std::string& path, int depth, const Co
       if (!fresh) ref = pos->second;
     }
     if (!c.json) {
-      std::printf("%*s%s: %s%s\n", it.depth * 2, "", it.key.c_str(),
+      std::printf("%*s%s: %s%s\n", it.depth * 2, "", printable(it.key).c_str(),
                   ref.empty() ? describe(n, ck).c_str() : "",
                   ref.empty() ? "" : ("-> /" + ref + " (same object)").c_str());
     }
@@ -279,14 +284,72 @@ int cmd_ls(const std::string& file, const std::string& path, int depth, const Co
   return 0;
 }
 
-int cmd_tensors(const std::string& file, const std::string& state, const std::string& match, const Common& c) {
+// The first n dot-separated components of a tensor name ("transformer.layers.0").
+std::string name_prefix(const std::string& name, int n) {
+  size_t pos = 0;
+  for (int i = 0; i < n; ++i) {
+    pos = name.find('.', pos);
+    if (pos == std::string::npos) return name;
+    if (i + 1 < n) ++pos;
+  }
+  return name.substr(0, pos);
+}
+
+// tensors --group N: parameters and bytes summed per name prefix, in the
+// order the prefixes first appear (as users size a fine-tune or check what a
+// drop removed).
+int print_groups(const std::vector<TensorRow>& selected, int depth, const std::string& path, const Common& c) {
+  struct Group { std::string name; uint64_t tensors = 0, params = 0, bytes = 0; };
+  std::vector<Group> groups;
+  std::map<std::string, size_t> index;
+  uint64_t total_params = 0, total_bytes = 0;
+  for (const TensorRow& r : selected) {
+    std::string g = name_prefix(r.name, depth);
+    auto [it, fresh] = index.emplace(g, groups.size());
+    if (fresh) groups.push_back({g});
+    Group& gr = groups[it->second];
+    ++gr.tensors;
+    gr.params += r.info.numel();
+    gr.bytes += r.info.nbytes();
+    total_params += r.info.numel();
+    total_bytes += r.info.nbytes();
+  }
+  if (c.json) {
+    json rows = json::array();
+    for (const Group& g : groups)
+      rows.push_back({{"group", g.name}, {"tensors", g.tensors}, {"parameters", g.params}, {"bytes", g.bytes}});
+    std::cout << rows.dump(2) << "\n";
+    return 0;
+  }
+  size_t w = 5;
+  for (const Group& g : groups) w = std::max(w, display_width(printable(g.name)));
+  if (size_t cols = output_columns(); cols && w + 50 > cols) w = std::max<size_t>(10, cols > 50 ? cols - 50 : 0);
+  std::printf("%s  %8s  %15s  %10s  %6s\n", pad_right("group", w).c_str(), "tensors", "parameters", "bytes", "share");
+  for (const Group& g : groups) {
+    double share = total_params ? 100.0 * static_cast<double>(g.params) / static_cast<double>(total_params) : 0.0;
+    std::printf("%s  %8llu  %15s  %10s  %5.1f%%\n", pad_right(fit_width(printable(g.name), w), w).c_str(),
+                static_cast<unsigned long long>(g.tensors), with_commas(g.params).c_str(),
+                human_bytes(g.bytes).c_str(), share);
+  }
+  std::printf("%s in %s, %s parameters, %s (%s)\n", count_of(selected.size(), "tensor", "tensors").c_str(),
+              count_of(groups.size(), "group", "groups").c_str(), with_commas(total_params).c_str(),
+              human_bytes(total_bytes).c_str(), path.empty() ? "root" : path.c_str());
+  return 0;
+}
+
+int cmd_tensors(const std::string& file, const std::string& state, const std::vector<std::string>& match, int group,
+                const Common& c) {
   Opened o = open_checkpoint(file);
   std::string path = state.empty() ? o.default_state_path() : state;
   const Node* sd = o.state_dict(path);
   json rows = json::array();
   std::vector<TensorRow> selected;
-  for (TensorRow& r : o.tensors_of(sd))
-    if (match.empty() || glob_match(match, r.name)) selected.push_back(std::move(r));
+  for (TensorRow& r : o.tensors_of(sd)) {
+    bool hit = match.empty();
+    for (const auto& m : match) hit = hit || glob_match(m, r.name);
+    if (hit) selected.push_back(std::move(r));
+  }
+  if (group > 0) return print_groups(selected, group, path, c);
   if (c.json) {
     for (const TensorRow& r : selected) {
       const auto& t = r.info;
@@ -331,25 +394,30 @@ int cmd_tensors(const std::string& file, const std::string& state, const std::st
     std::cout << rows.dump(2) << "\n";
     return 0;
   }
+  // Widths in terminal columns; names cut in the middle only when the
+  // terminal (COLUMNS) is too narrow for them.
   size_t w = 4, dw = 9;
   for (const TensorRow& r : selected) {
-    w = std::max(w, r.name.size());
+    w = std::max(w, display_width(printable(r.name)));
     if (r.info.dtype) dw = std::max(dw, std::strlen(r.info.dtype->name));
   }
-  std::printf("%-*s  %-*s  %-20s  %12s  %10s\n", static_cast<int>(w), "name", static_cast<int>(dw), "dtype", "shape",
+  const size_t rest = 2 + dw + 2 + 20 + 2 + 12 + 2 + 10;
+  if (size_t cols = output_columns(); cols && w + rest > cols) w = std::max<size_t>(10, cols > rest ? cols - rest : 0);
+  std::printf("%s  %-*s  %-20s  %12s  %10s\n", pad_right("name", w).c_str(), static_cast<int>(dw), "dtype", "shape",
               "numel", "bytes");
   uint64_t total = 0, params = 0;
   for (const TensorRow& r : selected) {
     std::string form = r.info.form();
-    std::printf("%-*s  %-*s  %-20s  %12s  %10s%s\n", static_cast<int>(w), r.name.c_str(), static_cast<int>(dw),
+    std::printf("%s  %-*s  %-20s  %12s  %10s%s\n", pad_right(fit_width(printable(r.name), w), w).c_str(),
+                static_cast<int>(dw),
                 r.info.dtype ? r.info.dtype->name : "?", shape_text(r.info.shape).c_str(),
                 with_commas(r.info.numel()).c_str(), human_bytes(r.info.nbytes()).c_str(),
                 form.empty() ? "" : ("  " + form).c_str());
     total += r.info.nbytes();
     params += r.info.numel();
   }
-  std::printf("%zu tensors, %s elements, %s (%s)\n", selected.size(), with_commas(params).c_str(),
-              human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
+  std::printf("%s, %s elements, %s (%s)\n", count_of(selected.size(), "tensor", "tensors").c_str(),
+              with_commas(params).c_str(), human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
   return 0;
 }
 
@@ -422,7 +490,8 @@ int cmd_verify(const std::string& file, const Common& c) {
               {"problems", problems}};
     std::cout << j.dump(2) << "\n";
   } else if (problems.empty()) {
-    std::printf("%s: ok (%zu records, %zu tensors checked)\n", file.c_str(), records, tensors);
+    std::printf("%s: ok (%s, %s checked)\n", file.c_str(), count_of(records, "record", "records").c_str(),
+                count_of(tensors, "tensor", "tensors").c_str());
   } else {
     for (const auto& p : problems) std::printf("%s\n", p.c_str());
     std::printf("%s: %zu problem%s found\n", file.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
@@ -435,14 +504,23 @@ int cmd_verify(const std::string& file, const Common& c) {
 void register_inspect_commands(CLI::App& app, Context& ctx) {
   struct Args {
     Common common;
-    std::string file, path, state, match;
-    int depth = 2;
+    std::string file, path, state;
+    std::vector<std::string> match;
+    int depth = 2, group = 0;
   };
   auto a = std::make_shared<Args>();
   auto file_arg = [&](CLI::App* sub) {
     sub->add_option("FILE", a->file, "checkpoint or .safetensors file ('-': standard input)")->required();
     sub->add_flag("--json", a->common.json, "machine-readable JSON output");
   };
+
+  // A readable message for "--depth -1" (CLI11's range check prints DBL_MAX).
+  CLI::Validator non_negative(
+      [](std::string& v) {
+        return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos ? std::string()
+                                                                                     : "must be a whole number >= 0";
+      },
+      "N>=0");
 
   auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
   file_arg(info);
@@ -453,15 +531,20 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
   file_arg(ls);
   ls->add_option("PATH", a->path, "e.g. best_state/model or history/3/train");
-  ls->add_option("--depth", a->depth, "levels to expand (default 2)")->check(CLI::NonNegativeNumber);
+  ls->add_option("--depth", a->depth, "levels to expand (default 2)")->check(non_negative);
   ls->callback([a, &ctx] { ctx.exit_code = cmd_ls(a->file, a->path, a->depth, a->common); });
 
   auto* tensors = app.add_subcommand("tensors", "one row per tensor of a state dict (default: the best state)");
   file_arg(tensors);
   tensors->add_option("--state", a->state, "path of the state dict");
-  tensors->add_option("--match", a->match, "fnmatch glob on tensor names");
-  tensors->callback([a, &ctx] { ctx.exit_code = is_dcp_folder(a->file) ? dcp_tensors(a->file, a->match, a->common)
-                                                                  : cmd_tensors(a->file, a->state, a->match, a->common); });
+  tensors->add_option("--match", a->match, "only tensors whose names match this glob (repeatable)");
+  tensors->add_option("--group", a->group,
+                      "sum tensors, parameters and bytes by the first N dot-separated name components")
+      ->check(non_negative);
+  tensors->callback([a, &ctx] {
+    ctx.exit_code = is_dcp_folder(a->file) ? dcp_tensors(a->file, a->match, a->common)
+                                           : cmd_tensors(a->file, a->state, a->match, a->group, a->common);
+  });
 
   auto* verify = app.add_subcommand("verify", "check CRCs, storage sizes and tensor views; exit 1 on a problem");
   file_arg(verify);

@@ -95,13 +95,16 @@ int dcp_info(const std::string& dir, const Common& c) {
   return 0;
 }
 
-int dcp_tensors(const std::string& dir, const std::string& match, const Common& c) {
+int dcp_tensors(const std::string& dir, const std::vector<std::string>& match, const Common& c) {
   auto dcp = torch::DcpCheckpoint::open(Env::Default(), dir);
   json rows = json::array();
   uint64_t total = 0, elements = 0;
   size_t count = 0;
   for (const auto& it : dcp->items()) {
-    if (!it.is_tensor || (!match.empty() && !glob_match(match, it.fqn))) continue;
+    if (!it.is_tensor) continue;
+    bool hit = match.empty();
+    for (const auto& m : match) hit = hit || glob_match(m, it.fqn);
+    if (!hit) continue;
     ++count;
     total += it.nbytes();
     elements += it.numel();

@@ -315,9 +315,9 @@ int cmd_sanitize(const WriteArgs& a) {
 
 void register_write_commands(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<WriteArgs>();
-  auto io = [&](CLI::App* sub, bool output_required) {
-    sub->add_option("FILE", a->file, "input checkpoint")->required();
-    auto* o = sub->add_option("-o,--output", a->out, "output file");
+  auto io = [&](CLI::App* sub, bool output_required, const char* output_help = "output file ('-': standard output)") {
+    sub->add_option("FILE", a->file, "input checkpoint ('-': standard input)")->required();
+    auto* o = sub->add_option("-o,--output", a->out, output_help);
     if (output_required) o->required();
     sub->add_flag("--force", a->common.force, "overwrite an existing output");
     sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
@@ -367,7 +367,7 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   bind(wrap, cmd_wrap);
 
   auto* bundle = app.add_subcommand("bundle", "a folder MusicGen.get_pretrained(DIR) loads");
-  io(bundle, true);
+  io(bundle, true, "output folder (created if missing)");
   bundle->add_option("--compression", a->compression,
                      "compression checkpoint to export, or a pretrained name (default: xp.cfg's compression_model_checkpoint)");
   bundle->add_option("--version", a->version, "version string");

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/completion_shells.h"
 #include "util/error.h"
 
 namespace ckpt::cli {
@@ -17,67 +18,82 @@ namespace {
 const std::map<std::string, std::string>& examples() {
   static const std::map<std::string, std::string> table{
       {"info",
-       "$ ckpt info tiny.th\n"
-       "file        tiny.th (335.25 KB)\n"
+       "$ ckpt info examples/musicgen_tiny_training.th\n"
+       "file        examples/musicgen_tiny_training.th (335.25 KB)\n"
        "format      zip, torch-1.6 dialect, archive 'musicgen_tiny_training', 218 records\n"
        "layout      audiocraft-training\n"
        "best state  best_state/model\n"
        "...\n"
        "state dicts\n"
        "  best_state/model: 36 tensors, 12,784 parameters, float16 25.57 KB\n"
-       "$ ckpt info tiny.th --json | jq .layout"},
+       "$ ckpt info examples/musicgen_tiny_training.th --json | jq .layout"},
       {"ls",
-       "$ ckpt ls tiny.th best_state --depth 1\n"
-       "best_state: dict (1 keys)\n"
+       "$ ckpt ls examples/musicgen_tiny_training.th best_state --depth 1\n"
+       "best_state: dict (1 key)\n"
        "  model: dict (36 keys)"},
       {"tensors",
-       "$ ckpt tensors tiny.th --match 'emb.*'\n"
+       "$ ckpt tensors examples/musicgen_tiny_training.th --match 'emb.*'\n"
        "name          dtype      shape                        numel       bytes\n"
        "emb.0.weight  float16    [33, 16]                       528     1.06 KB\n"
        "...\n"
        "4 tensors, 2,112 elements, 4.22 KB (best_state/model)\n"
-       "$ ckpt tensors tiny.th --json | jq '.[0].shape'"},
+       "$ ckpt tensors examples/musicgen_tiny_training.th --group 1            # parameters and bytes per top-level module\n"
+       "group                tensors       parameters       bytes   share\n"
+       "condition_provider         2              208       416 B    1.6%\n"
+       "emb                        4            2,112     4.22 KB   16.5%\n"
+       "...\n"
+       "$ ckpt tensors examples/musicgen_tiny_training.th --json | jq '.[0].shape'"},
+      {"show",
+       "$ ckpt show examples/musicgen_tiny_training.th emb.0.weight --head 8\n"
+       "emb.0.weight: float16 [33, 16], 528 elements\n"
+       "0.23254 -1.1016 -1.2471 -0.74805 -0.979 0.82812 -0.24988 0.15991\n"
+       "... 520 more (--head 0 shows all)"},
       {"verify",
-       "$ ckpt verify tiny.th && echo intact\n"
-       "tiny.th: ok (218 records, 216 tensors checked)\n"
+       "$ ckpt verify examples/musicgen_tiny_training.th && echo intact\n"
+       "examples/musicgen_tiny_training.th: ok (218 records, 216 tensors checked)\n"
        "intact"},
       {"cfg",
-       "$ ckpt cfg tiny.th optim.adam\n"
+       "$ ckpt cfg examples/musicgen_tiny_training.th optim.adam\n"
        "betas:\n"
        "- 0.9\n"
        "- 0.95\n"
        "weight_decay: 0.1\n"
        "eps: 1.0e-08\n"
-       "$ LR=$(ckpt cfg tiny.th optim.lr)          # a scalar prints bare, ${...} resolved\n"
-       "$ ckpt cfg tiny.th optim.lr --raw          # the text as stored\n"
+       "$ LR=$(ckpt cfg examples/musicgen_tiny_training.th optim.lr)          # a scalar prints bare, ${...} resolved\n"
+       "$ ckpt cfg examples/musicgen_tiny_training.th optim.lr --raw          # the text as stored\n"
        "$ ckpt cfg mbd.th --path 0/cfg              # a config elsewhere than xp.cfg\n"
-       "$ ckpt cfg tiny.th > xp.yaml"},
+       "$ ckpt cfg examples/musicgen_tiny_training.th > xp.yaml"},
       {"rewrite",
-       "$ ckpt rewrite legacy.pt -o resaved.pt     # as torch.save(torch.load('legacy.pt')) would\n"
-       "wrote resaved.pt"},
+       "$ ckpt rewrite examples/musicgen_tiny_training.th -o resaved.th       # as torch.save(torch.load(...)) would\n"
+       "wrote resaved.th"},
       {"edit",
-       "$ ckpt edit tiny.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
-       "      --drop 'condition_provider.*'\n"
-       "xp.cfg: 2 override(s) applied\n"
-       "best_state/model: 36 keys, 2 dropped, 0 renamed\n"
-       "wrote init.th"},
+       "$ ckpt edit examples/musicgen_tiny_training.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
+       "      --drop 'condition_provider.*'      # --dry-run (-n): the same summary, nothing written\n"
+       "xp.cfg: dataset.train.path: (absent) -> '/data/ft'\n"
+       "xp.cfg: optim.lr: 1 -> 1e-05\n"
+       "best_state/model: dropped condition_provider.conditioners.description.output_proj.weight\n"
+       "best_state/model: dropped condition_provider.conditioners.description.output_proj.bias\n"
+       "best_state/model: 36 keys, 2 dropped, 0 renamed, 34 left\n"
+       "wrote init.th (320,205 bytes)"},
       {"compact",
-       "$ ckpt edit big.th --in-place optim.lr=1e-5    # appends; the old metadata stays as dead bytes\n"
-       "$ ckpt compact big.th\n"
-       "compacted big.th: 1684329472 -> 1684316160 bytes"},
+       "$ ckpt edit init.th --in-place optim.epochs=50  # appends; the old metadata stays as dead bytes\n"
+       "xp.cfg: optim.epochs: 500 -> 50\n"
+       "updated init.th in place (73836 bytes appended)\n"
+       "$ ckpt compact init.th\n"
+       "compacted init.th: 394041 -> 320205 bytes"},
       {"export",
-       "$ ckpt export tiny.th -o state_dict.bin\n"
+       "$ ckpt export examples/musicgen_tiny_training.th -o state_dict.bin\n"
        "wrote state_dict.bin (exported from best_state/model)"},
       {"wrap",
        "$ ckpt wrap state_dict.bin -o checkpoint.th\n"
        "wrote checkpoint.th"},
       {"bundle",
-       "$ ckpt bundle tiny.th -o my_musicgen\n"
+       "$ ckpt bundle examples/musicgen_tiny_training.th -o my_musicgen\n"
        "wrote my_musicgen/state_dict.bin and my_musicgen/compression_state_dict.bin (compression model "
        "//pretrained/facebook/encodec_32khz, from xp.cfg)\n"
        "$ python3 -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
       {"sanitize",
-       "$ ckpt sanitize tiny.th -o safe.th         # then torch.load(..., weights_only=True) works\n"
+       "$ ckpt sanitize examples/musicgen_tiny_training.th -o safe.th         # then torch.load(..., weights_only=True) works\n"
        "wrote safe.th"},
       {"scan",
        "$ ckpt scan suspicious.pkl; echo exit $?\n"
@@ -86,8 +102,8 @@ const std::map<std::string, std::string>& examples() {
        "suspicious.pkl: unsafe (pickle, 1 pickle read, 1 global, 1 not allowed)\n"
        "exit 1"},
       {"diff",
-       "$ ckpt diff tiny.th init.th; echo exit $?\n"
-       "a: tiny.th [best_state/model]\n"
+       "$ ckpt diff examples/musicgen_tiny_training.th init.th; echo exit $?     # --atol/--rtol: values within a tolerance are equal\n"
+       "a: examples/musicgen_tiny_training.th [best_state/model]\n"
        "b: init.th [best_state/model]\n"
        "tensors: 34 in both, 2 only in a, 0 only in b, 0 dtype/shape changes, 0 with other values\n"
        "  only in a  condition_provider.conditioners.description.output_proj.weight\n"
@@ -103,20 +119,21 @@ const std::map<std::string, std::string>& examples() {
        "different\n"
        "exit 1"},
       {"stats",
-       "$ ckpt stats tiny.th --match 'emb.0.*' --check-finite; echo exit $?\n"
+       "$ ckpt stats examples/musicgen_tiny_training.th --match 'emb.0.*' --check-finite; echo exit $?\n"
        "name          dtype           numel    nan    inf          min          max         mean          std         norm\n"
        "emb.0.weight  float16           528      0      0     -2.92578       3.0293    -0.095372      1.00089      23.0811\n"
        "exit 0"},
       {"safetensors",
-       "$ ckpt safetensors tiny.th -o model.safetensors\n"
+       "$ ckpt safetensors examples/musicgen_tiny_training.th -o model.safetensors\n"
        "wrote model.safetensors: 36 tensors, 25.57 KB (from best_state/model)\n"
        "$ python3 -c \"from safetensors.torch import load_file; print(len(load_file('model.safetensors')))\"\n"
        "36"},
       {"from-safetensors",
        "$ ckpt from-safetensors model.safetensors -o state_dict.th\n"
        "wrote state_dict.th: 36 tensors (a plain state dict, in the file's header order)\n"
-       "$ ckpt from-safetensors model.safetensors --into tiny.th -o finetuned.th\n"
-       "wrote finetuned.th: best_state/model: 36 tensors replaced, everything else kept"},
+       "$ ckpt from-safetensors model.safetensors --into examples/musicgen_tiny_training.th -o finetuned.th\n"
+       "wrote finetuned.th: best_state/model: 36 tensors replaced, everything else kept\n"
+       "$ ckpt diff examples/musicgen_tiny_training.th model.safetensors       # a conversion checked with the same tool"},
       {"consolidate",
        "$ ckpt consolidate step_1000/ -o model.pt   # a DCP folder (.metadata + __*_*.distcp)\n"
        "wrote model.pt: 6 tensors (702 B), 1 other items, from 2 files"},
@@ -127,7 +144,9 @@ const std::map<std::string, std::string>& examples() {
        "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",
        "$ source <(ckpt completion bash)           # this shell\n"
-       "$ ckpt completion bash > ~/.local/share/bash-completion/completions/ckpt"},
+       "$ ckpt completion bash > ~/.local/share/bash-completion/completions/ckpt\n"
+       "$ ckpt completion zsh > \"${fpath[1]}/_ckpt\"\n"
+       "$ ckpt completion fish > ~/.config/fish/completions/ckpt.fish"},
       {"man",
        "$ ckpt man | man -l -\n"
        "$ ckpt man > ~/.local/share/man/man1/ckpt.1"},
@@ -135,11 +154,12 @@ const std::map<std::string, std::string>& examples() {
   return table;
 }
 
+// The listed commands (hidden helpers such as __config-keys have no group).
 std::vector<CLI::App*> commands_of(CLI::App& app) {
-  return app.get_subcommands([](CLI::App*) { return true; });
+  return app.get_subcommands([](CLI::App* s) { return !s->get_group().empty(); });
 }
 std::vector<const CLI::App*> commands_of(const CLI::App& app) {
-  return app.get_subcommands([](const CLI::App*) { return true; });
+  return app.get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); });
 }
 
 bool is_help(const CLI::Option* o) {
@@ -248,7 +268,7 @@ std::string bash_completion(const CLI::App& app) {
       continue;
     }
     if (sub->get_name() == "completion") {
-      s += "      COMPREPLY=( $(compgen -W \"bash\" -- \"$cur\") ); return 0;;\n";
+      s += "      COMPREPLY=( $(compgen -W \"bash zsh fish\" -- \"$cur\") ); return 0;;\n";
       continue;
     }
     s += "      options=\"" + shell_words(all) + "\"; valued=\"" + shell_words(valued) + "\";;\n";
@@ -258,6 +278,15 @@ std::string bash_completion(const CLI::App& app) {
       "  # After an option that takes a value, and for FILE arguments: readline's\n"
       "  # file name completion (complete -o default).\n"
       "  case \" $valued \" in *\" $prev \"*) COMPREPLY=(); return 0;; esac\n"
+      "  # edit FILE KEY=...: the config keys of FILE's xp.cfg (prefixes +, ++, ~ kept).\n"
+      "  if [[ \"${COMP_WORDS[1]}\" == edit && \"$cur\" != -* ]] && (( COMP_CWORD >= 3 )) && [[ -f \"${COMP_WORDS[2]}\" ]]; then\n"
+      "    local pre=\"\" suffix=\"=\"\n"
+      "    case \"$cur\" in ++*) pre=\"++\";; +*) pre=\"+\";; \\~*) pre=\"~\"; suffix=\"\";; esac\n"
+      "    local keys; keys=$(ckpt __config-keys \"${COMP_WORDS[2]}\" 2>/dev/null)\n"
+      "    COMPREPLY=( $(compgen -P \"$pre\" -S \"$suffix\" -W \"$keys\" -- \"${cur#\"$pre\"}\") )\n"
+      "    [[ -n \"$suffix\" ]] && compopt -o nospace 2>/dev/null\n"
+      "    return 0\n"
+      "  fi\n"
       "  if [[ \"$cur\" == -* ]]; then\n"
       "    COMPREPLY=( $(compgen -W \"$options\" -- \"$cur\") )\n"
       "  else\n"
@@ -327,11 +356,13 @@ void register_docs_commands(CLI::App& app, Context& ctx) {
   });
 
   auto shell = std::make_shared<std::string>();
-  auto* completion = app.add_subcommand("completion", "print a shell completion script (bash)");
-  completion->add_option("SHELL", *shell, "bash")->required()->check(CLI::IsMember({"bash"}));
+  auto* completion = app.add_subcommand("completion", "print a shell completion script (bash, zsh or fish)");
+  completion->add_option("SHELL", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
   // The lambda holds `shell`: the option above writes into it at parse time.
   completion->callback([&app, &ctx, shell] {
-    std::fputs(bash_completion(app).c_str(), stdout);
+    std::string script = *shell == "zsh" ? zsh_completion(app) : *shell == "fish" ? fish_completion(app)
+                                                                                  : bash_completion(app);
+    std::fputs(script.c_str(), stdout);
     ctx.exit_code = 0;
   });
 

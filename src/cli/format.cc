@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "cli/text_width.h"
+
 namespace ckpt::cli {
 
 using pickle::Kind;
@@ -78,9 +80,8 @@ std::string short_str(const std::string& s) {
       out += "...";
       break;
     }
-    if (ch == '\n') out += "\\n";
-    else if (ch == '\'') out += "\\'";
-    else out += ch;
+    if (ch == '\'') out += "\\'";
+    else out += printable(std::string_view(&ch, 1));
   }
   return out + "'";
 }
@@ -119,8 +120,8 @@ std::string describe(const Node* n, const torch::Checkpoint& ck) {
     case Kind::Tuple:
     case Kind::List:
     case Kind::Set:
-    case Kind::FrozenSet: return kind_name(n, ck) + " (" + std::to_string(n->items.size()) + " items)";
-    case Kind::Dict: return "dict (" + std::to_string(n->entries.size()) + " keys)";
+    case Kind::FrozenSet: return kind_name(n, ck) + " (" + count_of(n->items.size(), "item", "items") + ")";
+    case Kind::Dict: return "dict (" + count_of(n->entries.size(), "key", "keys") + ")";
     case Kind::Global: return "global " + n->text + "." + n->name;
     case Kind::PersId: return "persistent id";
     case Kind::Object: break;
@@ -135,16 +136,16 @@ std::string describe(const Node* n, const torch::Checkpoint& ck) {
       n->is_instance_of("omegaconf.listconfig", "ListConfig")) {
     const Node* content = n->state ? pickle::get_item(n->state, "_content") : nullptr;
     if (content && content->kind == Kind::Dict)
-      return cls + " (" + std::to_string(content->entries.size()) + " keys)";
+      return cls + " (" + count_of(content->entries.size(), "key", "keys") + ")";
     if (content && content->kind == Kind::List)
-      return cls + " (" + std::to_string(content->items.size()) + " items)";
+      return cls + " (" + count_of(content->items.size(), "item", "items") + ")";
     return cls;
   }
   if (!n->entries.empty() || n->is_instance_of("collections", "OrderedDict"))
-    return cls + " (" + std::to_string(n->entries.size()) + " keys)";
+    return cls + " (" + count_of(n->entries.size(), "key", "keys") + ")";
   if (n->is_instance_of("collections", "defaultdict"))
-    return cls + " (" + std::to_string(n->entries.size()) + " keys)";
-  if (!n->items.empty()) return cls + " (" + std::to_string(n->items.size()) + " items)";
+    return cls + " (" + count_of(n->entries.size(), "key", "keys") + ")";
+  if (!n->items.empty()) return cls + " (" + count_of(n->items.size(), "item", "items") + ")";
   return cls + " object";
 }
 

@@ -12,7 +12,7 @@ namespace ckpt::cli {
 // True when `path` is a torch distributed checkpoint folder (has .metadata).
 bool is_dcp_folder(const std::string& path);
 int dcp_info(const std::string& dir, const Common& c);
-int dcp_tensors(const std::string& dir, const std::string& match, const Common& c);
+int dcp_tensors(const std::string& dir, const std::vector<std::string>& match, const Common& c);
 int dcp_verify(const std::string& dir, const Common& c);
 
 // An AudioCraft FSDP rank file and its set: for `checkpoint[_name].th.N`, and

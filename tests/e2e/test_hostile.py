@@ -4,7 +4,7 @@ Each file is made here (small, in a temporary folder) and each command runs on
 it under a resource limit. Every run must end with exit 0 (the file is actually
 valid), 1 (verify: a problem found; scan: a global not allowed) or 2 with exactly
 one `ckpt: error: ...` line on stderr; never a signal, a traceback or an abort;
-and within the bounds README.md states ("Limits"): peak RSS under 256 MiB and
+and within the bounds docs/REFERENCE.md states ("Limits"): peak RSS under 256 MiB and
 under 10 s for any input under 10 MB.
 """
 
@@ -125,7 +125,7 @@ def check_run(name, cmd, run, inconsistent=False, extra_seconds=0.0):
 
 def run_all(name, path, tmp_path, inconsistent=False, only=None, extra_seconds=0.0):
     """Runs every command on path; returns {command: Run}. extra_seconds: time
-    allowed on top of the bound for inflating compressed records (README)."""
+    allowed on top of the bound for inflating compressed records (docs/REFERENCE.md)."""
     runs = {}
     outdir = tmp_path / f"out-{name}"
     outdir.mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 Checked with real torch 1.13 and Python's zipfile: the edited file loads with the new
 values, the old bytes are untouched, and the states a crash could leave behind read as
-the old checkpoint in torch (zipfile rejects them: see README "Performance").
+the old checkpoint in torch (zipfile rejects them: see docs/CRASH_SAFETY.md).
 """
 
 import os

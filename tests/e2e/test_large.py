@@ -3,7 +3,7 @@ round-tripped through rewrite, edit (to a new file, then in place) and export, e
 by real torch and `ckpt verify`.
 
 Marked `large` (deselect with -m "not large"): it writes about 8.5 GB at peak and loads
-4.1 GB tensors in torch; measured wall time on the dev machine is in the README.
+4.1 GB tensors in torch; measured wall time on the dev machine is in docs/PERFORMANCE.md.
 """
 
 import gc

@@ -314,3 +314,177 @@ def test_safetensors_to_standard_output(ckpt, tmp_path):
     assert r.returncode == 0, r.stderr
     ok(run_ckpt("from-safetensors", out, "-o", tmp_path / "back.th"))
     assert run_ckpt("diff", EXAMPLE, out).returncode == 0
+
+
+# ------------------------------------------------------------ 7: tables
+
+def columns_of(text):
+    """Display width as a terminal shows it (east-asian wide: 2, combining: 0)."""
+    import unicodedata
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+@pytest.fixture(scope="module")
+def odd_names(tmp_path_factory):
+    sd = collections_ordered({
+        "emb.0.weight": torch.ones(2, 3),
+        "日本語.weight": torch.ones(4),
+        "cafe\u0301.bias": torch.ones(1),
+        "caf\u00e9.weight": torch.ones(1),
+        "tab\tkey": torch.ones(1),
+        "new\nline": torch.ones(1),
+        **{f"layers.{i}.weight": torch.full((2,), float(i)) for i in range(12)},
+    })
+    path = tmp_path_factory.mktemp("odd") / "odd.th"
+    torch.save({"best_state": {"model": sd}, "one": {"k": 1}}, str(path))
+    return path
+
+
+def collections_ordered(d):
+    import collections
+    return collections.OrderedDict(d)
+
+
+def test_tensor_table_aligns_in_columns_and_escapes(ckpt, odd_names):
+    out = ok(run_ckpt("tensors", odd_names))
+    lines = out.splitlines()
+    assert len(lines) == 1 + 18 + 1  # header, one line per tensor, total
+    assert "tab\\tkey" in out and "new\\nline" in out
+    starts = set()
+    for line in lines[:-1]:
+        dtype_at = max(line.find("  float32"), line.find("  dtype"))
+        assert dtype_at > 0, line
+        starts.add(columns_of(line[:dtype_at]))
+    assert len(starts) == 1, starts
+
+
+def test_columns_limits_the_table(ckpt, odd_names):
+    import subprocess as sp
+    env = dict(os.environ, COLUMNS="70")
+    r = sp.run([ckpt, "tensors", str(odd_names)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0
+    for line in r.stdout.splitlines()[:-1]:
+        assert columns_of(line) <= 70, line
+    assert "..." in r.stdout
+
+
+def test_counts_are_singular_and_records_in_natural_order(ckpt, odd_names):
+    r = ok(run_ckpt("tensors", odd_names, "--match", "emb.*"))
+    assert "1 tensor," in r
+    assert "one: dict (1 key)" in ok(run_ckpt("ls", odd_names, "--depth", "1"))
+    info = ok(run_ckpt("info", odd_names))
+    # the listed records: data/2 before data/10 (record names are storage keys)
+    import json
+    names = [r["name"].split("/", 1)[1] for r in json.loads(ok(run_ckpt("info", odd_names, "--json")))["records"]]
+    listed = [line.split()[0].split("/", 1)[1] for line in info.split("records\n")[1].splitlines()
+              if line.startswith("  ") and "/" in line]
+    numbers = [int(n.split("/")[1]) for n in listed if n.startswith("data/")]
+    assert numbers == sorted(numbers) and len(names) > 10
+
+
+def test_depth_and_match_options(ckpt, odd_names):
+    r = run_ckpt("ls", odd_names, "--depth", "-1")
+    assert_usage_error(r, "--depth")
+    assert "1797693" not in r.stderr
+    out = ok(run_ckpt("tensors", odd_names, "--match", "emb.*", "--match", "layers.1*"))
+    assert "emb.0.weight" in out and "layers.1.weight" in out and "layers.10.weight" in out
+    assert "layers.2.weight" not in out
+    assert "folder" in ok(run_ckpt("bundle", "--help"))
+
+
+# ------------------------------------------------------------ tensors --group, show
+
+def test_tensors_group_sums_by_prefix(ckpt, tmp_path):
+    import json
+    rows = json.loads(ok(run_ckpt("tensors", EXAMPLE, "--group", "1", "--json")))
+    model = load(EXAMPLE)["best_state"]["model"]
+    expected = {}
+    for name, t in model.items():
+        g = name.split(".")[0]
+        e = expected.setdefault(g, [0, 0, 0])
+        e[0] += 1
+        e[1] += t.numel()
+        e[2] += t.numel() * t.element_size()
+    assert {r["group"]: [r["tensors"], r["parameters"], r["bytes"]] for r in rows} == expected
+    text = ok(run_ckpt("tensors", EXAMPLE, "--group", "2"))
+    assert "transformer.layers " in text and "groups" in text
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.int64, torch.bool,
+                                   torch.uint8, torch.complex64])
+def test_show_prints_values(ckpt, tmp_path, dtype):
+    if dtype.is_complex:
+        t = torch.complex(torch.arange(6, dtype=torch.float32), -torch.ones(6))
+    elif dtype == torch.bool:
+        t = torch.tensor([True, False, True])
+    elif dtype.is_floating_point:
+        t = (torch.arange(30, dtype=torch.float64) / 7).to(dtype).reshape(5, 6)
+    else:
+        t = torch.tensor([0, 3, 2**62 if dtype == torch.int64 else 200, 7], dtype=dtype)
+    view = t.t() if t.dim() == 2 else t  # a strided view: row-major of the view
+    path = tmp_path / "t.th"
+    torch.save({"x": view, "other": torch.zeros(3)}, str(path))
+    out = ok(run_ckpt("show", path, "x", "--head", "0"))
+    head, *body = out.splitlines()
+    assert head.startswith("x: ") and str(list(view.shape)) in head
+    values = " ".join(body).split()
+    flat = view.reshape(-1)
+    assert len(values) == flat.numel()
+    for text, v in zip(values, flat.tolist()):
+        if dtype.is_complex:
+            assert complex(text.replace("(", "").replace(")", "")) == pytest.approx(v, rel=1e-6)
+        elif dtype == torch.bool:
+            assert text == str(v)
+        elif dtype.is_floating_point:
+            assert torch.tensor(float(text), dtype=torch.float64).to(dtype).item() == v
+        else:
+            assert int(text) == v
+    short = ok(run_ckpt("show", path, "x", "--head", "2"))
+    assert "more" in short
+    assert_usage_error(run_ckpt("show", path, "nope"), "nope")
+
+
+# ------------------------------------------------------------ completion: zsh, fish, config keys
+
+def test_zsh_and_fish_completion_scripts(ckpt, tmp_path):
+    for shell, check in (("zsh", ["zsh", "-n"]), ("fish", ["fish", "-n"])):
+        script = tmp_path / f"ckpt.{shell}"
+        script.write_text(ok(run_ckpt("completion", shell)))
+        if shutil.which(check[0]) is None:
+            pytest.skip(f"{check[0]} not installed (scripts/lib.sh installs it)")
+        r = subprocess.run([*check, str(script)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        text = script.read_text()
+        for word in ("show", "edit", "drop", "dry-run", "__config-keys"):
+            assert word in text, (shell, word)
+        assert "__config-keys'" not in text.split("__ckpt_config_keys")[0]  # not offered as a command
+
+
+def test_fish_completes_commands_options_and_config_keys(ckpt, tmp_path):
+    if shutil.which("fish") is None:
+        pytest.skip("fish not installed")
+    script = tmp_path / "ckpt.fish"
+    script.write_text(ok(run_ckpt("completion", "fish")))
+    env = dict(os.environ, PATH=os.path.dirname(ckpt) + os.pathsep + os.environ["PATH"])
+
+    def complete(line):
+        r = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C'{line}'"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return [c.split("\t")[0] for c in r.stdout.splitlines()]
+
+    assert complete("ckpt sho") == ["show"]
+    assert "--dry-run" in complete("ckpt edit x.th --dr")
+    assert complete(f"ckpt edit {EXAMPLE} optim.l") == ["optim.lr="]
+    assert complete(f"ckpt edit {EXAMPLE} ++optim.ep") == ["++optim.epochs="]
+
+
+def test_bash_completes_config_keys_after_edit_file(ckpt):
+    script = ok(run_ckpt("completion", "bash"))
+    env = dict(os.environ, PATH=os.path.dirname(ckpt) + os.pathsep + os.environ["PATH"])
+    program = (f"source /dev/stdin <<'CKPT_EOF'\n{script}\nCKPT_EOF\n"
+               f"COMP_WORDS=(ckpt edit '{EXAMPLE}' optim.l); COMP_CWORD=3; _ckpt; echo \"${{COMPREPLY[@]}}\"; "
+               f"COMP_WORDS=(ckpt edit '{EXAMPLE}' '~optim.ep'); _ckpt; echo \"${{COMPREPLY[@]}}\"")
+    r = subprocess.run(["bash", "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    assert r.stdout.splitlines() == ["optim.lr=", "~optim.epochs"], r.stdout + r.stderr
