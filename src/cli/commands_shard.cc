@@ -252,8 +252,9 @@ int cmd_consolidate(const Args& a) {
   auto r = torch::consolidate_dcp(*dcp, env, a.out, opts);
   bar.finish();
   if (!a.common.quiet)
-    std::fprintf(stderr, "wrote %s: %zu tensors (%s), %zu other items, from %zu files\n", a.out.c_str(), r.tensors,
-                 human_bytes(r.tensor_bytes).c_str(), r.byte_items, dcp->files().size());
+    std::fprintf(stderr, "wrote %s: %zu tensor%s (%s), %zu other item%s, from %zu file%s\n", a.out.c_str(), r.tensors,
+                 r.tensors == 1 ? "" : "s", human_bytes(r.tensor_bytes).c_str(), r.byte_items,
+                 r.byte_items == 1 ? "" : "s", dcp->files().size(), dcp->files().size() == 1 ? "" : "s");
   return 0;
 }
 
@@ -278,8 +279,9 @@ int cmd_to_dcp(const Args& a) {
   auto r = torch::write_dcp(*ck, root, env, a.out, opts);
   bar.finish();
   if (!a.common.quiet)
-    std::fprintf(stderr, "wrote %s: %zu tensors (%s) in %zu rank file%s, %zu other items\n", a.out.c_str(), r.tensors,
-                 human_bytes(r.tensor_bytes).c_str(), r.files, r.files == 1 ? "" : "s", r.byte_items);
+    std::fprintf(stderr, "wrote %s: %zu tensor%s (%s) in %zu rank file%s, %zu other item%s\n", a.out.c_str(), r.tensors,
+                 r.tensors == 1 ? "" : "s", human_bytes(r.tensor_bytes).c_str(), r.files, r.files == 1 ? "" : "s",
+                 r.byte_items, r.byte_items == 1 ? "" : "s");
   return 0;
 }
 

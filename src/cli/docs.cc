@@ -136,10 +136,10 @@ const std::map<std::string, std::string>& examples() {
        "$ ckpt diff examples/musicgen_tiny_training.th model.safetensors       # a conversion checked with the same tool"},
       {"consolidate",
        "$ ckpt consolidate step_1000/ -o model.pt   # a DCP folder (.metadata + __*_*.distcp)\n"
-       "wrote model.pt: 6 tensors (702 B), 1 other items, from 2 files"},
+       "wrote model.pt: 6 tensors (702 B), 1 other item, from 2 files"},
       {"to-dcp",
        "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
-       "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other items"},
+       "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other item"},
       {"help",
        "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",
