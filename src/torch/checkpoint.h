@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -71,6 +72,8 @@ struct Quantization {
   bool per_channel() const { return scheme != "per_tensor_affine"; }
 };
 
+struct TensorPart;
+
 struct TensorInfo {
   const pickle::Node* object = nullptr;  // the tensor object (inside a Parameter)
   const pickle::Node* outer = nullptr;   // the Parameter, or the tensor itself
@@ -93,7 +96,7 @@ struct TensorInfo {
   // "col_indices"/"values" (CSR, and the CSC/BSR/BSC names), per-channel
   // "scales"/"zero_points", nested "buffer"/"sizes"/"strides"/"offsets",
   // jagged "values"/"offsets"[/"lengths"].
-  std::vector<std::pair<std::string, TensorInfo>> parts;
+  std::vector<TensorPart> parts;
 
   const TensorInfo* part(std::string_view name) const;
   // Strided with its elements in its storage as torch shows them: not
@@ -114,6 +117,15 @@ struct TensorInfo {
   // view_problem() of it and every part, and the parts' agreement with the
   // whole (sparse index shapes, nnz), each prefixed with what it concerns.
   std::vector<std::string> problems() const;
+};
+
+// A named component of a TensorInfo. A struct rather than std::pair: a pair
+// of a type still being defined is ill-formed (clang refuses it; the fuzz
+// build uses clang). Binds like a pair: `for (const auto& [name, info] : t.parts)`.
+struct TensorPart {
+  TensorPart(std::string name_, TensorInfo info_) : name(std::move(name_)), info(std::move(info_)) {}
+  std::string name;
+  TensorInfo info;
 };
 
 struct OpenOptions {
