@@ -284,7 +284,10 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
         continue;
       }
       const TensorInfo& t = *l.tensor;
-      auto [r0, r1] = rows_of(t, rank);
+      // Plain variables, not a structured binding: lambdas below capture r0
+      // (clang 14, used by the fuzz build, refuses to capture bindings).
+      const auto rows = rows_of(t, rank);
+      const auto r0 = rows.first, r1 = rows.second;
       if (r1 <= r0) continue;
       std::vector<int64_t> shape = t.shape, offsets(t.shape.size(), 0);
       if (!shape.empty() && shape[0] > 0) {
