@@ -68,6 +68,29 @@ RandomAccessFile& Checkpoint::file() const {
   return zip_ ? zip_->file() : *legacy_file_;
 }
 
+StorageLocation locate_storage(const Checkpoint& ck, const Storage& s) {
+  if (!s.present) throw FormatError(ck.path() + ": storage '" + s.key + "' has no data record");
+  StorageLocation loc;
+  loc.size = s.nbytes();
+  if (s.external_file) {
+    loc.file = s.external_file;
+    loc.offset = s.external_offset;
+  } else if (s.record) {
+    if (s.record->size != loc.size)
+      throw FormatError(ck.path() + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
+                        " bytes, its storage needs " + std::to_string(loc.size));
+    loc.record = s.record;
+    if (s.record->method == 0) {
+      loc.file = &ck.file();
+      loc.offset = s.record->data_offset;
+    }
+  } else {
+    loc.file = &ck.file();
+    loc.offset = s.legacy_offset;
+  }
+  return loc;
+}
+
 const Storage* Checkpoint::storage(const std::string& key) const {
   auto it = storages_.find(key);
   return it == storages_.end() ? nullptr : &it->second;
@@ -260,7 +283,7 @@ const Storage& Checkpoint::add_external_storage(const std::string& key, const DT
   s.location = location;
   s.numel = numel;
   s.present = true;
-  s.legacy_offset = offset;
+  s.external_offset = offset;
   s.external_file = file.get();
   external_files_.push_back(std::move(file));
   return s;
@@ -351,32 +374,26 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
       const std::string& k = old_keys[i];
       const Storage& s = *source.storage(k);
       std::string name = "data/" + std::to_string(i);
-      if (!s.present) throw FormatError(source.path() + ": storage '" + k + "' has no data record");
+      const StorageLocation loc = locate_storage(source, s);
       auto tr = options.transforms.find(k);
       if (tr != options.transforms.end()) {
         zw.add_stream(name, s.numel * tr->second.dtype->element_size,
                       [&](const std::function<void(std::string_view)>& sink) { tr->second.produce(s, sink); });
         done += s.numel * tr->second.dtype->element_size;
-      } else if (s.record) {
-        if (s.record->size != s.nbytes())
-          throw FormatError(source.path() + ": record '" + s.record->name + "' holds " +
-                            std::to_string(s.record->size) + " bytes, its storage needs " +
-                            std::to_string(s.nbytes()));
-        if (s.record->method == 0) {
-          std::optional<uint32_t> crc;
-          if (s.record->crc32 != 0 || s.record->size == 0) crc = s.record->crc32;
-          zw.add_copy(name, source.file(), s.record->data_offset, s.record->size, crc);
-        } else {
-          zw.add_stream(name, s.record->size, [&](const std::function<void(std::string_view)>& sink) {
-            source.zip()->stream(*s.record, sink);
-          });
-        }
-        done += s.nbytes();
-      } else {
-        zw.add_copy(name, s.external_file ? *s.external_file : source.file(), s.legacy_offset, s.nbytes(),
-                    std::nullopt);
-        done += s.nbytes();
+        if (options.progress) options.progress(done, total);
+        continue;
       }
+      if (loc.compressed()) {
+        zw.add_stream(name, loc.size, [&](const std::function<void(std::string_view)>& sink) {
+          source.zip()->stream(*loc.record, sink);
+        });
+      } else {
+        // A stored record's CRC-32 is known, so its bytes need not be read twice.
+        std::optional<uint32_t> crc;
+        if (loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
+        zw.add_copy(name, *loc.file, loc.offset, loc.size, crc);
+      }
+      done += loc.size;
       if (options.progress) options.progress(done, total);
     }
   };

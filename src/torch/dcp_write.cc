@@ -309,15 +309,16 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
       const Storage* s = t.storage;
       write_torch_save(file(), pickle::pickle(g.root), [&](container::ZipWriter& zw) {
         uint64_t nbytes = numel * es;
-        if (nbytes && t.is_contiguous() && s && (!s->record || s->record->method == 0)) {
-          RandomAccessFile& src = s->external_file ? *s->external_file : source.file();
-          uint64_t base = s->record ? s->record->data_offset : s->legacy_offset;
+        const std::optional<StorageLocation> loc =
+            nbytes && t.is_contiguous() && s ? std::optional(locate_storage(source, *s)) : std::nullopt;
+        if (loc && !loc->compressed()) {
           // The whole stored record: its CRC-32 is known, so the bytes need not be read.
           std::optional<uint32_t> crc;
-          if (s->record && t.storage_offset == 0 && first == 0 && s->record->size == nbytes &&
-              (s->record->crc32 != 0 || nbytes == 0))
-            crc = s->record->crc32;
-          zw.add_copy("data/0", src, base + (static_cast<uint64_t>(t.storage_offset) + first) * es, nbytes, crc);
+          if (loc->record && t.storage_offset == 0 && first == 0 && loc->size == nbytes &&
+              (loc->record->crc32 != 0 || nbytes == 0))
+            crc = loc->record->crc32;
+          zw.add_copy("data/0", *loc->file, loc->offset + (static_cast<uint64_t>(t.storage_offset) + first) * es,
+                      nbytes, crc);
         } else {
           zw.add_stream("data/0", nbytes, [&](const std::function<void(std::string_view)>& sink) {
             if (!nbytes) return;

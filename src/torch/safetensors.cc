@@ -316,27 +316,6 @@ std::string safetensors_header_json(const std::vector<SafetensorsEntry>& entries
 
 namespace {
 
-// Random access to a storage's bytes: a file and the offset of byte 0, or
-// (DEFLATE records, which other tools write) sequential streaming only.
-struct StorageBytes {
-  RandomAccessFile* file = nullptr;
-  uint64_t base = 0;
-  const container::ZipRecord* compressed = nullptr;
-};
-
-StorageBytes locate(Checkpoint& ck, const Storage& s) {
-  if (!s.present) throw FormatError(ck.path() + ": storage '" + s.key + "' has no data record");
-  if (s.external_file) return {s.external_file, s.legacy_offset, nullptr};
-  if (s.record) {
-    if (s.record->size != s.nbytes())
-      throw FormatError(ck.path() + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
-                        " bytes, its storage needs " + std::to_string(s.nbytes()));
-    if (s.record->method != 0) return {nullptr, 0, s.record};
-    return {&ck.file(), s.record->data_offset, nullptr};
-  }
-  return {&ck.file(), s.legacy_offset, nullptr};
-}
-
 // Reads storage bytes through a few fixed-size chunks, so that a strided
 // walk over a large storage costs bounded memory.
 class ChunkedStorage {
@@ -420,16 +399,16 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
   }
   if ((last + 1) * esize > static_cast<__int128>(t.storage->nbytes()))
     throw FormatError(ck.path() + ": tensor '" + p.name + "' reaches past the end of storage '" + t.storage->key + "'");
-  StorageBytes where = locate(ck, *t.storage);
+  const StorageLocation where = locate_storage(ck, *t.storage);
   const uint64_t first_byte = static_cast<uint64_t>(t.storage_offset) * esize;
 
   if (t.is_contiguous()) {
-    if (where.file) {
-      out.copy_from(*where.file, where.base + first_byte, p.nbytes);
+    if (!where.compressed()) {
+      out.copy_from(*where.file, where.offset + first_byte, p.nbytes);
     } else {
       // A DEFLATE record: stream it, keeping the tensor's bytes.
       uint64_t pos = 0, end = first_byte + p.nbytes;
-      ck.zip()->stream(*where.compressed, [&](std::string_view chunk) {
+      ck.zip()->stream(*where.record, [&](std::string_view chunk) {
         uint64_t lo = std::max(pos, first_byte), hi = std::min(pos + chunk.size(), end);
         if (lo < hi) out.append(chunk.substr(lo - pos, hi - lo));
         pos += chunk.size();
@@ -439,13 +418,13 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
     return;
   }
   if (t.shape.empty()) throw FormatError(ck.path() + ": tensor '" + p.name + "': a scalar that is not contiguous");
-  if (!where.file)
+  if (where.compressed())
     throw UsageError(ck.path() + ": tensor '" + p.name +
                      "' is a strided view of a compressed record; run 'ckpt rewrite' first");
 
   // Gather: an odometer over the outer dimensions, the innermost one walked
   // by its stride; output flushed in bounded pieces.
-  ChunkedStorage storage(*where.file, where.base, t.storage->nbytes());
+  ChunkedStorage storage(*where.file, where.offset, where.size);
   const uint64_t span = static_cast<uint64_t>((last + 1) * esize) - first_byte;
   const uint64_t span_budget = std::min(uint64_t{4} << 30, std::max(uint64_t{64} << 20, 2 * p.nbytes));
   if (span <= span_budget) storage.preload(first_byte, first_byte + span);
