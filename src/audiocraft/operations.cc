@@ -1,6 +1,5 @@
 #include "audiocraft/operations.h"
 
-#include <fnmatch.h>
 
 #include <map>
 #include <regex>
@@ -11,6 +10,7 @@
 #include "omegaconf/yaml.h"
 #include "pickle/allowlist.h"
 #include "util/error.h"
+#include "util/glob.h"
 
 namespace ckpt::audiocraft {
 
@@ -25,10 +25,6 @@ Node* config_node(const Node* root) {
   Node* cfg = pickle::get_item(root, kConfigKey);
   if (!cfg) throw UsageError("the checkpoint has no 'xp.cfg'");
   return cfg;
-}
-
-bool glob(const std::string& pattern, const std::string& text) {
-  return fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
 }
 
 }  // namespace
@@ -107,7 +103,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
     for (auto& kv : *entries) {
       bool keep = false;
       for (size_t i = 0; i < s.keep.size(); ++i)
-        if (glob(s.keep[i], key_of(kv.first))) {
+        if (glob_match(s.keep[i], key_of(kv.first))) {
           keep = true;
           ++hits[i];
         }
@@ -126,7 +122,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
     for (auto& kv : kept) {
       bool drop = false;
       for (size_t i = 0; i < s.drop.size(); ++i)
-        if (glob(s.drop[i], key_of(kv.first))) {
+        if (glob_match(s.drop[i], key_of(kv.first))) {
           drop = true;
           ++hits[i];
         }

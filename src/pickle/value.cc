@@ -5,7 +5,9 @@
 #include <functional>
 #include <unordered_set>
 
+#include "pickle/text.h"
 #include "util/error.h"
+#include "util/python_number.h"
 
 namespace ckpt::pickle {
 
@@ -248,6 +250,27 @@ size_t key_hash(const Node* n) {
     }
     default: return std::hash<const void*>{}(n);
   }
+}
+
+std::string key_text(const Node* k) {
+  if (!k) return "?";
+  switch (k->kind) {
+    case Kind::Str: return k->text;
+    case Kind::Int: return k->is_big_int() ? long_to_decimal(k->text) : std::to_string(k->integer);
+    case Kind::Bool: return k->boolean ? "True" : "False";
+    case Kind::None: return "None";
+    case Kind::Float: return python_float_repr(k->real);
+    default: return k->kind == Kind::Tuple ? "<tuple>" : "<object>";
+  }
+}
+
+std::string class_name(const Node* n) {
+  const Node* c = n ? n->callable : nullptr;
+  if (!c || c->kind != Kind::Global) return "object";
+  const std::string& mod = c->text;
+  if (mod == "__builtin__" || mod == "builtins") return c->name;
+  if (mod == "collections" || mod.rfind("omegaconf", 0) == 0) return c->name;
+  return mod + "." + c->name;
 }
 
 }  // namespace ckpt::pickle

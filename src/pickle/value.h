@@ -127,4 +127,14 @@ bool is_mapping(const Node* n);
 bool key_equal(const Node* a, const Node* b);
 size_t key_hash(const Node* n);
 
+// A mapping key as Python's str() shows it: a str as is, ints of any size
+// in decimal, floats as repr(), True / False / None; "<tuple>" or "<object>"
+// for the rest, "?" for no node.
+std::string key_text(const Node* key);
+
+// The class of an object node for messages: "module.Name", or just "Name"
+// for builtins, collections and omegaconf classes; "object" when its
+// callable is not a global.
+std::string class_name(const Node* n);
+
 }  // namespace ckpt::pickle
