@@ -260,8 +260,9 @@ Sanitized make_sanitized(pickle::Graph& g, Node* root) {
       steps.push_back({it.step, std::move(key)});
       stack.push_back({c, steps.size() - 1});
     };
-    for (Node* c : {n->callable, n->args, n->kwargs, n->state, n->pid})
-      if (c) stack.push_back({c, it.step});
+    // Items and entries add a step to the path; the other edges do not.
+    pickle::for_each_child(n, pickle::kCallEdges | pickle::kStateEdge | pickle::kPidEdge,
+                           [&](Node* c) { stack.push_back({c, it.step}); });
     for (size_t i = 0; i < n->items.size(); ++i) child(n->items[i], std::to_string(i));
     for (auto& [k, v] : n->entries) {
       child(k, "");

@@ -137,8 +137,7 @@ class Machine {
         case Kind::ByteArray:
           fail(std::string("unhashable ") + kind_name(n->kind) + " used as a dict key or set item");
         case Kind::Tuple:
-          if (seen.insert(n).second)
-            for (const Node* c : n->items) todo.push_back(c);
+          if (seen.insert(n).second) for_each_child(n, kItemEdges, [&](const Node* c) { todo.push_back(c); });
           break;
         default: break;
       }

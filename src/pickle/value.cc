@@ -273,4 +273,16 @@ std::string class_name(const Node* n) {
   return mod + "." + c->name;
 }
 
+void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
+  std::vector<const Node*> stack;
+  if (root) stack.push_back(root);
+  std::unordered_set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second || !visit(n)) continue;
+    for_each_child(n, edges, [&](const Node* c) { stack.push_back(c); });
+  }
+}
+
 }  // namespace ckpt::pickle

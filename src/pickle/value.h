@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -108,6 +109,48 @@ class Graph {
   GraphLimits limits_;
   std::deque<Node> nodes_;  // stable addresses
 };
+
+// The edges of the graph, so that every walk follows one definition of a
+// node's children and says which of them it wants.
+enum Edges : unsigned {
+  kCallEdges = 1u << 0,   // an Object's callable, args and kwargs
+  kStateEdge = 1u << 1,   // an Object's state (BUILD)
+  kPidEdge = 1u << 2,     // a PersId's id object
+  kItemEdges = 1u << 3,   // items (tuple, list, set; an Object's APPENDs)
+  kKeyEdges = 1u << 4,    // entries' keys
+  kValueEdges = 1u << 5,  // entries' values
+  kAllEdges = (1u << 6) - 1,
+};
+
+// Calls visit(child) for each non-null child of n along `edges`, in one
+// order: callable, args, kwargs, state, pid, items, then each entry's key
+// and value. NodePtr is Node* or const Node*.
+template <class NodePtr, class Visit>
+void for_each_child(NodePtr n, unsigned edges, Visit&& visit) {
+  auto go = [&](NodePtr c) {
+    if (c) visit(c);
+  };
+  if (edges & kCallEdges) {
+    go(n->callable);
+    go(n->args);
+    go(n->kwargs);
+  }
+  if (edges & kStateEdge) go(n->state);
+  if (edges & kPidEdge) go(n->pid);
+  if (edges & kItemEdges)
+    for (NodePtr c : n->items) go(c);
+  if (edges & (kKeyEdges | kValueEdges))
+    for (auto& [k, v] : n->entries) {
+      if (edges & kKeyEdges) go(k);
+      if (edges & kValueEdges) go(v);
+    }
+}
+
+// Visits each node reachable from root along `edges` once, depth first and
+// iteratively (a hostile graph's depth costs no stack). visit(n) returns
+// whether to go on into n's children. Children are visited last-first, as
+// a stack pops them.
+void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit);
 
 // Dict-like access to a Dict node or an Object with SETITEMed entries
 // (OrderedDict), by string key. Linear in the number of entries.

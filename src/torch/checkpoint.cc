@@ -215,13 +215,8 @@ void Checkpoint::load_legacy(const OpenOptions& options) {
 }
 
 void Checkpoint::index_storages() {
-  // Walk the graph once (iteratively) for persistent ids.
-  std::vector<const Node*> stack{graph_.root};
-  std::set<const Node*> seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || !seen.insert(n).second) continue;
+  // Walk the graph once for persistent ids.
+  pickle::walk_graph(graph_.root, pickle::kAllEdges, [&](const Node* n) {
     if (n->kind == Kind::PersId) {
       const Node* t = n->pid;
       if (is_storage_pid(t)) {
@@ -250,16 +245,9 @@ void Checkpoint::index_storages() {
           throw FormatError(path_ + ": storage '" + key + "' is declared twice with different types or sizes");
         }
       }
-      stack.push_back(n->pid);
-      continue;
     }
-    for (auto* c : {n->callable, n->args, n->kwargs, n->state}) stack.push_back(c);
-    for (const Node* c : n->items) stack.push_back(c);
-    for (auto& [k, v] : n->entries) {
-      stack.push_back(k);
-      stack.push_back(v);
-    }
-  }
+    return true;
+  });
 }
 
 std::unique_ptr<Checkpoint> Checkpoint::create(const std::string& path, Dialect dialect) {

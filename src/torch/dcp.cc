@@ -422,11 +422,8 @@ namespace {
 
 Node* copy_subgraph(const Node* root, pickle::Graph& to, const std::string& what) {
   std::unordered_map<const Node*, Node*> copy;
-  std::vector<const Node*> stack{root}, order;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || copy.count(n)) continue;
+  std::vector<const Node*> order;
+  pickle::walk_graph(root, pickle::kAllEdges, [&](const Node* n) {
     if (n->kind == Kind::PersId) throw FormatError(what + " holds tensors, which ckpt does not consolidate");
     Node* c = to.make(n->kind);
     c->how = n->how;
@@ -437,13 +434,8 @@ Node* copy_subgraph(const Node* root, pickle::Graph& to, const std::string& what
     c->name = n->name;
     copy.emplace(n, c);
     order.push_back(n);
-    for (const Node* i : n->items) stack.push_back(i);
-    for (const auto& [k, v] : n->entries) {
-      stack.push_back(k);
-      stack.push_back(v);
-    }
-    for (const Node* p : {n->callable, n->args, n->kwargs, n->state}) stack.push_back(p);
-  }
+    return true;
+  });
   auto map = [&](const Node* n) -> Node* { return n ? copy.at(n) : nullptr; };
   for (const Node* n : order) {
     Node* c = copy.at(n);

@@ -78,3 +78,41 @@ TEST(PickleValue, ClassNameForMessages) {
   EXPECT_EQ(class_name(obj("torch.nn.modules.linear", "Linear")), "torch.nn.modules.linear.Linear");
   EXPECT_EQ(class_name(g.dict()), "object");
 }
+
+TEST(PickleValue, ChildrenAlongChosenEdges) {
+  Graph g;
+  Node* key = g.str("k");
+  Node* value = g.integer(1);
+  Node* item = g.integer(2);
+  Node* obj = g.object(How::Reduce, g.global("m", "C"), g.tuple({item}));
+  obj->state = g.dict();
+  obj->entries.emplace_back(key, value);
+  obj->items.push_back(item);
+  std::vector<const Node*> seen;
+  for_each_child(static_cast<const Node*>(obj), kAllEdges, [&](const Node* c) { seen.push_back(c); });
+  EXPECT_EQ(seen, (std::vector<const Node*>{obj->callable, obj->args, obj->state, item, key, value}));
+  seen.clear();
+  for_each_child(static_cast<const Node*>(obj), kValueEdges | kStateEdge, [&](const Node* c) { seen.push_back(c); });
+  EXPECT_EQ(seen, (std::vector<const Node*>{obj->state, value}));
+}
+
+TEST(PickleValue, WalkVisitsEachNodeOnceThroughCycles) {
+  Graph g;
+  Node* list = g.list();
+  Node* pid = g.persid(g.tuple({g.str("storage")}));
+  list->items = {list, pid, list};  // a cycle and a repeat
+  size_t visits = 0, strings = 0;
+  walk_graph(list, kAllEdges, [&](const Node* n) {
+    ++visits;
+    strings += n->kind == Kind::Str;
+    return true;
+  });
+  EXPECT_EQ(visits, 4u);  // list, persid, its tuple, the string
+  EXPECT_EQ(strings, 1u);
+  visits = 0;
+  walk_graph(list, kAllEdges & ~kPidEdge, [&](const Node*) { return ++visits, true; });
+  EXPECT_EQ(visits, 2u);  // the pid's tuple is not reached
+  visits = 0;
+  walk_graph(list, kAllEdges, [&](const Node*) { return ++visits, false; });  // no descent
+  EXPECT_EQ(visits, 1u);
+}
