@@ -94,7 +94,11 @@ int safetensors_dtype_rank(DType d) {
 
 // ---------------------------------------------------------------- reading
 
-SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_size, const std::string& where) {
+namespace {
+
+// The header's JSON, checked as the reference reads it (UTF-8, no NUL, no
+// duplicate top-level key) and bounded in depth.
+OrderedJson parse_header_json(std::string_view json, const std::string& where) {
   if (!valid_utf8(json)) throw FormatError(where + ": safetensors header is not valid UTF-8");
   // JSON has no raw NUL anywhere (nlohmann's lexer would stop at one as at
   // the end of the input; the reference rejects it).
@@ -123,45 +127,38 @@ SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_
     throw FormatError(where + ": safetensors header is not valid JSON (" + e.what() + ")");
   }
   if (!doc.is_object()) throw FormatError(where + ": safetensors header is not a JSON object");
+  return doc;
+}
 
-  SafetensorsHeader h;
-  for (auto& [key, value] : doc.items()) {
-    std::string what = where + ": safetensors header: '" + key + "'";
-    if (key == "__metadata__") {
-      if (value.is_null()) continue;
-      if (!value.is_object()) throw FormatError(what + " is not a map of strings");
-      for (auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) throw FormatError(what + ": value of '" + mk + "' is not a string");
-        h.metadata.emplace_back(mk, mv.get<std::string>());
-      }
-      continue;
-    }
-    if (!value.is_object()) throw FormatError(what + " is not a tensor description");
-    SafetensorsTensor t;
-    t.name = key;
-    auto dtype = value.find("dtype"), shape = value.find("shape"), offsets = value.find("data_offsets");
-    if (dtype == value.end() || shape == value.end() || offsets == value.end())
-      throw FormatError(what + " lacks dtype, shape or data_offsets");
-    if (!dtype->is_string()) throw FormatError(what + ": dtype is not a string");
-    t.dtype_name = dtype->get<std::string>();
-    t.dtype = dtype_from_safetensors(t.dtype_name);
-    if (!t.dtype) throw FormatError(what + ": unknown or unsupported dtype '" + t.dtype_name + "'");
-    if (!shape->is_array()) throw FormatError(what + ": shape is not a list");
-    for (const auto& d : *shape) {
-      uint64_t v = json_uint(d, what + ": shape element");
-      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        throw FormatError(what + ": shape element " + std::to_string(v) + " is too large");
-      t.shape.push_back(static_cast<int64_t>(v));
-    }
-    if (!offsets->is_array() || offsets->size() != 2) throw FormatError(what + ": data_offsets is not a pair");
-    t.begin = json_uint((*offsets)[0], what + ": data_offsets");
-    t.end = json_uint((*offsets)[1], what + ": data_offsets");
-    h.tensors.push_back(std::move(t));
+// One tensor's description: {"dtype", "shape", "data_offsets"}.
+SafetensorsTensor parse_tensor_entry(const std::string& key, const OrderedJson& value, const std::string& what) {
+  if (!value.is_object()) throw FormatError(what + " is not a tensor description");
+  SafetensorsTensor t;
+  t.name = key;
+  auto dtype = value.find("dtype"), shape = value.find("shape"), offsets = value.find("data_offsets");
+  if (dtype == value.end() || shape == value.end() || offsets == value.end())
+    throw FormatError(what + " lacks dtype, shape or data_offsets");
+  if (!dtype->is_string()) throw FormatError(what + ": dtype is not a string");
+  t.dtype_name = dtype->get<std::string>();
+  t.dtype = dtype_from_safetensors(t.dtype_name);
+  if (!t.dtype) throw FormatError(what + ": unknown or unsupported dtype '" + t.dtype_name + "'");
+  if (!shape->is_array()) throw FormatError(what + ": shape is not a list");
+  for (const auto& d : *shape) {
+    uint64_t v = json_uint(d, what + ": shape element");
+    if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      throw FormatError(what + ": shape element " + std::to_string(v) + " is too large");
+    t.shape.push_back(static_cast<int64_t>(v));
   }
+  if (!offsets->is_array() || offsets->size() != 2) throw FormatError(what + ": data_offsets is not a pair");
+  t.begin = json_uint((*offsets)[0], what + ": data_offsets");
+  t.end = json_uint((*offsets)[1], what + ": data_offsets");
+  return t;
+}
 
-  // The reference's validate(): sorted by offsets, each tensor starts where
-  // the previous ended, its size is numel * element size, and the last one
-  // ends at the end of the file.
+// The reference's validate(): sorted by offsets, each tensor starts where
+// the previous ended, its size is numel * element size, and the last one
+// ends at the end of the file.
+void check_offsets_tile_data(const SafetensorsHeader& h, uint64_t data_size, const std::string& where) {
   std::vector<const SafetensorsTensor*> by_offset;
   for (const auto& t : h.tensors) by_offset.push_back(&t);
   std::stable_sort(by_offset.begin(), by_offset.end(), [](const SafetensorsTensor* a, const SafetensorsTensor* b) {
@@ -185,6 +182,27 @@ SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_
   if (start != data_size)
     throw FormatError(where + ": safetensors tensors cover " + std::to_string(start) + " bytes of a data section of " +
                       std::to_string(data_size));
+}
+
+}  // namespace
+
+SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_size, const std::string& where) {
+  OrderedJson doc = parse_header_json(json, where);
+  SafetensorsHeader h;
+  for (auto& [key, value] : doc.items()) {
+    std::string what = where + ": safetensors header: '" + key + "'";
+    if (key == "__metadata__") {
+      if (value.is_null()) continue;
+      if (!value.is_object()) throw FormatError(what + " is not a map of strings");
+      for (auto& [mk, mv] : value.items()) {
+        if (!mv.is_string()) throw FormatError(what + ": value of '" + mk + "' is not a string");
+        h.metadata.emplace_back(mk, mv.get<std::string>());
+      }
+      continue;
+    }
+    h.tensors.push_back(parse_tensor_entry(key, value, what));
+  }
+  check_offsets_tile_data(h, data_size, where);
   return h;
 }
 
