@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "pickle/unpickler.h"
@@ -543,6 +544,47 @@ class Nester {
 
 }  // namespace
 
+// Streams a tensor's elements in row-major order from its chunks: `runs`
+// says which chunk each stretch of elements comes from.
+void assemble_tensor(const DcpCheckpoint& dcp, const DcpItem& it, const std::vector<DcpRun>& runs,
+                     size_t buffer_bytes, const std::function<void(std::string_view)>& sink) {
+  std::vector<OpenChunk> chunks;
+  std::vector<std::unique_ptr<ElementReader>> readers;
+  std::vector<uint64_t> run_len;
+  chunks.reserve(it.chunks.size());
+  for (const DcpChunk& c : it.chunks) {
+    chunks.push_back(open_chunk(dcp, it, c));
+    uint64_t len = c.numel();
+    size_t k = it.size.size() ? it.size.size() - 1 : 0;
+    while (k > 0 && c.sizes[k] == it.size[k]) --k;
+    if (!it.size.empty()) {
+      len = 1;
+      for (size_t d = k; d < it.size.size(); ++d) len *= static_cast<uint64_t>(c.sizes[d]);
+    }
+    run_len.push_back(len);
+  }
+  for (size_t i = 0; i < chunks.size(); ++i)
+    readers.push_back(std::make_unique<ElementReader>(*chunks[i].ck, chunks[i].tensor, it.fqn));
+  const size_t es = it.dtype->element_size;
+  std::string buf(buffer_bytes - buffer_bytes % es, '\0');
+  size_t used = 0;
+  for (const DcpRun& r : runs) {
+    uint64_t left = run_len[r.chunk];
+    while (left) {
+      if (used == buf.size()) {
+        sink(std::string_view(buf.data(), used));
+        used = 0;
+      }
+      size_t want = static_cast<size_t>(std::min<uint64_t>(left, (buf.size() - used) / es));
+      size_t got = readers[r.chunk]->read(buf.data() + used, want);
+      if (got == 0) throw FormatError(chunks[r.chunk].ck->path() + ": chunk of '" + it.fqn + "' ends early");
+      used += got * es;
+      left -= got;
+    }
+  }
+  if (used) sink(std::string_view(buf.data(), used));
+}
+
 ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std::string& out_path,
                                   const ConsolidateOptions& options) {
   auto out = Checkpoint::create(out_path, kDefaultDialect);
@@ -579,8 +621,11 @@ ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std:
     if (item.chunks.size() == 1 && item.chunks[0].numel() == item.numel() && item.numel() > 0) {
       OpenChunk oc = open_chunk(dcp, item, item.chunks[0]);
       const Storage* s = oc.tensor.storage;
-      if (oc.tensor.is_contiguous() && s && s->record && s->record->method == 0 && s->record->size == s->nbytes()) {
-        uint64_t at = item.chunks[0].where.offset + s->record->data_offset +
+      // A stored record of the chunk's torch.save: its offset in the chunk's file.
+      const std::optional<StorageLocation> loc =
+          oc.tensor.is_contiguous() && s ? std::optional(locate_storage(*oc.ck, *s)) : std::nullopt;
+      if (loc && loc->record && !loc->compressed()) {
+        uint64_t at = item.chunks[0].where.offset + loc->offset +
                       static_cast<uint64_t>(oc.tensor.storage_offset) * item.dtype->element_size;
         const Storage& st = out->add_external_storage(key, item.dtype, "cpu", item.numel(),
                                                       dcp.file(item.chunks[0].where.file), at);
@@ -600,42 +645,7 @@ ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std:
     tr.produce = [&dcp, &assemblies, key, buffer_bytes](const Storage&,
                                                         const std::function<void(std::string_view)>& sink) {
       const Assembly& a = assemblies.at(key);
-      const DcpItem& it = *a.item;
-      std::vector<OpenChunk> chunks;
-      std::vector<std::unique_ptr<ElementReader>> readers;
-      std::vector<uint64_t> run_len;
-      chunks.reserve(it.chunks.size());
-      for (const DcpChunk& c : it.chunks) {
-        chunks.push_back(open_chunk(dcp, it, c));
-        uint64_t len = c.numel();
-        size_t k = it.size.size() ? it.size.size() - 1 : 0;
-        while (k > 0 && c.sizes[k] == it.size[k]) --k;
-        if (!it.size.empty()) {
-          len = 1;
-          for (size_t d = k; d < it.size.size(); ++d) len *= static_cast<uint64_t>(c.sizes[d]);
-        }
-        run_len.push_back(len);
-      }
-      for (size_t i = 0; i < chunks.size(); ++i)
-        readers.push_back(std::make_unique<ElementReader>(*chunks[i].ck, chunks[i].tensor, it.fqn));
-      const size_t es = it.dtype->element_size;
-      std::string buf(buffer_bytes - buffer_bytes % es, '\0');
-      size_t used = 0;
-      for (const DcpRun& r : a.runs) {
-        uint64_t left = run_len[r.chunk];
-        while (left) {
-          if (used == buf.size()) {
-            sink(std::string_view(buf.data(), used));
-            used = 0;
-          }
-          size_t want = static_cast<size_t>(std::min<uint64_t>(left, (buf.size() - used) / es));
-          size_t got = readers[r.chunk]->read(buf.data() + used, want);
-          if (got == 0) throw FormatError(chunks[r.chunk].ck->path() + ": chunk of '" + it.fqn + "' ends early");
-          used += got * es;
-          left -= got;
-        }
-      }
-      if (used) sink(std::string_view(buf.data(), used));
+      assemble_tensor(dcp, *a.item, a.runs, buffer_bytes, sink);
     };
     so.transforms.emplace(key, std::move(tr));
   }
