@@ -127,19 +127,21 @@ bool match_sexagesimal_float(std::string_view s) {
   return c.done();
 }
 
+// [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)? : the alternative both
+// float patterns open with; PyYAML's wants the exponent's sign, OmegaConf's not.
+bool match_point_float(std::string_view s, bool exponent_sign_optional) {
+  Cursor c{s};
+  c.eat_sign();
+  if (!c.eat_one(d09)) return false;
+  c.eat_many(d09u);
+  if (!c.eat('.')) return false;
+  c.eat_many(d09u);
+  return eat_exponent(c, exponent_sign_optional) && c.done();
+}
+
 // PyYAML's float pattern.
 bool match_float(std::string_view s) {
-  {  // [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
-    Cursor c{s};
-    c.eat_sign();
-    if (c.eat_one(d09)) {
-      c.eat_many(d09u);
-      if (c.eat('.')) {
-        c.eat_many(d09u);
-        if (eat_exponent(c, false) && c.done()) return true;
-      }
-    }
-  }
+  if (match_point_float(s, false)) return true;
   {  // \.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
     Cursor c{s};
     if (c.eat('.') && c.eat_one(d09)) {
@@ -152,17 +154,7 @@ bool match_float(std::string_view s) {
 
 // The float pattern OmegaConf's loader adds.
 bool match_omegaconf_float(std::string_view s) {
-  {  // [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    Cursor c{s};
-    c.eat_sign();
-    if (c.eat_one(d09)) {
-      c.eat_many(d09u);
-      if (c.eat('.')) {
-        c.eat_many(d09u);
-        if (eat_exponent(c, true) && c.done()) return true;
-      }
-    }
-  }
+  if (match_point_float(s, true)) return true;
   {  // [-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     Cursor c{s};
     c.eat_sign();
