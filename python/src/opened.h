@@ -1,0 +1,50 @@
+// The extension's opened checkpoint: what ckpt.open() and ckpt.load() read
+// through (python/ckpt/_handle.py, _load.py). The file is opened and its
+// pickle parsed once; tensor bytes stay on disk.
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "audiocraft/layout.h"
+#include "torch/checkpoint.h"
+
+namespace ckpt::python {
+
+namespace py = pybind11;
+
+class Opened {
+ public:
+  explicit Opened(const std::string& path);
+
+  const torch::Checkpoint& checkpoint() const { return *ck_; }
+  torch::Checkpoint& checkpoint() { return *ck_; }
+  audiocraft::Layout layout() const { return layout_; }
+  const std::optional<std::string>& best_state() const { return best_state_; }
+  bool safetensors() const { return safetensors_; }
+  uint64_t file_size() const { return file_size_; }
+
+  // The state dict at a '/'-separated path ("" or None: the best state).
+  pickle::Node* state_dict(const std::optional<std::string>& path) const;
+
+ private:
+  std::unique_ptr<torch::Checkpoint> ck_;
+  audiocraft::Layout layout_ = audiocraft::Layout::Other;
+  std::optional<std::string> best_state_;
+  bool safetensors_ = false;
+  uint64_t file_size_ = 0;
+};
+
+// Module parts, each defining its functions and classes on m.
+void register_errors(py::module_& m);
+void register_opened(py::module_& m);
+void register_graph(py::module_& m);
+
+// A mapping key as text (str keys as they are, ints in decimal).
+std::string key_text(const pickle::Node* key);
+// A TensorInfo as a dict for Python (dtype, shape, stride, storage key, ...).
+py::dict tensor_dict(const torch::TensorInfo& t);
+
+}  // namespace ckpt::python

@@ -1,0 +1,139 @@
+"""ckpt.load against torch.load(weights_only=False) on every fixture: the same
+objects (types, order, tensors bit for bit, storage and object sharing,
+DictConfig content, flags and parents), without running pickled code."""
+
+import os
+import pickle
+import sys
+
+import pytest
+
+from conftest import FIXTURE_ENTRIES, REPO_ROOT, needs_omegaconf, needs_torch
+
+import ckpt
+
+GOOD = [pytest.param(e, id=e["name"]) for e in FIXTURE_ENTRIES if e["kind"] != "truncated"]
+
+
+def _testlib():
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "e2e"))
+    try:
+        import ckpt_testlib
+    finally:
+        sys.path.pop(0)
+    return ckpt_testlib
+
+
+@needs_torch
+@needs_omegaconf
+@pytest.mark.parametrize("entry", GOOD)
+def test_load_equals_torch_load(fixtures_dir, entry):
+    import torch
+    path = os.path.join(fixtures_dir, entry["file"])
+    ours = ckpt.load(path)
+    theirs = torch.load(path, weights_only=False)
+    _testlib().assert_same_objects(ours, theirs)
+
+
+@needs_torch
+def test_shared_storage_is_one_untyped_storage(fixtures_dir):
+    import torch
+    path = os.path.join(fixtures_dir, "sharing.pt")
+    ours = ckpt.load(path)
+    theirs = torch.load(path, weights_only=False)
+
+    def storages(obj):
+        tensors = [v for v in obj.values() if isinstance(v, torch.Tensor)]
+        return [t.untyped_storage().data_ptr() if hasattr(t, "untyped_storage")
+                else t.storage().data_ptr() for t in tensors]
+
+    ptrs_ours, ptrs_theirs = storages(ours), storages(theirs)
+    assert len(set(ptrs_ours)) < len(ptrs_ours)  # the fixture shares storages
+    # The same partition of tensors into storages.
+    def partition(ptrs):
+        return sorted(sorted(i for i, p in enumerate(ptrs) if p == q) for q in set(ptrs))
+    assert partition(ptrs_ours) == partition(ptrs_theirs)
+
+
+@needs_torch
+def test_tensors_are_copy_on_write(tmp_path, fixtures_dir):
+    import shutil
+    path = tmp_path / "c.th"
+    shutil.copy(os.path.join(fixtures_dir, "checkpoint.th"), path)
+    before = path.read_bytes()
+    state = ckpt.load(path, unsafe_globals="placeholder")["best_state"]["model"]
+    for t in state.values():
+        t.data.fill_(1) if t.is_floating_point() else None
+    del state
+    assert path.read_bytes() == before
+
+
+def test_truncated_file_is_a_format_error(fixtures_dir):
+    path = os.path.join(fixtures_dir, "truncated.th")
+    with pytest.raises(ckpt.FormatError) as e:
+        ckpt.load(path)
+    assert "truncated.th" in str(e.value)
+
+
+class NotAllowed:
+    """Stands for a class a hostile file would name (os.system, ...)."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __reduce__(self):
+        return (NotAllowed, (self.x,))
+
+
+def _unsafe_pickle(tmp_path):
+    path = tmp_path / "unsafe.pkl.pt"
+    if "torch" in sys.modules or _have("torch"):
+        import torch
+        torch.save({"weights": [1, 2], "evil": NotAllowed(3)}, path)
+    else:
+        path.write_bytes(pickle.dumps({"weights": [1, 2], "evil": NotAllowed(3)}, protocol=2))
+    return path
+
+
+def _have(module):
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+def test_unsafe_global_is_refused_and_named(tmp_path, monkeypatch):
+    path = _unsafe_pickle(tmp_path)
+    called = []
+    monkeypatch.setattr(NotAllowed, "__init__", lambda self, x: called.append(x))
+    with pytest.raises(ckpt.UnsafeGlobalError) as e:
+        ckpt.load(path)
+    assert e.value.globals == ["test_load.NotAllowed"]
+    assert "test_load.NotAllowed" in str(e.value)
+    assert isinstance(e.value, ckpt.Error)
+    assert called == []
+
+
+def test_unsafe_global_as_placeholder(tmp_path, monkeypatch):
+    path = _unsafe_pickle(tmp_path)
+    called = []
+    monkeypatch.setattr(NotAllowed, "__init__", lambda self, x: called.append(x))
+    obj = ckpt.load(path, unsafe_globals="placeholder")
+    assert obj["weights"] == [1, 2]
+    evil = obj["evil"]
+    assert isinstance(evil, ckpt.Placeholder)
+    assert evil.name == "test_load.NotAllowed" and evil.args == (3,)
+    assert called == []
+
+
+def test_bad_option_is_a_usage_error(fixtures_dir):
+    with pytest.raises(ckpt.UsageError):
+        ckpt.load(os.path.join(fixtures_dir, "dtypes.pt"), unsafe_globals="run")
+
+
+def test_without_torch_tensors_are_numpy(fixtures_dir):
+    import numpy as np
+    obj = ckpt.load(os.path.join(fixtures_dir, "sharing.pt"), framework="numpy")
+    arrays = [v for v in obj.values() if isinstance(v, np.ndarray)]
+    assert arrays
+    with ckpt.open(os.path.join(fixtures_dir, "sharing.pt")) as c:
+        for name in c.keys("/"):
+            assert np.array_equal(obj[name], c.get_tensor(name, state="/"), equal_nan=True)
