@@ -11,7 +11,7 @@ above all) without running pickled code.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterable
 
 from ckpt._errors import Error, FormatError, IoError, UnsafeGlobalError, UsageError  # noqa: F401  (first: _ckpt imports it)
 from ckpt import _ckpt  # noqa: E402
@@ -28,7 +28,8 @@ def open(path: "str | os.PathLike[str]") -> Checkpoint:  # noqa: A001  (as safet
     return Checkpoint(path)
 
 
-def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error", framework: str | None = None) -> Any:
+def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error",
+         allowed_globals: Iterable[str] = (), framework: str | None = None) -> Any:
     """The object graph ``torch.load(path, weights_only=False)`` returns,
     rebuilt without running any pickled code.
 
@@ -40,7 +41,9 @@ def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error", frame
     (``ckpt scan``'s list: torch's weights_only list plus OmegaConf and
     AudioCraft's needs); any other raises ``ckpt.UnsafeGlobalError`` naming
     them all, unless ``unsafe_globals="placeholder"``, which puts inert
-    ``ckpt.Placeholder`` objects in their place.
+    ``ckpt.Placeholder`` objects in their place. ``allowed_globals`` adds
+    "module.name" entries you trust (as ``torch.serialization.add_safe_globals``),
+    e.g. a Tensor subclass of your own; they are imported and called.
 
     ``framework``: "torch" (default when torch is importable) or "numpy".
     Without torch installed, tensors come back as numpy arrays (bfloat16 and
@@ -55,7 +58,7 @@ def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error", frame
         except ImportError:
             framework = "numpy"
     opened = _ckpt.Opened(os.fspath(path))
-    return Loader(opened, framework, unsafe_globals).load()
+    return Loader(opened, framework, unsafe_globals, allowed_globals).load()
 
 
 __all__ = ["open", "load", "Checkpoint", "TensorInfo", "Placeholder", "PlaceholderGlobal",

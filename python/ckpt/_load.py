@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import importlib
-from typing import Any
+from typing import Any, Iterable
 
 from ckpt import _ckpt
 from ckpt._errors import FormatError, UnsafeGlobalError, UsageError
@@ -55,7 +55,7 @@ class PlaceholderGlobal:
 
 class Loader:
     def __init__(self, opened: Any, framework: str, unsafe_globals: str,
-                 storages: StorageBytes | None = None):
+                 allowed_globals: Iterable[str] = (), storages: StorageBytes | None = None):
         if framework not in ("torch", "numpy"):
             raise UsageError(f"framework must be 'torch' or 'numpy', not {framework!r}")
         if unsafe_globals not in ("error", "placeholder"):
@@ -63,6 +63,7 @@ class Loader:
         self._opened = opened
         self._framework = framework
         self._placeholders = unsafe_globals == "placeholder"
+        self._allowed = set(allowed_globals)
         self._storages = storages or StorageBytes(opened)
         self._nodes, self._tensors, self._tensor_errors = _ckpt.graph(opened)
         self._memo: dict[int, Any] = {}
@@ -72,7 +73,7 @@ class Loader:
     def _refuse_unsafe_globals(self) -> None:
         names = []
         for node in self._nodes:
-            if node[0] == _GLOBAL and not _ckpt.allowed_global(node[1], node[2]):
+            if node[0] == _GLOBAL and not self._allows(node[1], node[2]):
                 name = f"{node[1]}.{node[2]}"
                 if name not in names:
                     names.append(name)
@@ -80,6 +81,9 @@ class Loader:
             raise UnsafeGlobalError(
                 f"{self._opened.path}: the pickle names {len(names)} global(s) outside the allowlist: "
                 + ", ".join(names) + " (unsafe_globals='placeholder' loads inert placeholders)", names)
+
+    def _allows(self, module: str, name: str) -> bool:
+        return _ckpt.allowed_global(module, name) or f"{module}.{name}" in self._allowed
 
     def load(self) -> Any:
         try:
@@ -122,7 +126,7 @@ class Loader:
         return obj
 
     def _global(self, module: str, name: str) -> Any:
-        if not _ckpt.allowed_global(module, name):
+        if not self._allows(module, name):
             if self._placeholders:
                 return PlaceholderGlobal(f"{module}.{name}")
             raise UnsafeGlobalError(f"{self._opened.path}: global {module}.{name} is outside the allowlist",

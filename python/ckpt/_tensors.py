@@ -108,6 +108,10 @@ class StorageBytes:
         storage = self._torch.get(key)
         if storage is None:
             import torch
+            if self.info(key)["location"] == "meta":  # no bytes: torch.load makes a meta storage
+                storage = torch.UntypedStorage(self.info(key)["nbytes"], device="meta")
+                self._torch[key] = storage
+                return storage
             buf = self.buffer(key)
             if len(buf) == 0:
                 storage = torch.UntypedStorage(0)

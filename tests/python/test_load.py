@@ -137,3 +137,49 @@ def test_without_torch_tensors_are_numpy(fixtures_dir):
     with ckpt.open(os.path.join(fixtures_dir, "sharing.pt")) as c:
         for name in c.keys("/"):
             assert np.array_equal(obj[name], c.get_tensor(name, state="/"), equal_nan=True)
+
+
+def _same_special_tensor(x, y, where):
+    """Sparse, nested and jagged tensors have no storage to compare: their
+    dense values (or components) bit for bit, layout and type."""
+    import torch
+    testlib = _testlib()
+    assert type(x) is type(y), where
+    assert x.layout == y.layout and x.dtype == y.dtype and x.device == y.device, where
+    if x.is_meta:
+        assert y.is_meta and x.shape == y.shape and x.stride() == y.stride(), where
+    elif x.is_nested:
+        xs, ys = x.unbind(), y.unbind()
+        assert len(xs) == len(ys), where
+        for i, (a, b) in enumerate(zip(xs, ys)):
+            assert torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)), f"{where}[{i}]"
+    elif x.layout != torch.strided:  # sparse
+        testlib.assert_same_objects(x.to_dense(), y.to_dense(), where)
+    else:
+        testlib.assert_same_objects(x, y, where)
+
+
+@needs_torch
+def test_load_tensor_kinds_equal_torch_load(tmp_path):
+    """Every tensor kind torch pickles specially (tests/fixtures/tensor_kinds.py)."""
+    import subprocess
+    import torch
+    fixtures = os.path.join(REPO_ROOT, "tests", "fixtures")
+    path = tmp_path / "kinds.pt"
+    subprocess.run([sys.executable, os.path.join(fixtures, "tensor_kinds.py"), str(path)], check=True,
+                   cwd=fixtures, capture_output=True)
+    sys.path.insert(0, fixtures)
+    try:
+        import tensor_kinds  # noqa: F401  (the subclass torch.load imports)
+        theirs = torch.load(path, weights_only=False)
+    finally:
+        sys.path.pop(0)
+    # torch 1.13 pickles CSR tensors with a function torch 2.x's allowlist (ckpt's) no longer has.
+    ours = ckpt.load(path, allowed_globals=["tensor_kinds.Marked", "torch._utils._rebuild_sparse_csr_tensor"])
+    assert list(ours) == list(theirs)
+    special = [k for k, t in theirs.items() if t.layout != torch.strided or t.is_nested or t.is_meta]
+    assert special  # sparse and nested kinds are there to check
+    for key in theirs:
+        _same_special_tensor(ours[key], theirs[key], key)
+    plain = [k for k in theirs if k not in special]
+    _testlib().assert_same_objects({k: ours[k] for k in plain}, {k: theirs[k] for k in plain})
