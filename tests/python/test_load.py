@@ -86,18 +86,17 @@ class NotAllowed:
 
 
 def _unsafe_pickle(tmp_path):
-    path = tmp_path / "unsafe.pkl.pt"
-    if "torch" in sys.modules or _have("torch"):
-        import torch
-        torch.save({"weights": [1, 2], "evil": NotAllowed(3)}, path)
-    else:
-        path.write_bytes(pickle.dumps({"weights": [1, 2], "evil": NotAllowed(3)}, protocol=2))
+    """A legacy-format torch file (as torch.save(..., _use_new_zipfile_serialization=False)
+    writes one: magic, protocol, sys info, the object, storage keys) naming a
+    class outside the allowlist; written without torch."""
+    path = tmp_path / "unsafe.pt"
+    with open(path, "wb") as f:
+        for part in (0x1950A86A20F9469CFC6C, 1001,
+                     {"protocol_version": 1001, "little_endian": True,
+                      "type_sizes": {"short": 2, "int": 4, "long": 4}},
+                     {"weights": [1, 2], "evil": NotAllowed(3)}, []):
+            pickle.dump(part, f, protocol=2)
     return path
-
-
-def _have(module):
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
 
 
 def test_unsafe_global_is_refused_and_named(tmp_path, monkeypatch):
