@@ -12,6 +12,7 @@
 #include "cli/docs.h"
 #include "util/error.h"
 #include "util/signal_cleanup.h"
+#include "util/stdout_file.h"
 
 namespace ckpt::cli {
 
@@ -69,11 +70,21 @@ void one_value_per_flag(CLI::App& app) {
 
 }  // namespace
 
+void say(const Common& c, const std::string& line) {
+  if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+std::unique_ptr<WritableFile> stdout_sink(const std::string& out) {
+  return out == "-" ? open_stdout_output() : nullptr;
+}
+
+std::string output_name(const std::string& out) { return out == "-" ? "standard output" : out; }
+
 int main(int argc, char** argv) {
   CLI::App app{"ckpt: inspect and edit PyTorch checkpoints without Python, torch or running pickles", "ckpt"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ckpt ") + "0.1.0");
-  Context ctx;
+  Context ctx{Env::Default()};  // the one place the CLI picks its Env
   register_inspect_commands(app, ctx);
   register_config_commands(app, ctx);
   register_write_commands(app, ctx);
@@ -83,7 +94,7 @@ int main(int argc, char** argv) {
   register_shard_commands(app, ctx);
   register_show_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
-  register_config_keys_command(app);  // hidden, for completion
+  register_config_keys_command(app, ctx);  // hidden, for completion
   one_value_per_flag(app);
   install_cleanup_signal_handlers();
 

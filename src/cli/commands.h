@@ -1,8 +1,13 @@
 // The commands behind the CLI. Each group of commands lives in its own file
-// and registers its subcommands on the app; a command prints to stdout and
-// stores its exit code in the context; errors are thrown as ckpt::Error.
+// and registers its subcommands on the app; a command parses its options,
+// calls the operation in src/api with the context's Env, prints the result
+// (text or JSON) and stores its exit code in the context; errors are thrown
+// as ckpt::Error.
 #pragma once
+#include <memory>
 #include <string>
+
+#include "util/env.h"
 
 namespace CLI {
 class App;
@@ -11,6 +16,7 @@ class App;
 namespace ckpt::cli {
 
 struct Context {
+  Env& env;  // every file the commands read or write goes through it
   int exit_code = 0;
 };
 
@@ -21,6 +27,14 @@ struct Common {
   bool force = false;
   std::string dialect;  // --dialect of writing commands; empty: the input's
 };
+
+// A summary line on stderr, unless --quiet.
+void say(const Common& c, const std::string& line);
+// Standard output as the sink of `-o -` (nullptr for a file name); throws
+// UsageError when standard output is a terminal.
+std::unique_ptr<WritableFile> stdout_sink(const std::string& out);
+// "standard output" for "-", else the name.
+std::string output_name(const std::string& out);
 
 void register_inspect_commands(CLI::App& app, Context& ctx);  // info ls tensors verify
 void register_write_commands(CLI::App& app, Context& ctx);    // rewrite edit export wrap bundle sanitize

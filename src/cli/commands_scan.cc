@@ -1,4 +1,4 @@
-// scan: lists the globals a file's pickles name and checks them against
+// scan (api/scan.h): lists the globals a file's pickles name and checks them against
 // AudioCraft's allowlist, without unpickling anything. Exit 0: every global
 // allowed and every pickle read whole; 1: something not allowed; 2: the file
 // could not be read whole (never reported safe).
@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "torch/safety_scan.h"
+#include "api/scan.h"
 #include "util/error.h"
 
 namespace ckpt::cli {
@@ -29,8 +29,8 @@ std::string uses_text(const pickle::GlobalUse& u) {
   return s.empty() ? "referenced" : s;
 }
 
-int cmd_scan(const std::string& file, bool as_json) {
-  torch::SafetyScan scan = torch::scan_file(Env::Default(), file);
+int cmd_scan(Env& env, const std::string& file, bool as_json) {
+  torch::SafetyScan scan = api::scan(env, file);
   torch::Verdict verdict = scan.verdict();
   size_t refused = 0;
   for (const auto& g : scan.globals) refused += g.allowed ? 0 : 1;
@@ -94,7 +94,7 @@ void register_scan_commands(CLI::App& app, Context& ctx) {
       "scan", "list the globals a checkpoint's or pickle's pickles name; exit 0 safe, 1 not allowed, 2 unreadable");
   scan->add_option("FILE", a->file, "torch zip, legacy (any pickle protocol) or tar-form checkpoint, or a bare pickle")->required();
   scan->add_flag("--json", a->json, "machine-readable JSON output");
-  scan->callback([a, &ctx] { ctx.exit_code = cmd_scan(a->file, a->json); });
+  scan->callback([a, &ctx] { ctx.exit_code = cmd_scan(ctx.env, a->file, a->json); });
 }
 
 }  // namespace ckpt::cli

@@ -1,26 +1,21 @@
 // Sharded checkpoints: torch distributed checkpoint (DCP) folders seen by
-// info / tensors / verify, and `ckpt consolidate` (DCP folder -> one
-// torch.save file).
+// info / tensors / verify, `ckpt consolidate` (DCP folder -> one torch.save
+// file) and `ckpt to-dcp` (api/shard.h).
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "audiocraft/rank_set.h"
+#include "api/format.h"
 #include "cli/commands.h"
-#include "cli/format.h"
 #include "cli/progress.h"
 #include "cli/shard.h"
-#include "pickle/value.h"
-#include "torch/dcp.h"
 #include "util/error.h"
 
 namespace ckpt::cli {
 
 using json = nlohmann::ordered_json;
+using namespace api;
 
 namespace {
 
@@ -39,144 +34,98 @@ json path_json(const torch::DcpItem& item) {
   return p;
 }
 
-}  // namespace
-
-bool is_dcp_folder(const std::string& path) { return torch::DcpCheckpoint::is_dcp_folder(path); }
-
-int dcp_info(const std::string& dir, const Common& c) {
-  auto dcp = torch::DcpCheckpoint::open(Env::Default(), dir);
-  uint64_t tensors = 0, bytes = 0, elements = 0, byte_items = 0, file_bytes = 0;
-  std::map<std::string, uint64_t> by_dtype;
-  for (const auto& it : dcp->items()) {
-    if (!it.is_tensor) {
-      ++byte_items;
-      continue;
-    }
-    ++tensors;
-    bytes += it.nbytes();
-    elements += it.numel();
-    by_dtype[it.dtype->name] += it.nbytes();
-  }
-  for (const auto& [n, s] : dcp->files()) file_bytes += s;
-  if (c.json) {
-    json j;
-    j["file"] = dir;
-    j["format"] = "dcp";
-    j["version"] = dcp->version();
-    json files = json::array();
-    for (const auto& [n, s] : dcp->files()) files.push_back({{"name", n}, {"size", s}});
-    j["files"] = files;
-    j["tensors"] = tensors;
-    j["parameters"] = elements;
-    j["bytes"] = bytes;
-    json by = json::object();
-    for (const auto& [d, b] : by_dtype) by[d] = b;
-    j["bytes_by_dtype"] = by;
-    json bi = json::array();
-    for (const auto& it : dcp->items())
-      if (!it.is_tensor) bi.push_back({{"fqn", it.fqn}, {"path", path_json(it)}, {"file", it.where.file}});
-    j["byte_items"] = bi;
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
-  std::printf("folder      %s (%s in %zu files)\n", dir.c_str(), human_bytes(file_bytes).c_str(),
-              dcp->files().size());
-  std::printf("format      torch distributed checkpoint (DCP)%s%s\n", dcp->version().empty() ? "" : ", version ",
-              dcp->version().c_str());
-  std::printf("files      ");
-  for (const auto& [n, s] : dcp->files()) std::printf(" %s (%s)", n.c_str(), human_bytes(s).c_str());
-  std::printf("\n");
-  std::printf("tensors     %s, %s elements, %s\n", with_commas(tensors).c_str(), with_commas(elements).c_str(),
-              human_bytes(bytes).c_str());
-  for (const auto& [d, b] : by_dtype) std::printf("  %-10s %s\n", d.c_str(), human_bytes(b).c_str());
-  std::printf("byte items  %s\n", with_commas(byte_items).c_str());
-  for (const auto& it : dcp->items())
-    if (!it.is_tensor) std::printf("  %s (in %s)\n", it.fqn.c_str(), it.where.file.c_str());
-  return 0;
-}
-
-int dcp_tensors(const std::string& dir, const std::vector<std::string>& match, const Common& c) {
-  auto dcp = torch::DcpCheckpoint::open(Env::Default(), dir);
-  json rows = json::array();
-  uint64_t total = 0, elements = 0;
-  size_t count = 0;
-  for (const auto& it : dcp->items()) {
-    if (!it.is_tensor) continue;
-    bool hit = match.empty();
-    for (const auto& m : match) hit = hit || glob_match(m, it.fqn);
-    if (!hit) continue;
-    ++count;
-    total += it.nbytes();
-    elements += it.numel();
-    if (c.json) {
-      json chunks = json::array();
-      for (const auto& ch : it.chunks)
-        chunks.push_back({{"offsets", ch.offsets}, {"sizes", ch.sizes}, {"file", ch.where.file},
-                          {"offset", ch.where.offset}, {"length", ch.where.length}});
-      rows.push_back({{"name", it.fqn}, {"dtype", it.dtype->name}, {"shape", it.size}, {"numel", it.numel()},
-                      {"bytes", it.nbytes()}, {"chunks", chunks}});
-    } else {
-      std::printf("%-40s %-9s %-16s %14s %10s  %s\n", it.fqn.c_str(), it.dtype->name, shape_text(it.size).c_str(),
-                  with_commas(it.numel()).c_str(), human_bytes(it.nbytes()).c_str(), chunk_text(it).c_str());
-    }
-  }
-  if (c.json) {
-    std::cout << rows.dump(2) << "\n";
-    return 0;
-  }
-  std::printf("%zu tensors, %s elements, %s (global shapes)\n", count, with_commas(elements).c_str(),
-              human_bytes(total).c_str());
-  return 0;
-}
-
-int dcp_verify(const std::string& dir, const Common& c) {
-  std::vector<std::string> problems;
-  std::unique_ptr<torch::DcpCheckpoint> dcp;
-  try {
-    dcp = torch::DcpCheckpoint::open(Env::Default(), dir);
-  } catch (const FormatError& e) {
-    problems.push_back(e.what());
-  }
-  size_t chunks = 0, items = 0;
-  if (dcp) {
-    problems = torch::verify_dcp(*dcp);
-    for (const auto& it : dcp->items()) {
-      ++items;
-      chunks += it.chunks.size();
-    }
-  }
-  if (c.json) {
-    json j = {{"file", dir}, {"ok", problems.empty()}, {"items", items}, {"chunks", chunks}, {"problems", problems}};
-    std::cout << j.dump(2) << "\n";
-  } else if (problems.empty()) {
-    std::printf("%s: ok (%zu items, %zu tensor chunks checked)\n", dir.c_str(), items, chunks);
-  } else {
-    for (const auto& p : problems) std::printf("%s\n", p.c_str());
-    std::printf("%s: %zu problem%s found\n", dir.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
-  }
-  return problems.empty() ? 0 : 1;
-}
-
-std::optional<RankSetInfo> rank_set_of(const std::string& file) {
-  auto r = audiocraft::parse_rank_file(basename_of(file));
-  if (!r) return std::nullopt;
-  for (const auto& set : audiocraft::list_rank_sets(dirname_of(file))) {
-    if (set.name != r->set) continue;
-    if (r->rank == 0 && set.ranks.size() == 1 && set.missing.empty()) return std::nullopt;  // a lone checkpoint.th
-    return RankSetInfo{set.name, r->rank, set.ranks, set.missing};
-  }
-  return std::nullopt;
-}
-
-namespace {
-
 std::string int_list(const std::vector<int>& v) {
   std::string s;
   for (int i : v) s += (s.empty() ? "" : ", ") + std::to_string(i);
   return s;
 }
 
+json dcp_info_json(const std::string& dir, const DcpInfoResult& r) {
+  const auto& dcp = *r.dcp;
+  json j;
+  j["file"] = dir;
+  j["format"] = "dcp";
+  j["version"] = dcp.version();
+  json files = json::array();
+  for (const auto& [n, s] : dcp.files()) files.push_back({{"name", n}, {"size", s}});
+  j["files"] = files;
+  j["tensors"] = r.tensors;
+  j["parameters"] = r.parameters;
+  j["bytes"] = r.bytes;
+  json by = json::object();
+  for (const auto& [d, b] : r.bytes_by_dtype) by[d] = b;
+  j["bytes_by_dtype"] = by;
+  json bi = json::array();
+  for (const auto& it : dcp.items())
+    if (!it.is_tensor) bi.push_back({{"fqn", it.fqn}, {"path", path_json(it)}, {"file", it.where.file}});
+  j["byte_items"] = bi;
+  return j;
+}
+
 }  // namespace
+
+int print_dcp_info(Env& env, const std::string& dir, const Common& c) {
+  DcpInfoResult r = dcp_info(env, dir);
+  if (c.json) {
+    std::cout << dcp_info_json(dir, r).dump(2) << "\n";
+    return 0;
+  }
+  const auto& dcp = *r.dcp;
+  std::printf("folder      %s (%s in %zu files)\n", dir.c_str(), human_bytes(r.file_bytes).c_str(), dcp.files().size());
+  std::printf("format      torch distributed checkpoint (DCP)%s%s\n", dcp.version().empty() ? "" : ", version ",
+              dcp.version().c_str());
+  std::printf("files      ");
+  for (const auto& [n, s] : dcp.files()) std::printf(" %s (%s)", n.c_str(), human_bytes(s).c_str());
+  std::printf("\n");
+  std::printf("tensors     %s, %s elements, %s\n", with_commas(r.tensors).c_str(), with_commas(r.parameters).c_str(),
+              human_bytes(r.bytes).c_str());
+  for (const auto& [d, b] : r.bytes_by_dtype) std::printf("  %-10s %s\n", d.c_str(), human_bytes(b).c_str());
+  std::printf("byte items  %s\n", with_commas(r.byte_items).c_str());
+  for (const auto& it : dcp.items())
+    if (!it.is_tensor) std::printf("  %s (in %s)\n", it.fqn.c_str(), it.where.file.c_str());
+  return 0;
+}
+
+int print_dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match, const Common& c) {
+  DcpTensorsResult r = dcp_tensors(env, dir, match);
+  if (c.json) {
+    json rows = json::array();
+    for (const torch::DcpItem* it : r.rows) {
+      json chunks = json::array();
+      for (const auto& ch : it->chunks)
+        chunks.push_back({{"offsets", ch.offsets}, {"sizes", ch.sizes}, {"file", ch.where.file},
+                          {"offset", ch.where.offset}, {"length", ch.where.length}});
+      rows.push_back({{"name", it->fqn}, {"dtype", it->dtype->name}, {"shape", it->size}, {"numel", it->numel()},
+                      {"bytes", it->nbytes()}, {"chunks", chunks}});
+    }
+    std::cout << rows.dump(2) << "\n";
+    return 0;
+  }
+  for (const torch::DcpItem* it : r.rows)
+    std::printf("%-40s %-9s %-16s %14s %10s  %s\n", it->fqn.c_str(), it->dtype->name, shape_text(it->size).c_str(),
+                with_commas(it->numel()).c_str(), human_bytes(it->nbytes()).c_str(), chunk_text(*it).c_str());
+  std::printf("%zu tensors, %s elements, %s (global shapes)\n", r.rows.size(), with_commas(r.parameters).c_str(),
+              human_bytes(r.bytes).c_str());
+  return 0;
+}
+
+void print_problems(const std::string& what, const std::vector<std::string>& problems) {
+  for (const auto& p : problems) std::printf("%s\n", p.c_str());
+  std::printf("%s: %zu problem%s found\n", what.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
+}
+
+int print_dcp_verify(Env& env, const std::string& dir, const Common& c) {
+  DcpVerifyResult r = dcp_verify(env, dir);
+  if (c.json) {
+    json j = {{"file", dir}, {"ok", r.ok()}, {"items", r.items}, {"chunks", r.chunks}, {"problems", r.problems}};
+    std::cout << j.dump(2) << "\n";
+  } else if (r.ok()) {
+    std::printf("%s: ok (%zu items, %zu tensor chunks checked)\n", dir.c_str(), r.items, r.chunks);
+  } else {
+    print_problems(dir, r.problems);
+  }
+  return r.ok() ? 0 : 1;
+}
 
 std::string rank_set_text(const RankSetInfo& r) {
   std::string s = "AudioCraft FSDP rank " + std::to_string(r.rank) + " of set " + r.set + " (ranks " +
@@ -185,16 +134,11 @@ std::string rank_set_text(const RankSetInfo& r) {
   return s;
 }
 
-bool is_folder(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::is_directory(path, ec);
-}
-
-int folder_info(const std::string& dir, const Common& c) {
-  auto sets = audiocraft::list_rank_sets(dir);
+int print_folder_info(Env& env, const std::string& dir, const Common& c) {
+  auto sets = folder_rank_sets(env, dir);
   if (c.json) {
     json arr = json::array();
-    for (const auto& s : sets) arr.push_back({{"set", s.name}, {"ranks", s.ranks}, {"missing", s.missing}});
+    for (const auto& s : sets) arr.push_back({{"set", s.set}, {"ranks", s.ranks}, {"missing", s.missing}});
     std::cout << json{{"file", dir}, {"format", "folder"}, {"rank_sets", arr}}.dump(2) << "\n";
     return 0;
   }
@@ -202,35 +146,11 @@ int folder_info(const std::string& dir, const Common& c) {
     throw UsageError(dir + " is a folder with neither a DCP .metadata nor AudioCraft checkpoint files");
   std::printf("folder      %s\n", dir.c_str());
   for (const auto& s : sets) {
-    std::printf("rank set    %s: %zu file%s (ranks %s)%s\n", s.name.c_str(), s.ranks.size(),
+    std::printf("rank set    %s: %zu file%s (ranks %s)%s\n", s.set.c_str(), s.ranks.size(),
                 s.ranks.size() == 1 ? "" : "s", int_list(s.ranks).c_str(),
                 s.missing.empty() ? "" : ("; missing ranks " + int_list(s.missing)).c_str());
   }
   return 0;
-}
-
-ReadableCheckpoint::ReadableCheckpoint(const std::string& path) : path_(path) {
-  if (!is_dcp_folder(path)) return;
-  auto dcp = torch::DcpCheckpoint::open(Env::Default(), path);
-  std::error_code ec;
-  std::string base = std::filesystem::temp_directory_path(ec).string();
-  if (ec || base.empty()) base = "/tmp";
-  std::string tmpl = base + "/ckpt-dcp-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (!::mkdtemp(buf.data())) throw IoError("cannot create a temporary folder in " + base, errno);
-  temp_dir_ = buf.data();
-  std::string trimmed = path;
-  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
-  std::string name = basename_of(trimmed);
-  path_ = temp_dir_ + "/" + (name.empty() || name == "." ? std::string("dcp") : name) + ".consolidated.pt";
-  torch::consolidate_dcp(*dcp, Env::Default(), path_);
-}
-
-ReadableCheckpoint::~ReadableCheckpoint() {
-  if (temp_dir_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(temp_dir_, ec);
 }
 
 namespace {
@@ -241,47 +161,24 @@ struct Args {
   int ranks = 1;
 };
 
-int cmd_consolidate(const Args& a) {
-  Env& env = Env::Default();
-  if (!is_dcp_folder(a.in)) throw UsageError(a.in + ": not a torch distributed checkpoint folder (no .metadata)");
-  auto dcp = torch::DcpCheckpoint::open(env, a.in);
-  Progress bar("writing " + basename_of(a.out), a.common.quiet);
-  torch::ConsolidateOptions opts;
-  opts.force = a.common.force;
-  opts.progress = bar.callback();
-  auto r = torch::consolidate_dcp(*dcp, env, a.out, opts);
-  bar.finish();
-  if (!a.common.quiet)
-    std::fprintf(stderr, "wrote %s: %zu tensor%s (%s), %zu other item%s, from %zu file%s\n", a.out.c_str(), r.tensors,
-                 r.tensors == 1 ? "" : "s", human_bytes(r.tensor_bytes).c_str(), r.byte_items,
-                 r.byte_items == 1 ? "" : "s", dcp->files().size(), dcp->files().size() == 1 ? "" : "s");
+std::string plural(size_t n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); }
+
+int cmd_consolidate(Env& env, const Args& a) {
+  ProgressBars bars(a.common.quiet);
+  ConsolidateResult r = consolidate(env, a.in, {a.out, a.common.force, bars.callback()});
+  bars.finish();
+  say(a.common, "wrote " + a.out + ": " + plural(r.report.tensors, "tensor") + " (" +
+                    human_bytes(r.report.tensor_bytes) + "), " + plural(r.report.byte_items, "other item") +
+                    ", from " + plural(r.source_files, "file"));
   return 0;
 }
 
-int cmd_to_dcp(const Args& a) {
-  Env& env = Env::Default();
-  auto ck = torch::Checkpoint::open(env, a.in);
-  const pickle::Node* root = ck->root();
-  if (!a.state.empty()) {
-    for (size_t pos = 0; root && pos <= a.state.size();) {
-      size_t end = a.state.find('/', pos);
-      if (end == std::string::npos) end = a.state.size();
-      root = pickle::get_item(root, a.state.substr(pos, end - pos));
-      pos = end + 1;
-    }
-    if (!root) throw UsageError(a.in + ": no state dict at '" + a.state + "'");
-  }
-  Progress bar("writing " + basename_of(a.out), a.common.quiet);
-  torch::ToDcpOptions opts;
-  opts.force = a.common.force;
-  opts.ranks = a.ranks;
-  opts.progress = bar.callback();
-  auto r = torch::write_dcp(*ck, root, env, a.out, opts);
-  bar.finish();
-  if (!a.common.quiet)
-    std::fprintf(stderr, "wrote %s: %zu tensor%s (%s) in %zu rank file%s, %zu other item%s\n", a.out.c_str(), r.tensors,
-                 r.tensors == 1 ? "" : "s", human_bytes(r.tensor_bytes).c_str(), r.files, r.files == 1 ? "" : "s",
-                 r.byte_items, r.byte_items == 1 ? "" : "s");
+int cmd_to_dcp(Env& env, const Args& a) {
+  ProgressBars bars(a.common.quiet);
+  torch::ToDcpReport r = to_dcp(env, a.in, {a.out, a.state, a.ranks, a.common.force, bars.callback()});
+  bars.finish();
+  say(a.common, "wrote " + a.out + ": " + plural(r.tensors, "tensor") + " (" + human_bytes(r.tensor_bytes) + ") in " +
+                    plural(r.files, "rank file") + ", " + plural(r.byte_items, "other item"));
   return 0;
 }
 
@@ -295,7 +192,7 @@ void register_shard_commands(CLI::App& app, Context& ctx) {
   cons->add_option("-o,--output", a->out, "output file")->required();
   cons->add_flag("--force", a->common.force, "overwrite an existing output");
   cons->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
-  cons->callback([a, &ctx] { ctx.exit_code = cmd_consolidate(*a); });
+  cons->callback([a, &ctx] { ctx.exit_code = cmd_consolidate(ctx.env, *a); });
 
   auto* to = app.add_subcommand("to-dcp", "a torch.save file as a torch distributed checkpoint folder");
   to->add_option("FILE", a->in, "input checkpoint")->required();
@@ -305,7 +202,7 @@ void register_shard_commands(CLI::App& app, Context& ctx) {
   to->add_option("--state", a->state, "'/'-separated path of the state dict to write (default: the whole object)");
   to->add_flag("--force", a->common.force, "replace an existing DCP folder");
   to->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
-  to->callback([a, &ctx] { ctx.exit_code = cmd_to_dcp(*a); });
+  to->callback([a, &ctx] { ctx.exit_code = cmd_to_dcp(ctx.env, *a); });
 }
 
 }  // namespace ckpt::cli

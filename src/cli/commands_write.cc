@@ -1,28 +1,19 @@
-// Commands that write checkpoints: rewrite, edit, export, wrap, bundle,
-// sanitize. Every output goes through torch::save (atomic, torch's layout).
-#include <sys/stat.h>
-
+// Commands that write checkpoints: rewrite, edit, compact, export, wrap,
+// bundle, sanitize (api/write.h, api/edit.h); this file parses and prints.
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <iostream>
 
-#include "audiocraft/config_changes.h"
-#include "audiocraft/operations.h"
+#include "api/edit.h"
+#include "api/format.h"
+#include "api/write.h"
 #include "cli/commands.h"
 #include "cli/dialect_option.h"
-#include "cli/dtype_edit.h"
-#include "cli/format.h"
 #include "cli/progress.h"
-#include "cli/session.h"
-#include "omegaconf/override.h"
-#include "torch/in_place.h"
-#include "util/discard_env.h"
 #include "util/error.h"
-#include "util/stdout_file.h"
 
 namespace ckpt::cli {
+
+using namespace api;
 
 namespace {
 
@@ -38,275 +29,160 @@ struct WriteArgs {
   bool dry_run = false, allow_no_match = false, allow_empty = false;
 };
 
-void say(const Common& c, const std::string& line) {
-  if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+// Runs a write to -o (a file, or standard output for '-'), with progress bars.
+template <typename Fn>
+auto with_output(const WriteArgs& a, Fn&& write) {
+  auto sink = a.dry_run ? nullptr : stdout_sink(a.out);  // a dry run writes nothing
+  ProgressBars bars(a.common.quiet);
+  OutputOptions o{a.out, sink.get(), a.common.force, dialect_from(a.common.dialect), bars.callback()};
+  return write(o);
 }
 
-void save_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, const std::string& out, const Common& c,
-                     std::map<std::string, torch::StorageTransform> transforms = {}) {
-  torch::SaveOptions so;
-  so.transforms = std::move(transforms);
-  so.force = c.force;
-  so.dialect = dialect_from(c.dialect);
-  Progress bar("writing " + basename_of(out), c.quiet);  // shown only on a terminal, for big files
-  so.progress = bar.callback();
-  if (out == "-") {  // standard output, in order; "archive" as torch.save names it for a file object
-    auto file = open_stdout_output();
-    torch::save_to(ck, root, *file, "archive", so);
-    file->sync();
-    return;
-  }
-  torch::save(ck, root, Env::Default(), out, so);
-}
-
-std::string output_name(const std::string& out) { return out == "-" ? "standard output" : out; }
-
-int cmd_rewrite(const WriteArgs& a) {
-  Opened o = open_checkpoint(a.file);
-  save_checkpoint(*o.ck, o.ck->root(), a.out, a.common);
+int cmd_rewrite(Env& env, const WriteArgs& a) {
+  with_output(a, [&](const OutputOptions& o) { rewrite(env, a.file, o); return 0; });
   say(a.common, "wrote " + output_name(a.out));
   return 0;
 }
-
-// A glob with '=' is almost certainly an override that a user put after a
-// flag: refuse it rather than match nothing.
-void check_glob(const char* flag, const std::string& glob) {
-  if (glob.find('=') != std::string::npos)
-    throw UsageError(std::string(flag) + " '" + glob + "': a glob with '=' looks like a config override; " +
-                     "overrides go anywhere on the line as KEY=VALUE, and " + flag +
-                     " takes one glob per occurrence (repeat the flag)");
-}
-
-// The changes `edit` makes, named one per line, printed after the write (or
-// instead of it with --dry-run). Long key lists are cut in the normal summary.
-struct EditSummary {
-  std::vector<std::string> lines;
-  size_t changes = 0;
-  void add_list(const std::string& head, const std::vector<std::string>& items, bool all) {
-    constexpr size_t kShown = 20;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (!all && i == kShown && items.size() > kShown + 1) {
-        lines.push_back(head + "... " + std::to_string(items.size() - kShown) + " more (--dry-run lists all)");
-        break;
-      }
-      lines.push_back(head + items[i]);
-    }
-  }
-};
 
 std::string plural(size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-int cmd_edit(const WriteArgs& a) {
-  if (a.in_place == !a.out.empty()) throw UsageError("edit needs exactly one of -o OUT and --in-place");
-  if (a.compact && !a.in_place) throw UsageError("--compact goes with --in-place");
-  for (const auto& g : a.keep) check_glob("--keep", g);
-  for (const auto& g : a.drop) check_glob("--drop", g);
-  for (const auto& g : a.dtype_match) check_glob("--match", g);
-  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.renames.empty() && a.dtype.empty() && !a.compact)
-    throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), "
-                     "--drop/--keep GLOB, --rename RE=REPL or --dtype (see 'ckpt help edit')");
-  std::vector<omegaconf::Override> overrides;
-  for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
-  audiocraft::KeySurgery surgery;
-  surgery.keep = a.keep;
-  surgery.drop = a.drop;
-  surgery.strict = !a.allow_no_match;  // --strict is the default now; kept as a no-op
-  for (const auto& r : a.renames) {
-    auto eq = r.find('=');
-    if (eq == std::string::npos) throw UsageError("--rename '" + r + "': expected REGEX=REPLACEMENT");
-    surgery.renames.emplace_back(r.substr(0, eq), r.substr(eq + 1));
-  }
-
-  if (a.in_place && a.file == "-") throw UsageError("--in-place needs a file, not standard input");
-  Opened o = open_checkpoint(a.file);
-  if (a.in_place && o.safetensors)
-    throw UsageError(a.file + " is a safetensors file: --in-place edits torch checkpoints (use -o OUT.th)");
-  pickle::Graph& g = o.ck->graph();
-  EditSummary summary;
-  if (!overrides.empty()) {
-    omegaconf::Value before = audiocraft::config_tree(o.ck->root());
-    audiocraft::apply_overrides(g, o.ck->root(), overrides);
-    auto changes = audiocraft::config_changes(before, audiocraft::config_tree(o.ck->root()));
-    for (const auto& c : changes) summary.lines.push_back("xp.cfg: " + c.text());
-    if (changes.empty()) summary.lines.push_back("xp.cfg: unchanged (the overrides set the values it had)");
-    summary.changes += changes.size();
-  }
-  if (!surgery.empty()) {
-    std::vector<std::string> states = a.states;
-    if (states.empty()) states.push_back(o.default_state_path());
-    for (const auto& path : states) {
-      auto report = audiocraft::apply_surgery(g, o.state_dict(path), surgery, path);
-      std::string where = path.empty() ? std::string("(root)") : path;
-      if (report.before > 0 && report.dropped == report.before && !a.allow_empty)
-        throw UsageError(where + ": the edit would remove all " + plural(report.before, "key", "keys") +
-                         "; nothing written (pass --allow-empty to write an empty state dict)");
-      std::vector<std::string> renamed;
-      for (const auto& [from, to] : report.renamed_keys) renamed.push_back(from + " -> " + to);
-      summary.add_list(where + ": dropped ", report.dropped_keys, a.dry_run);
-      summary.add_list(where + ": renamed ", renamed, a.dry_run);
-      summary.lines.push_back(where + ": " + plural(report.before, "key", "keys") + ", " +
-                              std::to_string(report.dropped) + " dropped, " + std::to_string(report.renamed) +
-                              " renamed, " + std::to_string(report.before - report.dropped) + " left");
-      summary.changes += report.dropped + report.renamed;
+// Long key lists are cut in the normal summary (--dry-run lists all).
+void add_list(std::vector<std::string>& lines, const std::string& head, const std::vector<std::string>& items,
+              bool all) {
+  constexpr size_t kShown = 20;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!all && i == kShown && items.size() > kShown + 1) {
+      lines.push_back(head + "... " + std::to_string(items.size() - kShown) + " more (--dry-run lists all)");
+      break;
     }
+    lines.push_back(head + items[i]);
   }
-  std::map<std::string, torch::StorageTransform> transforms;
-  if (!a.dtype.empty())
-    transforms = plan_dtype_conversion(o, a.states, a.dtype, a.dtype_match,
-                                       [&](const std::string& l) { summary.lines.push_back(l); });
-  else if (!a.dtype_match.empty())
-    throw UsageError("--match goes with --dtype");
-  summary.changes += transforms.size();
+}
 
+void add_dtype_lines(std::vector<std::string>& lines, const DtypePlan& p) {
+  for (const auto& t : p.not_dense)
+    lines.push_back("note: " + t + " left as it is: --dtype converts dense tensors only");
+  lines.push_back("--dtype " + p.dtype + ": " + std::to_string(p.converted) + " tensor(s) in " +
+                  std::to_string(p.transforms.size()) + " storage(s), " + human_bytes(p.bytes_before) + " -> " +
+                  human_bytes(p.bytes_after) + "; " + std::to_string(p.kept) +
+                  " left as they are (not floating or already " + p.dtype + ")");
+  if (p.also_converted)
+    lines.push_back("note: " + std::to_string(p.also_converted) +
+                    " tensor(s) outside the selection share a converted storage and are converted with it");
+}
+
+// The changes `edit` made, one per line.
+std::vector<std::string> edit_summary(const EditResult& r, bool all) {
+  std::vector<std::string> lines;
+  for (const auto& c : r.config_changes) lines.push_back("xp.cfg: " + c);
+  if (r.overrides_given && r.config_changes.empty())
+    lines.push_back("xp.cfg: unchanged (the overrides set the values it had)");
+  for (const auto& s : r.states) {
+    std::string where = s.path.empty() ? std::string("(root)") : s.path;
+    std::vector<std::string> renamed;
+    for (const auto& [from, to] : s.report.renamed_keys) renamed.push_back(from + " -> " + to);
+    add_list(lines, where + ": dropped ", s.report.dropped_keys, all);
+    add_list(lines, where + ": renamed ", renamed, all);
+    lines.push_back(where + ": " + plural(s.report.before, "key", "keys") + ", " + std::to_string(s.report.dropped) +
+                    " dropped, " + std::to_string(s.report.renamed) + " renamed, " +
+                    std::to_string(s.report.before - s.report.dropped) + " left");
+  }
+  if (r.dtype) add_dtype_lines(lines, *r.dtype);
+  return lines;
+}
+
+EditOptions edit_options(const WriteArgs& a) {
+  EditOptions e;
+  e.in_place = a.in_place;
+  e.compact = a.compact;
+  e.overrides = a.overrides;
+  e.keep = a.keep;
+  e.drop = a.drop;
+  e.renames = a.renames;
+  e.states = a.states;
+  e.dtype = a.dtype;
+  e.dtype_match = a.dtype_match;
+  e.dry_run = a.dry_run;
+  e.allow_no_match = a.allow_no_match;  // --strict is the default now; kept as a no-op
+  e.allow_empty = a.allow_empty;
+  return e;
+}
+
+int cmd_edit(Env& env, const WriteArgs& a) {
+  EditOptions e = edit_options(a);
+  EditResult r = with_output(a, [&](const OutputOptions& o) {
+    e.output = o;
+    return edit(env, a.file, e);
+  });
   auto print_summary = [&](const std::string& prefix) {
-    for (const auto& l : summary.lines) say(a.common, prefix + l);
+    for (const auto& l : edit_summary(r, a.dry_run)) say(a.common, prefix + l);
   };
   if (a.dry_run) {
-    // Everything up to the write has run (so every error above is reported);
-    // the output is produced into a counter.
     print_summary("would change ");
-    if (a.in_place) {
+    if (a.in_place)
       std::printf("dry run: %s not updated\n", a.file.c_str());
-    } else {
-      DiscardEnv discard(Env::Default());
-      torch::SaveOptions so;
-      so.transforms = std::move(transforms);
-      so.force = a.common.force;
-      torch::save(*o.ck, o.ck->root(), discard, a.out, so);
-      std::printf("dry run: would write %s (%s bytes); nothing written\n", a.out.c_str(),
-                  with_commas(discard.bytes_written()).c_str());
-    }
+    else
+      std::printf("dry run: would write %s (%s bytes); nothing written\n", a.out.c_str(), with_commas(r.bytes).c_str());
     return 0;
   }
-  if (summary.changes == 0 && !a.compact)
+  if (r.changes == 0 && !a.compact)
     std::fprintf(stderr, "ckpt: warning: the edit changes nothing; %s is written as it was read\n",
                  a.in_place ? a.file.c_str() : a.out.c_str());
-  if (a.in_place) {
-    // Appends a new data.pkl and central directory when tensor bytes are
-    // unchanged, else rewrites atomically; old-or-new at every instant
-    // either way (torch/in_place.cc).
-    torch::InPlaceOptions ipo;
-    ipo.compact = a.compact;
-    ipo.save.transforms = std::move(transforms);
-    ipo.save.dialect = dialect_from(a.common.dialect);
-    auto r = torch::update_in_place(*o.ck, o.ck->root(), Env::Default(), ipo);
-    print_summary("");
-    say(a.common, "updated " + a.file + (r.appended ? " in place (" + std::to_string(r.bytes_written) + " bytes appended)"
-                                                    : " (full rewrite: " + r.reason + ")"));
-  } else {
-    save_checkpoint(*o.ck, o.ck->root(), a.out, a.common, std::move(transforms));
-    print_summary("");
-    if (a.out == "-")
-      say(a.common, "wrote standard output");
-    else
-      say(a.common, "wrote " + a.out + " (" + with_commas(Env::Default().open_read(a.out)->size()) + " bytes)");
-  }
+  print_summary("");
+  if (r.in_place)
+    say(a.common, "updated " + a.file +
+                      (r.in_place->appended ? " in place (" + std::to_string(r.in_place->bytes_written) + " bytes appended)"
+                                            : " (full rewrite: " + r.in_place->reason + ")"));
+  else if (a.out == "-")
+    say(a.common, "wrote standard output");
+  else
+    say(a.common, "wrote " + a.out + " (" + with_commas(r.bytes) + " bytes)");
   return 0;
 }
 
-// Reclaims the dead bytes in-place edits leave behind: a full streaming
-// rewrite of the file over itself (atomic, storage keys renumbered).
-int cmd_compact(const WriteArgs& a) {
-  if (a.file == "-") throw UsageError("compact needs a file, not standard input");
-  Opened o = open_checkpoint(a.file);
-  if (o.safetensors) throw UsageError(a.file + " is a safetensors file: compact rewrites torch checkpoints");
-  uint64_t before = o.ck->file().size();
-  torch::InPlaceOptions ipo;
-  ipo.compact = true;
-  auto r = torch::update_in_place(*o.ck, o.ck->root(), Env::Default(), ipo);
-  say(a.common, "compacted " + a.file + ": " + std::to_string(before) + " -> " + std::to_string(r.bytes_written) +
-                    " bytes");
+int cmd_compact(Env& env, const WriteArgs& a) {
+  CompactResult r = compact(env, a.file);
+  say(a.common, "compacted " + a.file + ": " + std::to_string(r.bytes_before) + " -> " +
+                    std::to_string(r.bytes_after) + " bytes");
   return 0;
 }
 
-int cmd_export(const WriteArgs& a) {
-  Opened o = open_checkpoint(a.file);
-  if (o.layout == audiocraft::Layout::FsdpShard)
-    throw UsageError(a.file + ": rank " + std::to_string(audiocraft::fsdp_rank_of(a.file).value_or(0)) +
-                     "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's file: ckpt export " +
-                     audiocraft::fsdp_rank0_file(a.file) + " -o " + a.out);
-  std::optional<std::string> version;
-  if (!a.version.empty()) version = a.version;
-  pickle::Node* root = audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
-  save_checkpoint(*o.ck, root, a.out, a.common);
-  say(a.common, "wrote " + output_name(a.out) + " (exported from " + *o.best_state + ")");
+int cmd_export(Env& env, const WriteArgs& a) {
+  ExportResult r = with_output(a, [&](const OutputOptions& o) {
+    return export_checkpoint(env, a.file, {o, a.version});
+  });
+  say(a.common, "wrote " + output_name(a.out) + " (exported from " + r.exported_from + ")");
   return 0;
 }
 
-int cmd_wrap(const WriteArgs& a) {
-  Opened o = open_checkpoint(a.file);
-  pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
-  save_checkpoint(*o.ck, root, a.out, a.common);
+int cmd_wrap(Env& env, const WriteArgs& a) {
+  with_output(a, [&](const OutputOptions& o) { wrap(env, a.file, o); return 0; });
   say(a.common, "wrote " + output_name(a.out));
   return 0;
 }
 
-int cmd_bundle(const WriteArgs& a) {
-  Opened o = open_checkpoint(a.file);
-  std::optional<std::string> version;
-  if (!a.version.empty()) version = a.version;
-  // An exported input goes into the bundle as it is.
-  pickle::Node* root = o.layout == audiocraft::Layout::Exported
-                           ? o.ck->root()
-                           : audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
-  std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
-
-  if (a.out == "-") throw UsageError("bundle writes a folder: -o DIR, not standard output");
-  struct stat st;
-  if (::stat(a.out.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) throw UsageError(a.out + " exists and is not a directory");
-  } else if (::mkdir(a.out.c_str(), 0755) != 0) {
-    throw IoError(a.out + ": mkdir: " + std::strerror(errno), errno);
-  }
-  std::string lm = a.out + "/state_dict.bin", comp = a.out + "/compression_state_dict.bin";
-  if (!a.common.force)
-    for (const auto& p : {lm, comp})
-      if (Env::Default().exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
-
-  // The compression model: a checkpoint to export, or a pretrained name;
-  // without --compression, the one the config names.
-  std::string compression = a.compression;
-  bool is_file = !compression.empty() && Env::Default().exists(compression);
-  std::string source_note;
-  if (compression.empty()) {
-    audiocraft::CompressionSource src = audiocraft::compression_from_config(o.ck->root());
-    compression = src.name_or_path;
-    is_file = !src.pretrained;
-    if (is_file && !Env::Default().exists(compression))
-      throw UsageError("xp.cfg's compression_model_checkpoint '" + src.configured +
-                       "' is not a file here; give the compression checkpoint with --compression FILE");
-    source_note = " (compression model " + src.configured + ", from xp.cfg)";
-  }
-  std::unique_ptr<Opened> comp_ck;
-  if (is_file) comp_ck = std::make_unique<Opened>(open_checkpoint(compression));
-  save_checkpoint(*o.ck, root, lm, a.common);
-  if (comp_ck) {
-    pickle::Node* croot = comp_ck->layout == audiocraft::Layout::Exported ||
-                                  comp_ck->layout == audiocraft::Layout::ExportedPointer
-                              ? comp_ck->ck->root()
-                              : audiocraft::make_export(comp_ck->ck->graph(), comp_ck->ck->root(),
-                                                        comp_ck->layout, version);
-    save_checkpoint(*comp_ck->ck, croot, comp, a.common);
-  } else {
-    pickle::Node* proot = audiocraft::make_pointer(o.ck->graph(), compression, v);
-    save_checkpoint(*o.ck, proot, comp, a.common);
-  }
-  say(a.common, "wrote " + lm + " and " + comp + source_note);
+int cmd_bundle(Env& env, const WriteArgs& a) {
+  ProgressBars bars(a.common.quiet);
+  BundleOptions b{a.out, a.compression, a.version, a.common.force, dialect_from(a.common.dialect), bars.callback()};
+  BundleResult r = bundle(env, a.file, b);
+  bars.finish();
+  std::string note = r.compression_from_config.empty()
+                         ? ""
+                         : " (compression model " + r.compression_from_config + ", from xp.cfg)";
+  say(a.common, "wrote " + r.state_dict + " and " + r.compression_state_dict + note);
   return 0;
 }
 
-int cmd_sanitize(const WriteArgs& a) {
-  Opened o = open_checkpoint(a.file);
-  auto result = audiocraft::make_sanitized(o.ck->graph(), o.ck->root());
-  if (!result.refused.empty()) {
-    for (const auto& r : result.refused) std::printf("%s\n", r.c_str());
+int cmd_sanitize(Env& env, const WriteArgs& a) {
+  SanitizeResult r = with_output(a, [&](const OutputOptions& o) { return sanitize(env, a.file, o); });
+  if (!r.written()) {
+    for (const auto& g : r.refused) std::printf("%s\n", g.c_str());
     std::fprintf(stderr, "ckpt: %s: %zu global(s) outside torch's weights_only allowlist; nothing written\n",
-                 a.file.c_str(), result.refused.size());
+                 a.file.c_str(), r.refused.size());
     return 1;
   }
-  save_checkpoint(*o.ck, result.root, a.out, a.common);
   say(a.common, "wrote " + output_name(a.out));
   return 0;
 }
@@ -323,8 +199,8 @@ void register_write_commands(CLI::App& app, Context& ctx) {
     sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
     add_dialect_option(sub, a->common.dialect);
   };
-  auto bind = [&](CLI::App* sub, int (*fn)(const WriteArgs&)) {
-    sub->callback([a, &ctx, fn] { ctx.exit_code = fn(*a); });
+  auto bind = [&](CLI::App* sub, int (*fn)(Env&, const WriteArgs&)) {
+    sub->callback([a, &ctx, fn] { ctx.exit_code = fn(ctx.env, *a); });
   };
 
   auto* rewrite = app.add_subcommand("rewrite", "load and save unchanged, as torch.save would");

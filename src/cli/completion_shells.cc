@@ -3,8 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "audiocraft/operations.h"
-#include "cli/session.h"
+#include "api/config.h"
 
 namespace ckpt::cli {
 
@@ -163,25 +162,13 @@ std::string fish_completion(CLI::App& app) {
   return s;
 }
 
-void register_config_keys_command(CLI::App& app) {
+void register_config_keys_command(CLI::App& app, Context& ctx) {
   auto file = std::make_shared<std::string>();
   auto* keys = app.add_subcommand("__config-keys", "dotted keys of xp.cfg, for shell completion");
   keys->group("");  // hidden
   keys->add_option("FILE", *file)->required();
-  keys->callback([file] {
-    Opened o = open_checkpoint(*file);
-    omegaconf::Value cfg = audiocraft::config_tree(o.ck->root());
-    struct Item { const omegaconf::Value* v; std::string key; };
-    std::vector<Item> stack{{&cfg, ""}};
-    while (!stack.empty()) {
-      Item it = stack.back();
-      stack.pop_back();
-      if (!it.key.empty()) std::printf("%s\n", it.key.c_str());
-      if (it.v->type != omegaconf::Value::Type::Map) continue;
-      for (auto i = it.v->map.rbegin(); i != it.v->map.rend(); ++i)
-        if (i->first.type == omegaconf::Value::Type::Str)
-          stack.push_back({&i->second, it.key.empty() ? i->first.str : it.key + "." + i->first.str});
-    }
+  keys->callback([file, &ctx] {
+    for (const auto& key : api::config_keys(ctx.env, *file)) std::printf("%s\n", key.c_str());
   });
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 #include <string>
 
+#include "cli/commands.h"
+
 namespace CLI {
 class App;
 }
@@ -15,6 +17,6 @@ std::string zsh_completion(CLI::App& app);
 std::string fish_completion(CLI::App& app);
 // Registers `__config-keys FILE` (not listed in help): every dotted key of
 // xp.cfg, one per line.
-void register_config_keys_command(CLI::App& app);
+void register_config_keys_command(CLI::App& app, Context& ctx);
 
 }  // namespace ckpt::cli

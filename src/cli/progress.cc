@@ -7,9 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "cli/format.h"
+#include "api/format.h"
+#include "util/env.h"
 
 namespace ckpt::cli {
+
+using api::human_bytes;
 
 namespace {
 
@@ -79,5 +82,20 @@ void Progress::finish() {
   std::fflush(stderr);
   shown_ = false;
 }
+
+ProgressBars::ProgressBars(bool quiet) : quiet_(quiet) {}
+
+api::ProgressFn ProgressBars::callback() {
+  return [this](const std::string& output, uint64_t done, uint64_t total) {
+    if (!bar_ || output != output_) {
+      bar_.reset();  // the previous output's bar, cleared
+      output_ = output;
+      bar_ = std::make_unique<Progress>("writing " + basename_of(output), quiet_);
+    }
+    bar_->update(done, total);
+  };
+}
+
+void ProgressBars::finish() { bar_.reset(); }
 
 }  // namespace ckpt::cli

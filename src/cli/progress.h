@@ -6,7 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+
+#include "api/checkpoint.h"
 
 namespace ckpt::cli {
 
@@ -32,6 +35,24 @@ class Progress {
   bool shown_ = false;
   uint64_t min_bytes_;
   std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// The bars of an operation that writes one output after another (bundle
+// writes two): a ProgressFn for the api's options that shows one bar per
+// output, labelled with its file name. Cleared by finish() or when this goes.
+class ProgressBars {
+ public:
+  explicit ProgressBars(bool quiet);
+  ProgressBars(const ProgressBars&) = delete;
+  ProgressBars& operator=(const ProgressBars&) = delete;
+  // Valid while *this lives.
+  api::ProgressFn callback();
+  void finish();
+
+ private:
+  bool quiet_;
+  std::string output_;
+  std::unique_ptr<Progress> bar_;
 };
 
 }  // namespace ckpt::cli

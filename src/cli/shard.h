@@ -1,47 +1,23 @@
-// Commands on sharded checkpoints (commands_shard.cc): the DCP-folder forms
-// of info, tensors and verify, which the inspect commands hand a folder to.
+// The DCP-folder and rank-set forms of info, tensors and verify, which the
+// inspect commands hand a folder to (commands_shard.cc), and text shared by
+// both.
 #pragma once
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "api/shard.h"
 #include "cli/commands.h"
 
 namespace ckpt::cli {
 
-// True when `path` is a torch distributed checkpoint folder (has .metadata).
-bool is_dcp_folder(const std::string& path);
-int dcp_info(const std::string& dir, const Common& c);
-int dcp_tensors(const std::string& dir, const std::vector<std::string>& match, const Common& c);
-int dcp_verify(const std::string& dir, const Common& c);
-
-// An AudioCraft FSDP rank file and its set: for `checkpoint[_name].th.N`, and
-// for `checkpoint[_name].th` when rank files lie beside it.
-struct RankSetInfo {
-  std::string set;
-  int rank = 0;
-  std::vector<int> ranks, missing;
-};
-std::optional<RankSetInfo> rank_set_of(const std::string& file);
-std::string rank_set_text(const RankSetInfo& r);
+int print_dcp_info(Env& env, const std::string& dir, const Common& c);
+int print_dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match, const Common& c);
+int print_dcp_verify(Env& env, const std::string& dir, const Common& c);
 // `info` on a folder that is not a DCP checkpoint: the rank sets in it.
-int folder_info(const std::string& dir, const Common& c);
-bool is_folder(const std::string& path);
+int print_folder_info(Env& env, const std::string& dir, const Common& c);
 
-// What `stats` and `diff` read for a path: the path itself, or for a DCP
-// folder its consolidation (as `ckpt consolidate`) in a temporary folder,
-// removed when this goes away. Costs the model's size in temporary disk,
-// not memory.
-class ReadableCheckpoint {
- public:
-  explicit ReadableCheckpoint(const std::string& path);
-  ~ReadableCheckpoint();
-  ReadableCheckpoint(const ReadableCheckpoint&) = delete;
-  ReadableCheckpoint& operator=(const ReadableCheckpoint&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_, temp_dir_;
-};
+std::string rank_set_text(const api::RankSetInfo& r);
+// verify's text for problems: one per line, then the count.
+void print_problems(const std::string& what, const std::vector<std::string>& problems);
 
 }  // namespace ckpt::cli

@@ -17,6 +17,8 @@ class DiscardEnv final : public Env {
   void remove(const std::string&) override {}
   bool exists(const std::string& path) override { return base_.exists(path); }
   void sync_dir(const std::string&) override {}
+  bool is_directory(const std::string& path) override { return base_.is_directory(path); }
+  void create_directory(const std::string&) override {}
   // Bytes appended to the files created so far.
   uint64_t bytes_written() const { return bytes_; }
 

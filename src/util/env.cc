@@ -290,6 +290,15 @@ class PosixEnv final : public Env {
     return ::lstat(path.c_str(), &st) == 0;
   }
 
+  bool is_directory(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+
+  void create_directory(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) != 0) throw_errno(path, "mkdir", errno);
+  }
+
   void sync_dir(const std::string& dir) override {
     int fd;
     do {
@@ -319,6 +328,10 @@ std::string temp_path_for(const std::string& final_path, uint64_t counter) {
 std::unique_ptr<RandomRWFile> Env::open_update(const std::string& path) {
   throw_errno(path, "open for update", ENOTSUP);
 }
+
+bool Env::is_directory(const std::string&) { return false; }
+
+void Env::create_directory(const std::string& path) { throw_errno(path, "mkdir", ENOTSUP); }
 
 Env& Env::Default() {
   static PosixEnv env;

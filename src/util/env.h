@@ -70,6 +70,12 @@ class Env {
   // Opens an existing file for in-place updates. Not pure: Envs that do not
   // support it (test doubles) refuse with IoError.
   virtual std::unique_ptr<RandomRWFile> open_update(const std::string& path);
+  // Whether path is a directory (following links). Not pure: false by default.
+  virtual bool is_directory(const std::string& path);
+  // Creates the directory path (its parent must exist); IoError if it cannot,
+  // including when something already has that name. Not pure: Envs that do
+  // not support it refuse with IoError.
+  virtual void create_directory(const std::string& path);
 };
 
 // An output written beside its final path under a temporary name and renamed

@@ -115,6 +115,13 @@ void FaultInjectingEnv::remove(const std::string& path) { base_.remove(path); }
 
 bool FaultInjectingEnv::exists(const std::string& path) { return base_.exists(path); }
 
+bool FaultInjectingEnv::is_directory(const std::string& path) { return base_.is_directory(path); }
+
+void FaultInjectingEnv::create_directory(const std::string& path) {
+  step(path, "mkdir");
+  base_.create_directory(path);
+}
+
 void FaultInjectingEnv::sync_dir(const std::string& dir) {
   step(dir, "fsync");
   base_.sync_dir(dir);

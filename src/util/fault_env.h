@@ -9,7 +9,7 @@
 
 namespace ckpt {
 
-// Wraps another Env. Every fallible step (create, rename, sync_dir, and on the
+// Wraps another Env. Every fallible step (create, create_directory, rename, sync_dir, and on the
 // files it creates: append, copy_from, sync, close) is counted; fail_at(n, err)
 // makes the n-th step (1-based, counted from construction or the last reset())
 // throw IoError with that errno instead of running. A failing append or
@@ -44,6 +44,8 @@ class FaultInjectingEnv : public Env {
   bool exists(const std::string& path) override;
   void sync_dir(const std::string& dir) override;
   std::unique_ptr<RandomRWFile> open_update(const std::string& path) override;
+  bool is_directory(const std::string& path) override;
+  void create_directory(const std::string& path) override;  // a step
 
   // Counts one step; throws IoError("<what>: <op>: <strerror> (injected)")
   // when it is the planned one. Used by the wrapped files too.

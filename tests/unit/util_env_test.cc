@@ -144,6 +144,36 @@ TEST(PosixEnv, ReadAndErrors) {
   env.sync_dir(dir.path());
 }
 
+TEST(PosixEnv, Directories) {
+  TempDir dir;
+  Env& env = Env::Default();
+  EXPECT_TRUE(env.is_directory(dir.path()));
+  EXPECT_FALSE(env.is_directory(dir / "d"));
+  env.create_directory(dir / "d");
+  EXPECT_TRUE(env.is_directory(dir / "d"));
+  try {
+    env.create_directory(dir / "d");  // exists
+    FAIL();
+  } catch (const IoError& e) {
+    EXPECT_EQ(e.error_number(), EEXIST);
+    EXPECT_EQ(std::string(e.what()), dir / "d" + ": mkdir: " + std::strerror(EEXIST));
+  }
+  write_file(dir / "f", "x");
+  EXPECT_FALSE(env.is_directory(dir / "f"));
+  EXPECT_THROW(env.create_directory(dir / "missing/d"), IoError);
+
+  // A FaultInjectingEnv counts mkdir as a step it can fail.
+  FaultInjectingEnv faulty(env);
+  faulty.fail_at(1, ENOSPC);
+  EXPECT_THROW(faulty.create_directory(dir / "e"), IoError);
+  EXPECT_FALSE(env.exists(dir / "e"));
+  EXPECT_TRUE(faulty.is_directory(dir / "d"));
+  faulty.reset();
+  faulty.create_directory(dir / "e");
+  EXPECT_EQ(faulty.steps(), 1u);
+  EXPECT_TRUE(env.is_directory(dir / "e"));
+}
+
 TEST(PosixEnv, WriteAppendAndCopyFrom) {
   TempDir dir;
   Env& env = Env::Default();

@@ -6,7 +6,7 @@
 #include "pickle/value.h"
 #include "torch/checkpoint.h"
 
-namespace ckpt::cli {
+namespace ckpt::api {
 
 std::string human_bytes(uint64_t n);          // "1.68 GB"
 std::string with_commas(uint64_t n);          // "420,371,456"
@@ -18,4 +18,4 @@ std::string kind_name(const pickle::Node* n, const torch::Checkpoint& ck);
 std::string key_text(const pickle::Node* key);  // a mapping key as text
 bool glob_match(const std::string& pattern, const std::string& text);  // fnmatch
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::api

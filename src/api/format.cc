@@ -1,13 +1,13 @@
-#include "cli/format.h"
+#include "api/format.h"
 
 #include <fnmatch.h>
 
 #include <cmath>
 #include <cstdio>
 
-#include "cli/text_width.h"
+#include "api/text_width.h"
 
-namespace ckpt::cli {
+namespace ckpt::api {
 
 using pickle::Kind;
 using pickle::Node;
@@ -154,4 +154,4 @@ bool glob_match(const std::string& pattern, const std::string& text) {
   return fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
 }
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::api

@@ -1,10 +1,10 @@
-#include "cli/session.h"
+#include "api/checkpoint.h"
 
-#include "cli/format.h"
+#include "api/format.h"
 #include "torch/open_any.h"
 #include "util/error.h"
 
-namespace ckpt::cli {
+namespace ckpt::api {
 
 bool CheckpointTensorTest::is_tensor(const pickle::Node* n) const {
   try {
@@ -14,9 +14,9 @@ bool CheckpointTensorTest::is_tensor(const pickle::Node* n) const {
   }
 }
 
-Opened open_checkpoint(const std::string& path) {
+Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
-  auto any = torch::open_any(Env::Default(), path);
+  auto any = torch::open_any(env, path);
   o.ck = std::move(any.ck);
   o.safetensors = any.safetensors;
   o.file_size = any.file_size;
@@ -32,6 +32,10 @@ std::string Opened::default_state_path() const {
     throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" +
                      audiocraft::to_string(layout) + "': name one with --state PATH");
   return *best_state;
+}
+
+std::string Opened::state_path_or_best(const std::string& path) const {
+  return path.empty() ? default_state_path() : path;
 }
 
 pickle::Node* Opened::state_dict(const std::string& path) const {
@@ -57,4 +61,16 @@ std::vector<TensorRow> Opened::tensors_of(const pickle::Node* mapping) const {
   return rows;
 }
 
-}  // namespace ckpt::cli
+std::function<void(uint64_t, uint64_t)> progress_for(const ProgressFn& progress, const std::string& output) {
+  if (!progress) return {};
+  return [progress, output](uint64_t done, uint64_t total) { progress(output, done, total); };
+}
+
+bool matches_any(const std::vector<std::string>& globs, const std::string& name) {
+  if (globs.empty()) return true;
+  for (const auto& g : globs)
+    if (glob_match(g, name)) return true;
+  return false;
+}
+
+}  // namespace ckpt::api

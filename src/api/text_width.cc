@@ -1,13 +1,10 @@
-#include "cli/text_width.h"
-
-#include <sys/ioctl.h>
-#include <unistd.h>
+#include "api/text_width.h"
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
-namespace ckpt::cli {
+namespace ckpt::api {
 namespace {
 
 // Decodes one UTF-8 sequence at s[i]; returns the code point and advances i
@@ -112,17 +109,6 @@ std::string fit_width(const std::string& s, size_t width) {
   return head + "..." + tail;
 }
 
-size_t output_columns() {
-  if (const char* env = std::getenv("COLUMNS")) {
-    char* stop = nullptr;
-    long v = std::strtol(env, &stop, 10);
-    if (stop != env && *stop == '\0' && v > 0) return static_cast<size_t>(v);
-  }
-  struct winsize ws;
-  if (::isatty(1) && ::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-  return 0;
-}
-
 std::string count_of(size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
@@ -150,4 +136,4 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::api

@@ -1,0 +1,211 @@
+#include "api/edit.h"
+
+#include <set>
+
+#include "audiocraft/config_changes.h"
+#include "omegaconf/override.h"
+#include "torch/convert.h"
+#include "util/discard_env.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+using pickle::Kind;
+using pickle::Node;
+
+namespace {
+
+// A glob with '=' is almost certainly an override that a user put after a
+// flag: refuse it rather than match nothing.
+void check_glob(const char* flag, const std::string& glob) {
+  if (glob.find('=') != std::string::npos)
+    throw UsageError(std::string(flag) + " '" + glob + "': a glob with '=' looks like a config override; " +
+                     "overrides go anywhere on the line as KEY=VALUE, and " + flag +
+                     " takes one glob per occurrence (repeat the flag)");
+}
+
+std::string plural(size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+void check_options(const std::string& file, const EditOptions& a) {
+  if (a.in_place == !a.output.out.empty()) throw UsageError("edit needs exactly one of -o OUT and --in-place");
+  if (a.compact && !a.in_place) throw UsageError("--compact goes with --in-place");
+  for (const auto& g : a.keep) check_glob("--keep", g);
+  for (const auto& g : a.drop) check_glob("--drop", g);
+  for (const auto& g : a.dtype_match) check_glob("--match", g);
+  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.renames.empty() && a.dtype.empty() && !a.compact)
+    throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), "
+                     "--drop/--keep GLOB, --rename RE=REPL or --dtype (see 'ckpt help edit')");
+  if (a.in_place && file == "-") throw UsageError("--in-place needs a file, not standard input");
+}
+
+audiocraft::KeySurgery surgery_of(const EditOptions& a) {
+  audiocraft::KeySurgery surgery;
+  surgery.keep = a.keep;
+  surgery.drop = a.drop;
+  surgery.strict = !a.allow_no_match;
+  for (const auto& r : a.renames) {
+    auto eq = r.find('=');
+    if (eq == std::string::npos) throw UsageError("--rename '" + r + "': expected REGEX=REPLACEMENT");
+    surgery.renames.emplace_back(r.substr(0, eq), r.substr(eq + 1));
+  }
+  return surgery;
+}
+
+void apply_surgery(const Opened& o, const audiocraft::KeySurgery& surgery, const EditOptions& a, EditResult& r) {
+  std::vector<std::string> states = a.states;
+  if (states.empty()) states.push_back(o.default_state_path());
+  for (const auto& path : states) {
+    auto report = audiocraft::apply_surgery(o.ck->graph(), o.state_dict(path), surgery, path);
+    if (report.before > 0 && report.dropped == report.before && !a.allow_empty)
+      throw UsageError((path.empty() ? std::string("(root)") : path) + ": the edit would remove all " +
+                       plural(report.before, "key", "keys") +
+                       "; nothing written (pass --allow-empty to write an empty state dict)");
+    r.changes += report.dropped + report.renamed;
+    r.states.push_back({path, std::move(report)});
+  }
+}
+
+void write_edit(Env& env, Opened& o, const EditOptions& a,
+                std::map<std::string, torch::StorageTransform> transforms, EditResult& r) {
+  if (a.dry_run) {
+    // Everything up to the write has run (so every error is reported); the
+    // output is produced into a counter.
+    if (a.in_place) return;
+    DiscardEnv discard(env);
+    torch::SaveOptions so;
+    so.transforms = std::move(transforms);
+    so.force = a.output.force;
+    torch::save(*o.ck, o.ck->root(), discard, a.output.out, so);
+    r.bytes = discard.bytes_written();
+    return;
+  }
+  if (a.in_place) {
+    // Appends a new data.pkl and central directory when tensor bytes are
+    // unchanged, else rewrites atomically; old-or-new at every instant
+    // either way (torch/in_place.cc).
+    torch::InPlaceOptions ipo;
+    ipo.compact = a.compact;
+    ipo.save.transforms = std::move(transforms);
+    ipo.save.dialect = a.output.dialect;
+    r.in_place = torch::update_in_place(*o.ck, o.ck->root(), env, ipo);
+    return;
+  }
+  write_checkpoint(*o.ck, o.ck->root(), env, a.output, std::move(transforms));
+  if (!a.output.sink) r.bytes = env.open_read(a.output.out)->size();
+}
+
+}  // namespace
+
+EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
+  check_options(file, a);
+  std::vector<omegaconf::Override> overrides;
+  for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
+  audiocraft::KeySurgery surgery = surgery_of(a);
+
+  Opened o = open_checkpoint(env, file);
+  if (a.in_place && o.safetensors)
+    throw UsageError(file + " is a safetensors file: --in-place edits torch checkpoints (use -o OUT.th)");
+  EditResult r;
+  if (!overrides.empty()) {
+    r.overrides_given = true;
+    omegaconf::Value before = audiocraft::config_tree(o.ck->root());
+    audiocraft::apply_overrides(o.ck->graph(), o.ck->root(), overrides);
+    for (const auto& c : audiocraft::config_changes(before, audiocraft::config_tree(o.ck->root())))
+      r.config_changes.push_back(c.text());
+    r.changes += r.config_changes.size();
+  }
+  if (!surgery.empty()) apply_surgery(o, surgery, a, r);
+  std::map<std::string, torch::StorageTransform> transforms;
+  if (!a.dtype.empty()) {
+    r.dtype = plan_dtype_conversion(o, a.states, a.dtype, a.dtype_match);
+    transforms = r.dtype->transforms;
+  } else if (!a.dtype_match.empty()) {
+    throw UsageError("--match goes with --dtype");
+  }
+  r.changes += transforms.size();
+  write_edit(env, o, a, std::move(transforms), r);
+  return r;
+}
+
+namespace {
+
+// Tensors outside `selected` whose storage is converted.
+uint64_t count_also_converted(const Opened& o, const std::map<std::string, torch::StorageTransform>& transforms,
+                              const std::set<const Node*>& selected) {
+  uint64_t also = 0;
+  std::vector<const Node*> stack{o.ck->root()};
+  std::set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    if (n->kind == Kind::Object) {
+      std::optional<torch::TensorInfo> t;
+      try {
+        t = o.ck->tensor(n);
+      } catch (const Error&) {
+      }
+      if (t && t->object == n && t->storage && transforms.count(t->storage->key) && !selected.count(n)) ++also;
+    }
+    for (auto* c : {n->callable, n->args, n->kwargs, n->state}) stack.push_back(c);
+    for (const Node* c : n->items) stack.push_back(c);
+    for (auto& [k, v] : n->entries) stack.push_back(v);
+  }
+  return also;
+}
+
+const torch::DTypeInfo& target_dtype(const std::string& dtype) {
+  const torch::DTypeInfo* to = torch::from_name(dtype);
+  if (!to || (to->dtype != torch::DType::Float16 && to->dtype != torch::DType::BFloat16 &&
+              to->dtype != torch::DType::Float32))
+    throw UsageError("--dtype '" + dtype + "': expected float16, bfloat16 or float32");
+  return *to;
+}
+
+}  // namespace
+
+DtypePlan plan_dtype_conversion(const Opened& o, const std::vector<std::string>& states, const std::string& dtype,
+                                const std::vector<std::string>& match) {
+  const torch::DTypeInfo* to = &target_dtype(dtype);
+  std::vector<std::string> paths = states;
+  if (paths.empty()) paths.push_back(o.default_state_path());
+
+  DtypePlan plan;
+  plan.dtype = to->name;
+  std::set<const Node*> selected;
+  bool any_match = false;
+  for (const auto& path : paths) {
+    for (const TensorRow& r : o.tensors_of(o.state_dict(path))) {
+      if (!matches_any(match, r.name)) continue;
+      any_match = true;
+      const torch::Storage* s = r.info.storage;
+      if (!r.info.is_plain() && !(r.info.neg && r.info.layout == torch::TensorLayout::Strided && !r.info.quantization)) {
+        // Only dense tensors convert; the others are named, not passed over.
+        if (r.info.dtype && r.info.dtype->is_floating && r.info.dtype != to)
+          plan.not_dense.push_back("'" + r.name + "' (" + r.info.dtype->name + ", " + r.info.form() + ")");
+        ++plan.kept;
+        continue;
+      }
+      if (!r.info.dtype || !r.info.dtype->is_floating || !s || r.info.dtype == to ||
+          !torch::can_convert(r.info.dtype->dtype, to->dtype)) {
+        ++plan.kept;
+        continue;
+      }
+      if (s->dtype != r.info.dtype)
+        throw UsageError(o.ck->path() + ": tensor '" + r.name + "' views an untyped storage; --dtype cannot convert it");
+      selected.insert(r.info.object);
+      ++plan.converted;
+      if (plan.transforms.emplace(s->key, torch::dtype_transform(*o.ck, to->dtype)).second) {
+        plan.bytes_before += s->nbytes();
+        plan.bytes_after += s->numel * to->element_size;
+      }
+    }
+  }
+  if (!match.empty() && !any_match) throw UsageError("--match matches no tensor of the selected state dicts");
+  plan.also_converted = count_also_converted(o, plan.transforms, selected);
+  return plan;
+}
+
+}  // namespace ckpt::api

@@ -1,0 +1,301 @@
+#include "api/inspect.h"
+
+#include <cstdio>
+#include <set>
+
+#include "api/format.h"
+#include "torch/integrity.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+using pickle::Kind;
+using pickle::Node;
+
+namespace {
+
+StateDictSummary summarize(const Opened& o, const std::string& path, const Node* sd) {
+  StateDictSummary s;
+  s.path = path;
+  for (const TensorRow& r : o.tensors_of(sd)) {
+    ++s.tensors;
+    s.parameters += r.info.numel();
+    uint64_t b = r.info.nbytes();
+    s.bytes += b;
+    s.bytes_by_dtype[r.info.dtype ? r.info.dtype->name : "?"] += b;
+  }
+  return s;
+}
+
+// State dicts: mappings with string keys whose values are all tensors, found
+// within a few levels of the root (not under the optimizer, whose per-param
+// states look alike but are not state dicts).
+std::vector<StateDictSummary> find_state_dicts(const Opened& o) {
+  std::vector<StateDictSummary> out;
+  CheckpointTensorTest is_tensor(*o.ck);
+  struct Item { const Node* n; std::string path; int depth; };
+  std::vector<Item> stack{{o.ck->root(), "", 0}};
+  std::set<const Node*> seen;
+  std::vector<Item> found;
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    if (!seen.insert(it.n).second) continue;
+    auto* e = pickle::entries_of(it.n);
+    if (!e) continue;
+    bool all = !e->empty();
+    for (auto& [k, v] : *e)
+      if (k->kind != Kind::Str || !is_tensor.is_tensor(v)) all = false;
+    bool is_best = o.best_state && *o.best_state == it.path;
+    if (all || is_best) {
+      found.push_back(it);
+      continue;
+    }
+    if (it.depth >= 4 || it.path == "optimizer") continue;
+    for (auto i = e->rbegin(); i != e->rend(); ++i)
+      stack.push_back({i->second, it.path.empty() ? key_text(i->first) : it.path + "/" + key_text(i->first), it.depth + 1});
+  }
+  for (const Item& it : found) out.push_back(summarize(o, it.path, it.n));
+  return out;
+}
+
+}  // namespace
+
+InfoResult info(Env& env, const std::string& file) {
+  Opened o = open_checkpoint(env, file);
+  const torch::Checkpoint& ck = *o.ck;
+  InfoResult r;
+  r.file = file;
+  r.file_size = o.file_size;
+  r.safetensors = o.safetensors;
+  r.format = ck.format();
+  r.torch_zip = ck.format() == torch::Format::Zip && !o.safetensors;
+  if (r.torch_zip) {
+    r.dialect = torch::to_string(ck.dialect());
+    r.archive = ck.archive_name();
+  }
+  r.pickle_bytes = ck.pickle_size();
+  r.storages = ck.storages().size();
+  if (ck.zip())
+    for (const auto& rec : ck.zip()->records()) r.records.push_back({rec.name, rec.size, rec.crc32, rec.data_offset});
+  r.layout = o.layout;
+  r.kind = audiocraft::describe_kind(ck.root(), o.layout, file);
+  r.best_state = o.best_state;
+  if (auto* e = pickle::entries_of(ck.root()))
+    for (auto& [k, v] : *e) r.keys.push_back({key_text(k), kind_name(v, ck), describe(v, ck)});
+  r.state_dicts = find_state_dicts(o);
+  r.rank_set = rank_set_of(env, file);
+  return r;
+}
+
+namespace {
+
+// Children of a node as ls shows them: mapping entries, sequence items, the
+// keys of a DictConfig / items of a ListConfig, an object's state entries.
+std::vector<std::pair<std::string, const Node*>> children(const Node* n, const torch::Checkpoint& ck) {
+  std::vector<std::pair<std::string, const Node*>> out;
+  if (!n) return out;
+  if (n->kind == Kind::Object) {
+    if (ck.tensor(n)) return out;
+    if (n->is_instance_of("omegaconf.dictconfig", "DictConfig") ||
+        n->is_instance_of("omegaconf.listconfig", "ListConfig")) {
+      const Node* content = n->state ? pickle::get_item(n->state, "_content") : nullptr;
+      if (content) n = content;
+    } else if (n->callable && n->callable->kind == Kind::Global && n->callable->text == "omegaconf.nodes") {
+      return out;
+    }
+  }
+  if (auto* e = pickle::entries_of(n)) {
+    for (auto& [k, v] : *e) out.emplace_back(key_text(k), v);
+  } else if (n->kind == Kind::List || n->kind == Kind::Tuple || n->kind == Kind::Set || n->kind == Kind::FrozenSet) {
+    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
+  } else if (n->kind == Kind::Object) {
+    if (n->state && pickle::entries_of(n->state))
+      for (auto& [k, v] : *pickle::entries_of(n->state)) out.emplace_back(key_text(k), v);
+    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
+  }
+  return out;
+}
+
+bool shared_kind(const Node* n) {
+  return n && (n->kind == Kind::List || n->kind == Kind::Dict || n->kind == Kind::Object ||
+               n->kind == Kind::Set || (n->kind == Kind::Tuple && !n->items.empty()));
+}
+
+// The value a node shows: an OmegaConf value node shows its _val.
+const Node* shown(const Node* n) {
+  if (n && n->kind == Kind::Object && n->callable && n->callable->kind == Kind::Global &&
+      n->callable->text == "omegaconf.nodes" && n->state)
+    if (const Node* v = pickle::get_item(n->state, "_val")) return v;
+  return n;
+}
+
+}  // namespace
+
+void ls(Env& env, const std::string& file, const LsOptions& options, const std::function<void(const LsEntry&)>& visit) {
+  Opened o = open_checkpoint(env, file);
+  const torch::Checkpoint& ck = *o.ck;
+  Node* start = audiocraft::resolve_path(ck.root(), options.path);
+  if (!start) throw UsageError(file + ": no object at '" + options.path + "'");
+  std::string base;
+  for (auto& p : audiocraft::split_path(options.path)) base += (base.empty() ? "" : "/") + p;
+
+  std::map<const Node*, std::string> first_path;
+  struct Item { std::string key, path; const Node* n; int depth; uint64_t more; };
+  std::vector<Item> stack{{base.empty() ? "/" : base, base, start, 0, 0}};
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    LsEntry entry;
+    entry.depth = it.depth;
+    if (!it.n) {  // the note after a container's first kMaxChildrenShown children
+      entry.path = it.path;
+      entry.more = it.more;
+      visit(entry);
+      continue;
+    }
+    const Node* n = shown(it.n);
+    if (shared_kind(n)) {
+      auto [pos, fresh] = first_path.emplace(n, it.path);
+      if (!fresh) entry.ref = pos->second;
+    }
+    entry.key = it.key;
+    entry.path = it.path;
+    entry.kind = kind_name(n, ck);
+    entry.summary = describe(n, ck);
+    visit(entry);
+    if (!entry.ref.empty() || it.depth >= options.depth) continue;
+    auto kids = children(n, ck);
+    if (kids.empty()) continue;
+    // Output and memory stay bounded for a container with a million items.
+    constexpr size_t kMaxChildrenShown = 10000;
+    if (kids.size() > kMaxChildrenShown) {
+      stack.push_back({"", it.path, nullptr, it.depth + 1, kids.size() - kMaxChildrenShown});
+      kids.resize(kMaxChildrenShown);
+    }
+    for (auto i = kids.rbegin(); i != kids.rend(); ++i)
+      stack.push_back({i->first, it.path.empty() ? i->first : it.path + "/" + i->first, i->second, it.depth + 1, 0});
+  }
+}
+
+TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& options) {
+  TensorsResult r{open_checkpoint(env, file), "", {}};
+  r.state = r.opened.state_path_or_best(options.state);
+  for (TensorRow& row : r.opened.tensors_of(r.opened.state_dict(r.state)))
+    if (matches_any(options.match, row.name)) r.rows.push_back(std::move(row));
+  return r;
+}
+
+namespace {
+
+// The first n dot-separated components of a tensor name ("transformer.layers.0").
+std::string name_prefix(const std::string& name, int n) {
+  size_t pos = 0;
+  for (int i = 0; i < n; ++i) {
+    pos = name.find('.', pos);
+    if (pos == std::string::npos) return name;
+    if (i + 1 < n) ++pos;
+  }
+  return name.substr(0, pos);
+}
+
+}  // namespace
+
+std::vector<TensorGroup> group_tensors(const std::vector<TensorRow>& rows, int depth) {
+  std::vector<TensorGroup> groups;
+  std::map<std::string, size_t> index;
+  for (const TensorRow& r : rows) {
+    std::string g = name_prefix(r.name, depth);
+    auto [it, fresh] = index.emplace(g, groups.size());
+    if (fresh) groups.push_back({g});
+    TensorGroup& gr = groups[it->second];
+    ++gr.tensors;
+    gr.parameters += r.info.numel();
+    gr.bytes += r.info.nbytes();
+  }
+  return groups;
+}
+
+namespace {
+
+void verify_records(const torch::Checkpoint& ck, const std::string& file, VerifyResult& r) {
+  const auto* zip = ck.zip();
+  if (!zip) return;
+  for (const auto& rec : zip->records()) {
+    ++r.records;
+    try {
+      uint32_t crc = zip->compute_crc(rec);
+      if (crc != rec.crc32) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
+        r.problems.push_back(file + ": record '" + rec.name + "': " + buf);
+      }
+    } catch (const Error& e) {
+      r.problems.push_back(e.what());
+    }
+  }
+}
+
+void verify_storages(const torch::Checkpoint& ck, const std::string& file, VerifyResult& r) {
+  for (const auto& [key, s] : ck.storages()) {
+    if (!s.present) {
+      r.problems.push_back(file + ": storage '" + key + "' has no data record");
+      continue;
+    }
+    if (s.record && s.record->size != s.nbytes())
+      r.problems.push_back(file + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
+                           " bytes; storage '" + key + "' of " + std::to_string(s.numel) + " " + s.dtype->name +
+                           " needs " + std::to_string(s.nbytes()));
+  }
+}
+
+// Every tensor in the graph.
+void verify_tensors(const torch::Checkpoint& ck, const std::string& file, VerifyResult& r) {
+  std::vector<const Node*> stack{ck.root()};
+  std::set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!n || !seen.insert(n).second) continue;
+    try {
+      if (auto t = ck.tensor(n)) {
+        ++r.tensors;
+        for (const std::string& p : t->problems())
+          r.problems.push_back(file + ": tensor on storage '" + (t->storage ? t->storage->key : "?") + "' " +
+                               shape_text(t->shape) + ": " + p);
+        if (t->outer != t->object) seen.insert(t->object);
+        continue;
+      }
+    } catch (const Error& e) {
+      r.problems.push_back(file + ": " + e.what());
+      continue;
+    }
+    for (auto* x : {n->callable, n->args, n->kwargs, n->state, n->pid}) stack.push_back(x);
+    for (const Node* x : n->items) stack.push_back(x);
+    for (auto& [k, v] : n->entries) {
+      stack.push_back(k);
+      stack.push_back(v);
+    }
+  }
+}
+
+}  // namespace
+
+VerifyResult verify(Env& env, const std::string& file) {
+  VerifyResult r;
+  r.file = file;
+  std::unique_ptr<torch::Checkpoint> ck;
+  try {
+    ck = torch::Checkpoint::open(env, file);
+  } catch (const FormatError& e) {
+    r.problems.push_back(e.what());
+  }
+  if (!ck) return r;
+  verify_records(*ck, file, r);
+  verify_storages(*ck, file, r);
+  for (auto& p : torch::integrity_problems(*ck)) r.problems.push_back(std::move(p));
+  verify_tensors(*ck, file, r);
+  return r;
+}
+
+}  // namespace ckpt::api

@@ -1,0 +1,141 @@
+#include "api/shard.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+
+#include "api/format.h"
+#include "audiocraft/rank_set.h"
+#include "pickle/value.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+bool is_dcp_folder(const std::string& path) { return torch::DcpCheckpoint::is_dcp_folder(path); }
+
+DcpInfoResult dcp_info(Env& env, const std::string& dir) {
+  DcpInfoResult r;
+  r.dcp = torch::DcpCheckpoint::open(env, dir);
+  for (const auto& it : r.dcp->items()) {
+    if (!it.is_tensor) {
+      ++r.byte_items;
+      continue;
+    }
+    ++r.tensors;
+    r.bytes += it.nbytes();
+    r.parameters += it.numel();
+    r.bytes_by_dtype[it.dtype->name] += it.nbytes();
+  }
+  for (const auto& [n, s] : r.dcp->files()) r.file_bytes += s;
+  return r;
+}
+
+DcpTensorsResult dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match) {
+  DcpTensorsResult r;
+  r.dcp = torch::DcpCheckpoint::open(env, dir);
+  for (const auto& it : r.dcp->items()) {
+    if (!it.is_tensor || !matches_any(match, it.fqn)) continue;
+    r.rows.push_back(&it);
+    r.bytes += it.nbytes();
+    r.parameters += it.numel();
+  }
+  return r;
+}
+
+DcpVerifyResult dcp_verify(Env& env, const std::string& dir) {
+  DcpVerifyResult r;
+  r.dir = dir;
+  std::unique_ptr<torch::DcpCheckpoint> dcp;
+  try {
+    dcp = torch::DcpCheckpoint::open(env, dir);
+  } catch (const FormatError& e) {
+    r.problems.push_back(e.what());
+  }
+  if (!dcp) return r;
+  r.problems = torch::verify_dcp(*dcp);
+  for (const auto& it : dcp->items()) {
+    ++r.items;
+    r.chunks += it.chunks.size();
+  }
+  return r;
+}
+
+std::optional<RankSetInfo> rank_set_of(Env&, const std::string& file) {
+  auto r = audiocraft::parse_rank_file(basename_of(file));
+  if (!r) return std::nullopt;
+  for (const auto& set : audiocraft::list_rank_sets(dirname_of(file))) {
+    if (set.name != r->set) continue;
+    if (r->rank == 0 && set.ranks.size() == 1 && set.missing.empty()) return std::nullopt;  // a lone checkpoint.th
+    return RankSetInfo{set.name, r->rank, set.ranks, set.missing};
+  }
+  return std::nullopt;
+}
+
+std::vector<RankSetSummary> folder_rank_sets(Env&, const std::string& dir) {
+  std::vector<RankSetSummary> out;
+  for (const auto& s : audiocraft::list_rank_sets(dir)) out.push_back({s.name, s.ranks, s.missing});
+  return out;
+}
+
+ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : path_(path) {
+  if (!is_dcp_folder(path)) return;
+  auto dcp = torch::DcpCheckpoint::open(env, path);
+  std::error_code ec;
+  std::string base = std::filesystem::temp_directory_path(ec).string();
+  if (ec || base.empty()) base = "/tmp";
+  std::string tmpl = base + "/ckpt-dcp-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw IoError("cannot create a temporary folder in " + base, errno);
+  temp_dir_ = buf.data();
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  std::string name = basename_of(trimmed);
+  path_ = temp_dir_ + "/" + (name.empty() || name == "." ? std::string("dcp") : name) + ".consolidated.pt";
+  try {
+    torch::consolidate_dcp(*dcp, env, path_);
+  } catch (...) {
+    std::filesystem::remove_all(temp_dir_, ec);
+    throw;
+  }
+}
+
+ReadableCheckpoint::~ReadableCheckpoint() {
+  if (temp_dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(temp_dir_, ec);
+}
+
+ConsolidateResult consolidate(Env& env, const std::string& dir, const ConsolidateOptions& options) {
+  if (!is_dcp_folder(dir)) throw UsageError(dir + ": not a torch distributed checkpoint folder (no .metadata)");
+  auto dcp = torch::DcpCheckpoint::open(env, dir);
+  torch::ConsolidateOptions opts;
+  opts.force = options.force;
+  opts.progress = progress_for(options.progress, options.out);
+  ConsolidateResult r;
+  r.report = torch::consolidate_dcp(*dcp, env, options.out, opts);
+  r.source_files = dcp->files().size();
+  return r;
+}
+
+torch::ToDcpReport to_dcp(Env& env, const std::string& file, const ToDcpOptions& options) {
+  auto ck = torch::Checkpoint::open(env, file);
+  const pickle::Node* root = ck->root();
+  const std::string& state = options.state;
+  if (!state.empty()) {
+    for (size_t pos = 0; root && pos <= state.size();) {
+      size_t end = state.find('/', pos);
+      if (end == std::string::npos) end = state.size();
+      root = pickle::get_item(root, state.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    if (!root) throw UsageError(file + ": no state dict at '" + state + "'");
+  }
+  torch::ToDcpOptions opts;
+  opts.force = options.force;
+  opts.ranks = options.ranks;
+  opts.progress = progress_for(options.progress, options.out);
+  return torch::write_dcp(*ck, root, env, options.out, opts);
+}
+
+}  // namespace ckpt::api

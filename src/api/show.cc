@@ -1,0 +1,106 @@
+#include "api/show.h"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "api/format.h"
+#include "torch/stats.h"
+#include "torch/tensor_data.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+namespace {
+
+// The shortest decimal that reads back as the same value of the dtype
+// (float32, float64); the small floats get the digits they hold.
+std::string number(double v, torch::DType d = torch::DType::Float64) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[40];
+  using torch::DType;
+  if (d == DType::Float16 || d == DType::BFloat16 || d == DType::Float8E5M2 || d == DType::Float8E4M3FN) {
+    int digits = d == DType::Float16 ? 5 : d == DType::BFloat16 ? 4 : 3;
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    return buf;
+  }
+  for (int p = 1; p <= 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, v);
+    double back = std::strtod(buf, nullptr);
+    if (d == DType::Float32 ? static_cast<float>(back) == static_cast<float>(v) : back == v) break;
+  }
+  return buf;
+}
+
+// One element as text: exact for 64-bit integers, float pairs for complex,
+// hex bytes for quantized types.
+std::string element_text(const torch::DTypeInfo& d, const char* p) {
+  using torch::DType;
+  switch (d.dtype) {
+    case DType::Int64: {
+      int64_t v;
+      std::memcpy(&v, p, 8);
+      return std::to_string(v);
+    }
+    case DType::UInt64: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return std::to_string(v);
+    }
+    case DType::Bool: return p[0] ? "True" : "False";
+    case DType::Complex64:
+    case DType::Complex128: {
+      const auto& part = torch::info(d.dtype == DType::Complex64 ? DType::Float32 : DType::Float64);
+      double re, im;
+      torch::decode_to_double(part, p, &re, 1);
+      torch::decode_to_double(part, p + part.element_size, &im, 1);
+      return "(" + number(re, part.dtype) + (std::signbit(im) ? "-" : "+") + number(std::fabs(im), part.dtype) + "j)";
+    }
+    default: break;
+  }
+  if (torch::has_real_values(d)) {
+    double v;
+    torch::decode_to_double(d, p, &v, 1);
+    return d.is_floating ? number(v, d.dtype) : std::to_string(static_cast<int64_t>(v));
+  }
+  std::string hex = "0x";
+  for (uint32_t i = 0; i < d.element_size; ++i) {
+    char b[4];
+    std::snprintf(b, sizeof b, "%02x", static_cast<unsigned char>(p[d.element_size - 1 - i]));
+    hex += b;
+  }
+  return hex;
+}
+
+}  // namespace
+
+TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name, const std::string& state)
+    : opened_(open_checkpoint(env, file)) {
+  std::string path = opened_.state_path_or_best(state);
+  const pickle::Node* sd = opened_.state_dict(path);
+  const pickle::Node* value = nullptr;
+  for (auto& [k, v] : *pickle::entries_of(sd))
+    if (key_text(k) == name) value = v;
+  if (!value) throw UsageError(file + ": no tensor '" + name + "' in '" + path + "' (see 'ckpt tensors')");
+  auto t = opened_.ck->tensor(value);
+  if (!t)
+    throw UsageError(file + ": '" + name + "' in '" + path + "' is not a tensor (" + describe(value, *opened_.ck) + ")");
+  if (!t->dtype) throw UsageError(file + ": tensor '" + name + "' has an unknown dtype");
+  info_ = std::make_unique<torch::TensorInfo>(std::move(*t));
+  reader_ = std::make_unique<torch::ElementReader>(*opened_.ck, *info_, name);
+}
+
+TensorValues::~TensorValues() = default;
+
+size_t TensorValues::next(std::vector<std::string>& cells, size_t max) {
+  const size_t es = reader_->element_size();
+  buf_.resize(std::min<size_t>(max, 4096) * es);
+  size_t n = reader_->read(buf_.data(), std::min<size_t>(max, 4096));
+  for (size_t i = 0; i < n; ++i) cells.push_back(element_text(*info_->dtype, buf_.data() + i * es));
+  return n;
+}
+
+}  // namespace ckpt::api

@@ -1,0 +1,136 @@
+#include "api/write.h"
+
+#include "audiocraft/operations.h"
+#include "torch/in_place.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
+                      std::map<std::string, torch::StorageTransform> transforms) {
+  torch::SaveOptions so;
+  so.transforms = std::move(transforms);
+  so.force = options.force;
+  so.dialect = options.dialect;
+  so.progress = progress_for(options.progress, options.out);
+  if (options.sink) {  // in order; "archive" as torch.save names it for a file object
+    torch::save_to(ck, root, *options.sink, "archive", so);
+    options.sink->sync();
+    return;
+  }
+  torch::save(ck, root, env, options.out, so);
+}
+
+void rewrite(Env& env, const std::string& file, const OutputOptions& output) {
+  Opened o = open_checkpoint(env, file);
+  write_checkpoint(*o.ck, o.ck->root(), env, output);
+}
+
+namespace {
+
+std::optional<std::string> version_option(const std::string& v) {
+  return v.empty() ? std::nullopt : std::optional<std::string>(v);
+}
+
+}  // namespace
+
+ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOptions& options) {
+  Opened o = open_checkpoint(env, file);
+  if (o.layout == audiocraft::Layout::FsdpShard)
+    throw UsageError(file + ": rank " + std::to_string(audiocraft::fsdp_rank_of(file).value_or(0)) +
+                     "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's file: ckpt export " +
+                     audiocraft::fsdp_rank0_file(file) + " -o " + options.output.out);
+  pickle::Node* root =
+      audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version_option(options.version));
+  write_checkpoint(*o.ck, root, env, options.output);
+  return {o.best_state.value_or("")};
+}
+
+void wrap(Env& env, const std::string& file, const OutputOptions& output) {
+  Opened o = open_checkpoint(env, file);
+  pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
+  write_checkpoint(*o.ck, root, env, output);
+}
+
+namespace {
+
+// The compression model's root as bundle writes it: an exported model (or
+// pointer) as it is, anything else exported.
+pickle::Node* compression_root(Opened& c, const std::optional<std::string>& version) {
+  if (c.layout == audiocraft::Layout::Exported || c.layout == audiocraft::Layout::ExportedPointer) return c.ck->root();
+  return audiocraft::make_export(c.ck->graph(), c.ck->root(), c.layout, version);
+}
+
+void make_output_dir(Env& env, const std::string& dir) {
+  if (env.is_directory(dir)) return;
+  if (env.exists(dir)) throw UsageError(dir + " exists and is not a directory");
+  env.create_directory(dir);
+}
+
+}  // namespace
+
+BundleResult bundle(Env& env, const std::string& file, const BundleOptions& options) {
+  Opened o = open_checkpoint(env, file);
+  std::optional<std::string> version = version_option(options.version);
+  // An exported input goes into the bundle as it is.
+  pickle::Node* root = o.layout == audiocraft::Layout::Exported
+                           ? o.ck->root()
+                           : audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
+  std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
+
+  if (options.dir == "-") throw UsageError("bundle writes a folder: -o DIR, not standard output");
+  make_output_dir(env, options.dir);
+  BundleResult r;
+  r.state_dict = options.dir + "/state_dict.bin";
+  r.compression_state_dict = options.dir + "/compression_state_dict.bin";
+  if (!options.force)
+    for (const auto& p : {r.state_dict, r.compression_state_dict})
+      if (env.exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
+
+  // The compression model: a checkpoint to export, or a pretrained name;
+  // without options.compression, the one the config names.
+  std::string compression = options.compression;
+  bool is_file = !compression.empty() && env.exists(compression);
+  if (compression.empty()) {
+    audiocraft::CompressionSource src = audiocraft::compression_from_config(o.ck->root());
+    compression = src.name_or_path;
+    is_file = !src.pretrained;
+    if (is_file && !env.exists(compression))
+      throw UsageError("xp.cfg's compression_model_checkpoint '" + src.configured +
+                       "' is not a file here; give the compression checkpoint with --compression FILE");
+    r.compression_from_config = src.configured;
+  }
+  r.compression_pretrained = !is_file;
+  std::optional<Opened> comp;
+  if (is_file) comp = open_checkpoint(env, compression);
+  OutputOptions out{r.state_dict, nullptr, options.force, options.dialect, options.progress};
+  write_checkpoint(*o.ck, root, env, out);
+  out.out = r.compression_state_dict;
+  if (comp)
+    write_checkpoint(*comp->ck, compression_root(*comp, version), env, out);
+  else
+    write_checkpoint(*o.ck, audiocraft::make_pointer(o.ck->graph(), compression, v), env, out);
+  return r;
+}
+
+SanitizeResult sanitize(Env& env, const std::string& file, const OutputOptions& output) {
+  Opened o = open_checkpoint(env, file);
+  auto made = audiocraft::make_sanitized(o.ck->graph(), o.ck->root());
+  SanitizeResult r{made.refused};
+  if (r.written()) write_checkpoint(*o.ck, made.root, env, output);
+  return r;
+}
+
+CompactResult compact(Env& env, const std::string& file) {
+  if (file == "-") throw UsageError("compact needs a file, not standard input");
+  Opened o = open_checkpoint(env, file);
+  if (o.safetensors) throw UsageError(file + " is a safetensors file: compact rewrites torch checkpoints");
+  CompactResult r;
+  r.bytes_before = o.ck->file().size();
+  torch::InPlaceOptions ipo;
+  ipo.compact = true;
+  r.bytes_after = torch::update_in_place(*o.ck, o.ck->root(), env, ipo).bytes_written;
+  return r;
+}
+
+}  // namespace ckpt::api
