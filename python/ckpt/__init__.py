@@ -5,6 +5,9 @@ above all) without running pickled code.
   metadata, ``get_tensor`` / ``state_dict`` from a copy-on-write memory map.
 - ``ckpt.load(path)``: what ``torch.load(path, weights_only=False)`` returns,
   rebuilt without running pickled code.
+- ``ckpt.edit``, ``export``, ``wrap``, ``bundle``, ``sanitize``, ``scan``,
+  ``verify``, ``diff``, ``stats``, ``to_safetensors``, ``from_safetensors``:
+  the command's operations, returning result objects.
 - The ``ckpt`` command is installed with the package (``python -m ckpt``).
 """
 
@@ -17,6 +20,11 @@ from ckpt._errors import Error, FormatError, IoError, UnsafeGlobalError, UsageEr
 from ckpt import _ckpt  # noqa: E402
 from ckpt._handle import Checkpoint, TensorInfo  # noqa: E402,F401
 from ckpt._load import Loader, Placeholder, PlaceholderGlobal  # noqa: E402,F401
+from ckpt._operations import (  # noqa: E402,F401
+    BundleResult, DiffResult, EditResult, ExportResult, Result, SafetensorsResult, SanitizeResult, ScanResult,
+    StatsRow, VerifyResult, WriteResult, bundle, diff, edit, export, from_safetensors, rewrite, sanitize, scan,
+    stats, to_safetensors, verify, wrap,
+)
 
 __version__ = "0.1.0"
 
@@ -62,4 +70,8 @@ def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error",
 
 
 __all__ = ["open", "load", "Checkpoint", "TensorInfo", "Placeholder", "PlaceholderGlobal",
+           "edit", "export", "wrap", "rewrite", "bundle", "sanitize", "verify", "scan", "diff", "stats",
+           "to_safetensors", "from_safetensors",
+           "Result", "EditResult", "ExportResult", "WriteResult", "BundleResult", "SanitizeResult",
+           "VerifyResult", "ScanResult", "DiffResult", "StatsRow", "SafetensorsResult",
            "Error", "FormatError", "IoError", "UsageError", "UnsafeGlobalError"]

@@ -9,27 +9,11 @@
 
 #include "audiocraft/operations.h"
 #include "omegaconf/yaml.h"
-#include "torch/open_any.h"
 #include "torch/tensor_data.h"
 #include "util/error.h"
 
 namespace ckpt::python {
 namespace {
-
-class TensorTest : public audiocraft::TensorTest {
- public:
-  explicit TensorTest(const torch::Checkpoint& ck) : ck_(ck) {}
-  bool is_tensor(const pickle::Node* n) const override {
-    try {
-      return ck_.tensor(n).has_value();
-    } catch (const Error&) {
-      return false;
-    }
-  }
-
- private:
-  const torch::Checkpoint& ck_;
-};
 
 py::object value_to_python(const omegaconf::Value& v) {
   using T = omegaconf::Value::Type;
@@ -159,34 +143,21 @@ py::dict tensor_dict(const torch::TensorInfo& t) {
 }
 
 Opened::Opened(const std::string& path) {
-  torch::AnyCheckpoint any;
-  {
-    py::gil_scoped_release release;
-    any = torch::open_any(Env::Default(), path);
-  }
-  ck_ = std::move(any.ck);
-  safetensors_ = any.safetensors;
-  file_size_ = any.file_size;
-  layout_ = audiocraft::detect_layout(ck_->root(), TensorTest(*ck_));
-  if (layout_ == audiocraft::Layout::Training && audiocraft::fsdp_rank_of(path))
-    layout_ = audiocraft::Layout::FsdpShard;
-  best_state_ = audiocraft::best_state_path(ck_->root(), layout_);
+  py::gil_scoped_release release;
+  opened_ = api::open_checkpoint(Env::Default(), path);
 }
 
 pickle::Node* Opened::state_dict(const std::optional<std::string>& path) const {
   std::string p;
   if (path && !path->empty()) {
     p = *path;
-  } else if (best_state_) {
-    p = *best_state_;
+  } else if (opened_.best_state) {
+    p = *opened_.best_state;
   } else {
-    throw UsageError(ck_->path() + ": no best state in a checkpoint of layout '" + audiocraft::to_string(layout_) +
-                     "': name one with state=PATH");
+    throw UsageError(opened_.ck->path() + ": no best state in a checkpoint of layout '" +
+                     audiocraft::to_string(opened_.layout) + "': name one with state=PATH");
   }
-  pickle::Node* n = p == "/" ? ck_->root() : audiocraft::resolve_path(ck_->root(), p);
-  if (!n) throw UsageError(ck_->path() + ": no object at '" + p + "'");
-  if (!pickle::is_mapping(n)) throw UsageError(ck_->path() + ": '" + p + "' is not a state dict");
-  return n;
+  return opened_.state_dict(p == "/" ? "" : p);
 }
 
 void register_opened(py::module_& m) {

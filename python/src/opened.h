@@ -1,6 +1,7 @@
-// The extension's opened checkpoint: what ckpt.open() and ckpt.load() read
-// through (python/ckpt/_handle.py, _load.py). The file is opened and its
-// pickle parsed once; tensor bytes stay on disk.
+// The extension's opened checkpoint (api::open_checkpoint's): what
+// ckpt.open() and ckpt.load() read through (python/ckpt/_handle.py,
+// _load.py). The file is opened and its pickle parsed once; tensor bytes stay
+// on disk.
 #pragma once
 #include <pybind11/pybind11.h>
 
@@ -8,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "api/checkpoint.h"
 #include "audiocraft/layout.h"
 #include "torch/checkpoint.h"
 
@@ -19,28 +21,25 @@ class Opened {
  public:
   explicit Opened(const std::string& path);
 
-  const torch::Checkpoint& checkpoint() const { return *ck_; }
-  torch::Checkpoint& checkpoint() { return *ck_; }
-  audiocraft::Layout layout() const { return layout_; }
-  const std::optional<std::string>& best_state() const { return best_state_; }
-  bool safetensors() const { return safetensors_; }
-  uint64_t file_size() const { return file_size_; }
+  const torch::Checkpoint& checkpoint() const { return *opened_.ck; }
+  torch::Checkpoint& checkpoint() { return *opened_.ck; }
+  audiocraft::Layout layout() const { return opened_.layout; }
+  const std::optional<std::string>& best_state() const { return opened_.best_state; }
+  bool safetensors() const { return opened_.safetensors; }
+  uint64_t file_size() const { return opened_.file_size; }
 
   // The state dict at a '/'-separated path ("" or None: the best state).
   pickle::Node* state_dict(const std::optional<std::string>& path) const;
 
  private:
-  std::unique_ptr<torch::Checkpoint> ck_;
-  audiocraft::Layout layout_ = audiocraft::Layout::Other;
-  std::optional<std::string> best_state_;
-  bool safetensors_ = false;
-  uint64_t file_size_ = 0;
+  api::Opened opened_;
 };
 
 // Module parts, each defining its functions and classes on m.
 void register_errors(py::module_& m);
 void register_opened(py::module_& m);
 void register_graph(py::module_& m);
+void register_operations(py::module_& m);
 
 // A mapping key as text (str keys as they are, ints in decimal).
 std::string key_text(const pickle::Node* key);
