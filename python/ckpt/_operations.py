@@ -34,27 +34,55 @@ class EditResult(Result):
     it would be with dry_run), appended (in place: True when appended, False
     when rewritten; None otherwise), rewrite_reason."""
 
+    config_changes: list[str]
+    states: list[dict]
+    dtype: dict | None
+    changes: int
+    bytes: int
+    appended: bool | None
+    rewrite_reason: str
+
 
 class ExportResult(Result):
     """out, exported_from (the best state's path)."""
 
+    out: str
+    exported_from: str
+
 
 class WriteResult(Result):
     """out: the file written."""
+
+    out: str
 
 
 class BundleResult(Result):
     """dir, state_dict and compression_state_dict (the files written),
     compression_pretrained, compression_from_config."""
 
+    dir: str
+    state_dict: str
+    compression_state_dict: str
+    compression_pretrained: bool
+    compression_from_config: str
+
 
 class SanitizeResult(Result):
     """out, written, refused (globals outside torch's weights_only list: when
     any, nothing was written)."""
 
+    out: str
+    written: bool
+    refused: list[str]
+
 
 class VerifyResult(Result):
     """file, records, tensors, problems (one line each); ok is True without problems."""
+
+    file: str
+    records: int
+    tensors: int
+    problems: list[str]
 
     @property
     def ok(self) -> bool:
@@ -65,6 +93,13 @@ class ScanResult(Result):
     """path, container ("zip", "legacy", "pickle"), verdict ("safe", "unsafe",
     "unreadable"), problem, pickles, globals (module, name, allowed, record,
     called, instantiated, built, in_persistent_id, file_offset)."""
+
+    path: str
+    container: str
+    verdict: str
+    problem: str
+    pickles: list[dict]
+    globals: list[dict]
 
     @property
     def unsafe_globals(self) -> list[str]:
@@ -77,16 +112,56 @@ class DiffResult(Result):
     numel, differing, max_abs_diff, beyond_tolerance), top_only_in_a,
     top_only_in_b, top_changed, config_diff (unified diff of xp.cfg), tensors_only."""
 
+    a: tuple[str, str, str]
+    b: tuple[str, str, str]
+    equal: bool
+    compared: int
+    only_in_a: list[str]
+    only_in_b: list[str]
+    changed: list[dict]
+    values: list[dict]
+    top_only_in_a: list[str]
+    top_only_in_b: list[str]
+    top_changed: list[tuple[str, str, str]]
+    config_diff: str
+    tensors_only: bool
+
 
 class StatsRow(Result):
     """name, dtype, form, shape, numel, note; nan, inf, min, max, mean, std,
     norm when the tensor has statistics (min/max/mean/std None without finite values)."""
+
+    name: str
+    dtype: str
+    form: str
+    shape: tuple
+    numel: int
+    note: str
+    nan: int
+    inf: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    norm: float
 
 
 class SafetensorsResult(Result):
     """to_safetensors: out, state, tensors, bytes, skipped, non_tensors,
     sharded, files, wrote_index. from_safetensors: out, tensors, state,
     replaced, dtype_changes."""
+
+    out: str
+    state: str
+    tensors: int
+    bytes: int
+    skipped: list[str]
+    non_tensors: int
+    sharded: bool
+    files: int
+    wrote_index: bool
+    replaced: int
+    dtype_changes: list[str]
 
 
 def _path(p: "str | os.PathLike[str]") -> str:

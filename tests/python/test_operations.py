@@ -140,8 +140,11 @@ def test_safetensors_round_trip(tmp_path):
     assert ckpt.diff(EXAMPLE, back).equal
 
 
+# Python's Ctrl-C handler installed explicitly: a child of a background job
+# starts with SIGINT ignored, and Python then keeps it ignored.
 _INTERRUPTED_WRITE = r"""
-import sys, ckpt
+import signal, sys, ckpt
+signal.signal(signal.SIGINT, signal.default_int_handler)
 print("start", flush=True)
 ckpt.edit(sys.argv[1], sys.argv[2], dtype="float16")
 print("finished", flush=True)
