@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURE_ENTRIES, REPO_ROOT, needs_omegaconf, needs_torch
+from conftest import FIXTURE_ENTRIES, HAVE_OMEGACONF, REPO_ROOT, needs_omegaconf, needs_torch
 
 import ckpt
 
@@ -182,3 +182,13 @@ def test_load_tensor_kinds_equal_torch_load(tmp_path):
         _same_special_tensor(ours[key], theirs[key], key)
     plain = [k for k in theirs if k not in special]
     _testlib().assert_same_objects({k: ours[k] for k in plain}, {k: theirs[k] for k in plain})
+
+
+@pytest.mark.skipif(HAVE_OMEGACONF, reason="omegaconf is installed")
+def test_without_omegaconf_the_dictconfig_is_named():
+    from conftest import EXAMPLE
+    with pytest.raises(ckpt.UsageError, match="omegaconf.dictconfig.DictConfig cannot be imported"):
+        ckpt.load(EXAMPLE, framework="numpy")
+    obj = ckpt.load(EXAMPLE, framework="numpy", unsafe_globals="placeholder")
+    assert isinstance(obj["xp.cfg"], ckpt.Placeholder)
+    assert obj["best_state"]["model"]["emb.0.weight"].shape == (33, 16)
