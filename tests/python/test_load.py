@@ -192,3 +192,27 @@ def test_without_omegaconf_the_dictconfig_is_named():
     obj = ckpt.load(EXAMPLE, framework="numpy", unsafe_globals="placeholder")
     assert isinstance(obj["xp.cfg"], ckpt.Placeholder)
     assert obj["best_state"]["model"]["emb.0.weight"].shape == (33, 16)
+
+
+@needs_torch
+def test_hostile_files_raise_or_load_inertly(tmp_path):
+    """Issue 14's hostile corpus (tests/fixtures/make_hostile.py): ckpt.load raises a
+    ckpt.Error or loads, in both modes, and no payload ever runs (no marker file)."""
+    import json
+    import subprocess
+    out = tmp_path / "hostile"
+    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "fixtures", "make_hostile.py"), str(out)],
+                   check=True, capture_output=True)
+    fixtures = json.loads((out / "hostile.json").read_text())["fixtures"]
+    refused = []
+    for entry in fixtures:
+        for mode in ("error", "placeholder"):
+            try:
+                ckpt.load(out / entry["file"], unsafe_globals=mode)
+            except ckpt.UnsafeGlobalError as e:
+                refused.append(entry["file"])
+                assert mode == "error" and e.globals, entry
+            except ckpt.Error:
+                pass
+    assert refused  # the corpus names os.system in several files
+    assert not [name for name in os.listdir(out) if name.startswith("marker")]
