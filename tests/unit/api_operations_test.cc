@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "api/config.h"
+#include "api_test_files.h"
 #include "api/diff.h"
 #include "api/edit.h"
 #include "api/inspect.h"
@@ -22,14 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace ckpt;
 
-const std::string kExample = std::string(CKPT_SOURCE_DIR) + "/examples/musicgen_tiny_training.th";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using ckpt_test::kExample;
+using ckpt_test::slurp;
 
 // A sink that keeps what is written, as a pipe's reader would see it.
 class StringFile final : public WritableFile {
@@ -45,17 +40,8 @@ class StringFile final : public WritableFile {
   int syncs = 0;
 };
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public ckpt_test::TestDir {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ckpt_api_ops_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
   Env& env_ = Env::Default();
 };
 
