@@ -170,6 +170,20 @@ TEST_F(ApiTest, SinkGetsTheSameCheckpointAsAFile) {
   EXPECT_FALSE(fs::exists(dir_ / "-"));
 }
 
+TEST_F(ApiTest, ProgressCallbackCancelsAWrite) {
+  struct Interrupted {};
+  api::OutputOptions o;
+  o.out = path("out.th");
+  int calls = 0;
+  o.progress = [&](const std::string&, uint64_t done, uint64_t total) {
+    ++calls;
+    if (done > 0 && done < total) throw Interrupted{};
+  };
+  EXPECT_THROW(api::rewrite(env_, kExample, o), Interrupted);
+  EXPECT_GT(calls, 0);
+  EXPECT_TRUE(fs::is_empty(dir_)) << "output or temporary file left behind";
+}
+
 TEST_F(ApiTest, BundleRefusesAFileAsFolder) {
   std::ofstream(path("f")) << "x";
   api::BundleOptions b;
