@@ -17,7 +17,8 @@ namespace ckpt::api {
 
 // Progress of a long write, for the options of writing operations: the
 // output being written, bytes done and the total. Called often: it should
-// only record or redraw.
+// only record or redraw. It may throw to cancel the write (an interrupt):
+// the exception propagates and the output's temporary file is removed.
 using ProgressFn = std::function<void(const std::string& output, uint64_t done, uint64_t total)>;
 
 // Binds a ProgressFn to one output, as torch's write options take it.

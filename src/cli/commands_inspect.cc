@@ -254,16 +254,10 @@ int cmd_tensors(Env& env, const std::string& file, const std::string& state, con
 
 int cmd_verify(Env& env, const std::string& file, const Common& c) {
   VerifyResult r = verify(env, file);
-  if (c.json) {
-    json j = {{"file", file}, {"ok", r.ok()}, {"records", r.records}, {"tensors", r.tensors}, {"problems", r.problems}};
-    std::cout << j.dump(2) << "\n";
-  } else if (r.ok()) {
-    std::printf("%s: ok (%s, %s checked)\n", file.c_str(), count_of(r.records, "record", "records").c_str(),
-                count_of(r.tensors, "tensor", "tensors").c_str());
-  } else {
-    print_problems(file, r.problems);
-  }
-  return r.ok() ? 0 : 1;
+  return print_verify(c, file, {{"records", r.records}, {"tensors", r.tensors}},
+                      count_of(r.records, "record", "records") + ", " + count_of(r.tensors, "tensor", "tensors") +
+                          " checked",
+                      r.problems);
 }
 
 }  // namespace

@@ -109,22 +109,27 @@ int print_dcp_tensors(Env& env, const std::string& dir, const std::vector<std::s
   return 0;
 }
 
-void print_problems(const std::string& what, const std::vector<std::string>& problems) {
-  for (const auto& p : problems) std::printf("%s\n", p.c_str());
-  std::printf("%s: %zu problem%s found\n", what.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
+int print_verify(const Common& c, const std::string& what, const std::vector<std::pair<std::string, size_t>>& counts,
+                 const std::string& detail, const std::vector<std::string>& problems) {
+  if (c.json) {
+    json j = {{"file", what}, {"ok", problems.empty()}};
+    for (const auto& [key, n] : counts) j[key] = n;
+    j["problems"] = problems;
+    std::cout << j.dump(2) << "\n";
+  } else if (problems.empty()) {
+    std::printf("%s: ok (%s)\n", what.c_str(), detail.c_str());
+  } else {
+    for (const auto& p : problems) std::printf("%s\n", p.c_str());
+    std::printf("%s: %zu problem%s found\n", what.c_str(), problems.size(), problems.size() == 1 ? "" : "s");
+  }
+  return problems.empty() ? 0 : 1;
 }
 
 int print_dcp_verify(Env& env, const std::string& dir, const Common& c) {
   DcpVerifyResult r = dcp_verify(env, dir);
-  if (c.json) {
-    json j = {{"file", dir}, {"ok", r.ok()}, {"items", r.items}, {"chunks", r.chunks}, {"problems", r.problems}};
-    std::cout << j.dump(2) << "\n";
-  } else if (r.ok()) {
-    std::printf("%s: ok (%zu items, %zu tensor chunks checked)\n", dir.c_str(), r.items, r.chunks);
-  } else {
-    print_problems(dir, r.problems);
-  }
-  return r.ok() ? 0 : 1;
+  return print_verify(c, dir, {{"items", r.items}, {"chunks", r.chunks}},
+                      std::to_string(r.items) + " items, " + std::to_string(r.chunks) + " tensor chunks checked",
+                      r.problems);
 }
 
 std::string rank_set_text(const RankSetInfo& r) {

@@ -3,6 +3,7 @@
 // both.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "api/shard.h"
@@ -17,7 +18,10 @@ int print_dcp_verify(Env& env, const std::string& dir, const Common& c);
 int print_folder_info(Env& env, const std::string& dir, const Common& c);
 
 std::string rank_set_text(const api::RankSetInfo& r);
-// verify's text for problems: one per line, then the count.
-void print_problems(const std::string& what, const std::vector<std::string>& problems);
+// verify's output for a file or folder `what`: JSON {file, ok, <counts>,
+// problems}, or "WHAT: ok (DETAIL)", or the problems one per line and their
+// count. Returns the exit code (1 when there are problems).
+int print_verify(const Common& c, const std::string& what, const std::vector<std::pair<std::string, size_t>>& counts,
+                 const std::string& detail, const std::vector<std::string>& problems);
 
 }  // namespace ckpt::cli

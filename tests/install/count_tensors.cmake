@@ -3,6 +3,7 @@
 # package and checks the count it prints for the shipped example checkpoint.
 set(work ${CKPT_BINARY_DIR}/install_test)
 file(REMOVE_RECURSE ${work})
+file(MAKE_DIRECTORY ${work})
 
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -12,7 +13,18 @@ function(run)
   set(run_output "${out}" PARENT_SCOPE)
 endfunction()
 
+# cmake --install rewrites the build folder's install_manifest.txt, which
+# uninstalling a real install reads: keep the one there was.
+set(manifest ${CKPT_BINARY_DIR}/install_manifest.txt)
+if(EXISTS ${manifest})
+  file(COPY_FILE ${manifest} ${work}/install_manifest.txt)
+endif()
 run(${CMAKE_COMMAND} --install ${CKPT_BINARY_DIR} --prefix ${work}/prefix)
+if(EXISTS ${work}/install_manifest.txt)
+  file(COPY_FILE ${work}/install_manifest.txt ${manifest})
+else()
+  file(REMOVE ${manifest})
+endif()
 if(NOT EXISTS ${work}/prefix/include/ckpt/api/checkpoint.h OR NOT EXISTS ${work}/prefix/include/ckpt/torch/checkpoint.h)
   message(FATAL_ERROR "headers not installed under include/ckpt")
 endif()

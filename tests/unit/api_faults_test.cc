@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "api/edit.h"
+#include "api_test_files.h"
 #include "api/safetensors.h"
 #include "api/shard.h"
 #include "api/write.h"
@@ -31,14 +32,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace ckpt;
 
-const std::string kExample = std::string(CKPT_SOURCE_DIR) + "/examples/musicgen_tiny_training.th";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using ckpt_test::kExample;
+using ckpt_test::slurp;
 
 // Every file below dir (relative path -> bytes); folders as "name/".
 std::map<std::string, std::string> tree(const fs::path& dir) {
@@ -51,20 +46,13 @@ std::map<std::string, std::string> tree(const fs::path& dir) {
   return out;
 }
 
-class FaultsTest : public ::testing::Test {
+class FaultsTest : public ckpt_test::TestDir {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("ckpt_api_faults_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TestDir::SetUp();
     input_ = path("in.th");
     fs::copy_file(kExample, input_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
   // Runs op once cleanly, then fails each of its steps. After a failure the
   // tree must be the tree before, plus at most some of the outputs the clean
@@ -128,7 +116,6 @@ class FaultsTest : public ::testing::Test {
     return o;
   }
 
-  fs::path dir_;
   std::string input_;
 };
 
