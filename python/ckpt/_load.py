@@ -16,7 +16,7 @@ import importlib
 from typing import Any, Iterable
 
 from ckpt import _ckpt
-from ckpt._errors import FormatError, UnsafeGlobalError, UsageError
+from ckpt._errors import Error, FormatError, UnsafeGlobalError, UsageError
 from ckpt._tensors import StorageBytes, make_numpy, make_torch
 
 # Node tuple tags (python/src/graph.cc).
@@ -90,6 +90,11 @@ class Loader:
             return self.build(0)
         except RecursionError:
             raise FormatError(f"{self._opened.path}: objects nested deeper than Python's recursion limit") from None
+        except Error:
+            raise
+        except Exception as e:  # what the pickle asks is impossible (an unhashable key, a bad BUILD)
+            raise FormatError(f"{self._opened.path}: the pickle's objects cannot be rebuilt: "
+                              f"{type(e).__name__}: {e}") from None
 
     def build(self, i: int) -> Any:
         obj = self._memo.get(i, _MISSING)

@@ -216,3 +216,20 @@ def test_hostile_files_raise_or_load_inertly(tmp_path):
                 pass
     assert refused  # the corpus names os.system in several files
     assert not [name for name in os.listdir(out) if name.startswith("marker")]
+
+
+def test_impossible_objects_are_a_format_error(tmp_path):
+    """A pickle that sets an item on a set (allowlisted, but no __setitem__):
+    ckpt.Error, not a TypeError."""
+    path = tmp_path / "set_item_on_set.pt"
+    # set() then SETITEM 1 -> 2: GLOBAL builtins.set, EMPTY_TUPLE, REDUCE, 1, 2, SETITEM, STOP.
+    body = b"\x80\x02c__builtin__\nset\n)RK\x01K\x02s."
+    with open(path, "wb") as f:
+        for part in (0x1950A86A20F9469CFC6C, 1001,
+                     {"protocol_version": 1001, "little_endian": True,
+                      "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+            pickle.dump(part, f, protocol=2)
+        f.write(body)
+        pickle.dump([], f, protocol=2)
+    with pytest.raises(ckpt.FormatError, match="cannot be rebuilt: TypeError"):
+        ckpt.load(path)
