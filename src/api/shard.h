@@ -69,6 +69,8 @@ class ReadableCheckpoint {
   const std::string& path() const { return path_; }
 
  private:
+  void remove_temporary() noexcept;
+  Env& env_;
   std::string path_, temp_dir_;
 };
 
