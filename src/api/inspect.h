@@ -82,6 +82,8 @@ struct TensorsResult {
   std::string state;               // the state dict's path
   std::vector<TensorRow> rows;     // in file order
 };
+// `ckpt tensors FILE`: one row per tensor of a state dict; UsageError when
+// the state dict is missing (or, by default, the layout has no best state).
 TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& options);
 
 // tensors --group N: parameters and bytes summed per name prefix of N

@@ -34,6 +34,9 @@ struct ToSafetensorsResult {
   size_t files = 0;                  // sharded: shard files written
   bool wrote_index = false;          // sharded: model.safetensors.index.json written
 };
+// A state dict as safetensors.torch.save_file writes it. A tensor it cannot
+// hold (quantized, sparse, nested, meta, conj/neg bits, a dtype it lacks) is
+// a UsageError unless skip_unsupported.
 ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSafetensorsOptions& options);
 
 struct FromSafetensorsOptions {

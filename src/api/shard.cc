@@ -1,7 +1,5 @@
 #include "api/shard.h"
 
-#include <cerrno>
-#include <cstdlib>
 #include <filesystem>
 
 #include "api/format.h"
@@ -77,17 +75,13 @@ std::vector<RankSetSummary> folder_rank_sets(Env&, const std::string& dir) {
   return out;
 }
 
-ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : path_(path) {
+ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : env_(env), path_(path) {
   if (!is_dcp_folder(path)) return;
   auto dcp = torch::DcpCheckpoint::open(env, path);
   std::error_code ec;
-  std::string base = std::filesystem::temp_directory_path(ec).string();
+  std::string base = std::filesystem::temp_directory_path(ec).string();  // $TMPDIR, else /tmp
   if (ec || base.empty()) base = "/tmp";
-  std::string tmpl = base + "/ckpt-dcp-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (!::mkdtemp(buf.data())) throw IoError("cannot create a temporary folder in " + base, errno);
-  temp_dir_ = buf.data();
+  temp_dir_ = env.create_temp_directory(base, "ckpt-dcp-");
   std::string trimmed = path;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   std::string name = basename_of(trimmed);
@@ -95,15 +89,21 @@ ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : path
   try {
     torch::consolidate_dcp(*dcp, env, path_);
   } catch (...) {
-    std::filesystem::remove_all(temp_dir_, ec);
+    remove_temporary();
     throw;
   }
 }
 
-ReadableCheckpoint::~ReadableCheckpoint() {
+ReadableCheckpoint::~ReadableCheckpoint() { remove_temporary(); }
+
+void ReadableCheckpoint::remove_temporary() noexcept {
   if (temp_dir_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(temp_dir_, ec);
+  try {
+    env_.remove(path_);  // consolidate_dcp leaves nothing else there
+    env_.remove_directory(temp_dir_);
+  } catch (const Error&) {
+    // A temporary folder left behind is not worth failing the command for.
+  }
 }
 
 ConsolidateResult consolidate(Env& env, const std::string& dir, const ConsolidateOptions& options) {

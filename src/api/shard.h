@@ -24,6 +24,7 @@ struct DcpInfoResult {
   uint64_t tensors = 0, parameters = 0, bytes = 0, byte_items = 0, file_bytes = 0;
   std::map<std::string, uint64_t> bytes_by_dtype;
 };
+// `info` on a DCP folder: its files, and tensor totals by dtype.
 DcpInfoResult dcp_info(Env& env, const std::string& dir);
 
 struct DcpTensorsResult {
@@ -31,6 +32,8 @@ struct DcpTensorsResult {
   std::vector<const torch::DcpItem*> rows;  // tensor items matching, in metadata order
   uint64_t parameters = 0, bytes = 0;
 };
+// `tensors` on a DCP folder: the tensor items (global shapes, chunks) whose
+// names match one of the globs (all when empty).
 DcpTensorsResult dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match);
 
 struct DcpVerifyResult {
@@ -39,6 +42,9 @@ struct DcpVerifyResult {
   std::vector<std::string> problems;
   bool ok() const { return problems.empty(); }
 };
+// `verify` on a DCP folder: every chunk and byte item read (zip records
+// against their CRCs, chunks against the metadata's dtype and size); a
+// folder that cannot be opened is a problem, not an exception.
 DcpVerifyResult dcp_verify(Env& env, const std::string& dir);
 
 // An AudioCraft FSDP rank file and its set: for `checkpoint[_name].th.N`, and
@@ -48,6 +54,8 @@ struct RankSetInfo {
   int rank = 0;
   std::vector<int> ranks, missing;
 };
+// The set a rank file belongs to, from the files beside it; nullopt for a
+// file of another name or a lone checkpoint.th.
 std::optional<RankSetInfo> rank_set_of(Env& env, const std::string& file);
 
 // `info` on a folder that is not a DCP checkpoint: the rank sets in it.
@@ -69,6 +77,8 @@ class ReadableCheckpoint {
   const std::string& path() const { return path_; }
 
  private:
+  void remove_temporary() noexcept;
+  Env& env_;
   std::string path_, temp_dir_;
 };
 

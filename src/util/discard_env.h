@@ -19,6 +19,10 @@ class DiscardEnv final : public Env {
   void sync_dir(const std::string&) override {}
   bool is_directory(const std::string& path) override { return base_.is_directory(path); }
   void create_directory(const std::string&) override {}
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override {
+    return parent + "/" + prefix + "discarded";
+  }
+  void remove_directory(const std::string&) override {}
   // Bytes appended to the files created so far.
   uint64_t bytes_written() const { return bytes_; }
 

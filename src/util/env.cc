@@ -299,6 +299,18 @@ class PosixEnv final : public Env {
     if (::mkdir(path.c_str(), 0755) != 0) throw_errno(path, "mkdir", errno);
   }
 
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override {
+    std::string tmpl = parent + "/" + prefix + "XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) throw_errno(parent, "mkdtemp", errno);
+    return buf.data();
+  }
+
+  void remove_directory(const std::string& path) override {
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) throw_errno(path, "rmdir", errno);
+  }
+
   void sync_dir(const std::string& dir) override {
     int fd;
     do {
@@ -332,6 +344,12 @@ std::unique_ptr<RandomRWFile> Env::open_update(const std::string& path) {
 bool Env::is_directory(const std::string&) { return false; }
 
 void Env::create_directory(const std::string& path) { throw_errno(path, "mkdir", ENOTSUP); }
+
+std::string Env::create_temp_directory(const std::string& parent, const std::string&) {
+  throw_errno(parent, "mkdtemp", ENOTSUP);
+}
+
+void Env::remove_directory(const std::string& path) { throw_errno(path, "rmdir", ENOTSUP); }
 
 Env& Env::Default() {
   static PosixEnv env;

@@ -76,6 +76,11 @@ class Env {
   // including when something already has that name. Not pure: Envs that do
   // not support it refuse with IoError.
   virtual void create_directory(const std::string& path);
+  // Creates a new directory only this user can use (mode 0700) inside
+  // parent, with a unique name starting with prefix; returns its path.
+  virtual std::string create_temp_directory(const std::string& parent, const std::string& prefix);
+  // Removes an empty directory; no error if missing.
+  virtual void remove_directory(const std::string& path);
 };
 
 // An output written beside its final path under a temporary name and renamed

@@ -122,6 +122,13 @@ void FaultInjectingEnv::create_directory(const std::string& path) {
   base_.create_directory(path);
 }
 
+std::string FaultInjectingEnv::create_temp_directory(const std::string& parent, const std::string& prefix) {
+  step(parent, "mkdtemp");
+  return base_.create_temp_directory(parent, prefix);
+}
+
+void FaultInjectingEnv::remove_directory(const std::string& path) { base_.remove_directory(path); }
+
 void FaultInjectingEnv::sync_dir(const std::string& dir) {
   step(dir, "fsync");
   base_.sync_dir(dir);

@@ -9,7 +9,8 @@
 
 namespace ckpt {
 
-// Wraps another Env. Every fallible step (create, create_directory, rename, sync_dir, and on the
+// Wraps another Env. Every fallible step (create, create_directory,
+// create_temp_directory, rename, sync_dir, and on the
 // files it creates: append, copy_from, sync, close) is counted; fail_at(n, err)
 // makes the n-th step (1-based, counted from construction or the last reset())
 // throw IoError with that errno instead of running. A failing append or
@@ -46,6 +47,8 @@ class FaultInjectingEnv : public Env {
   std::unique_ptr<RandomRWFile> open_update(const std::string& path) override;
   bool is_directory(const std::string& path) override;
   void create_directory(const std::string& path) override;  // a step
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override;  // a step
+  void remove_directory(const std::string& path) override;
 
   // Counts one step; throws IoError("<what>: <op>: <strerror> (injected)")
   // when it is the planned one. Used by the wrapped files too.

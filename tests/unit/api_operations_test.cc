@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,10 +15,12 @@
 #include "api/diff.h"
 #include "api/edit.h"
 #include "api/inspect.h"
+#include "api/shard.h"
 #include "api/show.h"
 #include "api/stats.h"
 #include "api/write.h"
 #include "util/error.h"
+#include "util/fault_env.h"
 
 namespace {
 
@@ -196,6 +200,32 @@ TEST_F(ApiTest, BundleRefusesAFileAsFolder) {
   EXPECT_TRUE(fs::exists(r.state_dict));
   EXPECT_TRUE(fs::exists(r.compression_state_dict));
   EXPECT_THROW(api::bundle(env_, kExample, b), UsageError);  // exists, no force
+}
+
+TEST_F(ApiTest, StatsAndDiffOfADcpFolderLeaveNoTemporary) {
+  api::ToDcpOptions o;
+  o.out = path("dcp");
+  o.state = "best_state/model";
+  o.ranks = 2;
+  api::to_dcp(env_, kExample, o);
+  const std::string tmp = path("tmp");
+  fs::create_directories(tmp);
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  std::string saved = old_tmpdir ? old_tmpdir : "";
+  ::setenv("TMPDIR", tmp.c_str(), 1);
+  api::StatsResult s = api::stats(env_, path("dcp"), {});
+  EXPECT_EQ(s.rows.size(), 36u);
+  api::DiffOptions d;
+  d.state = "";
+  EXPECT_TRUE(api::diff(env_, path("dcp"), path("dcp"), d).equal);
+  EXPECT_TRUE(fs::is_empty(tmp)) << "temporary consolidation left behind";
+  // A failure to make the temporary folder is an error naming it.
+  FaultInjectingEnv faulty(env_);
+  faulty.fail_at(1, ENOSPC);
+  EXPECT_THROW(api::stats(faulty, path("dcp"), {}), IoError);
+  EXPECT_TRUE(fs::is_empty(tmp));
+  if (old_tmpdir) ::setenv("TMPDIR", saved.c_str(), 1);
+  else ::unsetenv("TMPDIR");
 }
 
 TEST_F(ApiTest, StatsShowAndConfig) {

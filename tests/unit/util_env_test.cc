@@ -1,5 +1,6 @@
 // Env (POSIX), AtomicOutput under injected faults, copy_from, CRC-32, paths.
 #include <dirent.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -172,6 +173,24 @@ TEST(PosixEnv, Directories) {
   faulty.create_directory(dir / "e");
   EXPECT_EQ(faulty.steps(), 1u);
   EXPECT_TRUE(env.is_directory(dir / "e"));
+
+  // Temporary folders: unique, private, removable when empty.
+  std::string t1 = env.create_temp_directory(dir.path(), "tmp-"), t2 = env.create_temp_directory(dir.path(), "tmp-");
+  EXPECT_NE(t1, t2);
+  EXPECT_EQ(basename_of(t1).rfind("tmp-", 0), 0u);
+  struct stat st;
+  ASSERT_EQ(::stat(t1.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  write_file(t1 + "/x", "x");
+  EXPECT_THROW(env.remove_directory(t1), IoError);  // not empty
+  env.remove(t1 + "/x");
+  env.remove_directory(t1);
+  EXPECT_FALSE(env.exists(t1));
+  env.remove_directory(t1);  // missing: no error
+  EXPECT_THROW(env.create_temp_directory(dir / "missing", "tmp-"), IoError);
+  faulty.reset();
+  faulty.fail_at(1, EIO);
+  EXPECT_THROW(faulty.create_temp_directory(dir.path(), "tmp-"), IoError);
 }
 
 TEST(PosixEnv, WriteAppendAndCopyFrom) {
