@@ -72,11 +72,27 @@ ckpt_torch2_python() {
 }
 
 ckpt_setup_torch2_venv() {
-  local venv="${CKPT_TORCH2_VENV:-$PWD/.venv-torch2}"
-  local req="$PWD/tests/requirements-torch2.txt"
+  ckpt_setup_venv "${CKPT_TORCH2_VENV:-$PWD/.venv-torch2}" "$PWD/tests/requirements-torch2.txt" "torch 2.x venv"
+}
+
+# The Python package's run without torch: numpy and pytest only
+# (tests/requirements-python.txt). CKPT_NUMPY_VENV picks its folder (default
+# .venv-numpy in the repository).
+ckpt_numpy_python() {
+  printf '%s/bin/python\n' "${CKPT_NUMPY_VENV:-$PWD/.venv-numpy}"
+}
+
+ckpt_setup_numpy_venv() {
+  ckpt_setup_venv "${CKPT_NUMPY_VENV:-$PWD/.venv-numpy}" "$PWD/tests/requirements-python.txt" "numpy-only venv"
+}
+
+# ckpt_setup_venv VENV REQUIREMENTS LABEL: a virtual environment with the
+# pinned packages of REQUIREMENTS, remade only when they change.
+ckpt_setup_venv() {
+  local venv="$1" req="$2" label="$3"
   local stamp="$venv/.ckpt-requirements"
   if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
-    ckpt_log "torch 2.x venv: $venv up to date"
+    ckpt_log "$label: $venv up to date"
     return 0
   fi
   # A Python 3.11 with venv and pip: the machine's own python3 (pyenv) first,
@@ -89,12 +105,28 @@ ckpt_setup_torch2_venv() {
     py=""
   done
   if [ -z "$py" ]; then
-    ckpt_log "torch 2.x venv: no Python 3.11 with venv/ensurepip found"
+    ckpt_log "$label: no Python 3.11 with venv/ensurepip found"
     return 1
   fi
-  ckpt_log "torch 2.x venv: creating $venv with $py"
+  ckpt_log "$label: creating $venv with $py"
   rm -rf "$venv"
   "$py" -m venv "$venv" </dev/null || return 1
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" </dev/null || return 1
   cp "$req" "$stamp"
+}
+
+# ckpt_build_wheel PYTHON DIR: the Python package's wheel (pyproject.toml,
+# scikit-build-core) built with PYTHON's pip into DIR, through ccache when it
+# is installed (the build folder build-wheel/ is kept between runs too).
+# Prints the wheel's path on success.
+ckpt_build_wheel() {
+  local python="$1" dir="$2"
+  if [ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ] && command -v ccache >/dev/null 2>&1; then
+    export CMAKE_CXX_COMPILER_LAUNCHER=ccache
+  fi
+  rm -rf "$dir"
+  ckpt_log "python: pip wheel . -w $dir"
+  CMAKE_BUILD_PARALLEL_LEVEL="$CKPT_JOBS" "$python" -m pip wheel . --no-deps -q --disable-pip-version-check \
+    -w "$dir" </dev/null >&2 || return 1
+  ls "$dir"/ckpt-*.whl
 }

@@ -5,10 +5,13 @@
 #   3. builds build/ and runs its unit tests (ctest) and the e2e suite (pytest)
 #      twice: with Debian's torch 1.13 + omegaconf 2.2 and with the venv's
 #      torch 2.13 + omegaconf 2.3 (each makes its own fixtures),
-#   4. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there.
+#   4. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there,
+#   5. builds the Python package's wheel (pip wheel .) and runs tests/python
+#      under torch 2.13 (the venv), torch 1.13 (Debian's python, the wheel on
+#      PYTHONPATH) and without torch (a numpy-only venv).
 # Exits non-zero if any step failed; the last line is a summary.
 # Environment: CKPT_JOBS (build parallelism, default 2), CKPT_SUITES (default
-# "release asan"; e.g. "release" to skip step 3), CKPT_PYTEST_ARGS (extra
+# "release asan python"; e.g. "release" for steps 3 only), CKPT_PYTEST_ARGS (extra
 # pytest arguments).
 set -uo pipefail
 
@@ -99,7 +102,38 @@ run_suite() {
   done
 }
 
-suites=" ${CKPT_SUITES:-release asan} "
+# run_python_suite: the wheel once, installed into each Python of the matrix.
+# shellcheck disable=SC2086
+run_python_suite() {
+  local out=build-wheel
+  local wheel
+  wheel="$(ckpt_build_wheel "$TORCH2_PYTHON" "$out/dist")"
+  record "python wheel" $?
+  [ -f "$wheel" ] || return
+  ckpt_setup_numpy_venv </dev/null
+  record "numpy-only venv" $?
+  local numpy_python site="$out/site" fixtures="$out/fixtures-torch1"
+  numpy_python="$(ckpt_numpy_python)"
+  "$TORCH2_PYTHON" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel" </dev/null
+  ckpt_log "python: tests/python with torch 2.x (venv)"
+  "$TORCH2_PYTHON" -m pytest -q -p no:cacheprovider tests/python ${CKPT_PYTEST_ARGS:-} </dev/null
+  record "python tests (torch 2.x)" $?
+  # Debian's python 3.11 imports the same wheel from a --target folder.
+  rm -rf "$site" "$fixtures"
+  "$TORCH2_PYTHON" -m pip install -q --disable-pip-version-check --no-deps --target "$site" "$wheel" </dev/null
+  ckpt_log "python: tests/python with torch 1.13 (Debian, PYTHONPATH=$site)"
+  PYTHONPATH="$PWD/$site" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python ${CKPT_PYTEST_ARGS:-} </dev/null
+  record "python tests (torch 1.13)" $?
+  # Without torch: fixtures made by Debian's torch beforehand.
+  "$PYTHON" tests/fixtures/make_fixtures.py "$fixtures" >/dev/null </dev/null
+  "$numpy_python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel" </dev/null
+  ckpt_log "python: tests/python without torch (numpy only)"
+  CKPT_FIXTURES="$PWD/$fixtures" "$numpy_python" -m pytest -q -p no:cacheprovider tests/python \
+    ${CKPT_PYTEST_ARGS:-} </dev/null
+  record "python tests (numpy only)" $?
+}
+
+suites=" ${CKPT_SUITES:-release asan python} "
 if [ "$failed" -eq 0 ]; then
   if [[ "$suites" == *" release "* ]]; then
     run_suite "release" build both
@@ -109,6 +143,9 @@ if [ "$failed" -eq 0 ]; then
     # Under the sanitizers the binary is what is checked: one torch (2.13, what
     # users run) is enough there; the release suite covers both torches.
     run_suite "asan" build-asan torch2 -DCKPT_SANITIZE=ON
+  fi
+  if [[ "$suites" == *" python "* ]]; then
+    run_python_suite
   fi
 fi
 

@@ -1,7 +1,5 @@
 #include "api/format.h"
 
-#include <fnmatch.h>
-
 #include <cmath>
 #include <cstdio>
 
@@ -35,42 +33,9 @@ std::string with_commas(uint64_t n) {
   return out;
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  s += ']';
-  return s;
-}
-
-std::string key_text(const Node* k) {
-  if (!k) return "?";
-  switch (k->kind) {
-    case Kind::Str: return k->text;
-    case Kind::Int: return k->is_big_int() ? "<big int>" : std::to_string(k->integer);
-    case Kind::Bool: return k->boolean ? "True" : "False";
-    case Kind::None: return "None";
-    case Kind::Float: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.17g", k->real);
-      return buf;
-    }
-    default: return k->kind == Kind::Tuple ? "<tuple>" : "<object>";
-  }
-}
-
 namespace {
 
-std::string class_name(const Node* n) {
-  const Node* c = n->callable;
-  if (!c || c->kind != Kind::Global) return "object";
-  std::string mod = c->text;
-  if (mod == "__builtin__" || mod == "builtins") return c->name;
-  if (mod == "collections" || mod.rfind("omegaconf", 0) == 0) return c->name;
-  return mod + "." + c->name;
-}
+using pickle::class_name;
 
 std::string short_str(const std::string& s) {
   std::string out = "'";
@@ -147,11 +112,6 @@ std::string describe(const Node* n, const torch::Checkpoint& ck) {
     return cls + " (" + count_of(n->entries.size(), "key", "keys") + ")";
   if (!n->items.empty()) return cls + " (" + count_of(n->items.size(), "item", "items") + ")";
   return cls + " object";
-}
-
-bool glob_match(const std::string& pattern, const std::string& text) {
-  // Python's fnmatch: no escapes, "*" crosses "/" and leading dots.
-  return fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
 }
 
 }  // namespace ckpt::api

@@ -1,6 +1,5 @@
 #include "audiocraft/operations.h"
 
-#include <fnmatch.h>
 
 #include <map>
 #include <regex>
@@ -11,6 +10,7 @@
 #include "omegaconf/yaml.h"
 #include "pickle/allowlist.h"
 #include "util/error.h"
+#include "util/glob.h"
 
 namespace ckpt::audiocraft {
 
@@ -25,10 +25,6 @@ Node* config_node(const Node* root) {
   Node* cfg = pickle::get_item(root, kConfigKey);
   if (!cfg) throw UsageError("the checkpoint has no 'xp.cfg'");
   return cfg;
-}
-
-bool glob(const std::string& pattern, const std::string& text) {
-  return fnmatch(pattern.c_str(), text.c_str(), FNM_NOESCAPE) == 0;
 }
 
 }  // namespace
@@ -101,43 +97,28 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       throw UsageError(std::string(flag) + " '" + pattern + "' matches no key of '" + where + "' (--allow-no-match accepts that)");
   };
 
-  std::vector<std::pair<Node*, Node*>> kept;
-  if (!s.keep.empty()) {
-    std::vector<size_t> hits(s.keep.size());
-    for (auto& kv : *entries) {
-      bool keep = false;
-      for (size_t i = 0; i < s.keep.size(); ++i)
-        if (glob(s.keep[i], key_of(kv.first))) {
-          keep = true;
+  // --keep keeps the keys that match a pattern, --drop drops them.
+  auto filter = [&](const std::vector<std::pair<Node*, Node*>>& in, const std::vector<std::string>& patterns,
+                    bool keep_matches, const char* flag) {
+    std::vector<size_t> hits(patterns.size());
+    std::vector<std::pair<Node*, Node*>> out;
+    for (const auto& kv : in) {
+      bool matched = false;
+      for (size_t i = 0; i < patterns.size(); ++i)
+        if (glob_match(patterns[i], key_of(kv.first))) {
+          matched = true;
           ++hits[i];
         }
-      if (keep)
-        kept.push_back(kv);
+      if (matched == keep_matches)
+        out.push_back(kv);
       else
         report.dropped_keys.push_back(key_of(kv.first));
     }
-    for (size_t i = 0; i < s.keep.size(); ++i) check_used("--keep", s.keep[i], hits[i]);
-  } else {
-    kept = *entries;
-  }
-  if (!s.drop.empty()) {
-    std::vector<size_t> hits(s.drop.size());
-    std::vector<std::pair<Node*, Node*>> rest;
-    for (auto& kv : kept) {
-      bool drop = false;
-      for (size_t i = 0; i < s.drop.size(); ++i)
-        if (glob(s.drop[i], key_of(kv.first))) {
-          drop = true;
-          ++hits[i];
-        }
-      if (drop)
-        report.dropped_keys.push_back(key_of(kv.first));
-      else
-        rest.push_back(kv);
-    }
-    for (size_t i = 0; i < s.drop.size(); ++i) check_used("--drop", s.drop[i], hits[i]);
-    kept = std::move(rest);
-  }
+    for (size_t i = 0; i < patterns.size(); ++i) check_used(flag, patterns[i], hits[i]);
+    return out;
+  };
+  std::vector<std::pair<Node*, Node*>> kept = s.keep.empty() ? *entries : filter(*entries, s.keep, true, "--keep");
+  if (!s.drop.empty()) kept = filter(kept, s.drop, false, "--drop");
   report.dropped = report.before - kept.size();
   if (!s.renames.empty()) {
     std::vector<std::regex> res;
@@ -264,8 +245,9 @@ Sanitized make_sanitized(pickle::Graph& g, Node* root) {
       steps.push_back({it.step, std::move(key)});
       stack.push_back({c, steps.size() - 1});
     };
-    for (Node* c : {n->callable, n->args, n->kwargs, n->state, n->pid})
-      if (c) stack.push_back({c, it.step});
+    // Items and entries add a step to the path; the other edges do not.
+    pickle::for_each_child(n, pickle::kCallEdges | pickle::kStateEdge | pickle::kPidEdge,
+                           [&](Node* c) { stack.push_back({c, it.step}); });
     for (size_t i = 0; i < n->items.size(); ++i) child(n->items[i], std::to_string(i));
     for (auto& [k, v] : n->entries) {
       child(k, "");

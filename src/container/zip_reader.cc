@@ -49,25 +49,58 @@ bool fits(uint64_t offset, uint64_t n, uint64_t limit) {
 
 }  // namespace
 
-ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limits)
-    : file_(std::move(file)), limits_(limits) {
-  const std::string& path = file_->path();
-  auto fail = [&](const std::string& what) -> void { throw FormatError(path + ": " + what); };
-  const uint64_t file_size = file_->size();
-  if (file_size < kEndSize) fail("not a zip archive (too short to hold an end record)");
+namespace {
 
-  // End of central directory: scan backwards; prefer one whose comment ends
-  // exactly at the end of the file, else accept trailing bytes after it.
-  // Most archives (all of torch's) end with a comment-less end record: try
-  // those 22 bytes first, so opening reads no storage bytes before the
-  // central directory; only otherwise read the whole search window.
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw FormatError(path + ": " + what); }
+
+// What the end records say about the central directory.
+struct Directory {
+  uint64_t offset = 0, size = 0, entries = 0;
+  uint64_t limit = 0;       // where it must end: the first end record
+  uint64_t end_offset = 0;  // just past the end record and its comment
+};
+
+// The ZIP64 end record its locator (just before the end record at
+// eocd_offset) points at, when there is one: it overrides the 32-bit fields.
+bool read_zip64_end(RandomAccessFile& file, uint64_t eocd_offset, Directory& d, uint16_t& disk, uint16_t& cd_disk,
+                    uint64_t& entries_on_disk) {
+  const std::string& path = file.path();
+  if (eocd_offset < kZip64LocatorSize ||
+      le32(file.read_string(eocd_offset - kZip64LocatorSize, 4).data()) != kZip64LocatorSig)
+    return false;
+  std::string loc = file.read_string(eocd_offset - kZip64LocatorSize, kZip64LocatorSize);
+  uint64_t end64_offset = le64(loc.data() + 8);
+  if (le32(loc.data() + 4) != 0 || le32(loc.data() + 16) > 1) fail(path, "multi-disk archives are not supported");
+  if (!fits(end64_offset, kZip64EndSize, eocd_offset - kZip64LocatorSize))
+    fail(path, "ZIP64 end record offset " + std::to_string(end64_offset) + " is past its locator");
+  std::string end64 = file.read_string(end64_offset, kZip64EndSize);
+  if (le32(end64.data()) != kZip64EndSig)
+    fail(path, "bad ZIP64 end record signature at offset " + std::to_string(end64_offset));
+  disk = le32(end64.data() + 16) != 0 ? 1 : 0;
+  cd_disk = le32(end64.data() + 20) != 0 ? 1 : 0;
+  entries_on_disk = le64(end64.data() + 24);
+  d.entries = le64(end64.data() + 32);
+  d.size = le64(end64.data() + 40);
+  d.offset = le64(end64.data() + 48);
+  d.limit = end64_offset;
+  return true;
+}
+
+// The end of central directory record's offset: scan backwards; prefer one
+// whose comment ends exactly at the end of the file, else accept trailing
+// bytes after it. Most archives (all of torch's) end with a comment-less end
+// record: try those 22 bytes first, so opening reads no storage bytes before
+// the central directory; only otherwise read the whole search window.
+// `tail` receives the bytes read, from tail_start.
+size_t find_end_record(RandomAccessFile& file, std::string& tail, uint64_t& tail_start) {
+  const uint64_t file_size = file.size();
   size_t tail_len = kEndSize;
-  uint64_t tail_start = file_size - tail_len;
-  std::string tail = file_->read_string(tail_start, tail_len);
+  tail_start = file_size - tail_len;
+  tail = file.read_string(tail_start, tail_len);
   if (le32(tail.data()) != kEndSig || le16(tail.data() + 20) != 0) {
     tail_len = static_cast<size_t>(std::min<uint64_t>(file_size, kMaxEndSearch));
     tail_start = file_size - tail_len;
-    tail = file_->read_string(tail_start, tail_len);
+    tail = file.read_string(tail_start, tail_len);
   }
   size_t eocd = std::string::npos, loose_eocd = std::string::npos;
   for (size_t i = tail_len - kEndSize + 1; i-- > 0;) {
@@ -80,155 +113,152 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
     if (loose_eocd == std::string::npos && i + kEndSize + comment_len <= tail_len) loose_eocd = i;
   }
   if (eocd == std::string::npos) eocd = loose_eocd;
-  if (eocd == std::string::npos) fail("not a zip archive (no end of central directory record)");
+  if (eocd == std::string::npos) fail(file.path(), "not a zip archive (no end of central directory record)");
+  return eocd;
+}
+
+Directory read_directory_location(RandomAccessFile& file) {
+  const std::string& path = file.path();
+  if (file.size() < kEndSize) fail(path, "not a zip archive (too short to hold an end record)");
+  std::string tail;
+  uint64_t tail_start = 0;
+  const size_t eocd = find_end_record(file, tail, tail_start);
   const char* e = tail.data() + eocd;
   const uint64_t eocd_offset = tail_start + eocd;
-  end_offset_ = eocd_offset + kEndSize + le16(e + 20);
-
+  Directory d;
+  d.end_offset = eocd_offset + kEndSize + le16(e + 20);
   uint16_t disk = le16(e + 4), cd_disk = le16(e + 6);
-  uint64_t entries_on_disk = le16(e + 8), entries = le16(e + 10);
-  uint64_t cd_size = le32(e + 12);
-  cd_offset_ = le32(e + 16);
-  // Where the central directory must end: the first end record.
-  uint64_t cd_limit = eocd_offset;
+  uint64_t entries_on_disk = le16(e + 8);
+  d.entries = le16(e + 10);
+  d.size = le32(e + 12);
+  d.offset = le32(e + 16);
+  d.limit = eocd_offset;
+  if (!read_zip64_end(file, eocd_offset, d, disk, cd_disk, entries_on_disk) &&
+      (d.size == 0xFFFFFFFF || d.offset == 0xFFFFFFFF))
+    fail(path, "end record needs ZIP64 values but there is no ZIP64 locator");
+  if (disk != 0 || cd_disk != 0 || entries_on_disk != d.entries) fail(path, "multi-disk archives are not supported");
+  if (!fits(d.offset, d.size, d.limit))
+    fail(path, "central directory (offset " + std::to_string(d.offset) + ", " + std::to_string(d.size) +
+                   " bytes) runs past its end record at " + std::to_string(d.limit));
+  if (d.entries > d.size / kCentralHeaderSize)
+    fail(path, "end record declares " + std::to_string(d.entries) + " entries, more than a " +
+                   std::to_string(d.size) + "-byte central directory can hold");
+  return d;
+}
 
-  bool has_locator = eocd_offset >= kZip64LocatorSize &&
-                     le32(file_->read_string(eocd_offset - kZip64LocatorSize, 4).data()) ==
-                         kZip64LocatorSig;
-  if (has_locator) {
-    std::string loc = file_->read_string(eocd_offset - kZip64LocatorSize, kZip64LocatorSize);
-    uint64_t end64_offset = le64(loc.data() + 8);
-    if (le32(loc.data() + 4) != 0 || le32(loc.data() + 16) > 1) {
-      fail("multi-disk archives are not supported");
-    }
-    if (!fits(end64_offset, kZip64EndSize, eocd_offset - kZip64LocatorSize)) {
-      fail("ZIP64 end record offset " + std::to_string(end64_offset) + " is past its locator");
-    }
-    std::string end64 = file_->read_string(end64_offset, kZip64EndSize);
-    if (le32(end64.data()) != kZip64EndSig) {
-      fail("bad ZIP64 end record signature at offset " + std::to_string(end64_offset));
-    }
-    disk = le32(end64.data() + 16) != 0 ? 1 : 0;
-    cd_disk = le32(end64.data() + 20) != 0 ? 1 : 0;
-    entries_on_disk = le64(end64.data() + 24);
-    entries = le64(end64.data() + 32);
-    cd_size = le64(end64.data() + 40);
-    cd_offset_ = le64(end64.data() + 48);
-    cd_limit = end64_offset;
-  } else if (cd_size == 0xFFFFFFFF || cd_offset_ == 0xFFFFFFFF) {
-    fail("end record needs ZIP64 values but there is no ZIP64 locator");
-  }
-  if (disk != 0 || cd_disk != 0 || entries_on_disk != entries) {
-    fail("multi-disk archives are not supported");
-  }
-  if (!fits(cd_offset_, cd_size, cd_limit)) {
-    fail("central directory (offset " + std::to_string(cd_offset_) + ", " +
-         std::to_string(cd_size) + " bytes) runs past its end record at " +
-         std::to_string(cd_limit));
-  }
-  if (entries > cd_size / kCentralHeaderSize) {
-    fail("end record declares " + std::to_string(entries) + " entries, more than a " +
-         std::to_string(cd_size) + "-byte central directory can hold");
-  }
-
-  const std::string cd = file_->read_string(cd_offset_, static_cast<size_t>(cd_size));
-  records_.reserve(static_cast<size_t>(entries));
-  index_.reserve(static_cast<size_t>(entries));
-  size_t pos = 0;
-  for (uint64_t i = 0; i < entries; ++i) {
-    std::string where = " (entry " + std::to_string(i) + " of the central directory)";
-    if (cd.size() - pos < kCentralHeaderSize) fail("central directory truncated" + where);
-    const char* h = cd.data() + pos;
-    if (le32(h) != kCentralHeaderSig) fail("bad central directory signature" + where);
-    size_t name_len = le16(h + 28), extra_len = le16(h + 30), comment_len = le16(h + 32);
-    if (cd.size() - pos - kCentralHeaderSize < name_len + extra_len + comment_len) {
-      fail("central directory truncated" + where);
-    }
-    ZipRecord r;
-    r.flags = le16(h + 8);
-    r.method = le16(h + 10);
-    r.crc32 = le32(h + 16);
-    r.compressed_size = le32(h + 20);
-    r.size = le32(h + 24);
-    r.header_offset = le32(h + 42);
-    uint32_t disk_start = le16(h + 34);
-    r.name.assign(h + kCentralHeaderSize, name_len);
-    const std::string rec = " (record '" + r.name + "')";
-
-    // The ZIP64 extra holds, in this order, the fields saturated above.
-    const char* x = h + kCentralHeaderSize + name_len;
-    const char* x_end = x + extra_len;
-    while (x_end - x >= 4) {
-      uint16_t id = le16(x), len = le16(x + 2);
-      if (static_cast<size_t>(x_end - x - 4) < len) fail("extra field runs past its entry" + rec);
-      if (id == 0x0001) {
-        const char* f = x + 4;
-        const char* f_end = f + len;
-        auto take = [&](uint64_t& field) {
-          if (f_end - f < 8) fail("ZIP64 extra field too short" + rec);
-          field = le64(f);
-          f += 8;
-        };
-        if (r.size == 0xFFFFFFFF) take(r.size);
-        if (r.compressed_size == 0xFFFFFFFF) take(r.compressed_size);
-        if (r.header_offset == 0xFFFFFFFF) take(r.header_offset);
-        if (disk_start == 0xFFFF) {
-          if (f_end - f < 4) fail("ZIP64 extra field too short" + rec);
-          disk_start = le32(f);
-        }
+// The ZIP64 extra holds, in this order, the fields saturated in the header.
+void apply_zip64_extra(const std::string& path, const char* x, const char* x_end, ZipRecord& r,
+                       uint32_t& disk_start, const std::string& rec) {
+  while (x_end - x >= 4) {
+    uint16_t id = le16(x), len = le16(x + 2);
+    if (static_cast<size_t>(x_end - x - 4) < len) fail(path, "extra field runs past its entry" + rec);
+    if (id == 0x0001) {
+      const char* f = x + 4;
+      const char* f_end = f + len;
+      auto take = [&](uint64_t& field) {
+        if (f_end - f < 8) fail(path, "ZIP64 extra field too short" + rec);
+        field = le64(f);
+        f += 8;
+      };
+      if (r.size == 0xFFFFFFFF) take(r.size);
+      if (r.compressed_size == 0xFFFFFFFF) take(r.compressed_size);
+      if (r.header_offset == 0xFFFFFFFF) take(r.header_offset);
+      if (disk_start == 0xFFFF) {
+        if (f_end - f < 4) fail(path, "ZIP64 extra field too short" + rec);
+        disk_start = le32(f);
       }
-      x += 4 + len;
     }
-    if (disk_start != 0) fail("multi-disk archives are not supported" + rec);
-    if (r.flags & 0x0001) fail("encrypted records are not supported" + rec);
-    if (r.method == 0 && r.compressed_size != r.size) {
-      fail("stored record has compressed size " + std::to_string(r.compressed_size) +
-           " but size " + std::to_string(r.size) + rec);
-    }
-    if (!index_.emplace(r.name, records_.size()).second) fail("duplicate record name" + rec);
-
-    // The local header: same name, data inside the area before the central directory.
-    if (!fits(r.header_offset, kLocalHeaderSize, cd_offset_)) {
-      fail("local header offset " + std::to_string(r.header_offset) +
-           " is past the central directory" + rec);
-    }
-    std::string local = file_->read_string(r.header_offset, kLocalHeaderSize);
-    if (le32(local.data()) != kLocalHeaderSig) {
-      fail("bad local header signature at offset " + std::to_string(r.header_offset) + rec);
-    }
-    uint64_t local_name_len = le16(local.data() + 26), local_extra_len = le16(local.data() + 28);
-    if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset_) ||
-        file_->read_string(r.header_offset + kLocalHeaderSize, local_name_len) != r.name) {
-      fail("local header name differs from the central directory's" + rec);
-    }
-    r.data_offset = r.header_offset + kLocalHeaderSize + local_name_len + local_extra_len;
-    if (!fits(r.data_offset, r.compressed_size, cd_offset_)) {
-      fail("data (offset " + std::to_string(r.data_offset) + ", " +
-           std::to_string(r.compressed_size) + " bytes) runs past the central directory" + rec);
-    }
-    records_.push_back(std::move(r));
-    pos += kCentralHeaderSize + name_len + extra_len + comment_len;
+    x += 4 + len;
   }
-  if (pos != cd.size()) {
-    fail("central directory holds " + std::to_string(cd.size() - pos) +
-         " bytes after the " + std::to_string(entries) + " entries its end record declares");
-  }
+}
 
-  // No two records may share bytes (a crafted zip can point many entries at
-  // the same data to multiply its apparent size).
+// Central directory entry `i` at cd[pos]; advances pos past it.
+ZipRecord parse_central_entry(const std::string& path, const std::string& cd, size_t& pos, uint64_t i) {
+  std::string where = " (entry " + std::to_string(i) + " of the central directory)";
+  if (cd.size() - pos < kCentralHeaderSize) fail(path, "central directory truncated" + where);
+  const char* h = cd.data() + pos;
+  if (le32(h) != kCentralHeaderSig) fail(path, "bad central directory signature" + where);
+  size_t name_len = le16(h + 28), extra_len = le16(h + 30), comment_len = le16(h + 32);
+  if (cd.size() - pos - kCentralHeaderSize < name_len + extra_len + comment_len)
+    fail(path, "central directory truncated" + where);
+  ZipRecord r;
+  r.flags = le16(h + 8);
+  r.method = le16(h + 10);
+  r.crc32 = le32(h + 16);
+  r.compressed_size = le32(h + 20);
+  r.size = le32(h + 24);
+  r.header_offset = le32(h + 42);
+  uint32_t disk_start = le16(h + 34);
+  r.name.assign(h + kCentralHeaderSize, name_len);
+  const std::string rec = " (record '" + r.name + "')";
+  const char* x = h + kCentralHeaderSize + name_len;
+  apply_zip64_extra(path, x, x + extra_len, r, disk_start, rec);
+  if (disk_start != 0) fail(path, "multi-disk archives are not supported" + rec);
+  if (r.flags & 0x0001) fail(path, "encrypted records are not supported" + rec);
+  if (r.method == 0 && r.compressed_size != r.size)
+    fail(path, "stored record has compressed size " + std::to_string(r.compressed_size) + " but size " +
+                   std::to_string(r.size) + rec);
+  pos += kCentralHeaderSize + name_len + extra_len + comment_len;
+  return r;
+}
+
+// The local header: same name, data inside the area before the central
+// directory. Sets r.data_offset.
+void check_local_header(RandomAccessFile& file, ZipRecord& r, uint64_t cd_offset) {
+  const std::string& path = file.path();
+  const std::string rec = " (record '" + r.name + "')";
+  if (!fits(r.header_offset, kLocalHeaderSize, cd_offset))
+    fail(path, "local header offset " + std::to_string(r.header_offset) + " is past the central directory" + rec);
+  std::string local = file.read_string(r.header_offset, kLocalHeaderSize);
+  if (le32(local.data()) != kLocalHeaderSig)
+    fail(path, "bad local header signature at offset " + std::to_string(r.header_offset) + rec);
+  uint64_t local_name_len = le16(local.data() + 26), local_extra_len = le16(local.data() + 28);
+  if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset) ||
+      file.read_string(r.header_offset + kLocalHeaderSize, local_name_len) != r.name)
+    fail(path, "local header name differs from the central directory's" + rec);
+  r.data_offset = r.header_offset + kLocalHeaderSize + local_name_len + local_extra_len;
+  if (!fits(r.data_offset, r.compressed_size, cd_offset))
+    fail(path, "data (offset " + std::to_string(r.data_offset) + ", " + std::to_string(r.compressed_size) +
+                   " bytes) runs past the central directory" + rec);
+}
+
+// No two records may share bytes (a crafted zip can point many entries at
+// the same data to multiply its apparent size).
+void check_no_overlap(const std::string& path, const std::vector<ZipRecord>& records) {
   std::vector<const ZipRecord*> by_offset;
-  by_offset.reserve(records_.size());
-  for (const ZipRecord& r : records_) by_offset.push_back(&r);
-  std::sort(by_offset.begin(), by_offset.end(), [](const ZipRecord* a, const ZipRecord* b) {
-    return a->header_offset < b->header_offset;
-  });
+  by_offset.reserve(records.size());
+  for (const ZipRecord& r : records) by_offset.push_back(&r);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const ZipRecord* a, const ZipRecord* b) { return a->header_offset < b->header_offset; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const ZipRecord& prev = *by_offset[i - 1];
-    if (prev.data_offset + prev.compressed_size > by_offset[i]->header_offset) {
-      fail("records '" + prev.name + "' and '" + by_offset[i]->name + "' overlap");
-    }
+    if (prev.data_offset + prev.compressed_size > by_offset[i]->header_offset)
+      fail(path, "records '" + prev.name + "' and '" + by_offset[i]->name + "' overlap");
   }
+}
 
+}  // namespace
+
+ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limits)
+    : file_(std::move(file)), limits_(limits) {
+  const std::string& path = file_->path();
+  const Directory d = read_directory_location(*file_);
+  end_offset_ = d.end_offset;
+  cd_offset_ = d.offset;
+  const std::string cd = file_->read_string(cd_offset_, static_cast<size_t>(d.size));
+  records_.reserve(static_cast<size_t>(d.entries));
+  index_.reserve(static_cast<size_t>(d.entries));
+  size_t pos = 0;
+  for (uint64_t i = 0; i < d.entries; ++i) {
+    ZipRecord r = parse_central_entry(path, cd, pos, i);
+    if (!index_.emplace(r.name, records_.size()).second) fail(path, "duplicate record name (record '" + r.name + "')");
+    check_local_header(*file_, r, cd_offset_);
+    records_.push_back(std::move(r));
+  }
+  if (pos != cd.size())
+    fail(path, "central directory holds " + std::to_string(cd.size() - pos) + " bytes after the " +
+                   std::to_string(d.entries) + " entries its end record declares");
+  check_no_overlap(path, records_);
   if (!records_.empty()) {
     const std::string& first = records_.front().name;
     size_t slash = first.find('/');

@@ -21,6 +21,8 @@ using pickle::Graph;
 using pickle::How;
 using pickle::Kind;
 using pickle::Node;
+using pickle::class_name;
+using pickle::key_text;
 
 bool is_dictconfig(const Node* n) { return n && n->is_instance_of("omegaconf.dictconfig", "DictConfig"); }
 bool is_listconfig(const Node* n) { return n && n->is_instance_of("omegaconf.listconfig", "ListConfig"); }
@@ -39,48 +41,8 @@ bool is_value_node(const Node* n) {
   return false;
 }
 
-std::string class_name(const Node* n) {
-  return n && n->callable && n->callable->kind == Kind::Global ? n->callable->name : "object";
-}
-
 std::string join_path(const std::string& parent, const std::string& key) {
   return parent.empty() ? key : parent + "." + key;
-}
-
-// Decimal text of a LONG (little-endian two's complement) payload.
-std::string long_to_decimal(const std::string& bytes) {
-  if (bytes.empty()) return "0";
-  bool negative = static_cast<unsigned char>(bytes.back()) & 0x80;
-  std::vector<uint8_t> mag(bytes.begin(), bytes.end());
-  if (negative) {  // magnitude = ~x + 1
-    unsigned carry = 1;
-    for (auto& b : mag) {
-      unsigned v = static_cast<uint8_t>(~b) + carry;
-      b = static_cast<uint8_t>(v);
-      carry = v >> 8;
-    }
-  }
-  std::vector<uint32_t> limbs;  // base 1e9, little-endian
-  for (size_t i = mag.size(); i-- > 0;) {
-    uint64_t carry = mag[i];
-    for (auto& l : limbs) {
-      uint64_t v = static_cast<uint64_t>(l) * 256 + carry;
-      l = static_cast<uint32_t>(v % 1000000000u);
-      carry = v / 1000000000u;
-    }
-    while (carry) {
-      limbs.push_back(static_cast<uint32_t>(carry % 1000000000u));
-      carry /= 1000000000u;
-    }
-  }
-  while (!limbs.empty() && limbs.back() == 0) limbs.pop_back();
-  if (limbs.empty()) return "0";
-  std::string out = std::to_string(limbs.back());
-  for (size_t k = limbs.size() - 1; k-- > 0;) {
-    std::string part = std::to_string(limbs[k]);
-    out += std::string(9 - part.size(), '0') + part;
-  }
-  return negative ? "-" + out : out;
 }
 
 Value scalar_value(const Node* n, const std::string& where) {
@@ -91,7 +53,7 @@ Value scalar_value(const Node* n, const std::string& where) {
       Value v = Value::of_int(n->integer);
       if (n->is_big_int()) {
         v.integer = 0;
-        v.big_int = long_to_decimal(n->text);
+        v.big_int = pickle::long_to_decimal(n->text);
       }
       return v;
     }
@@ -101,17 +63,6 @@ Value scalar_value(const Node* n, const std::string& where) {
       throw FormatError("config key '" + where + "': value of unsupported type " +
                         (n->kind == Kind::Object ? class_name(n) : std::string("(pickle kind ") +
                                                                        std::to_string(static_cast<int>(n->kind)) + ")"));
-  }
-}
-
-std::string key_text(const Node* k) {
-  switch (k->kind) {
-    case Kind::Str: return k->text;
-    case Kind::Int: return k->is_big_int() ? long_to_decimal(k->text) : std::to_string(k->integer);
-    case Kind::Bool: return k->boolean ? "True" : "False";
-    case Kind::None: return "None";
-    case Kind::Float: return detail::python_float_repr(k->real);
-    default: return "?";
   }
 }
 
@@ -319,7 +270,7 @@ std::optional<Value> python_int(const std::string& s) {
     std::string big;
     if (!pickle::parse_decimal(t, small, big).empty()) return std::nullopt;
     v.integer = 0;
-    v.big_int = long_to_decimal(big);
+    v.big_int = pickle::long_to_decimal(big);
   }
   return v;
 }

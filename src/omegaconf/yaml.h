@@ -3,12 +3,14 @@
 // OmegaConf.create reads it (YAML 1.1 SafeLoader + OmegaConf's float
 // resolver, no timestamps, duplicate keys an error). libyaml does the
 // scanning and emitting; the representer/resolver decisions PyYAML makes are
-// made here.
+// made here: yaml_emit.cc writes, yaml_parse.cc reads, yaml_resolve.cc and
+// yaml_construct.cc type and build plain scalars.
 #pragma once
 #include <string>
 #include <string_view>
 
 #include "omegaconf/value.h"
+#include "util/python_number.h"
 
 namespace ckpt::omegaconf {
 
@@ -27,8 +29,9 @@ Value resolve_plain_scalar(std::string_view text);
 }  // namespace ckpt::omegaconf
 
 namespace ckpt::omegaconf::detail {
-// Python's repr(float), and whether float(s) / int(s) accept s.
-std::string python_float_repr(double d);
-bool python_float_accepts(std::string_view s);
-bool python_int_accepts(std::string_view s);
+// Python's repr(float), and whether float(s) / int(s) accept s (the names
+// this layer has always offered; util/python_number.h holds them).
+using ckpt::python_float_accepts;
+using ckpt::python_float_repr;
+using ckpt::python_int_accepts;
 }  // namespace ckpt::omegaconf::detail

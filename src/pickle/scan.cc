@@ -3,6 +3,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "pickle/marked_stack.h"
 #include "pickle/opcodes.h"
 #include "pickle/text.h"
 #include "util/error.h"
@@ -17,7 +18,7 @@ struct Sym {
   uint32_t index = 0;  // Str: into strings; Global / Made: into uses; Tuple: into tuple_uses
 };
 
-class Scanner {
+class Scanner : private MarkedStack<Sym> {
  public:
   Scanner(std::string_view data, std::string_view source) : in_(data, source) {}
 
@@ -35,30 +36,11 @@ class Scanner {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { in_.fail(at_, what); }
-  size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
-  Sym pop() {
-    if (stack_.size() <= fence()) fail("stack underflow");
-    Sym s = stack_.back();
-    stack_.pop_back();
-    return s;
-  }
-  Sym& top() {
-    if (stack_.size() <= fence()) fail("stack underflow");
-    return stack_.back();
-  }
-  void pop_n(size_t n) {
-    if (stack_.size() < fence() + n) fail("stack underflow");
-    stack_.resize(stack_.size() - n);
-  }
-  // Returns the first value above the mark (Other when none) and drops the rest.
-  Sym pop_mark() {
-    if (marks_.empty()) fail("MARK missing");
-    size_t m = marks_.back();
-    marks_.pop_back();
-    Sym first = stack_.size() > m ? stack_[m] : Sym{};
-    stack_.resize(m);
-    return first;
+  [[noreturn]] void fail(const std::string& what) const override { in_.fail(at_, what); }
+  // The first value above the mark (Other when none); the rest are dropped.
+  Sym pop_mark_first() {
+    std::vector<Sym> items = pop_mark();
+    return items.empty() ? Sym{} : items.front();
   }
   // A tuple that holds globals (or objects they made), so that a persistent
   // id built from it can name them. At most kTupleUses per tuple.
@@ -78,7 +60,6 @@ class Scanner {
     tuple_uses_.push_back(std::move(found));
     stack_.push_back(Sym{Sym::Tuple, static_cast<uint32_t>(tuple_uses_.size() - 1)});
   }
-  void push(Sym s) { stack_.push_back(s); }
   void push_other() { stack_.push_back(Sym{}); }
   void push_str(std::string s) {
     strings_.push_back(std::move(s));
@@ -124,13 +105,8 @@ class Scanner {
       case op::PROTO:
       case op::FRAME:
       case op::READONLY_BUFFER: break;
-      case op::MARK: marks_.push_back(stack_.size()); break;
-      case op::POP:
-        if (!marks_.empty() && marks_.back() == stack_.size())
-          marks_.pop_back();
-        else
-          pop();
-        break;
+      case op::MARK: mark(); break;
+      case op::POP: pop_or_unmark(); break;
       case op::POP_MARK: pop_mark(); break;
       case op::DUP: push(top()); break;
 
@@ -162,18 +138,12 @@ class Scanner {
 
       case op::TUPLE1: case op::TUPLE2: case op::TUPLE3: {
         size_t n = ins.code - op::TUPLE1 + 1;
-        if (stack_.size() < fence() + n) fail("stack underflow");
-        std::vector<Sym> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
-        stack_.resize(stack_.size() - n);
+        std::vector<Sym> items = pop_n(n);
         push_tuple(items.begin(), items.end());
         break;
       }
       case op::TUPLE: {
-        if (marks_.empty()) fail("MARK missing");
-        size_t m = marks_.back();
-        marks_.pop_back();
-        std::vector<Sym> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
-        stack_.resize(m);
+        std::vector<Sym> items = pop_mark();
         push_tuple(items.begin(), items.end());
         break;
       }
@@ -218,7 +188,7 @@ class Scanner {
       }
       case op::OBJ: {
         if (marks_.empty() || stack_.size() <= marks_.back()) fail("OBJ without a class");
-        Sym cls = pop_mark();
+        Sym cls = pop_mark_first();
         if (cls.kind == Sym::Global) uses_[cls.index].called = true;
         mark_made(cls, false);
         break;
@@ -258,8 +228,6 @@ class Scanner {
 
   OpReader in_;
   size_t at_ = 0;
-  std::vector<Sym> stack_;
-  std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Sym> memo_;
   std::vector<std::string> strings_;
   std::vector<GlobalUse> uses_;

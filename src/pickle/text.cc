@@ -2,11 +2,11 @@
 
 #include <vector>
 
+#include "util/big_uint.h"
+
 namespace ckpt::pickle {
 
 namespace {
-
-bool is_cont(uint8_t b) { return (b & 0xC0) == 0x80; }
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -15,58 +15,17 @@ int hex_value(char c) {
   return -1;
 }
 
+// Two's complement negation of little-endian bytes: invert and add one.
+void negate_in_place(std::string& bytes) {
+  unsigned carry = 1;
+  for (char& c : bytes) {
+    unsigned v = (~static_cast<unsigned>(static_cast<uint8_t>(c)) & 0xFF) + carry;
+    c = static_cast<char>(v & 0xFF);
+    carry = v >> 8;
+  }
+}
+
 }  // namespace
-
-bool valid_utf8(std::string_view s, bool allow_surrogates) {
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-  size_t n = s.size(), i = 0;
-  while (i < n) {
-    uint8_t b = p[i];
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (b >= 0xC2 && b <= 0xDF) {
-      len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      len = 3;
-      if (b == 0xE0) lo = 0xA0;
-      if (b == 0xED && !allow_surrogates) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      len = 4;
-      if (b == 0xF0) lo = 0x90;
-      if (b == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (n - i < len) return false;
-    if (p[i + 1] < lo || p[i + 1] > hi) return false;
-    for (size_t k = 2; k < len; ++k)
-      if (!is_cont(p[i + k])) return false;
-    i += len;
-  }
-  return true;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 std::string latin1_to_utf8(std::string_view s) {
   std::string out;
@@ -205,36 +164,19 @@ std::string parse_decimal(std::string_view text, int64_t& small, std::string& bi
     return "integer text longer than " + std::to_string(kMaxDecimalDigits) + " digits";
   for (char c : text)
     if (c < '0' || c > '9') return "integer text is not decimal";
-  // Magnitude in base 2^32 limbs, little-endian; 9 digits at a time.
-  std::vector<uint32_t> limbs;
-  for (size_t i = 0; i < text.size();) {
-    size_t chunk = std::min<size_t>(9, text.size() - i);
-    uint32_t mul = 1, add = 0;
-    for (size_t k = 0; k < chunk; ++k, ++i) {
-      mul *= 10;
-      add = add * 10 + static_cast<uint32_t>(text[i] - '0');
-    }
-    uint64_t carry = add;
-    for (uint32_t& limb : limbs) {
-      uint64_t t = uint64_t{limb} * mul + carry;
-      limb = static_cast<uint32_t>(t);
-      carry = t >> 32;
-    }
-    if (carry) limbs.push_back(static_cast<uint32_t>(carry));
-  }
-  big.assign(limbs.size() * 4 + 1, '\0');
-  for (size_t i = 0; i < limbs.size(); ++i)
-    for (int k = 0; k < 4; ++k) big[i * 4 + k] = static_cast<char>((limbs[i] >> (8 * k)) & 0xFF);
-  if (negative) {  // two's complement: invert and add one
-    unsigned carry = 1;
-    for (char& c : big) {
-      unsigned v = (~static_cast<unsigned>(static_cast<uint8_t>(c)) & 0xFF) + carry;
-      c = static_cast<char>(v & 0xFF);
-      carry = v >> 8;
-    }
-  }
+  big = BigUint::from_digits(text, 10).le_bytes();
+  big += '\0';  // room for the sign bit
+  if (negative) negate_in_place(big);
   normalize_long(big, small);
   return {};
+}
+
+std::string long_to_decimal(std::string_view bytes) {
+  const bool negative = !bytes.empty() && (static_cast<unsigned char>(bytes.back()) & 0x80);
+  std::string magnitude(bytes);
+  if (negative) negate_in_place(magnitude);
+  std::string digits = BigUint::from_le_bytes(magnitude).decimal();
+  return negative ? "-" + digits : digits;
 }
 
 }  // namespace ckpt::pickle

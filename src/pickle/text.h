@@ -6,14 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include "util/utf8.h"  // valid_utf8, append_utf8
+
 namespace ckpt::pickle {
-
-// True if `s` is UTF-8; with allow_surrogates, encoded U+D800..U+DFFF are
-// accepted as CPython's surrogatepass error handler does.
-bool valid_utf8(std::string_view s, bool allow_surrogates);
-
-// Appends code point `cp` (<= 0x10FFFF; surrogates encoded as 3 bytes).
-void append_utf8(std::string& out, uint32_t cp);
 
 // Each byte as the code point of the same value, in UTF-8.
 std::string latin1_to_utf8(std::string_view s);
@@ -36,6 +31,10 @@ std::string parse_decimal(std::string_view text, int64_t& small, std::string& bi
 // Normalizes little-endian two's complement bytes: sets `small` and clears
 // `big` when the value fits int64, otherwise leaves the minimal encoding in `big`.
 void normalize_long(std::string& big, int64_t& small);
+
+// Decimal text of little-endian two's complement bytes (a LONG payload;
+// empty is 0): what Python's str(int) prints.
+std::string long_to_decimal(std::string_view bytes);
 
 // Minimal little-endian two's complement encoding of v (empty for 0), as
 // CPython's encode_long.

@@ -8,6 +8,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "pickle/marked_stack.h"
 #include "pickle/opcodes.h"
 #include "pickle/text.h"
 #include "util/error.h"
@@ -28,7 +29,7 @@ using KeyIndex = std::unordered_map<const Node*, size_t, KeyHash, KeyEq>;
 // Below this many entries a linear scan beats building a hash index.
 constexpr size_t kIndexThreshold = 16;
 
-class Machine {
+class Machine : private MarkedStack<Node*> {
  public:
   Machine(std::string_view data, const UnpickleOptions& options)
       : graph_(options.limits), in_(data, options.source) {}
@@ -47,30 +48,7 @@ class Machine {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { in_.fail(at_, what); }
-
-  size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
-
-  Node* pop() {
-    if (stack_.size() <= fence()) fail("stack underflow");
-    Node* n = stack_.back();
-    stack_.pop_back();
-    return n;
-  }
-  Node* top() {
-    if (stack_.size() <= fence()) fail("stack underflow");
-    return stack_.back();
-  }
-  void push(Node* n) { stack_.push_back(n); }
-
-  std::vector<Node*> pop_mark() {
-    if (marks_.empty()) fail("MARK missing");
-    size_t m = marks_.back();
-    marks_.pop_back();
-    std::vector<Node*> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
-    stack_.resize(m);
-    return items;
-  }
+  [[noreturn]] void fail(const std::string& what) const override { in_.fail(at_, what); }
 
   Node* none() { return none_ ? none_ : (none_ = graph_.none()); }
   Node* boolean(bool b) {
@@ -137,8 +115,7 @@ class Machine {
         case Kind::ByteArray:
           fail(std::string("unhashable ") + kind_name(n->kind) + " used as a dict key or set item");
         case Kind::Tuple:
-          if (seen.insert(n).second)
-            for (const Node* c : n->items) todo.push_back(c);
+          if (seen.insert(n).second) for_each_child(n, kItemEdges, [&](const Node* c) { todo.push_back(c); });
           break;
         default: break;
       }
@@ -219,14 +196,8 @@ class Machine {
         break;
       }
       case op::FRAME: break;  // framing only groups opcodes
-      case op::MARK: marks_.push_back(stack_.size()); break;
-      case op::POP:
-        // CPython: a POP right after MARK discards the mark.
-        if (!marks_.empty() && marks_.back() == stack_.size())
-          marks_.pop_back();
-        else
-          pop();
-        break;
+      case op::MARK: mark(); break;
+      case op::POP: pop_or_unmark(); break;
       case op::POP_MARK: pop_mark(); break;
       case op::DUP: push(top()); break;
 
@@ -310,10 +281,7 @@ class Machine {
       case op::TUPLE2:
       case op::TUPLE3: {
         size_t n = ins.code - op::TUPLE1 + 1;
-        if (stack_.size() < fence() + n) fail("stack underflow");
-        std::vector<Node*> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
-        stack_.resize(stack_.size() - n);
-        push(graph_.tuple(std::move(items)));
+        push(graph_.tuple(pop_n(n)));
         break;
       }
       case op::TUPLE: push(graph_.tuple(pop_mark())); break;
@@ -447,8 +415,6 @@ class Machine {
   Graph graph_;
   OpReader in_;
   size_t at_ = 0;  // offset of the instruction being run
-  std::vector<Node*> stack_;
-  std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Node*> memo_;
   std::unordered_map<const Node*, std::unique_ptr<KeyIndex>> indexes_;
   Node* none_ = nullptr;

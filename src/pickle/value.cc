@@ -5,7 +5,9 @@
 #include <functional>
 #include <unordered_set>
 
+#include "pickle/text.h"
 #include "util/error.h"
+#include "util/python_number.h"
 
 namespace ckpt::pickle {
 
@@ -247,6 +249,39 @@ size_t key_hash(const Node* n) {
       return h;
     }
     default: return std::hash<const void*>{}(n);
+  }
+}
+
+std::string key_text(const Node* k) {
+  if (!k) return "?";
+  switch (k->kind) {
+    case Kind::Str: return k->text;
+    case Kind::Int: return k->is_big_int() ? long_to_decimal(k->text) : std::to_string(k->integer);
+    case Kind::Bool: return k->boolean ? "True" : "False";
+    case Kind::None: return "None";
+    case Kind::Float: return python_float_repr(k->real);
+    default: return k->kind == Kind::Tuple ? "<tuple>" : "<object>";
+  }
+}
+
+std::string class_name(const Node* n) {
+  const Node* c = n ? n->callable : nullptr;
+  if (!c || c->kind != Kind::Global) return "object";
+  const std::string& mod = c->text;
+  if (mod == "__builtin__" || mod == "builtins") return c->name;
+  if (mod == "collections" || mod.rfind("omegaconf", 0) == 0) return c->name;
+  return mod + "." + c->name;
+}
+
+void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
+  std::vector<const Node*> stack;
+  if (root) stack.push_back(root);
+  std::unordered_set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second || !visit(n)) continue;
+    for_each_child(n, edges, [&](const Node* c) { stack.push_back(c); });
   }
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -109,6 +110,48 @@ class Graph {
   std::deque<Node> nodes_;  // stable addresses
 };
 
+// The edges of the graph, so that every walk follows one definition of a
+// node's children and says which of them it wants.
+enum Edges : unsigned {
+  kCallEdges = 1u << 0,   // an Object's callable, args and kwargs
+  kStateEdge = 1u << 1,   // an Object's state (BUILD)
+  kPidEdge = 1u << 2,     // a PersId's id object
+  kItemEdges = 1u << 3,   // items (tuple, list, set; an Object's APPENDs)
+  kKeyEdges = 1u << 4,    // entries' keys
+  kValueEdges = 1u << 5,  // entries' values
+  kAllEdges = (1u << 6) - 1,
+};
+
+// Calls visit(child) for each non-null child of n along `edges`, in one
+// order: callable, args, kwargs, state, pid, items, then each entry's key
+// and value. NodePtr is Node* or const Node*.
+template <class NodePtr, class Visit>
+void for_each_child(NodePtr n, unsigned edges, Visit&& visit) {
+  auto go = [&](NodePtr c) {
+    if (c) visit(c);
+  };
+  if (edges & kCallEdges) {
+    go(n->callable);
+    go(n->args);
+    go(n->kwargs);
+  }
+  if (edges & kStateEdge) go(n->state);
+  if (edges & kPidEdge) go(n->pid);
+  if (edges & kItemEdges)
+    for (NodePtr c : n->items) go(c);
+  if (edges & (kKeyEdges | kValueEdges))
+    for (auto& [k, v] : n->entries) {
+      if (edges & kKeyEdges) go(k);
+      if (edges & kValueEdges) go(v);
+    }
+}
+
+// Visits each node reachable from root along `edges` once, depth first and
+// iteratively (a hostile graph's depth costs no stack). visit(n) returns
+// whether to go on into n's children. Children are visited last-first, as
+// a stack pops them.
+void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit);
+
 // Dict-like access to a Dict node or an Object with SETITEMed entries
 // (OrderedDict), by string key. Linear in the number of entries.
 Node* get_item(const Node* dict, std::string_view key);
@@ -126,5 +169,15 @@ bool is_mapping(const Node* n);
 // float, bool, None, tuple of those; identity for everything else).
 bool key_equal(const Node* a, const Node* b);
 size_t key_hash(const Node* n);
+
+// A mapping key as Python's str() shows it: a str as is, ints of any size
+// in decimal, floats as repr(), True / False / None; "<tuple>" or "<object>"
+// for the rest, "?" for no node.
+std::string key_text(const Node* key);
+
+// The class of an object node for messages: "module.Name", or just "Name"
+// for builtins, collections and omegaconf classes; "object" when its
+// callable is not a global.
+std::string class_name(const Node* n);
 
 }  // namespace ckpt::pickle

@@ -68,6 +68,29 @@ RandomAccessFile& Checkpoint::file() const {
   return zip_ ? zip_->file() : *legacy_file_;
 }
 
+StorageLocation locate_storage(const Checkpoint& ck, const Storage& s) {
+  if (!s.present) throw FormatError(ck.path() + ": storage '" + s.key + "' has no data record");
+  StorageLocation loc;
+  loc.size = s.nbytes();
+  if (s.external_file) {
+    loc.file = s.external_file;
+    loc.offset = s.external_offset;
+  } else if (s.record) {
+    if (s.record->size != loc.size)
+      throw FormatError(ck.path() + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
+                        " bytes, its storage needs " + std::to_string(loc.size));
+    loc.record = s.record;
+    if (s.record->method == 0) {
+      loc.file = &ck.file();
+      loc.offset = s.record->data_offset;
+    }
+  } else {
+    loc.file = &ck.file();
+    loc.offset = s.legacy_offset;
+  }
+  return loc;
+}
+
 const Storage* Checkpoint::storage(const std::string& key) const {
   auto it = storages_.find(key);
   return it == storages_.end() ? nullptr : &it->second;
@@ -192,13 +215,8 @@ void Checkpoint::load_legacy(const OpenOptions& options) {
 }
 
 void Checkpoint::index_storages() {
-  // Walk the graph once (iteratively) for persistent ids.
-  std::vector<const Node*> stack{graph_.root};
-  std::set<const Node*> seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || !seen.insert(n).second) continue;
+  // Walk the graph once for persistent ids.
+  pickle::walk_graph(graph_.root, pickle::kAllEdges, [&](const Node* n) {
     if (n->kind == Kind::PersId) {
       const Node* t = n->pid;
       if (is_storage_pid(t)) {
@@ -227,16 +245,9 @@ void Checkpoint::index_storages() {
           throw FormatError(path_ + ": storage '" + key + "' is declared twice with different types or sizes");
         }
       }
-      stack.push_back(n->pid);
-      continue;
     }
-    for (auto* c : {n->callable, n->args, n->kwargs, n->state}) stack.push_back(c);
-    for (const Node* c : n->items) stack.push_back(c);
-    for (auto& [k, v] : n->entries) {
-      stack.push_back(k);
-      stack.push_back(v);
-    }
-  }
+    return true;
+  });
 }
 
 std::unique_ptr<Checkpoint> Checkpoint::create(const std::string& path, Dialect dialect) {
@@ -260,7 +271,7 @@ const Storage& Checkpoint::add_external_storage(const std::string& key, const DT
   s.location = location;
   s.numel = numel;
   s.present = true;
-  s.legacy_offset = offset;
+  s.external_offset = offset;
   s.external_file = file.get();
   external_files_.push_back(std::move(file));
   return s;
@@ -281,13 +292,20 @@ std::string archive_name_for(const std::string& path) {
   return name.empty() ? "archive" : name;
 }
 
-void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std::string& archive_name,
-             const SaveOptions& options) {
+namespace {
+
+// data.pkl with storage keys renumbered in first-seen order, as torch.save
+// assigns them; old_keys lists the source keys by new number. PersId nodes
+// are pointed at fresh id tuples for the write and restored afterwards, so
+// the source graph is unchanged.
+struct RenumberedPickle {
+  std::string data;
+  std::vector<std::string> old_keys;
+};
+
+RenumberedPickle pickle_renumbered(Checkpoint& source, const Node* root, const SaveOptions& options) {
   pickle::Graph& g = source.graph();
-  // Pickle with storage keys renumbered in first-seen order, as torch.save
-  // assigns them. PersId nodes are pointed at fresh id tuples for the
-  // write and restored afterwards, so the source graph is unchanged.
-  std::vector<std::string> old_keys;        // by new key number
+  RenumberedPickle out;
   std::map<std::string, Node*> new_key_of;  // old key -> new key string node
   std::vector<std::pair<Node*, Node*>> restore;
   pickle::PickleOptions popts;
@@ -297,8 +315,8 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
     const std::string& old = t->items[2]->text;
     auto it = new_key_of.find(old);
     if (it == new_key_of.end()) {
-      it = new_key_of.emplace(old, g.str(std::to_string(old_keys.size()))).first;
-      old_keys.push_back(old);
+      it = new_key_of.emplace(old, g.str(std::to_string(out.old_keys.size()))).first;
+      out.old_keys.push_back(old);
     }
     std::vector<Node*> items(t->items.begin(), t->items.begin() + 5);
     if (t->items.size() == 6 && t->items[5]->kind != Kind::None)
@@ -309,25 +327,83 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
     restore.emplace_back(p, t);
     p->pid = g.tuple(std::move(items));
   };
-  std::string data;
   try {
-    data = pickle::pickle(root, popts);
+    out.data = pickle::pickle(root, popts);
   } catch (...) {
     for (auto& [p, t] : restore) p->pid = t;
     throw;
   }
   for (auto& [p, t] : restore) p->pid = t;
+  return out;
+}
 
-  const Dialect dialect = options.dialect.value_or(source.dialect());
-  // torch 2.7+ writes storages in pickling order; older torch sorts the keys
-  // as strings ("0", "1", "10", "2").
-  std::vector<size_t> order(old_keys.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (dialect != Dialect::Torch2_7)
-    std::sort(order.begin(), order.end(),
-              [](size_t a, size_t b) { return std::to_string(a) < std::to_string(b); });
-  // Alignment: the source's when it is a 2.7+ file kept in its dialect (it
-  // may have been saved with another .storage_alignment); else torch's 64.
+// Writes data/<new key> records: transformed, streamed from a compressed
+// record, or copied from wherever locate_storage() says the bytes are.
+class StorageRecordWriter {
+ public:
+  StorageRecordWriter(Checkpoint& source, const std::vector<std::string>& old_keys, Dialect dialect,
+                      const SaveOptions& options)
+      : source_(source), old_keys_(old_keys), options_(options), order_(old_keys.size()) {
+    // torch 2.7+ writes storages in pickling order; older torch sorts the
+    // keys as strings ("0", "1", "10", "2").
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    if (dialect != Dialect::Torch2_7)
+      std::sort(order_.begin(), order_.end(),
+                [](size_t a, size_t b) { return std::to_string(a) < std::to_string(b); });
+    for (const std::string& k : old_keys) {
+      const Storage* s = source.storage(k);
+      if (!s) throw FormatError("storage '" + k + "' is referenced but not declared");
+      const StorageTransform* tr = transform(k);
+      total_ += tr ? s->numel * tr->dtype->element_size : s->nbytes();
+    }
+  }
+
+  void write(container::ZipWriter& zw) {
+    for (size_t i : order_) write_one(zw, "data/" + std::to_string(i), *source_.storage(old_keys_[i]));
+  }
+
+ private:
+  const StorageTransform* transform(const std::string& key) const {
+    auto it = options_.transforms.find(key);
+    return it == options_.transforms.end() ? nullptr : &it->second;
+  }
+
+  void write_one(container::ZipWriter& zw, const std::string& name, const Storage& s) {
+    const StorageLocation loc = locate_storage(source_, s);
+    if (const StorageTransform* tr = transform(s.key)) {
+      zw.add_stream(name, s.numel * tr->dtype->element_size,
+                    [&](const std::function<void(std::string_view)>& sink) { tr->produce(s, sink); });
+      advance(s.numel * tr->dtype->element_size);
+      return;
+    }
+    if (loc.compressed()) {
+      zw.add_stream(name, loc.size, [&](const std::function<void(std::string_view)>& sink) {
+        source_.zip()->stream(*loc.record, sink);
+      });
+    } else {
+      // A stored record's CRC-32 is known, so its bytes need not be read twice.
+      std::optional<uint32_t> crc;
+      if (loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
+      zw.add_copy(name, *loc.file, loc.offset, loc.size, crc);
+    }
+    advance(loc.size);
+  }
+
+  void advance(uint64_t bytes) {
+    done_ += bytes;
+    if (options_.progress) options_.progress(done_, total_);
+  }
+
+  Checkpoint& source_;
+  const std::vector<std::string>& old_keys_;
+  const SaveOptions& options_;
+  std::vector<size_t> order_;
+  uint64_t total_ = 0, done_ = 0;
+};
+
+// Alignment: the source's when it is a 2.7+ file kept in its dialect (it
+// may have been saved with another .storage_alignment); else torch's 64.
+uint64_t output_alignment(const Checkpoint& source, Dialect dialect) {
   const bool keep_layout = source.zip() && dialect == source.dialect();
   const uint64_t alignment =
       keep_layout || (dialect == Dialect::Torch2_7 && source.dialect() == Dialect::Torch2_7)
@@ -336,95 +412,72 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   if (alignment == 0)
     throw FormatError(source.path() + ": record .storage_alignment holds no alignment ckpt can write (1 to " +
                       std::to_string(container::ZipWriter::kMaxAlignment) + ")");
+  return alignment;
+}
 
-  uint64_t total = 0, done = 0;
-  for (const std::string& k : old_keys) {
-    const Storage* s = source.storage(k);
-    if (!s) throw FormatError("storage '" + k + "' is referenced but not declared");
-    auto tr = options.transforms.find(k);
-    total += tr != options.transforms.end() ? s->numel * tr->second.dtype->element_size : s->nbytes();
-  }
-
-  container::ZipWriter zw(out, archive_name, alignment);
-  auto write_storages = [&] {
-    for (size_t i : order) {
-      const std::string& k = old_keys[i];
-      const Storage& s = *source.storage(k);
-      std::string name = "data/" + std::to_string(i);
-      if (!s.present) throw FormatError(source.path() + ": storage '" + k + "' has no data record");
-      auto tr = options.transforms.find(k);
-      if (tr != options.transforms.end()) {
-        zw.add_stream(name, s.numel * tr->second.dtype->element_size,
-                      [&](const std::function<void(std::string_view)>& sink) { tr->second.produce(s, sink); });
-        done += s.numel * tr->second.dtype->element_size;
-      } else if (s.record) {
-        if (s.record->size != s.nbytes())
-          throw FormatError(source.path() + ": record '" + s.record->name + "' holds " +
-                            std::to_string(s.record->size) + " bytes, its storage needs " +
-                            std::to_string(s.nbytes()));
-        if (s.record->method == 0) {
-          std::optional<uint32_t> crc;
-          if (s.record->crc32 != 0 || s.record->size == 0) crc = s.record->crc32;
-          zw.add_copy(name, source.file(), s.record->data_offset, s.record->size, crc);
-        } else {
-          zw.add_stream(name, s.record->size, [&](const std::function<void(std::string_view)>& sink) {
-            source.zip()->stream(*s.record, sink);
-          });
-        }
-        done += s.nbytes();
-      } else {
-        zw.add_copy(name, s.external_file ? *s.external_file : source.file(), s.legacy_offset, s.nbytes(),
-                    std::nullopt);
-        done += s.nbytes();
-      }
-      if (options.progress) options.progress(done, total);
-    }
-  };
-
-  bool storages_written = false;
+// Keeps the source's record sequence; only data.pkl and data/* change, and
+// .data/serialization_id is computed anew, last, as torch does.
+void write_in_source_layout(const Checkpoint& source, const std::string& data, StorageRecordWriter& storages,
+                            container::ZipWriter& zw) {
   const container::ZipReader* zip = source.zip();
-  if (keep_layout) {
-    // Keep the source's record sequence; only data.pkl and data/* change,
-    // and .data/serialization_id is computed anew, last, as torch does.
-    bool had_serialization_id = false;
-    for (const auto& r : zip->records()) {
-      std::string rel = zip->relative_name(r);
-      if (rel == "data.pkl") {
-        zw.add("data.pkl", data);
-      } else if (rel.rfind("data/", 0) == 0) {
-        if (!storages_written) write_storages();
+  bool storages_written = false, had_serialization_id = false;
+  for (const auto& r : zip->records()) {
+    std::string rel = zip->relative_name(r);
+    if (rel == "data.pkl") {
+      zw.add("data.pkl", data);
+    } else if (rel.rfind("data/", 0) == 0) {
+      if (!storages_written) storages.write(zw);
+      storages_written = true;
+    } else if (rel == ".data/serialization_id") {
+      had_serialization_id = true;
+    } else {
+      if (!storages_written && (rel == "version" || rel == ".data/version")) {
+        storages.write(zw);
         storages_written = true;
-      } else if (rel == ".data/serialization_id") {
-        had_serialization_id = true;
-      } else {
-        if (!storages_written && (rel == "version" || rel == ".data/version")) {
-          write_storages();
-          storages_written = true;
-        }
-        if (r.size > (uint64_t{1} << 20))
-          throw FormatError(source.path() + ": unexpected large record '" + r.name + "'");
-        zw.add(rel, zip->read(r, uint64_t{1} << 20));
       }
+      if (r.size > (uint64_t{1} << 20))
+        throw FormatError(source.path() + ": unexpected large record '" + r.name + "'");
+      zw.add(rel, zip->read(r, uint64_t{1} << 20));
     }
-    if (!storages_written) write_storages();
-    if (had_serialization_id) zw.add_serialization_id();
-  } else {
-    // Storage bytes are copied as they are, so their byte order goes along.
-    std::string byteorder = "little";
-    if (const container::ZipRecord* r = zip ? zip->find("byteorder") : nullptr) byteorder = zip->read(*r, 16);
-    if (byteorder != "little" && dialect == Dialect::Torch1_6)
-      throw UsageError(source.path() + ": storages are " + byteorder +
-                       "-endian, which the torch-1.6 dialect (no byteorder record) cannot say");
-    zw.add("data.pkl", data);
-    if (dialect == Dialect::Torch2_7) {
-      zw.add(".format_version", "1");
-      zw.add(".storage_alignment", std::to_string(alignment));
-    }
-    if (dialect != Dialect::Torch1_6) zw.add("byteorder", byteorder);
-    write_storages();
-    zw.add("version", "3\n");
-    if (dialect != Dialect::Torch1_6) zw.add_serialization_id();
   }
+  if (!storages_written) storages.write(zw);
+  if (had_serialization_id) zw.add_serialization_id();
+}
+
+// The record sequence torch of `dialect` writes.
+void write_in_dialect_layout(const Checkpoint& source, const std::string& data, Dialect dialect, uint64_t alignment,
+                             StorageRecordWriter& storages, container::ZipWriter& zw) {
+  // Storage bytes are copied as they are, so their byte order goes along.
+  const container::ZipReader* zip = source.zip();
+  std::string byteorder = "little";
+  if (const container::ZipRecord* r = zip ? zip->find("byteorder") : nullptr) byteorder = zip->read(*r, 16);
+  if (byteorder != "little" && dialect == Dialect::Torch1_6)
+    throw UsageError(source.path() + ": storages are " + byteorder +
+                     "-endian, which the torch-1.6 dialect (no byteorder record) cannot say");
+  zw.add("data.pkl", data);
+  if (dialect == Dialect::Torch2_7) {
+    zw.add(".format_version", "1");
+    zw.add(".storage_alignment", std::to_string(alignment));
+  }
+  if (dialect != Dialect::Torch1_6) zw.add("byteorder", byteorder);
+  storages.write(zw);
+  zw.add("version", "3\n");
+  if (dialect != Dialect::Torch1_6) zw.add_serialization_id();
+}
+
+}  // namespace
+
+void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std::string& archive_name,
+             const SaveOptions& options) {
+  RenumberedPickle pickled = pickle_renumbered(source, root, options);
+  const Dialect dialect = options.dialect.value_or(source.dialect());
+  StorageRecordWriter storages(source, pickled.old_keys, dialect, options);
+  const uint64_t alignment = output_alignment(source, dialect);
+  container::ZipWriter zw(out, archive_name, alignment);
+  if (source.zip() && dialect == source.dialect())
+    write_in_source_layout(source, pickled.data, storages, zw);
+  else
+    write_in_dialect_layout(source, pickled.data, dialect, alignment, storages, zw);
   zw.finish();
 }
 

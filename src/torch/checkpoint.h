@@ -47,14 +47,34 @@ struct Storage {
   uint64_t numel = 0;                // elements, as the persistent id declares
   uint64_t nbytes() const { return numel * dtype->element_size; }
 
-  // Where the bytes are: a zip record, or an offset in a legacy file.
+  // Where the bytes are: a zip record, an offset in a legacy file, or an
+  // offset in another file. Read them through locate_storage(), never these.
   const container::ZipRecord* record = nullptr;
-  uint64_t legacy_offset = 0;
-  bool present = false;  // false: the file has no bytes for this key
-  // Set for storages whose bytes lie in another file, at legacy_offset
+  uint64_t legacy_offset = 0;  // in the legacy file (no record)
+  bool present = false;        // false: the file has no bytes for this key
+  // Set for storages whose bytes lie in another file, at external_offset
   // (Checkpoint::add_external_storage: safetensors data, for instance).
   RandomAccessFile* external_file = nullptr;
+  uint64_t external_offset = 0;
 };
+
+class Checkpoint;
+
+// Where a storage's bytes are, for every reader and for save: `size` bytes
+// at `offset` of `file` (a stored zip record, a legacy file, an external
+// file), or, when `file` is null, the DEFLATE-compressed `record` of the
+// checkpoint's zip (streamed or inflated whole, never read at random).
+struct StorageLocation {
+  RandomAccessFile* file = nullptr;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  const container::ZipRecord* record = nullptr;  // the zip record holding the bytes, if any
+  bool compressed() const { return file == nullptr; }
+};
+
+// Throws FormatError naming the file and storage when the storage has no
+// bytes or its record's size is not numel * element_size.
+StorageLocation locate_storage(const Checkpoint& ck, const Storage& s);
 
 // How a tensor's elements are arranged (torch.layout), as far as ckpt reads it.
 // Nested: torch.nested's strided nested tensor (_rebuild_nested_tensor);

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "pickle/unpickler.h"
@@ -144,25 +146,20 @@ std::unique_ptr<Checkpoint> DcpCheckpoint::open_slice(const DcpLocation& where) 
   return Checkpoint::open(env, name);
 }
 
-std::unique_ptr<DcpCheckpoint> DcpCheckpoint::open(Env& env, const std::string& dir) {
-  std::unique_ptr<DcpCheckpoint> dcp(new DcpCheckpoint);
-  dcp->dir_ = dir;
-  const std::string meta_path = join(dir, ".metadata");
-  if (!env.exists(meta_path)) throw FormatError(dir + ": no .metadata: not a torch distributed checkpoint folder");
-  auto meta_file = env.open_read(meta_path);
-  if (meta_file->size() > kMaxMetadataBytes)
-    throw FormatError(meta_path + ": " + std::to_string(meta_file->size()) + " bytes, over the limit");
-  std::string data = meta_file->read_string(0, static_cast<size_t>(meta_file->size()));
-  dcp->open_files_.emplace_back(".metadata", std::move(meta_file));
-  pickle::Graph g = pickle::unpickle(data, {.limits = {}, .source = meta_path});
-  const Node* root = g.root;
-  if (!is_dataclass(root, kMetadataModule, "Metadata"))
-    throw FormatError(meta_path + ": not a pickled torch.distributed.checkpoint Metadata");
-  if (const Node* v = field(root, "version"); v && v->kind == Kind::Str) dcp->version_ = v->text;
+namespace {
 
-  // storage_data: MetadataIndex(fqn, offset) -> _StorageInfo(relative_path, offset, length).
-  std::map<std::pair<std::string, std::vector<int64_t>>, DcpLocation> where_of;
-  std::map<std::string, DcpLocation> bytes_where;
+// storage_data: MetadataIndex(fqn, offset) -> _StorageInfo(relative_path,
+// offset, length), for tensor chunks (by fqn and chunk offsets) and byte
+// items (by fqn).
+struct StorageData {
+  std::map<std::pair<std::string, std::vector<int64_t>>, DcpLocation> chunks;
+  std::map<std::string, DcpLocation> bytes;
+};
+
+StorageData read_storage_data(const Node* root, const std::string& meta_path) {
+  StorageData out;
+  auto& where_of = out.chunks;
+  auto& bytes_where = out.bytes;
   const Node* sd = field(root, "storage_data");
   if (!sd || sd->kind != Kind::Dict) throw FormatError(meta_path + ": storage_data is not a dict (not a FileSystemWriter checkpoint?)");
   for (const auto& [k, v] : sd->entries) {
@@ -194,6 +191,107 @@ std::unique_ptr<DcpCheckpoint> DcpCheckpoint::open(Env& env, const std::string& 
       throw FormatError(what + ": chunk listed twice");
     }
   }
+  return out;
+}
+
+using CheckLocation = std::function<void(const DcpLocation&, const std::string&)>;
+
+// A TensorStorageMetadata: dtype, requires_grad, size and chunks, each chunk
+// inside the tensor and located in storage_data.
+void read_tensor_metadata(const Node* v, DcpItem& item, const std::string& what, const StorageData& storage,
+                          const CheckLocation& check_location) {
+  const auto& where_of = storage.chunks;
+  item.is_tensor = true;
+  const Node* props = field(v, "properties");
+  if (!is_dataclass(props, kMetadataModule, "TensorProperties") || !props->state)
+    throw FormatError(what + ": properties are not TensorProperties");
+  const Node* dt = nullptr;
+  const Node* rg = nullptr;
+  if (props->state->kind == Kind::Tuple && props->state->items.size() >= 3) {
+    dt = props->state->items[0];
+    rg = props->state->items[2];
+  } else {
+    dt = field(props, "dtype");
+    rg = field(props, "requires_grad");
+  }
+  if (!dt || dt->kind != Kind::Global || dt->text != "torch" || !(item.dtype = from_name(dt->name)))
+    throw FormatError(what + ": unknown tensor dtype");
+  item.requires_grad = rg && rg->kind == Kind::Bool && rg->boolean;
+  item.size = int_tuple(field(v, "size"), what + ": size");
+  uint64_t numel = checked_numel(item.size, what);
+  if (numel > (uint64_t{1} << 62) / item.dtype->element_size) throw FormatError(what + ": size too large");
+  const Node* chunks = field(v, "chunks");
+  if (!chunks || chunks->kind != Kind::List) throw FormatError(what + ": chunks is not a list");
+  for (const Node* c : chunks->items) {
+    if (!is_dataclass(c, kMetadataModule, "ChunkStorageMetadata"))
+      throw FormatError(what + ": chunk is not a ChunkStorageMetadata");
+    DcpChunk chunk;
+    chunk.offsets = int_tuple(field(c, "offsets"), what + ": chunk offsets");
+    chunk.sizes = int_tuple(field(c, "sizes"), what + ": chunk sizes");
+    if (chunk.offsets.size() != item.size.size() || chunk.sizes.size() != item.size.size())
+      throw FormatError(what + ": a chunk has " + std::to_string(chunk.sizes.size()) +
+                        " dimensions, the tensor " + std::to_string(item.size.size()));
+    for (size_t d = 0; d < item.size.size(); ++d)
+      if (chunk.offsets[d] < 0 || chunk.sizes[d] < 0 || chunk.offsets[d] > item.size[d] ||
+          chunk.sizes[d] > item.size[d] - chunk.offsets[d])
+        throw FormatError(what + ": a chunk at offset " + std::to_string(chunk.offsets[d]) + " of size " +
+                          std::to_string(chunk.sizes[d]) + " leaves dimension " + std::to_string(d) +
+                          " (size " + std::to_string(item.size[d]) + ")");
+    auto it = where_of.find({item.fqn, chunk.offsets});
+    if (it == where_of.end()) throw FormatError(what + ": a chunk has no storage_data");
+    chunk.where = it->second;
+    check_location(chunk.where, what);
+    item.chunks.push_back(std::move(chunk));
+  }
+  if (item.chunks.size() > std::numeric_limits<uint32_t>::max()) throw FormatError(what + ": too many chunks");
+  DcpCheckpoint::runs_of(item, what);  // overlap / gap check
+}
+
+// The item's place in the state dict: planner_data's path, else its fqn.
+void read_planner_path(const Node* planner, DcpItem& item, const std::string& what) {
+  const Node* path = planner && planner->kind == Kind::Dict ? pickle::get_item(planner, item.fqn) : nullptr;
+  if (path && path->kind != Kind::None) {
+    if (path->kind != Kind::Tuple && path->kind != Kind::List)
+      throw FormatError(what + ": planner_data path is not a tuple");
+    for (const Node* s : path->items) {
+      DcpPathStep step;
+      if (s->kind == Kind::Str) {
+        step.key = s->text;
+      } else if (s->kind == Kind::Int && !s->is_big_int() && s->integer >= 0 && s->integer < (1 << 24)) {
+        step.is_index = true;
+        step.index = s->integer;
+      } else {
+        throw FormatError(what + ": planner_data path step is neither a string nor a list index");
+      }
+      item.path.push_back(std::move(step));
+    }
+    if (item.path.empty()) throw FormatError(what + ": empty planner_data path");
+    if (item.path[0].is_index) throw FormatError(what + ": planner_data path starts with a list index");
+  } else {
+    item.path.push_back({false, item.fqn, 0});
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<DcpCheckpoint> DcpCheckpoint::open(Env& env, const std::string& dir) {
+  std::unique_ptr<DcpCheckpoint> dcp(new DcpCheckpoint);
+  dcp->dir_ = dir;
+  const std::string meta_path = join(dir, ".metadata");
+  if (!env.exists(meta_path)) throw FormatError(dir + ": no .metadata: not a torch distributed checkpoint folder");
+  auto meta_file = env.open_read(meta_path);
+  if (meta_file->size() > kMaxMetadataBytes)
+    throw FormatError(meta_path + ": " + std::to_string(meta_file->size()) + " bytes, over the limit");
+  std::string data = meta_file->read_string(0, static_cast<size_t>(meta_file->size()));
+  dcp->open_files_.emplace_back(".metadata", std::move(meta_file));
+  pickle::Graph g = pickle::unpickle(data, {.limits = {}, .source = meta_path});
+  const Node* root = g.root;
+  if (!is_dataclass(root, kMetadataModule, "Metadata"))
+    throw FormatError(meta_path + ": not a pickled torch.distributed.checkpoint Metadata");
+  if (const Node* v = field(root, "version"); v && v->kind == Kind::Str) dcp->version_ = v->text;
+
+  const StorageData storage = read_storage_data(root, meta_path);
+  const auto& bytes_where = storage.bytes;
 
   // Open each file named once; check each location lies inside it.
   std::map<std::string, uint64_t> sizes;
@@ -226,74 +324,11 @@ std::unique_ptr<DcpCheckpoint> DcpCheckpoint::open(Env& env, const std::string& 
       item.where = it->second;
       check_location(item.where, what);
     } else if (is_dataclass(v, kMetadataModule, "TensorStorageMetadata")) {
-      item.is_tensor = true;
-      const Node* props = field(v, "properties");
-      if (!is_dataclass(props, kMetadataModule, "TensorProperties") || !props->state)
-        throw FormatError(what + ": properties are not TensorProperties");
-      const Node* dt = nullptr;
-      const Node* rg = nullptr;
-      if (props->state->kind == Kind::Tuple && props->state->items.size() >= 3) {
-        dt = props->state->items[0];
-        rg = props->state->items[2];
-      } else {
-        dt = field(props, "dtype");
-        rg = field(props, "requires_grad");
-      }
-      if (!dt || dt->kind != Kind::Global || dt->text != "torch" || !(item.dtype = from_name(dt->name)))
-        throw FormatError(what + ": unknown tensor dtype");
-      item.requires_grad = rg && rg->kind == Kind::Bool && rg->boolean;
-      item.size = int_tuple(field(v, "size"), what + ": size");
-      uint64_t numel = checked_numel(item.size, what);
-      if (numel > (uint64_t{1} << 62) / item.dtype->element_size) throw FormatError(what + ": size too large");
-      const Node* chunks = field(v, "chunks");
-      if (!chunks || chunks->kind != Kind::List) throw FormatError(what + ": chunks is not a list");
-      for (const Node* c : chunks->items) {
-        if (!is_dataclass(c, kMetadataModule, "ChunkStorageMetadata"))
-          throw FormatError(what + ": chunk is not a ChunkStorageMetadata");
-        DcpChunk chunk;
-        chunk.offsets = int_tuple(field(c, "offsets"), what + ": chunk offsets");
-        chunk.sizes = int_tuple(field(c, "sizes"), what + ": chunk sizes");
-        if (chunk.offsets.size() != item.size.size() || chunk.sizes.size() != item.size.size())
-          throw FormatError(what + ": a chunk has " + std::to_string(chunk.sizes.size()) +
-                            " dimensions, the tensor " + std::to_string(item.size.size()));
-        for (size_t d = 0; d < item.size.size(); ++d)
-          if (chunk.offsets[d] < 0 || chunk.sizes[d] < 0 || chunk.offsets[d] > item.size[d] ||
-              chunk.sizes[d] > item.size[d] - chunk.offsets[d])
-            throw FormatError(what + ": a chunk at offset " + std::to_string(chunk.offsets[d]) + " of size " +
-                              std::to_string(chunk.sizes[d]) + " leaves dimension " + std::to_string(d) +
-                              " (size " + std::to_string(item.size[d]) + ")");
-        auto it = where_of.find({item.fqn, chunk.offsets});
-        if (it == where_of.end()) throw FormatError(what + ": a chunk has no storage_data");
-        chunk.where = it->second;
-        check_location(chunk.where, what);
-        item.chunks.push_back(std::move(chunk));
-      }
-      if (item.chunks.size() > std::numeric_limits<uint32_t>::max()) throw FormatError(what + ": too many chunks");
-      runs_of(item, what);  // overlap / gap check
+      read_tensor_metadata(v, item, what, storage, check_location);
     } else {
       throw FormatError(what + ": unknown storage metadata type");
     }
-    const Node* path = planner && planner->kind == Kind::Dict ? pickle::get_item(planner, item.fqn) : nullptr;
-    if (path && path->kind != Kind::None) {
-      if (path->kind != Kind::Tuple && path->kind != Kind::List)
-        throw FormatError(what + ": planner_data path is not a tuple");
-      for (const Node* s : path->items) {
-        DcpPathStep step;
-        if (s->kind == Kind::Str) {
-          step.key = s->text;
-        } else if (s->kind == Kind::Int && !s->is_big_int() && s->integer >= 0 && s->integer < (1 << 24)) {
-          step.is_index = true;
-          step.index = s->integer;
-        } else {
-          throw FormatError(what + ": planner_data path step is neither a string nor a list index");
-        }
-        item.path.push_back(std::move(step));
-      }
-      if (item.path.empty()) throw FormatError(what + ": empty planner_data path");
-      if (item.path[0].is_index) throw FormatError(what + ": planner_data path starts with a list index");
-    } else {
-      item.path.push_back({false, item.fqn, 0});
-    }
+    read_planner_path(planner, item, what);
     dcp->items_.push_back(std::move(item));
   }
   for (const auto& [n, s] : sizes) dcp->files_.emplace_back(n, s);
@@ -422,11 +457,8 @@ namespace {
 
 Node* copy_subgraph(const Node* root, pickle::Graph& to, const std::string& what) {
   std::unordered_map<const Node*, Node*> copy;
-  std::vector<const Node*> stack{root}, order;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || copy.count(n)) continue;
+  std::vector<const Node*> order;
+  pickle::walk_graph(root, pickle::kAllEdges, [&](const Node* n) {
     if (n->kind == Kind::PersId) throw FormatError(what + " holds tensors, which ckpt does not consolidate");
     Node* c = to.make(n->kind);
     c->how = n->how;
@@ -437,13 +469,8 @@ Node* copy_subgraph(const Node* root, pickle::Graph& to, const std::string& what
     c->name = n->name;
     copy.emplace(n, c);
     order.push_back(n);
-    for (const Node* i : n->items) stack.push_back(i);
-    for (const auto& [k, v] : n->entries) {
-      stack.push_back(k);
-      stack.push_back(v);
-    }
-    for (const Node* p : {n->callable, n->args, n->kwargs, n->state}) stack.push_back(p);
-  }
+    return true;
+  });
   auto map = [&](const Node* n) -> Node* { return n ? copy.at(n) : nullptr; };
   for (const Node* n : order) {
     Node* c = copy.at(n);
@@ -517,6 +544,47 @@ class Nester {
 
 }  // namespace
 
+// Streams a tensor's elements in row-major order from its chunks: `runs`
+// says which chunk each stretch of elements comes from.
+void assemble_tensor(const DcpCheckpoint& dcp, const DcpItem& it, const std::vector<DcpRun>& runs,
+                     size_t buffer_bytes, const std::function<void(std::string_view)>& sink) {
+  std::vector<OpenChunk> chunks;
+  std::vector<std::unique_ptr<ElementReader>> readers;
+  std::vector<uint64_t> run_len;
+  chunks.reserve(it.chunks.size());
+  for (const DcpChunk& c : it.chunks) {
+    chunks.push_back(open_chunk(dcp, it, c));
+    uint64_t len = c.numel();
+    size_t k = it.size.size() ? it.size.size() - 1 : 0;
+    while (k > 0 && c.sizes[k] == it.size[k]) --k;
+    if (!it.size.empty()) {
+      len = 1;
+      for (size_t d = k; d < it.size.size(); ++d) len *= static_cast<uint64_t>(c.sizes[d]);
+    }
+    run_len.push_back(len);
+  }
+  for (size_t i = 0; i < chunks.size(); ++i)
+    readers.push_back(std::make_unique<ElementReader>(*chunks[i].ck, chunks[i].tensor, it.fqn));
+  const size_t es = it.dtype->element_size;
+  std::string buf(buffer_bytes - buffer_bytes % es, '\0');
+  size_t used = 0;
+  for (const DcpRun& r : runs) {
+    uint64_t left = run_len[r.chunk];
+    while (left) {
+      if (used == buf.size()) {
+        sink(std::string_view(buf.data(), used));
+        used = 0;
+      }
+      size_t want = static_cast<size_t>(std::min<uint64_t>(left, (buf.size() - used) / es));
+      size_t got = readers[r.chunk]->read(buf.data() + used, want);
+      if (got == 0) throw FormatError(chunks[r.chunk].ck->path() + ": chunk of '" + it.fqn + "' ends early");
+      used += got * es;
+      left -= got;
+    }
+  }
+  if (used) sink(std::string_view(buf.data(), used));
+}
+
 ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std::string& out_path,
                                   const ConsolidateOptions& options) {
   auto out = Checkpoint::create(out_path, kDefaultDialect);
@@ -553,8 +621,11 @@ ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std:
     if (item.chunks.size() == 1 && item.chunks[0].numel() == item.numel() && item.numel() > 0) {
       OpenChunk oc = open_chunk(dcp, item, item.chunks[0]);
       const Storage* s = oc.tensor.storage;
-      if (oc.tensor.is_contiguous() && s && s->record && s->record->method == 0 && s->record->size == s->nbytes()) {
-        uint64_t at = item.chunks[0].where.offset + s->record->data_offset +
+      // A stored record of the chunk's torch.save: its offset in the chunk's file.
+      const std::optional<StorageLocation> loc =
+          oc.tensor.is_contiguous() && s ? std::optional(locate_storage(*oc.ck, *s)) : std::nullopt;
+      if (loc && loc->record && !loc->compressed()) {
+        uint64_t at = item.chunks[0].where.offset + loc->offset +
                       static_cast<uint64_t>(oc.tensor.storage_offset) * item.dtype->element_size;
         const Storage& st = out->add_external_storage(key, item.dtype, "cpu", item.numel(),
                                                       dcp.file(item.chunks[0].where.file), at);
@@ -574,42 +645,7 @@ ConsolidateReport consolidate_dcp(const DcpCheckpoint& dcp, Env& env, const std:
     tr.produce = [&dcp, &assemblies, key, buffer_bytes](const Storage&,
                                                         const std::function<void(std::string_view)>& sink) {
       const Assembly& a = assemblies.at(key);
-      const DcpItem& it = *a.item;
-      std::vector<OpenChunk> chunks;
-      std::vector<std::unique_ptr<ElementReader>> readers;
-      std::vector<uint64_t> run_len;
-      chunks.reserve(it.chunks.size());
-      for (const DcpChunk& c : it.chunks) {
-        chunks.push_back(open_chunk(dcp, it, c));
-        uint64_t len = c.numel();
-        size_t k = it.size.size() ? it.size.size() - 1 : 0;
-        while (k > 0 && c.sizes[k] == it.size[k]) --k;
-        if (!it.size.empty()) {
-          len = 1;
-          for (size_t d = k; d < it.size.size(); ++d) len *= static_cast<uint64_t>(c.sizes[d]);
-        }
-        run_len.push_back(len);
-      }
-      for (size_t i = 0; i < chunks.size(); ++i)
-        readers.push_back(std::make_unique<ElementReader>(*chunks[i].ck, chunks[i].tensor, it.fqn));
-      const size_t es = it.dtype->element_size;
-      std::string buf(buffer_bytes - buffer_bytes % es, '\0');
-      size_t used = 0;
-      for (const DcpRun& r : a.runs) {
-        uint64_t left = run_len[r.chunk];
-        while (left) {
-          if (used == buf.size()) {
-            sink(std::string_view(buf.data(), used));
-            used = 0;
-          }
-          size_t want = static_cast<size_t>(std::min<uint64_t>(left, (buf.size() - used) / es));
-          size_t got = readers[r.chunk]->read(buf.data() + used, want);
-          if (got == 0) throw FormatError(chunks[r.chunk].ck->path() + ": chunk of '" + it.fqn + "' ends early");
-          used += got * es;
-          left -= got;
-        }
-      }
-      if (used) sink(std::string_view(buf.data(), used));
+      assemble_tensor(dcp, *a.item, a.runs, buffer_bytes, sink);
     };
     so.transforms.emplace(key, std::move(tr));
   }

@@ -199,21 +199,59 @@ class TempDir {
   bool released_ = false;
 };
 
-}  // namespace
+// Rows of dimension 0 rank `rank` of `ranks` holds, as torch.chunk / Shard(0)
+// split them; a scalar or empty tensor goes whole to rank 0.
+std::pair<int64_t, int64_t> rows_of(const TensorInfo& t, int rank, int ranks) {
+  if (t.shape.empty() || t.shape[0] == 0) return rank == 0 ? std::make_pair<int64_t, int64_t>(0, 1) : std::make_pair<int64_t, int64_t>(0, 0);
+  int64_t d = t.shape[0], per = (d + ranks - 1) / ranks;
+  int64_t a = std::min<int64_t>(d, per * rank), b = std::min<int64_t>(d, per * (rank + 1));
+  return {a, b};
+}
 
-ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std::string& out_dir,
-                      const ToDcpOptions& options) {
-  if (options.ranks < 1 || options.ranks > 4096) throw UsageError("--ranks must be between 1 and 4096");
-  std::string out = out_dir;
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  std::error_code ec;
-  bool exists = std::filesystem::exists(out, ec);
-  if (exists && !options.force) throw UsageError(out + " exists (use --force to replace it)");
-  if (exists && !DcpCheckpoint::is_dcp_folder(out) && !std::filesystem::is_empty(out, ec))
-    throw UsageError(out + " exists and is not a DCP folder; not replacing it");
+// The bytes of rows [r0, r0 + numel / row size) of t as record data/0:
+// copied file to file where they lie contiguous in a stored record or file,
+// else gathered through an ElementReader.
+void write_rows_record(container::ZipWriter& zw, const Checkpoint& source, const TensorInfo& t, const std::string& fqn,
+                       int64_t r0, uint64_t numel) {
+  const size_t es = t.dtype->element_size;
+  const uint64_t nbytes = numel * es;
+  const uint64_t first =
+      t.shape.empty() || t.shape[0] == 0 ? 0 : static_cast<uint64_t>(r0) * static_cast<uint64_t>(t.stride[0]);
+  const Storage* s = t.storage;
+  const std::optional<StorageLocation> loc =
+      nbytes && t.is_contiguous() && s ? std::optional(locate_storage(source, *s)) : std::nullopt;
+  if (loc && !loc->compressed()) {
+    // The whole stored record: its CRC-32 is known, so the bytes need not be read.
+    std::optional<uint32_t> crc;
+    if (loc->record && t.storage_offset == 0 && first == 0 && loc->size == nbytes &&
+        (loc->record->crc32 != 0 || nbytes == 0))
+      crc = loc->record->crc32;
+    zw.add_copy("data/0", *loc->file, loc->offset + (static_cast<uint64_t>(t.storage_offset) + first) * es, nbytes,
+                crc);
+    return;
+  }
+  zw.add_stream("data/0", nbytes, [&](const std::function<void(std::string_view)>& sink) {
+    if (!nbytes) return;
+    ElementReader reader(source, t, fqn);
+    std::string buf(size_t{1} << 20, '\0');
+    const size_t per = buf.size() / es;
+    for (uint64_t skip = static_cast<uint64_t>(r0) * (t.numel() / static_cast<uint64_t>(t.shape[0])); skip;) {
+      size_t got = reader.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(skip, per)));
+      if (!got) throw FormatError(source.path() + ": tensor '" + fqn + "' ends early");
+      skip -= got;
+    }
+    for (uint64_t left = numel; left;) {
+      size_t got = reader.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(left, per)));
+      if (!got) throw FormatError(source.path() + ": tensor '" + fqn + "' ends early");
+      sink(std::string_view(buf.data(), got * es));
+      left -= got;
+    }
+  });
+}
 
-  std::vector<Leaf> leaves = flatten(source, root, source.path());
-  uint64_t total = 0, done = 0;
+// The tensors' bytes in all, once each is checked writable.
+uint64_t checked_tensor_bytes(const Checkpoint& source, const std::vector<Leaf>& leaves) {
+  uint64_t total = 0;
   for (const auto& l : leaves)
     if (l.tensor) {
       std::string p = l.tensor->view_problem();
@@ -223,25 +261,16 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
                          " is not supported by to-dcp yet");
       total += l.tensor->nbytes();
     }
+  return total;
+}
 
-  TempDir tmp(env, out + ".ckpt-tmp-" + std::to_string(::getpid()));
-  MetaBuilder mb;
+// Declares every leaf in the metadata: its planner path, and a
+// TensorStorageMetadata (its chunks list returned by fqn, for the ranks to
+// fill) or a BytesStorageMetadata.
+std::map<std::string, Node*> declare_leaves(MetaBuilder& mb, const std::vector<Leaf>& leaves, Node* sdm,
+                                            Node* planner, ToDcpReport& report) {
   pickle::Graph& mg = mb.g;
-  Node* sdm = mg.dict();
-  Node* storage_data = mg.dict();
-  Node* planner = mg.dict();
-  ToDcpReport report;
-  const int ranks = options.ranks;
-
-  // Rows of dimension 0 each rank holds, as torch.chunk / Shard(0) split them.
-  auto rows_of = [&](const TensorInfo& t, int rank) -> std::pair<int64_t, int64_t> {
-    if (t.shape.empty() || t.shape[0] == 0) return rank == 0 ? std::make_pair<int64_t, int64_t>(0, 1) : std::make_pair<int64_t, int64_t>(0, 0);
-    int64_t d = t.shape[0], per = (d + ranks - 1) / ranks;
-    int64_t a = std::min<int64_t>(d, per * rank), b = std::min<int64_t>(d, per * (rank + 1));
-    return {a, b};
-  };
-
-  std::map<std::string, Node*> chunk_lists;  // fqn -> chunks list of its TensorStorageMetadata
+  std::map<std::string, Node*> chunk_lists;
   for (const Leaf& l : leaves) {
     Node* path = mg.tuple();
     for (const auto& s : l.path) path->items.push_back(s.is_index ? mg.integer(s.index) : mg.str(s.key));
@@ -261,6 +290,80 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
       ++report.byte_items;
     }
   }
+  return chunk_lists;
+}
+
+// The pickle of a rank's piece of a tensor: a contiguous tensor of `shape`
+// over storage "0".
+std::string piece_pickle(const DTypeInfo* dtype, uint64_t numel, const std::vector<int64_t>& shape) {
+  pickle::Graph g;
+  Storage st;
+  st.key = "0";
+  st.dtype = dtype;
+  st.location = "cpu";
+  st.numel = numel;
+  g.root = make_tensor_node(g, st, shape, false, g.str("storage"), g.str("cpu"));
+  return pickle::pickle(g.root);
+}
+
+// The .metadata file: torch's Metadata dataclass over what the ranks wrote.
+void write_metadata(Env& env, TempDir& tmp, MetaBuilder& mb, Node* sdm, Node* planner, Node* storage_data) {
+  Node* md = mb.dataclass(kMetadataModule, "Metadata",
+                          {{"state_dict_metadata", sdm},
+                           {"planner_data", planner},
+                           {"storage_data", storage_data},
+                           {"storage_meta", mb.g.none()},
+                           {"version", mb.g.str("1.0.0")}});
+  auto f = env.create(tmp.add(".metadata"));
+  f->append(pickle::pickle(md));
+  f->sync();
+  f->close();
+}
+
+// Puts the finished folder in place of `out` (an old one moved aside first).
+void replace_folder(Env& env, TempDir& tmp, const std::string& out, bool exists) {
+  env.sync_dir(tmp.path());
+  if (exists) {
+    std::string old = out + ".ckpt-old-" + std::to_string(::getpid());
+    env.rename(out, old);
+    env.rename(tmp.path(), out);
+    tmp.release();
+    std::error_code ec;
+    std::filesystem::remove_all(old, ec);
+  } else {
+    env.rename(tmp.path(), out);
+    tmp.release();
+  }
+  env.sync_dir(dirname_of(out));
+}
+
+}  // namespace
+
+ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std::string& out_dir,
+                      const ToDcpOptions& options) {
+  if (options.ranks < 1 || options.ranks > 4096) throw UsageError("--ranks must be between 1 and 4096");
+  std::string out = out_dir;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  std::error_code ec;
+  bool exists = std::filesystem::exists(out, ec);
+  if (exists && !options.force) throw UsageError(out + " exists (use --force to replace it)");
+  if (exists && !DcpCheckpoint::is_dcp_folder(out) && !std::filesystem::is_empty(out, ec))
+    throw UsageError(out + " exists and is not a DCP folder; not replacing it");
+
+  std::vector<Leaf> leaves = flatten(source, root, source.path());
+  const uint64_t total = checked_tensor_bytes(source, leaves);
+  uint64_t done = 0;
+
+  TempDir tmp(env, out + ".ckpt-tmp-" + std::to_string(::getpid()));
+  MetaBuilder mb;
+  pickle::Graph& mg = mb.g;
+  Node* sdm = mg.dict();
+  Node* storage_data = mg.dict();
+  Node* planner = mg.dict();
+  ToDcpReport report;
+  const int ranks = options.ranks;
+
+  std::map<std::string, Node*> chunk_lists = declare_leaves(mb, leaves, sdm, planner, report);
 
   for (int rank = 0; rank < ranks; ++rank) {
     std::string name = "__" + std::to_string(rank) + "_0.distcp";
@@ -284,9 +387,7 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
         continue;
       }
       const TensorInfo& t = *l.tensor;
-      // Plain variables, not a structured binding: lambdas below capture r0
-      // (clang 14, used by the fuzz build, refuses to capture bindings).
-      const auto rows = rows_of(t, rank);
+      const auto rows = rows_of(t, rank, ranks);
       const auto r0 = rows.first, r1 = rows.second;
       if (r1 <= r0) continue;
       std::vector<int64_t> shape = t.shape, offsets(t.shape.size(), 0);
@@ -296,55 +397,16 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
       }
       uint64_t numel = 1;
       for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
-      const size_t es = t.dtype->element_size;
-      pickle::Graph g;
-      Storage st;
-      st.key = "0";
-      st.dtype = t.dtype;
-      st.location = "cpu";
-      st.numel = numel;
-      g.root = make_tensor_node(g, st, shape, false, g.str("storage"), g.str("cpu"));
       uint64_t at = file().offset();
-      uint64_t first = t.shape.empty() || t.shape[0] == 0 ? 0 : static_cast<uint64_t>(r0) * static_cast<uint64_t>(t.stride[0]);
-      const Storage* s = t.storage;
-      write_torch_save(file(), pickle::pickle(g.root), [&](container::ZipWriter& zw) {
-        uint64_t nbytes = numel * es;
-        if (nbytes && t.is_contiguous() && s && (!s->record || s->record->method == 0)) {
-          RandomAccessFile& src = s->external_file ? *s->external_file : source.file();
-          uint64_t base = s->record ? s->record->data_offset : s->legacy_offset;
-          // The whole stored record: its CRC-32 is known, so the bytes need not be read.
-          std::optional<uint32_t> crc;
-          if (s->record && t.storage_offset == 0 && first == 0 && s->record->size == nbytes &&
-              (s->record->crc32 != 0 || nbytes == 0))
-            crc = s->record->crc32;
-          zw.add_copy("data/0", src, base + (static_cast<uint64_t>(t.storage_offset) + first) * es, nbytes, crc);
-        } else {
-          zw.add_stream("data/0", nbytes, [&](const std::function<void(std::string_view)>& sink) {
-            if (!nbytes) return;
-            ElementReader reader(source, t, l.fqn);
-            std::string buf(size_t{1} << 20, '\0');
-            const size_t per = buf.size() / es;
-            for (uint64_t skip = static_cast<uint64_t>(r0) * (t.numel() / static_cast<uint64_t>(t.shape[0])); skip;) {
-              size_t got = reader.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(skip, per)));
-              if (!got) throw FormatError(source.path() + ": tensor '" + l.fqn + "' ends early");
-              skip -= got;
-            }
-            for (uint64_t left = numel; left;) {
-              size_t got = reader.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(left, per)));
-              if (!got) throw FormatError(source.path() + ": tensor '" + l.fqn + "' ends early");
-              sink(std::string_view(buf.data(), got * es));
-              left -= got;
-            }
-          });
-        }
-      });
+      write_torch_save(file(), piece_pickle(t.dtype, numel, shape),
+                       [&](container::ZipWriter& zw) { write_rows_record(zw, source, t, l.fqn, r0, numel); });
       Node* chunk = mb.dataclass(kMetadataModule, "ChunkStorageMetadata", {{"offsets", mb.size(offsets)}, {"sizes", mb.size(shape)}});
       chunk_lists[l.fqn]->items.push_back(chunk);
       Node* key = mb.dataclass(kMetadataModule, "MetadataIndex",
                                {{"fqn", mg.str(l.fqn)}, {"offset", mb.size(offsets)},
                                 {"index", mg.integer(static_cast<int64_t>(chunk_lists[l.fqn]->items.size() - 1))}});
       storage_data->entries.emplace_back(key, mb.storage_info(name, at, file().offset() - at));
-      done += numel * es;
+      done += numel * t.dtype->element_size;
       if (options.progress) options.progress(done, total);
     }
     if (f) {
@@ -353,30 +415,8 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
     }
   }
 
-  Node* md = mb.dataclass(kMetadataModule, "Metadata",
-                          {{"state_dict_metadata", sdm},
-                           {"planner_data", planner},
-                           {"storage_data", storage_data},
-                           {"storage_meta", mg.none()},
-                           {"version", mg.str("1.0.0")}});
-  {
-    auto f = env.create(tmp.add(".metadata"));
-    f->append(pickle::pickle(md));
-    f->sync();
-    f->close();
-  }
-  env.sync_dir(tmp.path());
-  if (exists) {
-    std::string old = out + ".ckpt-old-" + std::to_string(::getpid());
-    env.rename(out, old);
-    env.rename(tmp.path(), out);
-    tmp.release();
-    std::filesystem::remove_all(old, ec);
-  } else {
-    env.rename(tmp.path(), out);
-    tmp.release();
-  }
-  env.sync_dir(dirname_of(out));
+  write_metadata(env, tmp, mb, sdm, planner, storage_data);
+  replace_folder(env, tmp, out, exists);
   return report;
 }
 

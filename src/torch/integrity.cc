@@ -98,25 +98,15 @@ void check_polyglot(const Checkpoint& ck, std::vector<std::string>& problems) {
 }
 
 void check_setitem_targets(const Checkpoint& ck, std::vector<std::string>& problems) {
-  std::vector<const Node*> stack{ck.root()};
-  std::set<const Node*> seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || !seen.insert(n).second) continue;
+  pickle::walk_graph(ck.root(), pickle::kAllEdges, [&](const Node* n) {
     if (n->kind == Kind::Object && !n->entries.empty() && !is_dict_class(n->callable)) {
       std::string what = describe_callable(n->callable);
       problems.push_back(ck.path() + ": SETITEM(S) applied to " + what + " (not a dict): torch.load calls its " +
                          "__setitem__ with " + std::to_string(n->entries.size()) +
                          " item(s), changing it as it loads (CVE-2026-24747)");
     }
-    for (auto* x : {n->callable, n->args, n->kwargs, n->state, n->pid}) stack.push_back(x);
-    for (const Node* x : n->items) stack.push_back(x);
-    for (auto& [k, v] : n->entries) {
-      stack.push_back(k);
-      stack.push_back(v);
-    }
-  }
+    return true;
+  });
 }
 
 }  // namespace

@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
-#include <optional>
-#include <limits>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace ckpt::torch {
 
@@ -18,324 +16,6 @@ using pickle::Kind;
 using pickle::Node;
 
 namespace {
-
-struct DTypeName {
-  const char* name;
-  DType dtype;
-  int rank;  // position in the reference's Dtype enum (increasing alignment)
-};
-
-// The reference's enum, in its order (BOOL, F4, F6_E2M3, F6_E3M2, U8, I8,
-// F8_E5M2, F8_E4M3, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ, I16, U16, F16, BF16,
-// I32, U32, F32, C64, F64, I64, U64), less the types torch has no storage
-// for; the ranks keep the gaps so the sort order is the reference's.
-constexpr DTypeName kNames[] = {
-    {"BOOL", DType::Bool, 0},           {"U8", DType::UInt8, 4},     {"I8", DType::Int8, 5},
-    {"F8_E5M2", DType::Float8E5M2, 6},  {"F8_E4M3", DType::Float8E4M3FN, 7},
-    {"F8_E4M3FNUZ", DType::Float8E4M3FNUZ, 9}, {"F8_E5M2FNUZ", DType::Float8E5M2FNUZ, 10},
-    {"I16", DType::Int16, 11},          {"U16", DType::UInt16, 12},  {"F16", DType::Float16, 13},
-    {"BF16", DType::BFloat16, 14},      {"I32", DType::Int32, 15},   {"U32", DType::UInt32, 16},
-    {"F32", DType::Float32, 17},        {"C64", DType::Complex64, 18}, {"F64", DType::Float64, 19},
-    {"I64", DType::Int64, 20},          {"U64", DType::UInt64, 21},
-};
-
-const DTypeName* by_dtype(DType d) {
-  for (const auto& n : kNames)
-    if (n.dtype == d) return &n;
-  return nullptr;
-}
-
-// serde_json's string escaping: quote, backslash and control characters;
-// everything else (UTF-8 included) as is.
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 15];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
-// Strict UTF-8 (no surrogates, no overlongs): what a Rust String holds.
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c >> 5) == 6) {
-      len = 2;
-      cp = c & 0x1f;
-    } else if ((c >> 4) == 14) {
-      len = 3;
-      cp = c & 0x0f;
-    } else if ((c >> 3) == 30) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 2) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-// numel * size in bytes, or nullopt on overflow.
-std::optional<uint64_t> checked_nbytes(const std::vector<int64_t>& shape, uint64_t element_size) {
-  uint64_t n = element_size;
-  for (int64_t d : shape) {
-    if (d < 0) return std::nullopt;
-    uint64_t u = static_cast<uint64_t>(d);
-    if (u != 0 && n > std::numeric_limits<uint64_t>::max() / u) return std::nullopt;
-    n *= u;
-  }
-  return n;
-}
-
-using OrderedJson = nlohmann::ordered_json;
-
-uint64_t json_uint(const OrderedJson& v, const std::string& what) {
-  if (!v.is_number_unsigned()) throw FormatError(what + " is not a non-negative integer");
-  return v.get<uint64_t>();
-}
-
-}  // namespace
-
-const char* safetensors_dtype_name(DType d) {
-  const DTypeName* n = by_dtype(d);
-  return n ? n->name : nullptr;
-}
-
-const DTypeInfo* dtype_from_safetensors(std::string_view name) {
-  for (const auto& n : kNames)
-    if (name == n.name) return &info(n.dtype);
-  return nullptr;
-}
-
-int safetensors_dtype_rank(DType d) {
-  const DTypeName* n = by_dtype(d);
-  return n ? n->rank : -1;
-}
-
-std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
-  std::vector<int64_t> stride(shape.size());
-  int64_t s = 1;
-  for (size_t i = shape.size(); i-- > 0;) {
-    stride[i] = s;
-    int64_t d = std::max<int64_t>(shape[i], 1);
-    if (s > std::numeric_limits<int64_t>::max() / d) throw FormatError("shape " + shape_string(shape) + " is too large");
-    s *= d;
-  }
-  return stride;
-}
-
-// ---------------------------------------------------------------- reading
-
-SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_size, const std::string& where) {
-  if (!valid_utf8(json)) throw FormatError(where + ": safetensors header is not valid UTF-8");
-  // JSON has no raw NUL anywhere (nlohmann's lexer would stop at one as at
-  // the end of the input; the reference rejects it).
-  if (size_t nul = json.find('\0'); nul != std::string_view::npos)
-    throw FormatError(where + ": safetensors header is not valid JSON (NUL byte at offset " + std::to_string(8 + nul) +
-                      ")");
-  // The format nests three deep ({name: {"shape": [n]}}); unknown fields
-  // may nest a little more (the reference ignores them), but not without
-  // bound, so that no hostile header costs deep recursion anywhere.
-  constexpr int kMaxDepth = 64;
-  std::set<std::string> seen_keys;
-  auto guard = [&](int depth, OrderedJson::parse_event_t event, OrderedJson& parsed) {
-    if (depth > kMaxDepth)
-      throw FormatError(where + ": safetensors header nests deeper than " + std::to_string(kMaxDepth) + " levels");
-    if (event == OrderedJson::parse_event_t::key && depth == 1) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!seen_keys.insert(key).second)
-        throw FormatError(where + ": safetensors header names '" + key + "' twice");
-    }
-    return true;
-  };
-  OrderedJson doc;
-  try {
-    doc = OrderedJson::parse(json.begin(), json.end(), guard);
-  } catch (const OrderedJson::exception& e) {
-    throw FormatError(where + ": safetensors header is not valid JSON (" + e.what() + ")");
-  }
-  if (!doc.is_object()) throw FormatError(where + ": safetensors header is not a JSON object");
-
-  SafetensorsHeader h;
-  for (auto& [key, value] : doc.items()) {
-    std::string what = where + ": safetensors header: '" + key + "'";
-    if (key == "__metadata__") {
-      if (value.is_null()) continue;
-      if (!value.is_object()) throw FormatError(what + " is not a map of strings");
-      for (auto& [mk, mv] : value.items()) {
-        if (!mv.is_string()) throw FormatError(what + ": value of '" + mk + "' is not a string");
-        h.metadata.emplace_back(mk, mv.get<std::string>());
-      }
-      continue;
-    }
-    if (!value.is_object()) throw FormatError(what + " is not a tensor description");
-    SafetensorsTensor t;
-    t.name = key;
-    auto dtype = value.find("dtype"), shape = value.find("shape"), offsets = value.find("data_offsets");
-    if (dtype == value.end() || shape == value.end() || offsets == value.end())
-      throw FormatError(what + " lacks dtype, shape or data_offsets");
-    if (!dtype->is_string()) throw FormatError(what + ": dtype is not a string");
-    t.dtype_name = dtype->get<std::string>();
-    t.dtype = dtype_from_safetensors(t.dtype_name);
-    if (!t.dtype) throw FormatError(what + ": unknown or unsupported dtype '" + t.dtype_name + "'");
-    if (!shape->is_array()) throw FormatError(what + ": shape is not a list");
-    for (const auto& d : *shape) {
-      uint64_t v = json_uint(d, what + ": shape element");
-      if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        throw FormatError(what + ": shape element " + std::to_string(v) + " is too large");
-      t.shape.push_back(static_cast<int64_t>(v));
-    }
-    if (!offsets->is_array() || offsets->size() != 2) throw FormatError(what + ": data_offsets is not a pair");
-    t.begin = json_uint((*offsets)[0], what + ": data_offsets");
-    t.end = json_uint((*offsets)[1], what + ": data_offsets");
-    h.tensors.push_back(std::move(t));
-  }
-
-  // The reference's validate(): sorted by offsets, each tensor starts where
-  // the previous ended, its size is numel * element size, and the last one
-  // ends at the end of the file.
-  std::vector<const SafetensorsTensor*> by_offset;
-  for (const auto& t : h.tensors) by_offset.push_back(&t);
-  std::stable_sort(by_offset.begin(), by_offset.end(), [](const SafetensorsTensor* a, const SafetensorsTensor* b) {
-    return std::pair(a->begin, a->end) < std::pair(b->begin, b->end);
-  });
-  uint64_t start = 0;
-  for (const SafetensorsTensor* t : by_offset) {
-    std::string what = where + ": safetensors tensor '" + t->name + "'";
-    if (t->end < t->begin) throw FormatError(what + ": data_offsets end before they begin");
-    if (t->begin != start)
-      throw FormatError(what + ": data_offsets [" + std::to_string(t->begin) + ", " + std::to_string(t->end) + "] " +
-                        (t->begin < start ? "overlap the previous tensor" : "leave a hole after byte " +
-                                                                                 std::to_string(start)));
-    auto nbytes = checked_nbytes(t->shape, t->dtype->element_size);
-    if (!nbytes) throw FormatError(what + ": shape " + shape_string(t->shape) + " overflows");
-    if (*nbytes != t->nbytes())
-      throw FormatError(what + ": " + t->dtype_name + " " + shape_string(t->shape) + " needs " +
-                        std::to_string(*nbytes) + " bytes, data_offsets give " + std::to_string(t->nbytes()));
-    start = t->end;
-  }
-  if (start != data_size)
-    throw FormatError(where + ": safetensors tensors cover " + std::to_string(start) + " bytes of a data section of " +
-                      std::to_string(data_size));
-  return h;
-}
-
-SafetensorsHeader read_safetensors(RandomAccessFile& file) {
-  const std::string& where = file.path();
-  uint64_t size = file.size();
-  if (size < 8) throw FormatError(where + ": " + std::to_string(size) + " bytes: too short for a safetensors file");
-  std::string len_bytes = file.read_string(0, 8);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(len_bytes[i]);
-  if (n > kSafetensorsMaxHeader)
-    throw FormatError(where + ": safetensors header of " + std::to_string(n) + " bytes is over the limit of " +
-                      std::to_string(kSafetensorsMaxHeader) + " (not a safetensors file?)");
-  if (n > size - 8)
-    throw FormatError(where + ": safetensors header of " + std::to_string(n) + " bytes runs past the end of the file");
-  std::string json = file.read_string(8, n);
-  SafetensorsHeader h = parse_safetensors_header(json, size - 8 - n, where);
-  h.data_start = 8 + n;
-  return h;
-}
-
-// ---------------------------------------------------------------- writing
-
-std::string safetensors_header_json(const std::vector<SafetensorsEntry>& entries,
-                                    const std::vector<std::pair<std::string, std::string>>& metadata) {
-  std::string out = "{";
-  bool first = true;
-  if (!metadata.empty()) {
-    out += "\"__metadata__\":{";
-    for (size_t i = 0; i < metadata.size(); ++i) {
-      if (i) out += ',';
-      append_json_string(out, metadata[i].first);
-      out += ':';
-      append_json_string(out, metadata[i].second);
-    }
-    out += '}';
-    first = false;
-  }
-  uint64_t offset = 0;
-  for (const auto& e : entries) {
-    if (!first) out += ',';
-    first = false;
-    append_json_string(out, e.name);
-    out += ":{\"dtype\":";
-    append_json_string(out, e.dtype_name);
-    out += ",\"shape\":[";
-    for (size_t i = 0; i < e.shape.size(); ++i) {
-      if (i) out += ',';
-      out += std::to_string(e.shape[i]);
-    }
-    out += "],\"data_offsets\":[" + std::to_string(offset) + ',' + std::to_string(offset + e.nbytes) + "]}";
-    offset += e.nbytes;
-  }
-  out += '}';
-  out.append((8 - out.size() % 8) % 8, ' ');
-  return out;
-}
-
-namespace {
-
-// Random access to a storage's bytes: a file and the offset of byte 0, or
-// (DEFLATE records, which other tools write) sequential streaming only.
-struct StorageBytes {
-  RandomAccessFile* file = nullptr;
-  uint64_t base = 0;
-  const container::ZipRecord* compressed = nullptr;
-};
-
-StorageBytes locate(Checkpoint& ck, const Storage& s) {
-  if (!s.present) throw FormatError(ck.path() + ": storage '" + s.key + "' has no data record");
-  if (s.external_file) return {s.external_file, s.legacy_offset, nullptr};
-  if (s.record) {
-    if (s.record->size != s.nbytes())
-      throw FormatError(ck.path() + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
-                        " bytes, its storage needs " + std::to_string(s.nbytes()));
-    if (s.record->method != 0) return {nullptr, 0, s.record};
-    return {&ck.file(), s.record->data_offset, nullptr};
-  }
-  return {&ck.file(), s.legacy_offset, nullptr};
-}
 
 // Reads storage bytes through a few fixed-size chunks, so that a strided
 // walk over a large storage costs bounded memory.
@@ -399,7 +79,8 @@ class ChunkedStorage {
 struct Planned {
   std::string name;
   const TensorInfo* info;
-  const DTypeName* dtype;
+  const char* dtype_name;
+  int rank;  // safetensors_dtype_rank
   uint64_t nbytes;
 };
 
@@ -420,16 +101,16 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
   }
   if ((last + 1) * esize > static_cast<__int128>(t.storage->nbytes()))
     throw FormatError(ck.path() + ": tensor '" + p.name + "' reaches past the end of storage '" + t.storage->key + "'");
-  StorageBytes where = locate(ck, *t.storage);
+  const StorageLocation where = locate_storage(ck, *t.storage);
   const uint64_t first_byte = static_cast<uint64_t>(t.storage_offset) * esize;
 
   if (t.is_contiguous()) {
-    if (where.file) {
-      out.copy_from(*where.file, where.base + first_byte, p.nbytes);
+    if (!where.compressed()) {
+      out.copy_from(*where.file, where.offset + first_byte, p.nbytes);
     } else {
       // A DEFLATE record: stream it, keeping the tensor's bytes.
       uint64_t pos = 0, end = first_byte + p.nbytes;
-      ck.zip()->stream(*where.compressed, [&](std::string_view chunk) {
+      ck.zip()->stream(*where.record, [&](std::string_view chunk) {
         uint64_t lo = std::max(pos, first_byte), hi = std::min(pos + chunk.size(), end);
         if (lo < hi) out.append(chunk.substr(lo - pos, hi - lo));
         pos += chunk.size();
@@ -439,13 +120,13 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
     return;
   }
   if (t.shape.empty()) throw FormatError(ck.path() + ": tensor '" + p.name + "': a scalar that is not contiguous");
-  if (!where.file)
+  if (where.compressed())
     throw UsageError(ck.path() + ": tensor '" + p.name +
                      "' is a strided view of a compressed record; run 'ckpt rewrite' first");
 
   // Gather: an odometer over the outer dimensions, the innermost one walked
   // by its stride; output flushed in bounded pieces.
-  ChunkedStorage storage(*where.file, where.base, t.storage->nbytes());
+  ChunkedStorage storage(*where.file, where.offset, where.size);
   const uint64_t span = static_cast<uint64_t>((last + 1) * esize) - first_byte;
   const uint64_t span_budget = std::min(uint64_t{4} << 30, std::max(uint64_t{64} << 20, 2 * p.nbytes));
   if (span <= span_budget) storage.preload(first_byte, first_byte + span);
@@ -490,7 +171,7 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
 std::string safetensors_refusal(const TensorInfo& t) {
   if (!t.is_plain()) return "is " + t.form() + ", which safetensors cannot hold (dense tensors only)";
   if (!t.dtype) return "has no dtype";
-  if (!by_dtype(t.dtype->dtype)) return std::string("has dtype ") + t.dtype->name + ", which safetensors cannot hold";
+  if (!safetensors_dtype_name(t.dtype->dtype)) return std::string("has dtype ") + t.dtype->name + ", which safetensors cannot hold";
   return {};
 }
 
@@ -503,24 +184,24 @@ void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::s
     if (!valid_utf8(name)) throw UsageError("tensor name '" + name + "' is not valid UTF-8, which safetensors needs");
     if (!info.dtype) throw FormatError(source.path() + ": tensor '" + name + "' has no dtype");
     if (!info.is_plain()) throw UsageError("tensor '" + name + "' " + safetensors_refusal(info));
-    const DTypeName* d = by_dtype(info.dtype->dtype);
+    const char* d = safetensors_dtype_name(info.dtype->dtype);
     if (!d) throw UsageError("tensor '" + name + "' has dtype " + info.dtype->name + ", which safetensors cannot hold");
     if (info.shape.size() != info.stride.size())
       throw FormatError(source.path() + ": tensor '" + name + "': size and stride lengths differ");
     auto nbytes = checked_nbytes(info.shape, info.dtype->element_size);
     if (!nbytes) throw FormatError(source.path() + ": tensor '" + name + "' has an invalid shape");
-    plan.push_back({name, &info, d, *nbytes});
+    plan.push_back({name, &info, d, safetensors_dtype_rank(info.dtype->dtype), *nbytes});
   }
   // The reference's order: alignment (its dtype enum) descending, then name.
   std::stable_sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) {
-    if (a.dtype->rank != b.dtype->rank) return a.dtype->rank > b.dtype->rank;
+    if (a.rank != b.rank) return a.rank > b.rank;
     return a.name < b.name;
   });
 
   std::vector<SafetensorsEntry> entries;
   uint64_t total = 0;
   for (const auto& p : plan) {
-    entries.push_back({p.name, p.dtype->name, p.info->shape, p.nbytes});
+    entries.push_back({p.name, p.dtype_name, p.info->shape, p.nbytes});
     total += p.nbytes;
   }
   std::string header = safetensors_header_json(entries, options.metadata);
@@ -562,25 +243,31 @@ Node* make_tensor_node(pickle::Graph& g, const Storage& storage, const std::vect
   return g.object(How::Reduce, g.global("torch._utils", "_rebuild_tensor_v2"), args);
 }
 
+SafetensorsStateDict::SafetensorsStateDict(const std::string& path) : ck_(Checkpoint::create(path, kDefaultDialect)) {
+  pickle::Graph& g = ck_->graph();
+  root_ = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
+  g.root = root_;
+  storage_word_ = g.str("storage");
+  cpu_ = g.str("cpu");
+}
+
+void SafetensorsStateDict::add(const SafetensorsTensor& t, const std::shared_ptr<RandomAccessFile>& file,
+                               uint64_t data_start, const std::string& file_label) {
+  if (!*t.dtype->storage_class)
+    throw UsageError(file_label + ": tensor '" + t.name + "' has dtype " + t.dtype_name +
+                     ", which torch 1.x checkpoints cannot hold");
+  const Storage& s = ck_->add_external_storage(std::to_string(next_key_++), t.dtype, "cpu",
+                                               t.nbytes() / t.dtype->element_size, file, data_start + t.begin);
+  pickle::Graph& g = ck_->graph();
+  root_->entries.emplace_back(g.str(t.name), make_tensor_node(g, s, t.shape, false, storage_word_, cpu_));
+}
+
 std::unique_ptr<Checkpoint> checkpoint_from_safetensors(Env& env, const std::string& path) {
   std::shared_ptr<RandomAccessFile> file = env.open_read(path);
   SafetensorsHeader h = read_safetensors(*file);
-  auto ck = Checkpoint::create(path, kDefaultDialect);
-  pickle::Graph& g = ck->graph();
-  Node* root = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
-  g.root = root;
-  Node* storage_word = g.str("storage");
-  Node* cpu = g.str("cpu");
-  for (size_t i = 0; i < h.tensors.size(); ++i) {
-    const SafetensorsTensor& t = h.tensors[i];
-    if (!*t.dtype->storage_class)
-      throw UsageError(path + ": tensor '" + t.name + "' has dtype " + t.dtype_name +
-                       ", which torch 1.x checkpoints cannot hold");
-    const Storage& s = ck->add_external_storage(std::to_string(i), t.dtype, "cpu", t.nbytes() / t.dtype->element_size,
-                                                file, h.data_start + t.begin);
-    root->entries.emplace_back(g.str(t.name), make_tensor_node(g, s, t.shape, false, storage_word, cpu));
-  }
-  return ck;
+  SafetensorsStateDict made(path);
+  for (const SafetensorsTensor& t : h.tensors) made.add(t, file, h.data_start, path);
+  return made.finish();
 }
 
 IntoReport replace_tensors_from_safetensors(Checkpoint& ck, Node* state_dict, const SafetensorsHeader& header,
@@ -622,8 +309,8 @@ IntoReport replace_tensors_from_safetensors(Checkpoint& ck, Node* state_dict, co
     matched.insert(k->text);
     const SafetensorsTensor& t = *it->second;
     if (t.shape != info->shape) {
-      report.differences.push_back("'" + k->text + "' has shape " + shape_string(info->shape) + " in " + ck.path() +
-                                   ", " + shape_string(t.shape) + " in " + file_label);
+      report.differences.push_back("'" + k->text + "' has shape " + shape_text(info->shape) + " in " + ck.path() +
+                                   ", " + shape_text(t.shape) + " in " + file_label);
       continue;
     }
     if (!*t.dtype->storage_class)
@@ -664,3 +351,4 @@ IntoReport replace_tensors_from_safetensors(Checkpoint& ck, Node* state_dict, co
 }
 
 }  // namespace ckpt::torch
+

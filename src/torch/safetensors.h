@@ -1,17 +1,6 @@
-// The safetensors format (huggingface/safetensors): a little-endian u64
-// header length N, N bytes of JSON header (padded with spaces to a multiple
-// of 8), then the tensors' bytes back to back, each row-major and
-// little-endian. The header maps each tensor name to {"dtype", "shape",
-// "data_offsets": [begin, end]} (offsets relative to the end of the header)
-// and may hold "__metadata__", a map of strings to strings.
-//
-// The reader validates as the reference implementation (safetensors 0.4,
-// tensor.rs read_metadata / validate) does: header at most 100,000,000
-// bytes, UTF-8 JSON object, known dtypes, offsets that tile the data
-// exactly (sorted by offset: contiguous, non-overlapping, ending at the end
-// of the file) and sizes equal to numel * element size. It is stricter in
-// two ways, both reported by name: a duplicate key, and nesting deeper than
-// the format has (the reference's serde reader takes the last duplicate).
+// safetensors files and checkpoints: tensors written to a safetensors file,
+// and a safetensors file read as a checkpoint or into one. The format
+// itself (the header codec) is safetensors_format.h.
 //
 // The writer orders tensors as the reference's `prepare` does (dtype
 // alignment descending, then name bytewise) so that `ckpt safetensors`
@@ -27,51 +16,11 @@
 #include <vector>
 
 #include "torch/checkpoint.h"
+#include "torch/safetensors_format.h"
+#include "torch/shape.h"
 #include "util/env.h"
 
 namespace ckpt::torch {
-
-inline constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;
-
-// "F32" for float32 etc.; nullptr when safetensors has no such dtype.
-const char* safetensors_dtype_name(DType d);
-// The torch dtype of a safetensors dtype name; nullptr when unknown.
-const DTypeInfo* dtype_from_safetensors(std::string_view name);
-// The reference's alignment rank (its Dtype enum order); sorts the writer's output.
-int safetensors_dtype_rank(DType d);
-
-struct SafetensorsTensor {
-  std::string name;
-  std::string dtype_name;  // as in the header: "F32"
-  const DTypeInfo* dtype = nullptr;
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // in the data section
-  uint64_t nbytes() const { return end - begin; }
-};
-
-struct SafetensorsHeader {
-  std::vector<SafetensorsTensor> tensors;  // in header (JSON text) order
-  std::vector<std::pair<std::string, std::string>> metadata;
-  uint64_t data_start = 0;  // 8 + N: the file offset of the data section
-};
-
-// Parses and validates a header's JSON text against a data section of
-// data_size bytes. `where` names the file in messages.
-SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_size, const std::string& where);
-
-// Reads and validates a whole file's header (FormatError naming the file).
-SafetensorsHeader read_safetensors(RandomAccessFile& file);
-
-// The header JSON for tensors laid out in the given order, as serde_json
-// writes it (compact, "__metadata__" first), padded with spaces to a multiple of 8.
-struct SafetensorsEntry {
-  std::string name;
-  const char* dtype_name;
-  std::vector<int64_t> shape;
-  uint64_t nbytes;
-};
-std::string safetensors_header_json(const std::vector<SafetensorsEntry>& entries,
-                                    const std::vector<std::pair<std::string, std::string>>& metadata);
 
 struct SafetensorsWriteOptions {
   bool force = false;
@@ -93,10 +42,6 @@ void write_safetensors(Checkpoint& source, const std::vector<std::pair<std::stri
 void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::string, TensorInfo>>& tensors,
                           WritableFile& out, const SafetensorsWriteOptions& options = {});
 
-// Contiguous row-major strides for a shape, as torch computes them (a size
-// of 0 counts as 1).
-std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape);
-
 // The pickle of a contiguous tensor over all of `storage` (offset 0), as
 // torch.save writes it: torch._utils._rebuild_tensor_v2 with the persistent
 // id ('storage', torch.<Type>Storage, key, location, numel) and a fresh
@@ -108,6 +53,27 @@ pickle::Node* make_tensor_node(pickle::Graph& g, const Storage& storage, const s
 // A checkpoint holding the safetensors file's tensors as a plain state dict
 // (collections.OrderedDict in header order), its storages read from the file.
 std::unique_ptr<Checkpoint> checkpoint_from_safetensors(Env& env, const std::string& path);
+
+// A checkpoint made in memory whose root is a plain state dict
+// (collections.OrderedDict) of contiguous tensors whose bytes lie in
+// safetensors files: one file, or the shards of an index.
+class SafetensorsStateDict {
+ public:
+  explicit SafetensorsStateDict(const std::string& path);
+  // Appends tensor t of `file` (its data section at data_start) under its
+  // name. Throws UsageError naming file_label for a dtype that torch 1.x
+  // checkpoints cannot hold.
+  void add(const SafetensorsTensor& t, const std::shared_ptr<RandomAccessFile>& file, uint64_t data_start,
+           const std::string& file_label);
+  std::unique_ptr<Checkpoint> finish() { return std::move(ck_); }
+
+ private:
+  std::unique_ptr<Checkpoint> ck_;
+  pickle::Node* root_ = nullptr;
+  pickle::Node* storage_word_ = nullptr;  // "storage" and "cpu", shared as CPython shares them
+  pickle::Node* cpu_ = nullptr;
+  size_t next_key_ = 0;
+};
 
 struct IntoReport {
   // Names only on one side, shape mismatches; when not empty nothing changed.

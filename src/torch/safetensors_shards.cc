@@ -12,8 +12,6 @@
 
 namespace ckpt::torch {
 
-using pickle::How;
-using pickle::Node;
 using OrderedJson = nlohmann::ordered_json;
 
 namespace {
@@ -173,13 +171,7 @@ std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const st
     std::map<std::string, size_t> by_name;
   };
   std::map<std::string, Shard> shards;
-  auto ck = Checkpoint::create(index_path, kDefaultDialect);
-  pickle::Graph& g = ck->graph();
-  Node* root = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
-  g.root = root;
-  Node* storage_word = g.str("storage");
-  Node* cpu = g.str("cpu");
-  size_t key = 0;
+  SafetensorsStateDict made(index_path);
   for (const auto& [name, file_json] : index["weight_map"].items()) {
     if (!file_json.is_string()) throw FormatError(index_path + ": weight_map['" + name + "'] is not a file name");
     std::string file = file_json.get<std::string>();
@@ -200,14 +192,7 @@ std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const st
     auto t_it = it->second.by_name.find(name);
     if (t_it == it->second.by_name.end())
       throw FormatError(index_path + ": '" + name + "' is not in its shard " + file);
-    const SafetensorsTensor& t = it->second.header.tensors[t_it->second];
-    if (!*t.dtype->storage_class)
-      throw UsageError(file + ": tensor '" + t.name + "' has dtype " + t.dtype_name +
-                       ", which torch 1.x checkpoints cannot hold");
-    const Storage& s = ck->add_external_storage(std::to_string(key++), t.dtype, "cpu",
-                                                t.nbytes() / t.dtype->element_size, it->second.file,
-                                                it->second.header.data_start + t.begin);
-    root->entries.emplace_back(g.str(t.name), make_tensor_node(g, s, t.shape, false, storage_word, cpu));
+    made.add(it->second.header.tensors[t_it->second], it->second.file, it->second.header.data_start, file);
   }
   for (const auto& [file, s] : shards)
     if (s.by_name.size() > 0) {
@@ -218,7 +203,7 @@ std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const st
         throw FormatError(index_path + ": shard " + file + " holds " + std::to_string(s.by_name.size()) +
                           " tensors, the index maps " + std::to_string(mapped) + " to it");
     }
-  return ck;
+  return made.finish();
 }
 
 }  // namespace ckpt::torch

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "torch/convert.h"
+#include "torch/shape.h"
 #include "torch/tensor_data.h"
 #include "util/error.h"
 
@@ -388,12 +389,6 @@ std::string exact_form(const TensorInfo& t) {
   return f;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 bool comparable(const TensorInfo& a, const TensorInfo& b) {
   return a.dtype && b.dtype && a.shape == b.shape &&
          (a.dtype == b.dtype || (has_real_values(*a.dtype) && has_real_values(*b.dtype)));
@@ -419,8 +414,8 @@ TensorDiff compare_tensors(const Checkpoint& a, const TensorInfo& ta, const std:
     const TensorInfo* pb = tb.part(part);
     if (!pb) continue;  // a form change says so
     if (!comparable(pa, *pb)) {
-      out.form_changes.push_back(part + " " + (pa.dtype ? pa.dtype->name : "?") + " " + shape_string(pa.shape) +
-                                 " -> " + (pb->dtype ? pb->dtype->name : "?") + " " + shape_string(pb->shape));
+      out.form_changes.push_back(part + " " + (pa.dtype ? pa.dtype->name : "?") + " " + shape_text(pa.shape) +
+                                 " -> " + (pb->dtype ? pb->dtype->name : "?") + " " + shape_text(pb->shape));
       continue;
     }
     ValueDiff v = compare_values(a, pa, name_a + " (" + part + ")", b, *pb, name_b + " (" + part + ")");

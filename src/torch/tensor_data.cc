@@ -18,38 +18,29 @@ constexpr uint64_t kWindowBytes = uint64_t{4} << 20;
 
 }  // namespace
 
-StorageReader::StorageReader(const Checkpoint& ck, const Storage& s) : ck_(ck), s_(s) {
-  if (!s.present) throw FormatError(ck.path() + ": storage '" + s.key + "' has no data record");
-  size_ = s.nbytes();
-  if (s.record && s.record->size != size_)
-    throw FormatError(ck.path() + ": record '" + s.record->name + "' holds " + std::to_string(s.record->size) +
-                      " bytes, its storage needs " + std::to_string(size_));
-}
+StorageReader::StorageReader(const Checkpoint& ck, const Storage& s)
+    : ck_(ck), s_(s), where_(locate_storage(ck, s)) {}
 
 void StorageReader::read(uint64_t offset, size_t n, char* out) {
-  if (offset > size_ || n > size_ - offset)
+  if (offset > size() || n > size() - offset)
     throw FormatError(ck_.path() + ": storage '" + s_.key + "': read of " + std::to_string(n) + " bytes at " +
-                      std::to_string(offset) + " is past its end (" + std::to_string(size_) + " bytes)");
+                      std::to_string(offset) + " is past its end (" + std::to_string(size()) + " bytes)");
   if (n == 0) return;
-  if (s_.external_file) {  // a safetensors file's data, for instance
-    s_.external_file->read(s_.legacy_offset + offset, n, out);
-  } else if (!s_.record) {
-    ck_.file().read(s_.legacy_offset + offset, n, out);
-  } else if (s_.record->method == 0) {
-    ck_.file().read(s_.record->data_offset + offset, n, out);
-  } else {
-    if (!inflated_loaded_) {
-      inflated_ = ck_.zip()->read(*s_.record, s_.record->size);
-      inflated_loaded_ = true;
-    }
-    std::memcpy(out, inflated_.data() + offset, n);
+  if (!where_.compressed()) {
+    where_.file->read(where_.offset + offset, n, out);
+    return;
   }
+  if (!inflated_loaded_) {
+    inflated_ = ck_.zip()->read(*where_.record, where_.size);
+    inflated_loaded_ = true;
+  }
+  std::memcpy(out, inflated_.data() + offset, n);
 }
 
 void stream_storage(const Checkpoint& ck, const Storage& s, const std::function<void(std::string_view)>& sink) {
   StorageReader reader(ck, s);  // checks presence and size
-  if (s.record) {
-    ck.zip()->stream(*s.record, sink);
+  if (reader.location().record) {
+    ck.zip()->stream(*reader.location().record, sink);
     return;
   }
   std::string buf(static_cast<size_t>(std::min(reader.size(), kReadChunk)), '\0');

@@ -19,14 +19,15 @@ class StorageReader {
   // Throws FormatError when the storage has no bytes or its record's size
   // is not numel * element_size.
   StorageReader(const Checkpoint& ck, const Storage& s);
-  uint64_t size() const { return size_; }
+  uint64_t size() const { return where_.size; }
+  const StorageLocation& location() const { return where_; }
   // Bytes [offset, offset + n); throws FormatError past the end.
   void read(uint64_t offset, size_t n, char* out);
 
  private:
   const Checkpoint& ck_;
   const Storage& s_;
-  uint64_t size_ = 0;
+  StorageLocation where_;
   bool inflated_loaded_ = false;
   std::string inflated_;
 };

@@ -2,6 +2,7 @@
 // to 2.13 pickles a tensor with (torch/_tensor.py __reduce_ex__, the
 // _rebuild_* functions of torch/_utils.py), and what TensorInfo derives
 // from them. Nothing here reads tensor bytes.
+#include <functional>
 #include <limits>
 
 #include "torch/checkpoint.h"
@@ -264,59 +265,75 @@ std::optional<TensorInfo> Checkpoint::tensor(const Node* n) const {
   return tensor_call(n, n->callable, n->args, 0);
 }
 
-std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node* callable, const Node* args,
-                                                  int depth) const {
-  if (!callable || callable->kind != Kind::Global) return std::nullopt;
-  if (depth > kMaxWrapperDepth) throw FormatError("tensor wrappers nested more than " + std::to_string(kMaxWrapperDepth) + " deep");
-  const std::string& mod = callable->text;
-  const std::string& fn = callable->name;
-  auto tuple_args = [&](size_t at_least) {
-    if (!args || args->kind != Kind::Tuple || args->items.size() < at_least)
-      throw FormatError("malformed " + fn + " arguments");
-    return args->items;
-  };
-  auto inner_tensor = [&](const Node* n) -> std::optional<TensorInfo> {
+namespace {
+
+// One rebuild call of the pickle (callable(args), callable a global) read as
+// a tensor: each kind of rebuild function its own method. `inner` reads a
+// nested call one level deeper (Checkpoint::tensor_call).
+class RebuildCall {
+ public:
+  using Inner = std::function<std::optional<TensorInfo>(const Node* outer, const Node* callable, const Node* args)>;
+
+  RebuildCall(const Checkpoint& ck, const Node* outer, const Node* callable, const Node* args, Inner inner)
+      : ck_(ck), outer_(outer), fn_(callable->name), args_(args), inner_(std::move(inner)) {}
+
+  std::optional<TensorInfo> read(const std::string& mod) {
+    if (mod == "torch._tensor" && (fn_ == "_rebuild_from_type_v2" || fn_ == "_rebuild_from_type"))
+      return from_type();
+    if (mod != "torch._utils") return std::nullopt;
+    if (fn_ == "_rebuild_parameter" || fn_ == "_rebuild_parameter_with_state") return parameter();
+    if (fn_ == "_rebuild_tensor_v2" || fn_ == "_rebuild_tensor_v3") return strided();
+    if (fn_ == "_rebuild_qtensor") return quantized();
+    if (fn_ == "_rebuild_sparse_tensor" || fn_ == "_rebuild_sparse_csr_tensor") return sparse();
+    if (fn_ == "_rebuild_meta_tensor_no_storage") return meta();
+    if (fn_ == "_rebuild_nested_tensor") return nested();
+    if (is_unreadable_rebuild(fn_))
+      throw FormatError("a tensor of a kind ckpt cannot read (torch._utils." + fn_ + ")");
+    return std::nullopt;
+  }
+
+ private:
+  const std::vector<Node*>& tuple_args(size_t at_least) const {
+    if (!args_ || args_->kind != Kind::Tuple || args_->items.size() < at_least)
+      throw FormatError("malformed " + fn_ + " arguments");
+    return args_->items;
+  }
+  std::optional<TensorInfo> inner_tensor(const Node* n) const {
     if (!n || n->kind != Kind::Object) return std::nullopt;
-    return tensor_call(n, n->callable, n->args, depth + 1);
-  };
-  auto part_tensor = [&](const Node* n, const char* what) {
+    return inner_(n, n->callable, n->args);
+  }
+  TensorInfo part_tensor(const Node* n, const std::string& what) const {
     auto t = inner_tensor(n);
-    if (!t) throw FormatError(fn + ": the " + what + " are not a tensor");
+    if (!t) throw FormatError(fn_ + ": the " + what + " are not a tensor");
     return std::move(*t);
-  };
+  }
+  TensorInfo fresh() const {
+    TensorInfo t;
+    t.object = t.outer = outer_;
+    return t;
+  }
+  const Storage* storage_arg(const Node* p) const {
+    if (!p || p->kind != Kind::PersId || !is_storage_pid(p->pid))
+      throw FormatError(fn_ + " without a storage persistent id");
+    return ck_.storage(p->pid->items[2]->text);
+  }
+  void view_args(TensorInfo& t, const std::vector<Node*>& a) const {
+    t.storage_offset = int_arg(a[1], "storage offset");
+    t.shape = int_tuple(a[2], "size");
+    t.stride = int_tuple(a[3], "stride");
+    if (t.shape.size() != t.stride.size()) throw FormatError(fn_ + ": size and stride lengths differ");
+  }
 
   // Tensor subclasses (and Parameters with hooks): torch/_tensor.py
   // _rebuild_from_type_v2(func, new_type, args, state).
-  if (mod == "torch._tensor" && (fn == "_rebuild_from_type_v2" || fn == "_rebuild_from_type")) {
+  std::optional<TensorInfo> from_type() const {
     const auto& a = tuple_args(3);
-    if (a[2]->kind != Kind::Tuple) throw FormatError("malformed " + fn + " arguments");
-    // A jagged nested tensor: _rebuild_njt({values, offsets, lengths, _ragged_idx, ...}).
-    if (a[0]->is_global("torch.nested._internal.nested_tensor", "_rebuild_njt")) {
-      const auto* kw = a[2]->items.size() == 1 ? pickle::entries_of(a[2]->items[0]) : nullptr;
-      const Node* values = kw ? pickle::get_item(a[2]->items[0], "values") : nullptr;
-      const Node* offsets = kw ? pickle::get_item(a[2]->items[0], "offsets") : nullptr;
-      if (!values || !offsets) throw FormatError("_rebuild_njt without values and offsets");
-      const Node* lengths = pickle::get_item(a[2]->items[0], "lengths");
-      TensorInfo t;
-      t.object = t.outer = outer;
-      t.layout = TensorLayout::Jagged;
-      auto component = [&](const Node* n, const char* what) {
-        auto c = n->kind == Kind::Object ? tensor_call(n, n->callable, n->args, depth + 1) : std::nullopt;
-        if (!c) throw FormatError(std::string("_rebuild_njt: the ") + what + " are not a tensor");
-        return std::move(*c);
-      };
-      t.parts.emplace_back("values", component(values, "values"));
-      t.parts.emplace_back("offsets", component(offsets, "offsets"));
-      if (lengths && lengths->kind != Kind::None) t.parts.emplace_back("lengths", component(lengths, "lengths"));
-      t.dtype = t.part("values")->dtype;
-      const auto& off = t.part("offsets")->shape;
-      t.shape = {off.size() == 1 && off[0] > 0 ? off[0] - 1 : 0};
-      return t;
-    }
-    auto inner = tensor_call(outer, a[0], a[2], depth + 1);
+    if (a[2]->kind != Kind::Tuple) throw FormatError("malformed " + fn_ + " arguments");
+    if (a[0]->is_global("torch.nested._internal.nested_tensor", "_rebuild_njt")) return jagged(a[2]);
+    auto inner = inner_(outer_, a[0], a[2]);
     if (!inner) return std::nullopt;
-    inner->object = outer;
-    inner->outer = outer;
+    inner->object = outer_;
+    inner->outer = outer_;
     const Node* type = a[1];
     if (type->is_global("torch.nn.parameter", "Parameter")) inner->is_parameter = true;
     else if (type->kind == Kind::Global && !type->is_global("torch", "Tensor"))
@@ -326,91 +343,103 @@ std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node*
     if (a.size() >= 4 && non_empty_state(a[3])) inner->has_state = true;
     return inner;
   }
-  if (mod != "torch._utils") return std::nullopt;
 
-  if (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state") {
+  // A jagged nested tensor: _rebuild_njt({values, offsets, lengths, _ragged_idx, ...}).
+  TensorInfo jagged(const Node* njt_args) const {
+    const auto* kw = njt_args->items.size() == 1 ? pickle::entries_of(njt_args->items[0]) : nullptr;
+    const Node* values = kw ? pickle::get_item(njt_args->items[0], "values") : nullptr;
+    const Node* offsets = kw ? pickle::get_item(njt_args->items[0], "offsets") : nullptr;
+    if (!values || !offsets) throw FormatError("_rebuild_njt without values and offsets");
+    const Node* lengths = pickle::get_item(njt_args->items[0], "lengths");
+    TensorInfo t = fresh();
+    t.layout = TensorLayout::Jagged;
+    auto component = [&](const Node* n, const char* what) {
+      auto c = n->kind == Kind::Object ? inner_(n, n->callable, n->args) : std::nullopt;
+      if (!c) throw FormatError(std::string("_rebuild_njt: the ") + what + " are not a tensor");
+      return std::move(*c);
+    };
+    t.parts.emplace_back("values", component(values, "values"));
+    t.parts.emplace_back("offsets", component(offsets, "offsets"));
+    if (lengths && lengths->kind != Kind::None) t.parts.emplace_back("lengths", component(lengths, "lengths"));
+    t.dtype = t.part("values")->dtype;
+    const auto& off = t.part("offsets")->shape;
+    t.shape = {off.size() == 1 && off[0] > 0 ? off[0] - 1 : 0};
+    return t;
+  }
+
+  std::optional<TensorInfo> parameter() const {
     const auto& a = tuple_args(2);
     auto inner = inner_tensor(a[0]);
     if (!inner) return std::nullopt;
-    inner->outer = outer;
+    inner->outer = outer_;
     inner->is_parameter = true;
     inner->requires_grad = truthy(a[1]);
-    if (fn == "_rebuild_parameter_with_state" && a.size() >= 4 && non_empty_state(a[3])) inner->has_state = true;
+    if (fn_ == "_rebuild_parameter_with_state" && a.size() >= 4 && non_empty_state(a[3])) inner->has_state = true;
     return inner;
   }
 
-  TensorInfo t;
-  t.object = outer;
-  t.outer = outer;
-  auto storage_arg = [&](const Node* p) {
-    if (!p || p->kind != Kind::PersId || !is_storage_pid(p->pid))
-      throw FormatError(fn + " without a storage persistent id");
-    return storage(p->pid->items[2]->text);
-  };
-  auto view_args = [&](const std::vector<Node*>& a) {
-    t.storage_offset = int_arg(a[1], "storage offset");
-    t.shape = int_tuple(a[2], "size");
-    t.stride = int_tuple(a[3], "stride");
-    if (t.shape.size() != t.stride.size()) throw FormatError(fn + ": size and stride lengths differ");
-  };
-
-  if (fn == "_rebuild_tensor_v2" || fn == "_rebuild_tensor_v3") {
-    // v2(storage, offset, size, stride, requires_grad, hooks[, metadata]);
-    // v3 adds the dtype before the metadata: its storage is untyped.
-    const bool v3 = fn == "_rebuild_tensor_v3";
+  // v2(storage, offset, size, stride, requires_grad, hooks[, metadata]);
+  // v3 adds the dtype before the metadata: its storage is untyped.
+  TensorInfo strided() const {
+    const bool v3 = fn_ == "_rebuild_tensor_v3";
     const auto& a = tuple_args(v3 ? 7 : 5);
+    TensorInfo t = fresh();
     t.storage = storage_arg(a[0]);
-    t.dtype = v3 ? dtype_arg(a[6], fn) : (t.storage ? t.storage->dtype : nullptr);
-    view_args(a);
+    t.dtype = v3 ? dtype_arg(a[6], fn_) : (t.storage ? t.storage->dtype : nullptr);
+    view_args(t, a);
     t.requires_grad = truthy(a[4]);
     const size_t md = v3 ? 7 : 6;
-    if (a.size() > md) apply_metadata(t, a[md], fn);
+    if (a.size() > md) apply_metadata(t, a[md], fn_);
     return t;
   }
-  if (fn == "_rebuild_qtensor") {
-    // (storage, offset, size, stride, quantizer_params, requires_grad, hooks)
+
+  // (storage, offset, size, stride, quantizer_params, requires_grad, hooks)
+  TensorInfo quantized() const {
     const auto& a = tuple_args(6);
+    TensorInfo t = fresh();
     t.storage = storage_arg(a[0]);
     t.dtype = t.storage ? t.storage->dtype : nullptr;
-    view_args(a);
+    view_args(t, a);
     t.requires_grad = truthy(a[5]);
     const Node* q = a[4];
     if (q->kind != Kind::Tuple || q->items.empty() || q->items[0]->kind != Kind::Global ||
         q->items[0]->text != "torch")
-      throw FormatError(fn + ": malformed quantizer parameters");
+      throw FormatError(fn_ + ": malformed quantizer parameters");
     Quantization qz;
     qz.scheme = q->items[0]->name;
     if (qz.scheme == "per_tensor_affine") {
-      if (q->items.size() != 3) throw FormatError(fn + ": malformed per_tensor_affine parameters");
+      if (q->items.size() != 3) throw FormatError(fn_ + ": malformed per_tensor_affine parameters");
       qz.scale = number_arg(q->items[1], "quantization scale");
       qz.zero_point = int_arg(q->items[2], "quantization zero point");
     } else if (qz.scheme == "per_channel_affine" || qz.scheme == "per_channel_affine_float_qparams") {
-      if (q->items.size() != 4) throw FormatError(fn + ": malformed " + qz.scheme + " parameters");
+      if (q->items.size() != 4) throw FormatError(fn_ + ": malformed " + qz.scheme + " parameters");
       t.parts.emplace_back("scales", part_tensor(q->items[1], "scales"));
       t.parts.emplace_back("zero_points", part_tensor(q->items[2], "zero points"));
       qz.axis = int_arg(q->items[3], "quantization axis");
     } else {
-      throw FormatError(fn + ": unknown qscheme torch." + qz.scheme);
+      throw FormatError(fn_ + ": unknown qscheme torch." + qz.scheme);
     }
     t.quantization = qz;
     return t;
   }
-  if (fn == "_rebuild_sparse_tensor" || fn == "_rebuild_sparse_csr_tensor") {
-    // (layout, data): COO data (indices, values, size[, is_coalesced]);
-    // compressed layouts (compressed_indices, plain_indices, values, size).
-    // torch 1.13 names the CSR one _rebuild_sparse_csr_tensor.
+
+  // (layout, data): COO data (indices, values, size[, is_coalesced]);
+  // compressed layouts (compressed_indices, plain_indices, values, size).
+  // torch 1.13 names the CSR one _rebuild_sparse_csr_tensor.
+  TensorInfo sparse() const {
     const auto& a = tuple_args(2);
+    TensorInfo t = fresh();
     t.layout = layout_arg(a[0]);
     const Node* d = a[1];
-    if (d->kind != Kind::Tuple) throw FormatError(fn + ": malformed sparse data");
+    if (d->kind != Kind::Tuple) throw FormatError(fn_ + ": malformed sparse data");
     if (t.layout == TensorLayout::SparseCoo) {
-      if (d->items.size() != 3 && d->items.size() != 4) throw FormatError(fn + ": malformed sparse_coo data");
+      if (d->items.size() != 3 && d->items.size() != 4) throw FormatError(fn_ + ": malformed sparse_coo data");
       t.parts.emplace_back("indices", part_tensor(d->items[0], "indices"));
       t.parts.emplace_back("values", part_tensor(d->items[1], "values"));
       t.shape = size_arg(d->items[2], "size");
       t.coalesced = d->items.size() == 4 && truthy(d->items[3]);
     } else {
-      if (d->items.size() != 4) throw FormatError(fn + ": malformed " + to_string(t.layout) + " data");
+      if (d->items.size() != 4) throw FormatError(fn_ + ": malformed " + to_string(t.layout) + " data");
       const bool row = t.layout == TensorLayout::SparseCsr || t.layout == TensorLayout::SparseBsr;
       t.parts.emplace_back(row ? "crow_indices" : "ccol_indices", part_tensor(d->items[0], "compressed indices"));
       t.parts.emplace_back(row ? "col_indices" : "row_indices", part_tensor(d->items[1], "plain indices"));
@@ -420,20 +449,24 @@ std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node*
     t.dtype = t.part("values")->dtype;
     return t;
   }
-  if (fn == "_rebuild_meta_tensor_no_storage") {
-    // (dtype, size, stride, requires_grad)
+
+  // (dtype, size, stride, requires_grad)
+  TensorInfo meta() const {
     const auto& a = tuple_args(4);
+    TensorInfo t = fresh();
     t.is_meta = true;
-    t.dtype = dtype_arg(a[0], fn);
+    t.dtype = dtype_arg(a[0], fn_);
     t.shape = int_tuple(a[1], "size");
     t.stride = int_tuple(a[2], "stride");
-    if (t.shape.size() != t.stride.size()) throw FormatError(fn + ": size and stride lengths differ");
+    if (t.shape.size() != t.stride.size()) throw FormatError(fn_ + ": size and stride lengths differ");
     t.requires_grad = truthy(a[3]);
     return t;
   }
-  if (fn == "_rebuild_nested_tensor") {
-    // (buffer, nested sizes, nested strides, storage offsets)
+
+  // (buffer, nested sizes, nested strides, storage offsets)
+  TensorInfo nested() const {
     const auto& a = tuple_args(4);
+    TensorInfo t = fresh();
     t.layout = TensorLayout::Nested;
     t.parts.emplace_back("buffer", part_tensor(a[0], "buffer"));
     t.parts.emplace_back("sizes", part_tensor(a[1], "nested sizes"));
@@ -444,9 +477,24 @@ std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node*
     t.shape = {sizes.empty() ? 0 : sizes[0]};
     return t;
   }
-  if (is_unreadable_rebuild(fn))
-    throw FormatError("a tensor of a kind ckpt cannot read (torch._utils." + fn + ")");
-  return std::nullopt;
+
+  const Checkpoint& ck_;
+  const Node* outer_;
+  const std::string& fn_;
+  const Node* args_;
+  Inner inner_;
+};
+
+}  // namespace
+
+std::optional<TensorInfo> Checkpoint::tensor_call(const Node* outer, const Node* callable, const Node* args,
+                                                  int depth) const {
+  if (!callable || callable->kind != Kind::Global) return std::nullopt;
+  if (depth > kMaxWrapperDepth) throw FormatError("tensor wrappers nested more than " + std::to_string(kMaxWrapperDepth) + " deep");
+  RebuildCall call(*this, outer, callable, args, [this, depth](const Node* o, const Node* c, const Node* a) {
+    return tensor_call(o, c, a, depth + 1);
+  });
+  return call.read(callable->text);
 }
 
 }  // namespace ckpt::torch

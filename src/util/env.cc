@@ -80,17 +80,8 @@ class PosixWritableFile final : public WritableFile {
 
   void append(std::string_view data) override {
     check_open("write");
-    size_t done = 0;
-    while (done < data.size()) {
-      size_t want = std::min(data.size() - done, kMaxIoChunk);
-      ssize_t put = ::write(fd_, data.data() + done, want);
-      if (put < 0) {
-        if (errno == EINTR) continue;
-        throw_errno(path_, "write", errno);
-      }
-      done += static_cast<size_t>(put);
-      offset_ += static_cast<uint64_t>(put);
-    }
+    write_all(fd_, data, path_);
+    offset_ += data.size();
     start_writeback();
   }
 
@@ -105,15 +96,7 @@ class PosixWritableFile final : public WritableFile {
       done = copy_in_kernel(src, offset, n);
     }
     // What the kernel would not copy goes through a bounded buffer.
-    if (done < n) {
-      std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(n - done, kCopyBufferSize)));
-      while (done < n) {
-        size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, buf.size()));
-        src.read(offset + done, chunk, buf.data());
-        append(std::string_view(buf.data(), chunk));
-        done += chunk;
-      }
-    }
+    if (done < n) copy_through_buffer(src, offset + done, n - done, *this);
   }
 
   uint64_t offset() const override { return offset_; }
@@ -408,6 +391,29 @@ void AtomicOutput::commit() {
   committed_ = true;
   unregister_temp(signal_slot_);
   env_.sync_dir(dirname_of(final_path_));
+}
+
+void write_all(int fd, std::string_view data, const std::string& name) {
+  size_t done = 0;
+  while (done < data.size()) {
+    size_t want = std::min(data.size() - done, kMaxIoChunk);
+    ssize_t put = ::write(fd, data.data() + done, want);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(name, "write", errno);
+    }
+    done += static_cast<size_t>(put);
+  }
+}
+
+void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, WritableFile& out) {
+  std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(n, kCopyBufferSize)));
+  for (uint64_t done = 0; done < n;) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, buf.size()));
+    src.read(offset + done, chunk, buf.data());
+    out.append(std::string_view(buf.data(), chunk));
+    done += chunk;
+  }
 }
 
 std::string dirname_of(const std::string& path) {

@@ -106,6 +106,14 @@ class AtomicOutput {
   int signal_slot_ = -1;  // util/signal_cleanup.h
 };
 
+// POSIX writing shared by the Env's files and standard output:
+// Writes all of data to descriptor fd (short writes and EINTR retried, at
+// most 1 GiB a call); throws IoError naming `name`.
+void write_all(int fd, std::string_view data, const std::string& name);
+// Appends n bytes of src from offset to out through a bounded buffer (what
+// copy_from does where the kernel cannot copy).
+void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, WritableFile& out);
+
 std::string dirname_of(const std::string& path);
 std::string basename_of(const std::string& path);
 

@@ -270,6 +270,22 @@ def test_diff_checkpoint_against_its_safetensors(ckpt, converted, tmp_path):
     assert r.returncode == 1 and name in r.stdout
 
 
+def test_edit_dtype_reads_a_safetensors_input(ckpt, converted, tmp_path):
+    # The storages of a .safetensors input lie in that file (external
+    # storages): the dtype transform must read them there.
+    path, model = converted
+    out = tmp_path / "half.th"
+    ok(run_ckpt("edit", path, "-o", out, "--dtype", "float16"))
+    back = load(out)
+    assert set(back) == set(model)
+    for k, v in model.items():
+        if v.is_floating_point():
+            assert back[k].dtype == torch.float16
+            assert torch.equal(back[k], v.to(torch.float16)), k
+        else:
+            assert torch.equal(back[k], v), k
+
+
 def test_diff_tolerance(ckpt, tmp_path):
     out = tmp_path / "bf16.th"
     ok(run_ckpt("edit", EXAMPLE, "-o", out, "--dtype", "bfloat16"))

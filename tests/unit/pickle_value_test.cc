@@ -1,4 +1,5 @@
 #include "pickle/value.h"
+#include "pickle/text.h"
 #include "util/error.h"
 
 #include <gtest/gtest.h>
@@ -34,4 +35,84 @@ TEST(PickleValue, NodeLimitIsAnError) {
   g.none();
   g.none();
   EXPECT_THROW(g.none(), ckpt::FormatError);
+}
+
+TEST(PickleValue, KeyTextAsPythonStr) {
+  Graph g;
+  EXPECT_EQ(key_text(g.str("w")), "w");
+  EXPECT_EQ(key_text(g.integer(-3)), "-3");
+  EXPECT_EQ(key_text(g.real(0.1)), "0.1");  // repr, not %.17g's 0.10000000000000001
+  EXPECT_EQ(key_text(g.boolean(true)), "True");
+  EXPECT_EQ(key_text(g.none()), "None");
+  EXPECT_EQ(key_text(g.tuple({g.integer(1)})), "<tuple>");
+  EXPECT_EQ(key_text(nullptr), "?");
+  // An int past int64 (LONG bytes of 2^64), in decimal.
+  Node* big = g.integer(0);
+  int64_t small = 0;
+  ASSERT_EQ(parse_decimal("18446744073709551616", small, big->text), "");
+  ASSERT_TRUE(big->is_big_int());
+  EXPECT_EQ(key_text(big), "18446744073709551616");
+}
+
+TEST(PickleValue, LongDecimalRoundTrip) {
+  for (const char* text : {"0", "-1", "127", "-128", "128", "9223372036854775808", "-9223372036854775809",
+                           "-340282366920938463463374607431768211456"}) {
+    int64_t small = 0;
+    std::string big;
+    ASSERT_EQ(parse_decimal(text, small, big), "") << text;
+    EXPECT_EQ(big.empty() ? std::to_string(small) : long_to_decimal(big), text);
+    if (big.empty()) {
+      EXPECT_EQ(long_to_decimal(encode_long(small)), text);
+    }
+  }
+  EXPECT_EQ(long_to_decimal(""), "0");
+  EXPECT_EQ(long_to_decimal("\xff"), "-1");
+}
+
+TEST(PickleValue, ClassNameForMessages) {
+  Graph g;
+  auto obj = [&](const char* mod, const char* name) { return g.object(How::Reduce, g.global(mod, name), g.tuple()); };
+  EXPECT_EQ(class_name(obj("collections", "OrderedDict")), "OrderedDict");
+  EXPECT_EQ(class_name(obj("omegaconf.nodes", "AnyNode")), "AnyNode");
+  EXPECT_EQ(class_name(obj("builtins", "set")), "set");
+  EXPECT_EQ(class_name(obj("torch.nn.modules.linear", "Linear")), "torch.nn.modules.linear.Linear");
+  EXPECT_EQ(class_name(g.dict()), "object");
+}
+
+TEST(PickleValue, ChildrenAlongChosenEdges) {
+  Graph g;
+  Node* key = g.str("k");
+  Node* value = g.integer(1);
+  Node* item = g.integer(2);
+  Node* obj = g.object(How::Reduce, g.global("m", "C"), g.tuple({item}));
+  obj->state = g.dict();
+  obj->entries.emplace_back(key, value);
+  obj->items.push_back(item);
+  std::vector<const Node*> seen;
+  for_each_child(static_cast<const Node*>(obj), kAllEdges, [&](const Node* c) { seen.push_back(c); });
+  EXPECT_EQ(seen, (std::vector<const Node*>{obj->callable, obj->args, obj->state, item, key, value}));
+  seen.clear();
+  for_each_child(static_cast<const Node*>(obj), kValueEdges | kStateEdge, [&](const Node* c) { seen.push_back(c); });
+  EXPECT_EQ(seen, (std::vector<const Node*>{obj->state, value}));
+}
+
+TEST(PickleValue, WalkVisitsEachNodeOnceThroughCycles) {
+  Graph g;
+  Node* list = g.list();
+  Node* pid = g.persid(g.tuple({g.str("storage")}));
+  list->items = {list, pid, list};  // a cycle and a repeat
+  size_t visits = 0, strings = 0;
+  walk_graph(list, kAllEdges, [&](const Node* n) {
+    ++visits;
+    strings += n->kind == Kind::Str;
+    return true;
+  });
+  EXPECT_EQ(visits, 4u);  // list, persid, its tuple, the string
+  EXPECT_EQ(strings, 1u);
+  visits = 0;
+  walk_graph(list, kAllEdges & ~kPidEdge, [&](const Node*) { return ++visits, true; });
+  EXPECT_EQ(visits, 2u);  // the pid's tuple is not reached
+  visits = 0;
+  walk_graph(list, kAllEdges, [&](const Node*) { return ++visits, false; });  // no descent
+  EXPECT_EQ(visits, 1u);
 }

@@ -1,0 +1,237 @@
+"""ckpt.load: the objects ``torch.load(path, weights_only=False)`` returns,
+rebuilt from the pickle graph the C++ core parsed, without running pickled
+code. Globals are resolved only from the allowlist ``ckpt scan`` uses
+(torch's weights_only list plus what AudioCraft checkpoints need); the
+objects they name are then made as pickle would (call, ``__new__``,
+``__setstate__``), so containers, DictConfig/ListConfig (omegaconf's own
+unpickling: same content, flags and ``_parent`` links) and defaultdicts come
+out as torch.load makes them. Plain tensors are views (``set_``) onto one
+UntypedStorage per storage key; other tensor kinds go through torch's own
+``torch._utils`` rebuild functions."""
+
+from __future__ import annotations
+
+import _compat_pickle
+import importlib
+from typing import Any, Iterable
+
+from ckpt import _ckpt
+from ckpt._errors import Error, FormatError, UnsafeGlobalError, UsageError
+from ckpt._tensors import StorageBytes, make_numpy, make_torch
+
+# Node tuple tags (python/src/graph.cc).
+_VALUE, _BIGINT, _TUPLE, _LIST, _DICT, _SET, _FROZENSET, _GLOBAL, _OBJECT, _PERSID = range(10)
+_REDUCE, _NEWOBJ, _NEWOBJ_EX = range(3)
+
+_MISSING = object()
+
+
+class Placeholder:
+    """An inert stand-in for an object whose class or function is not on the
+    allowlist (``ckpt.load(..., unsafe_globals="placeholder")``): what the
+    pickle says, never called."""
+
+    def __init__(self, name: str, args: tuple = (), kwargs: dict | None = None):
+        self.name = name
+        self.args = args
+        self.kwargs = kwargs or {}
+        self.state: Any = None
+        self.items: list = []
+        self.entries: list = []
+
+    def __repr__(self) -> str:
+        return f"<ckpt.Placeholder {self.name}>"
+
+
+class PlaceholderGlobal:
+    """A global outside the allowlist, by name (never imported)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<ckpt.PlaceholderGlobal {self.name}>"
+
+
+class Loader:
+    def __init__(self, opened: Any, framework: str, unsafe_globals: str,
+                 allowed_globals: Iterable[str] = (), storages: StorageBytes | None = None):
+        if framework not in ("torch", "numpy"):
+            raise UsageError(f"framework must be 'torch' or 'numpy', not {framework!r}")
+        if unsafe_globals not in ("error", "placeholder"):
+            raise UsageError(f"unsafe_globals must be 'error' or 'placeholder', not {unsafe_globals!r}")
+        self._opened = opened
+        self._framework = framework
+        self._placeholders = unsafe_globals == "placeholder"
+        self._allowed = set(allowed_globals)
+        self._storages = storages or StorageBytes(opened)
+        self._nodes, self._tensors, self._tensor_errors = _ckpt.graph(opened)
+        self._memo: dict[int, Any] = {}
+        if not self._placeholders:
+            self._refuse_unsafe_globals()
+
+    def _refuse_unsafe_globals(self) -> None:
+        names = []
+        for node in self._nodes:
+            if node[0] == _GLOBAL and not self._allows(node[1], node[2]):
+                name = f"{node[1]}.{node[2]}"
+                if name not in names:
+                    names.append(name)
+        if names:
+            raise UnsafeGlobalError(
+                f"{self._opened.path}: the pickle names {len(names)} global(s) outside the allowlist: "
+                + ", ".join(names) + " (unsafe_globals='placeholder' loads inert placeholders)", names)
+
+    def _allows(self, module: str, name: str) -> bool:
+        return _ckpt.allowed_global(module, name) or f"{module}.{name}" in self._allowed
+
+    def load(self) -> Any:
+        try:
+            return self.build(0)
+        except RecursionError:
+            raise FormatError(f"{self._opened.path}: objects nested deeper than Python's recursion limit") from None
+        except Error:
+            raise
+        except Exception as e:  # what the pickle asks is impossible (an unhashable key, a bad BUILD)
+            raise FormatError(f"{self._opened.path}: the pickle's objects cannot be rebuilt: "
+                              f"{type(e).__name__}: {e}") from None
+
+    def build(self, i: int) -> Any:
+        obj = self._memo.get(i, _MISSING)
+        if obj is not _MISSING:
+            return obj
+        node = self._nodes[i]
+        tag = node[0]
+        if tag == _VALUE:
+            obj = node[1]
+        elif tag == _BIGINT:
+            obj = int.from_bytes(node[1], "little", signed=True)
+        elif tag == _TUPLE:
+            obj = tuple(self.build(c) for c in node[1])
+        elif tag == _LIST:
+            obj = self._memo[i] = []
+            obj.extend(self.build(c) for c in node[1])
+        elif tag == _DICT:
+            obj = self._memo[i] = {}
+            for k, v in node[1]:
+                obj[self.build(k)] = self.build(v)
+        elif tag == _SET:
+            obj = set(self.build(c) for c in node[1])
+        elif tag == _FROZENSET:
+            obj = frozenset(self.build(c) for c in node[1])
+        elif tag == _GLOBAL:
+            obj = self._global(node[1], node[2])
+        elif tag == _PERSID:
+            obj = self._persistent(node[1])
+        elif tag == _OBJECT:
+            return self._object(i, node)
+        else:
+            raise FormatError(f"{self._opened.path}: unknown node tag {tag}")
+        self._memo[i] = obj
+        return obj
+
+    def _global(self, module: str, name: str) -> Any:
+        if not self._allows(module, name):
+            if self._placeholders:
+                return PlaceholderGlobal(f"{module}.{name}")
+            raise UnsafeGlobalError(f"{self._opened.path}: global {module}.{name} is outside the allowlist",
+                                    [f"{module}.{name}"])
+        # Python 2 spellings, as pickle's find_class maps them (__builtin__.long -> builtins.int).
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+        try:
+            obj = importlib.import_module(module)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            if self._placeholders:
+                return PlaceholderGlobal(f"{module}.{name}")
+            raise UsageError(f"{self._opened.path}: global {module}.{name} cannot be imported here ({e})") from None
+        return obj
+
+    def _persistent(self, pid_index: int) -> Any:
+        pid = self._nodes[pid_index]
+        if pid[0] != _TUPLE or len(pid[1]) < 3:
+            raise FormatError(f"{self._opened.path}: a persistent id that is not a storage tuple")
+        key = self.build(pid[1][2])
+        if self._framework != "torch":
+            return self._storages.buffer(str(key))
+        return self._storages.typed_storage(str(key))
+
+    def _tensor(self, i: int, t: dict) -> Any:
+        if t["is_parameter"]:
+            data = self.build(t["object"])
+            if self._framework != "torch":
+                return data
+            import torch
+            return torch.nn.Parameter(data, requires_grad=t["requires_grad"])
+        if self._framework == "torch":
+            return make_torch(self._storages, f"node {i}", t)
+        return make_numpy(self._storages, f"node {i}", t)
+
+    def _object(self, i: int, node: tuple) -> Any:
+        t = self._tensors.get(i)
+        if t is not None and t["plain"]:
+            obj = self._memo[i] = self._tensor(i, t)
+            return obj
+        if i in self._tensor_errors:
+            raise FormatError(f"{self._opened.path}: {self._tensor_errors[i]}")
+        if t is not None and self._framework != "torch":
+            raise UsageError(f"{self._opened.path}: a {t['form'] or t['subclass'] or 'special'} tensor "
+                             "needs torch (framework='torch')")
+        _, how, callable_i, args_i, kwargs_i, state_i, items, entries = node
+        fn = self.build(callable_i)
+        args = self.build(args_i) if args_i >= 0 else ()
+        if not isinstance(args, tuple):
+            raise FormatError(f"{self._opened.path}: call arguments that are not a tuple")
+        if isinstance(fn, PlaceholderGlobal):
+            obj = Placeholder(fn.name, args)
+            self._memo[i] = obj
+            obj.items = [self.build(c) for c in items]
+            obj.entries = [(self.build(k), self.build(v)) for k, v in entries]
+            obj.state = self.build(state_i) if state_i >= 0 else None
+            return obj
+        try:
+            if how == _REDUCE:
+                obj = fn(*args)
+            else:
+                kwargs = self.build(kwargs_i) if how == _NEWOBJ_EX and kwargs_i >= 0 else {}
+                obj = fn.__new__(fn, *args, **kwargs)
+        except (TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise FormatError(f"{self._opened.path}: calling {_qualname(fn)} as the pickle says failed: {e}") from None
+        self._memo[i] = obj
+        if items:
+            extend = getattr(obj, "extend", None)
+            values = [self.build(c) for c in items]
+            if extend is not None:
+                extend(values)
+            else:
+                for v in values:
+                    obj.append(v)
+        for k, v in entries:
+            obj[self.build(k)] = self.build(v)
+        if state_i >= 0:
+            _set_state(obj, self.build(state_i))
+        return obj
+
+
+def _set_state(obj: Any, state: Any) -> None:
+    """pickle's BUILD."""
+    setstate = getattr(obj, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slotstate = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slotstate = state
+    if state:
+        obj.__dict__.update(state)
+    if slotstate:
+        for k, v in slotstate.items():
+            setattr(obj, k, v)
+
+
+def _qualname(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"

@@ -1,0 +1,191 @@
+"""The operations as functions: results as data, outputs checked by reading
+them back (ckpt.open, and torch where installed), errors as the CLI words
+them, and Ctrl-C during a write leaving no temporary file."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLE, cli_error, needs_omegaconf, needs_torch
+
+import ckpt
+
+
+def write_safetensors(path, tensors):
+    """A .safetensors file written by hand from numpy arrays (float32)."""
+    header, offset, blobs = {}, 0, []
+    for name, arr in tensors.items():
+        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def test_edit_overrides_and_drop(tmp_path):
+    out = tmp_path / "init.th"
+    r = ckpt.edit(EXAMPLE, out, overrides=["optim.lr=1e-5", "++dataset.train.path=/data/ft"],
+                  drop="condition_provider.*")
+    assert isinstance(r, ckpt.EditResult)
+    assert sorted(r.config_changes) == ["dataset.train.path: (absent) -> '/data/ft'", "optim.lr: 1 -> 1e-05"]
+    (state,) = r.states
+    assert state["path"] == "best_state/model" and state["before"] == 36 and len(state["dropped"]) == 2
+    assert r.bytes == os.path.getsize(out)
+    with ckpt.open(out) as c:
+        assert c.cfg_dict()["optim"]["lr"] == 1e-5
+        assert c.cfg_dict()["dataset"]["train"]["path"] == "/data/ft"
+        assert not [k for k in c.keys() if k.startswith("condition_provider.")]
+        assert len(c.keys()) == 34
+
+
+def test_edit_in_place_and_dtype(tmp_path):
+    path = tmp_path / "c.th"
+    ckpt.rewrite(EXAMPLE, path)
+    r = ckpt.edit(path, in_place=True, overrides=["optim.epochs=50"])
+    assert r.appended is True
+    r = ckpt.edit(path, tmp_path / "bf16.th", dtype="bfloat16")
+    assert r.dtype["dtype"] == "bfloat16" and r.dtype["converted"] > 0
+    with ckpt.open(tmp_path / "bf16.th") as c:
+        assert {t.dtype for t in c.tensors()} == {"bfloat16"}
+        assert c.cfg_dict()["optim"]["epochs"] == 50
+
+
+def test_edit_that_does_nothing_is_refused(tmp_path):
+    with pytest.raises(ckpt.UsageError):
+        ckpt.edit(EXAMPLE, tmp_path / "x.th", drop="no.such.key*")
+    assert not os.listdir(tmp_path)
+
+
+def test_existing_output_needs_force(tmp_path, ckpt_command):
+    out = tmp_path / "sd.bin"
+    out.write_bytes(b"keep me")
+    with pytest.raises(ckpt.UsageError) as e:
+        ckpt.export(EXAMPLE, out)
+    assert str(e.value) == cli_error(ckpt_command, "export", EXAMPLE, "-o", out)
+    assert out.read_bytes() == b"keep me"
+    assert ckpt.export(EXAMPLE, out, force=True).exported_from == "best_state/model"
+
+
+def test_export_wrap_bundle(tmp_path):
+    exported = tmp_path / "state_dict.bin"
+    ckpt.export(EXAMPLE, exported)
+    with ckpt.open(exported) as c:
+        assert c.layout == "audiocraft-exported" and c.best_state == "best_state"
+    wrapped = tmp_path / "checkpoint.th"
+    ckpt.wrap(exported, wrapped)
+    with ckpt.open(wrapped) as c:
+        assert c.layout == "audiocraft-training"
+    r = ckpt.bundle(EXAMPLE, tmp_path / "bundle")
+    assert sorted(os.listdir(tmp_path / "bundle")) == ["compression_state_dict.bin", "state_dict.bin"]
+    assert r.compression_pretrained and r.compression_from_config == "//pretrained/facebook/encodec_32khz"
+
+
+@needs_torch
+@needs_omegaconf
+def test_sanitize_output_loads_with_weights_only(tmp_path):
+    import torch
+    if int(torch.__version__.split(".")[0]) < 2:
+        pytest.skip("torch 1.13's weights_only unpickler lacks opcodes torch.save uses (BINFLOAT)")
+    out = tmp_path / "safe.th"
+    r = ckpt.sanitize(EXAMPLE, out)
+    assert r.written and r.refused == []
+    loaded = torch.load(out, weights_only=True)
+    assert isinstance(loaded["xp.cfg"], str)
+
+
+def test_scan_and_verify(tmp_path):
+    s = ckpt.scan(EXAMPLE)
+    assert s.verdict == "safe" and s.container == "zip" and s.unsafe_globals == []
+    assert any(g["module"] == "omegaconf.dictconfig" for g in s.globals)
+    assert ckpt.verify(EXAMPLE).ok
+    from test_load import _unsafe_pickle
+    bad = ckpt.scan(_unsafe_pickle(tmp_path))
+    assert bad.verdict == "unsafe" and bad.unsafe_globals == ["test_load.NotAllowed"]
+
+
+def test_diff_and_stats(tmp_path):
+    assert ckpt.diff(EXAMPLE, EXAMPLE).equal
+    out = tmp_path / "e.th"
+    ckpt.edit(EXAMPLE, out, overrides=["optim.lr=2"], drop="emb.0.*")
+    d = ckpt.diff(EXAMPLE, out)
+    assert not d.equal and d.only_in_a == ["emb.0.weight"] and "lr" in d.config_diff
+    rows = ckpt.stats(EXAMPLE, match="emb.*")
+    assert rows and all(r.name.startswith("emb.") for r in rows)
+    with ckpt.open(EXAMPLE) as c:
+        for row in rows:
+            values = c.get_tensor(row.name).astype(np.float64)
+            assert row.numel == values.size
+            assert row.min == values.min() and row.max == values.max()
+            assert row.mean == pytest.approx(values.mean(), rel=1e-12)
+
+
+def test_safetensors_round_trip(tmp_path):
+    st = tmp_path / "model.safetensors"
+    r = ckpt.to_safetensors(EXAMPLE, st)
+    assert r.tensors == 36 and r.state == "best_state/model"
+    back = tmp_path / "finetuned.th"
+    r = ckpt.from_safetensors(st, back, into=EXAMPLE)
+    assert r.replaced == 36
+    assert ckpt.diff(EXAMPLE, back).equal
+
+
+# Python's Ctrl-C handler installed explicitly: a child of a background job
+# starts with SIGINT ignored, and Python then keeps it ignored.
+_INTERRUPTED_WRITE = r"""
+import signal, sys, ckpt
+signal.signal(signal.SIGINT, signal.default_int_handler)
+print("start", flush=True)
+ckpt.edit(sys.argv[1], sys.argv[2], dtype="float16")
+print("finished", flush=True)
+"""
+
+
+def test_keyboard_interrupt_leaves_no_temporary(tmp_path):
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    st = src_dir / "big.safetensors"
+    rng = np.random.default_rng(0)
+    write_safetensors(st, {f"layer.{i}.weight": rng.standard_normal((128, 128), dtype=np.float32)
+                           for i in range(2000)})  # 128 MiB in 2,000 storages
+    big = src_dir / "big.th"
+    ckpt.from_safetensors(st, big)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    interrupted = False
+    for delay in (0.2, 0.1, 0.05, 0.02, 0.0):
+        out = out_dir / "half.th"
+        p = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_WRITE, str(big), str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert p.stdout.readline() == "start\n"
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=120)
+        if os.path.exists(out):  # the write won the race (finished, or renamed just before): again, sooner
+            assert os.listdir(out_dir) == ["half.th"]
+            os.remove(out)
+            continue
+        assert "KeyboardInterrupt" in stderr, stderr
+        assert os.listdir(out_dir) == []  # neither the output nor a temporary
+        interrupted = True
+        break
+    assert interrupted, "every write finished before Ctrl-C arrived"
+
+
+def test_python_m_ckpt_runs_the_command(ckpt_command):
+    r = subprocess.run([sys.executable, "-m", "ckpt", "info", EXAMPLE], capture_output=True, text=True)
+    assert r.returncode == 0 and "audiocraft-training" in r.stdout
+    assert r.stdout == subprocess.run([ckpt_command, "info", EXAMPLE], capture_output=True, text=True).stdout
+    r = subprocess.run([sys.executable, "-m", "ckpt", "verify", "/nonexistent.th"], capture_output=True, text=True)
+    assert r.returncode in (1, 2) and "nonexistent" in r.stdout + r.stderr
