@@ -135,12 +135,9 @@ namespace {
 uint64_t count_also_converted(const Opened& o, const std::map<std::string, torch::StorageTransform>& transforms,
                               const std::set<const Node*>& selected) {
   uint64_t also = 0;
-  std::vector<const Node*> stack{o.ck->root()};
-  std::set<const Node*> seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || !seen.insert(n).second) continue;
+  // Tensors reached as values, items or call arguments: keys and persistent
+  // ids hold no tensor objects of their own.
+  pickle::walk_graph(o.ck->root(), pickle::kAllEdges & ~(pickle::kKeyEdges | pickle::kPidEdge), [&](const Node* n) {
     if (n->kind == Kind::Object) {
       std::optional<torch::TensorInfo> t;
       try {
@@ -149,10 +146,8 @@ uint64_t count_also_converted(const Opened& o, const std::map<std::string, torch
       }
       if (t && t->object == n && t->storage && transforms.count(t->storage->key) && !selected.count(n)) ++also;
     }
-    for (auto* c : {n->callable, n->args, n->kwargs, n->state}) stack.push_back(c);
-    for (const Node* c : n->items) stack.push_back(c);
-    for (auto& [k, v] : n->entries) stack.push_back(v);
-  }
+    return true;
+  });
   return also;
 }
 

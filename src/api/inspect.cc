@@ -251,32 +251,24 @@ void verify_storages(const torch::Checkpoint& ck, const std::string& file, Verif
 
 // Every tensor in the graph.
 void verify_tensors(const torch::Checkpoint& ck, const std::string& file, VerifyResult& r) {
-  std::vector<const Node*> stack{ck.root()};
-  std::set<const Node*> seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!n || !seen.insert(n).second) continue;
+  std::set<const Node*> wrapped;  // a Parameter's inner tensor: counted with its wrapper
+  pickle::walk_graph(ck.root(), pickle::kAllEdges, [&](const Node* n) {
+    if (wrapped.count(n)) return false;
     try {
       if (auto t = ck.tensor(n)) {
         ++r.tensors;
         for (const std::string& p : t->problems())
           r.problems.push_back(file + ": tensor on storage '" + (t->storage ? t->storage->key : "?") + "' " +
                                shape_text(t->shape) + ": " + p);
-        if (t->outer != t->object) seen.insert(t->object);
-        continue;
+        if (t->outer != t->object) wrapped.insert(t->object);
+        return false;
       }
     } catch (const Error& e) {
       r.problems.push_back(file + ": " + e.what());
-      continue;
+      return false;
     }
-    for (auto* x : {n->callable, n->args, n->kwargs, n->state, n->pid}) stack.push_back(x);
-    for (const Node* x : n->items) stack.push_back(x);
-    for (auto& [k, v] : n->entries) {
-      stack.push_back(k);
-      stack.push_back(v);
-    }
-  }
+    return true;
+  });
 }
 
 }  // namespace
