@@ -112,17 +112,6 @@ py::list top_level_keys(const Opened& o) {
 
 }  // namespace
 
-std::string key_text(const pickle::Node* k) {
-  if (!k) return "?";
-  switch (k->kind) {
-    case pickle::Kind::Str: return k->text;
-    case pickle::Kind::Int: return k->is_big_int() ? "<big int>" : std::to_string(k->integer);
-    case pickle::Kind::Bool: return k->boolean ? "True" : "False";
-    case pickle::Kind::None: return "None";
-    default: return "<" + std::string(pickle::kind_name(k->kind)) + ">";
-  }
-}
-
 py::dict tensor_dict(const torch::TensorInfo& t) {
   py::dict d;
   d["dtype"] = t.dtype ? t.dtype->name : "";

@@ -41,8 +41,8 @@ void register_opened(py::module_& m);
 void register_graph(py::module_& m);
 void register_operations(py::module_& m);
 
-// A mapping key as text (str keys as they are, ints in decimal).
-std::string key_text(const pickle::Node* key);
+// A mapping key as text: pickle::key_text (str keys as they are, ints in decimal).
+using pickle::key_text;
 // A TensorInfo as a dict for Python (dtype, shape, stride, storage key, ...).
 py::dict tensor_dict(const torch::TensorInfo& t);
 
