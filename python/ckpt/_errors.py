@@ -32,3 +32,8 @@ class UnsafeGlobalError(FormatError):
     def __init__(self, message: str, globals: list[str]):
         super().__init__(message)
         self.globals = globals
+
+
+# Tracebacks name them as users spell them: ckpt.UsageError, not ckpt._errors.UsageError.
+for _cls in (Error, FormatError, IoError, UsageError, UnsafeGlobalError):
+    _cls.__module__ = "ckpt"

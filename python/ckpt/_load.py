@@ -148,7 +148,9 @@ class Loader:
         except (ImportError, AttributeError) as e:
             if self._placeholders:
                 return PlaceholderGlobal(f"{module}.{name}")
-            raise UsageError(f"{self._opened.path}: global {module}.{name} cannot be imported here ({e})") from None
+            hint = (f"; install the package that provides it (pip install {module.split('.')[0]})"
+                    " or pass unsafe_globals='placeholder' for inert stand-ins")
+            raise UsageError(f"{self._opened.path}: global {module}.{name} cannot be imported here ({e}){hint}") from None
         return obj
 
     def _persistent(self, pid_index: int) -> Any:

@@ -3,10 +3,25 @@
 // the CLI prints after "ckpt: error: ".
 #include <pybind11/pybind11.h>
 
+#include <string>
+#include <string_view>
+
 #include "opened.h"
 #include "util/error.h"
 
 namespace ckpt::python {
+
+namespace {
+
+// The core names the CLI's flags where a flag is the way out; in Python the
+// same way out is a keyword argument.
+std::string python_message(std::string text) {
+  static constexpr std::string_view kFlag = "(use --force to";
+  if (auto at = text.find(kFlag); at != std::string::npos) text.replace(at, kFlag.size(), "(pass force=True to");
+  return text;
+}
+
+}  // namespace
 
 void register_errors(py::module_& m) {
   py::module_ errors = py::module_::import("ckpt._errors");
@@ -21,13 +36,13 @@ void register_errors(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const FormatError& e) {
-      PyErr_SetString(format.ptr(), e.what());
+      PyErr_SetString(format.ptr(), python_message(e.what()).c_str());
     } catch (const IoError& e) {
-      PyErr_SetString(io.ptr(), e.what());
+      PyErr_SetString(io.ptr(), python_message(e.what()).c_str());
     } catch (const UsageError& e) {
-      PyErr_SetString(usage.ptr(), e.what());
+      PyErr_SetString(usage.ptr(), python_message(e.what()).c_str());
     } catch (const Error& e) {
-      PyErr_SetString(base.ptr(), e.what());
+      PyErr_SetString(base.ptr(), python_message(e.what()).c_str());
     }
   });
 }

@@ -49,10 +49,17 @@ const char* format_name(const Opened& o) {
 // safetensors tensor's span. nullopt: read them (copy) instead.
 std::optional<uint64_t> mappable_offset(const Opened& o, const torch::Storage& s) {
   if (!s.present) return std::nullopt;
-  if (o.safetensors() && s.external_file) return s.legacy_offset;
-  if (s.external_file || !s.record) return std::nullopt;
-  if (s.record->method != 0 || s.record->size != s.nbytes()) return std::nullopt;
-  return s.record->data_offset;
+  // A safetensors input's storages are spans of that very file; otherwise
+  // only zip records are mapped (a legacy file's bytes are read).
+  bool in_opened_file = o.safetensors() ? s.external_file != nullptr : !s.external_file && s.record;
+  if (!in_opened_file) return std::nullopt;
+  try {
+    torch::StorageLocation loc = torch::locate_storage(o.checkpoint(), s);
+    if (loc.compressed()) return std::nullopt;
+    return loc.offset;
+  } catch (const Error&) {
+    return std::nullopt;  // bytes missing or of the wrong size: reading them names the problem
+  }
 }
 
 py::dict storage_dict(const Opened& o, const torch::Storage& s) {
