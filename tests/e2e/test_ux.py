@@ -77,8 +77,17 @@ def big_checkpoint(tmp_path_factory):
     return path
 
 
+def default_signal_dispositions():
+    # ckpt keeps a signal its parent ignores ignored (nohup, a background job
+    # of a script: SIGINT and SIGHUP may reach the test runner as SIG_IGN);
+    # these tests are about what it does when they are not ignored.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def interrupt_when_temporary_appears(args, folder, sig):
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            preexec_fn=default_signal_dispositions)
     deadline = time.monotonic() + 60
     seen = False
     while time.monotonic() < deadline and proc.poll() is None:
@@ -121,7 +130,8 @@ def test_in_place_edit_killed_at_random_points_leaves_old_or_new(ckpt, tmp_path)
     for i in range(30):
         new = 0.5 + i
         proc = subprocess.Popen([ckpt, "edit", str(path), "--in-place", f"optim.lr={new}", "--drop", f"zz{i}*",
-                                 "--allow-no-match"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 "--allow-no-match"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=default_signal_dispositions)
         time.sleep(rng.uniform(0, 0.03))
         sig = rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
         proc.send_signal(sig)
