@@ -13,22 +13,12 @@
 #include "torch/safetensors.h"
 #include "util/env.h"
 
+#include "temp_dir.h"
+
 namespace ckpt::torch {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/ckpt-dialect-test-XXXXXX";
-    if (!mkdtemp(t)) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ckpt_test::TempDir;
 
 // A safetensors file of 12 float32 tensors t0..t11 of one element each.
 std::string twelve_tensors(const TempDir& dir) {

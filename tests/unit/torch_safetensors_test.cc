@@ -16,6 +16,8 @@
 #include "util/error.h"
 #include "util/fault_env.h"
 
+#include "temp_dir.h"
+
 namespace ckpt::torch {
 namespace {
 
@@ -27,23 +29,7 @@ std::string le64(uint64_t n) {
   return s;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/ckpt-st-test-XXXXXX";
-    if (!mkdtemp(t)) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(file(name), std::ios::binary) << bytes;
-    return file(name);
-  }
-
- private:
-  std::string path_;
-};
+using ckpt_test::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -16,24 +16,14 @@
 #include "torch/tensor_data.h"
 #include "util/error.h"
 
+#include "temp_dir.h"
+
 namespace ckpt::torch {
 namespace {
 
 using pickle::Node;
 
-class TempDir {
- public:
-  TempDir() {
-    char t[] = "/tmp/ckpt-loc-test-XXXXXX";
-    if (!mkdtemp(t)) throw std::runtime_error("mkdtemp failed");
-    path_ = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ckpt_test::TempDir;
 
 std::string float_bytes(float first, size_t count) {
   std::string bytes;
