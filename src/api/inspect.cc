@@ -77,7 +77,10 @@ InfoResult info(Env& env, const std::string& file) {
   r.pickle_bytes = ck.pickle_size();
   r.storages = ck.storages().size();
   if (ck.zip())
-    for (const auto& rec : ck.zip()->records()) r.records.push_back({rec.name, rec.size, rec.crc32, rec.data_offset});
+    for (const auto& rec : ck.zip()->records()) {
+      bool known = !ck.zip()->file().prefers_few_reads() || ck.zip()->is_resolved(rec);
+      r.records.push_back({rec.name, rec.size, rec.crc32, known ? ck.zip()->data_offset(rec) : 0, known});
+    }
   r.layout = o.layout;
   r.kind = audiocraft::describe_kind(ck.root(), o.layout, file);
   r.best_state = o.best_state;

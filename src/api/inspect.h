@@ -30,6 +30,7 @@ struct InfoResult {
     uint64_t size = 0;
     uint32_t crc32 = 0;
     uint64_t offset = 0;
+    bool offset_known = true;  // false: a remote file's record not read (its local header not fetched)
   };
   struct Key {
     std::string key, kind, summary;  // kind: "dict", "tensor", "DictConfig", ...

@@ -30,7 +30,7 @@ json info_json(const InfoResult& r) {
   j["pickle_bytes"] = r.pickle_bytes;
   json recs = json::array();
   for (const auto& rec : r.records)
-    recs.push_back({{"name", rec.name}, {"size", rec.size}, {"crc32", rec.crc32}, {"offset", rec.offset}});
+    recs.push_back({{"name", rec.name}, {"size", rec.size}, {"crc32", rec.crc32}, {"offset", rec.offset_known ? json(rec.offset) : json(nullptr)}});
   j["records"] = recs;
   j["layout"] = audiocraft::to_string(r.layout);
   j["kind"] = r.kind.empty() ? json(nullptr) : json(r.kind);

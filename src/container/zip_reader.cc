@@ -242,6 +242,7 @@ void check_no_overlap(const std::string& path, const std::vector<ZipRecord>& rec
 ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limits)
     : file_(std::move(file)), limits_(limits) {
   const std::string& path = file_->path();
+  const bool lazy = file_->prefers_few_reads();
   const Directory d = read_directory_location(*file_);
   end_offset_ = d.end_offset;
   cd_offset_ = d.offset;
@@ -252,8 +253,24 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
   for (uint64_t i = 0; i < d.entries; ++i) {
     ZipRecord r = parse_central_entry(path, cd, pos, i);
     if (!index_.emplace(r.name, records_.size()).second) fail(path, "duplicate record name (record '" + r.name + "')");
-    check_local_header(*file_, r, cd_offset_);
+    if (lazy) {
+      r.data_offset = r.header_offset + kLocalHeaderSize + r.name.size();  // at least; resolve() checks
+      if (!fits(r.data_offset, r.compressed_size, cd_offset_))
+        fail(path, "data (offset " + std::to_string(r.data_offset) + ", " + std::to_string(r.compressed_size) +
+                       " bytes) runs past the central directory (record '" + r.name + "')");
+    } else {
+      check_local_header(*file_, r, cd_offset_);
+    }
     records_.push_back(std::move(r));
+  }
+  resolved_.assign(records_.size(), lazy ? 0 : 1);
+  if (lazy) {  // each record's data must end before the next header (or the directory)
+    std::vector<size_t> order(records_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return records_[a].header_offset < records_[b].header_offset; });
+    data_limit_.assign(records_.size(), cd_offset_);
+    for (size_t i = 0; i + 1 < order.size(); ++i) data_limit_[order[i]] = records_[order[i + 1]].header_offset;
   }
   if (pos != cd.size())
     fail(path, "central directory holds " + std::to_string(cd.size() - pos) + " bytes after the " +
@@ -264,6 +281,31 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
     size_t slash = first.find('/');
     archive_name_ = slash == std::string::npos ? std::string() : first.substr(0, slash);
   }
+}
+
+namespace {
+size_t record_index(const std::vector<ZipRecord>& records, const std::unordered_map<std::string, size_t>& index,
+                    const ZipRecord& r, const std::string& path) {
+  if (&r >= records.data() && &r < records.data() + records.size()) return static_cast<size_t>(&r - records.data());
+  auto it = index.find(r.name);
+  if (it == index.end()) throw FormatError(path + ": no record '" + r.name + "'");
+  return it->second;
+}
+}  // namespace
+
+bool ZipReader::is_resolved(const ZipRecord& r) const {
+  return resolved_[record_index(records_, index_, r, file_->path())] != 0;
+}
+
+const ZipRecord& ZipReader::resolve(const ZipRecord& r) const {
+  size_t i = record_index(records_, index_, r, file_->path());
+  if (resolved_[i]) return records_[i];
+  ZipRecord& rec = records_[i];
+  check_local_header(*file_, rec, cd_offset_);
+  if (rec.data_offset + rec.compressed_size > data_limit_[i])
+    fail(file_->path(), "record '" + rec.name + "' overlaps the record or directory after it");
+  resolved_[i] = 1;
+  return rec;
 }
 
 bool ZipReader::looks_like_zip(RandomAccessFile& file) {
@@ -292,7 +334,8 @@ std::string ZipReader::relative_name(const ZipRecord& r) const {
   return r.name;
 }
 
-std::string ZipReader::read(const ZipRecord& r, uint64_t max_size) const {
+std::string ZipReader::read(const ZipRecord& rec, uint64_t max_size) const {
+  const ZipRecord& r = resolve(rec);
   if (r.size > max_size) {
     throw FormatError(file_->path() + ": record '" + r.name + "' holds " +
                       std::to_string(r.size) + " bytes, more than the " +
@@ -308,8 +351,9 @@ std::string ZipReader::read(const ZipRecord& r, uint64_t max_size) const {
   return out;
 }
 
-void ZipReader::stream(const ZipRecord& r,
+void ZipReader::stream(const ZipRecord& record,
                        const std::function<void(std::string_view)>& sink) const {
+  const ZipRecord& r = resolve(record);
   const std::string& path = file_->path();
   const std::string rec = "record '" + r.name + "'";
   if (r.method == 0) {

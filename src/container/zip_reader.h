@@ -48,6 +48,14 @@ class ZipReader {
   // Name relative to the archive folder.
   std::string relative_name(const ZipRecord& r) const;
 
+  // The record's first data byte. For files that prefer few reads (remote
+  // ones, RandomAccessFile::prefers_few_reads) the local headers are checked
+  // when a record is first read rather than all on opening, so that reading
+  // data.pkl does not fetch every tensor's header; the same checks apply.
+  uint64_t data_offset(const ZipRecord& r) const { return resolve(r).data_offset; }
+  const ZipRecord& resolve(const ZipRecord& r) const;
+  bool is_resolved(const ZipRecord& r) const;
+
   // Whole record, inflated if needed; throws if larger than max_size.
   std::string read(const ZipRecord& r, uint64_t max_size) const;
   // Streams the record's uncompressed bytes in chunks.
@@ -64,7 +72,9 @@ class ZipReader {
  private:
   std::unique_ptr<RandomAccessFile> file_;
   ZipReadLimits limits_;
-  std::vector<ZipRecord> records_;
+  mutable std::vector<ZipRecord> records_;  // data_offset filled in by resolve()
+  mutable std::vector<uint8_t> resolved_;   // per record: local header checked
+  std::vector<uint64_t> data_limit_;        // per record: where its data must end
   std::string archive_name_;
   std::unordered_map<std::string, size_t> index_;  // full name -> records_ position
   uint64_t end_offset_ = 0, cd_offset_ = 0;

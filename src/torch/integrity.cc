@@ -70,7 +70,7 @@ void check_zip(const Checkpoint& ck, std::vector<std::string>& problems) {
     std::string head;
     try {
       if (r.method == 0)
-        head = zip.file().read_string(r.data_offset, 2);
+        head = zip.file().read_string(zip.data_offset(r), 2);
       else if (r.size <= (uint64_t{64} << 20))
         head = zip.read(r, uint64_t{64} << 20).substr(0, 2);
     } catch (const Error&) {

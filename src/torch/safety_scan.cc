@@ -124,7 +124,7 @@ class FileScanner {
       if (crc32_update(0, data.data(), data.size()) != r.crc32)
         throw FormatError(out_.path + ": record '" + r.name + "': CRC-32 differs from the central directory's");
       if (data.empty()) throw FormatError(out_.path + ": record '" + r.name + "' is empty");
-      scan_single(data, r.data_offset, r.name);
+      scan_single(data, zip.data_offset(r), r.name);
     }
     if (out_.pickles.empty())
       throw FormatError(out_.path + ": zip archive without a .pkl record: no pickle to scan");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/http_file.h"
 #include "util/signal_cleanup.h"
 
 namespace ckpt {
@@ -224,6 +225,7 @@ class PosixRandomRWFile final : public RandomRWFile {
 class PosixEnv final : public Env {
  public:
   std::unique_ptr<RandomAccessFile> open_read(const std::string& path) override {
+    if (http::is_remote(path)) return http::open_remote(path);  // docs/REMOTE.md
     int fd;
     do {
       fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -243,6 +245,8 @@ class PosixEnv final : public Env {
   }
 
   std::unique_ptr<WritableFile> create(const std::string& path) override {
+    if (http::is_remote(path))
+      throw UsageError(path + ": ckpt reads remote files but does not write them; name a local output");
     int fd;
     do {
       fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
@@ -269,6 +273,7 @@ class PosixEnv final : public Env {
   }
 
   bool exists(const std::string& path) override {
+    if (http::is_remote(path)) return true;  // opening it says what is wrong
     struct stat st;
     return ::lstat(path.c_str(), &st) == 0;
   }

@@ -20,6 +20,9 @@ class RandomAccessFile {
   virtual const std::string& path() const = 0;
   // The OS descriptor, or -1; lets WritableFile::copy_from use copy_file_range.
   virtual int fd() const { return -1; }
+  // True where each read costs a round trip (remote files, util/http_file.h):
+  // readers then defer per-record checks to the records they read.
+  virtual bool prefers_few_reads() const { return false; }
   std::string read_string(uint64_t offset, size_t n) {
     std::string s(n, '\0');
     if (n) read(offset, n, s.data());
