@@ -346,6 +346,8 @@ Env& Env::Default() {
 
 AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
     : env_(env), final_path_(std::move(final_path)) {
+  if (http::is_remote(final_path_))
+    throw UsageError(final_path_ + ": ckpt reads remote files but does not write them; name a local output");
   struct stat st;
   if (::stat(final_path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw UsageError(final_path_ + " is a directory: name the output file (e.g. " +

@@ -73,6 +73,7 @@ class _Base(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data[a:b + 1])
+        self.server.bytes_sent = getattr(self.server, "bytes_sent", 0) + (b - a + 1)
         return a, b - a + 1
 
     def send_empty(self, status, headers=()):
@@ -83,8 +84,17 @@ class _Base(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
+_SHA = {}
+
+
+def _sha(data):
+    if id(data) not in _SHA:
+        _SHA[id(data)] = (data, hashlib.sha256(data).hexdigest())
+    return _SHA[id(data)][1]
+
+
 def _etag(data):
-    return '"' + hashlib.sha256(data).hexdigest() + '"'
+    return '"' + _sha(data) + '"'
 
 
 class HubStandIn:
@@ -113,12 +123,23 @@ class HubStandIn:
                 if blob is None:
                     self.send_empty(404)
                     return
-                self.send_range(blob, '"cdn-' + hashlib.md5(blob).hexdigest() + '"')
+                self.send_range(blob, '"cdn-' + _sha(blob)[:32] + '"')
 
         class HubHandler(_Base):
-            def do_HEAD(self):
-                hub._record("hub", self)
-                self.send_empty(405)
+            def do_HEAD(self):  # huggingface_hub's metadata calls; ckpt never sends HEAD
+                self.head_only = True
+                self.do_GET()
+
+            def send_range(self, data, etag, extra_headers=()):
+                if getattr(self, "head_only", False):
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("ETag", etag)
+                    for k, v in extra_headers:
+                        self.send_header(k, v)
+                    self.end_headers()
+                    return 0, 0
+                return _Base.send_range(self, data, etag, extra_headers)
 
             def do_GET(self):
                 hub._record("hub", self)
@@ -153,7 +174,7 @@ class HubStandIn:
                 if fpath.endswith(".json"):  # small files: served by the Hub itself
                     self.send_range(data, _etag(data), [("X-Repo-Commit", COMMIT)])
                     return
-                key = hashlib.sha256(data).hexdigest()
+                key = _sha(data)
                 hub.blobs[key] = data
                 # Relative first (as the Hub's resolve-cache redirects are), then to the CDN.
                 self.send_empty(302, common + [("ETag", _etag(data)),
