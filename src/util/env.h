@@ -23,6 +23,9 @@ class RandomAccessFile {
   // True where each read costs a round trip (remote files, util/http_file.h):
   // readers then defer per-record checks to the records they read.
   virtual bool prefers_few_reads() const { return false; }
+  // Says the next reads fall in [offset, offset + n) (one tensor's bytes), so
+  // a remote file's read-ahead stops at its end. A hint only.
+  virtual void will_read(uint64_t offset, uint64_t n) { (void)offset, (void)n; }
   std::string read_string(uint64_t offset, size_t n) {
     std::string s(n, '\0');
     if (n) read(offset, n, s.data());

@@ -2,6 +2,7 @@
 #include "util/http_file.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -303,6 +305,27 @@ std::string status_text(long s) {
   }
 }
 
+std::string cache_root() {
+  if (settings().no_cache || env_long("CKPT_NO_CACHE", 0) != 0) return {};
+  if (!settings().cache_dir.empty()) return settings().cache_dir;
+  std::string d = env_str("CKPT_CACHE_DIR");
+  if (!d.empty()) return d;
+  std::string xdg = env_str("XDG_CACHE_HOME");
+  if (!xdg.empty()) return xdg + "/ckpt/http";
+  std::string home = env_str("HOME");
+  return home.empty() ? std::string() : home + "/.cache/ckpt/http";
+}
+
+std::string fnv_hex(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+constexpr uint64_t kMaxCachedSegment = 64 * kMiB;
+
 class HttpFile final : public RandomAccessFile {
  public:
   HttpFile(std::string display, std::string url) : display_(std::move(display)), url_(std::move(url)) {
@@ -346,10 +369,16 @@ class HttpFile final : public RandomAccessFile {
         auto cur = std::prev(next);
         prev_end = cur->first + cur->second.size();
       }
+      if (load_from_disk(pos)) continue;
       uint64_t gap_end = next == segs_.end() ? size_ : next->first;
+      if (!disk_segs_.empty()) {  // stop the fetch where a cached range starts
+        auto d = disk_segs_.upper_bound(pos);
+        if (d != disk_segs_.end()) gap_end = std::min(gap_end, d->first);
+      }
       uint64_t want_end = std::min(end, gap_end);
       if (want_end - pos >= kDirectRead) {  // a tensor's bytes: exactly, uncached
         fetch(pos, static_cast<size_t>(want_end - pos), buf + (pos - offset));
+        save_to_disk(pos, buf + (pos - offset), static_cast<size_t>(want_end - pos));
         last_fetch_end_ = want_end;
         pos = want_end;
         continue;
@@ -368,9 +397,11 @@ class HttpFile final : public RandomAccessFile {
         // A small read (a header, a pickle) fetches ahead; a larger one what it asks.
         uint64_t target = want_end - pos >= 4 * kBlock ? want_end : std::max<uint64_t>(want_end, pos + read_ahead_);
         to = std::min(gap_end, (target + kBlock - 1) / kBlock * kBlock);
+        if (pos >= hint_begin_ && pos < hint_end_) to = std::max(want_end, std::min(to, hint_end_));
       }
       std::string seg(static_cast<size_t>(to - from), '\0');
       fetch(from, seg.size(), seg.data());
+      save_to_disk(from, seg.data(), seg.size());
       last_fetch_end_ = to;
       insert(from, std::move(seg));
     }
@@ -378,6 +409,11 @@ class HttpFile final : public RandomAccessFile {
 
   uint64_t size() const override { return size_; }
   const std::string& path() const override { return display_; }
+  void will_read(uint64_t offset, uint64_t n) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    hint_begin_ = offset;
+    hint_end_ = offset + n;
+  }
 
  private:
   void insert(uint64_t at, std::string seg) {
@@ -400,6 +436,67 @@ class HttpFile final : public RandomAccessFile {
     head.resize(got);
     if (!head.empty()) insert(0, std::move(head));
     last_fetch_end_ = got;
+    open_disk_cache();
+  }
+
+  // The on-disk cache of fetched ranges: CACHE/<hash of URL, ETag, size>/<offset>-<length>,
+  // each file written under a temporary name and renamed. Without an ETag nothing is kept.
+  void open_disk_cache() {
+    std::string root = cache_root();
+    std::string tag = !linked_etag_.empty() ? linked_etag_ : etag_;
+    if (root.empty() || tag.empty() || size_ == 0) return;
+    disk_dir_ = root + "/" + fnv_hex(url_ + "\n" + tag + "\n" + std::to_string(size_));
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(disk_dir_, ec), end; !ec && it != end; it.increment(ec)) {
+      unsigned long long off = 0, len = 0;
+      char tail = 0;
+      std::string name = it->path().filename().string();
+      if (std::sscanf(name.c_str(), "%llu-%llu%c", &off, &len, &tail) != 2) continue;
+      if (len == 0 || len > kMaxCachedSegment || off > size_ || len > size_ - off) continue;
+      disk_segs_[off] = len;
+    }
+  }
+
+  // Loads the on-disk range holding pos, if any; true when it did.
+  bool load_from_disk(uint64_t pos) {
+    if (disk_segs_.empty()) return false;
+    auto it = disk_segs_.upper_bound(pos);
+    if (it == disk_segs_.begin()) return false;
+    --it;
+    uint64_t off = it->first, len = it->second;
+    if (pos >= off + len) return false;
+    disk_segs_.erase(it);
+    std::string file = disk_dir_ + "/" + std::to_string(off) + "-" + std::to_string(len);
+    std::FILE* f = std::fopen(file.c_str(), "rb");
+    if (!f) return false;
+    std::string seg(static_cast<size_t>(len), '\0');
+    size_t got = std::fread(seg.data(), 1, seg.size(), f);
+    bool more = std::fgetc(f) != EOF;
+    std::fclose(f);
+    if (got != seg.size() || more) return false;
+    // Keep only what no memory segment holds already.
+    auto next = segs_.lower_bound(off);
+    if (next != segs_.end() && next->first < off + len) return false;
+    if (next != segs_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second.size() > off) return false;
+    }
+    insert(off, std::move(seg));
+    return true;
+  }
+
+  void save_to_disk(uint64_t off, const char* data, size_t len) {
+    if (disk_dir_.empty() || len == 0 || len > kMaxCachedSegment) return;
+    std::error_code ec;
+    std::filesystem::create_directories(disk_dir_, ec);
+    if (ec) return;  // a cache is optional: an unwritable folder only costs requests
+    std::string name = disk_dir_ + "/" + std::to_string(off) + "-" + std::to_string(len);
+    std::string tmp = name + ".tmp" + std::to_string(::getpid());
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) return;
+    bool ok = std::fwrite(data, 1, len, f) == len;
+    ok = std::fclose(f) == 0 && ok;
+    if (!ok || std::rename(tmp.c_str(), name.c_str()) != 0) std::remove(tmp.c_str());
   }
 
   // Fetches [offset, offset+n) with retries; returns the bytes received
@@ -668,6 +765,9 @@ class HttpFile final : public RandomAccessFile {
   std::string etag_, linked_etag_;
   uint64_t size_ = 0;
   std::map<uint64_t, std::string> segs_;
+  uint64_t hint_begin_ = 0, hint_end_ = 0;  // will_read(): read-ahead stops at hint_end_
+  std::string disk_dir_;                 // empty: no on-disk cache
+  std::map<uint64_t, uint64_t> disk_segs_;  // offset -> length on disk
   std::deque<uint64_t> order_;
   size_t cached_ = 0;
   uint64_t last_fetch_end_ = 0;
@@ -730,6 +830,7 @@ class SharedHttpFile final : public RandomAccessFile {
   void read(uint64_t offset, size_t n, char* buf) override { f_->read(offset, n, buf); }
   uint64_t size() const override { return f_->size(); }
   bool prefers_few_reads() const override { return true; }
+  void will_read(uint64_t offset, uint64_t n) override { f_->will_read(offset, n); }
   const std::string& path() const override { return f_->path(); }
 
  private:

@@ -230,3 +230,25 @@ def test_nginx_info_reads_only_the_directory_and_pickle(nginx, files):
     assert 1 <= len(lines) <= 4, lines
     sent = sum(int(ln[-1]) for ln in lines)
     assert sent <= 256 * 1024, sent
+
+
+def test_disk_cache_rereads_nothing_fetched(nginx, files, tmp_path):
+    http_url, _, _, _ = nginx
+    url = f"{http_url}/checkpoint.th"
+    env = ckpt_env({"CKPT_HTTP_TRACE": "1", "CKPT_CACHE_DIR": str(tmp_path / "cache")})
+    del env["CKPT_NO_CACHE"]
+    t = first_tensor(str(files / "checkpoint.th"))
+
+    def requests(*args, extra=None):
+        r = run([*args], dict(env, **(extra or {})))
+        assert r.returncode == 0, r.stderr
+        return [ln for ln in r.stderr.splitlines() if ln.startswith("ckpt: http: GET")]
+
+    first = requests("show", url, t, "--head", "0")
+    assert len(first) >= 2
+    again = requests("show", url, t, "--head", "0")
+    assert len(again) == 1 and "bytes=0-" in again[0]  # the probe that checks the ETag, nothing else
+    assert requests("info", url)[1:] == []
+    assert any((tmp_path / "cache").iterdir())
+    assert len(requests("info", url, "--no-cache")) >= 2
+    assert len(requests("info", url, extra={"CKPT_NO_CACHE": "1"})) >= 2

@@ -603,3 +603,42 @@ TEST(ZipWriter, RewriteOfBigTorchFileIsByteIdentical) {
 
 }  // namespace
 }  // namespace ckpt::container
+
+namespace {
+// A StringFile that says it prefers few reads (as remote files do) and
+// records the offsets read.
+class FewReadsFile : public StringFile {
+ public:
+  using StringFile::StringFile;
+  bool prefers_few_reads() const override { return true; }
+  void read(uint64_t offset, size_t n, char* buf) override {
+    reads.push_back(offset);
+    StringFile::read(offset, n, buf);
+  }
+  std::vector<uint64_t> reads;
+};
+}  // namespace
+
+TEST(ZipReader, FewReadsFileChecksLocalHeadersWhenRead) {
+  const std::string original = slurp(kData + "torch_small.pt");
+  auto owned = std::make_unique<FewReadsFile>(original);
+  FewReadsFile* file = owned.get();
+  ZipReader zip(std::move(owned));
+  ZipReader eager(Env::Default().open_read(kData + "torch_small.pt"));
+  // Opening reads only the end records and central directory.
+  for (uint64_t off : file->reads) EXPECT_GE(off, zip.central_directory_offset()) << off;
+  const ZipRecord* v = zip.find("version");
+  ASSERT_NE(v, nullptr);
+  EXPECT_FALSE(zip.is_resolved(*v));
+  EXPECT_EQ(zip.read(*v, 100), "3\n");
+  EXPECT_TRUE(zip.is_resolved(*v));
+  for (size_t i = 0; i < zip.records().size(); ++i)
+    EXPECT_EQ(zip.data_offset(zip.records()[i]), eager.records()[i].data_offset) << i;
+
+  // The same damage is found, when the damaged record is read.
+  std::string z = original;
+  z[30] = 'X';  // the first local header's name (data.pkl)
+  ZipReader damaged(std::make_unique<FewReadsFile>(z));
+  EXPECT_NE(error_of([&] { damaged.read(*damaged.find("data.pkl"), 1 << 20); }).find("local header name differs"),
+            std::string::npos);
+}
