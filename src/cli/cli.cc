@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   register_safetensors_commands(app, ctx);
   register_shard_commands(app, ctx);
   register_show_commands(app, ctx);
+  register_transformers_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
   register_config_keys_command(app, ctx);  // hidden, for completion
   one_value_per_flag(app);

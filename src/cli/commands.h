@@ -44,5 +44,6 @@ void register_tools_commands(CLI::App& app, Context& ctx);    // diff stats safe
 void register_safetensors_commands(CLI::App& app, Context& ctx);  // safetensors from-safetensors
 void register_shard_commands(CLI::App& app, Context& ctx);        // consolidate to-dcp
 void register_show_commands(CLI::App& app, Context& ctx);         // show
+void register_transformers_commands(CLI::App& app, Context& ctx);  // to-transformers from-transformers
 
 }  // namespace ckpt::cli
