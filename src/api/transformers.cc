@@ -692,6 +692,9 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   if (auto it = whole.find("condition_provider.conditioners.description.output_proj.weight");
       it != whole.end() && it->second.t->shape.size() == 2)
     text_dim = it->second.t->shape[1];
+  if (text_dim == 0)
+    throw UsageError(dir + ": no enc_to_dec_proj.weight (transformers leaves it out when the text encoder is as wide "
+                     "as the decoder), but AudioCraft's MusicGen always projects the T5 states");
   if (composite && config.contains("text_encoder") && config["text_encoder"].contains("d_model") &&
       config["text_encoder"]["d_model"] != text_dim)
     throw UsageError(cfg_path + ": text_encoder.d_model disagrees with enc_to_dec_proj.weight's width " +
@@ -745,6 +748,11 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   if (check.melody != m.melody)
     throw UsageError(cfg_path + ": " + kConfigCarry + " describes " + (check.melody ? "a Melody" : "a non-Melody") +
                      " model, config.json the other");
+  if (r.melody && config.contains("chroma_length") && config["chroma_length"].is_number_integer() &&
+      config["chroma_length"].get<int64_t>() != check.chroma_length)
+    r.notes.push_back("config.json's chroma_length " + std::to_string(config["chroma_length"].get<int64_t>()) +
+                      " is not what xp.cfg gives (" + std::to_string(check.chroma_length) +
+                      ": dataset.segment_duration, chroma_stem.radix2_exp); AudioCraft derives it from those");
   m = check;
 
   // The state dict, in AudioCraft's order.
