@@ -140,6 +140,16 @@ const std::map<std::string, std::string>& examples() {
       {"to-dcp",
        "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
        "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other item"},
+      {"to-transformers",
+       "$ ckpt to-transformers state_dict.bin -o decoder-hf     # a tiny MusicGen LM; no encoders given\n"
+       "note: decoder only (MusicgenForCausalLM): no --text-encoder (the T5 xp.cfg names: 't5-base'), ...; the text\n"
+       "projection is in projections.safetensors\n"
+       "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 50.30 KB in 1 safetensors file + config.json, "
+       "generation_config.json\n"
+       "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/"},
+      {"from-transformers",
+       "$ ckpt from-transformers decoder-hf -o my_musicgen       # MusicGen.get_pretrained('my_musicgen') loads it\n"
+       "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)"},
       {"help",
        "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",
