@@ -166,10 +166,20 @@ class FolderOutput {
       old = temp_ + ".old";
       env_.rename(dir_, old);
     }
-    env_.rename(temp_, dir_);
+    try {
+      env_.rename(temp_, dir_);
+    } catch (...) {
+      if (!old.empty()) {
+        try {
+          env_.rename(old, dir_);  // the existing folder back in place
+        } catch (...) {
+        }
+      }
+      throw;
+    }
     committed_ = true;
-    env_.sync_dir(parent);
     if (!old.empty()) remove_all(old);
+    env_.sync_dir(parent);
   }
 
  private:
