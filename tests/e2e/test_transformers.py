@@ -350,3 +350,17 @@ def test_bad_input(work, audiocraft_lms, encoders, hf_folders):
     r = run_ckpt("to-transformers", mono, "-o", out)
     assert r.returncode == 2 and "--force" in r.stderr
     os.rmdir(out)
+
+
+def test_training_checkpoint_and_bundle_folder_inputs(work, audiocraft_lms):
+    """The same model.safetensors from an exported file, the training layout
+    (`ckpt wrap`: its best state) and a bundle folder holding state_dict.bin."""
+    src = audiocraft_lms["stereo"]
+    ok("to-transformers", src, "-o", work / "in_exported")
+    ok("wrap", src, "-o", work / "in_training.th")
+    ok("to-transformers", work / "in_training.th", "-o", work / "in_training")
+    ok("bundle", src, "-o", work / "in_bundle", "--compression", "facebook/encodec_32khz")
+    ok("to-transformers", work / "in_bundle", "-o", work / "in_folder")
+    want = (work / "in_exported" / "model.safetensors").read_bytes()
+    assert (work / "in_training" / "model.safetensors").read_bytes() == want
+    assert (work / "in_folder" / "model.safetensors").read_bytes() == want
