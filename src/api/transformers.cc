@@ -350,9 +350,12 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
                        ", but the text projection condition_provider.conditioners.description.output_proj.weight has shape " +
                        torch::shape_text({m.dim, text_dim}) + " (it takes " + std::to_string(text_dim) +
                        "-wide T5 states): give the T5 xp.cfg names ('" + m.text_encoder_name + "')");
-    if (d_model == m.dim && !m.melody)
+    if (d_model == m.dim)
       throw UsageError("the T5 width equals transformer_lm.dim (" + std::to_string(m.dim) +
                        "): transformers' MusicGen then has no enc_to_dec_proj to hold AudioCraft's text projection");
+    if (m.melody && m.num_chroma == m.dim)
+      throw UsageError("conditioners.self_wav.chroma_stem.n_chroma equals transformer_lm.dim (" + std::to_string(m.dim) +
+                       "): transformers' MusicgenMelody then has no audio_enc_to_dec_proj to hold the chroma projection");
     text = read_hf_tensors(env, a.text_encoder);
   }
   int64_t frame_rate = audiocraft::kStockFrameRate;
