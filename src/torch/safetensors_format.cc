@@ -243,8 +243,9 @@ SafetensorsHeader read_safetensors(RandomAccessFile& file) {
     throw FormatError(where + ": safetensors header of " + std::to_string(n) + " bytes is over the limit of " +
                       std::to_string(kSafetensorsMaxHeader) + " (not a safetensors file?)");
   if (n > size - 8)
-    throw FormatError(where + ": truncated: " + std::to_string(size) + " bytes, and the safetensors header alone "
-                      "needs " + std::to_string(8 + n) + " (interrupted download or copy?)");
+    throw FormatError(where + ": truncated: " + std::to_string(size) + " bytes, and the safetensors header of " +
+                      std::to_string(n) + " bytes runs past the end of the file (it needs " + std::to_string(8 + n) +
+                      "; interrupted download or copy?)");
   std::string json = file.read_string(8, n);
   truncation_check(json, size, n, where);
   SafetensorsHeader h = parse_safetensors_header(json, size - 8 - n, where);

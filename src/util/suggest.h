@@ -7,12 +7,12 @@
 
 namespace ckpt {
 
-// Levenshtein distance (insert, delete, substitute: 1 each).
+// Edit distance: insert, delete, substitute, swap two neighbours (1 each).
 size_t edit_distance(const std::string& a, const std::string& b);
 
-// The candidate within a few edits of `word` (two, or a third of its length
-// for long words), or one that starts with it; "" when none is close. Ties
-// go to the first candidate.
+// The candidate within a few edits of `word` (one for up to 4 characters,
+// two up to 8, a quarter of its length beyond), or one that starts with it
+// (3 characters or more); "" when none is close. Ties go to the first.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 
 // "; did you mean 'X'?" for closest_match, or "".

@@ -14,6 +14,8 @@ TEST(UtilSuggest, ClosestWithinAFewEdits) {
   EXPECT_EQ(closest_match("lr", keys), "");  // the word itself is no suggestion
   EXPECT_EQ(did_you_mean("edti", {"edit", "export"}), "; did you mean 'edit'?");
   EXPECT_EQ(did_you_mean("", {"edit"}), "");
+  EXPECT_EQ(closest_match("nope", {"name"}), "");  // two edits of four letters: no suggestion
+  EXPECT_EQ(closest_match("weigth", {"weight"}), "weight");  // a swap is one edit
 }
 
 TEST(UtilSuggest, LongNamesAllowMoreEdits) {
