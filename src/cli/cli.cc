@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   install_cleanup_signal_handlers();
 
   if (argc == 1) {  // 'ckpt' alone: the usage and the version, as a missing command
-    std::fputs(app.help("ckpt").c_str(), stdout);
+    std::fputs(app.help().c_str(), stdout);
     std::printf("\nckpt %s; 'ckpt help COMMAND' shows a command's options and an example\n", kVersion);
     return 2;
   }

@@ -107,10 +107,10 @@ void print_info(const InfoResult& r) {
   if (!r.training_state.empty()) {
     std::string keys;
     for (const auto& k : r.training_state) keys += (keys.empty() ? "" : ", ") + k;
-    std::printf("training    %s: a run that finds this file as its checkpoint.th resumes them (epoch, scheduler, "
-                "optimizer); continue_from=FILE takes the best state only. To fine-tune from a fresh start: "
-                "ckpt edit %s -o OUT --for-finetune\n",
-                keys.c_str(), r.file.c_str());
+    std::printf("training    %s\n"
+                "            (a run that finds this file as its XP's checkpoint.th resumes them; continue_from=FILE\n"
+                "            takes the best state only; to fine-tune from epoch 1: ckpt edit FILE -o OUT --for-finetune)\n",
+                keys.c_str());
   }
   if (r.format == torch::Format::Zip && !r.records.empty()) print_records(r.records);
 }
