@@ -601,10 +601,6 @@ TEST(ZipWriter, RewriteOfBigTorchFileIsByteIdentical) {
   env.remove(out_path);
 }
 
-}  // namespace
-}  // namespace ckpt::container
-
-namespace {
 // A StringFile that says it prefers few reads (as remote files do) and
 // records the offsets read.
 class FewReadsFile : public StringFile {
@@ -617,7 +613,6 @@ class FewReadsFile : public StringFile {
   }
   std::vector<uint64_t> reads;
 };
-}  // namespace
 
 TEST(ZipReader, FewReadsFileChecksLocalHeadersWhenRead) {
   const std::string original = slurp(kData + "torch_small.pt");
@@ -642,3 +637,6 @@ TEST(ZipReader, FewReadsFileChecksLocalHeadersWhenRead) {
   EXPECT_NE(error_of([&] { damaged.read(*damaged.find("data.pkl"), 1 << 20); }).find("local header name differs"),
             std::string::npos);
 }
+
+}  // namespace
+}  // namespace ckpt::container
