@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/completion_shells.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::cli {
 
@@ -238,7 +239,9 @@ void print_help_of(CLI::App& app, const std::string& command) {
       std::fputs(sub->help("ckpt").c_str(), stdout);
       return;
     }
-  throw UsageError("no command '" + command + "' (see 'ckpt --help')");
+  std::vector<std::string> names;
+  for (CLI::App* sub : commands_of(app)) names.push_back(sub->get_name());
+  throw UsageError("no command '" + command + "'" + did_you_mean(command, names) + " (see 'ckpt --help')");
 }
 
 }  // namespace
@@ -287,6 +290,24 @@ std::string bash_completion(const CLI::App& app) {
       "  esac\n"
       "  # After an option that takes a value, and for FILE arguments: readline's\n"
       "  # file name completion (complete -o default).\n"
+      "  # Values ckpt knows: --dialect's, and from FILE (the word after the command)\n"
+      "  # its state paths, tensor names and config keys.\n"
+      "  local file=\"${COMP_WORDS[2]}\" words=\"\"\n"
+      "  case \"$prev\" in\n"
+      "    --dialect) COMPREPLY=( $(compgen -W \"1.6 2.1 2.7\" -- \"$cur\") ); return 0;;\n"
+      "    --state) [[ -e \"$file\" ]] && words=$(ckpt __names \"$file\" states 2>/dev/null)\n"
+      "      COMPREPLY=( $(compgen -W \"$words\" -- \"$cur\") ); return 0;;\n"
+      "    --match|--drop|--keep) [[ -e \"$file\" ]] && words=$(ckpt __names \"$file\" tensors 2>/dev/null)\n"
+      "      COMPREPLY=( $(compgen -W \"$words\" -- \"$cur\") ); return 0;;\n"
+      "  esac\n"
+      "  if (( COMP_CWORD == 3 )) && [[ \"$cur\" != -* && -e \"$file\" ]]; then\n"
+      "    case \"${COMP_WORDS[1]}\" in\n"
+      "      show) words=$(ckpt __names \"$file\" tensors 2>/dev/null);;\n"
+      "      ls) words=$(ckpt __names \"$file\" states 2>/dev/null);;\n"
+      "      cfg) words=$(ckpt __config-keys \"$file\" 2>/dev/null);;\n"
+      "    esac\n"
+      "    if [[ -n \"$words\" ]]; then COMPREPLY=( $(compgen -W \"$words\" -- \"$cur\") ); return 0; fi\n"
+      "  fi\n"
       "  case \" $valued \" in *\" $prev \"*) COMPREPLY=(); return 0;; esac\n"
       "  # edit FILE KEY=...: the config keys of FILE's xp.cfg (prefixes +, ++, ~ kept).\n"
       "  if [[ \"${COMP_WORDS[1]}\" == edit && \"$cur\" != -* ]] && (( COMP_CWORD >= 3 )) && [[ -f \"${COMP_WORDS[2]}\" ]]; then\n"
