@@ -938,7 +938,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   if (!pointer.empty()) r.compression = "pointer " + pointer;
 
   FolderOutput out(env, a.out, a.force);
-  OutputOptions oo{out.path("state_dict.bin"), nullptr, true, std::nullopt, a.progress};
+  OutputOptions oo{out.path("state_dict.bin"), nullptr, true, std::nullopt, a.progress, false};
   write_checkpoint(*out_ck, root, env, oo, transforms);
   r.written.push_back("state_dict.bin");
   oo.out = out.path("compression_state_dict.bin");

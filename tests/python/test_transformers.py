@@ -38,7 +38,7 @@ def test_round_trip(lm, tmp_path):
 
 @needs_torch
 def test_errors_are_usage_errors(lm, tmp_path):
-    with pytest.raises(ckpt.UsageError, match="--force"):
+    with pytest.raises(ckpt.UsageError, match="force=True"):
         os.makedirs(tmp_path / "exists")
         ckpt.to_transformers(lm, tmp_path / "exists")
     with pytest.raises(ckpt.UsageError, match="config.json"):
