@@ -129,10 +129,11 @@ class _ZipProxy:
     def get_storage_from_record(self, name, *args):
         result = self._reader.get_storage_from_record(name, *args)
         try:
-            if isinstance(result, torch.Tensor):  # torch 1.13: a tensor over the storage
-                data = result.contiguous().view(torch.uint8).numpy().tobytes()
-            else:  # 2.x: an UntypedStorage
-                data = bytes(torch.tensor([], dtype=torch.uint8).set_(result).numpy().tobytes())
+            if hasattr(result, "untyped_storage"):  # 2.x: a uint8 tensor over the storage
+                data = bytes(result.untyped_storage().tolist())
+            else:  # 1.13: a tensor of the storage's dtype
+                st = result.storage()
+                data = torch.tensor(st.tolist(), dtype=result.dtype).numpy().tobytes()
         except Exception:  # noqa: BLE001 - the bytes are informative only
             data = None
         self._obs.storages[name] = data
