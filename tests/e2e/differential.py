@@ -161,7 +161,7 @@ def mutate_zip(base, rng):
     notes = []
 
     def idx(rel):
-        return names.index(arch + b"/" + rel)
+        return names.index(arch + b"/" + rel) if arch + b"/" + rel in names else None
 
     ops = rng.sample(["pkl_case", "pkl_dup", "pkl_dup_case", "storage_case", "storage_dup", "missing",
                       "constants", "byteorder", "alignment", "version", "order", "outside"],
@@ -169,7 +169,8 @@ def mutate_zip(base, rng):
     for op in ops:
         if op == "pkl_case":
             i = idx(b"data.pkl")
-            entries[i][0] = case_variant(entries[i][0], rng)
+            if i is not None:
+                entries[i][0] = case_variant(entries[i][0], rng)
         elif op in ("pkl_dup", "pkl_dup_case"):
             name = arch + b"/data.pkl"
             if op == "pkl_dup_case":
