@@ -298,6 +298,18 @@ def resource_case(name):
     raise KeyError(name)
 
 
+def _sanitized():
+    """ASan/UBSan builds are slower and larger by design: the bounds are asserted on the plain
+    build only (as tests/e2e/test_hostile.py does)."""
+    from conftest import ckpt_bin
+    try:
+        with open(ckpt_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = _sanitized()
 RESOURCE = ["bytearray_1gib", "dict_rehash", "memo_global_names", "none_stack", "tuple_dag"]
 _built = {}
 
@@ -326,7 +338,7 @@ with tempfile.TemporaryFile() as err:
 """
 
 
-def run_measured(args, timeout=30):
+def run_measured(args, timeout=60):
     """(exit status or None on timeout, stderr, seconds, peak RSS in KiB) of one ckpt run."""
     r = subprocess.run([sys.executable, "-S", "-c", MEASURE, str(timeout), *args], capture_output=True,
                        text=True, timeout=timeout + 30)
@@ -343,9 +355,10 @@ def test_hostile_pickles_stay_within_limits(ckpt, tmp_path_factory, base, name, 
     path = _built[name]
     assert os.path.getsize(path) < (10 << 20)
     rc, err, seconds, rss_kib = run_measured([ckpt, command, path])
-    assert rc is not None, f"{command} {name}: still running after 30 s"
-    assert seconds < 10, (command, name, seconds)
-    assert rss_kib < 256 * 1024, (command, name, rss_kib)
+    assert rc is not None, f"{command} {name}: still running after 60 s"
+    if not SANITIZED:
+        assert seconds < 10, (command, name, seconds)
+        assert rss_kib < 256 * 1024, (command, name, rss_kib)
     assert b"Traceback" not in err and rc in (0, 1, 2), (rc, err)
     if name in ("bytearray_1gib", "memo_global_names", "none_stack"):  # refused, naming the limit
         if command == "verify":  # verify lists the problem and exits 1
@@ -358,7 +371,7 @@ def test_hostile_pickles_stay_within_limits(ckpt, tmp_path_factory, base, name, 
 
 def test_differential_against_torch(ckpt):
     """A few thousand container mutations, each run through torch (the oracle) and ckpt."""
-    count = int(os.environ.get("CKPT_DIFFERENTIAL_CASES", "2000"))
+    count = int(os.environ.get("CKPT_DIFFERENTIAL_CASES", "500" if SANITIZED else "2000"))
     r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "differential.py"),
                         "--seed", "19", "--count", str(count), "--ckpt", ckpt],
                        capture_output=True, text=True, timeout=900)
