@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "container/zip_format.h"
 #include "container/zip_reader.h"
 #include "pickle/unpickler.h"
 #include "util/error.h"
@@ -176,7 +177,9 @@ size_t legacy_magic_pickle_size(std::string_view data) {
 
 ContainerGuess detect_container(RandomAccessFile& f) {
   ContainerGuess g;
-  if (container::ZipReader::looks_like_zip(f)) {
+  // torch's _is_zipfile: exactly the local header magic at offset 0 (an
+  // empty archive's end record there is not a zip to torch).
+  if (f.size() >= 4 && f.read_string(0, 4) == container::zipfmt::kLocalHeaderMagic) {
     g.kind = ContainerKind::Zip;
     return g;
   }
