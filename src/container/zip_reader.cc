@@ -273,7 +273,8 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
   check_no_overlap(path, records_);
   sorted_ = miniz_sorted_order(records_);
   for (size_t i = 1; i < sorted_.size(); ++i)
-    if (miniz_compare(records_[sorted_[i - 1]].name, records_[sorted_[i]].name) == 0) case_duplicates_ = true;
+    if (case_duplicate_.empty() && miniz_compare(records_[sorted_[i - 1]].name, records_[sorted_[i]].name) == 0)
+      case_duplicate_ = records_[sorted_[i - 1]].name + "' and '" + records_[sorted_[i]].name;
   if (!records_.empty()) {
     const std::string& first = records_.front().name;
     size_t slash = first.find('/');

@@ -52,7 +52,9 @@ class ZipReader {
   const ZipRecord* find_full(std::string_view full_name) const;
   // True when two records' names are equal but for ASCII case (or equal):
   // which of them torch reads is decided by miniz's sort, as find() models.
-  bool has_case_duplicates() const { return case_duplicates_; }
+  bool has_case_duplicates() const { return !case_duplicate_.empty(); }
+  // The names of the first such pair found ("a/DATA/0' and 'a/data/0"), or empty.
+  const std::string& case_duplicate() const { return case_duplicate_; }
   // True when torch.load hands the archive to torch.jit.load: some record,
   // named as torch's getAllRecords copies names (at most 511 bytes, up to
   // a NUL), is exactly "<archive>/constants.pkl" (serialization.py's
@@ -83,7 +85,7 @@ class ZipReader {
   // (mz_zip_reader_sort_central_dir_offsets_by_filename: a heap sort on
   // the ASCII-lowercased names).
   std::vector<uint32_t> sorted_;
-  bool case_duplicates_ = false;
+  std::string case_duplicate_;
   uint64_t end_offset_ = 0, cd_offset_ = 0;
 };
 

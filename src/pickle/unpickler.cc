@@ -25,7 +25,8 @@ using HashCache = std::unordered_map<const Node*, size_t>;
 struct KeyHash {
   HashCache* cache = nullptr;
   size_t scalar(const Node* n) const {
-    if (!cache) return key_hash(n);
+    // Short keys cost less to hash than to look up: only long texts are cached.
+    if (!cache || n->text.size() + n->name.size() < 256) return key_hash(n);
     auto [it, inserted] = cache->try_emplace(n, 0);
     if (inserted) it->second = key_hash(n);
     return it->second;

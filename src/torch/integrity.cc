@@ -102,8 +102,8 @@ void check_torch_records(const container::ZipReader& zip, const std::string& fil
                          "' is not an integer: torch 2.x's int() of it fails and torch.load refuses the archive");
   }
   if (zip.has_case_duplicates())
-    problems.push_back(file +
-                       ": records whose names are equal but for case: torch reads the one miniz's sorted lookup "
+    problems.push_back(file + ": records '" + zip.case_duplicate() +
+                       "' have names equal but for case (or equal): torch reads the one miniz's sorted lookup "
                        "finds (ckpt reads the same), other zip readers may read another");
 }
 
