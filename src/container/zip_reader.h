@@ -43,8 +43,23 @@ class ZipReader {
   // from the first central-directory entry, as torch does.
   const std::string& archive_name() const { return archive_name_; }
   // Finds a record by its name under the archive folder ("data.pkl",
-  // "data/0"); nullptr if absent.
+  // "data/0") as torch's getRecord does (miniz's mz_zip_reader_locate_file
+  // without flags): ASCII case ignored, and among records whose names are
+  // equal but for case (or equal), the one miniz's binary search over its
+  // heap-sorted directory lands on. nullptr if absent.
   const ZipRecord* find(std::string_view relative_name) const;
+  // Finds a record by its full name, as find() does.
+  const ZipRecord* find_full(std::string_view full_name) const;
+  // True when two records' names are equal but for ASCII case (or equal):
+  // which of them torch reads is decided by miniz's sort, as find() models.
+  bool has_case_duplicates() const { return !case_duplicate_.empty(); }
+  // The names of the first such pair found ("a/DATA/0' and 'a/data/0"), or empty.
+  const std::string& case_duplicate() const { return case_duplicate_; }
+  // True when torch.load hands the archive to torch.jit.load: some record,
+  // named as torch's getAllRecords copies names (at most 511 bytes, up to
+  // a NUL), is exactly "<archive>/constants.pkl" (serialization.py's
+  // _is_torchscript_zip).
+  bool torch_routes_to_jit() const;
   // Name relative to the archive folder.
   std::string relative_name(const ZipRecord& r) const;
 
@@ -76,7 +91,11 @@ class ZipReader {
   mutable std::vector<uint8_t> resolved_;   // per record: local header checked
   std::vector<uint64_t> data_limit_;        // per record: where its data must end
   std::string archive_name_;
-  std::unordered_map<std::string, size_t> index_;  // full name -> records_ position
+  // records_ positions in the order miniz sorts its central directory
+  // (mz_zip_reader_sort_central_dir_offsets_by_filename: a heap sort on
+  // the ASCII-lowercased names).
+  std::vector<uint32_t> sorted_;
+  std::string case_duplicate_;
   uint64_t end_offset_ = 0, cd_offset_ = 0;
 };
 

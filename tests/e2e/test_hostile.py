@@ -375,7 +375,9 @@ def test_duplicate_names(ckpt, base_ckpt, tmp_path):
                 dst.writestr(info.filename, src.read(info))
             dst.writestr(src.infolist()[0].filename, b"\x80\x02}.")
     runs = run_all("dup", path, tmp_path)
-    assert runs["info"].returncode == 2 and "duplicate" in runs["info"].stderr
+    # torch (miniz) accepts duplicate names and reads the one its sorted lookup finds; ckpt
+    # reads the same (issue 19) and verify names the pair.
+    assert runs["verify"].returncode == 1 and "equal but for case" in runs["verify"].stdout + runs["verify"].stderr
 
 
 def deflate_bomb(size):

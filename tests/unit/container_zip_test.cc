@@ -383,13 +383,16 @@ TEST(ZipReader, DamagedHeaders) {
     EXPECT_NE(msg.find("past the central directory"), std::string::npos) << msg;
     EXPECT_NE(msg.find("(record 'torch_small/version')"), std::string::npos) << msg;
   }
-  {  // duplicate names: rename data/1 to data/2 in both headers
+  {  // duplicate names: rename data/1 to data/2 in both headers; miniz (torch)
+     // accepts the archive and its sorted lookup picks one (issue 19)
     std::string z = original;
     size_t cd = central_entry(z, "torch_small/data/1");
     uint32_t local = get32(z, cd + 42);
     z[cd + 46 + 17] = '2';
     z[local + 30 + 17] = '2';
-    EXPECT_NE(error_of([&] { open_bytes(z); }).find("duplicate record name"), std::string::npos);
+    auto zr = open_bytes(z);
+    EXPECT_TRUE(zr->has_case_duplicates());
+    EXPECT_NE(zr->find("data/2"), nullptr);
   }
   {  // data running into the next record
     std::string z = original;
