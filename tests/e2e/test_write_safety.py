@@ -135,7 +135,7 @@ def _linked_copy(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ("edit", "--in-place", "optim.lr=0.25"),
-    ("edit", "--in-place", "--dtype", "float16"),
+    ("edit", "--in-place", "--dtype", "float32"),
     ("edit", "--in-place", "--compact", "optim.lr=0.25"),
     ("compact",),
 ])
@@ -153,14 +153,14 @@ def test_in_place_through_a_symlink_edits_the_target(ckpt, tmp_path, args):
     obj = torch.load(target, weights_only=False)
     if "optim.lr=0.25" in args:
         assert obj["xp.cfg"].optim.lr == 0.25
-    if "float16" in args:
-        assert all(t.dtype == torch.float16 for t in obj["best_state"]["model"].values() if t.is_floating_point())
+    if "float32" in args:  # the example's tensors are float16
+        assert all(t.dtype == torch.float32 for t in obj["best_state"]["model"].values() if t.is_floating_point())
     assert sorted(os.listdir(link.parent)) == ["model.th"]
     assert sorted(os.listdir(target.parent)) == ["abc"]
 
 
 @pytest.mark.parametrize("args", [
-    ("edit", "--in-place", "--dtype", "float16"),
+    ("edit", "--in-place", "--dtype", "float32"),
     ("compact",),
     ("rewrite", "-o", "{file}", "--force"),
     ("edit", "optim.lr=0.25", "-o", "{file}", "--force"),

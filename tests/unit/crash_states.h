@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <random>
@@ -32,11 +33,17 @@ struct CrashOptions {
   size_t samples = 64;             // random subsets when there are more
   size_t torn_blocks_max = 4;      // torn variants per pending write (block prefixes)
   uint64_t seed = 1;
+  // true: a torn write that extends a file may persist the new size before
+  // the data (ext4 data=writeback, XFS): the unwritten blocks read as zeros.
+  // false: the size covers only data that reached the disk (ext4's default
+  // data=ordered): a torn extension is cut at its first unwritten block.
+  bool writeback = true;
 };
 
 struct CrashReport {
   size_t crash_points = 0;
-  size_t states = 0;    // distinct materialised states checked
+  size_t states = 0;    // distinct crash states of the whole folder
+  size_t checked = 0;   // distinct states of the watched output among them, each materialised and checked
   size_t failures = 0;  // states the checker refused
   std::vector<std::string> first_failures;
 };
@@ -47,9 +54,21 @@ class CrashStates {
 
   // `before`: every file and folder under root before the operation (paths
   // absolute, folders with a trailing '/').
-  CrashStates(Files before, std::vector<ckpt::RecordedOp> ops) : before_(std::move(before)), ops_(std::move(ops)) {
+  // Consecutive appends to one file (a writer's many small writes) are one
+  // write here; its torn versions stand for the crash states inside it.
+  CrashStates(Files before, const std::vector<ckpt::RecordedOp>& ops) : before_(std::move(before)) {
+    using K = ckpt::RecordedOp::Kind;
+    for (const auto& op : ops) {
+      if (!ops_.empty() && op.kind == K::Write && ops_.back().kind == K::Write && ops_.back().path == op.path &&
+          ops_.back().offset + ops_.back().data.size() == op.offset) {
+        ops_.back().data += op.data;
+        continue;
+      }
+      ops_.push_back(op);
+    }
     assign_inodes();
   }
+  size_t steps() const { return ops_.size(); }
 
   static Files snapshot(const std::string& root) {
     Files out;
@@ -70,7 +89,7 @@ class CrashStates {
   CrashReport run(const std::string& root, const std::string& watch, const std::string& scratch,
                   const std::function<std::string(const std::string&)>& check, const CrashOptions& o = {}) {
     CrashReport r;
-    std::set<size_t> seen;
+    std::set<size_t> seen, seen_all;
     std::mt19937_64 rng(o.seed);
     for (size_t k = 0; k <= ops_.size(); ++k) {
       ++r.crash_points;
@@ -109,16 +128,23 @@ class CrashStates {
         std::vector<int> apply(k, 0);  // 0 no, 1 whole, -j torn to its first j blocks
         for (size_t i = 0; i < k; ++i) apply[i] = forced[i] ? 1 : 0;
         for (size_t b = 0; b < n; ++b) apply[pending[b]] = s[b] ? 1 : 0;
-        check_state(apply, root, watch, scratch, check, seen, r);
+        check_state(apply, root, watch, scratch, check, seen, seen_all, r, o.writeback);
         // Torn versions of each pending write that this subset persists.
         for (size_t b = 0; b < n; ++b) {
           const auto& op = ops_[pending[b]];
           if (!s[b] || op.kind != ckpt::RecordedOp::Kind::Write) continue;
           const uint64_t first = op.offset / kBlock, last = (op.offset + op.data.size() + kBlock - 1) / kBlock;
           const uint64_t blocks = last - first;
+          // Only the first j blocks reached the disk (the size grown all the same).
           for (uint64_t j = 0; j < blocks && j < o.torn_blocks_max; ++j) {
             apply[pending[b]] = -static_cast<int>(j) - 1;
-            check_state(apply, root, watch, scratch, check, seen, r);
+            check_state(apply, root, watch, scratch, check, seen, seen_all, r, o.writeback);
+          }
+          // Every block but one (a later block reordered before it).
+          for (uint64_t j = 0; j < blocks && blocks > 1 && j < o.torn_blocks_max; ++j) {
+            const uint64_t hole = j + 1 < o.torn_blocks_max ? j : blocks - 1;
+            apply[pending[b]] = kHoleBase - static_cast<int>(hole);
+            check_state(apply, root, watch, scratch, check, seen, seen_all, r, o.writeback);
           }
           apply[pending[b]] = 1;
         }
@@ -129,6 +155,7 @@ class CrashStates {
 
  private:
   static constexpr uint64_t kBlock = 4096;
+  static constexpr int kHoleBase = -(1 << 20);  // apply value for "all blocks but one"
 
   static bool changes_disk(const ckpt::RecordedOp& op) {
     using K = ckpt::RecordedOp::Kind;
@@ -275,7 +302,7 @@ class CrashStates {
 
   void check_state(const std::vector<int>& apply, const std::string& root, const std::string& watch,
                    const std::string& scratch, const std::function<std::string(const std::string&)>& check,
-                   std::set<size_t>& seen, CrashReport& r) const {
+                   std::set<size_t>& seen, std::set<size_t>& seen_all, CrashReport& r, bool writeback) const {
     using K = ckpt::RecordedOp::Kind;
     Fs fs = initial();
     fs.inodes.resize(base_inodes_ + created_.size());
@@ -287,17 +314,34 @@ class CrashStates {
         std::string& data = fs.inodes[static_cast<size_t>(inode_[i])];
         const uint64_t end = op.offset + op.data.size();
         uint64_t upto = end;
-        if (apply[i] < 0) {  // torn: only the first j blocks of the file's 4 KiB blocks it touches
+        const bool hole = apply[i] <= kHoleBase;
+        if (apply[i] < 0 && !hole) {  // torn: only the first j of the file's 4 KiB blocks it touches
           uint64_t j = static_cast<uint64_t>(-apply[i] - 1);
-          upto = std::min(end, (op.offset / kBlock + j) * kBlock);
+          upto = std::max(op.offset, std::min(end, (op.offset / kBlock + j) * kBlock));
         }
+        const std::string prior = hole ? data : std::string();
+        const uint64_t prior_size = data.size();
         if (data.size() < end) data.resize(end, '\0');
         if (upto > op.offset) data.replace(op.offset, upto - op.offset, op.data.substr(0, upto - op.offset));
+        if (hole) {  // block `h` of the write not written: zeros past the old end, the old bytes before it
+          const uint64_t h = static_cast<uint64_t>(kHoleBase - apply[i]);
+          const uint64_t a = std::max(op.offset, (op.offset / kBlock + h) * kBlock);
+          const uint64_t z = std::min(end, a + kBlock);
+          for (uint64_t x = a; x < z; ++x) data[x] = x < prior.size() ? prior[x] : '\0';
+          if (!writeback && a >= prior.size()) data.resize(a);
+        }
+        if (!writeback && !hole && upto < end) data.resize(upto > op.offset ? std::max<uint64_t>(prior_size, upto) : prior_size);
       } else {
         apply_name(fs, i);
       }
     }
-    // The watched part of the state, as one value to deduplicate states.
+    std::string all;
+    for (const auto& [p, ino] : fs.names)
+      all += p + '\0' + std::to_string(std::hash<std::string>{}(fs.inodes[static_cast<size_t>(ino)])) + '\0';
+    for (const auto& d : fs.dirs) all += d + "/\0";
+    if (!seen_all.insert(std::hash<std::string>{}(all)).second) return;
+    ++r.states;
+    // The watched part of the state, as one value to deduplicate checks.
     std::string key;
     std::vector<std::pair<std::string, const std::string*>> files;
     for (const auto& [p, ino] : fs.names)
@@ -308,7 +352,7 @@ class CrashStates {
     for (const auto& d : fs.dirs)
       if (d == watch || d.rfind(watch + "/", 0) == 0) key += d + "/\0";
     if (!seen.insert(std::hash<std::string>{}(key)).second) return;
-    ++r.states;
+    ++r.checked;
     std::filesystem::remove_all(scratch);
     std::filesystem::create_directories(scratch);
     auto map_path = [&](const std::string& p) { return scratch + p.substr(root.size()); };
@@ -321,7 +365,12 @@ class CrashStates {
     std::string problem = check(map_path(watch));
     if (!problem.empty()) {
       ++r.failures;
-      if (r.first_failures.size() < 5) r.first_failures.push_back(problem);
+      if (r.first_failures.size() < 5) {
+        std::string how = "steps applied:";
+        for (size_t i = 0; i < apply.size(); ++i)
+          how += " " + std::to_string(i) + (apply[i] == 1 ? "" : apply[i] == 0 ? "(no)" : apply[i] <= kHoleBase ? "(hole)" : "(torn)");
+        r.first_failures.push_back(how + ": " + problem);
+      }
     }
   }
 
