@@ -161,7 +161,7 @@ class Loader:
             stack = [(root, False)]
             while stack:
                 i, expanded = stack.pop()
-                if i in cost:
+                if not expanded and i in cost:
                     continue
                 kids = children(nodes[i])
                 if not expanded:
