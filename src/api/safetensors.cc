@@ -67,7 +67,9 @@ FromSafetensorsResult from_safetensors(Env& env, const std::string& file, const 
   if (!index.empty() && !a.into.empty()) throw UsageError("--into takes one .safetensors file, not an index");
   FromSafetensorsResult r;
   if (a.into.empty()) {
-    auto ck = index.empty() ? torch::checkpoint_from_safetensors(env, file)
+    // A folder without an index holds one model.safetensors.
+    const std::string single = index.empty() && env.is_directory(file) ? file + "/model.safetensors" : file;
+    auto ck = index.empty() ? torch::checkpoint_from_safetensors(env, single)
                             : torch::checkpoint_from_safetensors_index(env, index);
     torch::save(*ck, ck->root(), env, a.out, save_options(a));
     r.tensors = pickle::entries_of(ck->root())->size();

@@ -5,6 +5,7 @@
 #include "api/format.h"
 #include "audiocraft/rank_set.h"
 #include "pickle/value.h"
+#include "torch/safetensors_shards.h"
 #include "util/error.h"
 
 namespace ckpt::api {
@@ -69,7 +70,8 @@ std::optional<RankSetInfo> rank_set_of(Env&, const std::string& file) {
   return std::nullopt;
 }
 
-std::vector<RankSetSummary> folder_rank_sets(Env&, const std::string& dir) {
+std::vector<RankSetSummary> folder_rank_sets(Env& env, const std::string& dir) {
+  torch::check_single_shard_set(env, dir);  // a mixed safetensors folder is refused, naming the files
   std::vector<RankSetSummary> out;
   for (const auto& s : audiocraft::list_rank_sets(dir)) out.push_back({s.name, s.ranks, s.missing});
   return out;

@@ -290,7 +290,6 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
   size_t pos = 0;
   for (uint64_t i = 0; i < d.entries; ++i) {
     ZipRecord r = parse_central_entry(path, cd, pos, i);
-    index_.emplace(r.name, records_.size());  // duplicates are allowed (miniz's lookup picks one); resolve() by pointer
     if (lazy) {
       r.data_offset = r.header_offset + kLocalHeaderSize + r.name.size();  // at least; resolve() checks
       if (!fits(r.data_offset, r.compressed_size, cd_offset_))
@@ -326,21 +325,23 @@ ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limit
 }
 
 namespace {
-size_t record_index(const std::vector<ZipRecord>& records, const std::unordered_map<std::string, size_t>& index,
-                    const ZipRecord& r, const std::string& path) {
+// A record is named by a pointer into records (what find() returns) or, from
+// a copy, by its name as miniz's lookup resolves it.
+size_t record_index(const ZipReader& zip, const std::vector<ZipRecord>& records, const ZipRecord& r,
+                    const std::string& path) {
   if (&r >= records.data() && &r < records.data() + records.size()) return static_cast<size_t>(&r - records.data());
-  auto it = index.find(r.name);
-  if (it == index.end()) throw FormatError(path + ": no record '" + r.name + "'");
-  return it->second;
+  const ZipRecord* found = zip.find_full(r.name);
+  if (found == nullptr) throw FormatError(path + ": no record '" + r.name + "'");
+  return static_cast<size_t>(found - records.data());
 }
 }  // namespace
 
 bool ZipReader::is_resolved(const ZipRecord& r) const {
-  return resolved_[record_index(records_, index_, r, file_->path())] != 0;
+  return resolved_[record_index(*this, records_, r, file_->path())] != 0;
 }
 
 const ZipRecord& ZipReader::resolve(const ZipRecord& r) const {
-  size_t i = record_index(records_, index_, r, file_->path());
+  size_t i = record_index(*this, records_, r, file_->path());
   if (resolved_[i]) return records_[i];
   ZipRecord& rec = records_[i];
   check_local_header(*file_, rec, cd_offset_);
