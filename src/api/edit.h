@@ -59,6 +59,7 @@ struct EditResult {
   // written file (0 when streamed to a sink).
   uint64_t bytes = 0;
   std::optional<torch::InPlaceResult> in_place;  // set after an in-place update
+  std::string state_note;  // Opened::state_note
 };
 
 // Throws UsageError for an edit that does nothing, a glob that matches no key

@@ -9,6 +9,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   Opened o = open_checkpoint(env, file);
   ToSafetensorsResult r;
   r.state = o.state_path_or_best(a.state);
+  r.state_note = o.state_note(a.state);
   pickle::Node* sd = o.state_dict(r.state);
   std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
   size_t tensor_entries = 0;

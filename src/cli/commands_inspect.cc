@@ -240,6 +240,7 @@ void print_tensor_table(const std::vector<TensorRow>& rows, const std::string& p
 int cmd_tensors(Env& env, const std::string& file, const std::string& state, const std::vector<std::string>& match,
                 int group, const Common& c) {
   TensorsResult r = tensors(env, file, {state, match});
+  if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
   if (group > 0) {
     print_groups(r.rows, group, r.state, c);
   } else if (c.json) {

@@ -1,0 +1,88 @@
+#include "torch/module.h"
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "util/error.h"
+
+namespace ckpt::torch {
+
+using pickle::Kind;
+using pickle::Node;
+
+namespace {
+
+const Node* attr(const Node* module, const char* name) {
+  return module && module->kind == Kind::Object ? pickle::get_item(module->state, name) : nullptr;
+}
+
+// The str items of a set: a SET node, or REDUCE of builtins.set with a list
+// (protocol 2 has no set opcodes).
+std::unordered_set<std::string> str_set(const Node* n) {
+  std::unordered_set<std::string> out;
+  if (!n) return out;
+  const Node* items = n;
+  if (n->kind == Kind::Object && (n->is_instance_of("builtins", "set") || n->is_instance_of("__builtin__", "set")))
+    items = n->args && !n->args->items.empty() ? n->args->items[0] : nullptr;
+  if (items && (items->kind == Kind::Set || items->kind == Kind::FrozenSet || items->kind == Kind::List ||
+                items->kind == Kind::Tuple))
+    for (const Node* i : items->items)
+      if (i->kind == Kind::Str) out.insert(i->text);
+  return out;
+}
+
+}  // namespace
+
+bool is_module(const Node* n) {
+  if (!n || n->kind != Kind::Object || !pickle::is_mapping(n->state)) return false;
+  for (const char* a : {"_parameters", "_buffers", "_modules"})
+    if (!pickle::is_mapping(attr(n, a))) return false;
+  return true;
+}
+
+Node* module_state_dict(pickle::Graph& g, const Node* module) {
+  Node* out = g.dict();
+  std::unordered_map<std::string, size_t> index;
+  auto add = [&](const std::string& name, Node* value) {
+    auto [it, fresh] = index.emplace(name, out->entries.size());
+    if (fresh) out->entries.emplace_back(g.str(name), value);
+    else out->entries[it->second].second = value;
+  };
+  constexpr size_t kMaxEntries = 1'000'000;
+  // Depth first in _modules order: a stack of (module, prefix, ancestors).
+  struct Item { const Node* m; std::string prefix; std::vector<const Node*> path; };
+  std::vector<Item> stack{{module, "", {module}}};
+  size_t visits = 0;
+  while (!stack.empty()) {
+    Item it = std::move(stack.back());
+    stack.pop_back();
+    if (++visits > kMaxEntries || out->entries.size() > kMaxEntries)
+      throw FormatError("the pickled module's state dict has more than 1,000,000 entries");
+    auto* params = pickle::entries_of(attr(it.m, "_parameters"));
+    if (params)
+      for (auto& [k, v] : *params)
+        if (v->kind != Kind::None) add(it.prefix + pickle::key_text(k), v);
+    auto non_persistent = str_set(attr(it.m, "_non_persistent_buffers_set"));
+    if (auto* bufs = pickle::entries_of(attr(it.m, "_buffers")))
+      for (auto& [k, v] : *bufs) {
+        std::string name = pickle::key_text(k);
+        if (v->kind != Kind::None && !non_persistent.count(name)) add(it.prefix + name, v);
+      }
+    auto* subs = pickle::entries_of(attr(it.m, "_modules"));
+    if (!subs) continue;
+    for (auto i = subs->rbegin(); i != subs->rend(); ++i) {
+      const Node* child = i->second;
+      if (child->kind == Kind::None || !is_module(child)) continue;
+      for (const Node* a : it.path)
+        if (a == child) throw FormatError("the pickled module contains itself (module '" + it.prefix + pickle::key_text(i->first) + "')");
+      Item next{child, it.prefix + pickle::key_text(i->first) + ".", it.path};
+      next.path.push_back(child);
+      stack.push_back(std::move(next));
+    }
+  }
+  return out;
+}
+
+}  // namespace ckpt::torch
