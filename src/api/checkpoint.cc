@@ -105,6 +105,8 @@ void pick_state_dict(Opened& o) {
   }
 }
 
+std::string folder_checkpoint(Env& env, const std::string& path) { return torch::folder_checkpoint(env, path); }
+
 std::string Opened::state_note(const std::string& requested) const {
   if (!requested.empty() || state_source.empty() || !best_state) return "";
   return "using the state dict at '" + (best_state->empty() ? std::string("(the root)") : *best_state) + "' (" +

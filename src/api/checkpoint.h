@@ -80,6 +80,11 @@ struct Opened {
 // (a rank file `checkpoint.th.N` of the training layout is an FSDP shard).
 Opened open_checkpoint(Env& env, const std::string& path);
 
+// What a folder or index path is read as (torch::folder_checkpoint): a
+// Hugging Face index or the one checkpoint file a folder holds; "" for a
+// file or another folder.
+std::string folder_checkpoint(Env& env, const std::string& path);
+
 // Whether a node is a tensor of the checkpoint (a malformed one is not).
 class CheckpointTensorTest : public audiocraft::TensorTest {
  public:

@@ -6,6 +6,7 @@
 
 #include "api/format.h"
 #include "torch/integrity.h"
+#include "torch/open_any.h"
 #include "util/error.h"
 
 namespace ckpt::api {
@@ -237,16 +238,44 @@ void verify_tensors(const torch::Checkpoint& ck, const std::string& file, Verify
 
 }  // namespace
 
+namespace {
+
+// A safetensors file, a Hugging Face index or a folder holding either: the
+// header (JSON, dtypes, shapes), data offsets tiling the data section and
+// each tensor's size, as safetensors' own loader checks them (every shard of
+// an index), then every tensor view.
+bool is_safetensors_input(Env& env, const std::string& path) {
+  if (path == "-") return false;
+  std::string inner = torch::folder_checkpoint(env, path);
+  std::string target = inner.empty() ? path : inner;
+  if (target.size() > 5 && target.compare(target.size() - 5, 5, ".json") == 0) return true;
+  if (env.is_directory(target)) return false;
+  try {
+    auto f = env.open_read(target);
+    return torch::looks_like_safetensors(*f);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 VerifyResult verify(Env& env, const std::string& file) {
   VerifyResult r;
   r.file = file;
   std::unique_ptr<torch::Checkpoint> ck;
+  const bool safetensors = is_safetensors_input(env, file);
   try {
-    ck = torch::Checkpoint::open(env, file);
+    if (safetensors) ck = torch::open_any(env, file).ck;
+    else ck = torch::Checkpoint::open(env, torch::folder_checkpoint(env, file).empty() ? file : torch::folder_checkpoint(env, file));
   } catch (const FormatError& e) {
     r.problems.push_back(e.what());
   }
   if (!ck) return r;
+  if (safetensors) {
+    verify_tensors(*ck, file, r);
+    return r;
+  }
   verify_records(*ck, file, r);
   verify_storages(*ck, file, r);
   for (auto& p : torch::integrity_problems(*ck)) r.problems.push_back(std::move(p));

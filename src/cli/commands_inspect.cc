@@ -288,7 +288,8 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   file_arg(info);
   info->callback([a, &ctx] {
     ctx.exit_code = is_dcp_folder(a->file)            ? print_dcp_info(ctx.env, a->file, a->common)
-                    : ctx.env.is_directory(a->file) ? print_folder_info(ctx.env, a->file, a->common)
+                    : ctx.env.is_directory(a->file) && folder_checkpoint(ctx.env, a->file).empty()
+                        ? print_folder_info(ctx.env, a->file, a->common)
                                                       : cmd_info(ctx.env, a->file, a->common);
   });
 
