@@ -19,6 +19,24 @@ bool CheckpointTensorTest::is_tensor(const pickle::Node* n) const {
 
 void pick_state_dict(Opened& o);
 
+namespace {
+
+// A torch.jit.save archive: compiled code under code/ and a data.pkl whose
+// root is a `__torch__` object (torch.load hands such a zip to torch.jit.load).
+bool is_script_object(const pickle::Node* n) {
+  return n && n->kind == pickle::Kind::Object && n->callable && n->callable->kind == pickle::Kind::Global &&
+         n->callable->text.rfind("__torch__", 0) == 0;
+}
+
+bool is_torchscript(const torch::Checkpoint& ck) {
+  if (!ck.zip() || !is_script_object(ck.root())) return false;
+  for (const auto& r : ck.zip()->records())
+    if (ck.zip()->relative_name(r).rfind("code/", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
 Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
   auto any = torch::open_any(env, path);
@@ -26,11 +44,13 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   o.safetensors = any.safetensors;
   o.file_size = any.file_size;
   o.layout = audiocraft::detect_layout(o.ck->root(), CheckpointTensorTest(*o.ck));
+  if (is_torchscript(*o.ck)) o.layout = audiocraft::Layout::TorchScript;
   if (o.layout == audiocraft::Layout::Training && audiocraft::fsdp_rank_of(path))
     o.layout = audiocraft::Layout::FsdpShard;
   o.best_state = audiocraft::best_state_path(o.ck->root(), o.layout);
   if (o.layout == audiocraft::Layout::Lightning && o.best_state) o.state_source = "Lightning's state_dict";
   if (o.layout == audiocraft::Layout::Module) o.state_source = "the pickled nn.Module's state_dict()";
+  if (o.layout == audiocraft::Layout::TorchScript) o.state_source = "the TorchScript module's state_dict()";
   if (!o.best_state) pick_state_dict(o);
   return o;
 }
@@ -120,10 +140,26 @@ std::string Opened::state_path_or_best(const std::string& path) const {
 pickle::Node* Opened::mapping_of(const pickle::Node* n) const {
   if (!n) return nullptr;
   if (pickle::is_mapping(n)) return const_cast<pickle::Node*>(n);
-  if (!torch::is_module(n)) return nullptr;
+  const bool script = layout == audiocraft::Layout::TorchScript && is_script_object(n);
+  if (!script && !torch::is_module(n)) return nullptr;
   for (auto& [m, sd] : module_state_dicts)
     if (m == n) return sd;
-  pickle::Node* sd = torch::module_state_dict(ck->graph(), n);
+  pickle::Node* sd = nullptr;
+  if (script) {
+    const container::ZipReader* zip = ck->zip();
+    sd = torch::script_module_state_dict(
+        ck->graph(), n, [zip](const std::string& module, const std::string& name) -> std::optional<torch::ScriptClass> {
+          std::string file = module;  // __torch__.torch.nn.modules.linear -> code/__torch__/torch/nn/modules/linear.py
+          for (char& c : file)
+            if (c == '.') c = '/';
+          file = "code/" + file + ".py";
+          const container::ZipRecord* r = zip->find(file);
+          if (!r || r->size > (uint64_t{64} << 20)) return std::nullopt;
+          return torch::parse_script_class(zip->read(*r, uint64_t{64} << 20), name);
+        });
+  } else {
+    sd = torch::module_state_dict(ck->graph(), n);
+  }
   module_state_dicts.emplace_back(n, sd);
   return sd;
 }

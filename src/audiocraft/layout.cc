@@ -19,6 +19,7 @@ const char* to_string(Layout l) {
     case Layout::AudioSeal: return "audioseal";
     case Layout::Lightning: return "lightning";
     case Layout::Module: return "torch-module";
+    case Layout::TorchScript: return "torchscript";
     case Layout::Other: break;
   }
   return "other";
@@ -106,7 +107,8 @@ std::optional<std::string> best_state_path(const Node* root, Layout layout) {
     case Layout::Exported: return "best_state";
     case Layout::StateDict: return "";
     case Layout::AudioSeal: return "model";
-    case Layout::Module: return "";
+    case Layout::Module:
+    case Layout::TorchScript: return "";
     case Layout::Lightning:
       if (pickle::is_mapping(pickle::get_item(root, "state_dict"))) return "state_dict";
       return std::nullopt;
@@ -209,6 +211,11 @@ std::string describe_kind(const Node* root, Layout layout, std::string_view file
     }
     case Layout::AudioSeal: add("AudioSeal weights; its config is a separate YAML file"); break;
     case Layout::Lightning: add(lightning_summary(root)); break;
+    case Layout::TorchScript:
+      add("TorchScript archive (torch.jit.save) of " + pickle::class_name(root) +
+          ": torch.load hands it to torch.jit.load, which compiles and runs its code/; "
+          "its parameters and buffers are read from data.pkl without it");
+      break;
     case Layout::Module: add("a pickled " + pickle::class_name(root) + " (nn.Module); its state dict as module.state_dict() names it"); break;
     case Layout::ExportedPointer: {
       const Node* name = pickle::get_item(root, "pretrained");

@@ -17,6 +17,7 @@ enum class Layout {
   AudioSeal,           // {'model': state dict}, the config in a separate YAML file
   Lightning,           // a Lightning Trainer checkpoint: state_dict, epoch, global_step, ...
   Module,              // a whole pickled torch.nn.Module (torch.save(model))
+  TorchScript,         // a torch.jit.save archive (set by api::open_checkpoint: code/ records)
   Other
 };
 const char* to_string(Layout l);  // "audiocraft-training", ...

@@ -85,4 +85,78 @@ Node* module_state_dict(pickle::Graph& g, const Node* module) {
   return out;
 }
 
+std::optional<ScriptClass> parse_script_class(std::string_view src, std::string_view name) {
+  std::string head = "class " + std::string(name) + "(";
+  size_t at = 0;
+  for (;;) {
+    at = src.find(head, at);
+    if (at == std::string_view::npos) return std::nullopt;
+    if (at == 0 || src[at - 1] == '\n') break;
+    at += head.size();
+  }
+  size_t end = src.find("\nclass ", at + head.size());
+  std::string_view body = src.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+  auto names = [&](std::string_view key, std::vector<std::string>& out) {
+    size_t p = body.find("\n  " + std::string(key) + " = [");
+    if (p == std::string_view::npos) return false;
+    size_t close = body.find(']', p);
+    if (close == std::string_view::npos) return false;
+    std::string_view list = body.substr(p, close - p);
+    size_t q = list.find('"');
+    while (q != std::string_view::npos) {
+      size_t e = list.find('"', q + 1);
+      if (e == std::string_view::npos) break;
+      out.emplace_back(list.substr(q + 1, e - q - 1));
+      q = list.find('"', e + 1);
+    }
+    return true;
+  };
+  ScriptClass c;
+  if (!names("__parameters__", c.parameters)) return std::nullopt;
+  names("__buffers__", c.buffers);
+  return c;
+}
+
+Node* script_module_state_dict(pickle::Graph& g, const Node* root, const ScriptClassLookup& class_of) {
+  Node* out = g.dict();
+  auto declared = [&](const Node* n) -> std::optional<ScriptClass> {
+    if (!n || n->kind != Kind::Object || !n->callable || n->callable->kind != Kind::Global) return std::nullopt;
+    if (n->callable->text.rfind("__torch__", 0) != 0) return std::nullopt;
+    return class_of(n->callable->text, n->callable->name);
+  };
+  constexpr size_t kMaxEntries = 1'000'000;
+  struct Item { const Node* m; std::string prefix; std::vector<const Node*> path; };
+  std::vector<Item> stack{{root, "", {root}}};
+  size_t visits = 0;
+  while (!stack.empty()) {
+    Item it = std::move(stack.back());
+    stack.pop_back();
+    if (++visits > kMaxEntries || out->entries.size() > kMaxEntries)
+      throw FormatError("the TorchScript module's state dict has more than 1,000,000 entries");
+    auto cls = declared(it.m);
+    auto* attrs = cls ? pickle::entries_of(it.m->state) : nullptr;
+    if (!attrs) continue;
+    auto in = [](const std::vector<std::string>& v, const std::string& s) {
+      for (const auto& x : v)
+        if (x == s) return true;
+      return false;
+    };
+    for (const auto* list : {&cls->parameters, &cls->buffers})
+      for (auto& [k, v] : *attrs) {
+        std::string name = pickle::key_text(k);
+        if (v->kind != Kind::None && in(*list, name)) out->entries.emplace_back(g.str(it.prefix + name), v);
+      }
+    for (auto i = attrs->rbegin(); i != attrs->rend(); ++i) {
+      const Node* child = i->second;
+      if (!declared(child)) continue;
+      for (const Node* a : it.path)
+        if (a == child) throw FormatError("the TorchScript module contains itself");
+      Item next{child, it.prefix + pickle::key_text(i->first) + ".", it.path};
+      next.path.push_back(child);
+      stack.push_back(std::move(next));
+    }
+  }
+  return out;
+}
+
 }  // namespace ckpt::torch

@@ -10,6 +10,7 @@ Each class fails on the binary before issue 20:
      pickled nn.Module had no state dict;
   4. no state dict picked without an AudioCraft best state;
   5. scan/verify of .safetensors, shard folders and indexes refused;
+  6. TorchScript archives not named, no state dict;
   7. Lightning not named, its state dict not picked, edit refused.
 """
 
@@ -270,6 +271,20 @@ def test_safetensors_scan_verify_and_folders(ckpt, fx, tmp_path):
     one = tmp_path / "one"
     ok(run_ckpt("safetensors", src, "-o", one, "--max-shard-size", "1GB"))
     assert sorted(r["name"] for r in tensors_json(one)) == sorted(state)
+
+
+# ---------------------------------------------------------------- 6. TorchScript
+
+def test_torchscript_archive(ckpt, fx, tmp_path):
+    src = fx / "script_a.pt"
+    state = torch.jit.load(str(src)).state_dict()
+    info = json.loads(ok(run_ckpt("info", src, "--json")))
+    assert info["layout"] == "torchscript" and "TorchScript" in info["kind"]
+    assert "torch.jit.load" in ok(run_ckpt("info", src))
+    check_every_reader(src, state, tmp_path)
+    assert run_ckpt("diff", src, fx / "script_b.pt").returncode == 1
+    ok(run_ckpt("diff", src, src))
+    assert run_ckpt("scan", src).returncode != 0  # never safe: torch.jit.load runs its code/
 
 
 # ---------------------------------------------------------------- 7. Lightning
