@@ -51,7 +51,7 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   if (o.layout == audiocraft::Layout::Lightning && o.best_state) o.state_source = "Lightning's state_dict";
   if (o.layout == audiocraft::Layout::Module) o.state_source = "the pickled nn.Module's state_dict()";
   if (o.layout == audiocraft::Layout::TorchScript) o.state_source = "the TorchScript module's state_dict()";
-  if (!o.best_state) pick_state_dict(o);
+  if (!o.best_state && o.layout == audiocraft::Layout::Other) pick_state_dict(o);
   return o;
 }
 

@@ -14,6 +14,8 @@ using pickle::Node;
 
 namespace {
 
+constexpr size_t kMaxModuleDepth = 1000;
+
 const Node* attr(const Node* module, const char* name) {
   return module && module->kind == Kind::Object ? pickle::get_item(module->state, name) : nullptr;
 }
@@ -51,9 +53,10 @@ Node* module_state_dict(pickle::Graph& g, const Node* module) {
     else out->entries[it->second].second = value;
   };
   constexpr size_t kMaxEntries = 1'000'000;
-  // Depth first in _modules order: a stack of (module, prefix, ancestors).
-  struct Item { const Node* m; std::string prefix; std::vector<const Node*> path; };
-  std::vector<Item> stack{{module, "", {module}}};
+  // Depth first in _modules order. torch recurses (Python's limit is about
+  // 1,000 frames): deeper nesting, a module containing itself included, is refused.
+  struct Item { const Node* m; std::string prefix; size_t depth; };
+  std::vector<Item> stack{{module, "", 0}};
   size_t visits = 0;
   while (!stack.empty()) {
     Item it = std::move(stack.back());
@@ -75,11 +78,10 @@ Node* module_state_dict(pickle::Graph& g, const Node* module) {
     for (auto i = subs->rbegin(); i != subs->rend(); ++i) {
       const Node* child = i->second;
       if (child->kind == Kind::None || !is_module(child)) continue;
-      for (const Node* a : it.path)
-        if (a == child) throw FormatError("the pickled module contains itself (module '" + it.prefix + pickle::key_text(i->first) + "')");
-      Item next{child, it.prefix + pickle::key_text(i->first) + ".", it.path};
-      next.path.push_back(child);
-      stack.push_back(std::move(next));
+      if (it.depth + 1 > kMaxModuleDepth)
+        throw FormatError("the pickled module nests submodules deeper than " + std::to_string(kMaxModuleDepth) +
+                          " levels (or contains itself) at '" + it.prefix + pickle::key_text(i->first) + "'");
+      stack.push_back({child, it.prefix + pickle::key_text(i->first) + ".", it.depth + 1});
     }
   }
   return out;
@@ -125,8 +127,8 @@ Node* script_module_state_dict(pickle::Graph& g, const Node* root, const ScriptC
     return class_of(n->callable->text, n->callable->name);
   };
   constexpr size_t kMaxEntries = 1'000'000;
-  struct Item { const Node* m; std::string prefix; std::vector<const Node*> path; };
-  std::vector<Item> stack{{root, "", {root}}};
+  struct Item { const Node* m; std::string prefix; size_t depth; };
+  std::vector<Item> stack{{root, "", 0}};
   size_t visits = 0;
   while (!stack.empty()) {
     Item it = std::move(stack.back());
@@ -149,11 +151,10 @@ Node* script_module_state_dict(pickle::Graph& g, const Node* root, const ScriptC
     for (auto i = attrs->rbegin(); i != attrs->rend(); ++i) {
       const Node* child = i->second;
       if (!declared(child)) continue;
-      for (const Node* a : it.path)
-        if (a == child) throw FormatError("the TorchScript module contains itself");
-      Item next{child, it.prefix + pickle::key_text(i->first) + ".", it.path};
-      next.path.push_back(child);
-      stack.push_back(std::move(next));
+      if (it.depth + 1 > kMaxModuleDepth)
+        throw FormatError("the TorchScript module nests submodules deeper than " + std::to_string(kMaxModuleDepth) +
+                          " levels (or contains itself)");
+      stack.push_back({child, it.prefix + pickle::key_text(i->first) + ".", it.depth + 1});
     }
   }
   return out;

@@ -20,7 +20,8 @@ bool is_module(const pickle::Node* n);
 // `_parameters` that are not None, then its `_buffers` that are not None and
 // not in `_non_persistent_buffers_set`, then its `_modules` (not None) with
 // "name." prefixes. A module reached twice is listed under both names, as
-// torch does. Throws FormatError on a cycle or past 1,000,000 entries.
+// torch does. Throws FormatError past 1,000 levels of submodules (a cycle
+// included) or 1,000,000 entries.
 pickle::Node* module_state_dict(pickle::Graph& g, const pickle::Node* module);
 
 // TorchScript (torch.jit.save): the archive's data.pkl is the module tree as
