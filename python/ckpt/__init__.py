@@ -25,6 +25,7 @@ from ckpt._operations import (  # noqa: E402,F401
     StatsRow, VerifyResult, WriteResult, bundle, diff, edit, export, from_safetensors, rewrite, sanitize, scan,
     stats, to_safetensors, verify, wrap,
 )
+from ckpt._transformers import TransformersResult, from_transformers, to_transformers  # noqa: E402,F401
 
 __version__ = "0.1.0"
 
@@ -71,7 +72,7 @@ def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error",
 
 __all__ = ["open", "load", "Checkpoint", "TensorInfo", "Placeholder", "PlaceholderGlobal",
            "edit", "export", "wrap", "rewrite", "bundle", "sanitize", "verify", "scan", "diff", "stats",
-           "to_safetensors", "from_safetensors",
+           "to_safetensors", "from_safetensors", "to_transformers", "from_transformers", "TransformersResult",
            "Result", "EditResult", "ExportResult", "WriteResult", "BundleResult", "SanitizeResult",
            "VerifyResult", "ScanResult", "DiffResult", "StatsRow", "SafetensorsResult",
            "Error", "FormatError", "IoError", "UsageError", "UnsafeGlobalError"]

@@ -184,7 +184,7 @@ def edit(file: "str | os.PathLike[str]", out: "str | os.PathLike[str] | None" = 
          compact: bool = False, dialect: str | None = None) -> EditResult:
     """``ckpt edit``: Hydra overrides on xp.cfg ("optim.lr=1e-5", "+k=v",
     "++k=v", "~k"), key surgery on state dicts (keep / drop fnmatch globs,
-    rename "REGEX=REPLACEMENT"), dtype conversion of floating tensors
+    rename "REGEX=REPLACEMENT" in re.sub's syntax: \\1, \\g<name>), dtype conversion of floating tensors
     (dtype="float16", optionally only those matching dtype_match), written to
     ``out`` or, with in_place=True, appended to ``file`` (crash-safe).
     ``states``: the state dicts edited (default: the best state). An edit

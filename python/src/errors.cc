@@ -49,10 +49,15 @@ void register_errors(py::module_& m) {
 
 }  // namespace ckpt::python
 
+namespace ckpt::python {
+void register_transformers(pybind11::module_& m);  // transformers.cc
+}
+
 PYBIND11_MODULE(_ckpt, m) {
   m.doc() = "ckpt's C++ core: opened checkpoints, their pickle graph and tensor bytes";
   ckpt::python::register_errors(m);
   ckpt::python::register_opened(m);
   ckpt::python::register_graph(m);
   ckpt::python::register_operations(m);
+  ckpt::python::register_transformers(m);
 }

@@ -1,11 +1,12 @@
 #include "api/checkpoint.h"
 
-#include "api/format.h"
 #include <set>
 
+#include "api/format.h"
 #include "torch/module.h"
 #include "torch/open_any.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::api {
 
@@ -53,6 +54,29 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   if (o.layout == audiocraft::Layout::TorchScript) o.state_source = "the TorchScript module's state_dict()";
   if (!o.best_state && o.layout == audiocraft::Layout::Other) pick_state_dict(o);
   return o;
+}
+
+std::string path_hint(pickle::Node* root, const std::string& path) {
+  std::string reached;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string part = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string next = reached.empty() ? part : reached + "/" + part;
+    if (!audiocraft::resolve_path(root, next)) {
+      pickle::Node* parent = audiocraft::resolve_path(root, reached);
+      if (!parent) return "";
+      std::vector<std::string> keys;
+      for (auto& [k, v] : audiocraft::path_children(parent)) keys.push_back(k);
+      std::string m = closest_match(part, keys);
+      if (m.empty()) return "";
+      return "; did you mean '" + (reached.empty() ? m : reached + "/" + m) + "'?";
+    }
+    reached = next;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return "";
 }
 
 std::string Opened::default_state_path() const {
@@ -166,7 +190,7 @@ pickle::Node* Opened::mapping_of(const pickle::Node* n) const {
 
 pickle::Node* Opened::state_dict(const std::string& path) const {
   pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
-  if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'");
+  if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'" + path_hint(ck->root(), path));
   pickle::Node* m = mapping_of(n);
   if (!m) throw UsageError(ck->path() + ": '" + path + "' is not a state dict (" + describe(n, *ck) + ")");
   return m;

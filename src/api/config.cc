@@ -8,6 +8,7 @@
 #include "omegaconf/resolve.h"
 #include "omegaconf/yaml.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::api {
 
@@ -20,29 +21,9 @@ std::string value_text(const omegaconf::Value& v) {
 
 }  // namespace
 
-std::string config_text(Env& env, const std::string& file, const ConfigOptions& a) {
-  Opened o = open_checkpoint(env, file);
-  omegaconf::Value tree = audiocraft::config_tree_at(o.ck->root(), a.path);
-  if (a.key.empty()) return omegaconf::to_yaml(tree);
-  std::string where = a.path.empty() ? file : file + ": " + a.path;
-  if (a.raw) {
-    const omegaconf::Value* v = omegaconf::select(tree, a.key);
-    if (!v) throw UsageError(where + ": config key '" + a.key + "' not found");
-    return value_text(*v);
-  }
-  std::optional<omegaconf::Value> v;
-  try {
-    v = omegaconf::select_resolved(tree, a.key);
-  } catch (const UsageError& e) {
-    throw UsageError(where + ": " + e.what());
-  }
-  if (!v) throw UsageError(where + ": config key '" + a.key + "' not found");
-  return value_text(*v);
-}
+namespace {
 
-std::vector<std::string> config_keys(Env& env, const std::string& file) {
-  Opened o = open_checkpoint(env, file);
-  omegaconf::Value cfg = audiocraft::config_tree(o.ck->root());
+std::vector<std::string> keys_of(const omegaconf::Value& cfg) {
   std::vector<std::string> keys;
   struct Item { const omegaconf::Value* v; std::string key; };
   std::vector<Item> stack{{&cfg, ""}};
@@ -56,6 +37,47 @@ std::vector<std::string> config_keys(Env& env, const std::string& file) {
         stack.push_back({&i->second, it.key.empty() ? i->first.str : it.key + "." + i->first.str});
   }
   return keys;
+}
+
+// The config (a.key empty) or a.key's value; nullopt only for the whole tree.
+omegaconf::Value selected(Env& env, const std::string& file, const ConfigOptions& a) {
+  Opened o = open_checkpoint(env, file);
+  omegaconf::Value tree = audiocraft::config_tree_at(o.ck->root(), a.path);
+  if (a.key.empty()) return tree;
+  std::string where = a.path.empty() ? file : file + ": " + a.path;
+  auto not_found = [&] {
+    return UsageError(where + ": config key '" + a.key + "' not found" + did_you_mean(a.key, keys_of(tree)));
+  };
+  if (a.raw) {
+    const omegaconf::Value* v = omegaconf::select(tree, a.key);
+    if (!v) throw not_found();
+    return *v;
+  }
+  std::optional<omegaconf::Value> v;
+  try {
+    v = omegaconf::select_resolved(tree, a.key);
+  } catch (const UsageError& e) {
+    throw UsageError(where + ": " + e.what());
+  }
+  if (!v) throw not_found();
+  return *v;
+}
+
+}  // namespace
+
+std::string config_text(Env& env, const std::string& file, const ConfigOptions& a) {
+  omegaconf::Value v = selected(env, file, a);
+  if (a.key.empty()) return omegaconf::to_yaml(v);
+  return value_text(v);
+}
+
+omegaconf::Value config_value(Env& env, const std::string& file, const ConfigOptions& a) {
+  return selected(env, file, a);
+}
+
+std::vector<std::string> config_keys(Env& env, const std::string& file) {
+  Opened o = open_checkpoint(env, file);
+  return keys_of(audiocraft::config_tree(o.ck->root()));
 }
 
 }  // namespace ckpt::api

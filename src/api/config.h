@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "omegaconf/value.h"
 #include "util/env.h"
 
 namespace ckpt::api {
@@ -16,6 +17,9 @@ struct ConfigOptions {
 // The text to print, ending in a newline: YAML for a container, the bare
 // scalar for a scalar. Throws UsageError naming a missing key.
 std::string config_text(Env& env, const std::string& file, const ConfigOptions& options);
+// The same value as data (cfg --json): the whole config, or KEY's value
+// (resolved unless options.raw).
+omegaconf::Value config_value(Env& env, const std::string& file, const ConfigOptions& options);
 
 // Every dotted key of xp.cfg's mappings, depth first (for shell completion).
 std::vector<std::string> config_keys(Env& env, const std::string& file);

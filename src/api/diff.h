@@ -46,6 +46,7 @@ struct DiffResult {
   std::vector<TopChange> top_changed;
   bool config_in_a = false, config_in_b = false;
   std::string config_diff;    // unified diff of the two xp.cfg's YAML
+  std::vector<std::string> config_changes;  // both have xp.cfg: "key: a -> b" per changed leaf, as edit says
   bool tensors_only = false;  // a side is a safetensors file: top level and config not compared
   bool equal = false;
 };

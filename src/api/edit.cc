@@ -35,10 +35,12 @@ void check_options(const std::string& file, const EditOptions& a) {
   for (const auto& g : a.keep) check_glob("--keep", g);
   for (const auto& g : a.drop) check_glob("--drop", g);
   for (const auto& g : a.dtype_match) check_glob("--match", g);
-  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.renames.empty() && a.dtype.empty() && !a.compact)
+  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.renames.empty() && a.dtype.empty() && !a.compact &&
+      !a.for_finetune)
     throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), "
-                     "--drop/--keep GLOB, --rename RE=REPL or --dtype (see 'ckpt help edit')");
+                     "--drop/--keep GLOB, --rename RE=REPL, --dtype or --for-finetune (see 'ckpt help edit')");
   if (a.in_place && file == "-") throw UsageError("--in-place needs a file, not standard input");
+  if (!a.in_place && !a.output.sink && a.output.out != "-") check_torch_output_name(a.output.out);
 }
 
 audiocraft::KeySurgery surgery_of(const EditOptions& a) {
@@ -81,10 +83,13 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     // Everything up to the write has run (so every error is reported); the
     // output is produced into a counter.
     if (a.in_place) return;
+    if (!a.output.ignore_crc) check_record_crcs(*o.ck);
     DiscardEnv discard(env);
     torch::SaveOptions so;
     so.transforms = std::move(transforms);
-    so.force = a.output.force;
+    // A dry run never refuses for an existing output: it says so instead.
+    so.force = true;
+    r.output_exists = !a.output.sink && a.output.out != "-" && env.exists(a.output.out);
     torch::save(*o.ck, o.ck->root(), discard, a.output.out, so);
     r.bytes = discard.bytes_written();
     return;
@@ -125,6 +130,13 @@ EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
     r.changes += r.config_changes.size();
   }
   if (!surgery.empty()) apply_surgery(o, surgery, a, r);
+  if (a.for_finetune) {
+    if (o.layout != audiocraft::Layout::Training)
+      throw UsageError(file + ": --for-finetune removes the training state of an AudioCraft training checkpoint, "
+                       "and this file is '" + std::string(audiocraft::to_string(o.layout)) + "'");
+    r.training_state_removed = audiocraft::strip_training_state(o.ck->root());
+    r.changes += r.training_state_removed.size();
+  }
   std::map<std::string, torch::StorageTransform> transforms;
   if (!a.dtype.empty()) {
     r.dtype = plan_dtype_conversion(o, a.states, a.dtype, a.dtype_match);

@@ -24,6 +24,7 @@ struct EditOptions {
   std::vector<std::string> states;          // state dicts edited; default: the best state
   std::string dtype;                        // float16, bfloat16, float32; "": none
   std::vector<std::string> dtype_match;     // with dtype: only these tensors
+  bool for_finetune = false;                // remove audiocraft::kTrainingStateKeys (a fine-tune starts, not resumes)
   bool dry_run = false;                     // everything but the write (bytes counted)
   bool allow_no_match = false, allow_empty = false;
 };
@@ -54,10 +55,12 @@ struct EditResult {
   bool overrides_given = false;
   std::vector<StateEdit> states;
   std::optional<DtypePlan> dtype;
+  std::vector<std::string> training_state_removed;  // for_finetune: the top-level keys removed
   size_t changes = 0;  // config changes + keys dropped or renamed + storages converted
   // dry_run: the bytes the output would have. Otherwise the bytes of the
   // written file (0 when streamed to a sink).
   uint64_t bytes = 0;
+  bool output_exists = false;  // dry_run: out exists (the real run needs --force)
   std::optional<torch::InPlaceResult> in_place;  // set after an in-place update
   std::string state_note;  // Opened::state_note
 };

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "api/format.h"
+#include "audiocraft/operations.h"
 #include "torch/integrity.h"
 #include "torch/open_any.h"
 #include "util/error.h"
@@ -62,6 +63,7 @@ InfoResult info(Env& env, const std::string& file) {
     for (const auto& rec : ck.zip()->records()) r.records.push_back({rec.name, rec.size, rec.crc32, rec.data_offset});
   r.layout = o.layout;
   r.kind = audiocraft::describe_kind(ck.root(), o.layout, file);
+  if (o.layout == audiocraft::Layout::Training) r.training_state = audiocraft::training_state_present(ck.root());
   r.best_state = o.best_state;
   if (auto* e = pickle::entries_of(ck.root()))
     for (auto& [k, v] : *e) r.keys.push_back({key_text(k), kind_name(v, ck), describe(v, ck)});
@@ -100,7 +102,7 @@ void ls(Env& env, const std::string& file, const LsOptions& options, const std::
   Opened o = open_checkpoint(env, file);
   const torch::Checkpoint& ck = *o.ck;
   Node* start = audiocraft::resolve_path(ck.root(), options.path);
-  if (!start) throw UsageError(file + ": no object at '" + options.path + "'");
+  if (!start) throw UsageError(file + ": no object at '" + options.path + "'" + path_hint(ck.root(), options.path));
   std::string base;
   for (auto& p : audiocraft::split_path(options.path)) base += (base.empty() ? "" : "/") + p;
 
@@ -127,6 +129,7 @@ void ls(Env& env, const std::string& file, const LsOptions& options, const std::
     entry.path = it.path;
     entry.kind = kind_name(n, ck);
     entry.summary = describe(n, ck);
+    entry.node = n;
     visit(entry);
     if (!entry.ref.empty() || it.depth >= options.depth) continue;
     auto kids = children(n, ck);

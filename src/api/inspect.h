@@ -51,6 +51,9 @@ struct InfoResult {
   // Mappings of tensors within a few levels of the root, and the best state.
   std::vector<StateDictSummary> state_dicts;
   std::optional<RankSetInfo> rank_set;  // an FSDP rank file's set
+  // A training checkpoint's state that a resumed run restores besides the
+  // weights (audiocraft::training_state_present); empty when none.
+  std::vector<std::string> training_state;
 };
 
 // `ckpt info FILE` (a file, not a folder: see dcp_info / folder_info).
@@ -63,6 +66,7 @@ struct LsEntry {
   std::string key, path, kind, summary;
   std::string ref;     // "path" of the first place a shared object was seen
   uint64_t more = 0;
+  const pickle::Node* node = nullptr;  // the object (valid during the visit)
 };
 struct LsOptions {
   std::string path;  // where to start ('/'-separated keys and indexes)

@@ -1,5 +1,7 @@
 #include "api/safetensors.h"
 
+#include "api/write.h"
+
 #include "torch/safetensors.h"
 #include "torch/safetensors_shards.h"
 
@@ -7,6 +9,7 @@ namespace ckpt::api {
 
 ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSafetensorsOptions& a) {
   Opened o = open_checkpoint(env, file);
+  if (!a.ignore_crc) check_record_crcs(*o.ck);
   ToSafetensorsResult r;
   r.state = o.state_path_or_best(a.state);
   r.state_note = o.state_note(a.state);

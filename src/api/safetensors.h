@@ -23,6 +23,7 @@ struct ToSafetensorsOptions {
   std::string max_shard_size;    // "5GB", "500MB", bytes; "": one file
   bool force = false;
   ProgressFn progress;
+  bool ignore_crc = false;       // convert a zip whose records fail their CRC-32, as read
 };
 struct ToSafetensorsResult {
   std::string state;  // the state dict's path

@@ -10,6 +10,7 @@
 #include "torch/stats.h"
 #include "torch/tensor_data.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::api {
 
@@ -83,10 +84,13 @@ TensorValues::TensorValues(Env& env, const std::string& file, const std::string&
   // prints from the root (optimizer/state/0/exp_avg, _modules/0/_parameters/weight).
   std::string path;
   const pickle::Node* value = nullptr;
+  std::vector<std::string> names;
   if (!state.empty() || opened_.best_state) {
     path = opened_.state_path_or_best(state);
-    for (auto& [k, v] : *pickle::entries_of(opened_.state_dict(path)))
-      if (key_text(k) == name) value = v;
+    for (auto& [k, v] : *pickle::entries_of(opened_.state_dict(path))) {
+      names.push_back(key_text(k));
+      if (names.back() == name) value = v;
+    }
     if (value) state_note_ = opened_.state_note(state);
   }
   if (!value && state.empty()) {
@@ -94,7 +98,9 @@ TensorValues::TensorValues(Env& env, const std::string& file, const std::string&
     if (!value && !opened_.best_state) opened_.default_state_path();  // the error listing the state dicts
     if (value) path = "/";
   }
-  if (!value) throw UsageError(file + ": no tensor '" + name + "' in '" + path + "' (see 'ckpt tensors', 'ckpt ls')");
+  if (!value)
+    throw UsageError(file + ": no tensor '" + name + "' in '" + path + "'" + did_you_mean(name, names) +
+                     " (see 'ckpt tensors', 'ckpt ls')");
   auto t = opened_.ck->tensor(value);
   if (!t)
     throw UsageError(file + ": '" + name + "' in '" + path + "' is not a tensor (" + describe(value, *opened_.ck) + ")");

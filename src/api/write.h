@@ -21,7 +21,17 @@ struct OutputOptions {
   bool force = false;                     // overwrite an existing out
   std::optional<torch::Dialect> dialect;  // default: the input's
   ProgressFn progress;
+  bool ignore_crc = false;  // write from a zip whose records fail their CRC-32, as read
 };
+
+// Throws FormatError naming the first record of ck's zip whose bytes fail
+// its CRC-32 (a damaged file: the output would carry the damage on), with
+// the ways to proceed (--ignore-crc). Reads every record once.
+void check_record_crcs(const torch::Checkpoint& ck);
+
+// Throws UsageError when `out` is named .safetensors: the writers of torch
+// checkpoints never put one format under another's extension.
+void check_torch_output_name(const std::string& out);
 
 // Writes root (a node of ck's graph) as options say.
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,

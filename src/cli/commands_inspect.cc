@@ -1,9 +1,14 @@
 // info, ls, tensors, verify: read-only commands (api/inspect.h), printed as
 // text or JSON. A DCP folder or a folder of rank files goes to shard.h.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "api/format.h"
@@ -11,6 +16,7 @@
 #include "api/text_width.h"
 #include "cli/commands.h"
 #include "cli/shard.h"
+#include "util/error.h"
 #include "cli/terminal.h"
 
 namespace ckpt::cli {
@@ -98,6 +104,14 @@ void print_info(const InfoResult& r) {
                   by.empty() ? "no data" : by.c_str());
     }
   }
+  if (!r.training_state.empty()) {
+    std::string keys;
+    for (const auto& k : r.training_state) keys += (keys.empty() ? "" : ", ") + k;
+    std::printf("training    %s\n"
+                "            (a run that finds this file as its XP's checkpoint.th resumes them; continue_from=FILE\n"
+                "            takes the best state only; to fine-tune from epoch 1: ckpt edit FILE -o OUT --for-finetune)\n",
+                keys.c_str());
+  }
   if (r.format == torch::Format::Zip && !r.records.empty()) print_records(r.records);
 }
 
@@ -106,6 +120,25 @@ int cmd_info(Env& env, const std::string& file, const Common& c) {
   if (c.json) std::cout << info_json(r).dump(2) << "\n";
   else print_info(r);
   return 0;
+}
+
+// A scalar's value, typed as Python has it (None, bool, int, float, str);
+// nullopt for anything else.
+std::optional<json> scalar_json(const pickle::Node* n) {
+  if (!n) return std::nullopt;
+  switch (n->kind) {
+    case pickle::Kind::None: return json(nullptr);
+    case pickle::Kind::Bool: return json(n->boolean);
+    case pickle::Kind::Int:
+      if (n->is_big_int()) return std::nullopt;
+      return json(n->integer);
+    case pickle::Kind::Float:
+      if (std::isnan(n->real)) return json("nan");  // JSON has no nan or inf
+      if (std::isinf(n->real)) return json(n->real > 0 ? "inf" : "-inf");
+      return json(n->real);
+    case pickle::Kind::Str: return json(n->text);
+    default: return std::nullopt;
+  }
 }
 
 int cmd_ls(Env& env, const std::string& file, const std::string& path, int depth, const Common& c) {
@@ -129,6 +162,7 @@ int cmd_ls(Env& env, const std::string& file, const std::string& path, int depth
     } else {
       entry = {{"key", e.key}, {"path", e.path}, {"kind", e.kind}, {"summary", e.summary}};
       if (!e.ref.empty()) entry["ref"] = e.ref;
+      if (auto v = scalar_json(e.node)) entry["value"] = *v;
     }
     parents.resize(static_cast<size_t>(e.depth) + 1);
     if (e.depth == 0) {
@@ -237,11 +271,102 @@ void print_tensor_table(const std::vector<TensorRow>& rows, const std::string& p
               with_commas(params).c_str(), human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
 }
 
+// The module tree (tensors --tree): one line per name component, with the
+// parameters below it, as print(model) nests modules; a tensor's line has its
+// dtype and shape. Children keep the order of their first tensor.
+struct TreeNode {
+  std::string name;
+  uint64_t parameters = 0, bytes = 0;
+  size_t tensors = 0;
+  const TensorRow* row = nullptr;  // a tensor (leaf)
+  std::vector<std::unique_ptr<TreeNode>> children;
+  std::map<std::string, size_t> index;
+};
+
+TreeNode build_tree(const std::vector<TensorRow>& rows) {
+  TreeNode root;
+  constexpr size_t kMaxDepth = 100;  // the JSON form nests one level per component
+  for (const TensorRow& r : rows) {
+    if (size_t parts = size_t(std::count(r.name.begin(), r.name.end(), '.')) + 1; parts > kMaxDepth)
+      throw UsageError("--tree: tensor name '" + printable(r.name.substr(0, 60)) + "...' has " + std::to_string(parts) +
+                       " components, more than " + std::to_string(kMaxDepth) + "; use --group N");
+    TreeNode* n = &root;
+    auto add = [&](TreeNode* at) { at->parameters += r.info.numel(), at->bytes += r.info.nbytes(), ++at->tensors; };
+    add(n);
+    size_t start = 0;
+    while (true) {
+      size_t dot = r.name.find('.', start);
+      std::string part = r.name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      auto [it, fresh] = n->index.emplace(part, n->children.size());
+      if (fresh) {
+        n->children.push_back(std::make_unique<TreeNode>());
+        n->children.back()->name = part;
+      }
+      n = n->children[it->second].get();
+      add(n);
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    n->row = &r;
+  }
+  return root;
+}
+
+json tree_json(const TreeNode& n) {
+  json j = {{"name", n.name}, {"tensors", n.tensors}, {"parameters", n.parameters}, {"bytes", n.bytes}};
+  if (n.row) j["dtype"] = n.row->info.dtype ? n.row->info.dtype->name : "?", j["shape"] = n.row->info.shape;
+  if (!n.children.empty()) {
+    j["children"] = json::array();
+    for (const auto& c : n.children) j["children"].push_back(tree_json(*c));
+  }
+  return j;
+}
+
+void print_tree(const std::vector<TensorRow>& rows, const std::string& path, const Common& c) {
+  TreeNode root = build_tree(rows);
+  if (c.json) {
+    root.name = path;
+    std::cout << tree_json(root).dump(2) << "\n";
+    return;
+  }
+  // Iteratively (depth is the names' component count), parents first.
+  struct Item {
+    const TreeNode* n;
+    size_t depth;
+  };
+  std::vector<Item> order, stack;
+  for (auto it = root.children.rbegin(); it != root.children.rend(); ++it) stack.push_back({it->get(), 0});
+  size_t w = 4;
+  while (!stack.empty()) {
+    Item i = stack.back();
+    stack.pop_back();
+    order.push_back(i);
+    w = std::max(w, i.depth * 2 + display_width(printable(i.n->name)));
+    for (auto it = i.n->children.rbegin(); it != i.n->children.rend(); ++it) stack.push_back({it->get(), i.depth + 1});
+  }
+  if (size_t cols = output_columns(); cols && w + 50 > cols) w = std::max<size_t>(10, cols > 50 ? cols - 50 : 0);
+  std::printf("%s  %15s  %10s\n", pad_right("module", w).c_str(), "parameters", "bytes");
+  for (const Item& i : order) {
+    std::string label = std::string(i.depth * 2, ' ') + printable(i.n->name);
+    std::string extra = i.n->row ? std::string("  ") + (i.n->row->info.dtype ? i.n->row->info.dtype->name : "?") +
+                                       " " + shape_text(i.n->row->info.shape)
+                                 : "  (" + count_of(i.n->tensors, "tensor", "tensors") + ")";
+    std::printf("%s  %15s  %10s%s\n", pad_right(fit_width(label, w), w).c_str(), with_commas(i.n->parameters).c_str(),
+                human_bytes(i.n->bytes).c_str(), extra.c_str());
+  }
+  std::printf("%s, %s parameters, %s (%s)\n", count_of(root.tensors, "tensor", "tensors").c_str(),
+              with_commas(root.parameters).c_str(), human_bytes(root.bytes).c_str(), path.empty() ? "root" : path.c_str());
+}
+
 int cmd_tensors(Env& env, const std::string& file, const std::string& state, const std::vector<std::string>& match,
-                int group, const Common& c) {
+                int group, bool tree, const Common& c) {
   TensorsResult r = tensors(env, file, {state, match});
   if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
-  if (group > 0) {
+  warn_if_nothing_matched(match, r.rows.size(), r.state);
+  if (tree && group > 0) throw UsageError("--tree and --group are two views: give one");
+  if (tree) {
+    print_tree(r.rows, r.state, c);
+  } else if (group > 0) {
     print_groups(r.rows, group, r.state, c);
   } else if (c.json) {
     json rows = json::array();
@@ -267,8 +392,10 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   struct Args {
     Common common;
     std::string file, path, state;
+    std::vector<std::string> files;  // info FILE...
     std::vector<std::string> match;
     int depth = 2, group = 0;
+    bool tree = false;
   };
   auto a = std::make_shared<Args>();
   auto file_arg = [&](CLI::App* sub) {
@@ -284,13 +411,44 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
       },
       "N>=0");
 
-  auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
-  file_arg(info);
+  auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals (of each FILE)");
+  info->add_option("FILE", a->files, "checkpoints, .safetensors files or folders ('-': standard input)")->required();
+  info->add_flag("--json", a->common.json, "machine-readable JSON output (an array for several files)");
   info->callback([a, &ctx] {
-    ctx.exit_code = is_dcp_folder(a->file)            ? print_dcp_info(ctx.env, a->file, a->common)
-                    : ctx.env.is_directory(a->file) && folder_checkpoint(ctx.env, a->file).empty()
-                        ? print_folder_info(ctx.env, a->file, a->common)
-                                                      : cmd_info(ctx.env, a->file, a->common);
+    auto one = [&](const std::string& file) {
+      return is_dcp_folder(file)            ? print_dcp_info(ctx.env, file, a->common)
+             : ctx.env.is_directory(file) && folder_checkpoint(ctx.env, file).empty()
+                 ? print_folder_info(ctx.env, file, a->common)
+                                            : cmd_info(ctx.env, file, a->common);
+    };
+    if (a->files.size() == 1) {
+      ctx.exit_code = one(a->files.front());
+      return;
+    }
+    // Several files: each in turn (a blank line between), an error reported
+    // and the next one shown; exit 2 when any failed.
+    json all = json::array();
+    int code = 0;
+    for (size_t i = 0; i < a->files.size(); ++i) {
+      const std::string& file = a->files[i];
+      try {
+        if (a->common.json) {
+          if (ctx.env.is_directory(file) && folder_checkpoint(ctx.env, file).empty())
+            throw UsageError(file + ": a folder: give folders to 'info --json' one at a time");
+          all.push_back(info_json(api::info(ctx.env, file)));
+          continue;
+        }
+        if (i) std::printf("\n");
+        std::fflush(stdout);
+        code = std::max(code, one(file));
+      } catch (const Error& e) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "ckpt: error: %s\n", e.what());
+        code = 2;
+      }
+    }
+    if (a->common.json) std::cout << all.dump(2) << "\n";
+    ctx.exit_code = code;
   });
 
   auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
@@ -306,9 +464,13 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   tensors->add_option("--group", a->group,
                       "sum tensors, parameters and bytes by the first N dot-separated name components")
       ->check(non_negative);
+  tensors->add_flag("--tree", a->tree,
+                    "the module tree: one line per name component with the parameters below it, as print(model) "
+                    "nests modules");
   tensors->callback([a, &ctx] {
     ctx.exit_code = is_dcp_folder(a->file) ? print_dcp_tensors(ctx.env, a->file, a->match, a->common)
-                                           : cmd_tensors(ctx.env, a->file, a->state, a->match, a->group, a->common);
+                                           : cmd_tensors(ctx.env, a->file, a->state, a->match, a->group, a->tree,
+                                                         a->common);
   });
 
   auto* verify = app.add_subcommand("verify", "check CRCs, storage sizes and tensor views; exit 1 on a problem");

@@ -22,6 +22,7 @@ struct Args {
   Common common;
   std::string file, out, state, into, max_shard_size;
   bool skip_unsupported = false;
+  bool ignore_crc = false;
 };
 
 int cmd_safetensors(Env& env, const Args& a) {
@@ -30,7 +31,8 @@ int cmd_safetensors(Env& env, const Args& a) {
     throw UsageError("--max-shard-size writes a folder: -o names it, not standard output");
   ProgressBars bars(a.common.quiet);
   ToSafetensorsResult r = to_safetensors(
-      env, a.file, {a.out, sink.get(), a.state, a.skip_unsupported, a.max_shard_size, a.common.force, bars.callback()});
+      env, a.file,
+      {a.out, sink.get(), a.state, a.skip_unsupported, a.max_shard_size, a.common.force, bars.callback(), a.ignore_crc});
   bars.finish();
   if (!r.state_note.empty()) say(a.common, "note: " + r.state_note);
   for (const auto& line : r.skipped) say(a.common, "skipped tensor " + line);
@@ -88,6 +90,8 @@ void register_safetensors_commands(CLI::App& app, Context& ctx) {
   out->add_flag("--skip-unsupported", a->skip_unsupported,
                 "leave out (and list) tensors safetensors cannot hold: quantized, sparse, nested, meta, conj/neg "
                 "bits, dtypes it lacks; without it they are an error");
+  out->add_flag("--ignore-crc", a->ignore_crc,
+                "convert a file whose records fail their CRC-32 (damaged), with the bytes as read");
   out->add_option("--max-shard-size", a->max_shard_size,
                   "write Hugging Face shards into the folder -o names (model-00001-of-0000N.safetensors + "
                   "model.safetensors.index.json), each at most SIZE (5GB, 500MB, bytes) as huggingface_hub splits");

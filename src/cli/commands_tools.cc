@@ -10,6 +10,7 @@
 #include "api/format.h"
 #include "api/stats.h"
 #include "cli/commands.h"
+#include "cli/terminal.h"
 
 namespace ckpt::cli {
 
@@ -90,6 +91,7 @@ int cmd_stats(Env& env, const StatsArgs& a) {
   options.match = a.match;
   StatsResult r = stats(env, a.file, options);
   if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
+  warn_if_nothing_matched(a.match, r.rows.size(), a.has_state ? a.state : "");
   json rows = json::array();
   for (const StatsRow& row : r.rows) rows.push_back(stats_json(row));
   if (a.json) std::cout << rows.dump(2) << "\n";
@@ -165,19 +167,26 @@ void print_diff(const DiffResult& r) {
   std::printf("tensors: %llu in both, %zu only in a, %zu only in b, %zu dtype/shape changes, %zu with other values\n",
               static_cast<unsigned long long>(r.compared), r.only_in_a.size(), r.only_in_b.size(), r.changed.size(),
               r.values.size());
-  for (auto& n : r.only_in_a) std::printf("  only in a  %s\n", n.c_str());
-  for (auto& n : r.only_in_b) std::printf("  only in b  %s\n", n.c_str());
-  for (auto& c : r.changed) std::printf("  changed    %s: %s\n", c.name.c_str(), change_text(c).c_str());
+  for (auto& n : r.only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), n.c_str());
+  for (auto& n : r.only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), n.c_str());
+  for (auto& c : r.changed)
+    std::printf("  %s    %s: %s\n", colored(1, kYellow, "changed").c_str(), c.name.c_str(), change_text(c).c_str());
   for (auto& v : r.values) print_value_change(v);
   if (!r.top_only_in_a.empty() || !r.top_only_in_b.empty() || !r.top_changed.empty()) {
     std::printf("top level:\n");
-    for (auto& k : r.top_only_in_a) std::printf("  only in a  %s\n", k.c_str());
-    for (auto& k : r.top_only_in_b) std::printf("  only in b  %s\n", k.c_str());
-    for (auto& c : r.top_changed) std::printf("  changed    %s: %s -> %s\n", c.key.c_str(), c.a.c_str(), c.b.c_str());
+    for (auto& k : r.top_only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), k.c_str());
+    for (auto& k : r.top_only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), k.c_str());
+    for (auto& c : r.top_changed)
+      std::printf("  %s    %s: %s -> %s\n", colored(1, kYellow, "changed").c_str(), c.key.c_str(), c.a.c_str(),
+                  c.b.c_str());
   }
-  if (!r.config_diff.empty()) std::printf("xp.cfg:\n%s", r.config_diff.c_str());
+  if (!r.config_changes.empty()) {
+    for (const auto& c : r.config_changes) std::printf("%s %s\n", colored(1, kYellow, "xp.cfg:").c_str(), c.c_str());
+  } else if (!r.config_diff.empty()) {
+    std::printf("xp.cfg:\n%s", r.config_diff.c_str());
+  }
   if (r.tensors_only) std::printf("(a safetensors file holds tensors only: top level and xp.cfg not compared)\n");
-  std::printf("%s\n", r.equal ? "no differences" : "different");
+  std::printf("%s\n", r.equal ? colored(1, kGreen, "no differences").c_str() : colored(1, kRed, "different").c_str());
 }
 
 int cmd_diff(Env& env, const DiffArgs& d) {

@@ -27,6 +27,8 @@ struct WriteArgs {
   std::string dtype;                    // edit --dtype
   std::vector<std::string> dtype_match;  // edit --match
   bool dry_run = false, allow_no_match = false, allow_empty = false;
+  bool for_finetune = false;
+  bool ignore_crc = false;  // write from a damaged zip, as read
 };
 
 // Runs a write to -o (a file, or standard output for '-'), with progress bars.
@@ -34,7 +36,7 @@ template <typename Fn>
 auto with_output(const WriteArgs& a, Fn&& write) {
   auto sink = a.dry_run ? nullptr : stdout_sink(a.out);  // a dry run writes nothing
   ProgressBars bars(a.common.quiet);
-  OutputOptions o{a.out, sink.get(), a.common.force, dialect_from(a.common.dialect), bars.callback()};
+  OutputOptions o{a.out, sink.get(), a.common.force, dialect_from(a.common.dialect), bars.callback(), a.ignore_crc};
   return write(o);
 }
 
@@ -90,6 +92,12 @@ std::vector<std::string> edit_summary(const EditResult& r, bool all) {
                     std::to_string(s.report.before - s.report.dropped) + " left");
   }
   if (r.dtype) add_dtype_lines(lines, *r.dtype);
+  if (!r.training_state_removed.empty()) {
+    std::string keys;
+    for (const auto& k : r.training_state_removed) keys += (keys.empty() ? "" : ", ") + k;
+    lines.push_back("removed " + keys + ": a run resuming from this file starts at epoch 1 with a fresh optimizer, "
+                    "scheduler and EMA (weights and xp.cfg kept)");
+  }
   return lines;
 }
 
@@ -107,6 +115,7 @@ EditOptions edit_options(const WriteArgs& a) {
   e.dry_run = a.dry_run;
   e.allow_no_match = a.allow_no_match;  // --strict is the default now; kept as a no-op
   e.allow_empty = a.allow_empty;
+  e.for_finetune = a.for_finetune;
   return e;
 }
 
@@ -125,7 +134,8 @@ int cmd_edit(Env& env, const WriteArgs& a) {
     if (a.in_place)
       std::printf("dry run: %s not updated\n", a.file.c_str());
     else
-      std::printf("dry run: would write %s (%s bytes); nothing written\n", a.out.c_str(), with_commas(r.bytes).c_str());
+      std::printf("dry run: would write %s (%s bytes)%s; nothing written\n", a.out.c_str(), with_commas(r.bytes).c_str(),
+                  r.output_exists && !a.common.force ? ", which exists: the real run needs --force" : "");
     return 0;
   }
   if (r.changes == 0 && !a.compact)
@@ -134,7 +144,7 @@ int cmd_edit(Env& env, const WriteArgs& a) {
   print_summary("");
   if (r.in_place)
     say(a.common, "updated " + a.file +
-                      (r.in_place->appended ? " in place (" + std::to_string(r.in_place->bytes_written) + " bytes appended)"
+                      (r.in_place->appended ? " in place (" + with_commas(r.in_place->bytes_written) + " bytes appended)"
                                             : " (full rewrite: " + r.in_place->reason + ")"));
   else if (a.out == "-")
     say(a.common, "wrote standard output");
@@ -145,8 +155,8 @@ int cmd_edit(Env& env, const WriteArgs& a) {
 
 int cmd_compact(Env& env, const WriteArgs& a) {
   CompactResult r = compact(env, a.file);
-  say(a.common, "compacted " + a.file + ": " + std::to_string(r.bytes_before) + " -> " +
-                    std::to_string(r.bytes_after) + " bytes");
+  say(a.common, "compacted " + a.file + ": " + with_commas(r.bytes_before) + " -> " + with_commas(r.bytes_after) +
+                    " bytes");
   return 0;
 }
 
@@ -180,8 +190,15 @@ int cmd_sanitize(Env& env, const WriteArgs& a) {
   SanitizeResult r = with_output(a, [&](const OutputOptions& o) { return sanitize(env, a.file, o); });
   if (!r.written()) {
     for (const auto& g : r.refused) std::printf("%s\n", g.c_str());
-    std::fprintf(stderr, "ckpt: %s: %zu global(s) outside torch's weights_only allowlist; nothing written\n",
-                 a.file.c_str(), r.refused.size());
+    std::string names;
+    for (size_t i = 0; i < r.refused.size() && i < 5; ++i) names += (i ? ", " : "") + r.refused[i];
+    if (r.refused.size() > 5) names += ", ...";
+    std::fprintf(stderr,
+                 "ckpt: %s: %zu global(s) outside torch's weights_only allowlist (%s); nothing written. "
+                 "'ckpt scan %s' shows where each is used; if you trust them, torch loads the file with "
+                 "torch.serialization.add_safe_globals([...]) before torch.load(..., weights_only=True), or with "
+                 "weights_only=False\n",
+                 a.file.c_str(), r.refused.size(), names.c_str(), a.file.c_str());
     return 1;
   }
   say(a.common, "wrote " + output_name(a.out));
@@ -199,6 +216,9 @@ void register_write_commands(CLI::App& app, Context& ctx) {
     sub->add_flag("--force", a->common.force, "overwrite an existing output");
     sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
     add_dialect_option(sub, a->common.dialect);
+    if (std::string(sub->get_name()) != "bundle")
+      sub->add_flag("--ignore-crc", a->ignore_crc,
+                    "write from a file whose records fail their CRC-32 (damaged), with the bytes as read");
   };
   auto bind = [&](CLI::App* sub, int (*fn)(Env&, const WriteArgs&)) {
     sub->callback([a, &ctx, fn] { ctx.exit_code = fn(ctx.env, *a); });
@@ -216,7 +236,7 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   edit->add_flag("--compact", a->compact, "with --in-place: full rewrite that reclaims dead bytes");
   edit->add_option("--keep", a->keep, "keep only keys matching this glob (repeatable)");
   edit->add_option("--drop", a->drop, "drop keys matching this glob (repeatable)");
-  edit->add_option("--rename", a->renames, "REGEX=REPLACEMENT on key names (repeatable)");
+  edit->add_option("--rename", a->renames, "REGEX=REPLACEMENT on key names, Python's re.sub syntax: \\1, \\g<1>, \\g<name> (repeatable)");
   edit->add_option("--state", a->states, "state dict to edit (repeatable; default: the best state)");
   edit->add_flag("--strict", a->strict, "a glob or regex that matches no key is an error (the default)");
   edit->add_flag("--allow-no-match", a->allow_no_match, "a --keep/--drop glob or --rename regex may match no key");
@@ -225,6 +245,9 @@ void register_write_commands(CLI::App& app, Context& ctx) {
                  "print what would change (config values, keys dropped/renamed, bytes written); write nothing");
   edit->add_option("--dtype", a->dtype,
                    "convert floating tensors to float16, bfloat16 or float32, bit for bit as torch's .to()");
+  edit->add_flag("--for-finetune", a->for_finetune,
+                 "remove what AudioCraft restores besides the weights when it resumes from this file (optimizer, "
+                 "lr_scheduler, ema, scaler, history: the epoch), so a fine-tune starts at epoch 1");
   edit->add_option("--match", a->dtype_match, "with --dtype: only tensors whose names match this glob (repeatable)");
   bind(edit, cmd_edit);
 
