@@ -67,7 +67,8 @@ def shown_values(path, name, *extra):
     """`show --head 0` values as a tensor of the dtype it names."""
     out = ok(run_ckpt("show", path, name, "--head", "0", *extra)).split("\n")
     dtype = getattr(torch, out[0].split(": ", 1)[1].split()[0])
-    vals = [float(v) for line in out[1:] for v in line.split()]
+    body = " ".join(out[1:]).replace("[", " ").replace("]", " ").replace(",", " ")  # a 2-D tensor prints as a matrix
+    vals = [float(v) for v in body.split()]
     return torch.tensor(vals, dtype=torch.float64).to(dtype)
 
 
