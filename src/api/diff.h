@@ -21,6 +21,7 @@ struct DiffResult {
   struct Side {
     std::string file, state;
     audiocraft::Layout layout = audiocraft::Layout::Other;
+    std::string state_note;  // Opened::state_note
   };
   struct TensorChange {  // dtype, shape or form
     std::string name, dtype_a, dtype_b;

@@ -62,6 +62,7 @@ struct EditResult {
   uint64_t bytes = 0;
   bool output_exists = false;  // dry_run: out exists (the real run needs --force)
   std::optional<torch::InPlaceResult> in_place;  // set after an in-place update
+  std::string state_note;  // Opened::state_note
 };
 
 // Throws UsageError for an edit that does nothing, a glob that matches no key

@@ -86,6 +86,7 @@ struct TensorsResult {
   Opened opened;                   // the rows point into it
   std::string state;               // the state dict's path
   std::vector<TensorRow> rows;     // in file order
+  std::string state_note;          // Opened::state_note
 };
 // `ckpt tensors FILE`: one row per tensor of a state dict; UsageError when
 // the state dict is missing (or, by default, the layout has no best state).

@@ -12,6 +12,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   if (!a.ignore_crc) check_record_crcs(*o.ck);
   ToSafetensorsResult r;
   r.state = o.state_path_or_best(a.state);
+  r.state_note = o.state_note(a.state);
   pickle::Node* sd = o.state_dict(r.state);
   std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
   size_t tensor_entries = 0;

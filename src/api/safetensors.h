@@ -27,6 +27,7 @@ struct ToSafetensorsOptions {
 };
 struct ToSafetensorsResult {
   std::string state;  // the state dict's path
+  std::string state_note;  // Opened::state_note
   size_t tensors = 0;
   uint64_t bytes = 0;
   std::vector<std::string> skipped;  // "'name' why", with skip_unsupported

@@ -11,6 +11,7 @@ StatsResult stats(Env& env, const std::string& file, const StatsOptions& options
   Opened o = open_checkpoint(env, input.path());
   std::string path = options.state ? *options.state : o.default_state_path();
   StatsResult result;
+  result.state_note = o.state_note(options.state.value_or(""));
   for (const TensorRow& r : o.tensors_of(o.state_dict(path))) {
     if (!matches_any(options.match, r.name)) continue;
     StatsRow row;

@@ -27,6 +27,7 @@ struct StatsRow {
 struct StatsResult {
   std::vector<StatsRow> rows;
   std::vector<std::string> nonfinite;  // tensors holding NaN or Inf
+  std::string state_note;              // Opened::state_note
 };
 
 // A DCP folder is consolidated into a temporary file first.

@@ -361,6 +361,7 @@ void print_tree(const std::vector<TensorRow>& rows, const std::string& path, con
 int cmd_tensors(Env& env, const std::string& file, const std::string& state, const std::vector<std::string>& match,
                 int group, bool tree, const Common& c) {
   TensorsResult r = tensors(env, file, {state, match});
+  if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
   warn_if_nothing_matched(match, r.rows.size(), r.state);
   if (tree && group > 0) throw UsageError("--tree and --group are two views: give one");
   if (tree) {
@@ -416,7 +417,8 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   info->callback([a, &ctx] {
     auto one = [&](const std::string& file) {
       return is_dcp_folder(file)            ? print_dcp_info(ctx.env, file, a->common)
-             : ctx.env.is_directory(file) ? print_folder_info(ctx.env, file, a->common)
+             : ctx.env.is_directory(file) && folder_checkpoint(ctx.env, file).empty()
+                 ? print_folder_info(ctx.env, file, a->common)
                                             : cmd_info(ctx.env, file, a->common);
     };
     if (a->files.size() == 1) {
@@ -431,7 +433,7 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
       const std::string& file = a->files[i];
       try {
         if (a->common.json) {
-          if (ctx.env.is_directory(file))
+          if (ctx.env.is_directory(file) && folder_checkpoint(ctx.env, file).empty())
             throw UsageError(file + ": a folder: give folders to 'info --json' one at a time");
           all.push_back(info_json(api::info(ctx.env, file)));
           continue;

@@ -34,6 +34,7 @@ int cmd_safetensors(Env& env, const Args& a) {
       env, a.file,
       {a.out, sink.get(), a.state, a.skip_unsupported, a.max_shard_size, a.common.force, bars.callback(), a.ignore_crc});
   bars.finish();
+  if (!r.state_note.empty()) say(a.common, "note: " + r.state_note);
   for (const auto& line : r.skipped) say(a.common, "skipped tensor " + line);
   if (r.non_tensors)
     say(a.common, "note: " + std::to_string(r.non_tensors) + " non-tensor entr" + (r.non_tensors == 1 ? "y" : "ies") +

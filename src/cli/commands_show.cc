@@ -66,6 +66,7 @@ int print_matrix(TensorValues& values, const torch::TensorInfo& t, int64_t head)
 
 int cmd_show(Env& env, const ShowArgs& a) {
   TensorValues values(env, a.file, a.name, a.state);
+  if (!values.state_note().empty()) std::fprintf(stderr, "ckpt: note: %s\n", values.state_note().c_str());
   const torch::TensorInfo& t = values.info();
   const uint64_t numel = t.numel();
   const uint64_t shown = a.head == 0 ? numel : std::min<uint64_t>(numel, static_cast<uint64_t>(a.head));

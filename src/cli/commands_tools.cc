@@ -90,6 +90,7 @@ int cmd_stats(Env& env, const StatsArgs& a) {
   if (a.has_state) options.state = a.state;
   options.match = a.match;
   StatsResult r = stats(env, a.file, options);
+  if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
   warn_if_nothing_matched(a.match, r.rows.size(), a.has_state ? a.state : "");
   json rows = json::array();
   for (const StatsRow& row : r.rows) rows.push_back(stats_json(row));
@@ -194,6 +195,8 @@ int cmd_diff(Env& env, const DiffArgs& d) {
   options.atol = d.atol;
   options.rtol = d.rtol;
   DiffResult r = diff(env, d.a, d.b, options);
+  for (const auto* side : {&r.a, &r.b})
+    if (!side->state_note.empty()) std::fprintf(stderr, "ckpt: note: %s: %s\n", side->file.c_str(), side->state_note.c_str());
   if (d.json) std::cout << diff_json(r).dump(2) << "\n";
   else print_diff(r);
   return r.equal ? 0 : 1;

@@ -125,6 +125,7 @@ int cmd_edit(Env& env, const WriteArgs& a) {
     e.output = o;
     return edit(env, a.file, e);
   });
+  if (!r.state_note.empty()) say(a.common, "note: " + r.state_note);
   auto print_summary = [&](const std::string& prefix) {
     for (const auto& l : edit_summary(r, a.dry_run)) say(a.common, prefix + l);
   };

@@ -195,6 +195,63 @@ class Machine : private MarkedStack<Node*> {
     for (size_t i = 0; i < kv.size(); i += 2) set_entry(target, kv[i], kv[i + 1]);
   }
 
+  // The key-value pairs a mapping constructor's argument gives (dict(x),
+  // OrderedDict(x)): a dict's entries, or a list / tuple of 2-item lists or
+  // tuples (Python 2's OrderedDict.__reduce__ writes [[key, value], ...]).
+  // False for anything else (the call is then kept as it is).
+  static bool constructor_pairs(const Node* src, std::vector<std::pair<Node*, Node*>>& out) {
+    if (src->kind == Kind::Dict) {
+      out = src->entries;
+      return true;
+    }
+    if (src->kind != Kind::List && src->kind != Kind::Tuple) return false;
+    for (const Node* p : src->items)
+      if ((p->kind != Kind::List && p->kind != Kind::Tuple) || p->items.size() != 2) return false;
+    for (const Node* p : src->items) out.emplace_back(p->items[0], p->items[1]);
+    return true;
+  }
+
+  static bool is_builtin_dict(const Node* n) {
+    return n->is_global("builtins", "dict") || n->is_global("__builtin__", "dict");
+  }
+
+  // REDUCE, with the one normalisation every reader relies on: a mapping
+  // built from constructor arguments is the mapping the call makes, its
+  // entries where SETITEMS would have put them (docs/FORMATS.md):
+  //   dict(pairs)                     -> a dict
+  //   OrderedDict(pairs)              -> OrderedDict() with the entries
+  //   defaultdict(factory, pairs)     -> defaultdict(factory) with the entries
+  //   copyreg._reconstructor(cls, dict, state)  (protocol 0/1 of a dict
+  //     subclass)                     -> cls.__new__(cls) with state's entries
+  // which is also what torch.save writes for the loaded object. Pairs of any
+  // other form (or a duplicate key) behave as Python's constructor does; a
+  // form the constructor would reject is left as the call it is.
+  Node* reduce(Node* callable, Node* args) {
+    if (callable->kind == Kind::Global) {
+      const auto& a = args->items;
+      std::vector<std::pair<Node*, Node*>> pairs;
+      const bool od = callable->is_global("collections", "OrderedDict");
+      const bool dd = callable->is_global("collections", "defaultdict");
+      const bool d = is_builtin_dict(callable);
+      Node* made = nullptr;
+      if ((od || d) && a.size() == 1 && constructor_pairs(a[0], pairs)) {
+        made = d ? graph_.dict() : graph_.object(How::Reduce, callable, graph_.tuple());
+      } else if (dd && a.size() == 2 && constructor_pairs(a[1], pairs)) {
+        made = graph_.object(How::Reduce, callable, graph_.tuple({a[0]}));
+      } else if ((callable->is_global("copyreg", "_reconstructor") ||
+                  callable->is_global("copy_reg", "_reconstructor")) &&
+                 a.size() == 3 && a[0]->kind == Kind::Global && is_builtin_dict(a[1]) &&
+                 constructor_pairs(a[2], pairs)) {
+        made = graph_.object(How::NewObj, a[0], graph_.tuple());
+      }
+      if (made) {
+        for (auto& [k, v] : pairs) set_entry(made, k, v);
+        return made;
+      }
+    }
+    return graph_.object(How::Reduce, callable, args);
+  }
+
   Node* make_global(std::string_view module, std::string_view name) {
     check_global_name(module, name, [this](const std::string& what) { fail(what); });
     return graph_.global(utf8_line(module, "GLOBAL module name"), utf8_line(name, "GLOBAL name"));
@@ -364,7 +421,7 @@ class Machine : private MarkedStack<Node*> {
       case op::REDUCE: {
         Node* args = require_tuple(pop(), "REDUCE", "argument");
         Node* callable = pop();
-        push(graph_.object(How::Reduce, callable, args));
+        push(reduce(callable, args));
         break;
       }
       case op::NEWOBJ: {
