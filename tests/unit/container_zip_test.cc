@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "container/zip_format.h"
 #include "container/zip_reader.h"
 #include "container/zip_writer.h"
 #include "util/crc32.h"
@@ -623,8 +624,12 @@ TEST(ZipReader, FewReadsFileChecksLocalHeadersWhenRead) {
   FewReadsFile* file = owned.get();
   ZipReader zip(std::move(owned));
   ZipReader eager(Env::Default().open_read(kData + "torch_small.pt"));
-  // Opening reads only the end records and central directory.
-  for (uint64_t off : file->reads) EXPECT_GE(off, zip.central_directory_offset()) << off;
+  // Opening reads only the end records and central directory: no local header
+  // is read, though the end-record search (miniz's 4 KiB windows from the
+  // end) may start before the directory in a file this small.
+  const uint64_t search_start = original.size() > zipfmt::kMinizSearchWindow ? original.size() - zipfmt::kMinizSearchWindow : 0;
+  for (uint64_t off : file->reads) EXPECT_GE(off, std::min<uint64_t>(search_start, zip.central_directory_offset())) << off;
+  EXPECT_LE(file->reads.size(), 8u);  // a few round trips, not one per record
   const ZipRecord* v = zip.find("version");
   ASSERT_NE(v, nullptr);
   EXPECT_FALSE(zip.is_resolved(*v));
