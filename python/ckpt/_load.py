@@ -74,6 +74,14 @@ class Loader:
         self._storages = storages or StorageBytes(opened)
         self._nodes, self._tensors, self._tensor_errors = _ckpt.graph(opened)
         self._memo: dict[int, Any] = {}
+        if getattr(opened, "layout", "") == "torchscript":
+            # torch.load hands such an archive to torch.jit.load, which compiles
+            # and runs its code/ records: no object graph stands for that.
+            raise UnsafeGlobalError(
+                f"{opened.path}: a TorchScript archive (torch.jit.save): torch.load hands it to torch.jit.load, "
+                "which compiles and runs the Python code in its code/ records; ckpt.load does not run code "
+                "(`ckpt tensors FILE` lists its parameters and buffers without running anything)",
+                [])
         if not self._placeholders:
             self._refuse_unsafe_globals()
 

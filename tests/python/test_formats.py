@@ -53,3 +53,12 @@ def test_open_picks_the_state_dict(fx, name, layout, state):
     with ckpt.open(str(fx / name)) as c:
         assert c.layout == layout and c.best_state == state
         assert [t.name for t in c.tensors()] == list(expected)
+
+
+def test_load_refuses_a_torchscript_archive_with_the_reason(fx):
+    # torch.load hands it to torch.jit.load, which compiles and runs code/:
+    # the refusal says so rather than listing the archive's __torch__ globals.
+    import ckpt
+    for mode in ("error", "placeholder"):
+        with pytest.raises(ckpt.UnsafeGlobalError, match="TorchScript archive.*code/"):
+            ckpt.load(str(fx / "script_a.pt"), unsafe_globals=mode)
