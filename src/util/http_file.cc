@@ -330,8 +330,6 @@ class HttpFile final : public RandomAccessFile {
  public:
   HttpFile(std::string display, std::string url) : display_(std::move(display)), url_(std::move(url)) {
     global_init();
-    h_ = curl_easy_init();
-    if (!h_) throw IoError(display_ + ": cannot start libcurl", ENOMEM);
     ParsedUrl e = parse_url(endpoint());
     hub_origin_ = e.origin;
     stall_s_ = env_long("CKPT_HTTP_TIMEOUT", 30);
@@ -341,7 +339,15 @@ class HttpFile final : public RandomAccessFile {
     if (ca_bundle_.empty()) ca_bundle_ = env_str("CURL_CA_BUNDLE");
     if (ca_bundle_.empty()) ca_bundle_ = env_str("SSL_CERT_FILE");
     trace_ = env_long("CKPT_HTTP_TRACE", 0) != 0;
-    open();
+    h_ = curl_easy_init();
+    if (!h_) throw IoError(display_ + ": cannot start libcurl", ENOMEM);
+    try {
+      open();
+    } catch (...) {  // a constructor that throws runs no destructor: the handle is released here
+      curl_easy_cleanup(h_);
+      h_ = nullptr;
+      throw;
+    }
   }
   ~HttpFile() override {
     if (h_) curl_easy_cleanup(h_);
