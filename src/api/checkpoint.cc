@@ -30,15 +30,17 @@ Opened open_checkpoint(Env& env, const std::string& path) {
 std::string Opened::default_state_path() const {
   if (!best_state)
     throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" +
-                     audiocraft::to_string(layout) + "': name one with --state PATH");
+                     audiocraft::to_string(layout) + "': name one with " + option_set("state", "PATH"));
   return *best_state;
 }
 
-std::string Opened::state_path_or_best(const std::string& path) const {
-  return path.empty() ? default_state_path() : path;
+std::string Opened::state_path_or_best(const std::optional<std::string>& path) const {
+  if (!path) return default_state_path();
+  return *path == "/" ? std::string() : *path;
 }
 
-pickle::Node* Opened::state_dict(const std::string& path) const {
+pickle::Node* Opened::state_dict(const std::string& given) const {
+  const std::string path = given == "/" ? std::string() : given;
   pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
   if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'");
   if (!pickle::is_mapping(n))

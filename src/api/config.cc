@@ -13,22 +13,52 @@ namespace ckpt::api {
 
 namespace {
 
-std::string value_text(const omegaconf::Value& v) {
-  if (v.is_container()) return omegaconf::to_yaml(v);
-  return omegaconf::scalar_text(v) + "\n";
+Json json_of(const omegaconf::Value& v) {
+  using T = omegaconf::Value::Type;
+  switch (v.type) {
+    case T::Null: return nullptr;
+    case T::Bool: return v.boolean;
+    case T::Int: return v.big_int.empty() ? Json(v.integer) : Json(v.big_int);  // beyond 64 bits: its digits
+    case T::Float: return to_json(v.real);
+    case T::Str: return v.str;
+    case T::Map: {
+      Json out = Json::object();
+      for (const auto& [k, val] : v.map)
+        out[k.type == T::Str ? k.str : omegaconf::scalar_text(k)] = json_of(val);
+      return out;
+    }
+    case T::Seq: {
+      Json out = Json::array();
+      for (const auto& item : v.seq) out.push_back(json_of(item));
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+ConfigResult result_of(const omegaconf::Value& v, bool whole) {
+  return {whole || v.is_container() ? omegaconf::to_yaml(v) : omegaconf::scalar_text(v) + "\n", json_of(v)};
 }
 
 }  // namespace
 
-std::string config_text(Env& env, const std::string& file, const ConfigOptions& a) {
+omegaconf::Value config_tree(const Opened& opened, const std::string& path) {
+  return audiocraft::config_tree_at(opened.ck->root(), path);
+}
+
+std::string config_yaml(const Opened& opened, const std::string& path) {
+  return omegaconf::to_yaml(config_tree(opened, path));
+}
+
+ConfigResult cfg(Env& env, const std::string& file, const ConfigOptions& a) {
   Opened o = open_checkpoint(env, file);
-  omegaconf::Value tree = audiocraft::config_tree_at(o.ck->root(), a.path);
-  if (a.key.empty()) return omegaconf::to_yaml(tree);
+  omegaconf::Value tree = config_tree(o, a.path);
+  if (a.key.empty()) return result_of(tree, true);
   std::string where = a.path.empty() ? file : file + ": " + a.path;
   if (a.raw) {
     const omegaconf::Value* v = omegaconf::select(tree, a.key);
     if (!v) throw UsageError(where + ": config key '" + a.key + "' not found");
-    return value_text(*v);
+    return result_of(*v, false);
   }
   std::optional<omegaconf::Value> v;
   try {
@@ -37,7 +67,11 @@ std::string config_text(Env& env, const std::string& file, const ConfigOptions& 
     throw UsageError(where + ": " + e.what());
   }
   if (!v) throw UsageError(where + ": config key '" + a.key + "' not found");
-  return value_text(*v);
+  return result_of(*v, false);
+}
+
+std::string config_text(Env& env, const std::string& file, const ConfigOptions& options) {
+  return cfg(env, file, options).text;
 }
 
 std::vector<std::string> config_keys(Env& env, const std::string& file) {

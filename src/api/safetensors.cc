@@ -1,5 +1,6 @@
 #include "api/safetensors.h"
 
+#include "api/write.h"
 #include "torch/safetensors.h"
 #include "torch/safetensors_shards.h"
 
@@ -8,6 +9,7 @@ namespace ckpt::api {
 ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSafetensorsOptions& a) {
   Opened o = open_checkpoint(env, file);
   ToSafetensorsResult r;
+  r.out = a.out;
   r.state = o.state_path_or_best(a.state);
   pickle::Node* sd = o.state_dict(r.state);
   std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
@@ -25,7 +27,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   if (!r.skipped.empty() && !a.skip_unsupported)
     throw UsageError(file + ": tensor " + r.skipped[0] +
                      (r.skipped.size() > 1 ? " (and " + std::to_string(r.skipped.size() - 1) + " more)" : "") +
-                     "; --skip-unsupported leaves such tensors out and lists them");
+                     "; " + option_name("skip_unsupported") + " leaves such tensors out and lists them");
   r.non_tensors = pickle::entries_of(sd)->size() - tensor_entries;
   r.tensors = tensors.size();
 
@@ -33,7 +35,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   opts.force = a.force;
   opts.progress = progress_for(a.progress, a.out);
   if (!a.max_shard_size.empty()) {
-    if (a.sink) throw UsageError("--max-shard-size writes a folder: -o names it, not standard output");
+    if (a.sink) throw UsageError(option_name("max_shard_size") + " writes a folder: " + option_name("out") + " names it, not standard output");
     auto w = torch::write_sharded_safetensors(*o.ck, tensors, env, a.out, torch::parse_shard_size(a.max_shard_size),
                                               opts);
     r.sharded = true;
@@ -52,7 +54,7 @@ namespace {
 torch::SaveOptions save_options(const FromSafetensorsOptions& a) {
   torch::SaveOptions so;
   so.force = a.force;
-  so.dialect = a.dialect;
+  so.dialect = dialect_of(a.dialect);
   so.progress = progress_for(a.progress, a.out);
   return so;
 }
@@ -61,8 +63,9 @@ torch::SaveOptions save_options(const FromSafetensorsOptions& a) {
 
 FromSafetensorsResult from_safetensors(Env& env, const std::string& file, const FromSafetensorsOptions& a) {
   std::string index = torch::safetensors_index_of(file);
-  if (!index.empty() && !a.into.empty()) throw UsageError("--into takes one .safetensors file, not an index");
+  if (!index.empty() && !a.into.empty()) throw UsageError(option_name("into") + " takes one .safetensors file, not an index");
   FromSafetensorsResult r;
+  r.out = a.out;
   if (a.into.empty()) {
     auto ck = index.empty() ? torch::checkpoint_from_safetensors(env, file)
                             : torch::checkpoint_from_safetensors_index(env, index);
@@ -84,6 +87,7 @@ FromSafetensorsResult from_safetensors(Env& env, const std::string& file, const 
   r.dtype_changes = report.dtype_changes;
   torch::save(*t.ck, t.ck->root(), env, a.out, save_options(a));
   r.replaced = report.replaced;
+  r.tensors = report.replaced;
   return r;
 }
 

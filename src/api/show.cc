@@ -77,7 +77,8 @@ std::string element_text(const torch::DTypeInfo& d, const char* p) {
 
 }  // namespace
 
-TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name, const std::string& state)
+TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name,
+                           const std::optional<std::string>& state)
     : opened_(open_checkpoint(env, file)) {
   std::string path = opened_.state_path_or_best(state);
   const pickle::Node* sd = opened_.state_dict(path);
@@ -101,6 +102,18 @@ size_t TensorValues::next(std::vector<std::string>& cells, size_t max) {
   size_t n = reader_->read(buf_.data(), std::min<size_t>(max, 4096));
   for (size_t i = 0; i < n; ++i) cells.push_back(element_text(*info_->dtype, buf_.data() + i * es));
   return n;
+}
+
+ShowResult show(Env& env, const std::string& file, const ShowOptions& options) {
+  if (options.head < 0) throw UsageError(option_name("head") + " must be 0 (all) or more");
+  TensorValues values(env, file, options.name, options.state);
+  const torch::TensorInfo& t = values.info();
+  ShowResult r{options.name, t.dtype->name, t.shape, t.numel(), {}, 0};
+  const uint64_t wanted = options.head == 0 ? r.numel : std::min<uint64_t>(r.numel, static_cast<uint64_t>(options.head));
+  while (r.values.size() < wanted)
+    if (values.next(r.values, static_cast<size_t>(std::min<uint64_t>(wanted - r.values.size(), 4096))) == 0) break;
+  r.more = r.numel - r.values.size();
+  return r;
 }
 
 }  // namespace ckpt::api

@@ -6,12 +6,19 @@
 
 namespace ckpt::api {
 
+std::optional<torch::Dialect> dialect_of(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  auto d = torch::parse_dialect(text);
+  if (!d) throw UsageError(option_name("dialect") + " '" + text + "': expected 1.6, 2.1 or 2.7");
+  return d;
+}
+
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
                       std::map<std::string, torch::StorageTransform> transforms) {
   torch::SaveOptions so;
   so.transforms = std::move(transforms);
   so.force = options.force;
-  so.dialect = options.dialect;
+  so.dialect = dialect_of(options.dialect);
   so.progress = progress_for(options.progress, options.out);
   if (options.sink) {  // in order; "archive" as torch.save names it for a file object
     torch::save_to(ck, root, *options.sink, "archive", so);
@@ -21,9 +28,10 @@ void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env,
   torch::save(ck, root, env, options.out, so);
 }
 
-void rewrite(Env& env, const std::string& file, const OutputOptions& output) {
+WriteResult rewrite(Env& env, const std::string& file, const OutputOptions& output) {
   Opened o = open_checkpoint(env, file);
   write_checkpoint(*o.ck, o.ck->root(), env, output);
+  return {output.out};
 }
 
 namespace {
@@ -43,13 +51,14 @@ ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOp
   pickle::Node* root =
       audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version_option(options.version));
   write_checkpoint(*o.ck, root, env, options.output);
-  return {o.best_state.value_or("")};
+  return {options.output.out, o.best_state.value_or("")};
 }
 
-void wrap(Env& env, const std::string& file, const OutputOptions& output) {
+WriteResult wrap(Env& env, const std::string& file, const OutputOptions& output) {
   Opened o = open_checkpoint(env, file);
   pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
   write_checkpoint(*o.ck, root, env, output);
+  return {output.out};
 }
 
 namespace {
@@ -78,14 +87,15 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
                            : audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
   std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
 
-  if (options.dir == "-") throw UsageError("bundle writes a folder: -o DIR, not standard output");
-  make_output_dir(env, options.dir);
+  if (options.out == "-") throw UsageError("bundle writes a folder: " + option_set("out", "DIR") + ", not standard output");
+  make_output_dir(env, options.out);
   BundleResult r;
-  r.state_dict = options.dir + "/state_dict.bin";
-  r.compression_state_dict = options.dir + "/compression_state_dict.bin";
+  r.out = options.out;
+  r.state_dict = options.out + "/state_dict.bin";
+  r.compression_state_dict = options.out + "/compression_state_dict.bin";
   if (!options.force)
     for (const auto& p : {r.state_dict, r.compression_state_dict})
-      if (env.exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
+      if (env.exists(p)) throw UsageError(p + " exists (use " + option_set("force") + " to overwrite)");
 
   // The compression model: a checkpoint to export, or a pretrained name;
   // without options.compression, the one the config names.
@@ -97,7 +107,7 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
     is_file = !src.pretrained;
     if (is_file && !env.exists(compression))
       throw UsageError("xp.cfg's compression_model_checkpoint '" + src.configured +
-                       "' is not a file here; give the compression checkpoint with --compression FILE");
+                       "' is not a file here; give the compression checkpoint with " + option_set("compression", "FILE"));
     r.compression_from_config = src.configured;
   }
   r.compression_pretrained = !is_file;
@@ -116,8 +126,8 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
 SanitizeResult sanitize(Env& env, const std::string& file, const OutputOptions& output) {
   Opened o = open_checkpoint(env, file);
   auto made = audiocraft::make_sanitized(o.ck->graph(), o.ck->root());
-  SanitizeResult r{made.refused};
-  if (r.written()) write_checkpoint(*o.ck, made.root, env, output);
+  SanitizeResult r{output.out, made.refused.empty(), made.refused};
+  if (r.written) write_checkpoint(*o.ck, made.root, env, output);
   return r;
 }
 
@@ -126,6 +136,7 @@ CompactResult compact(Env& env, const std::string& file) {
   Opened o = open_checkpoint(env, file);
   if (o.safetensors) throw UsageError(file + " is a safetensors file: compact rewrites torch checkpoints");
   CompactResult r;
+  r.file = file;
   r.bytes_before = o.ck->file().size();
   torch::InPlaceOptions ipo;
   ipo.compact = true;

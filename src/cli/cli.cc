@@ -7,6 +7,7 @@
 #include <iostream>
 #include <vector>
 
+#include "api/operations.h"
 #include "cli/commands.h"
 #include "cli/completion_shells.h"
 #include "cli/docs.h"
@@ -19,7 +20,7 @@ namespace ckpt::cli {
 namespace {
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "ckpt: error: %s\n", message.c_str());
+  std::fprintf(stderr, "ckpt: error: %s\n", cli_message(message).c_str());
   return 2;
 }
 
@@ -70,6 +71,14 @@ void one_value_per_flag(CLI::App& app) {
 
 }  // namespace
 
+std::string cli_message(const std::string& message) {
+  return spell_options(message, [](const std::string& field, const std::string& value, bool set) {
+    std::string flag = field == "out" ? "-o" : "--" + field;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return set && value != "true" ? flag + " " + value : flag;
+  });
+}
+
 void say(const Common& c, const std::string& line) {
   if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
 }
@@ -83,7 +92,7 @@ std::string output_name(const std::string& out) { return out == "-" ? "standard 
 int main(int argc, char** argv) {
   CLI::App app{"ckpt: inspect and edit PyTorch checkpoints without Python, torch or running pickles", "ckpt"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("ckpt ") + "0.1.0");
+  app.set_version_flag("--version", std::string("ckpt ") + api::version());
   Context ctx{Env::Default()};  // the one place the CLI picks its Env
   register_inspect_commands(app, ctx);
   register_config_commands(app, ctx);

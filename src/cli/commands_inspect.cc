@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "api/format.h"
 #include "api/inspect.h"
@@ -15,46 +14,13 @@
 
 namespace ckpt::cli {
 
-using json = nlohmann::ordered_json;
 using namespace api;
 
 namespace {
 
-json info_json(const InfoResult& r) {
-  json j;
-  j["file"] = r.file;
-  j["file_size"] = r.file_size;
-  j["format"] = r.safetensors ? "safetensors" : torch::to_string(r.format);
-  j["dialect"] = r.torch_zip ? json(r.dialect) : json(nullptr);
-  j["archive"] = r.torch_zip ? json(r.archive) : json(nullptr);
-  j["pickle_bytes"] = r.pickle_bytes;
-  json recs = json::array();
-  for (const auto& rec : r.records)
-    recs.push_back({{"name", rec.name}, {"size", rec.size}, {"crc32", rec.crc32}, {"offset", rec.offset}});
-  j["records"] = recs;
-  j["layout"] = audiocraft::to_string(r.layout);
-  j["kind"] = r.kind.empty() ? json(nullptr) : json(r.kind);
-  j["best_state"] = r.best_state ? json(*r.best_state) : json(nullptr);
-  json keys = json::array();
-  for (const auto& k : r.keys) keys.push_back({{"key", k.key}, {"kind", k.kind}, {"summary", k.summary}});
-  j["keys"] = keys;
-  json sdj = json::array();
-  for (const auto& s : r.state_dicts) {
-    json by = json::object();
-    for (auto& [d, b] : s.bytes_by_dtype) by[d] = b;
-    sdj.push_back({{"path", s.path}, {"tensors", s.tensors}, {"parameters", s.parameters}, {"bytes", s.bytes},
-                   {"bytes_by_dtype", by}});
-  }
-  j["state_dicts"] = sdj;
-  if (r.rank_set)
-    j["rank_set"] = {{"set", r.rank_set->set}, {"rank", r.rank_set->rank}, {"ranks", r.rank_set->ranks},
-                     {"missing", r.rank_set->missing}};
-  return j;
-}
-
-void print_records(const std::vector<InfoResult::Record>& records) {
+void print_records(const std::vector<ZipRecord>& records) {
   // Listed as people count (data/2 before data/10); --json keeps file order.
-  std::vector<const InfoResult::Record*> rs;
+  std::vector<const ZipRecord*> rs;
   for (const auto& r : records) rs.push_back(&r);
   std::stable_sort(rs.begin(), rs.end(), [](auto* x, auto* y) { return natural_less(x->name, y->name); });
   std::printf("records\n");
@@ -68,18 +34,22 @@ void print_records(const std::vector<InfoResult::Record>& records) {
   }
 }
 
-void print_info(const InfoResult& r) {
+using cli::print_text;  // the folder forms (shard.h)
+
+void print_text(const InfoResult& r) {
   std::printf("file        %s (%s)\n", r.file.c_str(), human_bytes(r.file_size).c_str());
-  if (r.safetensors)
-    std::printf("format      safetensors, %zu tensors\n", r.state_dicts.empty() ? size_t{0} : r.state_dicts.front().tensors);
-  else if (r.format == torch::Format::Zip && !r.records.empty())
-    std::printf("format      zip, %s dialect, archive '%s', %zu records\n", r.dialect.c_str(), r.archive.c_str(),
-                r.records.size());
+  const bool safetensors = r.format == "safetensors", zip = r.format == "zip" && !r.records.empty();
+  if (safetensors)
+    std::printf("format      safetensors, %llu tensors\n",
+                static_cast<unsigned long long>(r.state_dicts.empty() ? 0 : r.state_dicts.front().tensors));
+  else if (zip)
+    std::printf("format      zip, %s dialect, archive '%s', %zu records\n", r.dialect.value_or("").c_str(),
+                r.archive.value_or("").c_str(), r.records.size());
   else
-    std::printf("format      legacy (torch < 1.6), %zu storages\n", r.storages);
-  if (!r.safetensors) std::printf("pickle      %s\n", human_bytes(r.pickle_bytes).c_str());
-  std::printf("layout      %s\n", audiocraft::to_string(r.layout));
-  if (!r.kind.empty()) std::printf("kind        %s\n", r.kind.c_str());
+    std::printf("format      legacy (torch < 1.6), %llu storages\n", static_cast<unsigned long long>(r.storages));
+  if (!safetensors) std::printf("pickle      %s\n", human_bytes(r.pickle_bytes).c_str());
+  std::printf("layout      %s\n", r.layout.c_str());
+  if (r.kind) std::printf("kind        %s\n", r.kind->c_str());
   if (r.rank_set) std::printf("rank set    %s\n", rank_set_text(*r.rank_set).c_str());
   std::printf("best state  %s\n", r.best_state ? (r.best_state->empty() ? "(the root)" : r.best_state->c_str()) : "none");
   if (!r.keys.empty()) {
@@ -98,61 +68,32 @@ void print_info(const InfoResult& r) {
                   by.empty() ? "no data" : by.c_str());
     }
   }
-  if (r.format == torch::Format::Zip && !r.records.empty()) print_records(r.records);
+  if (zip) print_records(r.records);
 }
 
-int cmd_info(Env& env, const std::string& file, const Common& c) {
-  InfoResult r = info(env, file);
-  if (c.json) std::cout << info_json(r).dump(2) << "\n";
-  else print_info(r);
+int cmd_info(Env& env, const std::string& path, const Common& c) {
+  InfoAny r = info_any(env, path);
+  if (c.json) print_json(r);
+  else std::visit([](const auto& alt) { print_text(alt); }, r);
   return 0;
 }
 
-int cmd_ls(Env& env, const std::string& file, const std::string& path, int depth, const Common& c) {
-  // The JSON tree is built only when asked for: text output streams, so a
-  // container with very many children costs no memory per child. parents[d]
-  // is the latest entry at depth d; its earlier siblings are complete.
-  json root_json;
-  std::vector<json*> parents;
-  ls(env, file, {path, depth}, [&](const LsEntry& e) {
-    if (!c.json) {
-      if (e.more)
-        std::printf("%*s... %s more\n", e.depth * 2, "", with_commas(e.more).c_str());
-      else
-        std::printf("%*s%s: %s%s\n", e.depth * 2, "", printable(e.key).c_str(), e.ref.empty() ? e.summary.c_str() : "",
-                    e.ref.empty() ? "" : ("-> /" + e.ref + " (same object)").c_str());
-      return;
-    }
-    json entry;
-    if (e.more) {
-      entry = {{"more", e.more}};
-    } else {
-      entry = {{"key", e.key}, {"path", e.path}, {"kind", e.kind}, {"summary", e.summary}};
-      if (!e.ref.empty()) entry["ref"] = e.ref;
-    }
-    parents.resize(static_cast<size_t>(e.depth) + 1);
-    if (e.depth == 0) {
-      root_json = std::move(entry);
-      parents[0] = &root_json;
-      return;
-    }
-    json& children = (*parents[e.depth - 1])["children"];
-    children.push_back(std::move(entry));
-    parents[e.depth] = &children.back();
-  });
-  if (c.json) std::cout << root_json.dump(2) << "\n";
-  return 0;
-}
-
-void print_groups(const std::vector<TensorRow>& rows, int depth, const std::string& path, const Common& c) {
-  std::vector<TensorGroup> groups = group_tensors(rows, depth);
-  if (c.json) {
-    json out = json::array();
-    for (const TensorGroup& g : groups)
-      out.push_back({{"group", g.name}, {"tensors", g.tensors}, {"parameters", g.parameters}, {"bytes", g.bytes}});
-    std::cout << out.dump(2) << "\n";
-    return;
+int cmd_ls(Env& env, const std::string& file, const LsOptions& options, const Common& c) {
+  if (c.json) {  // the tree as data; text streams, so a huge container costs no memory per child
+    print_json(ls_tree(env, file, options));
+    return 0;
   }
+  ls(env, file, options, [&](const LsEntry& e) {
+    if (e.more)
+      std::printf("%*s... %s more\n", e.depth * 2, "", with_commas(e.more).c_str());
+    else
+      std::printf("%*s%s: %s%s\n", e.depth * 2, "", printable(e.key).c_str(), e.ref.empty() ? e.summary.c_str() : "",
+                  e.ref.empty() ? "" : ("-> /" + e.ref + " (same object)").c_str());
+  });
+  return 0;
+}
+
+void print_groups(const std::vector<TensorGroup>& groups, size_t rows, const std::string& path) {
   uint64_t total_params = 0, total_bytes = 0;
   for (const TensorGroup& g : groups) total_params += g.parameters, total_bytes += g.bytes;
   size_t w = 5;
@@ -165,87 +106,49 @@ void print_groups(const std::vector<TensorRow>& rows, int depth, const std::stri
                 static_cast<unsigned long long>(g.tensors), with_commas(g.parameters).c_str(),
                 human_bytes(g.bytes).c_str(), share);
   }
-  std::printf("%s in %s, %s parameters, %s (%s)\n", count_of(rows.size(), "tensor", "tensors").c_str(),
+  std::printf("%s in %s, %s parameters, %s (%s)\n", count_of(rows, "tensor", "tensors").c_str(),
               count_of(groups.size(), "group", "groups").c_str(), with_commas(total_params).c_str(),
               human_bytes(total_bytes).c_str(), path.empty() ? "root" : path.c_str());
 }
 
-json tensor_json(const TensorRow& r) {
-  const auto& t = r.info;
-  json row = {{"name", r.name},
-              {"dtype", t.dtype ? t.dtype->name : "?"},
-              {"shape", t.shape},
-              {"numel", t.numel()},
-              {"nbytes", t.nbytes()},
-              {"stride", t.stride},
-              {"storage_offset", t.storage_offset},
-              {"storage", t.storage ? json(t.storage->key) : json(nullptr)},
-              {"contiguous", t.is_contiguous()},
-              {"requires_grad", t.requires_grad},
-              {"parameter", t.is_parameter},
-              {"layout", torch::to_string(t.layout)},
-              {"form", t.form()}};
-  if (t.layout != torch::TensorLayout::Strided && t.layout != torch::TensorLayout::Nested &&
-      t.layout != torch::TensorLayout::Jagged) {
-    row["nnz"] = t.nnz();
-    if (t.layout == torch::TensorLayout::SparseCoo) row["coalesced"] = t.coalesced;
-  }
-  if (t.quantization) {
-    const auto& q = *t.quantization;
-    row["qscheme"] = q.scheme;
-    if (q.per_channel()) row["axis"] = q.axis;
-    else row["scale"] = q.scale, row["zero_point"] = q.zero_point;
-  }
-  if (t.is_meta) row["device"] = "meta";
-  if (t.conj) row["conj"] = true;
-  if (t.neg) row["neg"] = true;
-  if (!t.subclass.empty()) row["subclass"] = t.subclass;
-  if (t.has_state) row["has_state"] = true;
-  if (!t.parts.empty()) {
-    json parts = json::object();
-    for (const auto& [name, p] : t.parts)
-      parts[name] = {{"dtype", p.dtype ? p.dtype->name : "?"}, {"shape", p.shape},
-                     {"storage", p.storage ? json(p.storage->key) : json(nullptr)}};
-    row["parts"] = parts;
-  }
-  return row;
-}
-
-void print_tensor_table(const std::vector<TensorRow>& rows, const std::string& path) {
+void print_tensor_table(const std::vector<TensorEntry>& rows, const std::string& path) {
   // Widths in terminal columns; names cut in the middle only when the
   // terminal (COLUMNS) is too narrow for them.
   size_t w = 4, dw = 9;
-  for (const TensorRow& r : rows) {
+  for (const TensorEntry& r : rows) {
     w = std::max(w, display_width(printable(r.name)));
-    if (r.info.dtype) dw = std::max(dw, std::strlen(r.info.dtype->name));
+    dw = std::max(dw, r.dtype.size());
   }
   const size_t rest = 2 + dw + 2 + 20 + 2 + 12 + 2 + 10;
   if (size_t cols = output_columns(); cols && w + rest > cols) w = std::max<size_t>(10, cols > rest ? cols - rest : 0);
   std::printf("%s  %-*s  %-20s  %12s  %10s\n", pad_right("name", w).c_str(), static_cast<int>(dw), "dtype", "shape",
               "numel", "bytes");
   uint64_t total = 0, params = 0;
-  for (const TensorRow& r : rows) {
-    std::string form = r.info.form();
+  for (const TensorEntry& r : rows) {
     std::printf("%s  %-*s  %-20s  %12s  %10s%s\n", pad_right(fit_width(printable(r.name), w), w).c_str(),
-                static_cast<int>(dw), r.info.dtype ? r.info.dtype->name : "?", shape_text(r.info.shape).c_str(),
-                with_commas(r.info.numel()).c_str(), human_bytes(r.info.nbytes()).c_str(),
-                form.empty() ? "" : ("  " + form).c_str());
-    total += r.info.nbytes();
-    params += r.info.numel();
+                static_cast<int>(dw), r.dtype.c_str(), shape_text(r.shape).c_str(), with_commas(r.numel).c_str(),
+                human_bytes(r.nbytes).c_str(), r.form.empty() ? "" : ("  " + r.form).c_str());
+    total += r.nbytes;
+    params += r.numel;
   }
   std::printf("%s, %s elements, %s (%s)\n", count_of(rows.size(), "tensor", "tensors").c_str(),
               with_commas(params).c_str(), human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
 }
 
-int cmd_tensors(Env& env, const std::string& file, const std::string& state, const std::vector<std::string>& match,
-                int group, const Common& c) {
-  TensorsResult r = tensors(env, file, {state, match});
-  if (group > 0) {
-    print_groups(r.rows, group, r.state, c);
+int cmd_tensors(Env& env, const std::string& file, const TensorsOptions& options, const Common& c) {
+  if (is_dcp_folder(file)) {
+    auto rows = dcp_tensors(env, file, options.match);
+    if (c.json) print_json(rows);
+    else print_dcp_tensors(rows);
+    return 0;
+  }
+  TensorsResult r = tensors(env, file, options);
+  if (options.group > 0) {
+    auto groups = group_tensors(r.rows, options.group);
+    if (c.json) print_json(groups);
+    else print_groups(groups, r.rows.size(), r.state);
   } else if (c.json) {
-    json rows = json::array();
-    for (const TensorRow& row : r.rows) rows.push_back(tensor_json(row));
-    std::cout << rows.dump(2) << "\n";
+    print_json(r.rows);
   } else {
     print_tensor_table(r.rows, r.state);
   }
@@ -253,11 +156,10 @@ int cmd_tensors(Env& env, const std::string& file, const std::string& state, con
 }
 
 int cmd_verify(Env& env, const std::string& file, const Common& c) {
-  VerifyResult r = verify(env, file);
-  return print_verify(c, file, {{"records", r.records}, {"tensors", r.tensors}},
-                      count_of(r.records, "record", "records") + ", " + count_of(r.tensors, "tensor", "tensors") +
-                          " checked",
-                      r.problems);
+  VerifyAny r = verify_any(env, file);
+  if (c.json) print_json(r);
+  else std::visit([](const auto& alt) { print_text(alt); }, r);
+  return std::visit([](const auto& alt) { return alt.ok ? 0 : 1; }, r);
 }
 
 }  // namespace
@@ -265,9 +167,9 @@ int cmd_verify(Env& env, const std::string& file, const Common& c) {
 void register_inspect_commands(CLI::App& app, Context& ctx) {
   struct Args {
     Common common;
-    std::string file, path, state;
-    std::vector<std::string> match;
-    int depth = 2, group = 0;
+    std::string file;
+    LsOptions ls;
+    TensorsOptions tensors;
   };
   auto a = std::make_shared<Args>();
   auto file_arg = [&](CLI::App* sub) {
@@ -285,36 +187,26 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
 
   auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
   file_arg(info);
-  info->callback([a, &ctx] {
-    ctx.exit_code = is_dcp_folder(a->file)            ? print_dcp_info(ctx.env, a->file, a->common)
-                    : ctx.env.is_directory(a->file) ? print_folder_info(ctx.env, a->file, a->common)
-                                                      : cmd_info(ctx.env, a->file, a->common);
-  });
+  info->callback([a, &ctx] { ctx.exit_code = cmd_info(ctx.env, a->file, a->common); });
 
   auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
   file_arg(ls);
-  ls->add_option("PATH", a->path, "e.g. best_state/model or history/3/train");
-  ls->add_option("--depth", a->depth, "levels to expand (default 2)")->check(non_negative);
-  ls->callback([a, &ctx] { ctx.exit_code = cmd_ls(ctx.env, a->file, a->path, a->depth, a->common); });
+  ls->add_option("PATH", a->ls.path, "e.g. best_state/model or history/3/train");
+  ls->add_option("--depth", a->ls.depth, "levels to expand (default 2)")->check(non_negative);
+  ls->callback([a, &ctx] { ctx.exit_code = cmd_ls(ctx.env, a->file, a->ls, a->common); });
 
   auto* tensors = app.add_subcommand("tensors", "one row per tensor of a state dict (default: the best state)");
   file_arg(tensors);
-  tensors->add_option("--state", a->state, "path of the state dict");
-  tensors->add_option("--match", a->match, "only tensors whose names match this glob (repeatable)");
-  tensors->add_option("--group", a->group,
+  tensors->add_option("--state", a->tensors.state, "path of the state dict");
+  tensors->add_option("--match", a->tensors.match, "only tensors whose names match this glob (repeatable)");
+  tensors->add_option("--group", a->tensors.group,
                       "sum tensors, parameters and bytes by the first N dot-separated name components")
       ->check(non_negative);
-  tensors->callback([a, &ctx] {
-    ctx.exit_code = is_dcp_folder(a->file) ? print_dcp_tensors(ctx.env, a->file, a->match, a->common)
-                                           : cmd_tensors(ctx.env, a->file, a->state, a->match, a->group, a->common);
-  });
+  tensors->callback([a, &ctx] { ctx.exit_code = cmd_tensors(ctx.env, a->file, a->tensors, a->common); });
 
   auto* verify = app.add_subcommand("verify", "check CRCs, storage sizes and tensor views; exit 1 on a problem");
   file_arg(verify);
-  verify->callback([a, &ctx] {
-    ctx.exit_code = is_dcp_folder(a->file) ? print_dcp_verify(ctx.env, a->file, a->common)
-                                           : cmd_verify(ctx.env, a->file, a->common);
-  });
+  verify->callback([a, &ctx] { ctx.exit_code = cmd_verify(ctx.env, a->file, a->common); });
 }
 
 }  // namespace ckpt::cli
