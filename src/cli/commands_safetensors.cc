@@ -90,7 +90,6 @@ void register_safetensors_commands(CLI::App& app, Context& ctx) {
   };
 
   auto* out = app.add_subcommand("safetensors", "write a state dict as a .safetensors file (tensors as torch's)");
-  out->alias("to-safetensors");  // Python's ckpt.to_safetensors
   out->add_option("FILE", a->file, "input checkpoint")->required();
   common(out, a->to.out, a->to.force);
   out->add_option("--state", a->to.state, "path of the state dict (default: the best state)");
