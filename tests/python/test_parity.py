@@ -168,3 +168,10 @@ def test_open_a_dcp_folder(tmp_path):
         assert c.layout == "state-dict" and len(c) == 36
         assert (c.get_tensor("emb.0.weight") == e.get_tensor("emb.0.weight")).all()
     assert not os.path.exists(tmp_path / "dcp" / "consolidated")
+
+
+def test_stubs_are_generated_from_the_description():
+    from ckpt._stubs import stub_text
+    path = os.path.join(os.path.dirname(ckpt.__file__), "_operations.pyi")
+    with open(path) as f:
+        assert f.read() == stub_text(), "run: python -m ckpt._stubs > python/ckpt/_operations.pyi"
