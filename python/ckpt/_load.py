@@ -80,7 +80,9 @@ class Loader:
         if names:
             raise UnsafeGlobalError(
                 f"{self._opened.path}: the pickle names {len(names)} global(s) outside the allowlist: "
-                + ", ".join(names) + " (unsafe_globals='placeholder' loads inert placeholders)", names)
+                + ", ".join(names) + " (allowed_globals=" + repr(names)
+                + " allows the ones you trust: they run as torch.load would run them; "
+                "unsafe_globals='placeholder' loads inert placeholders)", names)
 
     def _allows(self, module: str, name: str) -> bool:
         return _ckpt.allowed_global(module, name) or f"{module}.{name}" in self._allowed
@@ -134,7 +136,9 @@ class Loader:
         if not self._allows(module, name):
             if self._placeholders:
                 return PlaceholderGlobal(f"{module}.{name}")
-            raise UnsafeGlobalError(f"{self._opened.path}: global {module}.{name} is outside the allowlist",
+            raise UnsafeGlobalError(f"{self._opened.path}: global {module}.{name} is outside the allowlist "
+                                    f"(allowed_globals=['{module}.{name}'] allows it if you trust it; "
+                                    "unsafe_globals='placeholder' loads an inert placeholder)",
                                     [f"{module}.{name}"])
         # Python 2 spellings, as pickle's find_class maps them (__builtin__.long -> builtins.int).
         if (module, name) in _compat_pickle.NAME_MAPPING:

@@ -3,6 +3,7 @@
 #include "api/format.h"
 #include "torch/open_any.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::api {
 
@@ -27,6 +28,30 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   return o;
 }
 
+std::string path_hint(pickle::Node* root, const std::string& path) {
+  std::string reached;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    std::string part = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string next = reached.empty() ? part : reached + "/" + part;
+    if (!audiocraft::resolve_path(root, next)) {
+      pickle::Node* parent = audiocraft::resolve_path(root, reached);
+      auto* entries = parent ? pickle::entries_of(parent) : nullptr;
+      if (!entries) return "";
+      std::vector<std::string> keys;
+      for (auto& [k, v] : *entries) keys.push_back(key_text(k));
+      std::string m = closest_match(part, keys);
+      if (m.empty()) return "";
+      return "; did you mean '" + (reached.empty() ? m : reached + "/" + m) + "'?";
+    }
+    reached = next;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return "";
+}
+
 std::string Opened::default_state_path() const {
   if (!best_state)
     throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" +
@@ -42,7 +67,7 @@ std::string Opened::state_path_or_best(const std::optional<std::string>& path) c
 pickle::Node* Opened::state_dict(const std::string& given) const {
   const std::string path = given == "/" ? std::string() : given;
   pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
-  if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'");
+  if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'" + path_hint(ck->root(), path));
   if (!pickle::is_mapping(n))
     throw UsageError(ck->path() + ": '" + path + "' is not a state dict (" + describe(n, *ck) + ")");
   return n;

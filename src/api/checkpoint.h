@@ -69,4 +69,8 @@ class CheckpointTensorTest : public audiocraft::TensorTest {
 // True when globs is empty or one of them matches name (fnmatch, as Python's).
 bool matches_any(const std::vector<std::string>& globs, const std::string& name);
 
+// "; did you mean 'best_state/model'?" for a '/'-separated PATH that does not
+// resolve: the closest key where it stops; "" when none is close.
+std::string path_hint(pickle::Node* root, const std::string& path);
+
 }  // namespace ckpt::api

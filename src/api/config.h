@@ -28,18 +28,21 @@ struct ConfigResult {
   static constexpr const char* kName = "ConfigResult";
   static constexpr const char* kDoc = "a config, or one key of it, as YAML text and as plain data";
   std::string text;  // YAML for a container, the bare scalar for a scalar; ends in a newline
-  Json value;        // the same as plain data (YAML's .nan and .inf as null)
+  Json value;        // the same as plain data (nan and inf as their YAML text)
   template <class V>
   static void describe(V& v) {
     v.field("text", &ConfigResult::text,
             "as OmegaConf.to_yaml prints it, or a scalar bare, ending in a newline");
-    v.field("value", &ConfigResult::value, "the same as plain data: dicts, lists and scalars");
+    v.field("value", &ConfigResult::value, "the same as plain data: dicts, lists and scalars (what cfg --json prints; nan/inf as their YAML text)");
   }
 };
 // Throws UsageError naming a missing key.
 ConfigResult cfg(Env& env, const std::string& file, const ConfigOptions& options);
 // cfg(...).text.
 std::string config_text(Env& env, const std::string& file, const ConfigOptions& options);
+// The same value as data (cfg --json): the whole config, or KEY's value
+// (resolved unless options.raw).
+omegaconf::Value config_value(Env& env, const std::string& file, const ConfigOptions& options);
 
 // The config at an object path of an opened checkpoint ("": xp.cfg) as a
 // plain tree (what the Python handle's cfg_dict and cfg give).

@@ -7,6 +7,7 @@
 #include "api/checkpoint.h"
 #include "api/format.h"
 #include "api/shard.h"
+#include "audiocraft/config_changes.h"
 #include "audiocraft/diff.h"
 #include "audiocraft/operations.h"
 #include "torch/convert.h"
@@ -158,6 +159,10 @@ DiffResult diff(Env& env, const std::string& a, const std::string& b, const Diff
   r.config.in_b = cfg_b.has_value();
   if ((cfg_a || cfg_b) && !r.tensors_only)
     r.config.diff = audiocraft::unified_diff(cfg_a.value_or(""), cfg_b.value_or(""), "a/xp.cfg", "b/xp.cfg");
+  if (cfg_a && cfg_b && !r.tensors_only && !r.config.diff.empty())
+    for (const auto& c : audiocraft::config_changes(audiocraft::config_tree(oa.ck->root()),
+                                                    audiocraft::config_tree(ob.ck->root())))
+      r.config.changes.push_back(c.text());
 
   // Under a tolerance, a dtype change alone (a conversion being checked) is
   // listed but is not a difference; a shape change always is.

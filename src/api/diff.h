@@ -124,11 +124,13 @@ struct DiffConfig {
   static constexpr const char* kDoc = "xp.cfg in a diff";
   bool in_a = false, in_b = false;
   std::string diff;  // unified diff of the two xp.cfg's YAML
+  std::vector<std::string> changes;  // both have xp.cfg: "key: a -> b" per changed leaf, as edit says
   template <class V>
   static void describe(V& v) {
     v.field("in_a", &DiffConfig::in_a, "a has an xp.cfg");
     v.field("in_b", &DiffConfig::in_b, "b has one");
     v.field("diff", &DiffConfig::diff, "unified diff of their YAML (empty: the same)");
+    v.field("changes", &DiffConfig::changes, "both have one: 'key: a -> b' per changed leaf (dotted keys)");
   }
 };
 

@@ -35,11 +35,13 @@ void check_options(const std::string& file, const EditOptions& a) {
   for (const auto& g : a.keep) check_glob("keep", g);
   for (const auto& g : a.drop) check_glob("drop", g);
   for (const auto& g : a.match) check_glob("match", g);
-  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.rename.empty() && a.dtype.empty() && !a.compact)
+  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.rename.empty() && a.dtype.empty() && !a.compact &&
+      !a.for_finetune)
     throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), " +
                      option_name("drop") + "/" + option_name("keep") + " GLOB, " + option_name("rename") +
-                     " RE=REPL or " + option_name("dtype") + " (see 'ckpt help edit')");
+                     " RE=REPL, " + option_name("dtype") + " or " + option_name("for_finetune") + " (see 'ckpt help edit')");
   if (a.in_place && file == "-") throw UsageError(option_name("in_place") + " needs a file, not standard input");
+  if (!a.in_place && !a.output.sink && a.output.out != "-") check_torch_output_name(a.output.out);
 }
 
 audiocraft::KeySurgery surgery_of(const EditOptions& a) {
@@ -81,6 +83,9 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     DiscardEnv discard(env);
     OutputOptions counted = a.output;
     counted.sink = nullptr;
+    // A dry run never refuses for an existing output: it says so instead.
+    counted.force = true;
+    r.output_exists = !a.output.sink && a.output.out != "-" && env.exists(a.output.out);
     write_checkpoint(*o.ck, o.ck->root(), discard, counted, std::move(transforms));
     r.bytes = discard.bytes_written();
     return;
@@ -125,6 +130,13 @@ EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
     r.changes += r.config_changes.size();
   }
   if (!surgery.empty()) apply_surgery(o, surgery, a, r);
+  if (a.for_finetune) {
+    if (o.layout != audiocraft::Layout::Training)
+      throw UsageError(file + ": " + option_name("for_finetune") + " removes the training state of an AudioCraft training checkpoint, "
+                       "and this file is '" + std::string(audiocraft::to_string(o.layout)) + "'");
+    r.training_state_removed = audiocraft::strip_training_state(o.ck->root());
+    r.changes += r.training_state_removed.size();
+  }
   std::map<std::string, torch::StorageTransform> transforms;
   if (!a.dtype.empty()) {
     r.dtype = plan_dtype_conversion(o, a.state, a.dtype, a.match);

@@ -26,6 +26,7 @@ struct EditOptions {
   std::string dtype;                    // float16, bfloat16, float32; "": none
   std::vector<std::string> match;       // with dtype: only these tensors
   bool in_place = false, compact = false;
+  bool for_finetune = false;  // remove audiocraft::kTrainingStateKeys (a fine-tune starts, not resumes)
   bool dry_run = false;                 // everything but the write (bytes counted)
   bool allow_no_match = false, allow_empty = false;
   template <class V>
@@ -44,6 +45,9 @@ struct EditOptions {
             "update FILE in place (appends metadata when tensor bytes are unchanged; crash-safe)");
     v.field("compact", &EditOptions::compact, "with in_place: a full rewrite that reclaims dead bytes");
     v.field("dry_run", &EditOptions::dry_run, "work out the changes and the output's size; write nothing");
+    v.field("for_finetune", &EditOptions::for_finetune,
+            "remove what AudioCraft restores besides the weights when it resumes from this file (optimizer, "
+            "lr_scheduler, ema, scaler, history: the epoch), so a fine-tune starts at epoch 1");
     v.field("allow_no_match", &EditOptions::allow_no_match, "a keep/drop glob or rename regex may match no key");
     v.field("allow_empty", &EditOptions::allow_empty, "allow an edit that removes every key of a state dict");
   }
@@ -133,6 +137,8 @@ struct EditResult {
   // written file (0 when streamed to a sink).
   uint64_t bytes = 0;
   bool dry_run = false;
+  bool output_exists = false;  // dry_run: out exists (the real run needs force)
+  std::vector<std::string> training_state_removed;  // for_finetune: the top-level keys removed
   std::optional<InPlaceUpdate> in_place;  // set after an in-place update
   template <class V>
   static void describe(V& v) {
@@ -144,6 +150,9 @@ struct EditResult {
     v.field("changes", &EditResult::changes, "config changes + keys dropped or renamed + storages converted");
     v.field("bytes", &EditResult::bytes, "the output's size (with dry_run: the size it would have)");
     v.field("dry_run", &EditResult::dry_run, "nothing was written");
+    v.field("output_exists", &EditResult::output_exists, "with dry_run: the output exists (the real run needs force)");
+    v.field("training_state_removed", &EditResult::training_state_removed,
+            "with for_finetune: the training-state keys removed");
     v.field("in_place", &EditResult::in_place, "in place: how the file was updated");
   }
 };

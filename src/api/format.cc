@@ -1,5 +1,7 @@
 #include "api/format.h"
 
+#include "util/python_number.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -67,7 +69,6 @@ std::string kind_name(const Node* n, const torch::Checkpoint& ck) {
 
 std::string describe(const Node* n, const torch::Checkpoint& ck) {
   if (!n) return "None";
-  char buf[64];
   switch (n->kind) {
     case Kind::None: return "None";
     case Kind::Bool: return n->boolean ? "True" : "False";
@@ -75,8 +76,7 @@ std::string describe(const Node* n, const torch::Checkpoint& ck) {
     case Kind::Float:
       if (std::isnan(n->real)) return "nan";
       if (std::isinf(n->real)) return n->real > 0 ? "inf" : "-inf";
-      std::snprintf(buf, sizeof buf, "%.17g", n->real);
-      return buf;
+      return python_float_repr(n->real);  // as Python prints it: 4.8, 160.0
     case Kind::Str:
       return n->text.size() > 60 ? "str (" + std::to_string(n->text.size()) + " bytes) " + short_str(n->text)
                                  : short_str(n->text);

@@ -1,9 +1,14 @@
 #include "api/inspect.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <cstdio>
 #include <set>
+#include <unordered_map>
 
 #include "api/format.h"
+#include "audiocraft/operations.h"
 #include "torch/integrity.h"
 #include "util/error.h"
 
@@ -79,6 +84,7 @@ InfoResult info(Env& env, const std::string& file) {
   r.layout = audiocraft::to_string(o.layout);
   std::string kind = audiocraft::describe_kind(ck.root(), o.layout, file);
   if (!kind.empty()) r.kind = kind;
+  if (o.layout == audiocraft::Layout::Training) r.training_state = audiocraft::training_state_present(ck.root());
   r.best_state = o.best_state;
   if (auto* e = pickle::entries_of(ck.root()))
     for (auto& [k, v] : *e) r.keys.push_back({key_text(k), kind_name(v, ck), describe(v, ck)});
@@ -141,7 +147,7 @@ void ls(Env& env, const std::string& file, const LsOptions& options, const std::
   Opened o = open_checkpoint(env, file);
   const torch::Checkpoint& ck = *o.ck;
   Node* start = audiocraft::resolve_path(ck.root(), options.path);
-  if (!start) throw UsageError(file + ": no object at '" + options.path + "'");
+  if (!start) throw UsageError(file + ": no object at '" + options.path + "'" + path_hint(ck.root(), options.path));
   std::string base;
   for (auto& p : audiocraft::split_path(options.path)) base += (base.empty() ? "" : "/") + p;
 
@@ -168,6 +174,7 @@ void ls(Env& env, const std::string& file, const LsOptions& options, const std::
     entry.path = it.path;
     entry.kind = kind_name(n, ck);
     entry.summary = describe(n, ck);
+    entry.node = n;
     visit(entry);
     if (!entry.ref.empty() || it.depth >= options.depth) continue;
     auto kids = children(n, ck);
@@ -183,6 +190,29 @@ void ls(Env& env, const std::string& file, const LsOptions& options, const std::
   }
 }
 
+namespace {
+
+// A scalar's value, typed as Python has it (None, bool, int, float, str);
+// nullopt for anything else.
+std::optional<Json> scalar_value(const pickle::Node* n) {
+  if (!n) return std::nullopt;
+  switch (n->kind) {
+    case pickle::Kind::None: return Json(nullptr);
+    case pickle::Kind::Bool: return Json(n->boolean);
+    case pickle::Kind::Int:
+      if (n->is_big_int()) return std::nullopt;
+      return Json(n->integer);
+    case pickle::Kind::Float:
+      if (std::isnan(n->real)) return Json("nan");  // JSON has no nan or inf
+      if (std::isinf(n->real)) return Json(n->real > 0 ? "inf" : "-inf");
+      return Json(n->real);
+    case pickle::Kind::Str: return Json(n->text);
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
 LsNode ls_tree(Env& env, const std::string& file, const LsOptions& options) {
   // parents[d] is the latest node at depth d; its earlier siblings are complete.
   LsNode root;
@@ -195,7 +225,7 @@ LsNode ls_tree(Env& env, const std::string& file, const LsOptions& options) {
       node.summary = std::to_string(e.more) + " more";
       node.more = e.more;
     } else {
-      node = {e.key, e.path, e.kind, e.summary, e.ref, 0, {}};
+      node = {e.key, e.path, e.kind, e.summary, e.ref, 0, scalar_value(e.node), {}};
     }
     parents.resize(static_cast<size_t>(e.depth) + 1);
     if (e.depth == 0) {
@@ -259,8 +289,44 @@ TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& o
 TensorsAny tensors_any(Env& env, const std::string& path, const TensorsOptions& options) {
   if (is_dcp_folder(path)) return dcp_tensors(env, path, options.match);
   TensorsResult r = tensors(env, path, options);
+  if (options.tree && options.group > 0) throw UsageError(option_name("tree") + " and " + option_name("group") + " are two views: give one");
+  if (options.tree) return tensor_tree(r.rows, r.state);
   if (options.group > 0) return group_tensors(r.rows, options.group);
   return std::move(r.rows);
+}
+
+TensorTree tensor_tree(const std::vector<TensorEntry>& rows, const std::string& path) {
+  TensorTree root;
+  root.name = path;
+  constexpr size_t kMaxDepth = 100;  // the JSON form nests one level per component
+  std::unordered_map<std::string, size_t> index;
+  for (const TensorEntry& r : rows) {
+    if (size_t parts = size_t(std::count(r.name.begin(), r.name.end(), '.')) + 1; parts > kMaxDepth)
+      throw UsageError(option_name("tree") + ": tensor name '" + r.name.substr(0, 60) + "...' has " +
+                       std::to_string(parts) + " components, more than " + std::to_string(kMaxDepth) + "; use " +
+                       option_set("group", "N"));
+    TensorTree* n = &root;
+    auto add = [&](TensorTree* at) { at->parameters += r.numel, at->bytes += r.nbytes, ++at->tensors; };
+    add(n);
+    size_t start = 0;
+    while (true) {
+      size_t dot = r.name.find('.', start);
+      std::string part = r.name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      // The child's index among its siblings, by its full prefix.
+      auto [it, fresh] = index.emplace(r.name.substr(0, dot), n->children.size());
+      if (fresh) {
+        n->children.emplace_back();
+        n->children.back().name = part;
+      }
+      n = &n->children[it->second];
+      add(n);
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    n->dtype = r.dtype;
+    n->shape = r.shape;
+  }
+  return root;
 }
 
 namespace {

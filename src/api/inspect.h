@@ -81,6 +81,9 @@ struct InfoResult {
   // Mappings of tensors within a few levels of the root, and the best state.
   std::vector<StateDictSummary> state_dicts;
   std::optional<RankSetInfo> rank_set;  // an FSDP rank file's set
+  // A training checkpoint's state that a resumed run restores besides the
+  // weights (audiocraft::training_state_present); empty when none.
+  std::vector<std::string> training_state;
   template <class V>
   static void describe(V& v) {
     v.field("file", &InfoResult::file, "the file");
@@ -96,6 +99,8 @@ struct InfoResult {
     v.field("best_state", &InfoResult::best_state, "the best state dict's path ('' the root); None when none");
     v.field("keys", &InfoResult::keys, "the top-level mapping's keys");
     v.field("state_dicts", &InfoResult::state_dicts, "the state dicts found near the root, and the best state");
+    v.field("training_state", &InfoResult::training_state,
+            "a training checkpoint's state that a resumed run restores besides the weights (optimizer, ema, ...)");
     v.field("rank_set", &InfoResult::rank_set, "an FSDP rank file's set", Presence::OmitEmpty);
   }
 };
@@ -114,6 +119,7 @@ struct LsEntry {
   std::string key, path, kind, summary;
   std::string ref;     // "path" of the first place a shared object was seen
   uint64_t more = 0;
+  const pickle::Node* node = nullptr;  // the object (valid during the visit)
 };
 struct LsOptions {
   static constexpr const char* kName = "LsOptions";
@@ -138,6 +144,7 @@ struct LsNode {
   std::string key, path, kind, summary;
   std::string ref;  // the path where a shared object was first listed
   uint64_t more = 0;  // a note (kind "more"): this many more children of the parent not listed
+  std::optional<Json> value;  // a scalar's value, typed as Python has it (nan/inf as "nan", "inf", "-inf")
   std::vector<LsNode> children;
   template <class V>
   static void describe(V& v) {
@@ -147,6 +154,8 @@ struct LsNode {
     v.field("summary", &LsNode::summary, "it described in a few words");
     v.field("ref", &LsNode::ref, "the path where this (shared) object was listed first", Presence::OmitEmpty);
     v.field("more", &LsNode::more, "a note, not an object: this many more children not listed",
+            Presence::OmitEmpty);
+    v.field("value", &LsNode::value, "a scalar's value (None, bool, int, float, str); absent for other objects",
             Presence::OmitEmpty);
     v.field("children", &LsNode::children, "its children, listed to the depth asked", Presence::OmitEmpty);
   }
@@ -159,11 +168,14 @@ struct TensorsOptions {
   std::optional<std::string> state;  // default: the best state; "" or "/": the root
   std::vector<std::string> match;    // globs; empty: all
   int group = 0;                     // > 0: sums per name prefix of this many components
+  bool tree = false;                 // the module tree (one node per name component)
   template <class V>
   static void describe(V& v) {
     v.field("state", &TensorsOptions::state, "the state dict's '/'-separated path (default: the best state; '/': the root)");
     v.field("match", &TensorsOptions::match, "only tensors whose names match one of these globs");
     v.field("group", &TensorsOptions::group, "sum tensors, parameters and bytes by the first N dot-separated name components");
+    v.field("tree", &TensorsOptions::tree,
+            "the module tree: one node per name component with the parameters below it, as print(model) nests modules");
   }
 };
 
@@ -254,6 +266,31 @@ struct TensorGroup {
 };
 std::vector<TensorGroup> group_tensors(const std::vector<TensorEntry>& rows, int depth);
 
+// tensors --tree: a node per dot-separated name component, with the sums of
+// the tensors below it; a tensor's node (a leaf) has its dtype and shape.
+// Children keep the order of their first tensor.
+struct TensorTree {
+  static constexpr const char* kName = "TensorTree";
+  static constexpr const char* kDoc = "a module of the tree and the tensors below it";
+  std::string name;  // the name component (the root: the state dict's path)
+  uint64_t tensors = 0, parameters = 0, bytes = 0;
+  std::optional<std::string> dtype;           // a tensor's
+  std::optional<std::vector<int64_t>> shape;  // a tensor's
+  std::vector<TensorTree> children;
+  template <class V>
+  static void describe(V& v) {
+    v.field("name", &TensorTree::name, "the name component (the root: the state dict's path)");
+    v.field("tensors", &TensorTree::tensors, "tensors below it");
+    v.field("parameters", &TensorTree::parameters, "their elements");
+    v.field("bytes", &TensorTree::bytes, "their bytes");
+    v.field("dtype", &TensorTree::dtype, "a tensor's dtype (leaves only)", Presence::OmitEmpty);
+    v.field("shape", &TensorTree::shape, "a tensor's shape (leaves only)", Presence::OmitEmpty);
+    v.field("children", &TensorTree::children, "the modules and tensors under it", Presence::OmitEmpty);
+  }
+};
+// UsageError for a name of more than 100 components (use group).
+TensorTree tensor_tree(const std::vector<TensorEntry>& rows, const std::string& path);
+
 struct TensorsResult {
   std::string state;               // the state dict's path
   std::vector<TensorEntry> rows;   // in file order
@@ -262,8 +299,9 @@ struct TensorsResult {
 // the state dict is missing (or, by default, the layout has no best state).
 TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& options);
 
-// `tensors` on any path: rows, groups (options.group > 0) or a DCP folder's items.
-using TensorsAny = std::variant<std::vector<TensorEntry>, std::vector<TensorGroup>, std::vector<DcpTensorEntry>>;
+// `tensors` on any path: rows, groups (options.group > 0), the tree (options.tree) or a DCP folder's items.
+using TensorsAny =
+    std::variant<std::vector<TensorEntry>, std::vector<TensorGroup>, TensorTree, std::vector<DcpTensorEntry>>;
 TensorsAny tensors_any(Env& env, const std::string& path, const TensorsOptions& options);
 
 struct VerifyResult {

@@ -9,6 +9,7 @@
 #include "api/shard.h"
 #include "api/show.h"
 #include "api/stats.h"
+#include "api/transformers.h"
 #include "api/write.h"
 #include "util/error.h"
 
@@ -125,6 +126,17 @@ Registry make_registry() {
   r.add<ConsolidateOptions>("consolidate", "consolidate", "a torch distributed checkpoint folder as one torch.save file",
                             {"dir"}, {"out"},
                             [](Env& env, In in, const ConsolidateOptions& o) { return consolidate(env, in[0], o); });
+  r.add<ToTransformersOptions>(
+      "to_transformers", "to-transformers",
+      "an AudioCraft MusicGen LM as the folder transformers' from_pretrained loads (the decoder alone without "
+      "text_encoder and audio_encoder)",
+      {"file"}, {"out"}, [](Env& env, In in, const ToTransformersOptions& o) { return to_transformers(env, in[0], o); });
+  r.add<FromTransformersOptions>(
+      "from_transformers", "from-transformers",
+      "a transformers MusicGen folder as the folder MusicGen.get_pretrained loads (state_dict.bin, "
+      "compression_state_dict.bin)",
+      {"dir"}, {"out"},
+      [](Env& env, In in, const FromTransformersOptions& o) { return from_transformers(env, in[0], o); });
   return r;
 }
 

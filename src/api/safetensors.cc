@@ -8,6 +8,7 @@ namespace ckpt::api {
 
 ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSafetensorsOptions& a) {
   Opened o = open_checkpoint(env, file);
+  if (!a.ignore_crc) check_record_crcs(*o.ck);
   ToSafetensorsResult r;
   r.out = a.out;
   r.state = o.state_path_or_best(a.state);

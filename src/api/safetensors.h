@@ -26,6 +26,7 @@ struct ToSafetensorsOptions {
   std::string max_shard_size;    // "5GB", "500MB", bytes; "": one file
   bool force = false;
   ProgressFn progress;
+  bool ignore_crc = false;       // convert a zip whose records fail their CRC-32, as read
   template <class V>
   static void describe(V& v) {
     v.field("out", &ToSafetensorsOptions::out, "the file to write (with max_shard_size: the folder)");
@@ -35,6 +36,8 @@ struct ToSafetensorsOptions {
     v.field("max_shard_size", &ToSafetensorsOptions::max_shard_size,
             "write Hugging Face shards and their index, each at most this size (5GB, 500MB, or bytes as a number)");
     v.field("force", &ToSafetensorsOptions::force, "replace an existing output");
+    v.field("ignore_crc", &ToSafetensorsOptions::ignore_crc,
+            "convert a zip whose records fail their CRC-32, as read (refused otherwise)");
   }
 };
 struct ToSafetensorsResult {

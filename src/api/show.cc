@@ -10,6 +10,7 @@
 #include "torch/stats.h"
 #include "torch/tensor_data.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::api {
 
@@ -85,7 +86,12 @@ TensorValues::TensorValues(Env& env, const std::string& file, const std::string&
   const pickle::Node* value = nullptr;
   for (auto& [k, v] : *pickle::entries_of(sd))
     if (key_text(k) == name) value = v;
-  if (!value) throw UsageError(file + ": no tensor '" + name + "' in '" + path + "' (see 'ckpt tensors')");
+  if (!value) {
+    std::vector<std::string> names;
+    for (auto& [k, v] : *pickle::entries_of(sd)) names.push_back(key_text(k));
+    throw UsageError(file + ": no tensor '" + name + "' in '" + path + "'" + did_you_mean(name, names) +
+                     " (see 'ckpt tensors')");
+  }
   auto t = opened_.ck->tensor(value);
   if (!t)
     throw UsageError(file + ": '" + name + "' in '" + path + "' is not a tensor (" + describe(value, *opened_.ck) + ")");

@@ -1,5 +1,8 @@
 #include "api/write.h"
 
+#include <cctype>
+#include <cstdio>
+
 #include "audiocraft/operations.h"
 #include "torch/in_place.h"
 #include "util/error.h"
@@ -13,8 +16,36 @@ std::optional<torch::Dialect> dialect_of(const std::string& text) {
   return d;
 }
 
+void check_torch_output_name(const std::string& out) {
+  static const std::string kExt = ".safetensors";
+  if (out.size() < kExt.size()) return;
+  std::string tail = out.substr(out.size() - kExt.size());
+  for (char& c : tail) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (tail != kExt) return;
+  std::string stem = out.substr(0, out.size() - kExt.size());
+  throw UsageError(out + ": this command writes a torch checkpoint, which a .safetensors name would misname "
+                   "(safetensors.torch.load_file cannot read it); write " + stem + ".th, then 'ckpt safetensors " +
+                   stem + ".th -o " + out + "' if you want safetensors");
+}
+
+void check_record_crcs(const torch::Checkpoint& ck) {
+  const auto* zip = ck.zip();
+  if (!zip) return;
+  for (const auto& rec : zip->records()) {
+    uint32_t crc = zip->compute_crc(rec);
+    if (crc == rec.crc32) continue;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
+    throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf +
+                      "): the file is damaged and the output would carry the damage on ('ckpt verify " + ck.path() +
+                      "' lists every problem); fetch or copy it again, or pass " + option_name("ignore_crc") + " to write it as read");
+  }
+}
+
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
                       std::map<std::string, torch::StorageTransform> transforms) {
+  if (!options.sink) check_torch_output_name(options.out);
+  if (!options.ignore_crc) check_record_crcs(ck);
   torch::SaveOptions so;
   so.transforms = std::move(transforms);
   so.force = options.force;
@@ -29,6 +60,7 @@ void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env,
 }
 
 WriteResult rewrite(Env& env, const std::string& file, const OutputOptions& output) {
+  if (!output.sink) check_torch_output_name(output.out);
   Opened o = open_checkpoint(env, file);
   write_checkpoint(*o.ck, o.ck->root(), env, output);
   return {output.out};
@@ -70,6 +102,16 @@ pickle::Node* compression_root(Opened& c, const std::optional<std::string>& vers
   return audiocraft::make_export(c.ck->graph(), c.ck->root(), c.layout, version);
 }
 
+// A --compression value that names a file rather than a pretrained model
+// ('facebook/encodec_32khz'): a checkpoint's extension or a path's start.
+bool looks_like_a_file(const std::string& s) {
+  for (const char* ext : {".th", ".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".pkl"}) {
+    std::string e = ext;
+    if (s.size() > e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0) return true;
+  }
+  return s.rfind("/", 0) == 0 || s.rfind("./", 0) == 0 || s.rfind("../", 0) == 0 || s.rfind("~", 0) == 0;
+}
+
 void make_output_dir(Env& env, const std::string& dir) {
   if (env.is_directory(dir)) return;
   if (env.exists(dir)) throw UsageError(dir + " exists and is not a directory");
@@ -101,6 +143,10 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
   // without options.compression, the one the config names.
   std::string compression = options.compression;
   bool is_file = !compression.empty() && env.exists(compression);
+  if (!compression.empty() && !is_file && looks_like_a_file(compression))
+    throw UsageError(option_name("compression") + " '" + compression + "': no such file; give an existing compression checkpoint "
+                     "(an EnCodec training or exported checkpoint), or a pretrained name such as "
+                     "facebook/encodec_32khz");
   if (compression.empty()) {
     audiocraft::CompressionSource src = audiocraft::compression_from_config(o.ck->root());
     compression = src.name_or_path;
@@ -113,7 +159,7 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
   r.compression_pretrained = !is_file;
   std::optional<Opened> comp;
   if (is_file) comp = open_checkpoint(env, compression);
-  OutputOptions out{r.state_dict, nullptr, options.force, options.dialect, options.progress};
+  OutputOptions out{r.state_dict, nullptr, options.force, options.dialect, options.progress, false};
   write_checkpoint(*o.ck, root, env, out);
   out.out = r.compression_state_dict;
   if (comp)

@@ -24,18 +24,31 @@ struct OutputOptions {
   bool force = false;
   std::string dialect;  // "1.6", "2.1", "2.7" (or "torch-2.7"); "": the input's
   ProgressFn progress;
+  bool ignore_crc = false;  // write from a zip whose records fail their CRC-32, as read
   template <class V>
   static void describe(V& v) {
     v.field("out", &OutputOptions::out, "the file to write (atomically: a temporary beside it, renamed)");
     v.field("force", &OutputOptions::force, "replace an existing output");
     v.field("dialect", &OutputOptions::dialect,
             "zip layout of the output: 1.6 (torch 1.6-2.0), 2.1 (2.1-2.6) or 2.7 (2.7+); default: the input's");
+    v.field("ignore_crc", &OutputOptions::ignore_crc,
+            "write from a zip whose records fail their CRC-32, as read (refused otherwise)");
   }
 };
 
 // The dialect an OutputOptions names; nullopt for "" (the input's). Throws
 // UsageError naming `dialect` for an unknown one.
 std::optional<torch::Dialect> dialect_of(const std::string& text);
+
+
+// Throws FormatError naming the first record of ck's zip whose bytes fail
+// its CRC-32 (a damaged file: the output would carry the damage on), with
+// the ways to proceed (--ignore-crc). Reads every record once.
+void check_record_crcs(const torch::Checkpoint& ck);
+
+// Throws UsageError when `out` is named .safetensors: the writers of torch
+// checkpoints never put one format under another's extension.
+void check_torch_output_name(const std::string& out);
 
 // Writes root (a node of ck's graph) as options say.
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,

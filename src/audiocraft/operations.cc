@@ -11,6 +11,7 @@
 #include "pickle/allowlist.h"
 #include "util/error.h"
 #include "util/glob.h"
+#include "util/suggest.h"
 
 namespace ckpt::audiocraft {
 
@@ -83,6 +84,113 @@ void apply_overrides(pickle::Graph& g, Node* root, const std::vector<omegaconf::
   for (const auto& o : overrides) omegaconf::apply_override(g, cfg, o);
 }
 
+CompiledRename compile_python_rename(const std::string& pat, const std::string& repl, const char* flag) {
+  auto where = [&] { return std::string(flag) + " '" + pat + "=" + repl + "': "; };
+  CompiledRename c;
+  std::map<std::string, size_t> names;
+  auto number_of = [&](const std::string& name) -> size_t {
+    auto it = names.find(name);
+    if (it == names.end()) throw UsageError(where() + "unknown group name '" + name + "'");
+    return it->second;
+  };
+  // The pattern: Python's named groups become plain ones (std::regex has none).
+  bool in_class = false;
+  for (size_t i = 0; i < pat.size(); ++i) {
+    char ch = pat[i];
+    if (ch == '\\') {
+      c.pattern += ch;
+      if (i + 1 < pat.size()) c.pattern += pat[++i];
+      continue;
+    }
+    if (in_class) {
+      if (ch == ']') in_class = false;
+      c.pattern += ch;
+      continue;
+    }
+    if (ch == '[') {
+      in_class = true;
+      c.pattern += ch;
+      if (i + 1 < pat.size() && pat[i + 1] == '^') c.pattern += pat[++i];
+      if (i + 1 < pat.size() && pat[i + 1] == ']') c.pattern += "\\]", ++i;  // Python: a literal ']'
+      continue;
+    }
+    if (ch == '(' && pat.compare(i, 4, "(?P<") == 0) {
+      size_t end = pat.find('>', i + 4);
+      if (end == std::string::npos) throw UsageError(where() + "unterminated group name");
+      names[pat.substr(i + 4, end - i - 4)] = ++c.groups;
+      c.pattern += '(';
+      i = end;
+      continue;
+    }
+    if (ch == '(' && pat.compare(i, 4, "(?P=") == 0) {
+      size_t end = pat.find(')', i + 4);
+      if (end == std::string::npos) throw UsageError(where() + "unterminated group name");
+      c.pattern += "(?:\\" + std::to_string(number_of(pat.substr(i + 4, end - i - 4))) + ")";
+      i = end;
+      continue;
+    }
+    if (ch == '(' && (i + 1 == pat.size() || pat[i + 1] != '?')) ++c.groups;
+    c.pattern += ch;
+  }
+  auto group_ref = [&](size_t n) {
+    if (n > c.groups || n > 99)
+      throw UsageError(where() + "invalid group reference " + std::to_string(n) + ": the regex has " +
+                       std::to_string(c.groups) + " group(s)");
+    c.replacement += '$';
+    c.replacement += char('0' + n / 10);
+    c.replacement += char('0' + n % 10);
+  };
+  const std::string hint = "the replacement is Python's re.sub syntax: \\1, \\g<1> or \\g<name> for a group";
+  for (size_t i = 0; i < repl.size(); ++i) {
+    char ch = repl[i];
+    if (ch == '$') {
+      char nx = i + 1 < repl.size() ? repl[i + 1] : '\0';
+      if ((nx >= '0' && nx <= '9') || nx == '{' || nx == '&' || nx == '`' || nx == '\'')
+        throw UsageError(where() + "'$" + std::string(1, nx) + "' is not a group reference: " + hint +
+                         " (write \\1 for $1)");
+      c.replacement += "$$";  // a literal '$', as in Python
+      continue;
+    }
+    if (ch != '\\') {
+      c.replacement += ch;
+      continue;
+    }
+    if (i + 1 == repl.size()) throw UsageError(where() + "a trailing backslash (\\\\ is a literal one)");
+    char nx = repl[++i];
+    if (nx >= '1' && nx <= '9') {
+      size_t n = size_t(nx - '0');
+      if (i + 1 < repl.size() && repl[i + 1] >= '0' && repl[i + 1] <= '9') n = n * 10 + size_t(repl[++i] - '0');
+      group_ref(n);
+    } else if (nx == '0') {
+      throw UsageError(where() + "\\0 is not a group (" + hint + ")");
+    } else if (nx == 'g') {
+      size_t end = repl.find('>', i + 1);
+      if (i + 1 >= repl.size() || repl[i + 1] != '<' || end == std::string::npos)
+        throw UsageError(where() + "\\g needs <number> or <name> (" + hint + ")");
+      std::string name = repl.substr(i + 2, end - i - 2);
+      i = end;
+      if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+        if (name.size() > 2) throw UsageError(where() + "invalid group reference " + name);
+        group_ref(std::stoul(name));
+      } else {
+        group_ref(number_of(name));
+      }
+    } else if (nx == '\\') {
+      c.replacement += '\\';
+    } else if (nx == 'n' || nx == 't' || nx == 'r' || nx == 'f' || nx == 'v' || nx == 'a') {
+      static const std::map<char, char> kEscapes{{'n', '\n'}, {'t', '\t'}, {'r', '\r'},
+                                                 {'f', '\f'}, {'v', '\v'}, {'a', '\a'}};
+      c.replacement += kEscapes.at(nx);
+    } else if ((nx >= 'a' && nx <= 'z') || (nx >= 'A' && nx <= 'Z')) {
+      throw UsageError(where() + "bad escape \\" + std::string(1, nx) + " (" + hint + ")");
+    } else {
+      c.replacement += '\\';  // Python keeps an unknown non-letter escape as it is
+      c.replacement += nx;
+    }
+  }
+  return c;
+}
+
 SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, const std::string& where) {
   auto* entries = pickle::entries_of(sd);
   if (!entries) throw UsageError("'" + where + "' is not a state dict");
@@ -93,8 +201,22 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
     return k->text;
   };
   auto check_used = [&](const char* flag, const std::string& pattern, size_t hits) {
-    if (s.strict && hits == 0)
-      throw UsageError(option_name(flag) + " '" + pattern + "' matches no key of '" + where + "' (" + option_set("allow_no_match") + " accepts that)");
+    if (!s.strict || hits != 0) return;
+    // A glob matches whole names: 'condition_provider' meant its subtree.
+    std::string hint;
+    if (std::string(flag) != "rename" && pattern.find_first_of("*?[") == std::string::npos) {
+      std::vector<std::string> keys;
+      bool prefix = false;
+      for (const auto& kv : *entries) {
+        if (kv.first->kind != Kind::Str) continue;
+        keys.push_back(kv.first->text);
+        if (kv.first->text.rfind(pattern + ".", 0) == 0) prefix = true;
+      }
+      hint = prefix ? "; did you mean '" + pattern + ".*'? (a glob matches whole key names)"
+                    : did_you_mean(pattern, keys);
+    }
+    throw UsageError(option_name(flag) + " '" + pattern + "' matches no key of '" + where + "'" + hint + " (" +
+                     option_set("allow_no_match") + " accepts that)");
   };
 
   // --keep keeps the keys that match a pattern, --drop drops them.
@@ -122,9 +244,12 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
   report.dropped = report.before - kept.size();
   if (!s.renames.empty()) {
     std::vector<std::regex> res;
+    std::vector<std::string> formats;
     for (auto& [pattern, repl] : s.renames) {
+      CompiledRename c = compile_python_rename(pattern, repl);
+      formats.push_back(c.replacement);
       try {
-        res.emplace_back(pattern, std::regex::ECMAScript);
+        res.emplace_back(c.pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
         throw UsageError(option_name("rename") + " '" + pattern + "=" + repl + "': invalid regular expression: " + e.what());
       }
@@ -136,7 +261,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       for (size_t i = 0; i < res.size(); ++i) {
         if (!std::regex_search(name, res[i])) continue;
         ++hits[i];
-        name = std::regex_replace(name, res[i], s.renames[i].second);
+        name = std::regex_replace(name, res[i], formats[i]);
       }
       auto [it, fresh] = origin.emplace(name, old);
       if (!fresh)
@@ -151,6 +276,44 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
   }
   *entries = std::move(kept);
   return report;
+}
+
+namespace {
+
+bool is_training_state_key(const std::string& k) {
+  for (const char* t : kTrainingStateKeys)
+    if (k == t) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> training_state_present(const Node* root) {
+  std::vector<std::string> out;
+  auto* entries = pickle::entries_of(root);
+  if (!entries) return out;
+  for (const auto& [k, v] : *entries) {
+    if (k->kind != Kind::Str || !is_training_state_key(k->text)) continue;
+    if (v->kind == Kind::None) continue;  // e.g. lr_scheduler None: nothing to restore
+    if (k->text == "history") {
+      auto* items = v->kind == Kind::List ? &v->items : nullptr;
+      if (!items || items->empty()) continue;  // an empty history starts at epoch 1
+      out.push_back("history (" + std::to_string(items->size()) + (items->size() == 1 ? " epoch" : " epochs") + ")");
+      continue;
+    }
+    out.push_back(k->text);
+  }
+  return out;
+}
+
+std::vector<std::string> strip_training_state(Node* root) {
+  std::vector<std::string> removed;
+  auto* entries = pickle::entries_of(root);
+  if (!entries) throw UsageError(option_name("for_finetune") + " needs a training checkpoint (a dict at the top)");
+  for (const auto& [k, v] : *entries)
+    if (k->kind == Kind::Str && is_training_state_key(k->text)) removed.push_back(k->text);
+  for (const auto& k : removed) pickle::erase_item(root, k);
+  return removed;
 }
 
 std::optional<std::string> version_of(const Node* root) {

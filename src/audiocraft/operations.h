@@ -33,10 +33,22 @@ void apply_overrides(pickle::Graph& g, pickle::Node* root, const std::vector<ome
 
 struct KeySurgery {
   std::vector<std::string> keep, drop;                      // fnmatch globs
-  std::vector<std::pair<std::string, std::string>> renames;  // ECMAScript regex, replacement
+  std::vector<std::pair<std::string, std::string>> renames;  // Python re.sub pattern, replacement
   bool strict = false;  // a glob or regex that matches nothing is an error
   bool empty() const { return keep.empty() && drop.empty() && renames.empty(); }
 };
+
+// A --rename in Python's re.sub syntax turned into what std::regex runs:
+// the pattern with (?P<name>...) groups made plain, the replacement with
+// \1, \g<1>, \g<name> as $NN and '$' literal. Throws UsageError (naming
+// `flag`) for a reference to a group the pattern lacks, for '$1', '${x}' or
+// '$&' (ECMAScript/sed syntax: the hint says \1), and for an invalid regex.
+struct CompiledRename {
+  std::string pattern, replacement;  // std::regex ECMAScript pattern and format
+  size_t groups = 0;
+};
+CompiledRename compile_python_rename(const std::string& pattern, const std::string& replacement,
+                                     const char* flag = "--rename");
 
 struct SurgeryReport {
   size_t before = 0, dropped = 0, renamed = 0;
@@ -82,6 +94,20 @@ struct Sanitized {
 // xp.cfg (DictConfig) becomes its YAML text, defaultdicts become dicts; any
 // other global outside torch's weights_only allowlist is reported.
 Sanitized make_sanitized(pickle::Graph& g, pickle::Node* root);
+
+// What an AudioCraft solver restores, besides the weights, when it resumes
+// from a training checkpoint (StandardSolver.load_checkpoints on the XP's own
+// checkpoint.th; flashy's StateManager loads every key the file has): the
+// optimizer's moments and step, the scheduler's position, the EMA weights, the
+// GradScaler and the history, whose length is the epoch. From continue_from
+// (a foreign checkpoint) AudioCraft takes only best_state/fsdp_best_state.
+inline constexpr const char* kTrainingStateKeys[] = {"optimizer", "lr_scheduler", "ema", "scaler", "history"};
+
+// The kTrainingStateKeys present at the root of a training checkpoint, in
+// file order ("history (12 epochs)" for the history).
+std::vector<std::string> training_state_present(const pickle::Node* root);
+// Removes them (edit --for-finetune); returns the keys removed, in file order.
+std::vector<std::string> strip_training_state(pickle::Node* root);
 
 // The version string of the input, if it has one.
 std::optional<std::string> version_of(const pickle::Node* root);

@@ -11,54 +11,56 @@
 #include "cli/commands.h"
 #include "cli/completion_shells.h"
 #include "cli/docs.h"
+#include "cli/terminal.h"
 #include "util/error.h"
 #include "util/signal_cleanup.h"
+#include "util/suggest.h"
 #include "util/stdout_file.h"
 
 namespace ckpt::cli {
 
 namespace {
 
-int fail(const std::string& message) {
-  std::fprintf(stderr, "ckpt: error: %s\n", cli_message(message).c_str());
-  return 2;
-}
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
+int fail(const std::string& message) {
+  std::fprintf(stderr, "%s %s\n", colored(2, kBoldRed, "ckpt: error:").c_str(), cli_message(message).c_str());
+  return 2;
 }
 
 // "ckpt infoo x": name the command that was probably meant, as git does.
 std::string unknown_command_message(CLI::App& app, const std::string& word) {
-  std::string best;
-  size_t best_d = 3;  // at most two edits away, or a prefix
-  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
-    const std::string& name = sub->get_name();
-    size_t d = edit_distance(word, name);
-    if (name.rfind(word, 0) == 0 || word.rfind(name, 0) == 0) d = std::min<size_t>(d, 2);
-    if (d < best_d) best_d = d, best = name;
-  }
-  std::string m = "unknown command '" + word + "'";
-  if (!best.empty()) m += "; did you mean '" + best + "'?";
-  return m + " (see 'ckpt --help')";
+  std::vector<std::string> names;
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+  return "unknown command '" + word + "'" + did_you_mean(word, names) + " (see 'ckpt --help')";
 }
 
-bool has_command(CLI::App& app, const std::string& word) {
+CLI::App* command_of(CLI::App& app, const std::string& word) {
   for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
-    if (sub->check_name(word)) return true;
-  return false;
+    if (sub->check_name(word)) return sub;
+  return nullptr;
 }
+
+// A parse error inside a command: a mistyped option names the closest one,
+// and every message points at that command's help.
+std::string parse_error_message(CLI::App& app, int argc, char** argv, const CLI::ParseError& e) {
+  CLI::App* sub = argc > 1 ? command_of(app, argv[1]) : nullptr;
+  if (!sub) return std::string(e.what()) + " (see 'ckpt --help')";
+  std::string help = " (see 'ckpt help " + sub->get_name() + "')";
+  std::vector<std::string> names;
+  for (const CLI::Option* o : sub->get_options([](const CLI::Option* o) { return !o->get_positional(); }))
+    for (const auto& n : o->get_lnames()) names.push_back("--" + n);
+  for (int i = 2; i < argc; ++i) {
+    std::string w = argv[i];
+    if (w == "--") break;
+    if (w.rfind("--", 0) != 0 || w.size() < 3) continue;
+    std::string name = w.substr(0, w.find('='));
+    if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+    return "unknown option '" + name + "' for '" + sub->get_name() + "'" + did_you_mean(name, names) + help;
+  }
+  return std::string(e.what()) + help;
+}
+
+bool has_command(CLI::App& app, const std::string& word) { return command_of(app, word) != nullptr; }
 
 // Every option takes one value per occurrence (repeat the flag for more), so
 // that "--drop 'a.*' optim.lr=1e-4" leaves the override to the positionals
@@ -83,6 +85,14 @@ void say(const Common& c, const std::string& line) {
   if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
 }
 
+void warn_if_nothing_matched(const std::vector<std::string>& match, size_t selected, const std::string& where) {
+  if (match.empty() || selected) return;
+  std::string globs;
+  for (const auto& m : match) globs += (globs.empty() ? "'" : ", '") + m + "'";
+  std::fprintf(stderr, "ckpt: warning: --match %s selects no tensor%s (globs match whole names: 'emb.*', '*.weight')\n",
+               globs.c_str(), where.empty() ? "" : (" of '" + where + "'").c_str());
+}
+
 std::unique_ptr<WritableFile> stdout_sink(const std::string& out) {
   return out == "-" ? open_stdout_output() : nullptr;
 }
@@ -92,7 +102,7 @@ std::string output_name(const std::string& out) { return out == "-" ? "standard 
 int main(int argc, char** argv) {
   CLI::App app{"ckpt: inspect and edit PyTorch checkpoints without Python, torch or running pickles", "ckpt"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("ckpt ") + api::version());
+  app.set_version_flag("-V,--version", std::string("ckpt ") + api::version());
   Context ctx{Env::Default()};  // the one place the CLI picks its Env
   register_inspect_commands(app, ctx);
   register_config_commands(app, ctx);
@@ -102,11 +112,17 @@ int main(int argc, char** argv) {
   register_safetensors_commands(app, ctx);
   register_shard_commands(app, ctx);
   register_show_commands(app, ctx);
+  register_transformers_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
   register_config_keys_command(app, ctx);  // hidden, for completion
   one_value_per_flag(app);
   install_cleanup_signal_handlers();
 
+  if (argc == 1) {  // 'ckpt' alone: the usage and the version, as a missing command
+    std::fputs(app.help().c_str(), stdout);
+    std::printf("\nckpt %s; 'ckpt help COMMAND' shows a command's options and an example\n", api::version());
+    return 2;
+  }
   if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1]))
     return fail(unknown_command_message(app, argv[1]));
 
@@ -119,7 +135,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return fail(std::string(e.what()) + " (see 'ckpt --help')");
+    return fail(parse_error_message(app, argc, argv, e));
   } catch (const Error& e) {
     return fail(e.what());
   } catch (const std::bad_alloc&) {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/schema.h"
 #include "util/env.h"
@@ -42,6 +43,9 @@ std::string cli_message(const std::string& message);
 
 // A summary line on stderr, unless --quiet.
 void say(const Common& c, const std::string& line);
+// 'tensors --match' / 'stats --match' that select nothing say so on stderr
+// (the output stays an empty table or []): "ckpt: warning: --match ...".
+void warn_if_nothing_matched(const std::vector<std::string>& match, size_t selected, const std::string& where);
 // Standard output as the sink of `-o -` (nullptr for a file name); throws
 // UsageError when standard output is a terminal.
 std::unique_ptr<WritableFile> stdout_sink(const std::string& out);
@@ -56,5 +60,6 @@ void register_tools_commands(CLI::App& app, Context& ctx);    // diff stats safe
 void register_safetensors_commands(CLI::App& app, Context& ctx);  // safetensors from-safetensors
 void register_shard_commands(CLI::App& app, Context& ctx);        // consolidate to-dcp
 void register_show_commands(CLI::App& app, Context& ctx);         // show
+void register_transformers_commands(CLI::App& app, Context& ctx);  // to-transformers from-transformers
 
 }  // namespace ckpt::cli

@@ -1,9 +1,11 @@
 // cfg (api/config.h): xp.cfg as OmegaConf.to_yaml prints it, or one key of it.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 
 #include "api/config.h"
 #include "cli/commands.h"
+#include "util/error.h"
 
 namespace ckpt::cli {
 
@@ -16,10 +18,10 @@ void register_config_commands(CLI::App& app, Context& ctx) {
   cfg->add_option("KEY", a->key, "dotted key, e.g. optim.lr; a scalar prints bare, interpolations resolved");
   cfg->add_flag("--raw", a->raw, "print KEY's value unresolved (${...} as written)");
   cfg->add_option("--path", a->path, "the config at this object path instead of xp.cfg (e.g. 0/cfg)");
-  cfg->add_flag("--json", *json, "{text, value}: the YAML text and the same as JSON data");
+  cfg->add_flag("--json", *json, "the config (or KEY's value) as JSON, scalars typed (the result's value)");
   cfg->callback([a, file, json, &ctx] {
     api::ConfigResult r = api::cfg(ctx.env, *file, *a);
-    if (*json) print_json(r);
+    if (*json) print_json(r.value);
     else std::fputs(r.text.c_str(), stdout);
     ctx.exit_code = 0;
   });

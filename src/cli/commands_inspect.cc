@@ -1,6 +1,7 @@
 // info, ls, tensors, verify: read-only commands (api/inspect.h), printed as
 // text or JSON. A DCP folder or a folder of rank files goes to shard.h.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/shard.h"
 #include "cli/terminal.h"
+#include "util/error.h"
 
 namespace ckpt::cli {
 
@@ -68,6 +70,14 @@ void print_text(const InfoResult& r) {
                   by.empty() ? "no data" : by.c_str());
     }
   }
+  if (!r.training_state.empty()) {
+    std::string keys;
+    for (const auto& k : r.training_state) keys += (keys.empty() ? "" : ", ") + k;
+    std::printf("training    %s\n"
+                "            (a run that finds this file as its XP's checkpoint.th resumes them; continue_from=FILE\n"
+                "            takes the best state only; to fine-tune from epoch 1: ckpt edit FILE -o OUT --for-finetune)\n",
+                keys.c_str());
+  }
   if (zip) print_records(r.records);
 }
 
@@ -76,6 +86,31 @@ int cmd_info(Env& env, const std::string& path, const Common& c) {
   if (c.json) print_json(r);
   else std::visit([](const auto& alt) { print_text(alt); }, r);
   return 0;
+}
+
+// info FILE...: each in turn (a blank line between), an error reported and
+// the next one shown; exit 2 when any failed. --json: an array.
+int cmd_info_many(Env& env, const std::vector<std::string>& paths, const Common& c) {
+  if (paths.size() == 1) return cmd_info(env, paths.front(), c);
+  std::vector<InfoAny> all;
+  int code = 0;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    try {
+      if (c.json) {
+        all.push_back(info_any(env, paths[i]));
+        continue;
+      }
+      if (i) std::printf("\n");
+      std::fflush(stdout);
+      code = std::max(code, cmd_info(env, paths[i], c));
+    } catch (const Error& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "ckpt: error: %s\n", cli_message(e.what()).c_str());
+      code = 2;
+    }
+  }
+  if (c.json) print_json(all);
+  return code;
 }
 
 int cmd_ls(Env& env, const std::string& file, const LsOptions& options, const Common& c) {
@@ -135,6 +170,35 @@ void print_tensor_table(const std::vector<TensorEntry>& rows, const std::string&
               with_commas(params).c_str(), human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
 }
 
+void print_tree(const TensorTree& root, const std::string& path) {
+  // Iteratively (depth is the names' component count), parents first.
+  struct Item {
+    const TensorTree* n;
+    size_t depth;
+  };
+  std::vector<Item> order, stack;
+  for (auto it = root.children.rbegin(); it != root.children.rend(); ++it) stack.push_back({&*it, 0});
+  size_t w = 4;
+  while (!stack.empty()) {
+    Item i = stack.back();
+    stack.pop_back();
+    order.push_back(i);
+    w = std::max(w, i.depth * 2 + display_width(printable(i.n->name)));
+    for (auto it = i.n->children.rbegin(); it != i.n->children.rend(); ++it) stack.push_back({&*it, i.depth + 1});
+  }
+  if (size_t cols = output_columns(); cols && w + 50 > cols) w = std::max<size_t>(10, cols > 50 ? cols - 50 : 0);
+  std::printf("%s  %15s  %10s\n", pad_right("module", w).c_str(), "parameters", "bytes");
+  for (const Item& i : order) {
+    std::string label = std::string(i.depth * 2, ' ') + printable(i.n->name);
+    std::string extra = i.n->shape ? "  " + i.n->dtype.value_or("?") + " " + shape_text(*i.n->shape)
+                                   : "  (" + count_of(i.n->tensors, "tensor", "tensors") + ")";
+    std::printf("%s  %15s  %10s%s\n", pad_right(fit_width(label, w), w).c_str(), with_commas(i.n->parameters).c_str(),
+                human_bytes(i.n->bytes).c_str(), extra.c_str());
+  }
+  std::printf("%s, %s parameters, %s (%s)\n", count_of(root.tensors, "tensor", "tensors").c_str(),
+              with_commas(root.parameters).c_str(), human_bytes(root.bytes).c_str(), path.empty() ? "root" : path.c_str());
+}
+
 int cmd_tensors(Env& env, const std::string& file, const TensorsOptions& options, const Common& c) {
   if (is_dcp_folder(file)) {
     auto rows = dcp_tensors(env, file, options.match);
@@ -143,7 +207,14 @@ int cmd_tensors(Env& env, const std::string& file, const TensorsOptions& options
     return 0;
   }
   TensorsResult r = tensors(env, file, options);
-  if (options.group > 0) {
+  warn_if_nothing_matched(options.match, r.rows.size(), r.state);
+  if (options.tree && options.group > 0)
+    throw UsageError(option_name("tree") + " and " + option_name("group") + " are two views: give one");
+  if (options.tree) {
+    TensorTree tree = tensor_tree(r.rows, r.state);
+    if (c.json) print_json(tree);
+    else print_tree(tree, r.state);
+  } else if (options.group > 0) {
     auto groups = group_tensors(r.rows, options.group);
     if (c.json) print_json(groups);
     else print_groups(groups, r.rows.size(), r.state);
@@ -168,6 +239,7 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   struct Args {
     Common common;
     std::string file;
+    std::vector<std::string> files;  // info FILE...
     LsOptions ls;
     TensorsOptions tensors;
   };
@@ -185,9 +257,10 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
       },
       "N>=0");
 
-  auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals");
-  file_arg(info);
-  info->callback([a, &ctx] { ctx.exit_code = cmd_info(ctx.env, a->file, a->common); });
+  auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals (of each FILE)");
+  info->add_option("FILE", a->files, "checkpoints, .safetensors files or folders ('-': standard input)")->required();
+  info->add_flag("--json", a->common.json, "machine-readable JSON output (an array for several files)");
+  info->callback([a, &ctx] { ctx.exit_code = cmd_info_many(ctx.env, a->files, a->common); });
 
   auto* ls = app.add_subcommand("ls", "the object tree; PATH is '/'-separated keys and indexes");
   file_arg(ls);
@@ -202,6 +275,9 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
   tensors->add_option("--group", a->tensors.group,
                       "sum tensors, parameters and bytes by the first N dot-separated name components")
       ->check(non_negative);
+  tensors->add_flag("--tree", a->tensors.tree,
+                    "the module tree: one line per name component with the parameters below it, as print(model) "
+                    "nests modules");
   tensors->callback([a, &ctx] { ctx.exit_code = cmd_tensors(ctx.env, a->file, a->tensors, a->common); });
 
   auto* verify = app.add_subcommand("verify", "check CRCs, storage sizes and tensor views; exit 1 on a problem");

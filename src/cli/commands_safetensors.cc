@@ -96,6 +96,8 @@ void register_safetensors_commands(CLI::App& app, Context& ctx) {
   out->add_flag("--skip-unsupported", a->to.skip_unsupported,
                 "leave out (and list) tensors safetensors cannot hold: quantized, sparse, nested, meta, conj/neg "
                 "bits, dtypes it lacks; without it they are an error");
+  out->add_flag("--ignore-crc", a->to.ignore_crc,
+                "convert a file whose records fail their CRC-32 (damaged), with the bytes as read");
   out->add_option("--max-shard-size", a->to.max_shard_size,
                   "write Hugging Face shards into the folder -o names (model-00001-of-0000N.safetensors + "
                   "model.safetensors.index.json), each at most SIZE (5GB, 500MB, bytes) as huggingface_hub splits");

@@ -1,7 +1,9 @@
 // show (api/show.h): a tensor's values, read from its storage alone (no
 // other tensor is touched), printed flat in row-major order.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "api/format.h"
 #include "api/show.h"
@@ -20,6 +22,49 @@ struct ShowArgs {
   bool json = false;
 };
 
+// A 2-D tensor as torch's repr lays it out: one row per line, columns
+// aligned, a wide row as its first and last three values around '...'.
+// --head K shows the rows that hold the first K values (0: every row).
+int print_matrix(TensorValues& values, const torch::TensorInfo& t, int64_t head) {
+  const uint64_t rows = static_cast<uint64_t>(t.shape[0]), cols = static_cast<uint64_t>(t.shape[1]);
+  const uint64_t want = head == 0 ? rows : std::min<uint64_t>(rows, (static_cast<uint64_t>(head) + cols - 1) / cols);
+  const bool cut = cols > 6;
+  std::vector<std::vector<std::string>> shown;
+  std::vector<std::string> row;
+  size_t width = 1;
+  for (uint64_t r = 0; r < want; ++r) {
+    row.clear();
+    std::vector<std::string> cells;
+    uint64_t got = 0;
+    while (got < cols) {
+      cells.clear();
+      size_t n = values.next(cells, static_cast<size_t>(std::min<uint64_t>(cols - got, 4096)));
+      if (n == 0) break;
+      for (uint64_t i = 0; i < n; ++i) {
+        uint64_t c = got + i;
+        if (!cut || c < 3 || c >= cols - 3) row.push_back(cells[i]);
+      }
+      got += n;
+    }
+    for (const auto& c : row) width = std::max(width, c.size());
+    shown.push_back(row);
+  }
+  for (size_t r = 0; r < shown.size(); ++r) {
+    std::string line = r == 0 ? "[[" : " [";
+    for (size_t i = 0; i < shown[r].size(); ++i) {
+      if (cut && i == 3) line += "..., ";
+      line += std::string(width - shown[r][i].size(), ' ') + shown[r][i];
+      if (i + 1 < shown[r].size()) line += ", ";
+    }
+    bool last = r + 1 == shown.size();
+    line += last && want == rows ? "]]" : "],";
+    std::printf("%s\n", line.c_str());
+  }
+  if (want < rows)
+    std::printf(" ...]\n... %s more rows (--head 0 shows all)\n", with_commas(rows - want).c_str());
+  return 0;
+}
+
 int cmd_show(Env& env, const ShowArgs& args) {
   if (args.json) {
     print_json(show(env, args.file, args.options));
@@ -32,6 +77,7 @@ int cmd_show(Env& env, const ShowArgs& args) {
   const uint64_t shown = a.head == 0 ? numel : std::min<uint64_t>(numel, static_cast<uint64_t>(a.head));
   std::printf("%s: %s %s, %s\n", printable(a.name).c_str(), t.dtype->name, shape_text(t.shape).c_str(),
               count_of(numel, "element", "elements").c_str());
+  if (t.shape.size() == 2 && t.shape[1] > 0 && numel > 0) return print_matrix(values, t, a.head);
   uint64_t done = 0;
   std::string line;
   std::vector<std::string> cells;

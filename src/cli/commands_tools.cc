@@ -9,6 +9,7 @@
 #include "api/format.h"
 #include "api/stats.h"
 #include "cli/commands.h"
+#include "cli/terminal.h"
 
 namespace ckpt::cli {
 
@@ -55,6 +56,7 @@ void print_stats_table(const Json& rows) {
 
 int cmd_stats(Env& env, const StatsArgs& a) {
   std::vector<StatsRow> rows = stats(env, a.file, a.options);
+  warn_if_nothing_matched(a.options.match, rows.size(), a.options.state.value_or(""));
   if (a.json) print_json(rows);
   else print_stats_table(to_json(rows));
   std::vector<std::string> nonfinite;
@@ -106,19 +108,26 @@ void print_diff(const DiffResult& r) {
   std::printf("tensors: %llu in both, %zu only in a, %zu only in b, %zu dtype/shape changes, %zu with other values\n",
               static_cast<unsigned long long>(t.compared), t.only_in_a.size(), t.only_in_b.size(), t.changed.size(),
               t.values.size());
-  for (auto& n : t.only_in_a) std::printf("  only in a  %s\n", n.c_str());
-  for (auto& n : t.only_in_b) std::printf("  only in b  %s\n", n.c_str());
-  for (auto& c : t.changed) std::printf("  changed    %s: %s\n", c.name.c_str(), change_text(c).c_str());
+  for (auto& n : t.only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), n.c_str());
+  for (auto& n : t.only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), n.c_str());
+  for (auto& c : t.changed)
+    std::printf("  %s    %s: %s\n", colored(1, kYellow, "changed").c_str(), c.name.c_str(), change_text(c).c_str());
   for (auto& v : t.values) print_value_change(v);
   if (!top.only_in_a.empty() || !top.only_in_b.empty() || !top.changed.empty()) {
     std::printf("top level:\n");
-    for (auto& k : top.only_in_a) std::printf("  only in a  %s\n", k.c_str());
-    for (auto& k : top.only_in_b) std::printf("  only in b  %s\n", k.c_str());
-    for (auto& c : top.changed) std::printf("  changed    %s: %s -> %s\n", c.key.c_str(), c.a.c_str(), c.b.c_str());
+    for (auto& k : top.only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), k.c_str());
+    for (auto& k : top.only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), k.c_str());
+    for (auto& c : top.changed)
+      std::printf("  %s    %s: %s -> %s\n", colored(1, kYellow, "changed").c_str(), c.key.c_str(), c.a.c_str(),
+                  c.b.c_str());
   }
-  if (!r.config.diff.empty()) std::printf("xp.cfg:\n%s", r.config.diff.c_str());
+  if (!r.config.changes.empty()) {
+    for (const auto& c : r.config.changes) std::printf("%s %s\n", colored(1, kYellow, "xp.cfg:").c_str(), c.c_str());
+  } else if (!r.config.diff.empty()) {
+    std::printf("xp.cfg:\n%s", r.config.diff.c_str());
+  }
   if (r.tensors_only) std::printf("(a safetensors file holds tensors only: top level and xp.cfg not compared)\n");
-  std::printf("%s\n", r.equal ? "no differences" : "different");
+  std::printf("%s\n", r.equal ? colored(1, kGreen, "no differences").c_str() : colored(1, kRed, "different").c_str());
 }
 
 int cmd_diff(Env& env, const DiffArgs& d) {

@@ -93,6 +93,12 @@ std::vector<std::string> edit_summary(const EditResult& r, bool all) {
                     std::to_string(s.before - s.dropped.size()) + " left");
   }
   if (r.dtype) add_dtype_lines(lines, *r.dtype);
+  if (!r.training_state_removed.empty()) {
+    std::string keys;
+    for (const auto& k : r.training_state_removed) keys += (keys.empty() ? "" : ", ") + k;
+    lines.push_back("removed " + keys + ": a run resuming from this file starts at epoch 1 with a fresh optimizer, "
+                    "scheduler and EMA (weights and xp.cfg kept)");
+  }
   return lines;
 }
 
@@ -112,8 +118,9 @@ int cmd_edit(Env& env, const WriteArgs& a) {
     if (e.in_place)
       std::printf("dry run: %s not updated\n", a.file.c_str());
     else
-      std::printf("dry run: would write %s (%s bytes); nothing written\n", e.output.out.c_str(),
-                  with_commas(r.bytes).c_str());
+      std::printf("dry run: would write %s (%s bytes)%s; nothing written\n", e.output.out.c_str(),
+                  with_commas(r.bytes).c_str(),
+                  r.output_exists && !e.output.force ? ", which exists: the real run needs --force" : "");
     return 0;
   }
   if (r.changes == 0 && !e.compact)
@@ -122,7 +129,7 @@ int cmd_edit(Env& env, const WriteArgs& a) {
   print_summary("");
   if (r.in_place)
     say(a.common, "updated " + a.file +
-                      (r.in_place->appended ? " in place (" + std::to_string(r.in_place->bytes_written) + " bytes appended)"
+                      (r.in_place->appended ? " in place (" + with_commas(r.in_place->bytes_written) + " bytes appended)"
                                             : " (full rewrite: " + r.in_place->reason + ")"));
   else if (e.output.out == "-")
     say(a.common, "wrote standard output");
@@ -134,8 +141,8 @@ int cmd_edit(Env& env, const WriteArgs& a) {
 int cmd_compact(Env& env, const WriteArgs& a) {
   CompactResult r = compact(env, a.file);
   if (a.common.json) print_json(r);
-  say(a.common, "compacted " + a.file + ": " + std::to_string(r.bytes_before) + " -> " +
-                    std::to_string(r.bytes_after) + " bytes");
+  say(a.common, "compacted " + a.file + ": " + with_commas(r.bytes_before) + " -> " + with_commas(r.bytes_after) +
+                    " bytes");
   return 0;
 }
 
@@ -174,8 +181,15 @@ int cmd_sanitize(Env& env, const WriteArgs& a) {
   if (!r.written) {
     if (!a.common.json)
       for (const auto& g : r.refused) std::printf("%s\n", g.c_str());
-    std::fprintf(stderr, "ckpt: %s: %zu global(s) outside torch's weights_only allowlist; nothing written\n",
-                 a.file.c_str(), r.refused.size());
+    std::string names;
+    for (size_t i = 0; i < r.refused.size() && i < 5; ++i) names += (i ? ", " : "") + r.refused[i];
+    if (r.refused.size() > 5) names += ", ...";
+    std::fprintf(stderr,
+                 "ckpt: %s: %zu global(s) outside torch's weights_only allowlist (%s); nothing written. "
+                 "'ckpt scan %s' shows where each is used; if you trust them, torch loads the file with "
+                 "torch.serialization.add_safe_globals([...]) before torch.load(..., weights_only=True), or with "
+                 "weights_only=False\n",
+                 a.file.c_str(), r.refused.size(), names.c_str(), a.file.c_str());
     return 1;
   }
   say(a.common, "wrote " + output_name(a.output.out));
@@ -195,6 +209,9 @@ void register_write_commands(CLI::App& app, Context& ctx) {
     sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
     sub->add_flag("--json", a->common.json, "the result as JSON on standard output");
     add_dialect_option(sub, o.dialect);
+    if (std::string(sub->get_name()) != "bundle")
+      sub->add_flag("--ignore-crc", o.ignore_crc,
+                    "write from a file whose records fail their CRC-32 (damaged), with the bytes as read");
   };
   auto bind = [&](CLI::App* sub, int (*fn)(Env&, const WriteArgs&)) {
     sub->callback([a, &ctx, fn] { ctx.exit_code = fn(ctx.env, *a); });
@@ -213,7 +230,7 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   edit->add_flag("--compact", e.compact, "with --in-place: full rewrite that reclaims dead bytes");
   edit->add_option("--keep", e.keep, "keep only keys matching this glob (repeatable)");
   edit->add_option("--drop", e.drop, "drop keys matching this glob (repeatable)");
-  edit->add_option("--rename", e.rename, "REGEX=REPLACEMENT on key names (repeatable)");
+  edit->add_option("--rename", e.rename, "REGEX=REPLACEMENT on key names, Python's re.sub syntax: \\1, \\g<1>, \\g<name> (repeatable)");
   edit->add_option("--state", e.state, "state dict to edit (repeatable; default: the best state)");
   edit->add_flag("--strict", a->strict, "a glob or regex that matches no key is an error (the default)");
   edit->add_flag("--allow-no-match", e.allow_no_match, "a --keep/--drop glob or --rename regex may match no key");
@@ -222,6 +239,9 @@ void register_write_commands(CLI::App& app, Context& ctx) {
                  "print what would change (config values, keys dropped/renamed, bytes written); write nothing");
   edit->add_option("--dtype", e.dtype,
                    "convert floating tensors to float16, bfloat16 or float32, bit for bit as torch's .to()");
+  edit->add_flag("--for-finetune", e.for_finetune,
+                 "remove what AudioCraft restores besides the weights when it resumes from this file (optimizer, "
+                 "lr_scheduler, ema, scaler, history: the epoch), so a fine-tune starts at epoch 1");
   edit->add_option("--match", e.match, "with --dtype: only tensors whose names match this glob (repeatable)");
   bind(edit, cmd_edit);
 

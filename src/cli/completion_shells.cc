@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "api/config.h"
+#include "api/inspect.h"
 
 namespace ckpt::cli {
 
@@ -169,6 +170,21 @@ void register_config_keys_command(CLI::App& app, Context& ctx) {
   keys->add_option("FILE", *file)->required();
   keys->callback([file, &ctx] {
     for (const auto& key : api::config_keys(ctx.env, *file)) std::printf("%s\n", key.c_str());
+  });
+  // __names FILE tensors|states: tensor names of the best state, or the
+  // paths of FILE's state dicts (for --state, ls PATH, show NAME, --match).
+  auto what = std::make_shared<std::string>();
+  auto* names = app.add_subcommand("__names", "tensor names or state paths of FILE, for shell completion");
+  names->group("");  // hidden
+  names->add_option("FILE", *file)->required();
+  names->add_option("WHAT", *what)->required();
+  names->callback([file, what, &ctx] {
+    if (*what == "tensors") {
+      for (const auto& row : api::tensors(ctx.env, *file, {}).rows) std::printf("%s\n", row.name.c_str());
+    } else if (*what == "states") {
+      for (const auto& sd : api::info(ctx.env, *file).state_dicts)
+        if (!sd.path.empty()) std::printf("%s\n", sd.path.c_str());
+    }
   });
 }
 

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/completion_shells.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::cli {
 
@@ -141,6 +142,16 @@ const std::map<std::string, std::string>& examples() {
       {"to-dcp",
        "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
        "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other item"},
+      {"to-transformers",
+       "$ ckpt to-transformers state_dict.bin -o decoder-hf     # a tiny MusicGen LM; no encoders given\n"
+       "note: decoder only (MusicgenForCausalLM): no --text-encoder (the T5 xp.cfg names: 't5-base'), ...; the text\n"
+       "projection is in projections.safetensors\n"
+       "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 50.30 KB in 1 safetensors file + config.json, "
+       "generation_config.json\n"
+       "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/"},
+      {"from-transformers",
+       "$ ckpt from-transformers decoder-hf -o my_musicgen       # MusicGen.get_pretrained('my_musicgen') loads it\n"
+       "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)"},
       {"help",
        "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",
@@ -229,7 +240,9 @@ void print_help_of(CLI::App& app, const std::string& command) {
       std::fputs(sub->help("ckpt").c_str(), stdout);
       return;
     }
-  throw UsageError("no command '" + command + "' (see 'ckpt --help')");
+  std::vector<std::string> names;
+  for (CLI::App* sub : commands_of(app)) names.push_back(sub->get_name());
+  throw UsageError("no command '" + command + "'" + did_you_mean(command, names) + " (see 'ckpt --help')");
 }
 
 }  // namespace
@@ -278,6 +291,24 @@ std::string bash_completion(const CLI::App& app) {
       "  esac\n"
       "  # After an option that takes a value, and for FILE arguments: readline's\n"
       "  # file name completion (complete -o default).\n"
+      "  # Values ckpt knows: --dialect's, and from FILE (the word after the command)\n"
+      "  # its state paths, tensor names and config keys.\n"
+      "  local file=\"${COMP_WORDS[2]}\" words=\"\"\n"
+      "  case \"$prev\" in\n"
+      "    --dialect) COMPREPLY=( $(compgen -W \"1.6 2.1 2.7\" -- \"$cur\") ); return 0;;\n"
+      "    --state) [[ -e \"$file\" ]] && words=$(ckpt __names \"$file\" states 2>/dev/null)\n"
+      "      COMPREPLY=( $(compgen -W \"$words\" -- \"$cur\") ); return 0;;\n"
+      "    --match|--drop|--keep) [[ -e \"$file\" ]] && words=$(ckpt __names \"$file\" tensors 2>/dev/null)\n"
+      "      COMPREPLY=( $(compgen -W \"$words\" -- \"$cur\") ); return 0;;\n"
+      "  esac\n"
+      "  if (( COMP_CWORD == 3 )) && [[ \"$cur\" != -* && -e \"$file\" ]]; then\n"
+      "    case \"${COMP_WORDS[1]}\" in\n"
+      "      show) words=$(ckpt __names \"$file\" tensors 2>/dev/null);;\n"
+      "      ls) words=$(ckpt __names \"$file\" states 2>/dev/null);;\n"
+      "      cfg) words=$(ckpt __config-keys \"$file\" 2>/dev/null);;\n"
+      "    esac\n"
+      "    if [[ -n \"$words\" ]]; then COMPREPLY=( $(compgen -W \"$words\" -- \"$cur\") ); return 0; fi\n"
+      "  fi\n"
       "  case \" $valued \" in *\" $prev \"*) COMPREPLY=(); return 0;; esac\n"
       "  # edit FILE KEY=...: the config keys of FILE's xp.cfg (prefixes +, ++, ~ kept).\n"
       "  if [[ \"${COMP_WORDS[1]}\" == edit && \"$cur\" != -* ]] && (( COMP_CWORD >= 3 )) && [[ -f \"${COMP_WORDS[2]}\" ]]; then\n"

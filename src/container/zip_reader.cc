@@ -92,6 +92,30 @@ bool read_zip64_end(RandomAccessFile& file, uint64_t eocd_offset, Directory& d, 
 // record: try those 22 bytes first, so opening reads no storage bytes before
 // the central directory; only otherwise read the whole search window.
 // `tail` receives the bytes read, from tail_start.
+// A file that starts as a zip but has no end record was cut short. The local
+// headers whose sizes are known give a lower bound on the full size.
+std::string truncated_zip(RandomAccessFile& file) {
+  const uint64_t size = file.size();
+  uint64_t pos = 0, at_least = 0;
+  for (int i = 0; i < 100000 && pos + 30 <= size; ++i) {
+    std::string h = file.read_string(pos, 30);
+    if (le32(h.data()) != kLocalHeaderSig) break;
+    uint16_t flags = le16(h.data() + 6);
+    uint64_t csize = le32(h.data() + 18);
+    uint64_t next = pos + 30 + le16(h.data() + 26) + le16(h.data() + 28) + csize;
+    if (csize == 0xFFFFFFFFu || (csize == 0 && (flags & 0x0008))) {  // size in ZIP64 extra or descriptor only
+      at_least = std::max(at_least, pos + 30);
+      break;
+    }
+    if (flags & 0x0008) next += 16;  // the data descriptor
+    at_least = std::max(at_least, next);
+    pos = next;
+  }
+  std::string m = "truncated: " + std::to_string(size) + " bytes and no end of central directory record";
+  if (at_least > size) m += " (its records need at least " + std::to_string(at_least) + " bytes)";
+  return m + ": a zip cut short (interrupted download or copy?); fetch or copy it again";
+}
+
 size_t find_end_record(RandomAccessFile& file, std::string& tail, uint64_t& tail_start) {
   const uint64_t file_size = file.size();
   size_t tail_len = kEndSize;
@@ -113,7 +137,10 @@ size_t find_end_record(RandomAccessFile& file, std::string& tail, uint64_t& tail
     if (loose_eocd == std::string::npos && i + kEndSize + comment_len <= tail_len) loose_eocd = i;
   }
   if (eocd == std::string::npos) eocd = loose_eocd;
-  if (eocd == std::string::npos) fail(file.path(), "not a zip archive (no end of central directory record)");
+  if (eocd == std::string::npos) {
+    if (file_size >= 4 && le32(file.read_string(0, 4).data()) == kLocalHeaderSig) fail(file.path(), truncated_zip(file));
+    fail(file.path(), "not a zip archive (no end of central directory record)");
+  }
   return eocd;
 }
 

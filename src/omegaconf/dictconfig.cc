@@ -13,6 +13,7 @@
 #include "omegaconf/yaml.h"
 #include "pickle/text.h"
 #include "util/error.h"
+#include "util/suggest.h"
 
 namespace ckpt::omegaconf {
 namespace {
@@ -493,6 +494,20 @@ std::string add_hint(const Override& o) {
   return "(use +" + o.key + "=... to add)";
 }
 
+// "did you mean 'optim.lr'? " for a key missing from a DictConfig: the
+// closest of the container's keys, with the path to it; "" when none is close.
+std::string sibling_hint(Node* container, const std::string& element, const std::string& where) {
+  Node* content = state_get(container, "_content");
+  if (!content || content->kind != Kind::Dict || !is_dictconfig(container)) return "";
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : content->entries)
+    if (k->kind == Kind::Str) keys.push_back(k->text);
+  std::string m = closest_match(element, keys);
+  if (m.empty()) return "";
+  std::string prefix = where.size() > element.size() ? where.substr(0, where.size() - element.size()) : "";
+  return "did you mean '" + prefix + m + "'? ";
+}
+
 }  // namespace
 
 namespace detail {
@@ -664,7 +679,8 @@ class Updater {
       if (!slot.child) {
         if (is_listconfig(cur)) throw UsageError("config key '" + where + "': list index out of range");
         if (!force_add && get_flag(cur, "struct"))
-          throw UsageError("config key '" + o_.key + "' not found " + add_hint(o_));
+          throw UsageError("config key '" + o_.key + "' not found (" + sibling_hint(cur, o_.path[i], where) +
+                           add_hint(o_).substr(1));
       }
       assign(sh_, slot, o_.path[i], Value::empty_map(), where);
       cur = slot.child;
@@ -688,7 +704,8 @@ class Updater {
       if (is_listconfig(container))
         throw UsageError("config key '" + where + "': list index out of range (lists cannot grow by override)");
       if (get_flag(container, "struct", off))
-        throw UsageError("config key '" + where + "' not found in a struct config " + add_hint(o_));
+        throw UsageError("config key '" + where + "' not found in a struct config (" +
+                         sibling_hint(container, element, where) + add_hint(o_).substr(1));
     } else if (is_value_node(slot.child) && !v.is_container()) {
       check_writable(slot.child, where);  // _set_value on the node itself
     }

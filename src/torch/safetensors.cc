@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "torch/convert.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -82,13 +83,40 @@ struct Planned {
   const char* dtype_name;
   int rank;  // safetensors_dtype_rank
   uint64_t nbytes;
+  const DTypeInfo* convert_to = nullptr;  // float_dtype, when it changes the tensor
 };
+
+// Appends a contiguous tensor's elements converted to p.convert_to, read in
+// bounded chunks.
+void write_converted(Checkpoint& ck, const Planned& p, WritableFile& out, const std::function<void(uint64_t)>& advance) {
+  const TensorInfo& t = *p.info;
+  const StorageLocation where = locate_storage(ck, *t.storage);
+  if (!t.is_contiguous() || where.compressed())
+    throw UsageError(ck.path() + ": tensor '" + p.name +
+                     "' is a strided view or in a compressed record; run 'ckpt rewrite' before converting its dtype");
+  const uint64_t in_size = t.dtype->element_size, out_size = p.convert_to->element_size;
+  const uint64_t first = where.offset + static_cast<uint64_t>(t.storage_offset) * in_size;
+  const uint64_t n = t.numel();
+  constexpr uint64_t kElems = uint64_t{1} << 18;
+  std::string in, conv;
+  for (uint64_t done = 0; done < n;) {
+    uint64_t k = std::min(kElems, n - done);
+    in.resize(k * in_size);
+    conv.resize(k * out_size);
+    where.file->read(first + done * in_size, in.size(), in.data());
+    convert_elements(t.dtype->dtype, p.convert_to->dtype, in.data(), conv.data(), k);
+    out.append(conv);
+    advance(conv.size());
+    done += k;
+  }
+}
 
 // Appends the tensor's elements in row-major order.
 void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
                   const std::function<void(uint64_t)>& advance) {
   const TensorInfo& t = *p.info;
   if (p.nbytes == 0) return;
+  if (p.convert_to) return write_converted(ck, p, out, advance);
   const uint64_t esize = t.dtype->element_size;
   if (!t.storage) throw FormatError(ck.path() + ": tensor '" + p.name + "' has no storage");
   // Bounds in bytes (a _rebuild_tensor_v3 view may use another element
@@ -168,6 +196,18 @@ void write_tensor(Checkpoint& ck, const Planned& p, WritableFile& out,
 
 }  // namespace
 
+const DTypeInfo* safetensors_written_dtype(const TensorInfo& t, const SafetensorsWriteOptions& options) {
+  if (options.float_dtype && t.dtype && t.dtype->is_floating && t.dtype->dtype != *options.float_dtype &&
+      can_convert(t.dtype->dtype, *options.float_dtype))
+    return &info(*options.float_dtype);
+  return t.dtype;
+}
+
+uint64_t safetensors_written_nbytes(const TensorInfo& t, const SafetensorsWriteOptions& options) {
+  const DTypeInfo* d = safetensors_written_dtype(t, options);
+  return d ? t.numel() * d->element_size : t.nbytes();
+}
+
 std::string safetensors_refusal(const TensorInfo& t) {
   if (!t.is_plain()) return "is " + t.form() + ", which safetensors cannot hold (dense tensors only)";
   if (!t.dtype) return "has no dtype";
@@ -184,13 +224,15 @@ void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::s
     if (!valid_utf8(name)) throw UsageError("tensor name '" + name + "' is not valid UTF-8, which safetensors needs");
     if (!info.dtype) throw FormatError(source.path() + ": tensor '" + name + "' has no dtype");
     if (!info.is_plain()) throw UsageError("tensor '" + name + "' " + safetensors_refusal(info));
-    const char* d = safetensors_dtype_name(info.dtype->dtype);
+    const DTypeInfo* written = safetensors_written_dtype(info, options);
+    const char* d = safetensors_dtype_name(written->dtype);
     if (!d) throw UsageError("tensor '" + name + "' has dtype " + info.dtype->name + ", which safetensors cannot hold");
     if (info.shape.size() != info.stride.size())
       throw FormatError(source.path() + ": tensor '" + name + "': size and stride lengths differ");
-    auto nbytes = checked_nbytes(info.shape, info.dtype->element_size);
+    auto nbytes = checked_nbytes(info.shape, written->element_size);
     if (!nbytes) throw FormatError(source.path() + ": tensor '" + name + "' has an invalid shape");
-    plan.push_back({name, &info, d, safetensors_dtype_rank(info.dtype->dtype), *nbytes});
+    plan.push_back({name, &info, d, safetensors_dtype_rank(written->dtype), *nbytes,
+                    written != info.dtype ? written : nullptr});
   }
   // The reference's order: alignment (its dtype enum) descending, then name.
   std::stable_sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) {

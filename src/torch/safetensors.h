@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,7 +27,16 @@ struct SafetensorsWriteOptions {
   bool force = false;
   std::vector<std::pair<std::string, std::string>> metadata{{"format", "pt"}};
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // When set, floating tensors of another floating dtype are written
+  // converted to it, bit for bit as torch's .to() (torch/convert.h); they
+  // must be contiguous in an uncompressed record or file.
+  std::optional<DType> float_dtype;
 };
+
+// The dtype a tensor is written with under `options` (float_dtype applied),
+// and its size in bytes then.
+const DTypeInfo* safetensors_written_dtype(const TensorInfo& t, const SafetensorsWriteOptions& options);
+uint64_t safetensors_written_nbytes(const TensorInfo& t, const SafetensorsWriteOptions& options);
 
 // Why a tensor cannot go into a safetensors file ("is quantized ...",
 // "has dtype complex32, which safetensors cannot hold"); empty when it can.

@@ -206,6 +206,32 @@ SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_
   return h;
 }
 
+namespace {
+
+// A file shorter than its header's last data offset says: the file was cut
+// (the tiling check would name a tensor instead). Any header it cannot read
+// is left to the full parse.
+void truncation_check(const std::string& json, uint64_t size, uint64_t n, const std::string& where) {
+  uint64_t end = 0;
+  try {
+    OrderedJson doc = parse_header_json(json, where);  // depth-guarded
+    if (!doc.is_object()) return;
+    for (auto& [key, value] : doc.items()) {
+      if (key == "__metadata__" || !value.is_object()) continue;
+      auto it = value.find("data_offsets");
+      if (it == value.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_unsigned()) continue;
+      end = std::max(end, (*it)[1].get<uint64_t>());
+    }
+  } catch (const std::exception&) {
+    return;
+  }
+  if (end > size - 8 - n)
+    throw FormatError(where + ": truncated: " + std::to_string(size) + " bytes, and its safetensors header declares " +
+                      std::to_string(8 + n + end) + " (interrupted download or copy?)");
+}
+
+}  // namespace
+
 SafetensorsHeader read_safetensors(RandomAccessFile& file) {
   const std::string& where = file.path();
   uint64_t size = file.size();
@@ -217,8 +243,11 @@ SafetensorsHeader read_safetensors(RandomAccessFile& file) {
     throw FormatError(where + ": safetensors header of " + std::to_string(n) + " bytes is over the limit of " +
                       std::to_string(kSafetensorsMaxHeader) + " (not a safetensors file?)");
   if (n > size - 8)
-    throw FormatError(where + ": safetensors header of " + std::to_string(n) + " bytes runs past the end of the file");
+    throw FormatError(where + ": truncated: " + std::to_string(size) + " bytes, and the safetensors header of " +
+                      std::to_string(n) + " bytes runs past the end of the file (it needs " + std::to_string(8 + n) +
+                      "; interrupted download or copy?)");
   std::string json = file.read_string(8, n);
+  truncation_check(json, size, n, where);
   SafetensorsHeader h = parse_safetensors_header(json, size - 8 - n, where);
   h.data_start = 8 + n;
   return h;

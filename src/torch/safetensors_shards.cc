@@ -90,7 +90,7 @@ ShardedWriteReport write_sharded_safetensors(Checkpoint& source,
                                              const SafetensorsWriteOptions& options) {
   ShardedWriteReport report;
   std::vector<uint64_t> sizes;
-  for (const auto& [n, t] : tensors) sizes.push_back(t.nbytes());
+  for (const auto& [n, t] : tensors) sizes.push_back(safetensors_written_nbytes(t, options));
   report.plan = plan_shards(sizes, max_shard_size);
   report.wrote_index = report.plan.files.size() > 1;
 

@@ -91,6 +91,7 @@ def commands(path, outdir):
         "wrap": ["wrap", path, "-o", out, "--force", "-q"],
         "sanitize": ["sanitize", path, "-o", out, "--force", "-q"],
         "scan": ["scan", path],
+        "to-transformers": ["to-transformers", path, "-o", os.path.join(outdir, "hf"), "--force", "-q"],
     }
 
 

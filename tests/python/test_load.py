@@ -107,6 +107,7 @@ def test_unsafe_global_is_refused_and_named(tmp_path, monkeypatch):
         ckpt.load(path)
     assert e.value.globals == ["test_load.NotAllowed"]
     assert "test_load.NotAllowed" in str(e.value)
+    assert "allowed_globals=['test_load.NotAllowed']" in str(e.value)  # the way to proceed
     assert isinstance(e.value, ckpt.Error)
     assert called == []
 

@@ -192,3 +192,15 @@ def test_python_m_ckpt_runs_the_command(ckpt_command):
     assert r.stdout == subprocess.run([ckpt_command, "info", EXAMPLE], capture_output=True, text=True).stdout
     r = subprocess.run([sys.executable, "-m", "ckpt", "verify", "/nonexistent.th"], capture_output=True, text=True)
     assert r.returncode in (1, 2) and "nonexistent" in r.stdout + r.stderr
+
+
+def test_rename_takes_python_re_sub_syntax(tmp_path):
+    """Issue 24: the replacement is re.sub's (\\1, \\g<name>), as in the CLI;
+    '$1' is refused with the Python spelling."""
+    out = tmp_path / "out.th"
+    r = ckpt.edit(EXAMPLE, str(out), rename=r"^(?P<head>emb)\.(\d+)\.=\g<head>edding.\2.")
+    assert "embedding.0.weight" in str(r.states)
+    with ckpt.open(str(out)) as c:
+        assert "embedding.0.weight" in [t.name for t in c.tensors()]
+    with pytest.raises(ckpt.UsageError, match=r"re\.sub"):
+        ckpt.edit(EXAMPLE, str(tmp_path / "x.th"), rename=r"^emb\.(\d+)\.=e.$1.")

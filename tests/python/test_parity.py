@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 
+import sys
+
 import pytest
 
-from conftest import EXAMPLE
+from conftest import EXAMPLE, HAVE_TORCH, MAKE_FIXTURES
 
 import ckpt
 from ckpt import _operations
@@ -47,6 +49,7 @@ def cases(tmp):
         ("ls", [EXAMPLE], {"path": "best_state", "depth": 1}),
         ("tensors", [EXAMPLE], {"match": ["emb.*"]}),
         ("tensors", [EXAMPLE], {"group": 1}),
+        ("tensors", [EXAMPLE], {"tree": True}),
         ("show", [EXAMPLE], {"name": "emb.0.weight", "head": 5}),
         ("cfg", [EXAMPLE], {"key": "optim"}),
         ("verify", [EXAMPLE], {}),
@@ -65,6 +68,9 @@ def cases(tmp):
         ("consolidate", [dcp], {"out": out + ".th", "force": True}),
         ("wrap", [str(tmp / "exported.th")], {"out": out + ".th", "force": True}),
         ("compact", [str(tmp / "copy.th")], {}),
+        # A MusicGen LM (make_fixtures --musicgen-lm, with torch).
+        ("to_transformers", [str(tmp / "lm.bin")], {"out": out + "_hf", "dtype": "float16", "force": True}),
+        ("from_transformers", [out + "_hf"], {"out": out + "_ac", "force": True}),
     ]
 
 
@@ -90,7 +96,12 @@ def test_function_names_and_options_are_the_commands(ckpt_command):
 
 def test_python_to_dict_equals_cli_json(tmp_path, ckpt_command):
     ckpt.export(EXAMPLE, tmp_path / "exported.th")
+    if HAVE_TORCH:
+        subprocess.run([sys.executable, MAKE_FIXTURES, "--musicgen-lm", "mono", str(tmp_path / "lm.bin")], check=True,
+                       capture_output=True, stdin=subprocess.DEVNULL)
     for name, inputs, options in cases(tmp_path):
+        if name.endswith("_transformers") and not HAVE_TORCH:
+            continue
         op = next(o for o in _operations.OPERATIONS if o["name"] == name)
         if name == "compact":
             shutil.copy(EXAMPLE, tmp_path / "copy.th")
@@ -101,6 +112,10 @@ def test_python_to_dict_equals_cli_json(tmp_path, ckpt_command):
         if name == "compact":
             shutil.copy(EXAMPLE, tmp_path / "copy.th")
         got = getattr(ckpt, name)(*inputs, **options)
+        if name == "cfg":  # cfg --json prints the data alone: the result's value (text is what cfg prints)
+            assert got.to_dict()["value"] == want and got.text == subprocess.run(
+                [ckpt_command, "cfg", *inputs, *cli_args(op, options)], capture_output=True, text=True).stdout
+            continue
         assert got.to_dict() == want, name
 
 

@@ -23,6 +23,7 @@
 #include "api_test_files.h"
 #include "api/safetensors.h"
 #include "api/shard.h"
+#include "api/transformers.h"
 #include "api/write.h"
 #include "util/error.h"
 #include "util/fault_env.h"
@@ -222,6 +223,43 @@ TEST_F(FaultsTest, ToDcpAndConsolidate) {
   fail_every_step([&](Env& env) {
     api::ConsolidateResult r = api::consolidate(env, path("dcp"), {path("out.th"), false, {}});
     EXPECT_GT(r.tensors, 0u);
+  });
+}
+
+// The shipped example's tensors are a tiny MusicGen LM under MusicGen-small's
+// xp.cfg: set the sizes to its own, so that to-transformers takes it.
+void make_tiny_lm(const std::string& in, const std::string& out) {
+  api::EditOptions e;
+  e.output.out = out;
+  e.overrides = {"transformer_lm.dim=16", "transformer_lm.num_heads=2", "transformer_lm.num_layers=2",
+                 "transformer_lm.card=32"};
+  api::edit(Env::Default(), in, e);
+}
+
+TEST_F(FaultsTest, ToTransformersShardsReplacingAFolder) {
+  make_tiny_lm(input_, path("lm.th"));
+  fs::rename(dir_ / "lm.th", input_);
+  fs::create_directories(dir_ / "hf");
+  std::ofstream(dir_ / "hf" / "old.txt") << "old";
+  fail_every_step([&](Env& env) {
+    api::ToTransformersOptions o;
+    o.out = path("hf");
+    o.max_shard_size = "10KB";
+    o.force = true;
+    EXPECT_GT(api::to_transformers(env, input_, o).files, 1u);
+  });
+}
+
+TEST_F(FaultsTest, FromTransformers) {
+  make_tiny_lm(input_, path("lm.th"));
+  api::ToTransformersOptions o;
+  o.out = path("hf");
+  api::to_transformers(Env::Default(), path("lm.th"), o);
+  fail_every_step([&](Env& env) {
+    api::FromTransformersOptions f;
+    f.out = path("back");
+    api::FromTransformersResult r = api::from_transformers(env, path("hf"), f);
+    EXPECT_EQ(r.tensors, 36u);
   });
 }
 

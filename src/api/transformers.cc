@@ -1,0 +1,967 @@
+#include "api/transformers.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "api/write.h"
+#include "audiocraft/operations.h"
+#include "audiocraft/transformers_map.h"
+#include "omegaconf/resolve.h"
+#include "omegaconf/yaml.h"
+#include "torch/convert.h"
+#include "torch/safetensors.h"
+#include "torch/safetensors_shards.h"
+#include "torch/shape.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+using Json = nlohmann::ordered_json;
+using audiocraft::MusicgenLm;
+using omegaconf::Value;
+using torch::TensorInfo;
+
+namespace {
+
+constexpr const char* kProjectionsFile = "projections.safetensors";
+constexpr const char* kConfigCarry = "audiocraft_cfg";  // xp.cfg's YAML, carried in config.json
+constexpr const char* kStockEncodec = "facebook/encodec_32khz";
+
+std::string join(const std::string& dir, const std::string& name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+std::string strip_slash(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+Json read_json(Env& env, const std::string& path) {
+  if (!env.exists(path)) throw UsageError(path + " is missing: not a Hugging Face model folder");
+  auto f = env.open_read(path);
+  if (f->size() > (uint64_t{16} << 20)) throw FormatError(path + ": over 16 MiB, not a config");
+  try {
+    return Json::parse(f->read_string(0, static_cast<size_t>(f->size())));
+  } catch (const std::exception& e) {
+    throw FormatError(path + ": not JSON: " + e.what());
+  }
+}
+
+// A Hugging Face model folder's tensors: model.safetensors, the shards of
+// model.safetensors.index.json, or pytorch_model.bin.
+struct HfTensors {
+  std::unique_ptr<torch::Checkpoint> ck;
+  std::vector<std::pair<std::string, TensorInfo>> tensors;
+};
+
+HfTensors tensors_of_checkpoint(std::unique_ptr<torch::Checkpoint> ck) {
+  HfTensors h;
+  h.ck = std::move(ck);
+  auto* entries = pickle::entries_of(h.ck->root());
+  if (!entries) throw UsageError(h.ck->path() + ": not a state dict");
+  for (auto& [k, v] : *entries) {
+    if (k->kind != pickle::Kind::Str) continue;
+    auto info = h.ck->tensor(v);
+    if (info) h.tensors.emplace_back(k->text, std::move(*info));
+  }
+  return h;
+}
+
+HfTensors read_hf_tensors(Env& env, const std::string& dir) {
+  std::string index = join(dir, "model.safetensors.index.json");
+  if (env.exists(index)) return tensors_of_checkpoint(torch::checkpoint_from_safetensors_index(env, index));
+  std::string single = join(dir, "model.safetensors");
+  if (env.exists(single)) return tensors_of_checkpoint(torch::checkpoint_from_safetensors(env, single));
+  std::string bin = join(dir, "pytorch_model.bin");
+  if (env.exists(bin)) {
+    Opened o = open_checkpoint(env, bin);
+    return tensors_of_checkpoint(std::move(o.ck));
+  }
+  throw UsageError(dir + " holds no model.safetensors, model.safetensors.index.json or pytorch_model.bin");
+}
+
+// The output checkpoint: every output tensor a byte range of some input file.
+class RangeSet {
+ public:
+  explicit RangeSet(Env& env, const std::string& label) : env_(env), ck_(torch::Checkpoint::create(label)) {}
+
+  // A contiguous tensor of rows [row_begin, row_end) of t (all rows when
+  // row_end < 0) of checkpoint `from`.
+  TensorInfo add(const torch::Checkpoint& from, const std::string& name, const TensorInfo& t, int64_t row_begin = 0,
+                 int64_t row_end = -1) {
+    if (!t.is_plain() || !t.storage || !t.dtype)
+      throw UsageError(from.path() + ": tensor '" + name + "' is " + (t.form().empty() ? "not plain" : t.form()) +
+                       "; transformers' MusicGen holds dense tensors");
+    if (!t.is_contiguous())
+      throw UsageError(from.path() + ": tensor '" + name + "' is a strided view; run 'ckpt rewrite' first");
+    std::string problem = t.view_problem();
+    if (!problem.empty()) throw FormatError(from.path() + ": tensor '" + name + "': " + problem);
+    const torch::StorageLocation loc = torch::locate_storage(from, *t.storage);
+    if (loc.compressed())
+      throw UsageError(from.path() + ": tensor '" + name + "' is in a compressed record; run 'ckpt rewrite' first");
+    std::vector<int64_t> shape = t.shape;
+    uint64_t row_bytes = t.dtype->element_size;
+    for (size_t i = 1; i < shape.size(); ++i) row_bytes *= static_cast<uint64_t>(shape[i]);
+    if (row_end >= 0) shape[0] = row_end - row_begin;
+    uint64_t offset = loc.offset + static_cast<uint64_t>(t.storage_offset) * t.dtype->element_size +
+                      static_cast<uint64_t>(row_begin) * row_bytes;
+    uint64_t numel = 1;
+    for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
+    const torch::Storage& s =
+        ck_->add_external_storage(std::to_string(next_++), t.dtype, "cpu", numel, shared(*loc.file), offset);
+    TensorInfo out;
+    out.storage = &s;
+    out.dtype = t.dtype;
+    out.shape = shape;
+    out.stride = torch::contiguous_strides(shape);
+    return out;
+  }
+
+  std::shared_ptr<RandomAccessFile> shared(RandomAccessFile& f) {
+    auto it = files_.find(f.path());
+    if (it == files_.end()) it = files_.emplace(f.path(), env_.open_read(f.path())).first;
+    return it->second;
+  }
+
+  torch::Checkpoint& ck() { return *ck_; }
+
+ private:
+  Env& env_;
+  std::unique_ptr<torch::Checkpoint> ck_;
+  std::map<std::string, std::shared_ptr<RandomAccessFile>> files_;
+  size_t next_ = 0;
+};
+
+// A folder output: written into a temporary folder beside the target, then
+// renamed into place (an existing target, with force, replaced as a whole).
+class FolderOutput {
+ public:
+  FolderOutput(Env& env, std::string dir, bool force) : env_(env), dir_(strip_slash(std::move(dir))) {
+    if (dir_.empty() || dir_ == "-") throw UsageError("-o names the output folder");
+    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use " + option_set("force") + " to replace it)");
+    if (env_.exists(dir_) && !env_.is_directory(dir_)) throw UsageError(dir_ + " exists and is not a folder");
+    std::string parent = dirname_of(dir_);
+    if (parent.empty()) parent = ".";
+    std::string base = dir_.substr(dir_.find_last_of('/') == std::string::npos ? 0 : dir_.find_last_of('/') + 1);
+    temp_ = env_.create_temp_directory(parent, "." + base + ".ckpt-tmp-");
+  }
+  ~FolderOutput() {
+    if (!committed_) remove_all(temp_);
+  }
+  std::string path(const std::string& name) const { return join(temp_, name); }
+  void add(const std::string& name) { files_.push_back(name); }
+  void commit() {
+    std::string parent = dirname_of(dir_);
+    if (parent.empty()) parent = ".";
+    std::string old;
+    if (env_.exists(dir_)) {
+      old = temp_ + ".old";
+      env_.rename(dir_, old);
+    }
+    try {
+      env_.rename(temp_, dir_);
+    } catch (...) {
+      if (!old.empty()) {
+        try {
+          env_.rename(old, dir_);  // the existing folder back in place
+        } catch (...) {
+        }
+      }
+      throw;
+    }
+    committed_ = true;
+    if (!old.empty()) remove_all(old);
+    env_.sync_dir(parent);
+  }
+
+ private:
+  static void remove_all(const std::string& p) {
+    std::error_code ec;
+    std::filesystem::remove_all(p, ec);
+  }
+  Env& env_;
+  std::string dir_, temp_;
+  std::vector<std::string> files_;
+  bool committed_ = false;
+};
+
+std::string json_text(const Json& j) { return j.dump(2) + "\n"; }
+
+void write_text(Env& env, const std::string& path, const std::string& text) {
+  AtomicOutput out(env, path, true);
+  out.file().append(text);
+  out.commit();
+}
+
+const char* torch_dtype_name(const torch::DTypeInfo* d) { return d ? d->name : "float32"; }
+
+// ------------------------------------------------------------ shapes
+
+std::vector<int64_t> expected_shape(const std::string& name, const MusicgenLm& m, int64_t text_dim) {
+  auto ends = [&](std::string_view s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  if (name.rfind("emb.", 0) == 0) return {m.card + 1, m.dim};
+  if (name.rfind("linears.", 0) == 0) return {m.card, m.dim};
+  if (name.rfind("condition_provider.conditioners.description.output_proj.", 0) == 0)
+    return ends(".weight") ? std::vector<int64_t>{m.dim, text_dim} : std::vector<int64_t>{m.dim};
+  if (name.rfind("condition_provider.conditioners.self_wav.output_proj.", 0) == 0)
+    return ends(".weight") ? std::vector<int64_t>{m.dim, m.num_chroma} : std::vector<int64_t>{m.dim};
+  if (ends("in_proj_weight")) return {3 * m.dim, m.dim};
+  if (ends("out_proj.weight")) return {m.dim, m.dim};
+  if (ends("linear1.weight")) return {m.ffn_dim, m.dim};
+  if (ends("linear2.weight")) return {m.dim, m.ffn_dim};
+  return {m.dim};  // norms
+}
+
+std::string config_source(const std::string& name, const MusicgenLm& m) {
+  (void)m;
+  if (name.rfind("emb.", 0) == 0 || name.rfind("linears.", 0) == 0) return "transformer_lm.card, transformer_lm.dim";
+  if (name.find("linear1") != std::string::npos || name.find("linear2") != std::string::npos)
+    return "transformer_lm.dim, transformer_lm.hidden_scale";
+  if (name.find("self_wav") != std::string::npos) return "conditioners.self_wav.chroma_stem.n_chroma, transformer_lm.dim";
+  return "transformer_lm.dim";
+}
+
+// ------------------------------------------------------------ configs
+
+Json decoder_config(const MusicgenLm& m, double dropout) {
+  Json d;
+  d["activation_dropout"] = 0.0;
+  d["activation_function"] = "gelu";
+  d["attention_dropout"] = 0.0;
+  d["audio_channels"] = m.channels;
+  d["bos_token_id"] = m.card;
+  d["dropout"] = dropout;
+  d["ffn_dim"] = m.ffn_dim;
+  d["hidden_size"] = m.dim;
+  d["initializer_factor"] = 0.02;
+  d["layerdrop"] = 0.0;
+  d["max_position_embeddings"] = 2048;
+  d["model_type"] = m.melody ? "musicgen_melody_decoder" : "musicgen_decoder";
+  d["num_attention_heads"] = m.num_heads;
+  d["num_codebooks"] = m.n_q;
+  d["num_hidden_layers"] = m.num_layers;
+  d["pad_token_id"] = m.card;
+  d["scale_embedding"] = false;
+  d["tie_word_embeddings"] = false;
+  d["use_cache"] = true;
+  d["vocab_size"] = m.card;
+  return d;
+}
+
+Json generation_config(const MusicgenLm& m, int64_t frame_rate) {
+  Json g;
+  g["bos_token_id"] = m.card;
+  g["decoder_start_token_id"] = m.card;
+  g["pad_token_id"] = m.card;
+  g["do_sample"] = m.use_sampling;
+  g["guidance_scale"] = m.guidance_scale;
+  g["max_length"] = static_cast<int64_t>(m.segment_duration * static_cast<double>(frame_rate));
+  if (m.top_k > 0) g["top_k"] = m.top_k;
+  return g;
+}
+
+int64_t encodec_frame_rate(const Json& enc, const std::string& where) {
+  if (!enc.contains("sampling_rate") || !enc["sampling_rate"].is_number_integer() || !enc.contains("upsampling_ratios") ||
+      !enc["upsampling_ratios"].is_array())
+    throw UsageError(where + ": no sampling_rate / upsampling_ratios: not an EnCodec config");
+  int64_t hop = 1;
+  for (const auto& r : enc["upsampling_ratios"]) hop *= r.get<int64_t>();
+  int64_t sr = enc["sampling_rate"].get<int64_t>();
+  return hop > 0 ? (sr + hop - 1) / hop : 0;  // math.ceil(sampling_rate / hop_length)
+}
+
+// AudioCraft's stock facebook/encodec_32khz, as transformers' EnCodec
+// converter configures it (convert_encodec_checkpoint_to_pytorch.py).
+bool is_stock_encodec(const Json& enc) {
+  auto eq = [&](const char* k, const Json& v) { return enc.contains(k) && enc[k] == v; };
+  return eq("sampling_rate", 32000) && eq("upsampling_ratios", Json::array({8, 5, 4, 4})) &&
+         eq("target_bandwidths", Json::array({2.2})) && eq("num_filters", 64) && eq("codebook_size", 2048) &&
+         eq("audio_channels", 1) && eq("use_causal_conv", false) && eq("use_conv_shortcut", false) &&
+         eq("hidden_size", 128) && eq("num_lstm_layers", 2);
+}
+
+}  // namespace
+
+// ================================================================ to_transformers
+
+ToTransformersResult to_transformers(Env& env, const std::string& file_in, const ToTransformersOptions& a) {
+  std::string file = file_in;
+  if (env.is_directory(file)) {
+    file = join(file, "state_dict.bin");
+    if (!env.exists(file)) throw UsageError(file_in + " is a folder without state_dict.bin (a 'ckpt bundle' folder has one)");
+  }
+  std::optional<torch::DType> dtype;
+  if (!a.dtype.empty()) {
+    const torch::DTypeInfo* d = torch::from_name(a.dtype);
+    if (!d || !(d->dtype == torch::DType::Float32 || d->dtype == torch::DType::Float16 || d->dtype == torch::DType::BFloat16))
+      throw UsageError(option_name("dtype") + " '" + a.dtype + "': expected float32, float16 or bfloat16");
+    dtype = d->dtype;
+  }
+  uint64_t max_shard = a.max_shard_size.empty() ? 0 : torch::parse_shard_size(a.max_shard_size);
+
+  Opened o = open_checkpoint(env, file);
+  Value cfg = audiocraft::config_tree(o.ck->root());
+  MusicgenLm m = audiocraft::musicgen_from_config(cfg);
+  std::string state = o.state_path_or_best(a.state);
+  pickle::Node* sd = o.state_dict(state);
+  std::vector<TensorRow> rows = o.tensors_of(sd);
+
+  ToTransformersResult r;
+  r.out = a.out;
+  r.melody = m.melody;
+  // Every tensor the model needs, with the shape xp.cfg implies.
+  std::map<std::string, const TensorRow*> by_name;
+  for (const auto& row : rows) by_name[row.name] = &row;
+  int64_t text_dim = 0;
+  {
+    auto it = by_name.find("condition_provider.conditioners.description.output_proj.weight");
+    if (it != by_name.end() && it->second->info.shape.size() == 2) text_dim = it->second->info.shape[1];
+  }
+  for (const std::string& name : audiocraft::audiocraft_lm_names(m)) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw UsageError(file + ": '" + state + "' has no tensor '" + name + "', which xp.cfg's model (" +
+                       (m.melody ? "MusicGen Melody" : "MusicGen") + ", " + std::to_string(m.num_layers) +
+                       " layers, n_q " + std::to_string(m.n_q) + ") needs; is this a MusicGen language model?");
+    std::vector<int64_t> want = expected_shape(name, m, text_dim);
+    if (it->second->info.shape != want)
+      throw UsageError(file + ": tensor '" + name + "' has shape " + torch::shape_text(it->second->info.shape) +
+                       ", but xp.cfg (" + config_source(name, m) + ") gives " + torch::shape_text(want));
+  }
+
+  // The encoders.
+  Json text_cfg, audio_cfg;
+  std::optional<HfTensors> text, audio;
+  if (!a.text_encoder.empty()) {
+    text_cfg = read_json(env, join(a.text_encoder, "config.json"));
+    if (text_cfg.value("model_type", "") != "t5")
+      throw UsageError(a.text_encoder + "/config.json: model_type is '" + text_cfg.value("model_type", "") +
+                       "', not t5; " + option_name("text_encoder") + " takes a Hugging Face T5 folder");
+    int64_t d_model = text_cfg.value("d_model", int64_t{0});
+    if (d_model != text_dim)
+      throw UsageError(a.text_encoder + "/config.json: d_model = " + std::to_string(d_model) +
+                       ", but the text projection condition_provider.conditioners.description.output_proj.weight has shape " +
+                       torch::shape_text({m.dim, text_dim}) + " (it takes " + std::to_string(text_dim) +
+                       "-wide T5 states): give the T5 xp.cfg names ('" + m.text_encoder_name + "')");
+    if (d_model == m.dim)
+      throw UsageError("the T5 width equals transformer_lm.dim (" + std::to_string(m.dim) +
+                       "): transformers' MusicGen then has no enc_to_dec_proj to hold AudioCraft's text projection");
+    if (m.melody && m.num_chroma == m.dim)
+      throw UsageError("conditioners.self_wav.chroma_stem.n_chroma equals transformer_lm.dim (" + std::to_string(m.dim) +
+                       "): transformers' MusicgenMelody then has no audio_enc_to_dec_proj to hold the chroma projection");
+    text = read_hf_tensors(env, a.text_encoder);
+  }
+  int64_t frame_rate = audiocraft::kStockFrameRate;
+  if (!a.audio_encoder.empty()) {
+    if (!env.is_directory(a.audio_encoder))
+      throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
+                       "': expected a transformers EncodecModel folder (an AudioCraft compression checkpoint is not "
+                       "converted yet)");
+    audio_cfg = read_json(env, join(a.audio_encoder, "config.json"));
+    if (audio_cfg.value("model_type", "") != "encodec")
+      throw UsageError(a.audio_encoder + "/config.json: model_type is '" + audio_cfg.value("model_type", "") +
+                       "', not encodec");
+    if (audio_cfg.value("codebook_size", int64_t{0}) != m.card)
+      throw UsageError(a.audio_encoder + "/config.json: codebook_size = " +
+                       std::to_string(audio_cfg.value("codebook_size", int64_t{0})) +
+                       ", but xp.cfg's transformer_lm.card = " + std::to_string(m.card));
+    if (audio_cfg.value("audio_channels", int64_t{1}) != 1 && audio_cfg.value("audio_channels", int64_t{1}) != m.channels)
+      throw UsageError(a.audio_encoder + "/config.json: audio_channels disagrees with xp.cfg's channels");
+    frame_rate = encodec_frame_rate(audio_cfg, a.audio_encoder + "/config.json");
+    audio = read_hf_tensors(env, a.audio_encoder);
+  }
+  const bool composite = text && audio;
+  if (text.has_value() != audio.has_value())
+    throw UsageError("the composite model needs both " + option_name("text_encoder") + " and " + option_name("audio_encoder") + "; without both, "
+                     "to-transformers writes the decoder alone");
+  r.decoder_only = !composite;
+  r.architecture = composite ? (m.melody ? "MusicgenMelodyForConditionalGeneration" : "MusicgenForConditionalGeneration")
+                             : (m.melody ? "MusicgenMelodyForCausalLM" : "MusicgenForCausalLM");
+
+  // The output tensors, in the model's order.
+  RangeSet ranges(env, a.out);
+  std::vector<std::pair<std::string, TensorInfo>> model, projections;
+  const std::string dec_prefix = composite ? "decoder." : "";
+  std::vector<std::pair<std::string, TensorInfo>> proj_part;
+  for (const std::string& name : audiocraft::audiocraft_lm_names(m)) {
+    const TensorRow& row = *by_name.at(name);
+    audiocraft::HfMapping map = audiocraft::hf_mapping(name, m.dim);
+    for (const auto& p : map.pieces) {
+      TensorInfo t = ranges.add(*o.ck, name, row.info, p.row_begin, p.row_end);
+      if (map.part == audiocraft::HfPart::Decoder)
+        model.emplace_back(dec_prefix + p.name, std::move(t));
+      else
+        proj_part.emplace_back(p.name, std::move(t));
+    }
+  }
+  // Anything else in the state dict must be a tensor transformers computes.
+  std::set<std::string> expected;
+  for (const auto& n : audiocraft::audiocraft_lm_names(m)) expected.insert(n);
+  for (const auto& row : rows)
+    if (!expected.count(row.name) && audiocraft::hf_mapping(row.name, m.dim).part != audiocraft::HfPart::Dropped)
+      throw UsageError(file + ": tensor '" + row.name + "' is not part of xp.cfg's model; is the config right?");
+
+  if (composite) {
+    for (auto& p : proj_part) model.push_back(std::move(p));
+    bool have_shared = false;
+    for (const auto& [n, t] : text->tensors) have_shared |= n == "shared.weight";
+    for (const auto& [n, t] : text->tensors) {
+      std::string out;
+      if (n == "shared.weight") out = "shared.weight";
+      else if (n == "encoder.embed_tokens.weight") out = have_shared ? "" : "shared.weight";
+      else if (n.rfind("encoder.", 0) == 0) out = n;
+      if (out.empty()) continue;  // the T5 decoder and LM head; the tied embedding
+      model.emplace_back("text_encoder." + out, ranges.add(*text->ck, n, t));
+    }
+    for (const auto& [n, t] : audio->tensors) model.emplace_back("audio_encoder." + n, ranges.add(*audio->ck, n, t));
+  } else {
+    projections = std::move(proj_part);
+  }
+
+  FolderOutput out(env, a.out, a.force);
+  torch::SafetensorsWriteOptions so;
+  so.force = true;
+  so.float_dtype = dtype;
+  so.progress = progress_for(a.progress, a.out);
+  const torch::DTypeInfo* out_dtype = dtype ? &torch::info(*dtype) : model.front().second.dtype;
+  for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
+  r.tensors = model.size();
+  if (max_shard) {
+    auto w = torch::write_sharded_safetensors(ranges.ck(), model, env, out.path(""), max_shard, so);
+    r.files = w.plan.files.size();
+    for (const auto& [name, idx] : w.plan.files) r.written.push_back(name);
+    if (w.wrote_index) r.written.push_back("model.safetensors.index.json");
+  } else {
+    torch::write_safetensors(ranges.ck(), model, env, out.path("model.safetensors"), so);
+    r.files = 1;
+    r.written.push_back("model.safetensors");
+  }
+  if (!projections.empty()) {
+    so.progress = nullptr;
+    torch::write_safetensors(ranges.ck(), projections, env, out.path(kProjectionsFile), so);
+    r.written.push_back(kProjectionsFile);
+  }
+
+  // config.json and generation_config.json.
+  double dropout = 0.0;
+  if (auto d = cfg.find("transformer_lm"); d && d->find("dropout") && d->find("dropout")->type == Value::Type::Float)
+    dropout = d->find("dropout")->real;
+  Json dec = decoder_config(m, dropout);
+  Json config;
+  if (composite) {
+    config["architectures"] = Json::array({r.architecture});
+    Json enc = audio_cfg;
+    enc.erase("architectures");
+    enc.erase("transformers_version");
+    enc.erase("torch_dtype");
+    enc.erase("dtype");
+    config["audio_encoder"] = enc;
+    if (m.melody) config["chroma_length"] = m.chroma_length;
+    config["decoder"] = dec;
+    config["is_encoder_decoder"] = !m.melody;
+    config["model_type"] = m.melody ? "musicgen_melody" : "musicgen";
+    if (m.melody) config["num_chroma"] = m.num_chroma;
+    Json t5 = text_cfg;
+    t5.erase("architectures");
+    t5.erase("transformers_version");
+    t5.erase("torch_dtype");
+    t5.erase("dtype");
+    if (!t5.contains("_name_or_path")) t5["_name_or_path"] = m.text_encoder_name;
+    config["text_encoder"] = t5;
+    config["torch_dtype"] = torch_dtype_name(out_dtype);
+  } else {
+    config = dec;
+    config["architectures"] = Json::array({r.architecture});
+    config["torch_dtype"] = torch_dtype_name(out_dtype);
+    if (m.melody) {
+      config["num_chroma"] = m.num_chroma;
+      config["chroma_length"] = m.chroma_length;
+    }
+    config["text_encoder_name"] = m.text_encoder_name;
+  }
+  config[kConfigCarry] = omegaconf::to_yaml(cfg);
+  write_text(env, out.path("config.json"), json_text(config));
+  r.written.push_back("config.json");
+  write_text(env, out.path("generation_config.json"), json_text(generation_config(m, frame_rate)));
+  r.written.push_back("generation_config.json");
+  out.commit();
+
+  if (!composite) {
+    r.notes.push_back(std::string("decoder only (") + r.architecture + "): " +
+                      (text ? "" : "no " + option_name("text_encoder") + " (the T5 xp.cfg names: '" + m.text_encoder_name + "')") +
+                      (!text && !audio ? ", " : "") +
+                      (audio ? "" : "no " + option_name("audio_encoder") + " (a transformers EnCodec folder)") +
+                      "; the text projection" + (m.melody ? " and the chroma projection are" : " is") + " in " +
+                      kProjectionsFile);
+    if (a.audio_encoder.empty())
+      r.notes.push_back("generation_config.json's max_length assumes AudioCraft's 32 kHz EnCodec (50 frames/s)");
+  }
+  return r;
+}
+
+// ================================================================ from_transformers
+
+namespace {
+
+const Json& need_key(const Json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) throw UsageError(where + " has no '" + key + "', which the conversion needs");
+  return j[key];
+}
+
+int64_t need_json_int(const Json& j, const char* key, const std::string& where) {
+  const Json& v = need_key(j, key, where);
+  if (!v.is_number_integer()) throw UsageError(where + ": '" + key + "' is not an integer");
+  return v.get<int64_t>();
+}
+
+Value* ensure_path(Value& tree, const std::string& key) {
+  Value* cur = &tree;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (cur->type != Value::Type::Map) *cur = Value::empty_map();
+    Value* next = cur->find(part);
+    if (!next) {
+      cur->map.emplace_back(Value::of_str(part), Value::null());
+      next = &cur->map.back().second;
+    }
+    cur = next;
+    if (dot == std::string::npos) return cur;
+    start = dot + 1;
+  }
+}
+
+bool numerically_equal(const Value& a, const Value& b) {
+  auto num = [](const Value& v, double& out) {
+    if (v.type == Value::Type::Int) out = static_cast<double>(v.integer);
+    else if (v.type == Value::Type::Float) out = v.real;
+    else return false;
+    return true;
+  };
+  double x, y;
+  if (num(a, x) && num(b, y)) return x == y;
+  return a == b;
+}
+
+// Sets key to v unless it already holds the same value (an int 30 and a
+// float 30.0 are the same: the carried configuration stays as it was).
+void set_key(Value& tree, const std::string& key, const Value& v) {
+  Value* slot = ensure_path(tree, key);
+  if (!numerically_equal(*slot, v)) *slot = v;
+}
+
+Value number(double d) {
+  if (std::floor(d) == d && std::fabs(d) < 9e15) return Value::of_int(static_cast<int64_t>(d));
+  return Value::of_float(d);
+}
+
+// The chroma2music conditioner AudioCraft's Melody configs use
+// (config/conditioner/chroma2music.yaml).
+void make_melody_config(Value& cfg, int64_t num_chroma) {
+  Value melody = omegaconf::parse_yaml(R"(classifier_free_guidance:
+  training_dropout: 0.2
+  inference_coef: 3.0
+attribute_dropout:
+  args:
+    active_on_eval: false
+  text: {}
+  wav:
+    self_wav: 0.5
+fuser:
+  cross_attention_pos_emb: false
+  cross_attention_pos_emb_scale: 1
+  sum: []
+  prepend: [self_wav, description]
+  cross: []
+  input_interpolate: []
+conditioners:
+  self_wav:
+    model: chroma_stem
+    chroma_stem:
+      sample_rate: ${sample_rate}
+      n_chroma: 12
+      radix2_exp: 14
+      argmax: true
+      match_len_on_eval: false
+      eval_wavs: null
+      n_eval_wavs: 100
+      cache_path: null
+  description:
+    model: t5
+    t5:
+      name: t5-base
+      finetune: false
+      word_dropout: 0.2
+      normalize_text: false
+)");
+  for (auto& [k, v] : melody.map) *ensure_path(cfg, k.str) = v;
+  set_key(cfg, "conditioners.self_wav.chroma_stem.n_chroma", Value::of_int(num_chroma));
+}
+
+// The Hann window torchaudio's Spectrogram registers (torch.hann_window(n),
+// periodic): 0.5 - 0.5 cos(2 pi k / n), rounded to float32.
+std::string hann_window_bytes(int64_t n) {
+  std::string out(static_cast<size_t>(n) * 4, '\0');
+  for (int64_t k = 0; k < n; ++k) {
+    float v = static_cast<float>(0.5 - 0.5 * std::cos(2.0 * M_PI * static_cast<double>(k) / static_cast<double>(n)));
+    std::memcpy(out.data() + k * 4, &v, 4);
+  }
+  return out;
+}
+
+}  // namespace
+
+FromTransformersResult from_transformers(Env& env, const std::string& dir, const FromTransformersOptions& a) {
+  if (!env.is_directory(dir)) throw UsageError(dir + " is not a folder: from-transformers reads a Hugging Face model folder");
+  const std::string cfg_path = join(dir, "config.json");
+  Json config = read_json(env, cfg_path);
+  std::string model_type = config.value("model_type", "");
+  const bool composite = model_type == "musicgen" || model_type == "musicgen_melody";
+  if (!composite && model_type != "musicgen_decoder" && model_type != "musicgen_melody_decoder")
+    throw UsageError(cfg_path + ": model_type '" + model_type +
+                     "' is not MusicGen (musicgen, musicgen_melody, or their _decoder)");
+  FromTransformersResult r;
+  r.out = a.out;
+  r.melody = model_type.find("melody") != std::string::npos;
+  const Json& dec = composite ? need_key(config, "decoder", cfg_path) : config;
+  const std::string dwhere = composite ? cfg_path + " (decoder)" : cfg_path;
+
+  MusicgenLm m;
+  m.melody = r.melody;
+  m.cross_attention = !r.melody;
+  m.dim = need_json_int(dec, "hidden_size", dwhere);
+  m.num_heads = need_json_int(dec, "num_attention_heads", dwhere);
+  m.num_layers = need_json_int(dec, "num_hidden_layers", dwhere);
+  m.ffn_dim = need_json_int(dec, "ffn_dim", dwhere);
+  m.n_q = need_json_int(dec, "num_codebooks", dwhere);
+  m.card = need_json_int(dec, "vocab_size", dwhere);
+  m.channels = dec.value("audio_channels", int64_t{1});
+  if (dec.value("activation_function", std::string("gelu")) != "gelu")
+    throw UsageError(dwhere + ": activation_function '" + dec.value("activation_function", std::string()) +
+                     "', but AudioCraft's MusicGen uses gelu");
+  if (dec.value("scale_embedding", false))
+    throw UsageError(dwhere + ": scale_embedding is true, but AudioCraft's MusicGen does not scale embeddings");
+  if (dec.value("tie_word_embeddings", false))
+    throw UsageError(dwhere + ": tie_word_embeddings is true, but AudioCraft's MusicGen has untied heads");
+  if (dec.contains("cross_attention_hidden_size") && !dec["cross_attention_hidden_size"].is_null())
+    throw UsageError(dwhere + ": cross_attention_hidden_size is set, which AudioCraft's MusicGen cannot express");
+  if (m.dim <= 0 || m.num_heads <= 0 || m.dim % m.num_heads || m.n_q <= 0 || m.card <= 0 || m.num_layers <= 0 ||
+      m.ffn_dim <= 0 || (m.channels != 1 && m.channels != 2))
+    throw UsageError(dwhere + ": hidden_size, num_attention_heads, num_hidden_layers, ffn_dim, num_codebooks, "
+                     "vocab_size or audio_channels out of range");
+  if (r.melody) m.num_chroma = config.value("num_chroma", int64_t{12});
+
+  // The tensors: the model's, and for a decoder-only folder the projections beside it.
+  HfTensors hf = read_hf_tensors(env, dir);
+  std::optional<HfTensors> proj;
+  if (!composite) {
+    std::string p = join(dir, kProjectionsFile);
+    if (!env.exists(p))
+      throw UsageError(dir + " is a decoder-only folder without " + kProjectionsFile +
+                       ": AudioCraft's model needs the text projection (condition_provider.conditioners.description."
+                       "output_proj), which MusicgenForCausalLM does not hold");
+    proj = tensors_of_checkpoint(torch::checkpoint_from_safetensors(env, p));
+  }
+  struct Source {
+    const torch::Checkpoint* ck;
+    std::string hf_name;
+    const TensorInfo* t;
+  };
+  std::map<std::string, std::array<std::optional<Source>, 3>> qkv;  // AudioCraft name -> q, k, v
+  std::map<std::string, Source> whole;
+  size_t skipped_text = 0, skipped_audio = 0;
+  auto take = [&](const HfTensors& h) {
+    for (const auto& [n, t] : h.tensors) {
+      if (n.rfind("text_encoder.", 0) == 0) {
+        ++skipped_text;
+        continue;
+      }
+      if (n.rfind("audio_encoder.", 0) == 0) {
+        ++skipped_audio;
+        continue;
+      }
+      std::string rel = n;
+      if (composite && rel.rfind("decoder.", 0) != 0 && rel.rfind("enc_to_dec_proj.", 0) != 0 &&
+          rel.rfind("audio_enc_to_dec_proj.", 0) != 0)
+        throw UsageError(h.ck->path() + ": tensor '" + n + "' is not part of transformers' MusicGen");
+      auto slot = audiocraft::audiocraft_name(rel);
+      if (!slot) throw UsageError(h.ck->path() + ": tensor '" + n + "' has no counterpart in AudioCraft's MusicGen");
+      Source s{h.ck.get(), n, &t};
+      if (slot->qkv >= 0) qkv[slot->name][slot->qkv] = s;
+      else whole.emplace(slot->name, s);
+    }
+  };
+  take(hf);
+  if (proj) take(*proj);
+
+  int64_t text_dim = 0;
+  if (auto it = whole.find("condition_provider.conditioners.description.output_proj.weight");
+      it != whole.end() && it->second.t->shape.size() == 2)
+    text_dim = it->second.t->shape[1];
+  if (text_dim == 0)
+    throw UsageError(dir + ": no enc_to_dec_proj.weight (transformers leaves it out when the text encoder is as wide "
+                     "as the decoder), but AudioCraft's MusicGen always projects the T5 states");
+  if (composite && config.contains("text_encoder") && config["text_encoder"].contains("d_model") &&
+      config["text_encoder"]["d_model"] != text_dim)
+    throw UsageError(cfg_path + ": text_encoder.d_model disagrees with enc_to_dec_proj.weight's width " +
+                     std::to_string(text_dim));
+
+  // xp.cfg: the one to_transformers carried, else AudioCraft's defaults;
+  // then config.json's values over it.
+  Value cfg;
+  bool carried = config.contains(kConfigCarry) && config[kConfigCarry].is_string();
+  if (carried) {
+    cfg = omegaconf::parse_yaml(config[kConfigCarry].get<std::string>());
+  } else {
+    cfg = audiocraft::musicgen_default_config();
+    if (r.melody) make_melody_config(cfg, m.num_chroma);
+  }
+  set_key(cfg, "transformer_lm.dim", Value::of_int(m.dim));
+  set_key(cfg, "transformer_lm.num_heads", Value::of_int(m.num_heads));
+  set_key(cfg, "transformer_lm.num_layers", Value::of_int(m.num_layers));
+  set_key(cfg, "transformer_lm.hidden_scale", number(static_cast<double>(m.ffn_dim) / static_cast<double>(m.dim)));
+  if (static_cast<int64_t>(m.dim * (static_cast<double>(m.ffn_dim) / static_cast<double>(m.dim))) != m.ffn_dim)
+    throw UsageError(dwhere + ": ffn_dim " + std::to_string(m.ffn_dim) + " is not int(hidden_size * scale) for any "
+                     "scale AudioCraft's transformer_lm.hidden_scale can hold");
+  set_key(cfg, "transformer_lm.n_q", Value::of_int(m.n_q));
+  set_key(cfg, "transformer_lm.card", Value::of_int(m.card));
+  set_key(cfg, "channels", Value::of_int(m.channels));
+  {
+    Value delays = Value::empty_seq();
+    for (int64_t k = 0; k < m.n_q; ++k) delays.seq.push_back(Value::of_int(m.channels == 2 ? k / 2 : k));
+    set_key(cfg, "codebooks_pattern.delay.delays", delays);
+  }
+  if (r.melody) set_key(cfg, "conditioners.self_wav.chroma_stem.n_chroma", Value::of_int(m.num_chroma));
+  if (!carried) {
+    if (composite && config["text_encoder"].contains("_name_or_path") && config["text_encoder"]["_name_or_path"].is_string() &&
+        !config["text_encoder"]["_name_or_path"].get<std::string>().empty())
+      set_key(cfg, "conditioners.description.t5.name", Value::of_str(config["text_encoder"]["_name_or_path"].get<std::string>()));
+    std::string gpath = join(dir, "generation_config.json");
+    if (env.exists(gpath)) {
+      Json gen = read_json(env, gpath);
+      int64_t fr = composite && config.contains("audio_encoder")
+                       ? encodec_frame_rate(config["audio_encoder"], cfg_path + " (audio_encoder)")
+                       : audiocraft::kStockFrameRate;
+      if (gen.contains("guidance_scale") && gen["guidance_scale"].is_number())
+        set_key(cfg, "classifier_free_guidance.inference_coef", number(gen["guidance_scale"].get<double>()));
+      if (gen.contains("max_length") && gen["max_length"].is_number_integer() && fr > 0)
+        set_key(cfg, "dataset.segment_duration", number(static_cast<double>(gen["max_length"].get<int64_t>()) / fr));
+    }
+  }
+  // The carried config must describe these tensors (an edit of config.json
+  // that AudioCraft's model cannot express is refused here).
+  MusicgenLm check = audiocraft::musicgen_from_config(cfg);
+  if (check.melody != m.melody)
+    throw UsageError(cfg_path + ": " + kConfigCarry + " describes " + (check.melody ? "a Melody" : "a non-Melody") +
+                     " model, config.json the other");
+  if (r.melody && config.contains("chroma_length") && config["chroma_length"].is_number_integer() &&
+      config["chroma_length"].get<int64_t>() != check.chroma_length)
+    r.notes.push_back("config.json's chroma_length " + std::to_string(config["chroma_length"].get<int64_t>()) +
+                      " is not what xp.cfg gives (" + std::to_string(check.chroma_length) +
+                      ": dataset.segment_duration, chroma_stem.radix2_exp); AudioCraft derives it from those");
+  m = check;
+
+  // The state dict, in AudioCraft's order.
+  std::unique_ptr<torch::Checkpoint> out_ck = torch::Checkpoint::create(join(a.out, "state_dict.bin"));
+  pickle::Graph& g = out_ck->graph();
+  pickle::Node* best = g.dict();
+  pickle::Node* storage_word = g.str("storage");
+  pickle::Node* cpu = g.str("cpu");
+  std::map<std::string, torch::StorageTransform> transforms;
+  std::map<std::string, std::shared_ptr<RandomAccessFile>> files;
+  auto shared = [&](RandomAccessFile& f) {
+    auto it = files.find(f.path());
+    if (it == files.end()) it = files.emplace(f.path(), env.open_read(f.path())).first;
+    return it->second;
+  };
+  struct Range {
+    RandomAccessFile* file;
+    uint64_t offset, size;
+  };
+  auto range_of = [&](const Source& s) {
+    const TensorInfo& t = *s.t;
+    if (!t.is_plain() || !t.is_contiguous() || !t.storage)
+      throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is not a dense contiguous tensor");
+    auto loc = torch::locate_storage(*s.ck, *t.storage);
+    if (loc.compressed()) throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is in a compressed record");
+    return Range{shared(*loc.file).get(), loc.offset + static_cast<uint64_t>(t.storage_offset) * t.dtype->element_size,
+                 t.nbytes()};
+  };
+  size_t key = 0;
+  const torch::DTypeInfo* model_dtype = nullptr;
+  std::set<std::string> used;
+  for (const std::string& name : audiocraft::audiocraft_lm_names(m)) {
+    std::vector<int64_t> want = expected_shape(name, m, text_dim);
+    const bool fused = name.size() >= 14 && name.compare(name.size() - 14, 14, "in_proj_weight") == 0;
+    if (!fused) {
+      auto it = whole.find(name);
+      if (it == whole.end()) {
+        audiocraft::HfMapping map = audiocraft::hf_mapping(name, m.dim);
+        std::string hf = map.pieces.front().name;
+        if (composite && map.part == audiocraft::HfPart::Decoder) hf = "decoder." + hf;
+        throw UsageError(dir + ": no tensor '" + hf + "', which AudioCraft's " + name + " comes from");
+      }
+      const Source& s = it->second;
+      if (s.t->shape != want)
+        throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' has shape " + torch::shape_text(s.t->shape) +
+                         ", but config.json gives " + torch::shape_text(want));
+      Range rg = range_of(s);
+      const torch::Storage& st = out_ck->add_external_storage(std::to_string(key++), s.t->dtype, "cpu", s.t->numel(),
+                                                              shared(*rg.file), rg.offset);
+      pickle::set_item(g, best, name, torch::make_tensor_node(g, st, want, false, storage_word, cpu));
+      if (!model_dtype) model_dtype = s.t->dtype;
+      used.insert(name);
+      continue;
+    }
+    auto it = qkv.find(name);
+    std::array<Range, 3> parts{};
+    const torch::DTypeInfo* dt = nullptr;
+    for (int i = 0; i < 3; ++i) {
+      if (it == qkv.end() || !it->second[i]) {
+        std::string hf = audiocraft::hf_mapping(name, m.dim).pieces[i].name;
+        throw UsageError(dir + ": no tensor '" + (composite ? "decoder." : "") + hf + "', which rows of AudioCraft's " +
+                         name + " come from");
+      }
+      const Source& s = *it->second[i];
+      if (s.t->shape != std::vector<int64_t>{m.dim, m.dim})
+        throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' has shape " + torch::shape_text(s.t->shape) +
+                         ", but config.json gives " + torch::shape_text({m.dim, m.dim}));
+      if (dt && s.t->dtype != dt)
+        throw UsageError(s.ck->path() + ": q/k/v of '" + name + "' have different dtypes");
+      dt = s.t->dtype;
+      parts[i] = range_of(s);
+    }
+    std::string k = std::to_string(key++);
+    const torch::Storage& st = out_ck->add_external_storage(k, dt, "cpu", static_cast<uint64_t>(3 * m.dim * m.dim),
+                                                            shared(*parts[0].file), parts[0].offset);
+    torch::StorageTransform tr;
+    tr.dtype = dt;
+    tr.produce = [parts](const torch::Storage&, const std::function<void(std::string_view)>& sink) {
+      std::string buf;
+      for (const Range& p : parts)
+        for (uint64_t done = 0; done < p.size;) {
+          uint64_t n = std::min<uint64_t>(uint64_t{1} << 20, p.size - done);
+          buf.resize(n);
+          p.file->read(p.offset + done, n, buf.data());
+          sink(buf);
+          done += n;
+        }
+    };
+    transforms.emplace(k, std::move(tr));
+    pickle::set_item(g, best, name, torch::make_tensor_node(g, st, want, false, storage_word, cpu));
+    used.insert(name);
+  }
+  size_t mapped = 0;
+  for (auto& [n, parts] : qkv) {
+    if (!used.count(n)) throw UsageError(dir + ": q/k/v tensors for '" + n + "', which config.json's model lacks");
+    mapped += 3;
+  }
+  for (auto& [n, s] : whole) {
+    if (!used.count(n)) throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is not part of config.json's model");
+    ++mapped;
+  }
+  if (m.melody) {
+    // torchaudio's Spectrogram window, a buffer transformers computes itself.
+    int64_t radix = 14;
+    if (auto v = omegaconf::select_resolved(cfg, "conditioners.self_wav.chroma_stem.radix2_exp");
+        v && v->type == Value::Type::Int)
+      radix = v->integer;
+    const int64_t n = int64_t{1} << radix;
+    std::string k = std::to_string(key++);
+    auto any_file = files.begin()->second;
+    const torch::Storage& st =
+        out_ck->add_external_storage(k, &torch::info(torch::DType::Float32), "cpu", static_cast<uint64_t>(n), any_file, 0);
+    torch::StorageTransform tr;
+    tr.dtype = &torch::info(torch::DType::Float32);
+    tr.produce = [n](const torch::Storage&, const std::function<void(std::string_view)>& sink) {
+      sink(hann_window_bytes(n));
+    };
+    transforms.emplace(k, std::move(tr));
+    // After the chroma projection, as AudioCraft's module order has it.
+    pickle::Node* ordered = g.dict();
+    for (auto& [kk, v] : best->entries) {
+      ordered->entries.emplace_back(kk, v);
+      if (kk->text == "condition_provider.conditioners.self_wav.output_proj.bias")
+        pickle::set_item(g, ordered, "condition_provider.conditioners.self_wav.chroma.spec.window",
+                         torch::make_tensor_node(g, st, {n}, false, storage_word, cpu));
+    }
+    best = ordered;
+    r.notes.push_back("condition_provider.conditioners.self_wav.chroma.spec.window recomputed (torch.hann_window(" +
+                      std::to_string(n) + "))");
+  }
+  r.tensors = pickle::entries_of(best)->size();
+  (void)mapped;
+  (void)model_dtype;
+
+  pickle::Node* root = g.dict();
+  pickle::set_item(g, root, "best_state", best);
+  pickle::set_item(g, root, "xp.cfg", g.str(omegaconf::to_yaml(cfg)));
+  pickle::set_item(g, root, "version", g.str(audiocraft::kDefaultVersion));
+  pickle::set_item(g, root, "exported", g.boolean(true));
+  g.root = root;
+
+  // The compression model.
+  std::optional<Opened> comp;
+  std::string pointer;
+  if (!a.compression.empty()) {
+    if (env.exists(a.compression)) {
+      comp = open_checkpoint(env, a.compression);
+      r.compression = a.compression;
+    } else {
+      pointer = a.compression;
+    }
+  } else if (composite && config.contains("audio_encoder") && is_stock_encodec(config["audio_encoder"])) {
+    pointer = kStockEncodec;
+    if (skipped_audio) r.notes.push_back("audio encoder: AudioCraft's stock 32 kHz EnCodec, written as the pointer " +
+                                         std::string(kStockEncodec));
+  } else if (!composite) {
+    auto c = omegaconf::select_resolved(cfg, "compression_model_checkpoint");
+    std::string name = c && c->type == Value::Type::Str ? c->str : "";
+    if (name.rfind("//pretrained/", 0) != 0)
+      throw UsageError("a decoder-only folder has no audio encoder and xp.cfg's compression_model_checkpoint is '" +
+                       name + "': give the compression model with " + option_set("compression", "CKPT_OR_NAME"));
+    pointer = name.substr(13);
+    r.notes.push_back("no audio encoder in a decoder-only folder: compression_state_dict.bin points to " + pointer +
+                      " (xp.cfg's compression_model_checkpoint)");
+  } else {
+    throw UsageError(cfg_path + ": the audio encoder is not AudioCraft's stock 32 kHz EnCodec (audio_encoder differs "
+                     "from facebook/encodec_32khz's config) and converting EnCodec weights to AudioCraft is not "
+                     "supported yet: give the compression model with " + option_set("compression", "CKPT_OR_NAME"));
+  }
+  if (!pointer.empty()) r.compression = "pointer " + pointer;
+
+  FolderOutput out(env, a.out, a.force);
+  OutputOptions oo;
+  oo.out = out.path("state_dict.bin");
+  oo.force = true;
+  oo.progress = a.progress;
+  write_checkpoint(*out_ck, root, env, oo, transforms);
+  r.written.push_back("state_dict.bin");
+  oo.out = out.path("compression_state_dict.bin");
+  if (comp) {
+    pickle::Node* croot = comp->layout == audiocraft::Layout::Exported || comp->layout == audiocraft::Layout::ExportedPointer
+                              ? comp->ck->root()
+                              : audiocraft::make_export(comp->ck->graph(), comp->ck->root(), comp->layout, std::nullopt);
+    write_checkpoint(*comp->ck, croot, env, oo);
+  } else {
+    write_checkpoint(*out_ck, audiocraft::make_pointer(g, pointer, audiocraft::kDefaultVersion), env, oo);
+  }
+  r.written.push_back("compression_state_dict.bin");
+  out.commit();
+  if (skipped_text)
+    r.notes.push_back("text encoder (" + std::to_string(skipped_text) +
+                      " tensors) not written: AudioCraft loads the T5 xp.cfg names ('" + m.text_encoder_name +
+                      "') itself");
+  return r;
+}
+
+}  // namespace ckpt::api
