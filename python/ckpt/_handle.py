@@ -176,7 +176,6 @@ class Checkpoint:
                 import torch
                 tensor = torch.nn.Parameter(tensor, requires_grad=t["requires_grad"])
             return tensor
-        if framework == "numpy":
         return make_numpy(self._storages, name, t)
 
     def get_tensor(self, name: str, framework: str | None = None, state: str | None = None) -> Any:
