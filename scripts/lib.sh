@@ -4,12 +4,14 @@
 # What building ckpt needs (README, scripts/demo.sh); the rest is for the tests.
 CKPT_BUILD_PACKAGES=(
   cmake g++ make pkg-config zlib1g-dev libyaml-dev nlohmann-json3-dev libisal-dev libcli11-dev
+  libcurl4-openssl-dev
 )
 CKPT_DEBIAN_PACKAGES=(
   "${CKPT_BUILD_PACKAGES[@]}"
   libgtest-dev libfmt-dev clang libclang-rt-14-dev
   python3-torch python3-omegaconf python3-pytest python3-yaml python3-numpy
   zsh fish
+  nginx-light openssl
 )
 
 # Build parallelism: the machines are small and shared.

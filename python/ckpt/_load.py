@@ -25,6 +25,13 @@ _REDUCE, _NEWOBJ, _NEWOBJ_EX = range(3)
 
 _MISSING = object()
 
+# Bounds on the work a hostile graph can ask of ckpt.load (issue 19): hashing
+# a dict key or set member visits every object inside it, once per path (a
+# tuple's hash is not cached, so a DAG of shared tuples costs 2^depth);
+# bytearray(n) / bytes(n) allocate n bytes a file of a few bytes asks for.
+MAX_HASH_WORK = 1_000_000
+MAX_ALLOCATION = 256 << 20
+
 
 class Placeholder:
     """An inert stand-in for an object whose class or function is not on the
@@ -67,6 +74,14 @@ class Loader:
         self._storages = storages or StorageBytes(opened)
         self._nodes, self._tensors, self._tensor_errors = _ckpt.graph(opened)
         self._memo: dict[int, Any] = {}
+        if getattr(opened, "layout", "") == "torchscript":
+            # torch.load hands such an archive to torch.jit.load, which compiles
+            # and runs its code/ records: no object graph stands for that.
+            raise UnsafeGlobalError(
+                f"{opened.path}: a TorchScript archive (torch.jit.save): torch.load hands it to torch.jit.load, "
+                "which compiles and runs the Python code in its code/ records; ckpt.load does not run code "
+                "(`ckpt tensors FILE` lists its parameters and buffers without running anything)",
+                [])
         if not self._placeholders:
             self._refuse_unsafe_globals()
 
@@ -89,7 +104,10 @@ class Loader:
 
     def load(self) -> Any:
         try:
-            return self.build(0)
+            self._check_hash_work()
+            obj = self.build(0)
+            self._validate_sparse()
+            return obj
         except RecursionError:
             raise FormatError(f"{self._opened.path}: objects nested deeper than Python's recursion limit") from None
         except Error:
@@ -97,6 +115,95 @@ class Loader:
         except Exception as e:  # what the pickle asks is impossible (an unhashable key, a bad BUILD)
             raise FormatError(f"{self._opened.path}: the pickle's objects cannot be rebuilt: "
                               f"{type(e).__name__}: {e}") from None
+        finally:
+            self._forget_sparse()
+
+    def _sparse_list(self) -> list | None:
+        if self._framework != "torch":
+            return None
+        import sys
+        utils = sys.modules.get("torch._utils")
+        return getattr(utils, "_sparse_tensors_to_validate", None) if utils is not None else None
+
+    def _validate_sparse(self) -> None:
+        """torch.load's last step: the sparse tensors torch._utils' rebuild
+        functions queued are checked (an index out of range is refused), with
+        the invariant checks on whatever torch's global setting is."""
+        pending = self._sparse_list()
+        if not pending:
+            return
+        import torch
+        check = getattr(torch.sparse, "check_sparse_tensor_invariants", None)
+        try:
+            if check is None:  # torch 1.x validates always
+                torch._utils._validate_loaded_sparse_tensors()
+            else:
+                with check(enable=True):
+                    torch._utils._validate_loaded_sparse_tensors()
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise FormatError(f"{self._opened.path}: a sparse tensor fails torch's invariant checks: {e}") from None
+
+    def _forget_sparse(self) -> None:
+        """No global state left behind: torch's queue of sparse tensors to
+        validate is emptied whatever happened."""
+        pending = self._sparse_list()
+        if pending:
+            pending.clear()
+
+    def _check_hash_work(self) -> None:
+        """Refuses, before anything is built, a dict key or set member whose
+        hashing would visit more than MAX_HASH_WORK objects."""
+        nodes = self._nodes
+        cost: dict[int, int] = {}
+        limit = MAX_HASH_WORK + 1
+
+        def children(node: tuple) -> list[int]:
+            tag = node[0]
+            if tag in (_TUPLE, _FROZENSET):
+                return list(node[1])
+            if tag == _OBJECT:  # e.g. torch.Size((...)) hashes as its tuple
+                return [c for c in (node[2], node[3]) if c >= 0]
+            return []
+
+        def work(root: int) -> int:
+            if root in cost:
+                return cost[root]
+            stack = [(root, False)]
+            while stack:
+                i, expanded = stack.pop()
+                if not expanded and i in cost:
+                    continue
+                kids = children(nodes[i])
+                if not expanded:
+                    cost[i] = -1  # in progress: a cycle costs the limit
+                    stack.append((i, True))
+                    stack.extend((c, False) for c in kids if c not in cost)
+                    continue
+                total = 1
+                for c in kids:
+                    v = cost.get(c, limit)
+                    total = limit if v < 0 else min(limit, total + v)
+                    if total >= limit:
+                        break
+                cost[i] = total
+            return cost[root]
+
+        for node in nodes:
+            tag = node[0]
+            if tag == _DICT:
+                keys = [k for k, _ in node[1]]
+            elif tag in (_SET, _FROZENSET):
+                keys = list(node[1])
+            elif tag == _OBJECT:
+                keys = [k for k, _ in node[7]]
+            else:
+                continue
+            for k in keys:
+                if work(k) > MAX_HASH_WORK:
+                    raise FormatError(
+                        f"{self._opened.path}: a dict key or set member whose hashing visits more than "
+                        f"{MAX_HASH_WORK:,} objects (ckpt.load's limit on hashing work: a graph of shared "
+                        "tuples that torch.load would hash for ever)")
 
     def build(self, i: int) -> Any:
         obj = self._memo.get(i, _MISSING)
@@ -199,6 +306,9 @@ class Loader:
             obj.entries = [(self.build(k), self.build(v)) for k, v in entries]
             obj.state = self.build(state_i) if state_i >= 0 else None
             return obj
+        if (fn is bytearray or fn is bytes) and args and isinstance(args[0], int) and args[0] > MAX_ALLOCATION:
+            raise FormatError(f"{self._opened.path}: the pickle asks {_qualname(fn)}({args[0]:,}): over ckpt.load's "
+                              f"limit of {MAX_ALLOCATION:,} bytes for one allocation the file does not hold")
         try:
             if how == _REDUCE:
                 obj = fn(*args)
@@ -209,13 +319,22 @@ class Loader:
             raise FormatError(f"{self._opened.path}: calling {_qualname(fn)} as the pickle says failed: {e}") from None
         self._memo[i] = obj
         if items:
-            extend = getattr(obj, "extend", None)
+            # Looked up on the class, never the instance: an instance lookup
+            # on a DictConfig is a key lookup that resolves interpolations
+            # (oc.env, registered resolvers). pickle's APPENDS on an object
+            # whose class has neither method fails in torch.load too.
+            cls = type(obj)
+            extend = getattr(cls, "extend", None)
             values = [self.build(c) for c in items]
             if extend is not None:
-                extend(values)
+                extend(obj, values)
             else:
+                append = getattr(cls, "append", None)
+                if append is None:
+                    raise FormatError(f"{self._opened.path}: the pickle appends items to a {_qualname(cls)}, "
+                                      "which has no append or extend")
                 for v in values:
-                    obj.append(v)
+                    append(obj, v)
         for k, v in entries:
             obj[self.build(k)] = self.build(v)
         if state_i >= 0:
@@ -224,10 +343,11 @@ class Loader:
 
 
 def _set_state(obj: Any, state: Any) -> None:
-    """pickle's BUILD."""
-    setstate = getattr(obj, "__setstate__", None)
-    if setstate is not None:
-        setstate(state)
+    """pickle's BUILD (methods looked up on the class, as special methods
+    are: no instance attribute lookup, which on a DictConfig would resolve)."""
+    setstate = getattr(type(obj), "__setstate__", None)
+    if setstate is not None and setstate is not getattr(object, "__setstate__", None):
+        setstate(obj, state)
         return
     slotstate = None
     if isinstance(state, tuple) and len(state) == 2:

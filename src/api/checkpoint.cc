@@ -1,6 +1,9 @@
 #include "api/checkpoint.h"
 
+#include <set>
+
 #include "api/format.h"
+#include "torch/module.h"
 #include "torch/open_any.h"
 #include "util/error.h"
 #include "util/suggest.h"
@@ -15,6 +18,26 @@ bool CheckpointTensorTest::is_tensor(const pickle::Node* n) const {
   }
 }
 
+void pick_state_dict(Opened& o);
+
+namespace {
+
+// A torch.jit.save archive: compiled code under code/ and a data.pkl whose
+// root is a `__torch__` object (torch.load hands such a zip to torch.jit.load).
+bool is_script_object(const pickle::Node* n) {
+  return n && n->kind == pickle::Kind::Object && n->callable && n->callable->kind == pickle::Kind::Global &&
+         n->callable->text.rfind("__torch__", 0) == 0;
+}
+
+bool is_torchscript(const torch::Checkpoint& ck) {
+  if (!ck.zip() || !is_script_object(ck.root())) return false;
+  for (const auto& r : ck.zip()->records())
+    if (ck.zip()->relative_name(r).rfind("code/", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
 Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
   auto any = torch::open_any(env, path);
@@ -22,9 +45,14 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   o.safetensors = any.safetensors;
   o.file_size = any.file_size;
   o.layout = audiocraft::detect_layout(o.ck->root(), CheckpointTensorTest(*o.ck));
+  if (is_torchscript(*o.ck)) o.layout = audiocraft::Layout::TorchScript;
   if (o.layout == audiocraft::Layout::Training && audiocraft::fsdp_rank_of(path))
     o.layout = audiocraft::Layout::FsdpShard;
   o.best_state = audiocraft::best_state_path(o.ck->root(), o.layout);
+  if (o.layout == audiocraft::Layout::Lightning && o.best_state) o.state_source = "Lightning's state_dict";
+  if (o.layout == audiocraft::Layout::Module) o.state_source = "the pickled nn.Module's state_dict()";
+  if (o.layout == audiocraft::Layout::TorchScript) o.state_source = "the TorchScript module's state_dict()";
+  if (!o.best_state && o.layout == audiocraft::Layout::Other) pick_state_dict(o);
   return o;
 }
 
@@ -37,10 +65,9 @@ std::string path_hint(pickle::Node* root, const std::string& path) {
     std::string next = reached.empty() ? part : reached + "/" + part;
     if (!audiocraft::resolve_path(root, next)) {
       pickle::Node* parent = audiocraft::resolve_path(root, reached);
-      auto* entries = parent ? pickle::entries_of(parent) : nullptr;
-      if (!entries) return "";
+      if (!parent) return "";
       std::vector<std::string> keys;
-      for (auto& [k, v] : *entries) keys.push_back(key_text(k));
+      for (auto& [k, v] : audiocraft::path_children(parent)) keys.push_back(k);
       std::string m = closest_match(part, keys);
       if (m.empty()) return "";
       return "; did you mean '" + (reached.empty() ? m : reached + "/" + m) + "'?";
@@ -53,10 +80,81 @@ std::string path_hint(pickle::Node* root, const std::string& path) {
 }
 
 std::string Opened::default_state_path() const {
-  if (!best_state)
-    throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" +
-                     audiocraft::to_string(layout) + "': name one with " + option_set("state", "PATH"));
+  if (!best_state) {
+    std::string list;
+    for (const auto& c : state_candidates) list += (list.empty() ? "" : ", ") + std::string("'") + c + "'";
+    throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" + audiocraft::to_string(layout) +
+                     "'" + (list.empty() ? "" : " and " + std::to_string(state_candidates.size()) + " state dicts (" + list + ")") +
+                     ": name one with " + option_set("state", "PATH"));
+  }
   return *best_state;
+}
+
+namespace {
+
+// A mapping of string keys to tensors (at least one), or a pickled module.
+bool is_state_dict_node(const Opened& o, const pickle::Node* n, const CheckpointTensorTest& is_tensor) {
+  if (torch::is_module(n)) return true;
+  auto* e = pickle::entries_of(n);
+  if (!e || e->empty()) return false;
+  for (auto& [k, v] : *e)
+    if (k->kind != pickle::Kind::Str || !is_tensor.is_tensor(v)) return false;
+  (void)o;
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> Opened::find_state_dict_paths() const {
+  std::vector<std::string> out;
+  CheckpointTensorTest is_tensor(*ck);
+  struct Item { const pickle::Node* n; std::string path; int depth; };
+  std::vector<Item> stack{{ck->root(), "", 0}};
+  std::set<const pickle::Node*> seen;
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    if (!seen.insert(it.n).second) continue;
+    if (is_state_dict_node(*this, it.n, is_tensor)) {
+      out.push_back(it.path);
+      continue;
+    }
+    auto* e = pickle::entries_of(it.n);
+    if (!e || it.depth >= 4 || it.path == "optimizer" || it.path == "optimizer_states") continue;
+    for (auto i = e->rbegin(); i != e->rend(); ++i)
+      stack.push_back({i->second, it.path.empty() ? key_text(i->first) : it.path + "/" + key_text(i->first), it.depth + 1});
+  }
+  return out;
+}
+
+// Without an AudioCraft best state: the state dict the common trainers save,
+// by its key (model_state_dict, state_dict, model, model/state_dict), else
+// the only state dict in the file; else none, with the candidates listed.
+void pick_state_dict(Opened& o) {
+  CheckpointTensorTest is_tensor(*o.ck);
+  for (const char* key : {"model_state_dict", "state_dict", "model", "model/state_dict"}) {
+    const pickle::Node* n = audiocraft::resolve_path(o.ck->root(), key);
+    if (n && is_state_dict_node(o, n, is_tensor)) {
+      o.best_state = key;
+      o.state_source = torch::is_module(n) ? "the pickled nn.Module's state_dict() at '" + std::string(key) + "'"
+                                           : "'" + std::string(key) + "'";
+      return;
+    }
+  }
+  o.state_candidates = o.find_state_dict_paths();
+  if (o.state_candidates.size() == 1) {
+    o.best_state = o.state_candidates.front();
+    o.state_source = "the only state dict in the file";
+    o.state_candidates.clear();
+  }
+}
+
+std::string folder_checkpoint(Env& env, const std::string& path) { return torch::folder_checkpoint(env, path); }
+
+std::string Opened::state_note(const std::optional<std::string>& requested) const {
+  if (requested || state_source.empty() || !best_state) return "";
+  return "using the state dict at '" + (best_state->empty() ? std::string("(the root)") : *best_state) + "' (" +
+         state_source + ")";
 }
 
 std::string Opened::state_path_or_best(const std::optional<std::string>& path) const {
@@ -64,18 +162,47 @@ std::string Opened::state_path_or_best(const std::optional<std::string>& path) c
   return *path == "/" ? std::string() : *path;
 }
 
+pickle::Node* Opened::mapping_of(const pickle::Node* n) const {
+  if (!n) return nullptr;
+  if (pickle::is_mapping(n)) return const_cast<pickle::Node*>(n);
+  const bool script = layout == audiocraft::Layout::TorchScript && is_script_object(n);
+  if (!script && !torch::is_module(n)) return nullptr;
+  for (auto& [m, sd] : module_state_dicts)
+    if (m == n) return sd;
+  pickle::Node* sd = nullptr;
+  if (script) {
+    const container::ZipReader* zip = ck->zip();
+    sd = torch::script_module_state_dict(
+        ck->graph(), n, [zip](const std::string& module, const std::string& name) -> std::optional<torch::ScriptClass> {
+          std::string file = module;  // __torch__.torch.nn.modules.linear -> code/__torch__/torch/nn/modules/linear.py
+          for (char& c : file)
+            if (c == '.') c = '/';
+          file = "code/" + file + ".py";
+          const container::ZipRecord* r = zip->find(file);
+          if (!r || r->size > (uint64_t{64} << 20)) return std::nullopt;
+          return torch::parse_script_class(zip->read(*r, uint64_t{64} << 20), name);
+        });
+  } else {
+    sd = torch::module_state_dict(ck->graph(), n);
+  }
+  module_state_dicts.emplace_back(n, sd);
+  return sd;
+}
+
 pickle::Node* Opened::state_dict(const std::string& given) const {
   const std::string path = given == "/" ? std::string() : given;
   pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
   if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'" + path_hint(ck->root(), path));
-  if (!pickle::is_mapping(n))
-    throw UsageError(ck->path() + ": '" + path + "' is not a state dict (" + describe(n, *ck) + ")");
-  return n;
+  pickle::Node* m = mapping_of(n);
+  if (!m) throw UsageError(ck->path() + ": '" + path + "' is not a state dict (" + describe(n, *ck) + ")");
+  return m;
 }
 
 std::vector<TensorRow> Opened::tensors_of(const pickle::Node* mapping) const {
   std::vector<TensorRow> rows;
-  for (auto& [k, v] : *pickle::entries_of(mapping)) {
+  const pickle::Node* m = mapping_of(mapping);
+  if (!m) return rows;
+  for (auto& [k, v] : *pickle::entries_of(m)) {
     std::optional<torch::TensorInfo> t;
     try {
       t = ck->tensor(v);

@@ -36,6 +36,15 @@ struct Opened {
   std::unique_ptr<torch::Checkpoint> ck;
   audiocraft::Layout layout;
   std::optional<std::string> best_state;  // '/'-separated path; "" is the root
+  // Why best_state is the state dict used when no --state is given, when it
+  // is not AudioCraft's best state nor a file that is a state dict itself:
+  // "Lightning's state_dict", "the pickled nn.Module's state_dict()",
+  // "'model_state_dict'", "the only state dict in the file". Commands say it
+  // on stderr.
+  std::string state_source;
+  // Without a best state: every state dict found (their paths), for the
+  // error asking for --state.
+  std::vector<std::string> state_candidates;
   bool safetensors = false;  // a .safetensors file, seen as a plain state dict
   uint64_t file_size = 0;
 
@@ -48,13 +57,34 @@ struct Opened {
   // The path a `state` option names: the best state's for nullopt, "" for
   // "/" (the root), else itself.
   std::string state_path_or_best(const std::optional<std::string>& path) const;
-  // One row per tensor value of a mapping, in file order (non-tensors skipped).
+  // One row per tensor value of a mapping (or of a pickled nn.Module's
+  // state dict), in file order (non-tensors skipped).
   std::vector<TensorRow> tensors_of(const pickle::Node* mapping) const;
+  // The state dict a node stands for: a mapping itself, a pickled
+  // nn.Module's module.state_dict() (made once, in the checkpoint's graph);
+  // nullptr for anything else.
+  pickle::Node* mapping_of(const pickle::Node* n) const;
+  // State dicts within a few levels of the root: mappings of string keys to
+  // tensors and pickled nn.Modules (not under an optimizer, whose per-param
+  // states look alike), in file order.
+  std::vector<std::string> find_state_dict_paths() const;
+
+  mutable std::vector<std::pair<const pickle::Node*, pickle::Node*>> module_state_dicts;
+
+  // What a command says on stderr when it used the picked state dict
+  // (requested empty and state_source set): "using the state dict at
+  // 'state_dict' (Lightning's state_dict)"; "" otherwise.
+  std::string state_note(const std::optional<std::string>& requested) const;
 };
 
 // Opens path ('-': standard input, spooled) through env and finds its layout
 // (a rank file `checkpoint.th.N` of the training layout is an FSDP shard).
 Opened open_checkpoint(Env& env, const std::string& path);
+
+// What a folder or index path is read as (torch::folder_checkpoint): a
+// Hugging Face index or the one checkpoint file a folder holds; "" for a
+// file or another folder.
+std::string folder_checkpoint(Env& env, const std::string& path);
 
 // Whether a node is a tensor of the checkpoint (a malformed one is not).
 class CheckpointTensorTest : public audiocraft::TensorTest {

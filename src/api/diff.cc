@@ -142,13 +142,17 @@ DiffResult diff(Env& env, const std::string& a, const std::string& b, const Diff
   ReadableCheckpoint in_a(env, a), in_b(env, b);  // DCP folders: their consolidations
   Opened oa = open_checkpoint(env, in_a.path()), ob = open_checkpoint(env, in_b.path());
   DiffResult r;
-  r.a = {a, "", audiocraft::to_string(oa.layout)};
-  r.b = {b, "", audiocraft::to_string(ob.layout)};
+  r.a = {a, "", audiocraft::to_string(oa.layout), ""};
+  r.b = {b, "", audiocraft::to_string(ob.layout), ""};
   // Each side's best state; a side without one (say, an export whose flag
   // was changed) is read at the other's path.
   if (d.state) r.a.state = r.b.state = *d.state;
   else if (oa.best_state) r.a.state = *oa.best_state, r.b.state = ob.best_state.value_or(r.a.state);
   else r.b.state = ob.default_state_path(), r.a.state = oa.best_state.value_or(r.b.state);
+  if (!d.state) {
+    if (oa.best_state && *oa.best_state == r.a.state) r.a.state_note = oa.state_note(std::nullopt);
+    if (ob.best_state && *ob.best_state == r.b.state) r.b.state_note = ob.state_note(std::nullopt);
+  }
   compare_tensors(oa, ob, d, r);
   // A safetensors file is tensors only: its checkpoint's top level and
   // xp.cfg are not compared (the conversion check compares the tensors).

@@ -29,11 +29,13 @@ struct DiffSide {
   static constexpr const char* kName = "DiffSide";
   static constexpr const char* kDoc = "one side of a diff";
   std::string file, state, layout;
+  std::string state_note;  // Opened::state_note
   template <class V>
   static void describe(V& v) {
     v.field("file", &DiffSide::file, "the file");
     v.field("state", &DiffSide::state, "the state dict compared");
     v.field("layout", &DiffSide::layout, "its AudioCraft layout");
+    v.field("state_note", &DiffSide::state_note, "which state dict was picked, when none was named", Presence::OmitEmpty);
   }
 };
 

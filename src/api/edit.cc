@@ -6,6 +6,7 @@
 #include "omegaconf/override.h"
 #include "torch/convert.h"
 #include "torch/in_place.h"
+#include "torch/module.h"
 #include "util/discard_env.h"
 #include "util/error.h"
 
@@ -59,8 +60,15 @@ audiocraft::KeySurgery surgery_of(const EditOptions& a) {
 
 void apply_surgery(const Opened& o, const audiocraft::KeySurgery& surgery, const EditOptions& a, EditResult& r) {
   std::vector<std::string> states = a.state;
-  if (states.empty()) states.push_back(o.default_state_path());
+  if (states.empty()) {
+    states.push_back(o.default_state_path());
+    r.state_note = o.state_note(std::nullopt);
+  }
   for (const auto& path : states) {
+    if (torch::is_module(audiocraft::resolve_path(o.ck->root(), path)))
+      throw UsageError(o.ck->path() + ": '" + (path.empty() ? std::string("(root)") : path) +
+                       "' is a pickled nn.Module: " + option_name("drop") + ", " + option_name("keep") + " and " +
+                       option_name("rename") + " edit mappings only (export its state dict to safetensors first)");
     auto report = audiocraft::apply_surgery(o.ck->graph(), o.state_dict(path), surgery, path);
     if (report.before > 0 && report.dropped == report.before && !a.allow_empty)
       throw UsageError((path.empty() ? std::string("(root)") : path) + ": the edit would remove all " +

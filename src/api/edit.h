@@ -140,6 +140,7 @@ struct EditResult {
   bool output_exists = false;  // dry_run: out exists (the real run needs force)
   std::vector<std::string> training_state_removed;  // for_finetune: the top-level keys removed
   std::optional<InPlaceUpdate> in_place;  // set after an in-place update
+  std::string state_note;  // Opened::state_note
   template <class V>
   static void describe(V& v) {
     v.field("out", &EditResult::out, "the file written (FILE itself in place)");
@@ -154,6 +155,7 @@ struct EditResult {
     v.field("training_state_removed", &EditResult::training_state_removed,
             "with for_finetune: the training-state keys removed");
     v.field("in_place", &EditResult::in_place, "in place: how the file was updated");
+    v.field("state_note", &EditResult::state_note, "which state dict was picked, when none was named", Presence::OmitEmpty);
   }
 };
 

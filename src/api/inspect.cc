@@ -10,6 +10,7 @@
 #include "api/format.h"
 #include "audiocraft/operations.h"
 #include "torch/integrity.h"
+#include "torch/open_any.h"
 #include "util/error.h"
 
 namespace ckpt::api {
@@ -32,35 +33,15 @@ StateDictSummary summarize(const Opened& o, const std::string& path, const Node*
   return s;
 }
 
-// State dicts: mappings with string keys whose values are all tensors, found
-// within a few levels of the root (not under the optimizer, whose per-param
-// states look alike but are not state dicts).
+// State dicts (Opened::find_state_dict_paths) and the best state.
 std::vector<StateDictSummary> find_state_dicts(const Opened& o) {
   std::vector<StateDictSummary> out;
-  CheckpointTensorTest is_tensor(*o.ck);
-  struct Item { const Node* n; std::string path; int depth; };
-  std::vector<Item> stack{{o.ck->root(), "", 0}};
-  std::set<const Node*> seen;
-  std::vector<Item> found;
-  while (!stack.empty()) {
-    Item it = stack.back();
-    stack.pop_back();
-    if (!seen.insert(it.n).second) continue;
-    auto* e = pickle::entries_of(it.n);
-    if (!e) continue;
-    bool all = !e->empty();
-    for (auto& [k, v] : *e)
-      if (k->kind != Kind::Str || !is_tensor.is_tensor(v)) all = false;
-    bool is_best = o.best_state && *o.best_state == it.path;
-    if (all || is_best) {
-      found.push_back(it);
-      continue;
-    }
-    if (it.depth >= 4 || it.path == "optimizer") continue;
-    for (auto i = e->rbegin(); i != e->rend(); ++i)
-      stack.push_back({i->second, it.path.empty() ? key_text(i->first) : it.path + "/" + key_text(i->first), it.depth + 1});
+  std::vector<std::string> paths = o.find_state_dict_paths();
+  if (o.best_state && std::find(paths.begin(), paths.end(), *o.best_state) == paths.end()) paths.push_back(*o.best_state);
+  for (const std::string& p : paths) {
+    const Node* n = audiocraft::resolve_path(o.ck->root(), p);
+    if (o.mapping_of(n)) out.push_back(summarize(o, p, n));
   }
-  for (const Item& it : found) out.push_back(summarize(o, it.path, it.n));
   return out;
 }
 
@@ -80,7 +61,11 @@ InfoResult info(Env& env, const std::string& file) {
   r.pickle_bytes = ck.pickle_size();
   r.storages = ck.storages().size();
   if (ck.zip())
-    for (const auto& rec : ck.zip()->records()) r.records.push_back({rec.name, rec.size, rec.crc32, rec.data_offset});
+    for (const auto& rec : ck.zip()->records()) {
+      bool known = !ck.zip()->file().prefers_few_reads() || ck.zip()->is_resolved(rec);
+      r.records.push_back({rec.name, rec.size, rec.crc32,
+                           known ? std::optional<uint64_t>(ck.zip()->data_offset(rec)) : std::nullopt});
+    }
   r.layout = audiocraft::to_string(o.layout);
   std::string kind = audiocraft::describe_kind(ck.root(), o.layout, file);
   if (!kind.empty()) r.kind = kind;
@@ -95,36 +80,18 @@ InfoResult info(Env& env, const std::string& file) {
 
 InfoAny info_any(Env& env, const std::string& path) {
   if (is_dcp_folder(path)) return dcp_info(env, path);
-  if (env.is_directory(path)) return folder_info(env, path);
+  if (env.is_directory(path) && folder_checkpoint(env, path).empty()) return folder_info(env, path);
   return info(env, path);
 }
 
 namespace {
 
-// Children of a node as ls shows them: mapping entries, sequence items, the
-// keys of a DictConfig / items of a ListConfig, an object's state entries.
+// Children of a node as ls shows them: the path language's
+// (audiocraft::path_children), none for a tensor.
 std::vector<std::pair<std::string, const Node*>> children(const Node* n, const torch::Checkpoint& ck) {
   std::vector<std::pair<std::string, const Node*>> out;
-  if (!n) return out;
-  if (n->kind == Kind::Object) {
-    if (ck.tensor(n)) return out;
-    if (n->is_instance_of("omegaconf.dictconfig", "DictConfig") ||
-        n->is_instance_of("omegaconf.listconfig", "ListConfig")) {
-      const Node* content = n->state ? pickle::get_item(n->state, "_content") : nullptr;
-      if (content) n = content;
-    } else if (n->callable && n->callable->kind == Kind::Global && n->callable->text == "omegaconf.nodes") {
-      return out;
-    }
-  }
-  if (auto* e = pickle::entries_of(n)) {
-    for (auto& [k, v] : *e) out.emplace_back(key_text(k), v);
-  } else if (n->kind == Kind::List || n->kind == Kind::Tuple || n->kind == Kind::Set || n->kind == Kind::FrozenSet) {
-    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
-  } else if (n->kind == Kind::Object) {
-    if (n->state && pickle::entries_of(n->state))
-      for (auto& [k, v] : *pickle::entries_of(n->state)) out.emplace_back(key_text(k), v);
-    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
-  }
+  if (!n || (n->kind == Kind::Object && ck.tensor(n))) return out;
+  for (auto& [k, v] : audiocraft::path_children(n)) out.emplace_back(k, v);
   return out;
 }
 
@@ -281,6 +248,7 @@ TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& o
   Opened o = open_checkpoint(env, file);
   TensorsResult r;
   r.state = o.state_path_or_best(options.state);
+  r.state_note = o.state_note(options.state);
   for (const TensorRow& row : o.tensors_of(o.state_dict(r.state)))
     if (matches_any(options.match, row.name)) r.rows.push_back(tensor_entry(row.name, row.info));
   return r;
@@ -416,16 +384,42 @@ void verify_tensors(const torch::Checkpoint& ck, const std::string& file, Verify
 
 }  // namespace
 
+namespace {
+
+// A safetensors file, a Hugging Face index or a folder holding either: the
+// header (JSON, dtypes, shapes), data offsets tiling the data section and
+// each tensor's size, as safetensors' own loader checks them (every shard of
+// an index), then every tensor view.
+bool is_safetensors_input(Env& env, const std::string& path) {
+  if (path == "-") return false;
+  std::string inner = torch::folder_checkpoint(env, path);
+  std::string target = inner.empty() ? path : inner;
+  if (target.size() > 5 && target.compare(target.size() - 5, 5, ".json") == 0) return true;
+  if (env.is_directory(target)) return false;
+  try {
+    auto f = env.open_read(target);
+    return torch::looks_like_safetensors(*f);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 VerifyResult verify(Env& env, const std::string& file) {
   VerifyResult r;
   r.file = file;
   std::unique_ptr<torch::Checkpoint> ck;
+  const bool safetensors = is_safetensors_input(env, file);
   try {
-    ck = torch::Checkpoint::open(env, file);
+    if (safetensors) ck = torch::open_any(env, file).ck;
+    else ck = torch::Checkpoint::open(env, torch::folder_checkpoint(env, file).empty() ? file : torch::folder_checkpoint(env, file));
   } catch (const FormatError& e) {
     r.problems.push_back(e.what());
   }
-  if (ck) {
+  if (ck && safetensors) {
+    verify_tensors(*ck, file, r);
+  } else if (ck) {
     verify_records(*ck, file, r);
     verify_storages(*ck, file, r);
     for (auto& p : torch::integrity_problems(*ck)) r.problems.push_back(std::move(p));

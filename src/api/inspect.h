@@ -41,13 +41,14 @@ struct ZipRecord {
   std::string name;
   uint64_t size = 0;
   uint32_t crc32 = 0;
-  uint64_t offset = 0;
+  std::optional<uint64_t> offset;  // none: a remote file's record whose local header was not fetched
   template <class V>
   static void describe(V& v) {
     v.field("name", &ZipRecord::name, "the record's name");
     v.field("size", &ZipRecord::size, "its uncompressed size");
     v.field("crc32", &ZipRecord::crc32, "its CRC-32 as the directory says");
-    v.field("offset", &ZipRecord::offset, "where its data starts in the file");
+    v.field("offset", &ZipRecord::offset,
+            "where its data starts in the file; None for a remote record whose local header was not fetched");
   }
 };
 
@@ -294,6 +295,7 @@ TensorTree tensor_tree(const std::vector<TensorEntry>& rows, const std::string& 
 struct TensorsResult {
   std::string state;               // the state dict's path
   std::vector<TensorEntry> rows;   // in file order
+  std::string state_note;          // Opened::state_note
 };
 // `ckpt tensors FILE`: one row per tensor of a state dict; UsageError when
 // the state dict is missing (or, by default, the layout has no best state).

@@ -12,6 +12,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   ToSafetensorsResult r;
   r.out = a.out;
   r.state = o.state_path_or_best(a.state);
+  r.state_note = o.state_note(a.state);
   pickle::Node* sd = o.state_dict(r.state);
   std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
   size_t tensor_entries = 0;
@@ -68,7 +69,9 @@ FromSafetensorsResult from_safetensors(Env& env, const std::string& file, const 
   FromSafetensorsResult r;
   r.out = a.out;
   if (a.into.empty()) {
-    auto ck = index.empty() ? torch::checkpoint_from_safetensors(env, file)
+    // A folder without an index holds one model.safetensors.
+    const std::string single = index.empty() && env.is_directory(file) ? file + "/model.safetensors" : file;
+    auto ck = index.empty() ? torch::checkpoint_from_safetensors(env, single)
                             : torch::checkpoint_from_safetensors_index(env, index);
     torch::save(*ck, ck->root(), env, a.out, save_options(a));
     r.tensors = pickle::entries_of(ck->root())->size();

@@ -45,6 +45,7 @@ struct ToSafetensorsResult {
   static constexpr const char* kDoc = "what to_safetensors wrote";
   std::string out;
   std::string state;  // the state dict's path
+  std::string state_note;  // Opened::state_note
   uint64_t tensors = 0;
   uint64_t bytes = 0;
   std::vector<std::string> skipped;  // "'name' why", with skip_unsupported
@@ -56,6 +57,8 @@ struct ToSafetensorsResult {
   static void describe(V& v) {
     v.field("out", &ToSafetensorsResult::out, "the file or folder written");
     v.field("state", &ToSafetensorsResult::state, "the state dict written");
+    v.field("state_note", &ToSafetensorsResult::state_note, "which state dict was picked, when none was named",
+            Presence::OmitEmpty);
     v.field("tensors", &ToSafetensorsResult::tensors, "tensors written");
     v.field("bytes", &ToSafetensorsResult::bytes, "their bytes");
     v.field("skipped", &ToSafetensorsResult::skipped, "tensors left out, \"'name' why\"");

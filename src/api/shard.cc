@@ -5,6 +5,7 @@
 #include "api/format.h"
 #include "audiocraft/rank_set.h"
 #include "pickle/value.h"
+#include "torch/safetensors_shards.h"
 #include "util/error.h"
 
 namespace ckpt::api {
@@ -76,7 +77,8 @@ std::optional<RankSetInfo> rank_set_of(Env&, const std::string& file) {
   return std::nullopt;
 }
 
-FolderInfoResult folder_info(Env&, const std::string& dir) {
+FolderInfoResult folder_info(Env& env, const std::string& dir) {
+  torch::check_single_shard_set(env, dir);  // a mixed safetensors folder is refused, naming the files
   FolderInfoResult r;
   r.file = dir;
   for (const auto& s : audiocraft::list_rank_sets(dir)) r.rank_sets.push_back({s.name, s.ranks, s.missing});

@@ -81,17 +81,27 @@ std::string element_text(const torch::DTypeInfo& d, const char* p) {
 TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name,
                            const std::optional<std::string>& state)
     : opened_(open_checkpoint(env, file)) {
-  std::string path = opened_.state_path_or_best(state);
-  const pickle::Node* sd = opened_.state_dict(path);
+  // NAME is a key of the state dict, or (without --state) a path `ls`
+  // prints from the root (optimizer/state/0/exp_avg, _modules/0/_parameters/weight).
+  std::string path;
   const pickle::Node* value = nullptr;
-  for (auto& [k, v] : *pickle::entries_of(sd))
-    if (key_text(k) == name) value = v;
-  if (!value) {
-    std::vector<std::string> names;
-    for (auto& [k, v] : *pickle::entries_of(sd)) names.push_back(key_text(k));
-    throw UsageError(file + ": no tensor '" + name + "' in '" + path + "'" + did_you_mean(name, names) +
-                     " (see 'ckpt tensors')");
+  std::vector<std::string> names;
+  if (state || opened_.best_state) {
+    path = opened_.state_path_or_best(state);
+    for (auto& [k, v] : *pickle::entries_of(opened_.state_dict(path))) {
+      names.push_back(key_text(k));
+      if (names.back() == name) value = v;
+    }
+    if (value) state_note_ = opened_.state_note(state);
   }
+  if (!value && !state) {
+    value = audiocraft::resolve_path(opened_.ck->root(), name);
+    if (!value && !opened_.best_state) opened_.default_state_path();  // the error listing the state dicts
+    if (value) path = "/";
+  }
+  if (!value)
+    throw UsageError(file + ": no tensor '" + name + "' in '" + path + "'" + did_you_mean(name, names) +
+                     " (see 'ckpt tensors', 'ckpt ls')");
   auto t = opened_.ck->tensor(value);
   if (!t)
     throw UsageError(file + ": '" + name + "' in '" + path + "' is not a tensor (" + describe(value, *opened_.ck) + ")");

@@ -28,6 +28,7 @@ class TensorValues {
   TensorValues& operator=(const TensorValues&) = delete;
 
   const torch::TensorInfo& info() const { return *info_; }
+  const std::string& state_note() const { return state_note_; }
   // Appends the next values (at most max) as text to cells: the shortest
   // decimal that reads back as the same value of the dtype, exact 64-bit
   // integers, (re+imj) for complex, hex bytes for quantized types. Returns
@@ -39,6 +40,7 @@ class TensorValues {
   std::unique_ptr<torch::TensorInfo> info_;
   std::unique_ptr<torch::ElementReader> reader_;
   std::string buf_;
+  std::string state_note_;
 };
 
 struct ShowOptions {

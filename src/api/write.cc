@@ -6,6 +6,7 @@
 #include "audiocraft/operations.h"
 #include "torch/in_place.h"
 #include "util/error.h"
+#include "util/folder_replace.h"
 
 namespace ckpt::api {
 
@@ -112,12 +113,6 @@ bool looks_like_a_file(const std::string& s) {
   return s.rfind("/", 0) == 0 || s.rfind("./", 0) == 0 || s.rfind("../", 0) == 0 || s.rfind("~", 0) == 0;
 }
 
-void make_output_dir(Env& env, const std::string& dir) {
-  if (env.is_directory(dir)) return;
-  if (env.exists(dir)) throw UsageError(dir + " exists and is not a directory");
-  env.create_directory(dir);
-}
-
 }  // namespace
 
 BundleResult bundle(Env& env, const std::string& file, const BundleOptions& options) {
@@ -130,11 +125,12 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
   std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
 
   if (options.out == "-") throw UsageError("bundle writes a folder: " + option_set("out", "DIR") + ", not standard output");
-  make_output_dir(env, options.out);
   BundleResult r;
   r.out = options.out;
   r.state_dict = options.out + "/state_dict.bin";
   r.compression_state_dict = options.out + "/compression_state_dict.bin";
+  if (env.exists(options.out) && !env.is_directory(options.out))
+    throw UsageError(options.out + " exists and is not a directory");
   if (!options.force)
     for (const auto& p : {r.state_dict, r.compression_state_dict})
       if (env.exists(p)) throw UsageError(p + " exists (use " + option_set("force") + " to overwrite)");
@@ -159,13 +155,19 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
   r.compression_pretrained = !is_file;
   std::optional<Opened> comp;
   if (is_file) comp = open_checkpoint(env, compression);
-  OutputOptions out{r.state_dict, nullptr, options.force, options.dialect, options.progress, false};
+  // Both files replaced as one set (util/folder_replace.h): a crash never
+  // leaves a new model beside the old compression model.
+  FolderReplace folder(
+      env, options.out, [](const std::string& n) { return n == "state_dict.bin" || n == "compression_state_dict.bin"; },
+      options.force);
+  OutputOptions out{folder.path("state_dict.bin"), nullptr, false, options.dialect, options.progress, false};
   write_checkpoint(*o.ck, root, env, out);
-  out.out = r.compression_state_dict;
+  out.out = folder.path("compression_state_dict.bin");
   if (comp)
     write_checkpoint(*comp->ck, compression_root(*comp, version), env, out);
   else
     write_checkpoint(*o.ck, audiocraft::make_pointer(o.ck->graph(), compression, v), env, out);
+  folder.commit();
   return r;
 }
 

@@ -1,5 +1,6 @@
 #include "audiocraft/layout.h"
 
+#include "torch/module.h"
 #include "util/error.h"
 
 namespace ckpt::audiocraft {
@@ -16,6 +17,9 @@ const char* to_string(Layout l) {
     case Layout::FsdpShard: return "audiocraft-fsdp-shard";
     case Layout::MultiBandDiffusion: return "audiocraft-multibanddiffusion";
     case Layout::AudioSeal: return "audioseal";
+    case Layout::Lightning: return "lightning";
+    case Layout::Module: return "torch-module";
+    case Layout::TorchScript: return "torchscript";
     case Layout::Other: break;
   }
   return "other";
@@ -30,9 +34,24 @@ bool nonempty_mapping(const Node* n) {
 
 }  // namespace
 
+namespace {
+
+// Lightning's checkpoint (lightning/pytorch/trainer/connectors/
+// checkpoint_connector.py dump_checkpoint): its version key, or a state_dict
+// with the epoch and global step beside it.
+bool is_lightning(const Node* root) {
+  if (pickle::get_item(root, "pytorch-lightning_version")) return true;
+  return pickle::is_mapping(pickle::get_item(root, "state_dict")) && pickle::get_item(root, "epoch") &&
+         pickle::get_item(root, "global_step");
+}
+
+}  // namespace
+
 Layout detect_layout(const Node* root, const TensorTest& tensors) {
+  if (torch::is_module(root)) return Layout::Module;
   auto* entries = pickle::entries_of(root);
   if (!entries) return Layout::Other;
+  if (is_lightning(root)) return Layout::Lightning;
   const Node* exported = pickle::get_item(root, "exported");
   const Node* best = pickle::get_item(root, "best_state");
   if (exported && exported->kind == Kind::Bool && exported->boolean) {
@@ -88,6 +107,11 @@ std::optional<std::string> best_state_path(const Node* root, Layout layout) {
     case Layout::Exported: return "best_state";
     case Layout::StateDict: return "";
     case Layout::AudioSeal: return "model";
+    case Layout::Module:
+    case Layout::TorchScript: return "";
+    case Layout::Lightning:
+      if (pickle::is_mapping(pickle::get_item(root, "state_dict"))) return "state_dict";
+      return std::nullopt;
     default: return std::nullopt;
   }
 }
@@ -128,6 +152,43 @@ std::string config_solver(const Node* root) {
   return val && val->kind == Kind::Str ? val->text : "";
 }
 
+std::string int_text(const Node* n) {
+  if (!n) return "?";
+  if (n->kind == Kind::Int || n->kind == Kind::Bool || n->kind == Kind::Float || n->kind == Kind::Str)
+    return pickle::key_text(n);
+  return "?";
+}
+
+// A mapping's string keys, comma separated ("lr, hidden"); an
+// AttributeDict (a dict subclass) is a mapping too.
+std::string key_list(const Node* m) {
+  std::string s;
+  if (auto* e = pickle::entries_of(m))
+    for (auto& [k, v] : *e) s += (s.empty() ? "" : ", ") + pickle::key_text(k);
+  return s;
+}
+
+size_t count_of(const Node* n) {
+  if (!n) return 0;
+  if (auto* e = pickle::entries_of(n)) return e->size();
+  return n->kind == Kind::List || n->kind == Kind::Tuple ? n->items.size() : 0;
+}
+
+std::string lightning_summary(const Node* root) {
+  const Node* version = pickle::get_item(root, "pytorch-lightning_version");
+  std::string s = "Lightning checkpoint";
+  if (version && version->kind == Kind::Str) s += " (Lightning " + version->text + ")";
+  s += ": epoch " + int_text(pickle::get_item(root, "epoch")) + ", global step " +
+       int_text(pickle::get_item(root, "global_step"));
+  const Node* hp = pickle::get_item(root, "hyper_parameters");
+  if (hp) s += "; hyper-parameters (" + key_list(hp) + ")";
+  const Node* cb = pickle::get_item(root, "callbacks");
+  if (cb) s += "; callbacks (" + key_list(cb) + ")";
+  s += "; " + std::to_string(count_of(pickle::get_item(root, "optimizer_states"))) + " optimizer state(s), " +
+       std::to_string(count_of(pickle::get_item(root, "lr_schedulers"))) + " lr scheduler(s)";
+  return s;
+}
+
 }  // namespace
 
 std::string describe_kind(const Node* root, Layout layout, std::string_view file_name) {
@@ -149,6 +210,13 @@ std::string describe_kind(const Node* root, Layout layout, std::string_view file
       break;
     }
     case Layout::AudioSeal: add("AudioSeal weights; its config is a separate YAML file"); break;
+    case Layout::Lightning: add(lightning_summary(root)); break;
+    case Layout::TorchScript:
+      add("TorchScript archive (torch.jit.save) of " + pickle::class_name(root) +
+          ": torch.load hands it to torch.jit.load, which compiles and runs its code/; "
+          "its parameters and buffers are read from data.pkl without it");
+      break;
+    case Layout::Module: add("a pickled " + pickle::class_name(root) + " (nn.Module); its state dict as module.state_dict() names it"); break;
     case Layout::ExportedPointer: {
       const Node* name = pickle::get_item(root, "pretrained");
       if (name && name->kind == Kind::Str) add("a pointer to the pretrained model '" + name->text + "'");
@@ -174,29 +242,41 @@ std::vector<std::string> split_path(std::string_view path) {
   return parts;
 }
 
+std::vector<std::pair<std::string, Node*>> path_children(const Node* n) {
+  std::vector<std::pair<std::string, Node*>> out;
+  if (!n) return out;
+  if (n->kind == Kind::Object) {
+    if (n->is_instance_of("omegaconf.dictconfig", "DictConfig") ||
+        n->is_instance_of("omegaconf.listconfig", "ListConfig")) {
+      const Node* content = n->state ? pickle::get_item(n->state, "_content") : nullptr;
+      if (content) n = content;
+    } else if (n->callable && n->callable->kind == Kind::Global && n->callable->text == "omegaconf.nodes") {
+      return out;
+    }
+  }
+  if (auto* e = pickle::entries_of(n)) {
+    for (auto& [k, v] : *e) out.emplace_back(pickle::key_text(k), v);
+  } else if (n->kind == Kind::List || n->kind == Kind::Tuple || n->kind == Kind::Set || n->kind == Kind::FrozenSet) {
+    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
+  } else if (n->kind == Kind::Object) {
+    if (auto* se = pickle::entries_of(n->state))
+      for (auto& [k, v] : *se) out.emplace_back(pickle::key_text(k), v);
+    for (size_t i = 0; i < n->items.size(); ++i) out.emplace_back(std::to_string(i), n->items[i]);
+  }
+  return out;
+}
+
 Node* resolve_path(Node* root, std::string_view path) {
   Node* cur = root;
   for (const std::string& part : split_path(path)) {
     if (!cur) return nullptr;
-    if (auto* e = pickle::entries_of(cur)) {
-      Node* found = nullptr;
-      for (auto& [k, v] : *e) {
-        if ((k->kind == Kind::Str && k->text == part) ||
-            (k->kind == Kind::Int && !k->is_big_int() && std::to_string(k->integer) == part)) {
-          found = v;
-          break;
-        }
+    Node* found = nullptr;
+    for (auto& [name, child] : path_children(cur))
+      if (name == part) {
+        found = child;
+        break;
       }
-      cur = found;
-    } else if (cur->kind == Kind::List || cur->kind == Kind::Tuple) {
-      size_t idx = 0;
-      if (part.empty() || part.size() > 18 || part.find_first_not_of("0123456789") != std::string::npos)
-        return nullptr;
-      idx = std::stoull(part);
-      cur = idx < cur->items.size() ? cur->items[idx] : nullptr;
-    } else {
-      return nullptr;
-    }
+    cur = found;
   }
   return cur;
 }

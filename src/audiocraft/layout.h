@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pickle/value.h"
@@ -14,6 +15,9 @@ enum class Layout {
   FsdpShard,           // checkpoint.th.N: rank N's part of an FSDP run (set from the file name)
   MultiBandDiffusion,  // {sample_rate, n_bands, 0: {cfg, model_state, processor_state}, ...}
   AudioSeal,           // {'model': state dict}, the config in a separate YAML file
+  Lightning,           // a Lightning Trainer checkpoint: state_dict, epoch, global_step, ...
+  Module,              // a whole pickled torch.nn.Module (torch.save(model))
+  TorchScript,         // a torch.jit.save archive (set by api::open_checkpoint: code/ records)
   Other
 };
 const char* to_string(Layout l);  // "audiocraft-training", ...
@@ -42,11 +46,19 @@ std::string describe_kind(const pickle::Node* root, Layout layout, std::string_v
 
 // The path of the best state: "fsdp_best_state/model" when that is a
 // non-empty mapping, else "best_state/model" (training); "best_state"
-// (exported); "" (a plain state dict is the root). nullopt when there is none.
+// (exported); "" (a plain state dict, or a pickled nn.Module, is the root);
+// "state_dict" (Lightning). nullopt when there is none.
 std::optional<std::string> best_state_path(const pickle::Node* root, Layout layout);
 
-// Resolves a '/'-separated path of mapping keys and list/tuple indexes.
-// An element also matches an int key with that decimal value. nullptr if absent.
+// The children a path steps into, named as `ls` prints them (the one path
+// language of every command): a mapping's entries (keys as key_text), the
+// items of a list / tuple / set by index, a DictConfig's or ListConfig's
+// content, a pickled object's attributes (its BUILD state's entries: an
+// nn.Module's `_modules`, an argparse.Namespace's fields) and then its
+// APPENDed items by index. OmegaConf value nodes and other leaves have none.
+std::vector<std::pair<std::string, pickle::Node*>> path_children(const pickle::Node* n);
+
+// Resolves a '/'-separated path of path_children names. nullptr if absent.
 pickle::Node* resolve_path(pickle::Node* root, std::string_view path);
 
 // Splits "a/b/3" into its elements ("" gives none).

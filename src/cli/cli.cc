@@ -13,6 +13,7 @@
 #include "cli/docs.h"
 #include "cli/terminal.h"
 #include "util/error.h"
+#include "util/http_file.h"
 #include "util/signal_cleanup.h"
 #include "util/suggest.h"
 #include "util/stdout_file.h"
@@ -71,6 +72,23 @@ void one_value_per_flag(CLI::App& app) {
       if (opt->get_expected_max() > 1) opt->allow_extra_args(false);
 }
 
+// Every command that reads a file also reads remote ones (docs/REMOTE.md):
+// --token, --no-cache and --cache-dir set the HTTP reader's settings.
+void remote_options(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_group().empty()) continue;  // hidden helpers
+    sub->add_option("--token", http::settings().token,
+                    "Hugging Face token for hf:// and Hub URLs (default: HF_TOKEN, then the huggingface token file); "
+                    "sent to the Hub host only")
+        ->group("Remote inputs");
+    sub->add_flag("--no-cache", http::settings().no_cache, "Do not read or keep fetched byte ranges on disk")
+        ->group("Remote inputs");
+    sub->add_option("--cache-dir", http::settings().cache_dir,
+                    "Folder for fetched byte ranges (default: CKPT_CACHE_DIR, else ~/.cache/ckpt/http)")
+        ->group("Remote inputs");
+  }
+}
+
 }  // namespace
 
 std::string cli_message(const std::string& message) {
@@ -115,6 +133,7 @@ int main(int argc, char** argv) {
   register_transformers_commands(app, ctx);
   register_docs_commands(app, ctx);  // last: it documents every command above
   register_config_keys_command(app, ctx);  // hidden, for completion
+  remote_options(app);
   one_value_per_flag(app);
   install_cleanup_signal_handlers();
 

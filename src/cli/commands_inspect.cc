@@ -207,6 +207,7 @@ int cmd_tensors(Env& env, const std::string& file, const TensorsOptions& options
     return 0;
   }
   TensorsResult r = tensors(env, file, options);
+  if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
   warn_if_nothing_matched(options.match, r.rows.size(), r.state);
   if (options.tree && options.group > 0)
     throw UsageError(option_name("tree") + " and " + option_name("group") + " are two views: give one");

@@ -37,6 +37,7 @@ int cmd_safetensors(Env& env, const Args& a) {
   o.progress = bars.callback();
   ToSafetensorsResult r = to_safetensors(env, a.file, o);
   bars.finish();
+  if (!r.state_note.empty()) say(a.common, "note: " + r.state_note);
   if (a.common.json) print_json(r);
   for (const auto& line : r.skipped) say(a.common, "skipped tensor " + line);
   if (r.non_tensors)

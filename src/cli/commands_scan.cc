@@ -46,9 +46,13 @@ int cmd_scan(Env& env, const std::string& file, bool as_json) {
         std::printf("note: %llu bytes after the STOP of %s not scanned (no loader reads them)\n",
                     static_cast<unsigned long long>(p.trailing_bytes), p.name.c_str());
     }
-    std::printf("%s: %s (%s, %zu pickle%s read, %zu global%s, %zu not allowed)\n", file.c_str(), scan.verdict.c_str(),
-                scan.container.c_str(), complete, complete == 1 ? "" : "s", scan.globals.size(),
-                scan.globals.size() == 1 ? "" : "s", refused);
+    if (scan.container == "safetensors")
+      std::printf("%s: %s (safetensors: no pickle, nothing to unpickle; header checked)\n", file.c_str(),
+                  scan.verdict.c_str());
+    else
+      std::printf("%s: %s (%s, %zu pickle%s read, %zu global%s, %zu not allowed)\n", file.c_str(),
+                  scan.verdict.c_str(), scan.container.c_str(), complete, complete == 1 ? "" : "s",
+                  scan.globals.size(), scan.globals.size() == 1 ? "" : "s", refused);
   }
   std::cout.flush();
   if (scan.problem) {

@@ -72,6 +72,7 @@ int cmd_show(Env& env, const ShowArgs& args) {
   }
   const ShowOptions& a = args.options;  // text streams: --head 0 costs no memory per value
   TensorValues values(env, args.file, a.name, a.state);
+  if (!values.state_note().empty()) std::fprintf(stderr, "ckpt: note: %s\n", values.state_note().c_str());
   const torch::TensorInfo& t = values.info();
   const uint64_t numel = t.numel();
   const uint64_t shown = a.head == 0 ? numel : std::min<uint64_t>(numel, static_cast<uint64_t>(a.head));

@@ -132,6 +132,8 @@ void print_diff(const DiffResult& r) {
 
 int cmd_diff(Env& env, const DiffArgs& d) {
   DiffResult r = diff(env, d.a, d.b, d.options);
+  for (const auto* side : {&r.a, &r.b})
+    if (!side->state_note.empty()) std::fprintf(stderr, "ckpt: note: %s: %s\n", side->file.c_str(), side->state_note.c_str());
   if (d.json) print_json(r);
   else print_diff(r);
   return r.equal ? 0 : 1;

@@ -109,6 +109,7 @@ int cmd_edit(Env& env, const WriteArgs& a) {
     with.output = o;
     return edit(env, a.file, with);
   });
+  if (!r.state_note.empty()) say(a.common, "note: " + r.state_note);
   auto print_summary = [&](const std::string& prefix) {
     for (const auto& l : edit_summary(r, e.dry_run)) say(a.common, prefix + l);
   };

@@ -8,39 +8,18 @@
 #include <algorithm>
 #include <cstring>
 
+#include "container/zip_format.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
 namespace ckpt::container {
 namespace {
 
-constexpr uint32_t kLocalHeaderSig = 0x04034b50;
-constexpr uint32_t kCentralHeaderSig = 0x02014b50;
-constexpr uint32_t kEndSig = 0x06054b50;
-constexpr uint32_t kZip64EndSig = 0x06064b50;
-constexpr uint32_t kZip64LocatorSig = 0x07064b50;
-constexpr size_t kLocalHeaderSize = 30;
-constexpr size_t kCentralHeaderSize = 46;
-constexpr size_t kEndSize = 22;
-constexpr size_t kZip64EndSize = 56;
-constexpr size_t kZip64LocatorSize = 20;
-// The EOCD plus the longest comment it can carry.
-constexpr size_t kMaxEndSearch = kEndSize + 0xFFFF;
+using namespace zipfmt;
 constexpr size_t kChunk = size_t{1} << 20;
 // DEFLATE cannot expand data by more than about 1032:1; used to bound the
 // memory reserved up front for a record's declared size.
 constexpr uint64_t kMaxDeflateRatio = 1032;
-
-uint16_t le16(const char* p) {
-  auto u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint16_t>(u[0] | (u[1] << 8));
-}
-uint32_t le32(const char* p) {
-  auto u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
-         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
-}
-uint64_t le64(const char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
 
 // True when [offset, offset + n) lies inside [0, limit).
 bool fits(uint64_t offset, uint64_t n, uint64_t limit) {
@@ -86,12 +65,6 @@ bool read_zip64_end(RandomAccessFile& file, uint64_t eocd_offset, Directory& d, 
   return true;
 }
 
-// The end of central directory record's offset: scan backwards; prefer one
-// whose comment ends exactly at the end of the file, else accept trailing
-// bytes after it. Most archives (all of torch's) end with a comment-less end
-// record: try those 22 bytes first, so opening reads no storage bytes before
-// the central directory; only otherwise read the whole search window.
-// `tail` receives the bytes read, from tail_start.
 // A file that starts as a zip but has no end record was cut short. The local
 // headers whose sizes are known give a lower bound on the full size.
 std::string truncated_zip(RandomAccessFile& file) {
@@ -116,42 +89,35 @@ std::string truncated_zip(RandomAccessFile& file) {
   return m + ": a zip cut short (interrupted download or copy?); fetch or copy it again";
 }
 
-size_t find_end_record(RandomAccessFile& file, std::string& tail, uint64_t& tail_start) {
+// The end of central directory record's offset, found as torch's zip reader
+// (miniz's mz_zip_reader_locate_header_sig, called by mz_zip_reader_read_central_dir)
+// finds it: windows of 4096 bytes read backwards from the end of the file, each
+// searched from its last byte down; the first "PK\5\6" with at least 22 bytes
+// after it wins, whatever its comment length says (so the LAST signature in the
+// file, even one inside a comment or after a first end record). miniz gives up
+// once a window starts 65557 bytes or more before the end.
+uint64_t find_end_record(RandomAccessFile& file) {
   const uint64_t file_size = file.size();
-  size_t tail_len = kEndSize;
-  tail_start = file_size - tail_len;
-  tail = file.read_string(tail_start, tail_len);
-  if (le32(tail.data()) != kEndSig || le16(tail.data() + 20) != 0) {
-    tail_len = static_cast<size_t>(std::min<uint64_t>(file_size, kMaxEndSearch));
-    tail_start = file_size - tail_len;
-    tail = file.read_string(tail_start, tail_len);
-  }
-  size_t eocd = std::string::npos, loose_eocd = std::string::npos;
-  for (size_t i = tail_len - kEndSize + 1; i-- > 0;) {
-    if (le32(tail.data() + i) != kEndSig) continue;
-    size_t comment_len = le16(tail.data() + i + 20);
-    if (i + kEndSize + comment_len == tail_len) {
-      eocd = i;
-      break;
+  if (file_size < kEndSize) fail(file.path(), "not a zip archive (too short to hold an end record)");
+  uint64_t cur = file_size > kMinizSearchWindow ? file_size - kMinizSearchWindow : 0;
+  for (;;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kMinizSearchWindow, file_size - cur));
+    const std::string buf = file.read_string(cur, n);
+    for (size_t i = n >= 4 ? n - 4 + 1 : 0; i-- > 0;) {
+      if (le32(buf.data() + i) == kEndSig && file_size - (cur + i) >= kEndSize) return cur + i;
     }
-    if (loose_eocd == std::string::npos && i + kEndSize + comment_len <= tail_len) loose_eocd = i;
+    if (cur == 0 || file_size - cur >= kMinizSearchLimit) break;
+    cur = cur > kMinizSearchWindow - 3 ? cur - (kMinizSearchWindow - 3) : 0;
   }
-  if (eocd == std::string::npos) eocd = loose_eocd;
-  if (eocd == std::string::npos) {
-    if (file_size >= 4 && le32(file.read_string(0, 4).data()) == kLocalHeaderSig) fail(file.path(), truncated_zip(file));
-    fail(file.path(), "not a zip archive (no end of central directory record)");
-  }
-  return eocd;
+  if (file_size >= 4 && le32(file.read_string(0, 4).data()) == kLocalHeaderSig) fail(file.path(), truncated_zip(file));
+  fail(file.path(), "not a zip archive (no end of central directory record in its last 64 KiB)");
 }
 
 Directory read_directory_location(RandomAccessFile& file) {
   const std::string& path = file.path();
-  if (file.size() < kEndSize) fail(path, "not a zip archive (too short to hold an end record)");
-  std::string tail;
-  uint64_t tail_start = 0;
-  const size_t eocd = find_end_record(file, tail, tail_start);
-  const char* e = tail.data() + eocd;
-  const uint64_t eocd_offset = tail_start + eocd;
+  const uint64_t eocd_offset = find_end_record(file);
+  const std::string end_record = file.read_string(eocd_offset, kEndSize);
+  const char* e = end_record.data();
   Directory d;
   d.end_offset = eocd_offset + kEndSize + le16(e + 20);
   uint16_t disk = le16(e + 4), cd_disk = le16(e + 6);
@@ -264,33 +230,125 @@ void check_no_overlap(const std::string& path, const std::vector<ZipRecord>& rec
   }
 }
 
+// miniz's name order (mz_zip_reader_filename_less / mz_zip_filename_compare):
+// bytes compared after ASCII lowercasing (MZ_TOLOWER), a name that is a
+// prefix of the other first. Negative, 0 or positive as a < b, ==, >.
+int miniz_compare(std::string_view a, std::string_view b) {
+  auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c - 'A' + 'a') : c; };
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = lower(static_cast<unsigned char>(a[i])), y = lower(static_cast<unsigned char>(b[i]));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
+}
+
+// The record indices in the order mz_zip_reader_sort_central_dir_offsets_by_filename
+// leaves them: build a max-heap (sift-down from (size - 2) / 2 to 0), then
+// repeatedly swap the root with the last unsorted slot and sift it down. Not
+// stable, so among equal names the winner of a lookup depends on this exact
+// sequence of swaps, which is why it is followed step by step.
+std::vector<uint32_t> miniz_sorted_order(const std::vector<ZipRecord>& records) {
+  const size_t size = records.size();
+  std::vector<uint32_t> idx(size);
+  for (size_t i = 0; i < size; ++i) idx[i] = static_cast<uint32_t>(i);
+  if (size <= 1) return idx;
+  auto less = [&](uint32_t a, uint32_t b) { return miniz_compare(records[a].name, records[b].name) < 0; };
+  auto sift = [&](size_t root, size_t end) {
+    for (;;) {
+      size_t child = root * 2 + 1;
+      if (child >= end) break;
+      if (child + 1 < end && less(idx[child], idx[child + 1])) ++child;
+      if (!less(idx[root], idx[child])) break;
+      std::swap(idx[root], idx[child]);
+      root = child;
+    }
+  };
+  for (size_t start = (size - 2) >> 1;; --start) {
+    sift(start, size);
+    if (start == 0) break;
+  }
+  for (size_t end = size - 1; end > 0; --end) {
+    std::swap(idx[end], idx[0]);
+    sift(0, end);
+  }
+  return idx;
+}
+
 }  // namespace
 
 ZipReader::ZipReader(std::unique_ptr<RandomAccessFile> file, ZipReadLimits limits)
     : file_(std::move(file)), limits_(limits) {
   const std::string& path = file_->path();
+  const bool lazy = file_->prefers_few_reads();
   const Directory d = read_directory_location(*file_);
   end_offset_ = d.end_offset;
   cd_offset_ = d.offset;
   const std::string cd = file_->read_string(cd_offset_, static_cast<size_t>(d.size));
+  if (d.entries > 0xFFFFFFFFu) fail(path, "more than 2^32 - 1 records (miniz refuses them)");
   records_.reserve(static_cast<size_t>(d.entries));
-  index_.reserve(static_cast<size_t>(d.entries));
   size_t pos = 0;
   for (uint64_t i = 0; i < d.entries; ++i) {
     ZipRecord r = parse_central_entry(path, cd, pos, i);
-    if (!index_.emplace(r.name, records_.size()).second) fail(path, "duplicate record name (record '" + r.name + "')");
-    check_local_header(*file_, r, cd_offset_);
+    if (lazy) {
+      r.data_offset = r.header_offset + kLocalHeaderSize + r.name.size();  // at least; resolve() checks
+      if (!fits(r.data_offset, r.compressed_size, cd_offset_))
+        fail(path, "data (offset " + std::to_string(r.data_offset) + ", " + std::to_string(r.compressed_size) +
+                       " bytes) runs past the central directory (record '" + r.name + "')");
+    } else {
+      check_local_header(*file_, r, cd_offset_);
+    }
     records_.push_back(std::move(r));
+  }
+  resolved_.assign(records_.size(), lazy ? 0 : 1);
+  if (lazy) {  // each record's data must end before the next header (or the directory)
+    std::vector<size_t> order(records_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return records_[a].header_offset < records_[b].header_offset; });
+    data_limit_.assign(records_.size(), cd_offset_);
+    for (size_t i = 0; i + 1 < order.size(); ++i) data_limit_[order[i]] = records_[order[i + 1]].header_offset;
   }
   if (pos != cd.size())
     fail(path, "central directory holds " + std::to_string(cd.size() - pos) + " bytes after the " +
                    std::to_string(d.entries) + " entries its end record declares");
   check_no_overlap(path, records_);
+  sorted_ = miniz_sorted_order(records_);
+  for (size_t i = 1; i < sorted_.size(); ++i)
+    if (case_duplicate_.empty() && miniz_compare(records_[sorted_[i - 1]].name, records_[sorted_[i]].name) == 0)
+      case_duplicate_ = records_[sorted_[i - 1]].name + "' and '" + records_[sorted_[i]].name;
   if (!records_.empty()) {
     const std::string& first = records_.front().name;
     size_t slash = first.find('/');
     archive_name_ = slash == std::string::npos ? std::string() : first.substr(0, slash);
   }
+}
+
+namespace {
+// A record is named by a pointer into records (what find() returns) or, from
+// a copy, by its name as miniz's lookup resolves it.
+size_t record_index(const ZipReader& zip, const std::vector<ZipRecord>& records, const ZipRecord& r,
+                    const std::string& path) {
+  if (&r >= records.data() && &r < records.data() + records.size()) return static_cast<size_t>(&r - records.data());
+  const ZipRecord* found = zip.find_full(r.name);
+  if (found == nullptr) throw FormatError(path + ": no record '" + r.name + "'");
+  return static_cast<size_t>(found - records.data());
+}
+}  // namespace
+
+bool ZipReader::is_resolved(const ZipRecord& r) const {
+  return resolved_[record_index(*this, records_, r, file_->path())] != 0;
+}
+
+const ZipRecord& ZipReader::resolve(const ZipRecord& r) const {
+  size_t i = record_index(*this, records_, r, file_->path());
+  if (resolved_[i]) return records_[i];
+  ZipRecord& rec = records_[i];
+  check_local_header(*file_, rec, cd_offset_);
+  if (rec.data_offset + rec.compressed_size > data_limit_[i])
+    fail(file_->path(), "record '" + rec.name + "' overlaps the record or directory after it");
+  resolved_[i] = 1;
+  return rec;
 }
 
 bool ZipReader::looks_like_zip(RandomAccessFile& file) {
@@ -306,8 +364,36 @@ const ZipRecord* ZipReader::find(std::string_view relative_name) const {
     full.append(archive_name_).append("/");
   }
   full.append(relative_name);
-  auto it = index_.find(full);
-  return it == index_.end() ? nullptr : &records_[it->second];
+  return find_full(full);
+}
+
+// miniz's mz_zip_locate_file_binary_search over the heap-sorted order.
+const ZipRecord* ZipReader::find_full(std::string_view full_name) const {
+  int64_t lo = 0, hi = static_cast<int64_t>(sorted_.size()) - 1;
+  while (lo <= hi) {
+    const int64_t mid = lo + ((hi - lo) >> 1);
+    const uint32_t index = sorted_[static_cast<size_t>(mid)];
+    const int c = miniz_compare(records_[index].name, full_name);
+    if (c == 0) return &records_[index];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  return nullptr;
+}
+
+bool ZipReader::torch_routes_to_jit() const {
+  const std::string prefix = archive_name_ + "/";
+  for (const ZipRecord& r : records_) {
+    std::string_view name(r.name);
+    name = name.substr(0, std::min(name.size(), kMinizMaxNameBuffer - 1));
+    name = name.substr(0, std::min(name.size(), name.find('\0')));
+    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.substr(prefix.size()) == "constants.pkl")
+      return true;
+  }
+  return false;
 }
 
 std::string ZipReader::relative_name(const ZipRecord& r) const {
@@ -319,7 +405,8 @@ std::string ZipReader::relative_name(const ZipRecord& r) const {
   return r.name;
 }
 
-std::string ZipReader::read(const ZipRecord& r, uint64_t max_size) const {
+std::string ZipReader::read(const ZipRecord& rec, uint64_t max_size) const {
+  const ZipRecord& r = resolve(rec);
   if (r.size > max_size) {
     throw FormatError(file_->path() + ": record '" + r.name + "' holds " +
                       std::to_string(r.size) + " bytes, more than the " +
@@ -335,8 +422,9 @@ std::string ZipReader::read(const ZipRecord& r, uint64_t max_size) const {
   return out;
 }
 
-void ZipReader::stream(const ZipRecord& r,
+void ZipReader::stream(const ZipRecord& record,
                        const std::function<void(std::string_view)>& sink) const {
+  const ZipRecord& r = resolve(record);
   const std::string& path = file_->path();
   const std::string rec = "record '" + r.name + "'";
   if (r.method == 0) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "container/zip_format.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -120,7 +121,7 @@ void ZipWriter::write_local_header(const std::string& full_name, uint64_t size) 
 
   std::string h;
   h.reserve(30 + full_name.size() + zip64_len + 4 + pad);
-  put32(h, 0x04034b50);
+  put32(h, zipfmt::kLocalHeaderSig);
   put16(h, 0);  // version needed: miniz writes 0 for STORED
   put16(h, flags_for(size));
   put16(h, 0);      // method: STORED
@@ -145,7 +146,7 @@ void ZipWriter::write_descriptor(const Entry& e) {
   if (e.size == 0) return;  // miniz writes none for an empty record
   combined_crc_ = hash_combine(combined_crc_, e.crc32);
   std::string d;
-  put32(d, 0x08074b50);
+  put32(d, zipfmt::kDescriptorSig);
   put32(d, e.crc32);
   if (needs_zip64_extra(e.size, e.header_offset)) {
     put64(d, e.size);  // compressed == uncompressed: STORED
@@ -229,7 +230,7 @@ void ZipWriter::finish() {
     uint64_t extra_len = zip64 ? 4 + (e.size >= kMax32 ? 16 : 0) +
                                      (e.header_offset >= kMax32 ? 8 : 0)
                                : 0;
-    put32(cd, 0x02014b50);
+    put32(cd, zipfmt::kCentralHeaderSig);
     put16(cd, 0);  // version made by
     put16(cd, 0);  // version needed
     put16(cd, flags_for(e.size));
@@ -256,8 +257,8 @@ void ZipWriter::finish() {
   std::string end;
   // ZIP64 end of central directory record: miniz writes it for every archive
   // opened with MZ_ZIP_FLAG_WRITE_ZIP64, as torch does.
-  put32(end, 0x06064b50);
-  put64(end, 44);      // size of the rest of this record
+  put32(end, zipfmt::kZip64EndSig);
+  put64(end, zipfmt::kZip64EndRestSize);  // size of the rest of this record
   put16(end, 0x031E);  // version made by: Unix, 3.0
   put16(end, 0x002D);  // version needed: 4.5 (ZIP64)
   put32(end, 0);       // this disk
@@ -267,12 +268,12 @@ void ZipWriter::finish() {
   put64(end, cd_size);
   put64(end, cd_offset);
   // ZIP64 end of central directory locator.
-  put32(end, 0x07064b50);
+  put32(end, zipfmt::kZip64LocatorSig);
   put32(end, 0);
   put64(end, end64_offset);
   put32(end, 1);  // total disks
   // Classic end record, values clamped as miniz does.
-  put32(end, 0x06054b50);
+  put32(end, zipfmt::kEndSig);
   put16(end, 0);
   put16(end, 0);
   put16(end, std::min<uint64_t>(count, 0xFFFF));

@@ -3,10 +3,29 @@
 // tracks names only): nothing below the innermost mark can be popped.
 #pragma once
 #include <cstddef>
+#include <algorithm>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt::pickle {
+
+// At most this many values and marks on the stack together: CPython's stack
+// grows without bound (tens of millions of NONE opcodes make hundreds of MiB),
+// ckpt's stays within its memory limit and says which limit it hit.
+inline constexpr size_t kMaxStackItems = size_t{1} << 22;
+
+// A GLOBAL / STACK_GLOBAL / INST module or name longer than this is refused:
+// no importable module or attribute is named so, and copying a memoised
+// 8 MiB string into every global would cost memory the file does not hold.
+inline constexpr size_t kMaxGlobalNameBytes = 4096;
+
+template <class Fail>
+void check_global_name(std::string_view module, std::string_view name, Fail&& fail) {
+  if (module.size() > kMaxGlobalNameBytes || name.size() > kMaxGlobalNameBytes)
+    fail("global name of " + std::to_string(std::max(module.size(), name.size())) + " bytes, over the " +
+         std::to_string(kMaxGlobalNameBytes) + "-byte limit for a module or attribute name");
+}
 
 template <class T>
 class MarkedStack {
@@ -18,7 +37,14 @@ class MarkedStack {
   [[noreturn]] virtual void fail(const std::string& what) const = 0;
 
   size_t fence() const { return marks_.empty() ? 0 : marks_.back(); }
-  void mark() { marks_.push_back(stack_.size()); }
+  void mark() {
+    check_room();
+    marks_.push_back(stack_.size());
+  }
+  void check_room() const {
+    if (stack_.size() + marks_.size() >= kMaxStackItems)
+      fail("more than " + std::to_string(kMaxStackItems) + " values and marks on the stack (ckpt's stack limit)");
+  }
   // POP. CPython: a POP right after MARK discards the mark.
   void pop_or_unmark() {
     if (!marks_.empty() && marks_.back() == stack_.size())
@@ -26,7 +52,10 @@ class MarkedStack {
     else
       pop();
   }
-  void push(T v) { stack_.push_back(std::move(v)); }
+  void push(T v) {
+    check_room();
+    stack_.push_back(std::move(v));
+  }
   T pop() {
     if (stack_.size() <= fence()) fail("stack underflow");
     T v = std::move(stack_.back());

@@ -2,9 +2,11 @@
 
 #include <bit>
 #include <cstring>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "pickle/allowlist.h"
 #include "pickle/opcodes.h"
 #include "pickle/text.h"
 #include "util/error.h"
@@ -336,6 +338,21 @@ class Writer {
   }
 
   void save_global(std::string_view py3_module, std::string_view py3_name) {
+    // A dotted name whose prefix is a submodule (module 'torch', name
+    // 'nn.parameter.Parameter', as a protocol-4 STACK_GLOBAL or a hand-made
+    // GLOBAL spells it) names the object pickle would save under its
+    // __module__ and __qualname__ ('torch.nn.parameter', 'Parameter'): write
+    // that, as torch.save does, not getattr(...).
+    size_t last = py3_name.rfind('.');
+    if (last != std::string_view::npos) {
+      std::string sub_module = std::string(py3_module) + "." + std::string(py3_name.substr(0, last));
+      std::string_view leaf = py3_name.substr(last + 1);
+      if (audiocraft_allows(sub_module, leaf)) {
+        canonical_modules_.push_back(std::make_unique<std::string>(std::move(sub_module)));
+        save_global(*canonical_modules_.back(), leaf);
+        return;
+      }
+    }
     // One Python object whichever spelling the graph uses: key by the written name.
     auto [module, name] = python2_name(py3_module, py3_name);
     std::string key = key_of(module, name);
@@ -533,6 +550,7 @@ class Writer {
   std::unordered_map<const Node*, uint32_t> memo_;
   std::unordered_map<std::string, uint32_t> key_memo_;
   std::unordered_map<const Node*, std::vector<size_t>> in_progress_;
+  std::vector<std::unique_ptr<std::string>> canonical_modules_;  // names save_global made
   uint32_t next_memo_ = 0;
 };
 

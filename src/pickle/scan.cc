@@ -22,6 +22,8 @@ class Scanner : private MarkedStack<Sym> {
  public:
   Scanner(std::string_view data, std::string_view source) : in_(data, source) {}
 
+  size_t frame_end() const { return frame_end_; }
+
   std::vector<GlobalUse> run(size_t* end_offset) {
     for (;;) {
       Instruction ins = in_.next();
@@ -58,19 +60,20 @@ class Scanner : private MarkedStack<Sym> {
       return;
     }
     tuple_uses_.push_back(std::move(found));
-    stack_.push_back(Sym{Sym::Tuple, static_cast<uint32_t>(tuple_uses_.size() - 1)});
+    push(Sym{Sym::Tuple, static_cast<uint32_t>(tuple_uses_.size() - 1)});
   }
-  void push_other() { stack_.push_back(Sym{}); }
+  void push_other() { push(Sym{}); }
   void push_str(std::string s) {
     strings_.push_back(std::move(s));
-    stack_.push_back(Sym{Sym::Str, static_cast<uint32_t>(strings_.size() - 1)});
+    push(Sym{Sym::Str, static_cast<uint32_t>(strings_.size() - 1)});
   }
 
   uint32_t use(std::string module, std::string name) {
+    check_global_name(module, name, [this](const std::string& what) { fail(what); });
     auto key = std::make_pair(module, name);
     auto it = by_name_.find(key);
     if (it != by_name_.end()) return it->second;
-    uses_.push_back(GlobalUse{std::move(module), std::move(name), false, false, false, false, at_});
+    uses_.push_back(GlobalUse{std::move(module), std::move(name), false, false, false, false, false, at_});
     auto idx = static_cast<uint32_t>(uses_.size() - 1);
     by_name_.emplace(std::move(key), idx);
     return idx;
@@ -102,8 +105,16 @@ class Scanner : private MarkedStack<Sym> {
 
   void step(const Instruction& ins) {
     switch (ins.code) {
+      case op::FRAME: {
+        // CPython's load_frame reads the whole frame before going on; the
+        // end of the last frame read is where a file's position is after
+        // STOP when the frame came from read(n) (see safety_scan.cc).
+        uint64_t len = read_le(ins.arg);
+        uint64_t after = in_.pos();
+        frame_end_ = len > UINT64_MAX - after ? SIZE_MAX : static_cast<size_t>(after + len);
+        break;
+      }
       case op::PROTO:
-      case op::FRAME:
       case op::READONLY_BUFFER: break;
       case op::MARK: mark(); break;
       case op::POP: pop_or_unmark(); break;
@@ -212,6 +223,10 @@ class Scanner : private MarkedStack<Sym> {
         pop();
         Sym& target = top();
         if (target.kind == Sym::Made || target.kind == Sym::Global) uses_[target.index].built = true;
+        // BUILD on the class itself: pickle's slot state becomes setattr on
+        // the class (collections.Counter.x = ...), which changes what later
+        // code does however harmless the class is.
+        if (target.kind == Sym::Global) uses_[target.index].class_built = true;
         break;
       }
 
@@ -233,13 +248,17 @@ class Scanner : private MarkedStack<Sym> {
   std::vector<GlobalUse> uses_;
   std::vector<std::vector<uint32_t>> tuple_uses_;
   std::map<std::pair<std::string, std::string>, uint32_t> by_name_;
+  size_t frame_end_ = 0;
 };
 
 }  // namespace
 
-std::vector<GlobalUse> scan_globals(std::string_view data, std::string_view source, size_t* end_offset) {
+std::vector<GlobalUse> scan_globals(std::string_view data, std::string_view source, size_t* end_offset,
+                                    size_t* frame_end) {
   Scanner s(data, source);
-  return s.run(end_offset);
+  std::vector<GlobalUse> uses = s.run(end_offset);
+  if (frame_end) *frame_end = s.frame_end();
+  return uses;
 }
 
 bool is_weights_only_opcode(uint8_t code) {

@@ -15,14 +15,18 @@ struct GlobalUse {
   bool instantiated = false;  // NEWOBJ / NEWOBJ_EX / INST / OBJ class
   bool built = false;         // BUILD on an object it made (or on the global itself)
   bool in_persistent_id = false;  // inside a BINPERSID tuple (torch: the storage class)
+  bool class_built = false;   // BUILD applied to the global itself: sets attributes on a class
   size_t first_offset = 0;    // offset of the first opcode that names it
 };
 
 // One entry per distinct (module, name), in order of first use. Throws
 // FormatError "<source>: offset N: <what>" on malformed input. If end_offset
 // is given it receives the offset just past STOP.
+// frame_end, when given, receives the offset just past the last FRAME the
+// pickle opened (0 without frames): CPython reads a whole frame at once, so
+// a file read by read(n) is there, not at STOP, when the frame runs past STOP.
 std::vector<GlobalUse> scan_globals(std::string_view data, std::string_view source = "pickle",
-                                    size_t* end_offset = nullptr);
+                                    size_t* end_offset = nullptr, size_t* frame_end = nullptr);
 
 // True for the opcodes torch's weights_only unpickler accepts (torch 2.x;
 // torch 1.13's list lacks BINFLOAT).

@@ -171,6 +171,134 @@ std::string parse_decimal(std::string_view text, int64_t& small, std::string& bi
   return {};
 }
 
+namespace {
+
+bool c_isspace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+// The value of `digits` in `base` with a sign, as small/big.
+void set_value(std::string_view digits, unsigned base, bool negative, int64_t& small, std::string& big) {
+  big = BigUint::from_digits(digits, base).le_bytes();
+  big += '\0';  // room for the sign bit
+  if (negative) negate_in_place(big);
+  normalize_long(big, small);
+}
+
+// C strtol(s, &end, 0) on a NUL-terminated line: true with the value when it
+// converts without overflow and stops at '\n' or NUL (load_int's test).
+bool strtol_line(std::string_view s, int64_t& value) {
+  size_t i = 0;
+  while (i < s.size() && c_isspace(s[i])) ++i;
+  bool negative = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+  unsigned base = 10;
+  if (i < s.size() && s[i] == '0') {
+    if (i + 2 < s.size() && (s[i + 1] == 'x' || s[i + 1] == 'X') && digit_value(s[i + 2]) < 16) {
+      base = 16;
+      i += 2;
+    } else {
+      base = 8;
+    }
+  }
+  const size_t first = i;
+  unsigned __int128 v = 0;
+  bool overflow = false;
+  while (i < s.size() && digit_value(s[i]) < static_cast<int>(base)) {
+    v = v * base + static_cast<unsigned>(digit_value(s[i]));
+    if (v > (static_cast<unsigned __int128>(1) << 64)) overflow = true, v = static_cast<unsigned __int128>(1) << 64;
+    ++i;
+  }
+  // No digits: strtol converts nothing and sets end to the start of s.
+  const size_t end = i == first ? 0 : i;
+  const char stop = end < s.size() ? s[end] : '\0';
+  if (stop != '\n' && stop != '\0') return false;
+  if (i == first) {
+    value = 0;
+    return true;
+  }
+  const unsigned __int128 limit = negative ? (static_cast<unsigned __int128>(1) << 63)
+                                           : (static_cast<unsigned __int128>(1) << 63) - 1;
+  if (overflow || v > limit) return false;  // ERANGE
+  value = negative ? static_cast<int64_t>(-static_cast<__int128>(v)) : static_cast<int64_t>(v);
+  return true;
+}
+
+// PyLong_FromString(s, NULL, 0) on a NUL-terminated line.
+std::string pylong_from_string(std::string_view s, int64_t& small, std::string& big) {
+  s = s.substr(0, std::min(s.size(), s.find('\0')));
+  size_t i = 0;
+  while (i < s.size() && c_isspace(s[i])) ++i;
+  bool negative = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+  unsigned base = 10;
+  bool error_if_nonzero = false;
+  auto at = [&](size_t k) { return k < s.size() ? s[k] : '\0'; };
+  if (at(i) != '0') {
+    base = 10;
+  } else if (at(i + 1) == 'x' || at(i + 1) == 'X') {
+    base = 16;
+  } else if (at(i + 1) == 'o' || at(i + 1) == 'O') {
+    base = 8;
+  } else if (at(i + 1) == 'b' || at(i + 1) == 'B') {
+    base = 2;
+  } else {
+    error_if_nonzero = true;  // "old" C-style octal: only zero is valid
+  }
+  if (base != 10) {
+    i += 2;
+    if (at(i) == '_') ++i;  // one underscore allowed after the prefix
+  }
+  if (at(i) == '_') return "invalid literal (leading underscore)";
+  std::string digits;
+  bool prev_underscore = false;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '_') {
+      if (prev_underscore) return "invalid literal (double underscore)";
+      prev_underscore = true;
+      ++i;
+      continue;
+    }
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : c >= 'A' && c <= 'Z' ? c - 'A' + 10 : 99;
+    if (d >= static_cast<int>(base)) break;
+    digits += c;
+    prev_underscore = false;
+    ++i;
+  }
+  if (prev_underscore) return "invalid literal (trailing underscore)";
+  if (digits.empty()) return "invalid literal for int() with base 0";
+  if (base == 10 && digits.size() > kMaxDecimalDigits)
+    return "integer text longer than " + std::to_string(kMaxDecimalDigits) + " digits";
+  while (i < s.size() && c_isspace(s[i])) ++i;
+  if (i != s.size()) return "invalid literal for int() with base 0";
+  if (error_if_nonzero && digits.find_first_not_of('0') != std::string::npos)
+    return "invalid literal for int() with base 0 (leading zeros)";
+  set_value(digits, base, negative, small, big);
+  return {};
+}
+
+}  // namespace
+
+std::string parse_int_opcode_text(std::string_view arg, bool long_opcode, int64_t& small, std::string& big,
+                                  int& as_bool) {
+  as_bool = -1;
+  small = 0;
+  big.clear();
+  if (arg.empty()) return "empty line (pickle data was truncated)";  // load_int / load_long: len < 2
+  std::string line(arg);
+  line += '\n';
+  if (long_opcode) {
+    if (line.size() >= 2 && line[line.size() - 2] == 'L') line[line.size() - 2] = '\0';
+    return pylong_from_string(line, small, big);
+  }
+  int64_t v = 0;
+  if (strtol_line(line, v)) {
+    if (line.size() == 3 && (v == 0 || v == 1)) as_bool = static_cast<int>(v);
+    small = v;
+    return {};
+  }
+  return pylong_from_string(line, small, big);
+}
+
 std::string long_to_decimal(std::string_view bytes) {
   const bool negative = !bytes.empty() && (static_cast<unsigned char>(bytes.back()) & 0x80);
   std::string magnitude(bytes);

@@ -28,6 +28,18 @@ std::string decode_string_literal(std::string_view quoted, std::string& out);
 inline constexpr size_t kMaxDecimalDigits = 4300;
 std::string parse_decimal(std::string_view text, int64_t& small, std::string& big);
 
+// The argument of a protocol 0 INT or LONG opcode (the line without its
+// '\n'), read as CPython's _pickle.c reads it. INT (load_int): C strtol with
+// base 0 first (leading whitespace, sign, 0x hex, a leading 0 for octal; the
+// line may stop at a NUL; an empty line is an error), a 2-character line holding 0 or 1 is
+// False / True (`as_bool` 0 or 1, else -1); when strtol fails or overflows,
+// PyLong_FromString(s, NULL, 0): Python's int literal syntax (0x/0o/0b,
+// underscores between digits, surrounding whitespace, a NUL ends it, at most
+// 4300 decimal digits). LONG (load_long): a 'L' before the newline dropped,
+// then PyLong_FromString(s, NULL, 0). Returns "" or an error text.
+std::string parse_int_opcode_text(std::string_view arg, bool long_opcode, int64_t& small, std::string& big,
+                                  int& as_bool);
+
 // Normalizes little-endian two's complement bytes: sets `small` and clears
 // `big` when the value fits int64, otherwise leaves the minimal encoding in `big`.
 void normalize_long(std::string& big, int64_t& small);

@@ -17,8 +17,29 @@ namespace ckpt::pickle {
 
 namespace {
 
+// key_hash, with each key's hash computed once per unpickling (CPython caches
+// a str's hash too): a memoised 16 MiB key set thousands of times is hashed
+// once, not once per insert. Tuples combine their items' cached hashes the
+// way key_hash does (nested tuples by length), so equal keys hash equal.
+using HashCache = std::unordered_map<const Node*, size_t>;
 struct KeyHash {
-  size_t operator()(const Node* n) const { return key_hash(n); }
+  HashCache* cache = nullptr;
+  size_t scalar(const Node* n) const {
+    // Short keys cost less to hash than to look up: only long texts are cached.
+    if (!cache || n->text.size() + n->name.size() < 256) return key_hash(n);
+    auto [it, inserted] = cache->try_emplace(n, 0);
+    if (inserted) it->second = key_hash(n);
+    return it->second;
+  }
+  size_t operator()(const Node* n) const {
+    if (n->kind != Kind::Tuple && n->kind != Kind::FrozenSet) return scalar(n);
+    size_t h = n->items.size();
+    for (const Node* c : n->items) {
+      size_t ch = (c->kind == Kind::Tuple || c->kind == Kind::FrozenSet) ? c->items.size() : scalar(c);
+      h = h * 1000003 ^ ch;
+    }
+    return h;
+  }
 };
 struct KeyEq {
   bool operator()(const Node* a, const Node* b) const { return key_equal(a, b); }
@@ -60,16 +81,6 @@ class Machine : private MarkedStack<Node*> {
     std::string big(bytes);
     int64_t small = 0;
     normalize_long(big, small);
-    Node* n = graph_.integer(small);
-    n->text = std::move(big);
-    return n;
-  }
-
-  Node* make_int_from_text(std::string_view text, const char* opname) {
-    int64_t small = 0;
-    std::string big;
-    std::string err = parse_decimal(text, small, big);
-    if (!err.empty()) fail(std::string(opname) + ": " + err);
     Node* n = graph_.integer(small);
     n->text = std::move(big);
     return n;
@@ -137,7 +148,7 @@ class Machine : private MarkedStack<Node*> {
         entries.emplace_back(key, value);
         return;
       }
-      idx = indexes_.emplace(target, std::make_unique<KeyIndex>()).first;
+      idx = indexes_.emplace(target, std::make_unique<KeyIndex>(kIndexThreshold * 2, KeyHash{&hash_cache_})).first;
       for (size_t i = 0; i < entries.size(); ++i) idx->second->emplace(entries[i].first, i);
     }
     auto [it, inserted] = idx->second->try_emplace(key, entries.size());
@@ -159,7 +170,7 @@ class Machine : private MarkedStack<Node*> {
         items.push_back(item);
         return;
       }
-      idx = indexes_.emplace(target, std::make_unique<KeyIndex>()).first;
+      idx = indexes_.emplace(target, std::make_unique<KeyIndex>(kIndexThreshold * 2, KeyHash{&hash_cache_})).first;
       for (size_t i = 0; i < items.size(); ++i) idx->second->emplace(items[i], i);
     }
     if (idx->second->try_emplace(item, items.size()).second) items.push_back(item);
@@ -184,7 +195,65 @@ class Machine : private MarkedStack<Node*> {
     for (size_t i = 0; i < kv.size(); i += 2) set_entry(target, kv[i], kv[i + 1]);
   }
 
+  // The key-value pairs a mapping constructor's argument gives (dict(x),
+  // OrderedDict(x)): a dict's entries, or a list / tuple of 2-item lists or
+  // tuples (Python 2's OrderedDict.__reduce__ writes [[key, value], ...]).
+  // False for anything else (the call is then kept as it is).
+  static bool constructor_pairs(const Node* src, std::vector<std::pair<Node*, Node*>>& out) {
+    if (src->kind == Kind::Dict) {
+      out = src->entries;
+      return true;
+    }
+    if (src->kind != Kind::List && src->kind != Kind::Tuple) return false;
+    for (const Node* p : src->items)
+      if ((p->kind != Kind::List && p->kind != Kind::Tuple) || p->items.size() != 2) return false;
+    for (const Node* p : src->items) out.emplace_back(p->items[0], p->items[1]);
+    return true;
+  }
+
+  static bool is_builtin_dict(const Node* n) {
+    return n->is_global("builtins", "dict") || n->is_global("__builtin__", "dict");
+  }
+
+  // REDUCE, with the one normalisation every reader relies on: a mapping
+  // built from constructor arguments is the mapping the call makes, its
+  // entries where SETITEMS would have put them (docs/FORMATS.md):
+  //   dict(pairs)                     -> a dict
+  //   OrderedDict(pairs)              -> OrderedDict() with the entries
+  //   defaultdict(factory, pairs)     -> defaultdict(factory) with the entries
+  //   copyreg._reconstructor(cls, dict, state)  (protocol 0/1 of a dict
+  //     subclass)                     -> cls.__new__(cls) with state's entries
+  // which is also what torch.save writes for the loaded object. Pairs of any
+  // other form (or a duplicate key) behave as Python's constructor does; a
+  // form the constructor would reject is left as the call it is.
+  Node* reduce(Node* callable, Node* args) {
+    if (callable->kind == Kind::Global) {
+      const auto& a = args->items;
+      std::vector<std::pair<Node*, Node*>> pairs;
+      const bool od = callable->is_global("collections", "OrderedDict");
+      const bool dd = callable->is_global("collections", "defaultdict");
+      const bool d = is_builtin_dict(callable);
+      Node* made = nullptr;
+      if ((od || d) && a.size() == 1 && constructor_pairs(a[0], pairs)) {
+        made = d ? graph_.dict() : graph_.object(How::Reduce, callable, graph_.tuple());
+      } else if (dd && a.size() == 2 && constructor_pairs(a[1], pairs)) {
+        made = graph_.object(How::Reduce, callable, graph_.tuple({a[0]}));
+      } else if ((callable->is_global("copyreg", "_reconstructor") ||
+                  callable->is_global("copy_reg", "_reconstructor")) &&
+                 a.size() == 3 && a[0]->kind == Kind::Global && is_builtin_dict(a[1]) &&
+                 constructor_pairs(a[2], pairs)) {
+        made = graph_.object(How::NewObj, a[0], graph_.tuple());
+      }
+      if (made) {
+        for (auto& [k, v] : pairs) set_entry(made, k, v);
+        return made;
+      }
+    }
+    return graph_.object(How::Reduce, callable, args);
+  }
+
   Node* make_global(std::string_view module, std::string_view name) {
+    check_global_name(module, name, [this](const std::string& what) { fail(what); });
     return graph_.global(utf8_line(module, "GLOBAL module name"), utf8_line(name, "GLOBAL name"));
   }
 
@@ -205,17 +274,19 @@ class Machine : private MarkedStack<Node*> {
       case op::NEWTRUE: push(boolean(true)); break;
       case op::NEWFALSE: push(boolean(false)); break;
       case op::INT:
-        if (ins.arg == "01")
-          push(boolean(true));
-        else if (ins.arg == "00")
-          push(boolean(false));
-        else
-          push(make_int_from_text(ins.arg, "INT"));
-        break;
       case op::LONG: {
-        std::string_view t = ins.arg;
-        if (!t.empty() && t.back() == 'L') t.remove_suffix(1);
-        push(make_int_from_text(t, "LONG"));
+        int64_t small = 0;
+        std::string big;
+        int as_bool = -1;
+        std::string err = parse_int_opcode_text(ins.arg, ins.code == op::LONG, small, big, as_bool);
+        if (!err.empty()) fail(std::string(ins.code == op::LONG ? "LONG" : "INT") + ": " + err);
+        if (as_bool >= 0) {
+          push(boolean(as_bool == 1));
+          break;
+        }
+        Node* n = graph_.integer(small);
+        n->text = std::move(big);
+        push(n);
         break;
       }
       case op::BININT: push(graph_.integer(static_cast<int32_t>(read_le(ins.arg)))); break;
@@ -339,6 +410,7 @@ class Machine : private MarkedStack<Node*> {
         Node* module = pop();
         if (name->kind != Kind::Str || module->kind != Kind::Str)
           fail("STACK_GLOBAL requires str operands");
+        check_global_name(module->text, name->text, [this](const std::string& what) { fail(what); });
         push(graph_.global(module->text, name->text));
         break;
       }
@@ -349,7 +421,7 @@ class Machine : private MarkedStack<Node*> {
       case op::REDUCE: {
         Node* args = require_tuple(pop(), "REDUCE", "argument");
         Node* callable = pop();
-        push(graph_.object(How::Reduce, callable, args));
+        push(reduce(callable, args));
         break;
       }
       case op::NEWOBJ: {
@@ -416,6 +488,7 @@ class Machine : private MarkedStack<Node*> {
   OpReader in_;
   size_t at_ = 0;  // offset of the instruction being run
   std::unordered_map<uint64_t, Node*> memo_;
+  HashCache hash_cache_;
   std::unordered_map<const Node*, std::unique_ptr<KeyIndex>> indexes_;
   Node* none_ = nullptr;
   Node* true_ = nullptr;

@@ -82,7 +82,7 @@ StorageLocation locate_storage(const Checkpoint& ck, const Storage& s) {
     loc.record = s.record;
     if (s.record->method == 0) {
       loc.file = &ck.file();
-      loc.offset = s.record->data_offset;
+      loc.offset = ck.zip()->data_offset(*s.record);
     }
   } else {
     loc.file = &ck.file();

@@ -6,6 +6,9 @@
 // encoding of the number). `scan` and the loaders share this one decision.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -35,6 +38,30 @@ ContainerGuess detect_container(RandomAccessFile& f);
 // accept (unsigned or signed sum, the field counted as spaces). Loose on the
 // number's spelling so that ckpt never misses a header tarfile takes.
 bool tar_checksum_matches(std::string_view block);
+
+// A member of a tar archive as Python's tarfile (3.11, Lib/tarfile.py) lists
+// it: TarInfo.frombuf's name (the ustar prefix joined whenever it is set and
+// the type is not a GNU one, ustar magic or not; an old-style regular file
+// whose name ends in '/' is a directory, a directory's trailing slashes
+// dropped) and _proc_builtin's data offset.
+struct TarMember {
+  std::string name;
+  char type = '0';
+  uint64_t offset = 0, size = 0;  // data
+  // tarfile's isreg(): REGTYPE '0', AREGTYPE NUL, CONTTYPE '7', GNU sparse 'S'.
+  bool regular() const { return type == '0' || type == '\0' || type == '7' || type == 'S'; }
+};
+
+// The members tarfile.open(fileobj=f, mode="r:") and getmembers() find, or
+// nullopt when they raise tarfile.TarError, on which torch's _legacy_load
+// falls back to reading the file as pickles from offset 0: the first header
+// invalid (checksum, or a number field int(s, 8) refuses: mode, uid, gid,
+// size, mtime, devmajor, devminor), empty or cut short, or a member's data
+// running past the end of the file. A later invalid, all-zero or cut header
+// ends the list as tarfile's next() does. PAX and GNU extended headers
+// ('x', 'g', 'X', 'L', 'K') and GNU sparse members are not modelled:
+// `unmodelled` receives the reason and the list stops there.
+std::optional<std::vector<TarMember>> python_tarfile_members(RandomAccessFile& f, std::string* unmodelled = nullptr);
 
 // When `data` starts with a pickle whose value is torch's legacy magic number
 // 0x1950a86a20f9469cfc6c, the bytes it takes; 0 otherwise.

@@ -174,11 +174,7 @@ struct MetaBuilder {
 // Removes a half-built output folder unless released.
 class TempDir {
  public:
-  TempDir(Env& env, std::string path) : env_(env), path_(std::move(path)) {
-    std::error_code ec;
-    if (!std::filesystem::create_directory(path_, ec) || ec)
-      throw IoError("cannot create folder " + path_ + ": " + ec.message(), ec.value());
-  }
+  TempDir(Env& env, std::string path) : env_(env), path_(std::move(path)) { env_.create_directory(path_); }
   ~TempDir() {
     if (released_) return;
     for (const auto& f : files_) env_.remove(f);
@@ -324,12 +320,14 @@ void write_metadata(Env& env, TempDir& tmp, MetaBuilder& mb, Node* sdm, Node* pl
 void replace_folder(Env& env, TempDir& tmp, const std::string& out, bool exists) {
   env.sync_dir(tmp.path());
   if (exists) {
-    std::string old = out + ".ckpt-old-" + std::to_string(::getpid());
-    env.rename(out, old);
-    env.rename(tmp.path(), out);
+    // One atomic exchange of the names (a crash leaves the old folder or the
+    // new one, never neither); the temporary name then holds the old folder.
+    env.exchange(tmp.path(), out);
     tmp.release();
+    env.sync_dir(dirname_of(out));
     std::error_code ec;
-    std::filesystem::remove_all(old, ec);
+    std::filesystem::remove_all(tmp.path(), ec);
+    return;
   } else {
     env.rename(tmp.path(), out);
     tmp.release();

@@ -46,6 +46,7 @@
 
 #include <set>
 
+#include "container/zip_format.h"
 #include "container/zip_writer.h"
 #include "pickle/pickler.h"
 #include "util/error.h"
@@ -56,17 +57,12 @@ namespace {
 using pickle::Kind;
 using pickle::Node;
 
-constexpr uint64_t kEndBlockSize = 56 + 20 + 22;  // ZIP64 end + locator + end
+constexpr uint64_t kEndBlockSize = container::zipfmt::kEndBlockSize;  // ZIP64 end + locator + end
 constexpr uint64_t kSector = 512;
 
-uint32_t le32(const std::string& s, size_t at) {
-  auto u = reinterpret_cast<const unsigned char*>(s.data() + at);
-  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
-         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
-}
-uint64_t le64(const std::string& s, size_t at) {
-  return le32(s, at) | (static_cast<uint64_t>(le32(s, at + 4)) << 32);
-}
+uint16_t le16(const std::string& s, size_t at) { return container::zipfmt::le16(s.data() + at); }
+uint32_t le32(const std::string& s, size_t at) { return container::zipfmt::le32(s.data() + at); }
+uint64_t le64(const std::string& s, size_t at) { return container::zipfmt::le64(s.data() + at); }
 
 // Collects what a WritableFile receives into memory, as if it started at
 // `base` in the real file: the tail is built here, then written in steps.
@@ -99,10 +95,14 @@ std::string end_block_problem(const container::ZipReader& zip, const std::string
   uint64_t size = zip.file().size();
   if (zip.end_offset() != size) return "bytes follow the end of the archive";
   if (size < kEndBlockSize) return "the archive is too short";
-  if (le32(end, 0) != 0x06064b50 || le64(end, 4) != 44) return "the archive has no plain ZIP64 end record";
-  if (le32(end, 56) != 0x07064b50 || le64(end, 64) != size - kEndBlockSize)
+  namespace z = container::zipfmt;
+  constexpr size_t kLocator = z::kZip64EndSize, kEnd = z::kZip64EndSize + z::kZip64LocatorSize;
+  if (le32(end, z::end64::kSig) != z::kZip64EndSig || le64(end, z::end64::kRestSize) != z::kZip64EndRestSize)
+    return "the archive has no plain ZIP64 end record";
+  if (le32(end, kLocator + z::locator::kSig) != z::kZip64LocatorSig ||
+      le64(end, kLocator + z::locator::kEnd64Offset) != size - kEndBlockSize)
     return "the ZIP64 locator does not point at the end record before it";
-  if (le32(end, 76) != 0x06054b50 || (le32(end, 94) >> 16) != 0)
+  if (le32(end, kEnd + z::end::kSig) != z::kEndSig || le16(end, kEnd + z::end::kCommentLen) != 0)
     return "the end record carries a comment";
   return {};
 }

@@ -1,6 +1,7 @@
 #include "torch/open_any.h"
 
 #include "torch/safetensors.h"
+#include "torch/safetensors_shards.h"
 #include "util/spool.h"
 
 namespace ckpt::torch {
@@ -13,8 +14,28 @@ bool looks_like_safetensors(RandomAccessFile& file) {
   return n >= 2 && n <= kSafetensorsMaxHeader && n <= file.size() - 8 && head[8] == '{';
 }
 
+std::string folder_checkpoint(Env& env, const std::string& path) {
+  if (path == "-") return "";
+  std::string index = safetensors_index_of(path);
+  if (!index.empty()) return index;
+  if (!env.is_directory(path)) return "";
+  for (const char* name : {"model.safetensors", "pytorch_model.bin", "state_dict.bin"}) {
+    std::string p = path + (path.back() == '/' ? "" : "/") + name;
+    if (env.exists(p) && !env.is_directory(p)) return p;
+  }
+  return "";
+}
+
 AnyCheckpoint open_any(Env& env, const std::string& path) {
-  std::string readable = spool_if_stream(path);
+  std::string inner = folder_checkpoint(env, path);
+  if (!inner.empty() && inner.size() > 5 && inner.compare(inner.size() - 5, 5, ".json") == 0) {
+    AnyCheckpoint out;
+    out.ck = checkpoint_from_safetensors_index(env, inner);
+    out.safetensors = true;
+    out.file_size = env.open_read(inner)->size();
+    return out;
+  }
+  std::string readable = spool_if_stream(inner.empty() ? path : inner);
   AnyCheckpoint out;
   {
     auto probe = env.open_read(readable);

@@ -20,6 +20,14 @@ struct AnyCheckpoint {
   uint64_t file_size = 0;
 };
 
+// A folder (or a Hugging Face index) read as the one checkpoint it holds:
+// the index path (`model.safetensors.index.json` in the folder, or the .json
+// path itself), else the folder's `model.safetensors`, `pytorch_model.bin`,
+// or `state_dict.bin` (ckpt bundle's, MusicGen.get_pretrained's folder), in
+// that order; "" when the path is neither (a file, or another folder).
+std::string folder_checkpoint(Env& env, const std::string& path);
+
+// Opens a checkpoint file, or a folder / index as folder_checkpoint says.
 AnyCheckpoint open_any(Env& env, const std::string& path);
 
 }  // namespace ckpt::torch

@@ -5,10 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/folder_replace.h"
 
 namespace ckpt::torch {
 
@@ -94,59 +97,90 @@ ShardedWriteReport write_sharded_safetensors(Checkpoint& source,
   report.plan = plan_shards(sizes, max_shard_size);
   report.wrote_index = report.plan.files.size() > 1;
 
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
-  if (ec) throw IoError("cannot create folder " + out_dir + ": " + ec.message(), ec.value());
-  // Check every name before writing anything.
-  std::vector<std::string> outputs;
-  for (const auto& [name, idx] : report.plan.files) outputs.push_back(join(out_dir, name));
-  if (report.wrote_index) outputs.push_back(join(out_dir, kIndexName));
-  if (!options.force)
-    for (const auto& p : outputs)
-      if (env.exists(p)) throw UsageError(p + " exists (use " + option_set("force") + " to overwrite)");
-
-  std::vector<std::string> written;
-  try {
-    uint64_t done_before = 0;
-    for (const auto& [name, idx] : report.plan.files) {
-      std::vector<std::pair<std::string, TensorInfo>> part;
-      uint64_t bytes = 0;
-      for (size_t i : idx) {
-        part.push_back(tensors[i]);
-        bytes += sizes[i];
-      }
-      SafetensorsWriteOptions o = options;
-      o.force = true;
-      if (options.progress)
-        o.progress = [&, done_before](uint64_t d, uint64_t) { options.progress(done_before + d, report.plan.total_size); };
-      std::string path = join(out_dir, name);
-      write_safetensors(source, part, env, path, o);
-      written.push_back(path);
-      done_before += bytes;
+  // The new set is written whole into a temporary folder beside out_dir
+  // and swapped in by one atomic exchange (util/folder_replace.h): a reader,
+  // or a crash, sees the old set or the new one, never a mix (issue 24).
+  FolderReplace folder(env, out_dir, is_shard_set_name, options.force);
+  uint64_t done_before = 0;
+  for (const auto& [name, idx] : report.plan.files) {
+    std::vector<std::pair<std::string, TensorInfo>> part;
+    uint64_t bytes = 0;
+    for (size_t i : idx) {
+      part.push_back(tensors[i]);
+      bytes += sizes[i];
     }
-    if (report.wrote_index) {
-      OrderedJson index;
-      index["metadata"]["total_size"] = report.plan.total_size;
-      OrderedJson& map = index["weight_map"];
-      map = OrderedJson::object();
-      for (const auto& [name, idx] : report.plan.files)
-        for (size_t i : idx) map[tensors[i].first] = name;
-      std::string path = join(out_dir, kIndexName);
-      AtomicOutput out(env, path, true);
-      out.file().append(index.dump(2, ' ', true));  // json.dumps(index, indent=2)
-      out.commit();
-      written.push_back(path);
-    }
-  } catch (...) {
-    for (const auto& p : written) env.remove(p);
-    throw;
+    SafetensorsWriteOptions o = options;
+    o.force = false;
+    if (options.progress)
+      o.progress = [&, done_before](uint64_t d, uint64_t) { options.progress(done_before + d, report.plan.total_size); };
+    write_safetensors(source, part, env, folder.path(name), o);
+    done_before += bytes;
   }
+  if (report.wrote_index) {
+    OrderedJson index;
+    index["metadata"]["total_size"] = report.plan.total_size;
+    OrderedJson& map = index["weight_map"];
+    map = OrderedJson::object();
+    for (const auto& [name, idx] : report.plan.files)
+      for (size_t i : idx) map[tensors[i].first] = name;
+    AtomicOutput out(env, folder.path(kIndexName), false);
+    out.file().append(index.dump(2, ' ', true));  // json.dumps(index, indent=2)
+    out.commit();
+  }
+  folder.commit();
   return report;
+}
+
+bool is_shard_set_name(const std::string& name) {
+  if (name == "model.safetensors" || name == kIndexName) return true;
+  // model-NNNNN-of-NNNNN.safetensors
+  if (name.size() != std::string("model-00001-of-00002.safetensors").size()) return false;
+  if (name.compare(0, 6, "model-") != 0 || name.compare(11, 4, "-of-") != 0 ||
+      name.compare(20, std::string::npos, ".safetensors") != 0)
+    return false;
+  for (size_t k : {6, 7, 8, 9, 10, 15, 16, 17, 18, 19})
+    if (!std::isdigit(static_cast<unsigned char>(name[k]))) return false;
+  return true;
+}
+
+void check_single_shard_set(Env& env, const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& n : env.list_directory(dir))
+    if (is_shard_set_name(n)) names.push_back(n);
+  const bool has_index = std::find(names.begin(), names.end(), kIndexName) != names.end();
+  const bool has_single = std::find(names.begin(), names.end(), "model.safetensors") != names.end();
+  std::vector<std::string> extra;
+  if (has_index) {
+    std::set<std::string> mapped;
+    try {
+      auto f = env.open_read(join(dir, kIndexName));
+      if (f->size() <= kMaxIndexBytes) {
+        OrderedJson index = OrderedJson::parse(f->read_string(0, static_cast<size_t>(f->size())));
+        if (index.is_object() && index.contains("weight_map") && index["weight_map"].is_object())
+          for (const auto& [k, v] : index["weight_map"].items())
+            if (v.is_string()) mapped.insert(v.get<std::string>());
+      }
+    } catch (const std::exception&) {
+      return;  // the index reader reports what is wrong with it
+    }
+    for (const auto& n : names)
+      if (n != kIndexName && !mapped.count(n)) extra.push_back(n);
+  } else if (has_single) {
+    for (const auto& n : names)
+      if (n != "model.safetensors") extra.push_back(n);
+  }
+  if (extra.empty()) return;
+  std::string list;
+  for (const auto& n : extra) list += (list.empty() ? "" : ", ") + n;
+  throw FormatError(dir + " mixes safetensors shard sets: " +
+                    (has_index ? std::string(kIndexName) + " does not name " : std::string("model.safetensors beside ")) +
+                    list + " (left by an earlier write?); remove the files of the set that is not current");
 }
 
 std::string safetensors_index_of(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
+    check_single_shard_set(Env::Default(), path);
     std::string p = join(path, kIndexName);
     return std::filesystem::is_regular_file(p, ec) ? p : std::string();
   }

@@ -34,14 +34,27 @@ struct ShardedWriteReport {
 };
 
 // Writes the tensors into out_dir (created if missing) as the shards and
-// index above; existing files of those names need options.force. On an
-// error the files written so far are removed.
+// index above, replacing the whole shard set the folder held (that needs
+// options.force): the new set is written into a temporary folder beside
+// out_dir with links to out_dir's other files, fsync'd, and exchanged with
+// out_dir in one rename (renameat2 RENAME_EXCHANGE), so that no mix of sets
+// is ever visible, even after a crash. A folder holding sub-folders is
+// refused. On an error nothing in out_dir changes.
 ShardedWriteReport write_sharded_safetensors(Checkpoint& source,
                                              const std::vector<std::pair<std::string, TensorInfo>>& tensors,
                                              Env& env, const std::string& out_dir, uint64_t max_shard_size,
                                              const SafetensorsWriteOptions& options = {});
 
-// The index file a path names: the path itself when it ends in .json, else
+// Whether a file name belongs to a Hugging Face shard set: model.safetensors,
+// model.safetensors.index.json, model-NNNNN-of-NNNNN.safetensors.
+bool is_shard_set_name(const std::string& name);
+// Throws FormatError naming the files when folder dir holds more than one
+// shard set (model.safetensors beside shards, or shards the index does not
+// name): the stale files an interrupted or older write left.
+void check_single_shard_set(Env& env, const std::string& dir);
+
+// The index file a path names (a folder holding more than one shard set is
+// refused, as check_single_shard_set): the path itself when it ends in .json, else
 // `<folder>/model.safetensors.index.json` when the path is a folder holding
 // one; empty when neither.
 std::string safetensors_index_of(const std::string& path);

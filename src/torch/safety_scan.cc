@@ -38,8 +38,13 @@ namespace {
 // magic, protocol version, sys_info, the object, the storage keys.
 constexpr const char* kLegacyPickles[] = {"magic", "protocol", "sys_info", "object", "storage keys"};
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+bool ends_with_ignoring_case(const std::string& s, std::string_view suffix) {
+  if (s.size() < suffix.size()) return false;
+  for (size_t i = 0; i < suffix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) !=
+        std::tolower(static_cast<unsigned char>(suffix[i])))
+      return false;
+  return true;
 }
 
 // What a file that is not a pickle at all most likely is.
@@ -91,9 +96,13 @@ class FileScanner {
     out_.pickles.push_back(p);
     size_t used = 0;
     std::string source = out_.path + ": " + name;
-    std::vector<pickle::GlobalUse> uses = pickle::scan_globals(data.substr(pos), source, &used);
+    size_t frame_end = 0;
+    std::vector<pickle::GlobalUse> uses = pickle::scan_globals(data.substr(pos), source, &used, &frame_end);
+    last_frame_end_ = frame_end > used ? pos + frame_end : 0;
     for (auto& u : uses) {
-      bool allowed = u.module != "?" && pickle::audiocraft_allows(u.module, u.name);
+      // A class whose attributes the pickle sets is never allowed (the
+      // tar + collections.Counter trick of issue 19).
+      bool allowed = u.module != "?" && !u.class_built && pickle::audiocraft_allows(u.module, u.name);
       uint64_t at = p.offset + u.first_offset;
       out_.globals.push_back(ScannedGlobal{std::move(u), name, allowed, at});
     }
@@ -109,10 +118,15 @@ class FileScanner {
     out_.pickles.back().trailing_bytes = data.size() - end;
   }
 
+  // Every record a loader may unpickle: the one torch's getRecord("data.pkl")
+  // resolves to (ASCII case ignored, miniz's pick among duplicates), and
+  // every record whose name ends in ".pkl" in any case (a TorchScript
+  // archive's constants.pkl, duplicates torch does not pick).
   void scan_zip(std::unique_ptr<RandomAccessFile> file) {
     container::ZipReader zip(std::move(file));
+    const container::ZipRecord* data_pkl = zip.find("data.pkl");
     for (const container::ZipRecord& r : zip.records()) {
-      if (!ends_with(r.name, ".pkl")) continue;
+      if (!ends_with_ignoring_case(r.name, ".pkl") && &r != data_pkl) continue;
       if (r.size > limits_.max_pickle_bytes)
         throw FormatError(out_.path + ": record '" + r.name + "' declares " + std::to_string(r.size) +
                           " bytes, over the " + std::to_string(limits_.max_pickle_bytes) + "-byte limit for a pickle");
@@ -124,10 +138,14 @@ class FileScanner {
       if (crc32_update(0, data.data(), data.size()) != r.crc32)
         throw FormatError(out_.path + ": record '" + r.name + "': CRC-32 differs from the central directory's");
       if (data.empty()) throw FormatError(out_.path + ": record '" + r.name + "' is empty");
-      scan_single(data, r.data_offset, r.name);
+      scan_single(data, zip.data_offset(r), r.name);
     }
     if (out_.pickles.empty())
       throw FormatError(out_.path + ": zip archive without a .pkl record: no pickle to scan");
+    if (zip.torch_routes_to_jit())
+      throw FormatError(out_.path + ": a TorchScript archive (it holds '" + zip.archive_name() +
+                        "/constants.pkl'): torch.load hands it to torch.jit.load, which runs the archive's code; "
+                        "ckpt does not model TorchScript, so it never calls one safe");
   }
 
   void scan_legacy(RandomAccessFile& f) {
@@ -138,70 +156,38 @@ class FileScanner {
       if (pos >= head.size())
         throw FormatError(out_.path + ": legacy file ends before its " + std::string(what) + " pickle");
       pos = scan_one(head, pos, 0, std::string("legacy ") + what + " pickle");
+      // torch reads a legacy file through a buffered file object: where the
+      // next pickle.load starts after a FRAME that runs past STOP depends on
+      // how much BufferedReader.peek returned (CPython's
+      // _Unpickler_ReadFromFile), i.e. on the file system's block size.
+      if (last_frame_end_)
+        throw FormatError(out_.path + ": the legacy " + what + " pickle's FRAME runs " +
+                          std::to_string(last_frame_end_ - pos) +
+                          " bytes past its STOP: where torch's next pickle.load starts then depends on "
+                          "Python's file buffering, which ckpt does not model");
     }
     // The rest is storage bytes; the checkpoint reader checks that it is
     // exactly what the key list declares.
     Checkpoint::open(env_, out_.path);
   }
 
-  // A tar member as Python's tarfile lists it.
-  struct TarMember {
-    std::string name;
-    char type = '0';
-    uint64_t offset = 0, size = 0;
-  };
-
-  // The members, read as tarfile reads them (ustar prefix, last of a name
-  // wins for getmember). Anything tarfile might read differently (PAX or GNU
-  // long-name headers, a damaged header: torch then falls back to reading the
-  // file as pickles) is a problem, so the file is never called safe.
+  // The members as Python's tarfile lists them (container_kind.h).
   std::vector<TarMember> tar_members(RandomAccessFile& f) {
-    std::vector<TarMember> members;
-    uint64_t off = 0;
-    while (off < f.size()) {
-      if (f.size() - off < 512)
-        throw FormatError(out_.path + ": tar header at offset " + std::to_string(off) + " is cut short");
-      std::string h = f.read_string(off, 512);
-      if (std::all_of(h.begin(), h.end(), [](char c) { return c == '\0'; })) break;
-      if (!tar_checksum_matches(h))
-        throw FormatError(out_.path + ": tar header at offset " + std::to_string(off) +
-                          " has a bad checksum (torch would read the file another way)");
-      auto field = [&](size_t at, size_t len) {
-        std::string v = h.substr(at, len);
-        auto nul = v.find('\0');
-        return nul == std::string::npos ? v : v.substr(0, nul);
-      };
-      TarMember m;
-      m.name = field(0, 100);
-      m.type = h[156];
-      if (h.compare(257, 6, std::string("ustar\0", 6)) == 0 && !field(345, 155).empty())
-        m.name = field(345, 155) + "/" + m.name;
-      std::string size_text = field(124, 12);
-      uint64_t size = 0;
-      for (char c : size_text) {
-        if (c == ' ') continue;
-        if (c < '0' || c > '7' || size > (uint64_t{1} << 50))
-          throw FormatError(out_.path + ": tar member '" + m.name + "' has a size field ckpt does not model");
-        size = size * 8 + static_cast<uint64_t>(c - '0');
-      }
-      if (m.type == 'x' || m.type == 'g' || m.type == 'L' || m.type == 'K')
-        throw FormatError(out_.path + ": tar member at offset " + std::to_string(off) +
-                          " is a PAX or GNU extended header, which ckpt does not model");
-      m.offset = off + 512;
-      m.size = size;
-      if (size > f.size() - m.offset)
-        throw FormatError(out_.path + ": tar member '" + m.name + "' runs past the end of the file");
-      members.push_back(m);
-      off = m.offset + (size + 511) / 512 * 512;
-    }
-    return members;
+    std::string unmodelled;
+    std::optional<std::vector<TarMember>> members = python_tarfile_members(f, &unmodelled);
+    if (!members)  // detect_container checked this; a file that changed meanwhile
+      throw FormatError(out_.path + ": tarfile refuses the archive now");
+    if (!unmodelled.empty()) throw FormatError(out_.path + ": " + unmodelled);
+    return *members;
   }
 
   const TarMember& tar_member(const std::vector<TarMember>& members, const std::string& name) {
     for (auto it = members.rbegin(); it != members.rend(); ++it) {
       if (it->name != name) continue;
-      if (it->type != '0' && it->type != '\0' && it->type != '7')
-        throw FormatError(out_.path + ": tar member '" + name + "' is not a regular file (a link?)");
+      if (!it->regular())
+        throw FormatError(out_.path + ": tar member '" + name +
+                          "' is not a regular file (a link or directory: torch would extract it and read what it "
+                          "points at, which ckpt does not model)");
       return *it;
     }
     throw FormatError(out_.path + ": tar archive without the member '" + name + "' (torch.load fails)");
@@ -211,7 +197,16 @@ class FileScanner {
   pickle::Graph scan_and_read(std::string_view data, size_t& pos, uint64_t file_offset, const std::string& name) {
     size_t start = pos;
     pos = scan_one(data, pos, file_offset, name);
-    return pickle::unpickle(data.substr(start, pos - start), {.limits = {}, .source = out_.path + ": " + name});
+    pickle::Graph g = pickle::unpickle(data.substr(start, pos - start), {.limits = {}, .source = out_.path + ": " + name});
+    // torch opens tar members unbuffered (open(..., "rb", 0): no peek), so
+    // CPython's unpickler read a FRAME whole with read(n) and the next read
+    // starts at the frame's end even when STOP came earlier.
+    if (last_frame_end_) {
+      if (last_frame_end_ > data.size())
+        throw FormatError(out_.path + ": " + name + ": FRAME runs past the end of its tar member");
+      pos = last_frame_end_;
+    }
+    return g;
   }
 
   static int64_t count_of(const pickle::Graph& g, const std::string& what) {
@@ -311,6 +306,9 @@ class FileScanner {
   Env& env_;
   ScanLimits limits_;
   SafetyScan out_;
+  // After scan_one: where the last FRAME of that pickle ends, in the data
+  // scan_one was given, when that is past its STOP; else 0.
+  size_t last_frame_end_ = 0;
 };
 
 }  // namespace

@@ -19,7 +19,9 @@ constexpr uint64_t kWindowBytes = uint64_t{4} << 20;
 }  // namespace
 
 StorageReader::StorageReader(const Checkpoint& ck, const Storage& s)
-    : ck_(ck), s_(s), where_(locate_storage(ck, s)) {}
+    : ck_(ck), s_(s), where_(locate_storage(ck, s)) {
+  if (where_.file) where_.file->will_read(where_.offset, where_.size);  // remote read-ahead stops at its end
+}
 
 void StorageReader::read(uint64_t offset, size_t n, char* out) {
   if (offset > size() || n > size() - offset)

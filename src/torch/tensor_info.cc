@@ -99,7 +99,7 @@ void apply_metadata(TensorInfo& t, const Node* md, const std::string& fn) {
 bool is_unreadable_rebuild(const std::string& fn) {
   for (const char* f : {"_rebuild_wrapper_subclass", "_rebuild_device_tensor_from_numpy",
                         "_rebuild_device_tensor_from_cpu_tensor", "_rebuild_xla_tensor", "_rebuild_mlc_tensor",
-                        "_rebuild_mps_tensor", "_rebuild_tensor"})
+                        "_rebuild_mps_tensor"})
     if (fn == f) return true;
   return false;
 }
@@ -282,7 +282,7 @@ class RebuildCall {
       return from_type();
     if (mod != "torch._utils") return std::nullopt;
     if (fn_ == "_rebuild_parameter" || fn_ == "_rebuild_parameter_with_state") return parameter();
-    if (fn_ == "_rebuild_tensor_v2" || fn_ == "_rebuild_tensor_v3") return strided();
+    if (fn_ == "_rebuild_tensor_v2" || fn_ == "_rebuild_tensor_v3" || fn_ == "_rebuild_tensor") return strided();
     if (fn_ == "_rebuild_qtensor") return quantized();
     if (fn_ == "_rebuild_sparse_tensor" || fn_ == "_rebuild_sparse_csr_tensor") return sparse();
     if (fn_ == "_rebuild_meta_tensor_no_storage") return meta();
@@ -380,13 +380,17 @@ class RebuildCall {
 
   // v2(storage, offset, size, stride, requires_grad, hooks[, metadata]);
   // v3 adds the dtype before the metadata: its storage is untyped.
+  // torch 0.3's _rebuild_tensor(storage, offset, size, stride) has neither
+  // requires_grad nor hooks (torch 2.13 still loads it, weights_only too).
   TensorInfo strided() const {
     const bool v3 = fn_ == "_rebuild_tensor_v3";
-    const auto& a = tuple_args(v3 ? 7 : 5);
+    const bool v1 = fn_ == "_rebuild_tensor";
+    const auto& a = tuple_args(v3 ? 7 : v1 ? 4 : 5);
     TensorInfo t = fresh();
     t.storage = storage_arg(a[0]);
     t.dtype = v3 ? dtype_arg(a[6], fn_) : (t.storage ? t.storage->dtype : nullptr);
     view_args(t, a);
+    if (v1) return t;
     t.requires_grad = truthy(a[4]);
     const size_t md = v3 ? 7 : 6;
     if (a.size() > md) apply_metadata(t, a[md], fn_);

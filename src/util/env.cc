@@ -1,7 +1,10 @@
 // POSIX implementation of the Env seam, and AtomicOutput.
 #include "util/env.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/syscall.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,11 +12,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "util/error.h"
+#include "util/http_file.h"
 #include "util/signal_cleanup.h"
 
 namespace ckpt {
@@ -224,6 +229,7 @@ class PosixRandomRWFile final : public RandomRWFile {
 class PosixEnv final : public Env {
  public:
   std::unique_ptr<RandomAccessFile> open_read(const std::string& path) override {
+    if (http::is_remote(path)) return http::open_remote(path);  // docs/REMOTE.md
     int fd;
     do {
       fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -243,6 +249,8 @@ class PosixEnv final : public Env {
   }
 
   std::unique_ptr<WritableFile> create(const std::string& path) override {
+    if (http::is_remote(path))
+      throw UsageError(path + ": ckpt reads remote files but does not write them; name a local output");
     int fd;
     do {
       fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
@@ -269,6 +277,7 @@ class PosixEnv final : public Env {
   }
 
   bool exists(const std::string& path) override {
+    if (http::is_remote(path)) return true;  // opening it says what is wrong
     struct stat st;
     return ::lstat(path.c_str(), &st) == 0;
   }
@@ -292,6 +301,58 @@ class PosixEnv final : public Env {
 
   void remove_directory(const std::string& path) override {
     if (::rmdir(path.c_str()) != 0 && errno != ENOENT) throw_errno(path, "rmdir", errno);
+  }
+
+  std::string resolve_links(const std::string& path) override {
+    std::string p = path;
+    for (int hops = 0; hops < 40; ++hops) {
+      struct stat st;
+      if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+      std::vector<char> buf(static_cast<size_t>(st.st_size > 0 ? st.st_size : PATH_MAX) + 1);
+      ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
+      if (n < 0) throw_errno(p, "readlink", errno);
+      if (static_cast<size_t>(n) >= buf.size()) throw_errno(p, "readlink", ENAMETOOLONG);
+      std::string target(buf.data(), static_cast<size_t>(n));
+      if (target.empty()) throw_errno(p, "readlink", ENOENT);
+      p = target[0] == '/' || p.find('/') == std::string::npos ? target : dirname_of(p) + "/" + target;
+    }
+    throw_errno(path, "follow links", ELOOP);
+  }
+
+  void copy_mode(const std::string& from, const std::string& to) override {
+    struct stat st;
+    if (::stat(from.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    if (::chmod(to.c_str(), st.st_mode & 07777) != 0) throw_errno(to, "chmod", errno);
+    // The owner and group where this user may set them (root, or a group it
+    // belongs to); otherwise the new file is this user's, as cp makes it.
+    if (::chown(to.c_str(), st.st_uid, st.st_gid) != 0) (void)::chown(to.c_str(), static_cast<uid_t>(-1), st.st_gid);
+    // chown may clear set-user/group-ID bits: set the bits again.
+    (void)::chmod(to.c_str(), st.st_mode & 07777);
+  }
+
+  std::vector<std::string> list_directory(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) throw_errno(dir, "opendir", errno);
+    std::vector<std::string> names;
+    errno = 0;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    int err = errno;
+    ::closedir(d);
+    if (err) throw_errno(dir, "readdir", err);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  void exchange(const std::string& a, const std::string& b) override {
+    if (::syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0)
+      throw_errno(b, "rename (exchange)", errno);
+  }
+
+  void link(const std::string& from, const std::string& to) override {
+    if (::linkat(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0) != 0) throw_errno(to, "link", errno);
   }
 
   void sync_dir(const std::string& dir) override {
@@ -334,6 +395,16 @@ std::string Env::create_temp_directory(const std::string& parent, const std::str
 
 void Env::remove_directory(const std::string& path) { throw_errno(path, "rmdir", ENOTSUP); }
 
+std::string Env::resolve_links(const std::string& path) { return path; }
+
+void Env::copy_mode(const std::string&, const std::string&) {}
+
+std::vector<std::string> Env::list_directory(const std::string& dir) { throw_errno(dir, "opendir", ENOTSUP); }
+
+void Env::exchange(const std::string&, const std::string& b) { throw_errno(b, "rename (exchange)", ENOTSUP); }
+
+void Env::link(const std::string&, const std::string& to) { throw_errno(to, "link", ENOTSUP); }
+
 Env& Env::Default() {
   static PosixEnv env;
   return env;
@@ -341,6 +412,11 @@ Env& Env::Default() {
 
 AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
     : env_(env), final_path_(std::move(final_path)) {
+  if (http::is_remote(final_path_))
+    throw UsageError(final_path_ + ": ckpt reads remote files but does not write them; name a local output");
+  // Through a symbolic link (Hugging Face's cache is links into blobs/) the
+  // output replaces the link's target and the link stays.
+  if (force) final_path_ = env_.resolve_links(final_path_);
   struct stat st;
   if (::stat(final_path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw UsageError(final_path_ + " is a directory: name the output file (e.g. " +
@@ -357,7 +433,7 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
       // created but unregistered.
       signal_slot_ = register_temp(temp_path_);
       file_ = env_.create(temp_path_);
-      return;
+      break;
     } catch (const IoError& e) {
       unregister_temp(signal_slot_);
       signal_slot_ = -1;
@@ -368,6 +444,17 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
       throw IoError("cannot write " + final_path_ + ": folder " + dirname_of(final_path_) + ": " +
                         std::strerror(err),
                     err);
+    }
+  }
+  // A replaced file keeps its permission bits and owner (640 stays 640).
+  if (force) {
+    try {
+      env_.copy_mode(final_path_, temp_path_);
+    } catch (...) {
+      file_.reset();
+      env_.remove(temp_path_);
+      unregister_temp(signal_slot_);
+      throw;
     }
   }
 }

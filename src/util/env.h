@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ckpt {
 
@@ -20,6 +21,12 @@ class RandomAccessFile {
   virtual const std::string& path() const = 0;
   // The OS descriptor, or -1; lets WritableFile::copy_from use copy_file_range.
   virtual int fd() const { return -1; }
+  // True where each read costs a round trip (remote files, util/http_file.h):
+  // readers then defer per-record checks to the records they read.
+  virtual bool prefers_few_reads() const { return false; }
+  // Says the next reads fall in [offset, offset + n) (one tensor's bytes), so
+  // a remote file's read-ahead stops at its end. A hint only.
+  virtual void will_read(uint64_t offset, uint64_t n) { (void)offset, (void)n; }
   std::string read_string(uint64_t offset, size_t n) {
     std::string s(n, '\0');
     if (n) read(offset, n, s.data());
@@ -81,6 +88,24 @@ class Env {
   virtual std::string create_temp_directory(const std::string& parent, const std::string& prefix);
   // Removes an empty directory; no error if missing.
   virtual void remove_directory(const std::string& path);
+  // The file path names once symbolic links are followed (a link's target,
+  // relative to the link's folder; a dangling link's target too): where an
+  // output replacing path must go so that the link stays a link. Not pure:
+  // path itself by default.
+  virtual std::string resolve_links(const std::string& path);
+  // Gives `to` the permission bits and, where allowed, the owner and group of
+  // the existing file `from` (no-op when `from` does not exist). Not pure:
+  // nothing by default.
+  virtual void copy_mode(const std::string& from, const std::string& to);
+  // The names in directory `dir` (not "." or ".."), sorted. Not pure: Envs
+  // that do not support it refuse with IoError.
+  virtual std::vector<std::string> list_directory(const std::string& dir);
+  // Swaps the names a and b atomically (renameat2 RENAME_EXCHANGE; both must
+  // exist). Not pure: IoError by default.
+  virtual void exchange(const std::string& a, const std::string& b);
+  // A new name `to` for the file `from` (a hard link; a symlink is linked as
+  // itself). Not pure: IoError by default.
+  virtual void link(const std::string& from, const std::string& to);
 };
 
 // An output written beside its final path under a temporary name and renamed

@@ -134,4 +134,19 @@ void FaultInjectingEnv::sync_dir(const std::string& dir) {
   base_.sync_dir(dir);
 }
 
+void FaultInjectingEnv::copy_mode(const std::string& from, const std::string& to) {
+  step(to, "chmod");
+  base_.copy_mode(from, to);
+}
+
+void FaultInjectingEnv::exchange(const std::string& a, const std::string& b) {
+  step(b, "rename (exchange)");
+  base_.exchange(a, b);
+}
+
+void FaultInjectingEnv::link(const std::string& from, const std::string& to) {
+  step(to, "link");
+  base_.link(from, to);
+}
+
 }  // namespace ckpt

@@ -49,6 +49,11 @@ class FaultInjectingEnv : public Env {
   void create_directory(const std::string& path) override;  // a step
   std::string create_temp_directory(const std::string& parent, const std::string& prefix) override;  // a step
   void remove_directory(const std::string& path) override;
+  std::string resolve_links(const std::string& path) override { return base_.resolve_links(path); }
+  void copy_mode(const std::string& from, const std::string& to) override;  // a step
+  std::vector<std::string> list_directory(const std::string& dir) override { return base_.list_directory(dir); }
+  void exchange(const std::string& a, const std::string& b) override;  // a step
+  void link(const std::string& from, const std::string& to) override;  // a step
 
   // Counts one step; throws IoError("<what>: <op>: <strerror> (injected)")
   // when it is the planned one. Used by the wrapped files too.

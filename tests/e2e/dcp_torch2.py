@@ -146,11 +146,21 @@ def main():
 
         import torch.multiprocessing as mp
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        mp.start_processes(_two_rank_worker, args=(sys.argv[2], sys.argv[3], port, None), nprocs=2,
-                           join=True, start_method="spawn")
+        # A worker killed by a signal (gloo's rendezvous aborting when the
+        # free port just picked is taken, or times out on a loaded machine)
+        # is torch's process group failing, not a verdict on the folder: try
+        # again on a fresh port. A mismatch raises in the worker and is final.
+        for attempt in range(3):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            try:
+                mp.start_processes(_two_rank_worker, args=(sys.argv[2], sys.argv[3], port, None), nprocs=2,
+                                   join=True, start_method="spawn")
+                break
+            except mp.ProcessExitedException:
+                if attempt == 2:
+                    raise
         diff = None
     elif cmd == "tamper":
         tamper(sys.argv[2], sys.argv[3])

@@ -101,7 +101,7 @@ TEST_F(ApiTest, TensorsGroupsAndVerify) {
   auto rec = std::find_if(records.begin(), records.end(),
                           [](const auto& r) { return r.name.find("/data/") != std::string::npos && r.size > 0; });
   ASSERT_NE(rec, records.end());
-  bytes[rec->offset] ^= 0x5a;
+  bytes[rec->offset.value()] ^= 0x5a;
   std::ofstream(path("bad.th"), std::ios::binary) << bytes;
   api::VerifyResult bad = api::verify(env_, path("bad.th"));
   ASSERT_EQ(bad.problems.size(), 1u);

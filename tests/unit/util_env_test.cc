@@ -286,7 +286,7 @@ TEST(AtomicOutput, EveryInjectedFaultLeavesNoPartialOutput) {
   write_file(target, "old");
   write_all();
   const uint64_t total = env.steps();
-  EXPECT_EQ(total, 8u);  // create, 3 writes, fsync, close, rename, dir fsync
+  EXPECT_EQ(total, 9u);  // create, chmod (the old mode kept), 3 writes, fsync, close, rename, dir fsync
   EXPECT_EQ(read_file(target), new_bytes);
 
   for (int err : {ENOSPC, EIO, EFBIG}) {

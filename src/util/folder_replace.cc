@@ -1,0 +1,66 @@
+#include "util/folder_replace.h"
+
+#include "util/error.h"
+
+namespace ckpt {
+
+FolderReplace::FolderReplace(Env& env, const std::string& dir, std::function<bool(const std::string&)> in_set,
+                             bool force)
+    : env_(env), dir_(dir) {
+  target_ = env_.resolve_links(dir);
+  while (target_.size() > 1 && target_.back() == '/') target_.pop_back();
+  existed_ = env_.is_directory(target_);
+  if (!existed_ && env_.exists(target_)) throw UsageError(dir + " exists and is not a folder");
+  if (existed_) {
+    for (const auto& name : env_.list_directory(target_)) {
+      if (in_set(name)) {
+        old_set_.push_back(name);
+        continue;
+      }
+      if (env_.is_directory(target_ + "/" + name))
+        throw UsageError(dir + " holds a folder (" + name +
+                         "): its files are replaced as one set only in a folder of files; write to a new folder");
+      kept_.push_back(name);
+    }
+    if (!force && !old_set_.empty())
+      throw UsageError(target_ + "/" + old_set_.front() + " exists (use " + option_set("force") + " to replace the files of " + dir + ")");
+  }
+  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-");
+}
+
+FolderReplace::~FolderReplace() {
+  // Before the exchange the temporary folder is the half-written new set;
+  // after it, the old folder (removed once the exchange is durable).
+  if (!swapped_) remove_temp();
+}
+
+std::string FolderReplace::path(const std::string& name) const { return tmp_ + "/" + name; }
+
+void FolderReplace::remove_temp() noexcept {
+  try {
+    for (const auto& name : env_.list_directory(tmp_)) env_.remove(tmp_ + "/" + name);
+    env_.remove_directory(tmp_);
+  } catch (...) {
+  }
+}
+
+void FolderReplace::commit() {
+  for (const auto& name : kept_) env_.link(target_ + "/" + name, tmp_ + "/" + name);
+  env_.sync_dir(tmp_);
+  if (existed_) env_.exchange(tmp_, target_);
+  else env_.rename(tmp_, target_);
+  swapped_ = true;
+  // Durable before the old files go: were they unlinked first, a power loss
+  // could undo the exchange and keep the unlinks. (Should that fsync fail,
+  // the error is reported and the old files still go: nothing half-written
+  // is left behind by a process that lives to report it.)
+  try {
+    env_.sync_dir(dirname_of(target_));
+  } catch (...) {
+    if (existed_) remove_temp();
+    throw;
+  }
+  if (existed_) remove_temp();
+}
+
+}  // namespace ckpt

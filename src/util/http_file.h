@@ -1,0 +1,55 @@
+// Remote checkpoints: a RandomAccessFile over HTTP range requests (libcurl),
+// so that every reader works unchanged on https://, http:// and
+// hf://ORG/REPO/PATH[@REVISION] inputs (docs/REMOTE.md). Env::Default()
+// opens such names through open_remote().
+//
+// What it does: one kept-alive connection per file (connections shared
+// between the files of one process), an aligned block cache with read-ahead
+// (the file's head and tail on open, growing read-ahead for sequential
+// reads, memory bounded), the Hub's redirects (relative too) handled here so
+// the token goes to the Hub host only, size and ETag from the first hop's
+// x-linked-size / x-linked-etag, the revision pinned to X-Repo-Commit, every
+// later response checked against the first ETag, bounded retries with
+// backoff on 429, 5xx and time-outs, and one-line errors for everything a
+// server (hostile ones included) can answer. An optional on-disk cache keeps
+// fetched ranges keyed by URL and ETag.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "util/env.h"
+
+namespace ckpt::http {
+
+// Process-wide settings; the CLI's --token, --no-cache and --cache-dir and
+// the Python package set them. Environment variables fill what is unset.
+struct Settings {
+  std::string token;      // empty: HF_TOKEN, then the huggingface token file
+  bool no_cache = false;  // also CKPT_NO_CACHE=1
+  std::string cache_dir;  // empty: CKPT_CACHE_DIR, else $XDG_CACHE_HOME/ckpt/http (~/.cache/...)
+};
+Settings& settings();
+
+// Whether path names a remote file (http://, https://, hf://).
+bool is_remote(std::string_view path);
+
+// hf://[datasets/|spaces/]ORG/REPO[@REV]/PATH[@REV] as the https URL of its
+// /resolve/ endpoint on HF_ENDPOINT (default https://huggingface.co);
+// http(s) URLs are returned as they are. Throws UsageError when malformed.
+std::string resolve_url(const std::string& path);
+
+// Opens a remote file (one ranged GET of its head); throws IoError with one
+// line naming the URL, the status and the fix.
+std::unique_ptr<RandomAccessFile> open_remote(const std::string& path);
+
+// Requests sent and body bytes received by this process (for tests and
+// bench; CKPT_HTTP_TRACE=1 also logs each request on stderr).
+struct Counters {
+  uint64_t requests = 0;
+  uint64_t bytes = 0;
+};
+Counters counters();
+
+}  // namespace ckpt::http

@@ -1,0 +1,86 @@
+// Issue 20: a mapping built from constructor arguments is the mapping it
+// makes (src/pickle/unpickler.cc `reduce`). The pickles were written by
+// CPython 3.11's pickle (protocol 2) with a reducer_override returning each
+// form: Python 2.7's OrderedDict.__reduce__ ([[key, value], ...] plus the
+// instance dict), dict(pairs), defaultdict(factory, pairs), protocol 0/1's
+// copyreg._reconstructor(cls, dict, state) of a dict subclass.
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "pickle/pickler.h"
+#include "pickle/unpickler.h"
+
+using namespace ckpt::pickle;
+using namespace std::string_literals;
+
+namespace {
+
+void expect_ab(const Node* m, int64_t a = 1, int64_t b = 2) {
+  const auto* e = entries_of(m);
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->size(), 2u);
+  EXPECT_TRUE((*e)[0].first->is_str("a"));
+  EXPECT_EQ((*e)[0].second->integer, a);
+  EXPECT_TRUE((*e)[1].first->is_str("b"));
+  EXPECT_EQ((*e)[1].second->integer, b);
+  EXPECT_EQ(get_item(m, "b")->integer, b);
+}
+
+}  // namespace
+
+TEST(PickleMappingForms, Python2OrderedDictReduceWithListOfLists) {
+  Graph g = unpickle(
+      "\x80\x02\x63\x63\x6f\x6c\x6c\x65\x63\x74\x69\x6f\x6e\x73\x0a\x4f\x72\x64\x65\x72\x65\x64\x44\x69\x63\x74\x0a\x71\x00\x5d\x71\x01\x28\x5d\x71\x02\x28\x58\x01\x00\x00\x00\x61\x71\x03\x4b\x01\x65\x5d\x71\x04\x28\x58\x01\x00\x00\x00\x62\x71\x05\x4b\x02\x65\x65\x85\x71\x06\x52\x71\x07\x7d\x71\x08\x58\x09\x00\x00\x00\x5f\x6d\x65\x74\x61\x64\x61\x74\x61\x71\x09\x4b\x07\x73\x62\x2e"s);
+  ASSERT_TRUE(g.root->is_instance_of("collections", "OrderedDict"));
+  EXPECT_TRUE(g.root->args->items.empty());  // as torch.save writes the loaded OrderedDict
+  expect_ab(g.root);
+  ASSERT_NE(g.root->state, nullptr);  // the instance dict (a state dict's _metadata) stays
+  EXPECT_EQ(get_item(g.root->state, "_metadata")->integer, 7);
+}
+
+TEST(PickleMappingForms, DictFromPairsIsADict) {
+  Graph g = unpickle(
+      "\x80\x02\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x64\x69\x63\x74\x0a\x71\x00\x5d\x71\x01\x28\x58\x01\x00\x00\x00\x61\x71\x02\x4b\x01\x86\x71\x03\x58\x01\x00\x00\x00\x62\x71\x04\x4b\x02\x86\x71\x05\x65\x85\x71\x06\x52\x71\x07\x2e"s);
+  EXPECT_EQ(g.root->kind, Kind::Dict);
+  expect_ab(g.root);
+}
+
+TEST(PickleMappingForms, DuplicateKeysKeepFirstPlaceAndLastValue) {
+  Graph g = unpickle(
+      "\x80\x02\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x64\x69\x63\x74\x0a\x71\x00\x5d\x71\x01\x28\x58\x01\x00\x00\x00\x61\x71\x02\x4b\x01\x86\x71\x03\x58\x01\x00\x00\x00\x62\x71\x04\x4b\x02\x86\x71\x05\x68\x02\x4b\x03\x86\x71\x06\x65\x85\x71\x07\x52\x71\x08\x2e"s);
+  expect_ab(g.root, 3, 2);
+}
+
+TEST(PickleMappingForms, DefaultdictFromFactoryAndPairs) {
+  Graph g = unpickle(
+      "\x80\x02\x63\x63\x6f\x6c\x6c\x65\x63\x74\x69\x6f\x6e\x73\x0a\x64\x65\x66\x61\x75\x6c\x74\x64\x69\x63\x74\x0a\x71\x00\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x6c\x69\x73\x74\x0a\x71\x01\x5d\x71\x02\x28\x5d\x71\x03\x28\x58\x01\x00\x00\x00\x61\x71\x04\x4b\x01\x65\x5d\x71\x05\x28\x58\x01\x00\x00\x00\x62\x71\x06\x4b\x02\x65\x65\x86\x71\x07\x52\x71\x08\x2e"s);
+  ASSERT_TRUE(g.root->is_instance_of("collections", "defaultdict"));
+  ASSERT_EQ(g.root->args->items.size(), 1u);  // the factory alone
+  EXPECT_TRUE(g.root->args->items[0]->is_global("__builtin__", "list"));
+  expect_ab(g.root);
+}
+
+TEST(PickleMappingForms, ReconstructorOfADictSubclass) {
+  Graph g = unpickle(
+      "\x80\x02\x63\x63\x6f\x70\x79\x5f\x72\x65\x67\x0a\x5f\x72\x65\x63\x6f\x6e\x73\x74\x72\x75\x63\x74\x6f\x72\x0a\x71\x00\x63\x63\x6f\x6c\x6c\x65\x63\x74\x69\x6f\x6e\x73\x0a\x43\x6f\x75\x6e\x74\x65\x72\x0a\x71\x01\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x64\x69\x63\x74\x0a\x71\x02\x7d\x71\x03\x28\x58\x01\x00\x00\x00\x61\x71\x04\x4b\x01\x58\x01\x00\x00\x00\x62\x71\x05\x4b\x02\x75\x87\x71\x06\x52\x71\x07\x2e"s);
+  ASSERT_EQ(g.root->kind, Kind::Object);
+  EXPECT_EQ(g.root->how, How::NewObj);
+  EXPECT_TRUE(g.root->callable->is_global("collections", "Counter"));
+  expect_ab(g.root);
+}
+
+TEST(PickleMappingForms, NonPairArgumentsStayACall) {
+  // OrderedDict([1, 2]) would raise in Python: kept as the call it is.
+  Graph g = unpickle("\x80\x02" "ccollections\nOrderedDict\n](K\x01K\x02e\x85R."s);
+  EXPECT_TRUE(g.root->entries.empty());
+  EXPECT_EQ(g.root->args->items.size(), 1u);
+}
+
+TEST(PickleMappingForms, RepicklesAsTorchSaveWritesTheLoadedObject) {
+  Graph g = unpickle(
+      "\x80\x02\x63\x5f\x5f\x62\x75\x69\x6c\x74\x69\x6e\x5f\x5f\x0a\x64\x69\x63\x74\x0a\x71\x00\x5d\x71\x01\x28\x58\x01\x00\x00\x00\x61\x71\x02\x4b\x01\x86\x71\x03\x58\x01\x00\x00\x00\x62\x71\x04\x4b\x02\x86\x71\x05\x65\x85\x71\x06\x52\x71\x07\x2e"s);
+  Graph again = unpickle(pickle(g.root));
+  EXPECT_EQ(again.root->kind, Kind::Dict);
+  expect_ab(again.root);
+}
