@@ -6,6 +6,7 @@
 #include "api/checkpoint.h"
 #include "audiocraft/operations.h"
 #include "omegaconf/dictconfig.h"
+#include "omegaconf/select.h"
 #include "omegaconf/resolve.h"
 #include "omegaconf/yaml.h"
 #include "util/error.h"

@@ -32,15 +32,4 @@ void apply_override(pickle::Graph& g, pickle::Node* config, const Override& o);
 // The same on a plain tree (for a YAML-string xp.cfg).
 void apply_override(Value& tree, const Override& o);
 
-// OmegaConf.select(cfg, key) unresolved, on a plain tree; nullptr if absent.
-const Value* select(const Value& tree, std::string_view key);
-
-namespace detail {
-// Splits an OmegaConf.select key ("a.b", "a[0].b", "a.0"); {} when malformed.
-std::vector<std::string> split_select_key(std::string_view key);
-// The child of a Map (string key, or an int key with that decimal value) or
-// of a Seq (index); nullptr if absent.
-const Value* child_of(const Value& v, const std::string& element);
-}  // namespace detail
-
 }  // namespace ckpt::omegaconf

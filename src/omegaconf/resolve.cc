@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "omegaconf/dictconfig.h"
+#include "omegaconf/select.h"
 #include "omegaconf/yaml.h"
 #include "util/error.h"
 
@@ -42,7 +42,7 @@ class Resolver {
         Located target = follow(cur, depth + 1);
         cur = std::move(target);
       }
-      const Value* child = detail::child_of(*cur.value, part);
+      const Value* child = child_of(*cur.value, part);
       if (!child) return std::nullopt;
       cur.parents.push_back(cur.value);
       cur.value = child;
@@ -158,7 +158,7 @@ class Resolver {
     } else {
       from.value = &root_;
     }
-    std::vector<std::string> parts = rest.empty() ? std::vector<std::string>{} : detail::split_select_key(rest);
+    std::vector<std::string> parts = rest.empty() ? std::vector<std::string>{} : split_select_key(rest);
     std::optional<Located> found;
     if (rest.empty() || !parts.empty()) found = walk(from, parts, depth);
     if (!found)
@@ -192,7 +192,7 @@ std::optional<Value> select_resolved(const Value& tree, std::string_view key) {
   Resolver r(tree);
   std::vector<std::string> parts;
   if (!key.empty()) {
-    parts = detail::split_select_key(key);
+    parts = split_select_key(key);
     if (parts.empty()) return std::nullopt;
   }
   Located start;

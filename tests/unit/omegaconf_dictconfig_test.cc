@@ -1,4 +1,5 @@
 #include "omegaconf/dictconfig.h"
+#include "omegaconf/select.h"
 
 #include <gtest/gtest.h>
 
