@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "api/text_width.h"
+#include "util/error.h"
 
 namespace ckpt::api {
 
@@ -60,7 +61,7 @@ std::string kind_name(const Node* n, const torch::Checkpoint& ck) {
   if (n->kind != Kind::Object) return pickle::kind_name(n->kind);
   try {
     if (auto t = ck.tensor(n)) return t->is_parameter ? "Parameter" : "tensor";
-  } catch (...) {
+  } catch (const Error&) {  // a malformed tensor is named by its class, as any object
   }
   if (n->is_instance_of("_codecs", "encode")) return "bytes";
   if (n->is_instance_of("__builtin__", "set") || n->is_instance_of("builtins", "set")) return "set";
