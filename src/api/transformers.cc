@@ -347,6 +347,10 @@ Value number(double d) {
 
 using audiocraft::Encodec;
 
+// Where xp.cfg carries transformers' target_bandwidths (AudioCraft's
+// loader reads only compression_model, encodec, seanet, rvq).
+constexpr const char* kTransformersBandwidths = "transformers.target_bandwidths";
+
 
 // transformers' target_bandwidths for n_q codebooks: num_quantizers is
 // int(1000 * target_bandwidths[-1] // (frame_rate * nbits)) with frame_rate
@@ -383,7 +387,21 @@ Json encodec_hf_config(const Encodec& e, const Value& cfg) {
   j["pad_mode"] = e.pad_mode;
   j["residual_kernel_size"] = e.residual_kernel_size;
   j["sampling_rate"] = e.sample_rate;
+  // transformers' bandwidths when a from-transformers xp.cfg carries them
+  // (kTransformersBandwidths) and they still give rvq.n_q; else n_q's.
   j["target_bandwidths"] = Json::array({encodec_bandwidth(e)});
+  if (auto bw = omegaconf::select_resolved(cfg, kTransformersBandwidths); bw && bw->type == Value::Type::Seq && !bw->seq.empty()) {
+    Json list = Json::array();
+    for (const auto& v : bw->seq) {
+      if (v.type == Value::Type::Float) list.push_back(v.real);
+      else if (v.type == Value::Type::Int) list.push_back(static_cast<double>(v.integer));
+    }
+    const double frame_rate = std::ceil(static_cast<double>(e.sample_rate) / static_cast<double>(e.hop()));
+    const double nbits = std::ceil(std::log2(static_cast<double>(e.bins)));
+    if (list.size() == bw->seq.size() &&
+        audiocraft::python_floordiv(1000.0 * list.back().get<double>(), frame_rate * nbits) == static_cast<double>(e.n_q))
+      j["target_bandwidths"] = list;
+  }
   j["trim_right_ratio"] = e.trim_right_ratio;
   j["upsampling_ratios"] = e.ratios;
   j["use_causal_conv"] = e.causal;
@@ -514,6 +532,15 @@ Value encodec_xp_cfg(const Encodec& e, const Json& hf_config) {
   set_resolved(cfg, "seanet.decoder.trim_right_ratio", Value::of_float(e.trim_right_ratio));
   set_resolved(cfg, "rvq.n_q", Value::of_int(e.n_q));
   set_resolved(cfg, "rvq.bins", Value::of_int(e.bins));
+  // AudioCraft has no place for the bandwidths besides the last (n_q):
+  // carried in a key its loader does not read, for the way back.
+  if (hf_config.contains("target_bandwidths") && hf_config["target_bandwidths"].is_array() &&
+      hf_config["target_bandwidths"] != Json::array({encodec_bandwidth(e)})) {
+    Value list = Value::empty_seq();
+    for (const auto& b : hf_config["target_bandwidths"])
+      if (b.is_number()) list.seq.push_back(Value::of_float(b.get<double>()));
+    *ensure_path(cfg, kTransformersBandwidths) = list;
+  }
   return cfg;
 }
 
@@ -658,8 +685,12 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
 ToTransformersResult to_transformers(Env& env, const std::string& file_in, const ToTransformersOptions& a) {
   std::string file = file_in;
   if (env.is_directory(file)) {
-    file = join(file, "state_dict.bin");
-    if (!env.exists(file)) throw UsageError(file_in + " is a folder without state_dict.bin (a 'ckpt bundle' folder has one)");
+    file = join(file_in, "state_dict.bin");
+    if (!env.exists(file) && env.exists(join(file_in, "compression_state_dict.bin")))
+      file = join(file_in, "compression_state_dict.bin");  // a from-transformers EnCodec folder
+    if (!env.exists(file))
+      throw UsageError(file_in + " is a folder without state_dict.bin or compression_state_dict.bin (a 'ckpt bundle' "
+                       "folder has them)");
   }
   std::optional<torch::DType> dtype;
   if (!a.dtype.empty()) {
