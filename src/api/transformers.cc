@@ -1010,7 +1010,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   const bool composite = model_type == "musicgen" || model_type == "musicgen_melody";
   if (!composite && model_type != "musicgen_decoder" && model_type != "musicgen_melody_decoder")
     throw UsageError(cfg_path + ": model_type '" + model_type +
-                     "' is not MusicGen (musicgen, musicgen_melody, or their _decoder)");
+                     "' is neither MusicGen (musicgen, musicgen_melody, or their _decoder) nor EnCodec (encodec)");
   FromTransformersResult r;
   r.melody = model_type.find("melody") != std::string::npos;
   const Json& dec = composite ? need_key(config, "decoder", cfg_path) : config;

@@ -332,7 +332,7 @@ def test_bad_input(work, audiocraft_lms, encoders, hf_folders):
     refused(["to-transformers", mono, "-o", out, "--text-encoder", wide, "--audio-encoder", enc], out, "d_model = 24")
     # Not a MusicGen language model: an EnCodec folder's weights, a plain state dict.
     refused(["to-transformers", os.path.join(enc, "model.safetensors"), "-o", out], out, "xp.cfg")
-    refused(["from-transformers", enc, "-o", out], out, "model_type 'encodec'")
+    # (An EnCodec folder is from-transformers' other input: tests/e2e/test_encodec_transformers.py.)
     # A tensor whose shape disagrees with config.json.
     bad = work / "hf_bad"
     bad.mkdir()
