@@ -100,7 +100,7 @@ class RangeSet {
                  int64_t row_end = -1) {
     if (!t.is_plain() || !t.storage || !t.dtype)
       throw UsageError(from.path() + ": tensor '" + name + "' is " + (t.form().empty() ? "not plain" : t.form()) +
-                       "; transformers' MusicGen holds dense tensors");
+                       "; transformers' models hold dense tensors");
     if (!t.is_contiguous())
       throw UsageError(from.path() + ": tensor '" + name + "' is a strided view; run 'ckpt rewrite' first");
     std::string problem = t.view_problem();
@@ -471,6 +471,14 @@ Encodec encodec_from_hf(const Json& j, const std::string& where) {
     throw UsageError(where + ": codebook_dim = " + std::to_string(cd) + " differs from hidden_size = " +
                      std::to_string(e.dimension) + ", which AudioCraft's RVQ (seanet.dimension) cannot express");
   e.true_skip = !boolean("use_conv_shortcut", true);
+  // What AudioCraft's modules refuse to build (encodec.py's EncodecModel,
+  // conv.py's get_norm_module).
+  if (e.causal && e.renormalize)
+    throw UsageError(where + ": normalize with use_causal_conv, but AudioCraft's causal EncodecModel does not "
+                     "renormalize (encodec.causal, encodec.renormalize)");
+  if (e.causal && e.norm == "time_group_norm")
+    throw UsageError(where + ": norm_type time_group_norm with use_causal_conv, but AudioCraft's GroupNorm "
+                     "convolutions are not causal (seanet.norm, seanet.causal)");
   if (e.bins <= 1 || (e.bins & (e.bins - 1)) != 0)
     throw UsageError(where + ": codebook_size = " + std::to_string(e.bins) + " is not a power of 2");
   if (e.sample_rate <= 0 || e.lstm < 1 || e.compress <= 0 || e.dimension <= 0 || e.n_filters <= 0)
