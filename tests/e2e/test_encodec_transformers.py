@@ -326,6 +326,10 @@ def test_bad_input_from_transformers(work, ac_models, hf_folders):
     (bad / "config.json").write_text(json.dumps(cfg))
     refused(["from-transformers", bad, "-o", out], out, "chunk_length_s")
     cfg["chunk_length_s"] = None
+    cfg["use_causal_conv"] = cfg["normalize"] = True  # AudioCraft's EncodecModel asserts against it
+    (bad / "config.json").write_text(json.dumps(cfg))
+    refused(["from-transformers", bad, "-o", out], out, "normalize with use_causal_conv", "encodec.renormalize")
+    cfg["use_causal_conv"] = cfg["normalize"] = False
     cfg["hidden_size"] = cfg["codebook_dim"] = 16
     (bad / "config.json").write_text(json.dumps(cfg))
     refused(["from-transformers", bad, "-o", out], out, "encoder.layers.15.conv.bias", "shape [8]", "gives [16]")
