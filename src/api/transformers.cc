@@ -147,7 +147,7 @@ class FolderOutput {
  public:
   FolderOutput(Env& env, std::string dir, bool force) : env_(env), dir_(strip_slash(std::move(dir))) {
     if (dir_.empty() || dir_ == "-") throw UsageError("-o names the output folder");
-    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use --force to replace it)");
+    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use " + option_set("force") + " to replace it)");
     if (env_.exists(dir_) && !env_.is_directory(dir_)) throw UsageError(dir_ + " exists and is not a folder");
     std::string parent = dirname_of(dir_);
     if (parent.empty()) parent = ".";
@@ -560,7 +560,8 @@ struct AudiocraftEncodec {
   Encodec e;
 };
 
-AudiocraftEncodec read_audiocraft_encodec(Opened o, const Value& cfg, const std::string& file, const std::string& state_in) {
+AudiocraftEncodec read_audiocraft_encodec(Opened o, const Value& cfg, const std::string& file,
+                                          const std::optional<std::string>& state_in) {
   AudiocraftEncodec out;
   out.e = audiocraft::encodec_from_config(cfg);
   const std::string state = o.state_path_or_best(state_in);
@@ -652,10 +653,12 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
                                              const ToTransformersOptions& a, std::optional<torch::DType> dtype,
                                              uint64_t max_shard) {
   if (!a.text_encoder.empty() || !a.audio_encoder.empty())
-    throw UsageError(file + " is an EnCodec compression model (xp.cfg's compression_model): --text-encoder and "
-                     "--audio-encoder apply to a MusicGen language model");
+    throw UsageError(file + " is an EnCodec compression model (xp.cfg's compression_model): " +
+                     option_name("text_encoder") + " and " + option_name("audio_encoder") +
+                     " apply to a MusicGen language model");
   AudiocraftEncodec ae = read_audiocraft_encodec(std::move(o), cfg, file, a.state);
   ToTransformersResult r;
+  r.out = a.out;
   r.architecture = "EncodecModel";
   RangeSet ranges(env, a.out);
   std::vector<std::pair<std::string, TensorInfo>> model;
@@ -704,7 +707,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   if (!a.dtype.empty()) {
     const torch::DTypeInfo* d = torch::from_name(a.dtype);
     if (!d || !(d->dtype == torch::DType::Float32 || d->dtype == torch::DType::Float16 || d->dtype == torch::DType::BFloat16))
-      throw UsageError("--dtype '" + a.dtype + "': expected float32, float16 or bfloat16");
+      throw UsageError(option_name("dtype") + " '" + a.dtype + "': expected float32, float16 or bfloat16");
     dtype = d->dtype;
   }
   uint64_t max_shard = a.max_shard_size.empty() ? 0 : torch::parse_shard_size(a.max_shard_size);
@@ -718,6 +721,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   std::vector<TensorRow> rows = o.tensors_of(sd);
 
   ToTransformersResult r;
+  r.out = a.out;
   r.melody = m.melody;
   // Every tensor the model needs, with the shape xp.cfg implies.
   std::map<std::string, const TensorRow*> by_name;
@@ -746,7 +750,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
     text_cfg = read_json(env, join(a.text_encoder, "config.json"));
     if (text_cfg.value("model_type", "") != "t5")
       throw UsageError(a.text_encoder + "/config.json: model_type is '" + text_cfg.value("model_type", "") +
-                       "', not t5; --text-encoder takes a Hugging Face T5 folder");
+                       "', not t5; " + option_name("text_encoder") + " takes a Hugging Face T5 folder");
     int64_t d_model = text_cfg.value("d_model", int64_t{0});
     if (d_model != text_dim)
       throw UsageError(a.text_encoder + "/config.json: d_model = " + std::to_string(d_model) +
@@ -768,10 +772,10 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
       Opened co = open_checkpoint(env, a.audio_encoder);
       Value ccfg = audiocraft::config_tree(co.ck->root());
       if (!audiocraft::is_compression_config(ccfg))
-        throw UsageError("--audio-encoder '" + a.audio_encoder +
+        throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
                          "': its xp.cfg has no compression_model; expected a transformers EncodecModel folder or an "
                          "AudioCraft compression checkpoint");
-      AudiocraftEncodec ae = read_audiocraft_encodec(std::move(co), ccfg, a.audio_encoder, "");
+      AudiocraftEncodec ae = read_audiocraft_encodec(std::move(co), ccfg, a.audio_encoder, std::nullopt);
       audio_cfg = std::move(ae.config);
       audio = std::move(ae.tensors);
     } else {
@@ -791,7 +795,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
   const bool composite = text && audio;
   if (text.has_value() != audio.has_value())
-    throw UsageError("the composite model needs both --text-encoder and --audio-encoder; without both, "
+    throw UsageError("the composite model needs both " + option_name("text_encoder") + " and " + option_name("audio_encoder") + "; without both, "
                      "to-transformers writes the decoder alone");
   r.decoder_only = !composite;
   r.architecture = composite ? (m.melody ? "MusicgenMelodyForConditionalGeneration" : "MusicgenForConditionalGeneration")
@@ -908,9 +912,9 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
 
   if (!composite) {
     r.notes.push_back(std::string("decoder only (") + r.architecture + "): " +
-                      (text ? "" : "no --text-encoder (the T5 xp.cfg names: '" + m.text_encoder_name + "')") +
+                      (text ? "" : "no " + option_name("text_encoder") + " (the T5 xp.cfg names: '" + m.text_encoder_name + "')") +
                       (!text && !audio ? ", " : "") +
-                      (audio ? "" : "no --audio-encoder (a transformers EnCodec folder)") +
+                      (audio ? "" : "no " + option_name("audio_encoder") + " (a transformers EnCodec folder)") +
                       "; the text projection" + (m.melody ? " and the chroma projection are" : " is") + " in " +
                       kProjectionsFile);
     if (a.audio_encoder.empty())
@@ -987,7 +991,8 @@ FromTransformersResult encodec_from_transformers(Env& env, const std::string& di
                                                  const FromTransformersOptions& a) {
   const std::string cfg_path = join(dir, "config.json");
   if (!a.compression.empty())
-    throw UsageError(dir + " is an EnCodec model (model_type encodec): --compression applies to a MusicGen folder");
+    throw UsageError(dir + " is an EnCodec model (model_type encodec): " + option_name("compression") +
+                     " applies to a MusicGen folder");
   Encodec e = encodec_from_hf(config, cfg_path);
   Value cfg = encodec_xp_cfg(e, config);
   e = audiocraft::encodec_from_config(cfg);  // the carried config must describe these tensors
@@ -995,6 +1000,7 @@ FromTransformersResult encodec_from_transformers(Env& env, const std::string& di
   std::map<std::string, HfSource> by_name;
   for (const auto& [n, t] : hf.tensors) add_hf_source(by_name, audiocraft::hf_canonical(n), HfSource{hf.ck.get(), n, &t});
   FromTransformersResult r;
+  r.out = a.out;
   RangeSet ranges(env, join(a.out, "compression_state_dict.bin"));
   pickle::Node* root = encodec_audiocraft_root(ranges, e, cfg, by_name, dir, "", r.tensors);
   r.compression = "EnCodec (" + std::to_string(e.n_q) + " codebooks of " + std::to_string(e.bins) + ")";
@@ -1020,6 +1026,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     throw UsageError(cfg_path + ": model_type '" + model_type +
                      "' is neither MusicGen (musicgen, musicgen_melody, or their _decoder) nor EnCodec (encodec)");
   FromTransformersResult r;
+  r.out = a.out;
   r.melody = model_type.find("melody") != std::string::npos;
   const Json& dec = composite ? need_key(config, "decoder", cfg_path) : config;
   const std::string dwhere = composite ? cfg_path + " (decoder)" : cfg_path;
@@ -1322,7 +1329,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     std::string name = c && c->type == Value::Type::Str ? c->str : "";
     if (name.rfind("//pretrained/", 0) != 0)
       throw UsageError("a decoder-only folder has no audio encoder and xp.cfg's compression_model_checkpoint is '" +
-                       name + "': give the compression model with --compression CKPT_OR_NAME");
+                       name + "': give the compression model with " + option_set("compression", "CKPT_OR_NAME"));
     pointer = name.substr(13);
     r.notes.push_back("no audio encoder in a decoder-only folder: compression_state_dict.bin points to " + pointer +
                       " (xp.cfg's compression_model_checkpoint)");
@@ -1343,7 +1350,10 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   if (!pointer.empty()) r.compression = "pointer " + pointer;
 
   FolderOutput out(env, a.out, a.force);
-  OutputOptions oo{out.path("state_dict.bin"), nullptr, true, std::nullopt, a.progress, false};
+  OutputOptions oo;
+  oo.out = out.path("state_dict.bin");
+  oo.force = true;
+  oo.progress = a.progress;
   write_checkpoint(*out_ck, root, env, oo, transforms);
   r.written.push_back("state_dict.bin");
   oo.out = out.path("compression_state_dict.bin");
