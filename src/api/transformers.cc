@@ -1005,7 +1005,10 @@ FromTransformersResult encodec_from_transformers(Env& env, const std::string& di
   pickle::Node* root = encodec_audiocraft_root(ranges, e, cfg, by_name, dir, "", r.tensors);
   r.compression = "EnCodec (" + std::to_string(e.n_q) + " codebooks of " + std::to_string(e.bins) + ")";
   FolderOutput out(env, a.out, a.force);
-  OutputOptions oo{out.path("compression_state_dict.bin"), nullptr, true, std::nullopt, a.progress, false};
+  OutputOptions oo;
+  oo.out = out.path("compression_state_dict.bin");
+  oo.force = true;
+  oo.progress = a.progress;
   write_checkpoint(ranges.ck(), root, env, oo);
   r.written.push_back("compression_state_dict.bin");
   out.commit();
