@@ -105,6 +105,7 @@ class DiffSide(Result):
     file: str
     state: str
     layout: str
+    state_note: str
 
 class DiffTensors(Result):
     """the tensors of a diff"""
@@ -144,6 +145,7 @@ class EditResult(Result):
     output_exists: bool
     training_state_removed: list[str]
     in_place: InPlaceUpdate | None
+    state_note: str
 
 class ExportResult(Result):
     """the file written and the state dict exported"""
@@ -376,6 +378,7 @@ class ToSafetensorsResult(Result):
     """what to_safetensors wrote"""
     out: str
     state: str
+    state_note: str
     tensors: int
     bytes: int
     skipped: list[str]
@@ -435,7 +438,7 @@ class ZipRecord(Result):
     name: str
     size: int
     crc32: int
-    offset: int
+    offset: int | None
 
 def info(file: Path) -> InfoResult | DcpInfoResult | FolderInfoResult: ...
 def ls(file: Path, path: str = '', *, depth: int = 2) -> LsNode: ...
