@@ -167,7 +167,7 @@ class FromSafetensorsResult(Result):
     dtype_changes: list[str]
 
 class FromTransformersResult(Result):
-    """the folder MusicGen.get_pretrained loads, as from_transformers wrote it"""
+    """the folder MusicGen (or CompressionModel).get_pretrained loads, as from_transformers wrote it"""
     out: str
     melody: bool
     tensors: int

@@ -129,12 +129,12 @@ Registry make_registry() {
   r.add<ToTransformersOptions>(
       "to_transformers", "to-transformers",
       "an AudioCraft MusicGen LM as the folder transformers' from_pretrained loads (the decoder alone without "
-      "text_encoder and audio_encoder)",
+      "text_encoder and audio_encoder), or an AudioCraft EnCodec compression model as an EncodecModel folder",
       {"file"}, {"out"}, [](Env& env, In in, const ToTransformersOptions& o) { return to_transformers(env, in[0], o); });
   r.add<FromTransformersOptions>(
       "from_transformers", "from-transformers",
       "a transformers MusicGen folder as the folder MusicGen.get_pretrained loads (state_dict.bin, "
-      "compression_state_dict.bin)",
+      "compression_state_dict.bin), or an EncodecModel folder as the one CompressionModel.get_pretrained loads",
       {"dir"}, {"out"},
       [](Env& env, In in, const FromTransformersOptions& o) { return from_transformers(env, in[0], o); });
   return r;

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "api/write.h"
+#include "audiocraft/encodec_map.h"
 #include "audiocraft/operations.h"
 #include "audiocraft/transformers_map.h"
 #include "omegaconf/resolve.h"
@@ -99,7 +100,7 @@ class RangeSet {
                  int64_t row_end = -1) {
     if (!t.is_plain() || !t.storage || !t.dtype)
       throw UsageError(from.path() + ": tensor '" + name + "' is " + (t.form().empty() ? "not plain" : t.form()) +
-                       "; transformers' MusicGen holds dense tensors");
+                       "; transformers' models hold dense tensors");
     if (!t.is_contiguous())
       throw UsageError(from.path() + ": tensor '" + name + "' is a strided view; run 'ckpt rewrite' first");
     std::string problem = t.view_problem();
@@ -288,15 +289,419 @@ bool is_stock_encodec(const Json& enc) {
          eq("hidden_size", 128) && eq("num_lstm_layers", 2);
 }
 
+const Json& need_key(const Json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) throw UsageError(where + " has no '" + key + "', which the conversion needs");
+  return j[key];
+}
+
+int64_t need_json_int(const Json& j, const char* key, const std::string& where) {
+  const Json& v = need_key(j, key, where);
+  if (!v.is_number_integer()) throw UsageError(where + ": '" + key + "' is not an integer");
+  return v.get<int64_t>();
+}
+
+Value* ensure_path(Value& tree, const std::string& key) {
+  Value* cur = &tree;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (cur->type != Value::Type::Map) *cur = Value::empty_map();
+    Value* next = cur->find(part);
+    if (!next) {
+      cur->map.emplace_back(Value::of_str(part), Value::null());
+      next = &cur->map.back().second;
+    }
+    cur = next;
+    if (dot == std::string::npos) return cur;
+    start = dot + 1;
+  }
+}
+
+bool numerically_equal(const Value& a, const Value& b) {
+  auto num = [](const Value& v, double& out) {
+    if (v.type == Value::Type::Int) out = static_cast<double>(v.integer);
+    else if (v.type == Value::Type::Float) out = v.real;
+    else return false;
+    return true;
+  };
+  double x, y;
+  if (num(a, x) && num(b, y)) return x == y;
+  return a == b;
+}
+
+// Sets key to v unless it already holds the same value (an int 30 and a
+// float 30.0 are the same: the carried configuration stays as it was).
+void set_key(Value& tree, const std::string& key, const Value& v) {
+  Value* slot = ensure_path(tree, key);
+  if (!numerically_equal(*slot, v)) *slot = v;
+}
+
+Value number(double d) {
+  if (std::floor(d) == d && std::fabs(d) < 9e15) return Value::of_int(static_cast<int64_t>(d));
+  return Value::of_float(d);
+}
+
+
+// ------------------------------------------------------------ EnCodec
+
+using audiocraft::Encodec;
+
+// Where xp.cfg carries transformers' target_bandwidths (AudioCraft's
+// loader reads only compression_model, encodec, seanet, rvq).
+constexpr const char* kTransformersBandwidths = "transformers.target_bandwidths";
+
+
+// transformers' target_bandwidths for n_q codebooks: num_quantizers is
+// int(1000 * target_bandwidths[-1] // (frame_rate * nbits)) with frame_rate
+// ceil(sampling_rate / hop_length) (configuration_encodec.py).
+double encodec_bandwidth(const Encodec& e) {
+  const double frame_rate = std::ceil(static_cast<double>(e.sample_rate) / static_cast<double>(e.hop()));
+  const double nbits = std::ceil(std::log2(static_cast<double>(e.bins)));
+  double bw = static_cast<double>(e.n_q) * frame_rate * nbits / 1000.0;
+  for (int i = 0; i < 8; ++i, bw = std::nextafter(bw, 1e300))
+    if (audiocraft::python_floordiv(1000.0 * bw, frame_rate * nbits) == static_cast<double>(e.n_q)) return bw;
+  throw UsageError("xp.cfg: rvq.n_q = " + std::to_string(e.n_q) + " has no target bandwidth transformers' EncodecModel "
+                   "maps back to it");
+}
+
+Json encodec_hf_config(const Encodec& e, const Value& cfg) {
+  Json j;
+  j["architectures"] = Json::array({"EncodecModel"});
+  j["audio_channels"] = e.channels;
+  j["chunk_length_s"] = nullptr;
+  j["codebook_dim"] = e.dimension;
+  j["codebook_size"] = e.bins;
+  j["compress"] = e.compress;
+  j["dilation_growth_rate"] = e.dilation_base;
+  j["hidden_size"] = e.dimension;
+  j["kernel_size"] = e.kernel_size;
+  j["last_kernel_size"] = e.last_kernel_size;
+  j["model_type"] = "encodec";
+  j["norm_type"] = e.norm;
+  j["normalize"] = e.renormalize;
+  j["num_filters"] = e.n_filters;
+  j["num_lstm_layers"] = e.lstm;
+  j["num_residual_layers"] = e.n_residual_layers;
+  j["overlap"] = nullptr;
+  j["pad_mode"] = e.pad_mode;
+  j["residual_kernel_size"] = e.residual_kernel_size;
+  j["sampling_rate"] = e.sample_rate;
+  // transformers' bandwidths when a from-transformers xp.cfg carries them
+  // (kTransformersBandwidths) and they still give rvq.n_q; else n_q's.
+  j["target_bandwidths"] = Json::array({encodec_bandwidth(e)});
+  if (auto bw = omegaconf::select_resolved(cfg, kTransformersBandwidths); bw && bw->type == Value::Type::Seq && !bw->seq.empty()) {
+    Json list = Json::array();
+    for (const auto& v : bw->seq) {
+      if (v.type == Value::Type::Float) list.push_back(v.real);
+      else if (v.type == Value::Type::Int) list.push_back(static_cast<double>(v.integer));
+    }
+    const double frame_rate = std::ceil(static_cast<double>(e.sample_rate) / static_cast<double>(e.hop()));
+    const double nbits = std::ceil(std::log2(static_cast<double>(e.bins)));
+    if (list.size() == bw->seq.size() &&
+        audiocraft::python_floordiv(1000.0 * list.back().get<double>(), frame_rate * nbits) == static_cast<double>(e.n_q))
+      j["target_bandwidths"] = list;
+  }
+  j["trim_right_ratio"] = e.trim_right_ratio;
+  j["upsampling_ratios"] = e.ratios;
+  j["use_causal_conv"] = e.causal;
+  j["use_conv_shortcut"] = !e.true_skip;
+  j[kConfigCarry] = omegaconf::to_yaml(cfg);
+  return j;
+}
+
+// An EncodecConfig (config.json) as AudioCraft's settings; keys absent take
+// EncodecConfig's defaults, as transformers reads them. Throws UsageError
+// naming the key AudioCraft's EnCodec cannot express.
+Encodec encodec_from_hf(const Json& j, const std::string& where) {
+  auto get = [&](const char* key, const Json& def) -> Json {
+    if (!j.contains(key) || j[key].is_null()) return def;
+    return j[key];
+  };
+  auto integer = [&](const char* key, int64_t def) {
+    Json v = get(key, def);
+    if (!v.is_number_integer()) throw UsageError(where + ": '" + key + "' is not an integer");
+    return v.get<int64_t>();
+  };
+  auto boolean = [&](const char* key, bool def) {
+    Json v = get(key, def);
+    if (!v.is_boolean()) throw UsageError(where + ": '" + key + "' is not a boolean");
+    return v.get<bool>();
+  };
+  auto text = [&](const char* key, const char* def) {
+    Json v = get(key, def);
+    if (!v.is_string()) throw UsageError(where + ": '" + key + "' is not a string");
+    return v.get<std::string>();
+  };
+  if (j.value("model_type", "") != "encodec")
+    throw UsageError(where + ": model_type is '" + j.value("model_type", "") + "', not encodec");
+  Encodec e;
+  e.sample_rate = integer("sampling_rate", 24000);
+  e.channels = integer("audio_channels", 1);
+  e.renormalize = boolean("normalize", false);
+  for (const char* key : {"chunk_length_s", "overlap"})
+    if (j.contains(key) && !j[key].is_null())
+      throw UsageError(where + ": " + key + " is set, but AudioCraft's EncodecModel does not encode in chunks");
+  e.dimension = integer("hidden_size", 128);
+  e.n_filters = integer("num_filters", 32);
+  e.n_residual_layers = integer("num_residual_layers", 1);
+  Json ratios = get("upsampling_ratios", Json::array({8, 5, 4, 2}));
+  if (!ratios.is_array() || ratios.empty()) throw UsageError(where + ": 'upsampling_ratios' is not a list of integers");
+  for (const auto& r : ratios) {
+    if (!r.is_number_integer() || r.get<int64_t>() <= 0)
+      throw UsageError(where + ": 'upsampling_ratios' is not a list of positive integers");
+    e.ratios.push_back(r.get<int64_t>());
+  }
+  e.norm = text("norm_type", "weight_norm");
+  if (e.norm != "weight_norm" && e.norm != "time_group_norm")
+    throw UsageError(where + ": norm_type '" + e.norm + "' is neither weight_norm nor time_group_norm");
+  e.kernel_size = integer("kernel_size", 7);
+  e.last_kernel_size = integer("last_kernel_size", 7);
+  e.residual_kernel_size = integer("residual_kernel_size", 3);
+  e.dilation_base = integer("dilation_growth_rate", 2);
+  e.causal = boolean("use_causal_conv", true);
+  e.pad_mode = text("pad_mode", "reflect");
+  e.compress = integer("compress", 2);
+  e.lstm = integer("num_lstm_layers", 2);
+  Json trim = get("trim_right_ratio", 1.0);
+  if (!trim.is_number()) throw UsageError(where + ": 'trim_right_ratio' is not a number");
+  e.trim_right_ratio = trim.get<double>();
+  e.bins = integer("codebook_size", 1024);
+  if (int64_t cd = integer("codebook_dim", e.dimension); cd != e.dimension)
+    throw UsageError(where + ": codebook_dim = " + std::to_string(cd) + " differs from hidden_size = " +
+                     std::to_string(e.dimension) + ", which AudioCraft's RVQ (seanet.dimension) cannot express");
+  e.true_skip = !boolean("use_conv_shortcut", true);
+  // What AudioCraft's modules refuse to build (encodec.py's EncodecModel,
+  // conv.py's get_norm_module).
+  if (e.causal && e.renormalize)
+    throw UsageError(where + ": normalize with use_causal_conv, but AudioCraft's causal EncodecModel does not "
+                     "renormalize (encodec.causal, encodec.renormalize)");
+  if (e.causal && e.norm == "time_group_norm")
+    throw UsageError(where + ": norm_type time_group_norm with use_causal_conv, but AudioCraft's GroupNorm "
+                     "convolutions are not causal (seanet.norm, seanet.causal)");
+  if (e.bins <= 1 || (e.bins & (e.bins - 1)) != 0)
+    throw UsageError(where + ": codebook_size = " + std::to_string(e.bins) + " is not a power of 2");
+  if (e.sample_rate <= 0 || e.lstm < 1 || e.compress <= 0 || e.dimension <= 0 || e.n_filters <= 0)
+    throw UsageError(where + ": sampling_rate, num_lstm_layers, compress, hidden_size and num_filters must be positive");
+  Json bws = get("target_bandwidths", Json::array({1.5, 3.0, 6.0, 12.0, 24.0}));
+  if (!bws.is_array() || bws.empty() || !bws.back().is_number())
+    throw UsageError(where + ": 'target_bandwidths' is not a list of numbers");
+  const double frame_rate = std::ceil(static_cast<double>(e.sample_rate) / static_cast<double>(e.hop()));
+  const double nbits = std::ceil(std::log2(static_cast<double>(e.bins)));
+  e.n_q = static_cast<int64_t>(audiocraft::python_floordiv(1000.0 * bws.back().get<double>(), frame_rate * nbits));
+  if (e.n_q <= 0) throw UsageError(where + ": target_bandwidths gives no quantizer (num_quantizers 0)");
+  return e;
+}
+
+// Sets key to v unless it already resolves to the same value (an
+// interpolation such as seanet.channels: ${channels} stays as it is).
+void set_resolved(Value& cfg, const std::string& key, const Value& v) {
+  auto cur = omegaconf::select_resolved(cfg, key);
+  if (cur && numerically_equal(*cur, v)) return;
+  *ensure_path(cfg, key) = v;
+}
+
+// xp.cfg for an EncodecConfig: the one to_transformers carried (or AudioCraft's
+// defaults) with config.json's values set over it.
+Value encodec_xp_cfg(const Encodec& e, const Json& hf_config) {
+  Value cfg = hf_config.contains(kConfigCarry) && hf_config[kConfigCarry].is_string()
+                  ? omegaconf::parse_yaml(hf_config[kConfigCarry].get<std::string>())
+                  : audiocraft::encodec_default_config();
+  set_resolved(cfg, "sample_rate", Value::of_int(e.sample_rate));
+  set_resolved(cfg, "channels", Value::of_int(e.channels));
+  set_resolved(cfg, "encodec.sample_rate", Value::of_int(e.sample_rate));
+  set_resolved(cfg, "encodec.channels", Value::of_int(e.channels));
+  set_resolved(cfg, "encodec.causal", Value::of_bool(e.causal));
+  set_resolved(cfg, "encodec.renormalize", Value::of_bool(e.renormalize));
+  Value ratios = Value::empty_seq();
+  for (int64_t r : e.ratios) ratios.seq.push_back(Value::of_int(r));
+  const std::vector<std::pair<std::string, Value>> seanet = {
+      {"dimension", Value::of_int(e.dimension)},
+      {"channels", Value::of_int(e.channels)},
+      {"causal", Value::of_bool(e.causal)},
+      {"n_filters", Value::of_int(e.n_filters)},
+      {"n_residual_layers", Value::of_int(e.n_residual_layers)},
+      {"ratios", ratios},
+      {"norm", Value::of_str(e.norm)},
+      {"kernel_size", Value::of_int(e.kernel_size)},
+      {"residual_kernel_size", Value::of_int(e.residual_kernel_size)},
+      {"last_kernel_size", Value::of_int(e.last_kernel_size)},
+      {"dilation_base", Value::of_int(e.dilation_base)},
+      {"pad_mode", Value::of_str(e.pad_mode)},
+      {"true_skip", Value::of_bool(e.true_skip)},
+      {"compress", Value::of_int(e.compress)},
+      {"lstm", Value::of_int(e.lstm)}};
+  for (const auto& [k, v] : seanet) {
+    set_resolved(cfg, "seanet." + k, v);
+    for (const char* side : {"encoder", "decoder"})
+      if (omegaconf::select_resolved(cfg, std::string("seanet.") + side + "." + k))
+        set_resolved(cfg, std::string("seanet.") + side + "." + k, v);
+  }
+  set_resolved(cfg, "seanet.decoder.trim_right_ratio", Value::of_float(e.trim_right_ratio));
+  set_resolved(cfg, "rvq.n_q", Value::of_int(e.n_q));
+  set_resolved(cfg, "rvq.bins", Value::of_int(e.bins));
+  // AudioCraft has no place for the bandwidths besides the last (n_q):
+  // carried in a key its loader does not read, for the way back.
+  if (hf_config.contains("target_bandwidths") && hf_config["target_bandwidths"].is_array() &&
+      hf_config["target_bandwidths"] != Json::array({encodec_bandwidth(e)})) {
+    Value list = Value::empty_seq();
+    for (const auto& b : hf_config["target_bandwidths"])
+      if (b.is_number()) list.seq.push_back(Value::of_float(b.get<double>()));
+    *ensure_path(cfg, kTransformersBandwidths) = list;
+  }
+  return cfg;
+}
+
+// An AudioCraft compression checkpoint's tensors under transformers' names
+// (EncodecModel's), checked against its xp.cfg, and the EncodecConfig.
+struct AudiocraftEncodec {
+  HfTensors tensors;
+  Json config;
+  Encodec e;
+};
+
+AudiocraftEncodec read_audiocraft_encodec(Opened o, const Value& cfg, const std::string& file,
+                                          const std::optional<std::string>& state_in) {
+  AudiocraftEncodec out;
+  out.e = audiocraft::encodec_from_config(cfg);
+  const std::string state = o.state_path_or_best(state_in);
+  std::vector<TensorRow> rows = o.tensors_of(o.state_dict(state));
+  std::map<std::string, const TensorRow*> by_name;
+  for (const auto& row : rows)
+    if (!by_name.emplace(audiocraft::audiocraft_canonical(row.name), &row).second)
+      throw UsageError(file + ": tensor '" + row.name + "' appears under both weight-norm spellings");
+  std::set<std::string> used;
+  for (const auto& t : audiocraft::encodec_tensors(out.e)) {
+    auto it = by_name.find(t.audiocraft);
+    if (it == by_name.end())
+      throw UsageError(file + ": '" + state + "' has no tensor '" + t.audiocraft +
+                       "', which xp.cfg's EnCodec (seanet.*, rvq.n_q " + std::to_string(out.e.n_q) +
+                       ") needs; is this an EnCodec compression model?");
+    if (it->second->info.shape != t.shape)
+      throw UsageError(file + ": tensor '" + it->second->name + "' has shape " + torch::shape_text(it->second->info.shape) +
+                       ", but xp.cfg (seanet.*, rvq.bins) gives " + torch::shape_text(t.shape));
+    out.tensors.tensors.emplace_back(t.hf, it->second->info);
+    used.insert(t.audiocraft);
+  }
+  for (const auto& [n, row] : by_name)
+    if (!used.count(n))
+      throw UsageError(file + ": tensor '" + row->name + "' is not part of xp.cfg's EnCodec model; is the config right?");
+  out.config = encodec_hf_config(out.e, cfg);
+  out.tensors.ck = std::move(o.ck);
+  return out;
+}
+
+// A Hugging Face tensor by its canonical (parametrizations) name.
+struct HfSource {
+  const torch::Checkpoint* ck;
+  std::string name;  // as stored
+  const TensorInfo* t;
+};
+
+// Adds `name` -> source to by_name under its canonical name; both spellings
+// of one weight are refused.
+void add_hf_source(std::map<std::string, HfSource>& by_name, const std::string& canonical, HfSource s) {
+  if (!by_name.emplace(canonical, s).second)
+    throw UsageError(s.ck->path() + ": tensor '" + s.name + "' appears under both weight-norm spellings");
+}
+
+// The exported compression checkpoint (what AudioCraft's export_encodec
+// writes: best_state, xp.cfg, version, exported) whose tensors are the
+// sources' bytes, in AudioCraft's order. `prefix` is how the folder names
+// them ("audio_encoder." in a MusicGen folder).
+pickle::Node* encodec_audiocraft_root(RangeSet& ranges, const Encodec& e, const Value& cfg,
+                                      const std::map<std::string, HfSource>& by_name, const std::string& dir,
+                                      const std::string& prefix, size_t& tensors) {
+  pickle::Graph& g = ranges.ck().graph();
+  pickle::Node* best = g.dict();
+  pickle::Node* storage_word = g.str("storage");
+  pickle::Node* cpu = g.str("cpu");
+  std::set<std::string> used;
+  for (const auto& t : audiocraft::encodec_tensors(e)) {
+    auto it = by_name.find(t.hf);
+    if (it == by_name.end())
+      throw UsageError(dir + ": no tensor '" + prefix + t.hf + "', which AudioCraft's " + t.audiocraft + " comes from");
+    const HfSource& s = it->second;
+    if (s.t->shape != t.shape)
+      throw UsageError(s.ck->path() + ": tensor '" + s.name + "' has shape " + torch::shape_text(s.t->shape) +
+                       ", but config.json gives " + torch::shape_text(t.shape));
+    TensorInfo o = ranges.add(*s.ck, s.name, *s.t);
+    pickle::set_item(g, best, t.audiocraft, torch::make_tensor_node(g, *o.storage, o.shape, false, storage_word, cpu));
+    used.insert(t.hf);
+  }
+  for (const auto& [n, s] : by_name)
+    if (!used.count(n))
+      throw UsageError(s.ck->path() + ": tensor '" + s.name + "' is not part of config.json's EnCodec model");
+  tensors = used.size();
+  pickle::Node* root = g.dict();
+  pickle::set_item(g, root, "best_state", best);
+  pickle::set_item(g, root, "xp.cfg", g.str(omegaconf::to_yaml(cfg)));
+  pickle::set_item(g, root, "version", g.str(audiocraft::kDefaultVersion));
+  pickle::set_item(g, root, "exported", g.boolean(true));
+  g.root = root;
+  return root;
+}
+
 }  // namespace
 
 // ================================================================ to_transformers
 
+namespace {
+
+// FILE is an AudioCraft compression checkpoint: the EncodecModel folder.
+ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cfg, const std::string& file,
+                                             const ToTransformersOptions& a, std::optional<torch::DType> dtype,
+                                             uint64_t max_shard) {
+  if (!a.text_encoder.empty() || !a.audio_encoder.empty())
+    throw UsageError(file + " is an EnCodec compression model (xp.cfg's compression_model): " +
+                     option_name("text_encoder") + " and " + option_name("audio_encoder") +
+                     " apply to a MusicGen language model");
+  AudiocraftEncodec ae = read_audiocraft_encodec(std::move(o), cfg, file, a.state);
+  ToTransformersResult r;
+  r.out = a.out;
+  r.architecture = "EncodecModel";
+  RangeSet ranges(env, a.out);
+  std::vector<std::pair<std::string, TensorInfo>> model;
+  for (const auto& [n, t] : ae.tensors.tensors) model.emplace_back(n, ranges.add(*ae.tensors.ck, n, t));
+
+  FolderOutput out(env, a.out, a.force);
+  torch::SafetensorsWriteOptions so;
+  so.force = true;
+  so.float_dtype = dtype;
+  so.progress = progress_for(a.progress, a.out);
+  for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
+  r.tensors = model.size();
+  if (max_shard) {
+    auto w = torch::write_sharded_safetensors(ranges.ck(), model, env, out.path(""), max_shard, so);
+    r.files = w.plan.files.size();
+    for (const auto& [name, idx] : w.plan.files) r.written.push_back(name);
+    if (w.wrote_index) r.written.push_back("model.safetensors.index.json");
+  } else {
+    torch::write_safetensors(ranges.ck(), model, env, out.path("model.safetensors"), so);
+    r.files = 1;
+    r.written.push_back("model.safetensors");
+  }
+  Json config = ae.config;
+  config["torch_dtype"] = torch_dtype_name(dtype ? &torch::info(*dtype) : model.front().second.dtype);
+  write_text(env, out.path("config.json"), json_text(config));
+  r.written.push_back("config.json");
+  out.commit();
+  r.notes.push_back("EnCodec: " + std::to_string(ae.e.n_q) + " codebooks of " + std::to_string(ae.e.bins) +
+                    " at " + std::to_string(ae.e.sample_rate) + " Hz, weight norm as parametrizations.weight.original0/1");
+  return r;
+}
+
+}  // namespace
+
 ToTransformersResult to_transformers(Env& env, const std::string& file_in, const ToTransformersOptions& a) {
   std::string file = file_in;
   if (env.is_directory(file)) {
-    file = join(file, "state_dict.bin");
-    if (!env.exists(file)) throw UsageError(file_in + " is a folder without state_dict.bin (a 'ckpt bundle' folder has one)");
+    file = join(file_in, "state_dict.bin");
+    if (!env.exists(file) && env.exists(join(file_in, "compression_state_dict.bin")))
+      file = join(file_in, "compression_state_dict.bin");  // a from-transformers EnCodec folder
+    if (!env.exists(file))
+      throw UsageError(file_in + " is a folder without state_dict.bin or compression_state_dict.bin (a 'ckpt bundle' "
+                       "folder has them)");
   }
   std::optional<torch::DType> dtype;
   if (!a.dtype.empty()) {
@@ -309,6 +714,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
 
   Opened o = open_checkpoint(env, file);
   Value cfg = audiocraft::config_tree(o.ck->root());
+  if (audiocraft::is_compression_config(cfg)) return encodec_to_transformers(env, std::move(o), cfg, file, a, dtype, max_shard);
   MusicgenLm m = audiocraft::musicgen_from_config(cfg);
   std::string state = o.state_path_or_best(a.state);
   pickle::Node* sd = o.state_dict(state);
@@ -361,11 +767,20 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
   int64_t frame_rate = audiocraft::kStockFrameRate;
   if (!a.audio_encoder.empty()) {
-    if (!env.is_directory(a.audio_encoder))
-      throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
-                       "': expected a transformers EncodecModel folder (an AudioCraft compression checkpoint is not "
-                       "converted yet)");
-    audio_cfg = read_json(env, join(a.audio_encoder, "config.json"));
+    if (!env.is_directory(a.audio_encoder)) {
+      // An AudioCraft compression checkpoint, converted as to-transformers converts it alone.
+      Opened co = open_checkpoint(env, a.audio_encoder);
+      Value ccfg = audiocraft::config_tree(co.ck->root());
+      if (!audiocraft::is_compression_config(ccfg))
+        throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
+                         "': its xp.cfg has no compression_model; expected a transformers EncodecModel folder or an "
+                         "AudioCraft compression checkpoint");
+      AudiocraftEncodec ae = read_audiocraft_encodec(std::move(co), ccfg, a.audio_encoder, std::nullopt);
+      audio_cfg = std::move(ae.config);
+      audio = std::move(ae.tensors);
+    } else {
+      audio_cfg = read_json(env, join(a.audio_encoder, "config.json"));
+    }
     if (audio_cfg.value("model_type", "") != "encodec")
       throw UsageError(a.audio_encoder + "/config.json: model_type is '" + audio_cfg.value("model_type", "") +
                        "', not encodec");
@@ -376,7 +791,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
     if (audio_cfg.value("audio_channels", int64_t{1}) != 1 && audio_cfg.value("audio_channels", int64_t{1}) != m.channels)
       throw UsageError(a.audio_encoder + "/config.json: audio_channels disagrees with xp.cfg's channels");
     frame_rate = encodec_frame_rate(audio_cfg, a.audio_encoder + "/config.json");
-    audio = read_hf_tensors(env, a.audio_encoder);
+    if (!audio) audio = read_hf_tensors(env, a.audio_encoder);
   }
   const bool composite = text && audio;
   if (text.has_value() != audio.has_value())
@@ -421,7 +836,8 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
       if (out.empty()) continue;  // the T5 decoder and LM head; the tied embedding
       model.emplace_back("text_encoder." + out, ranges.add(*text->ck, n, t));
     }
-    for (const auto& [n, t] : audio->tensors) model.emplace_back("audio_encoder." + n, ranges.add(*audio->ck, n, t));
+    for (const auto& [n, t] : audio->tensors)
+      model.emplace_back("audio_encoder." + audiocraft::hf_canonical(n), ranges.add(*audio->ck, n, t));
   } else {
     projections = std::move(proj_part);
   }
@@ -511,58 +927,6 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
 
 namespace {
 
-const Json& need_key(const Json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || j[key].is_null()) throw UsageError(where + " has no '" + key + "', which the conversion needs");
-  return j[key];
-}
-
-int64_t need_json_int(const Json& j, const char* key, const std::string& where) {
-  const Json& v = need_key(j, key, where);
-  if (!v.is_number_integer()) throw UsageError(where + ": '" + key + "' is not an integer");
-  return v.get<int64_t>();
-}
-
-Value* ensure_path(Value& tree, const std::string& key) {
-  Value* cur = &tree;
-  size_t start = 0;
-  while (true) {
-    size_t dot = key.find('.', start);
-    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (cur->type != Value::Type::Map) *cur = Value::empty_map();
-    Value* next = cur->find(part);
-    if (!next) {
-      cur->map.emplace_back(Value::of_str(part), Value::null());
-      next = &cur->map.back().second;
-    }
-    cur = next;
-    if (dot == std::string::npos) return cur;
-    start = dot + 1;
-  }
-}
-
-bool numerically_equal(const Value& a, const Value& b) {
-  auto num = [](const Value& v, double& out) {
-    if (v.type == Value::Type::Int) out = static_cast<double>(v.integer);
-    else if (v.type == Value::Type::Float) out = v.real;
-    else return false;
-    return true;
-  };
-  double x, y;
-  if (num(a, x) && num(b, y)) return x == y;
-  return a == b;
-}
-
-// Sets key to v unless it already holds the same value (an int 30 and a
-// float 30.0 are the same: the carried configuration stays as it was).
-void set_key(Value& tree, const std::string& key, const Value& v) {
-  Value* slot = ensure_path(tree, key);
-  if (!numerically_equal(*slot, v)) *slot = v;
-}
-
-Value number(double d) {
-  if (std::floor(d) == d && std::fabs(d) < 9e15) return Value::of_int(static_cast<int64_t>(d));
-  return Value::of_float(d);
-}
 
 // The chroma2music conditioner AudioCraft's Melody configs use
 // (config/conditioner/chroma2music.yaml).
@@ -620,15 +984,50 @@ std::string hann_window_bytes(int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// DIR is a transformers EncodecModel folder: OUT/compression_state_dict.bin.
+FromTransformersResult encodec_from_transformers(Env& env, const std::string& dir, const Json& config,
+                                                 const FromTransformersOptions& a) {
+  const std::string cfg_path = join(dir, "config.json");
+  if (!a.compression.empty())
+    throw UsageError(dir + " is an EnCodec model (model_type encodec): " + option_name("compression") +
+                     " applies to a MusicGen folder");
+  Encodec e = encodec_from_hf(config, cfg_path);
+  Value cfg = encodec_xp_cfg(e, config);
+  e = audiocraft::encodec_from_config(cfg);  // the carried config must describe these tensors
+  HfTensors hf = read_hf_tensors(env, dir);
+  std::map<std::string, HfSource> by_name;
+  for (const auto& [n, t] : hf.tensors) add_hf_source(by_name, audiocraft::hf_canonical(n), HfSource{hf.ck.get(), n, &t});
+  FromTransformersResult r;
+  r.out = a.out;
+  RangeSet ranges(env, join(a.out, "compression_state_dict.bin"));
+  pickle::Node* root = encodec_audiocraft_root(ranges, e, cfg, by_name, dir, "", r.tensors);
+  r.compression = "EnCodec (" + std::to_string(e.n_q) + " codebooks of " + std::to_string(e.bins) + ")";
+  FolderOutput out(env, a.out, a.force);
+  OutputOptions oo;
+  oo.out = out.path("compression_state_dict.bin");
+  oo.force = true;
+  oo.progress = a.progress;
+  write_checkpoint(ranges.ck(), root, env, oo);
+  r.written.push_back("compression_state_dict.bin");
+  out.commit();
+  r.notes.push_back("EnCodec: CompressionModel.get_pretrained(OUT) loads the folder (weight norm as weight_g / weight_v)");
+  return r;
+}
+
+}  // namespace
+
 FromTransformersResult from_transformers(Env& env, const std::string& dir, const FromTransformersOptions& a) {
   if (!env.is_directory(dir)) throw UsageError(dir + " is not a folder: from-transformers reads a Hugging Face model folder");
   const std::string cfg_path = join(dir, "config.json");
   Json config = read_json(env, cfg_path);
   std::string model_type = config.value("model_type", "");
+  if (model_type == "encodec") return encodec_from_transformers(env, dir, config, a);
   const bool composite = model_type == "musicgen" || model_type == "musicgen_melody";
   if (!composite && model_type != "musicgen_decoder" && model_type != "musicgen_melody_decoder")
     throw UsageError(cfg_path + ": model_type '" + model_type +
-                     "' is not MusicGen (musicgen, musicgen_melody, or their _decoder)");
+                     "' is neither MusicGen (musicgen, musicgen_melody, or their _decoder) nor EnCodec (encodec)");
   FromTransformersResult r;
   r.out = a.out;
   r.melody = model_type.find("melody") != std::string::npos;
@@ -679,6 +1078,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   std::map<std::string, std::array<std::optional<Source>, 3>> qkv;  // AudioCraft name -> q, k, v
   std::map<std::string, Source> whole;
   size_t skipped_text = 0, skipped_audio = 0;
+  std::map<std::string, HfSource> audio_sources;  // EnCodec's tensors, by canonical name
   auto take = [&](const HfTensors& h) {
     for (const auto& [n, t] : h.tensors) {
       if (n.rfind("text_encoder.", 0) == 0) {
@@ -687,6 +1087,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
       }
       if (n.rfind("audio_encoder.", 0) == 0) {
         ++skipped_audio;
+        add_hf_source(audio_sources, audiocraft::hf_canonical(n.substr(14)), HfSource{h.ck.get(), n, &t});
         continue;
       }
       std::string rel = n;
@@ -911,6 +1312,8 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
 
   // The compression model.
   std::optional<Opened> comp;
+  std::optional<RangeSet> comp_ranges;  // EnCodec converted from the folder's audio_encoder
+  pickle::Node* comp_root = nullptr;
   std::string pointer;
   if (!a.compression.empty()) {
     if (env.exists(a.compression)) {
@@ -919,7 +1322,8 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     } else {
       pointer = a.compression;
     }
-  } else if (composite && config.contains("audio_encoder") && is_stock_encodec(config["audio_encoder"])) {
+  } else if (composite && config.contains("audio_encoder") && is_stock_encodec(config["audio_encoder"]) &&
+             !config["audio_encoder"].contains(kConfigCarry)) {
     pointer = kStockEncodec;
     if (skipped_audio) r.notes.push_back("audio encoder: AudioCraft's stock 32 kHz EnCodec, written as the pointer " +
                                          std::string(kStockEncodec));
@@ -933,9 +1337,18 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     r.notes.push_back("no audio encoder in a decoder-only folder: compression_state_dict.bin points to " + pointer +
                       " (xp.cfg's compression_model_checkpoint)");
   } else {
-    throw UsageError(cfg_path + ": the audio encoder is not AudioCraft's stock 32 kHz EnCodec (audio_encoder differs "
-                     "from facebook/encodec_32khz's config) and converting EnCodec weights to AudioCraft is not "
-                     "supported yet: give the compression model with " + option_set("compression", "CKPT_OR_NAME"));
+    // The EnCodec weights, converted as from-transformers converts an EncodecModel folder.
+    const Json& enc_cfg = need_key(config, "audio_encoder", cfg_path);
+    Encodec e = encodec_from_hf(enc_cfg, cfg_path + " (audio_encoder)");
+    if (e.bins != m.card)
+      throw UsageError(cfg_path + ": audio_encoder.codebook_size = " + std::to_string(e.bins) +
+                       ", but the decoder's vocab_size = " + std::to_string(m.card));
+    Value ccfg = encodec_xp_cfg(e, enc_cfg);
+    e = audiocraft::encodec_from_config(ccfg);
+    comp_ranges.emplace(env, join(a.out, "compression_state_dict.bin"));
+    size_t n = 0;
+    comp_root = encodec_audiocraft_root(*comp_ranges, e, ccfg, audio_sources, dir, "audio_encoder.", n);
+    r.compression = "EnCodec converted from audio_encoder (" + std::to_string(n) + " tensors)";
   }
   if (!pointer.empty()) r.compression = "pointer " + pointer;
 
@@ -952,6 +1365,8 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
                               ? comp->ck->root()
                               : audiocraft::make_export(comp->ck->graph(), comp->ck->root(), comp->layout, std::nullopt);
     write_checkpoint(*comp->ck, croot, env, oo);
+  } else if (comp_ranges) {
+    write_checkpoint(comp_ranges->ck(), comp_root, env, oo);
   } else {
     write_checkpoint(*out_ck, audiocraft::make_pointer(g, pointer, audiocraft::kDefaultVersion), env, oo);
   }

@@ -148,10 +148,12 @@ const std::map<std::string, std::string>& examples() {
        "projection is in projections.safetensors\n"
        "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 50.30 KB in 1 safetensors file + config.json, "
        "generation_config.json\n"
-       "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/"},
+       "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/\n"
+       "$ ckpt to-transformers compression_state_dict.bin -o encodec-hf   # an AudioCraft EnCodec: EncodecModel"},
       {"from-transformers",
        "$ ckpt from-transformers decoder-hf -o my_musicgen       # MusicGen.get_pretrained('my_musicgen') loads it\n"
-       "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)"},
+       "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)\n"
+       "$ ckpt from-transformers encodec-hf -o my_encodec      # CompressionModel.get_pretrained('my_encodec') loads it"},
       {"help",
        "$ ckpt help edit                           # the same as: ckpt edit --help"},
       {"completion",

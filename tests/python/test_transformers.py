@@ -45,3 +45,20 @@ def test_errors_are_usage_errors(lm, tmp_path):
     with pytest.raises(ckpt.UsageError, match="config.json"):
         ckpt.from_transformers(tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@needs_torch
+@needs_omegaconf
+def test_encodec_round_trip(tmp_path):
+    """An AudioCraft EnCodec (told apart by xp.cfg's compression_model) both ways."""
+    enc = tmp_path / "compression_state_dict.bin"
+    subprocess.run([sys.executable, MAKE_FIXTURES, "--encodec", "mono", str(enc)], check=True,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+    r = ckpt.to_transformers(enc, tmp_path / "hf")
+    assert r.architecture == "EncodecModel" and not r.decoder_only and r.tensors == 140
+    assert sorted(r.files) == ["config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["model_type"] == "encodec" and config["target_bandwidths"] == [1.0]
+    back = ckpt.from_transformers(tmp_path / "hf", tmp_path / "ac")
+    assert back.tensors == 140 and back.files == ["compression_state_dict.bin"]
+    assert (tmp_path / "ac" / "compression_state_dict.bin").read_bytes()[:2] == b"PK"

@@ -25,6 +25,9 @@
 #include "api/shard.h"
 #include "api/transformers.h"
 #include "api/write.h"
+#include "audiocraft/encodec_map.h"
+#include "torch/safetensors.h"
+#include "torch/shape.h"
 #include "util/error.h"
 #include "util/fault_env.h"
 
@@ -260,6 +263,60 @@ TEST_F(FaultsTest, FromTransformers) {
     f.out = path("back");
     api::FromTransformersResult r = api::from_transformers(env, path("hf"), f);
     EXPECT_EQ(r.tensors, 36u);
+  });
+}
+
+// A tiny transformers EncodecModel folder (config.json + model.safetensors,
+// every tensor zero) under the names and shapes encodec_map gives.
+void make_tiny_encodec_folder(const fs::path& dir) {
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json")
+      << R"({"model_type": "encodec", "sampling_rate": 32000, "audio_channels": 1, "hidden_size": 4,)"
+      << R"( "codebook_dim": 4, "num_filters": 2, "upsampling_ratios": [4, 2], "codebook_size": 16,)"
+      << R"( "target_bandwidths": [48.0], "use_causal_conv": false, "use_conv_shortcut": true,)"
+      << R"( "pad_mode": "constant", "num_lstm_layers": 1})";
+  audiocraft::Encodec e;
+  e.sample_rate = 32000;
+  e.dimension = 4;
+  e.n_filters = 2;
+  e.ratios = {4, 2};
+  e.bins = 16;
+  e.lstm = 1;
+  e.n_q = 3;  // 48 kbps // (4000 frames/s * 4 bits)
+  e.true_skip = false;
+  std::vector<audiocraft::EncodecTensor> list = audiocraft::encodec_tensors(e);
+  uint64_t numel = 0;
+  for (const auto& t : list) numel += *torch::checked_nbytes(t.shape, 1);
+  std::ofstream(dir / "zeros.bin") << std::string(numel * 4, '\0');
+  auto ck = torch::Checkpoint::create("zeros");
+  std::shared_ptr<RandomAccessFile> file = Env::Default().open_read((dir / "zeros.bin").string());
+  std::vector<std::pair<std::string, torch::TensorInfo>> tensors;
+  uint64_t offset = 0;
+  for (const auto& t : list) {
+    torch::TensorInfo info;
+    info.dtype = &torch::info(torch::DType::Float32);
+    info.shape = t.shape;
+    info.stride = torch::contiguous_strides(t.shape);
+    info.storage = &ck->add_external_storage(std::to_string(tensors.size()), info.dtype, "cpu", *torch::checked_nbytes(t.shape, 1),
+                                             file, offset);
+    offset += *torch::checked_nbytes(t.shape, 4);
+    tensors.emplace_back(t.hf, info);
+  }
+  torch::write_safetensors(*ck, tensors, Env::Default(), (dir / "model.safetensors").string());
+  fs::remove(dir / "zeros.bin");
+}
+
+TEST_F(FaultsTest, EncodecBothWays) {
+  make_tiny_encodec_folder(dir_ / "enc");
+  fail_every_step([&](Env& env) {
+    api::FromTransformersOptions f;
+    f.out = path("ac");
+    EXPECT_GT(api::from_transformers(env, path("enc"), f).tensors, 50u);
+  });
+  fail_every_step([&](Env& env) {
+    api::ToTransformersOptions o;
+    o.out = path("hf");
+    EXPECT_EQ(api::to_transformers(env, path("ac"), o).architecture, "EncodecModel");
   });
 }
 
