@@ -87,7 +87,8 @@ bool guarded_crc(const char* data, size_t n, uint32_t& crc) {
     ::sigaction(SIGBUS, &sa, &g_previous_bus);
   });
   sigjmp_buf jump;
-  if (sigsetjmp(jump, 1) != 0) return false;
+  // No mask to save: SA_NODEFER leaves SIGBUS unblocked in the handler.
+  if (sigsetjmp(jump, 0) != 0) return false;
   t_bus_jump = &jump;
   uint32_t c = crc32_update(crc, data, n);
   t_bus_jump = nullptr;
@@ -307,7 +308,7 @@ class PosixWritableFile final : public WritableFile {
       const uint64_t map_start = pos - pos % page;
       const size_t skip = static_cast<size_t>(pos - map_start);
       const size_t len = static_cast<size_t>(std::min<uint64_t>(n - done, kMapWindow - skip));
-      void* map = ::mmap(nullptr, skip + len, PROT_READ, MAP_SHARED | MAP_POPULATE, src.fd(),
+      void* map = ::mmap(nullptr, skip + len, PROT_READ, MAP_SHARED, src.fd(),
                          static_cast<off_t>(map_start));
       if (map == MAP_FAILED) return done;
       const char* bytes = static_cast<const char*>(map) + skip;
@@ -334,20 +335,21 @@ class PosixWritableFile final : public WritableFile {
 
   bool src_kernel_copy_ok() const { return use_copy_file_range_ || use_sendfile_; }
 
+  // Tells the writeback thread (started once the output reaches a step) of
+  // each further step of bytes; smaller outputs never start one.
   void start_writeback() {
     static const uint64_t step = writeback_step();
-    if (step == 0 || writeback_ || offset_ < step) {
-      if (writeback_) writeback_->advance(offset_);
-      return;
-    }
-    writeback_ = std::make_unique<WritebackThread>(fd_, step);
+    if (step == 0 || offset_ < writeback_told_ + step) return;
+    if (!writeback_) writeback_ = std::make_unique<WritebackThread>(fd_, step);
     writeback_->advance(offset_);
+    writeback_told_ = offset_;
   }
 
   std::string path_;
   int fd_;
   uint64_t offset_ = 0;
   bool use_copy_file_range_ = true, use_sendfile_ = true;
+  uint64_t writeback_told_ = 0;
   std::unique_ptr<WritebackThread> writeback_;
 };
 
