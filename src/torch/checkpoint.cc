@@ -377,7 +377,7 @@ class StorageRecordWriter {
       // The conversion reads the source as it likes: its record is checked first.
       if (checked) {
         const uint32_t crc = source_.zip()->compute_crc(*checked);
-        if (crc != checked->crc32) throw crc_mismatch_error(source_, *checked, crc);
+        if (crc != checked->crc32) crc_mismatch(*checked, crc);
       }
       zw.add_stream(name, s.numel * tr->dtype->element_size,
                     [&](const std::function<void(std::string_view)>& sink) { tr->produce(s, sink); });
@@ -398,8 +398,13 @@ class StorageRecordWriter {
       if (!checked && loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
       written_crc = zw.add_copy(name, *loc.file, loc.offset, loc.size, crc);
     }
-    if (checked && written_crc != checked->crc32) throw crc_mismatch_error(source_, *checked, written_crc);
+    if (checked && written_crc != checked->crc32) crc_mismatch(*checked, written_crc);
     advance(loc.size);
+  }
+
+  [[noreturn]] void crc_mismatch(const container::ZipRecord& record, uint32_t crc) {
+    if (options_.on_crc_mismatch) options_.on_crc_mismatch(record, crc);
+    throw crc_mismatch_error(source_, record, crc);
   }
 
   void advance(uint64_t bytes) {
@@ -498,8 +503,7 @@ FormatError crc_mismatch_error(const Checkpoint& ck, const container::ZipRecord&
   char buf[96];
   std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, record.crc32);
   return FormatError(ck.path() + ": record '" + record.name + "' fails its CRC-32 check (" + buf +
-                     "): the file is damaged and the output would carry the damage on ('ckpt verify " + ck.path() +
-                     "' lists every problem); fetch or copy it again, or pass --ignore-crc to write it as read");
+                     "): the file is damaged and the output would carry the damage on; fetch or copy it again");
 }
 
 void save(Checkpoint& source, const Node* root, Env& env, const std::string& out_path,
