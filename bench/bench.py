@@ -184,6 +184,25 @@ def measure(argv, reps, output=None, before=None):
     return {"median": statistics.median(walls), "min": min(walls), "max": max(walls), "rss": peak}
 
 
+def paired(argv_a, argv_b, reps, output=None):
+    """Runs A and B in turn (A B A B ...), reps pairs; the ratio A/B of each pair, so that a
+    comparison holds while the shared machine's speed drifts. Returns A's figures with
+    'ratio' (median of the pair ratios) and 'ratio_min'/'ratio_max'."""
+    walls_a, walls_b, ratios, peak = [], [], [], 0
+    for _ in range(reps):
+        wa, rss = run(argv_a, output)
+        wb, _ = run(argv_b, output)
+        walls_a.append(wa)
+        walls_b.append(wb)
+        ratios.append(wa / wb)
+        peak = max(peak, rss)
+    if output and os.path.exists(output):
+        os.unlink(output)
+    return {"median": statistics.median(walls_a), "min": min(walls_a), "max": max(walls_a), "rss": peak,
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "b_median": statistics.median(walls_b)}
+
+
 def fmt_time(s):
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
 
@@ -228,11 +247,17 @@ def bench_file(path, args, ckpt, has_dtype):
     # ckpt fsyncs every output before renaming it into place; cp does not.
     cp_sync = measure(["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new], reps, new)
     rows.append(("cp + sync", "cp", cp_sync))
+    cp_sync_argv = ["sh", "-c", 'cp "$0" "$1" && sync "$1"', path, new]
+    writes = [("seed prep -> new file", [ckpt, "edit", path, "-o", new, *SEED_ARGS]),
+              ("export", [ckpt, "export", path, "-o", new]),
+              ("rewrite", [ckpt, "rewrite", path, "-o", new])]
+    # Each writing command in turn with cp + sync, ratio pair by pair (docs/PERFORMANCE.md).
+    pairs = [(op, paired(argv, cp_sync_argv, reps, new)) for op, argv in writes]
     if args.writes_only:  # the durable-output comparison alone (README: edit -o against cp + sync)
-        rows.append(("seed prep -> new file", "ckpt", measure([ckpt, "edit", path, "-o", new, *SEED_ARGS], reps, new)))
-        rows.append(("export", "ckpt", measure([ckpt, "export", path, "-o", new], reps, new)))
-        return table(path, size, args, rows, cp["median"], cp_sync["median"], {})
-    for cmd in ("info", "tensors", "cfg"):
+        rows += [(op, "ckpt", r) for op, r in pairs]
+        return table(path, size, args, rows, cp["median"], cp_sync["median"], {}) + paired_table(pairs)
+    rows.append(("process floor (true)", "true", measure(["true"], reps)))
+    for cmd in ("info", "tensors", "cfg", "scan"):
         rows.append((cmd, "ckpt", measure([ckpt, cmd, path], reps)))
     python_rows("info", "info", path)
     rows.append(("seed prep -> new file", "ckpt", measure([ckpt, "edit", path, "-o", new, *SEED_ARGS], reps, new)))
@@ -252,7 +277,17 @@ def bench_file(path, args, ckpt, has_dtype):
 
     py_median = {op: r["median"] for op, tool, r in rows if tool == "python" and r}
     py_median.update({cmd: py_median["info"] for cmd in ("tensors", "cfg")})
-    return table(path, size, args, rows, cp["median"], cp_sync["median"], py_median)
+    return table(path, size, args, rows, cp["median"], cp_sync["median"], py_median) + paired_table(pairs)
+
+
+def paired_table(pairs):
+    lines = ["", "Each writing command and cp + sync in turn, ratio pair by pair:", "",
+             "| operation | median | cp + sync median | x (cp + sync), paired | spread of the ratio | peak RSS |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for op, r in pairs:
+        lines.append(f"| {op} | {fmt_time(r['median'])} | {fmt_time(r['b_median'])} | {r['ratio']:.3f} "
+                     f"| {r['ratio_min']:.3f} - {r['ratio_max']:.3f} | {r['rss'] / (1 << 20):.1f} MiB |")
+    return lines
 
 
 def table(path, size, args, rows, cp_median, cp_sync_median, py_median):
@@ -310,7 +345,8 @@ def main():
             subprocess.run([sys.executable, __file__, "--generate-only", path] + (["--big"] if big else []),
                            check=True)
 
-    print(f"ckpt benchmark, {datetime.date.today().isoformat()}; {machine()}")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"ckpt benchmark, {datetime.date.today().isoformat()}; {machine()}; load average at start {load}")
     print(f"ckpt: {ckpt}; python route: {sys.executable} (torch.load + edit + torch.save)"
           + (f"; torch 2.x route: {args.torch2_python} (torch.load(mmap=True) + edit + torch.save)"
              if args.torch2_python else "; no torch 2.x python: its rows are left out"))
@@ -318,6 +354,7 @@ def main():
     for path, _ in files:
         print("\n".join(bench_file(path, args, ckpt, has_dtype)))
         print()
+    print("load average at end " + " / ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -29,25 +29,40 @@ void check_torch_output_name(const std::string& out) {
                    stem + ".th -o " + out + "' if you want safetensors");
 }
 
-void check_record_crcs(const torch::Checkpoint& ck) {
+namespace {
+
+[[noreturn]] void throw_crc_mismatch(const torch::Checkpoint& ck, const container::ZipRecord& rec, uint32_t crc) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
+  throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf +
+                    "): the file is damaged and the output would carry the damage on ('ckpt verify " + ck.path() +
+                    "' lists every problem); fetch or copy it again, or pass " + option_name("ignore_crc") +
+                    " to write it as read");
+}
+
+}  // namespace
+
+void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages) {
   const auto* zip = ck.zip();
   if (!zip) return;
   for (const auto& rec : zip->records()) {
+    if (skip_storages) {  // checked by the writer as it copies them (read once)
+      const std::string rel = zip->relative_name(rec);
+      if (rel.rfind("data/", 0) == 0 && ck.storage(rel.substr(5))) continue;
+    }
     uint32_t crc = zip->compute_crc(rec);
-    if (crc == rec.crc32) continue;
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
-    throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf +
-                      "): the file is damaged and the output would carry the damage on ('ckpt verify " + ck.path() +
-                      "' lists every problem); fetch or copy it again, or pass " + option_name("ignore_crc") + " to write it as read");
+    if (crc != rec.crc32) throw_crc_mismatch(ck, rec, crc);
   }
 }
 
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
                       std::map<std::string, torch::StorageTransform> transforms) {
   if (!options.sink) check_torch_output_name(options.out);
-  if (!options.ignore_crc) check_record_crcs(ck);
+  // Storage records are checked as the writer copies them (read once).
+  if (!options.ignore_crc) check_record_crcs(ck, /*skip_storages=*/true);
   torch::SaveOptions so;
+  so.verify_crcs = !options.ignore_crc;
+  so.on_crc_mismatch = [&ck](const container::ZipRecord& rec, uint32_t crc) { throw_crc_mismatch(ck, rec, crc); };
   so.transforms = std::move(transforms);
   so.force = options.force;
   so.dialect = dialect_of(options.dialect);

@@ -43,8 +43,10 @@ std::optional<torch::Dialect> dialect_of(const std::string& text);
 
 // Throws FormatError naming the first record of ck's zip whose bytes fail
 // its CRC-32 (a damaged file: the output would carry the damage on), with
-// the ways to proceed (--ignore-crc). Reads every record once.
-void check_record_crcs(const torch::Checkpoint& ck);
+// the ways to proceed (--ignore-crc). Reads every record once; with
+// skip_storages, every record but those holding storages, which the writers
+// check as they copy them (torch::SaveOptions::verify_crcs).
+void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages = false);
 
 // Throws UsageError when `out` is named .safetensors: the writers of torch
 // checkpoints never put one format under another's extension.

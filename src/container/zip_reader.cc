@@ -236,7 +236,11 @@ void check_no_overlap(const std::string& path, const std::vector<ZipRecord>& rec
 int miniz_compare(std::string_view a, std::string_view b) {
   auto lower = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c - 'A' + 'a') : c; };
   const size_t n = std::min(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
+  // Equal bytes are equal lowercased: skip the common prefix ("archive/data/")
+  // at memcmp speed (the sort at open compares every name ~log n times).
+  size_t same = 0;
+  while (same < n && a[same] == b[same]) ++same;
+  for (size_t i = same; i < n; ++i) {
     unsigned char x = lower(static_cast<unsigned char>(a[i])), y = lower(static_cast<unsigned char>(b[i]));
     if (x != y) return x < y ? -1 : 1;
   }

@@ -19,7 +19,6 @@ namespace ckpt::container {
 namespace {
 
 constexpr uint64_t kMax32 = 0xFFFFFFFF;  // miniz's MZ_UINT32_MAX
-constexpr size_t kChunk = size_t{1} << 20;
 
 void put16(std::string& s, uint64_t v) {
   s.push_back(static_cast<char>(v & 0xFF));
@@ -166,24 +165,17 @@ void ZipWriter::add(std::string_view name, std::string_view data) {
   write_descriptor(entries_.back());
 }
 
-void ZipWriter::add_copy(std::string_view name, RandomAccessFile& src, uint64_t offset,
-                         uint64_t n, std::optional<uint32_t> crc) {
-  if (!crc) {
-    uint32_t c = 0;
-    std::string buf(static_cast<size_t>(std::min<uint64_t>(n, kChunk)), '\0');
-    for (uint64_t done = 0; done < n;) {
-      size_t len = static_cast<size_t>(std::min<uint64_t>(n - done, buf.size()));
-      src.read(offset + done, len, buf.data());
-      c = crc32_update(c, buf.data(), len);
-      done += len;
-    }
-    crc = c;
-  }
+uint32_t ZipWriter::add_copy(std::string_view name, RandomAccessFile& src, uint64_t offset,
+                             uint64_t n, std::optional<uint32_t> crc) {
   write_local_header(archive_name_ + "/" + std::string(name), n);
-  out_.copy_from(src, offset, n);
+  if (crc)
+    out_.copy_from(src, offset, n);
+  else
+    crc = out_.copy_from_with_crc(src, offset, n);
   if (n >= 8) note_data_head(src.read_string(offset, 8));
   entries_.back().crc32 = *crc;
   write_descriptor(entries_.back());
+  return *crc;
 }
 
 void ZipWriter::add_stream(

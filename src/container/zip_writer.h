@@ -26,9 +26,12 @@ class ZipWriter {
   void add(std::string_view name, std::string_view data);
   // Adds archive_name/name holding n bytes of src at offset, copied without
   // entering user space where possible. crc is the CRC-32 of those bytes when
-  // known (taken from the source's central directory); otherwise computed.
-  void add_copy(std::string_view name, RandomAccessFile& src, uint64_t offset, uint64_t n,
-                std::optional<uint32_t> crc);
+  // known and trusted (taken from the source's central directory); otherwise
+  // it is computed as the bytes are copied (WritableFile::copy_from_with_crc:
+  // read once). Returns the CRC-32 written, which a caller checking the
+  // source compares with the one it expected.
+  uint32_t add_copy(std::string_view name, RandomAccessFile& src, uint64_t offset, uint64_t n,
+                    std::optional<uint32_t> crc);
   // Adds a record whose bytes are produced by a generator writing exactly n
   // bytes through the sink in chunks (used by dtype conversion, inflation).
   void add_stream(std::string_view name, uint64_t n,

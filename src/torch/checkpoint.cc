@@ -1,6 +1,7 @@
 #include "torch/checkpoint.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -370,23 +371,40 @@ class StorageRecordWriter {
 
   void write_one(container::ZipWriter& zw, const std::string& name, const Storage& s) {
     const StorageLocation loc = locate_storage(source_, s);
+    // A zip record checked against its directory's CRC-32 (verify_crcs).
+    const container::ZipRecord* checked = options_.verify_crcs ? loc.record : nullptr;
     if (const StorageTransform* tr = transform(s.key)) {
+      // The conversion reads the source as it likes: its record is checked first.
+      if (checked) {
+        const uint32_t crc = source_.zip()->compute_crc(*checked);
+        if (crc != checked->crc32) crc_mismatch(*checked, crc);
+      }
       zw.add_stream(name, s.numel * tr->dtype->element_size,
                     [&](const std::function<void(std::string_view)>& sink) { tr->produce(s, sink); });
       advance(s.numel * tr->dtype->element_size);
       return;
     }
+    uint32_t written_crc;
     if (loc.compressed()) {
       zw.add_stream(name, loc.size, [&](const std::function<void(std::string_view)>& sink) {
         source_.zip()->stream(*loc.record, sink);
       });
+      written_crc = zw.entries().back().crc32;  // of the inflated bytes, as the directory's
     } else {
-      // A stored record's CRC-32 is known, so its bytes need not be read twice.
+      // A stored record's CRC-32 is known: unless it is to be checked, the
+      // bytes are copied without being read; checked, they are read once,
+      // as they are copied.
       std::optional<uint32_t> crc;
-      if (loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
-      zw.add_copy(name, *loc.file, loc.offset, loc.size, crc);
+      if (!checked && loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
+      written_crc = zw.add_copy(name, *loc.file, loc.offset, loc.size, crc);
     }
+    if (checked && written_crc != checked->crc32) crc_mismatch(*checked, written_crc);
     advance(loc.size);
+  }
+
+  [[noreturn]] void crc_mismatch(const container::ZipRecord& record, uint32_t crc) {
+    if (options_.on_crc_mismatch) options_.on_crc_mismatch(record, crc);
+    throw crc_mismatch_error(source_, record, crc);
   }
 
   void advance(uint64_t bytes) {
@@ -479,6 +497,13 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   else
     write_in_dialect_layout(source, pickled.data, dialect, alignment, storages, zw);
   zw.finish();
+}
+
+FormatError crc_mismatch_error(const Checkpoint& ck, const container::ZipRecord& record, uint32_t crc) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, record.crc32);
+  return FormatError(ck.path() + ": record '" + record.name + "' fails its CRC-32 check (" + buf +
+                     "): the file is damaged and the output would carry the damage on; fetch or copy it again");
 }
 
 void save(Checkpoint& source, const Node* root, Env& env, const std::string& out_path,

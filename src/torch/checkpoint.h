@@ -17,6 +17,7 @@
 #include "pickle/value.h"
 #include "torch/dtype.h"
 #include "util/env.h"
+#include "util/error.h"
 
 namespace ckpt::torch {
 
@@ -233,7 +234,20 @@ struct SaveOptions {
   // Keyed by source storage key.
   std::map<std::string, StorageTransform> transforms;
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Checks each storage record of a zip source against the CRC-32 in its
+  // directory as its bytes are copied (read once: the CRC is taken as they
+  // pass), inflated or converted; a mismatch calls on_crc_mismatch, which
+  // throws (the caller's message, naming its own way to skip the check), or
+  // when it is empty or returns, throws crc_mismatch_error's FormatError. The
+  // output is then not committed. Records not carried to the output (dropped
+  // storages) are not read.
+  bool verify_crcs = false;
+  std::function<void(const container::ZipRecord& record, uint32_t crc)> on_crc_mismatch;
 };
+
+// The FormatError for a zip record of `ck` whose bytes' CRC-32 (crc) differs
+// from its directory's: what and where, and that the file is damaged.
+FormatError crc_mismatch_error(const Checkpoint& ck, const container::ZipRecord& record, uint32_t crc);
 
 // What torch.save would write for `root` (a node of source.graph(), possibly
 // edited), written atomically to out_path: storage keys renumbered in

@@ -33,6 +33,9 @@ class RelativeFile : public WritableFile {
   explicit RelativeFile(WritableFile& base) : base_(base), start_(base.offset()) {}
   void append(std::string_view data) override { base_.append(data); }
   void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) override { base_.copy_from(src, offset, n); }
+  uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
+    return base_.copy_from_with_crc(src, offset, n);
+  }
   uint64_t offset() const override { return base_.offset() - start_; }
   void sync() override {}
   void close() override {}

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,10 +14,16 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
+#include <csetjmp>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <vector>
 
+#include "util/crc32.h"
 #include "util/error.h"
 #include "util/http_file.h"
 #include "util/signal_cleanup.h"
@@ -27,8 +34,17 @@ namespace {
 constexpr size_t kCopyBufferSize = size_t{1} << 20;
 // Largest single read/write/copy request; Linux caps one call near 2 GiB.
 constexpr size_t kMaxIoChunk = size_t{1} << 30;
-// Bytes written between two sync_file_range(SYNC_FILE_RANGE_WRITE) calls.
-constexpr uint64_t kWritebackStep = uint64_t{256} << 20;
+// Largest single copy_file_range request of copy_from: the step at which the
+// writeback thread hears of new bytes.
+constexpr uint64_t kKernelCopyStep = uint64_t{64} << 20;
+// Bytes appended between two sync_file_range(SYNC_FILE_RANGE_WRITE) calls
+// (made on the writeback thread, so a full disk queue blocks it, not the copy).
+constexpr uint64_t kWritebackStep = uint64_t{64} << 20;
+// copy_from_with_crc maps this much of the source at a time (peak RSS grows
+// by at most this much) and takes the CRC of kCrcStep bytes before copying
+// them in the kernel, so that the copy finds them in the CPU cache.
+constexpr size_t kMapWindow = size_t{8} << 20;
+constexpr size_t kCrcStep = size_t{1} << 20;
 
 // CKPT_WRITEBACK_STEP (bytes; 0 turns early writeback off, for comparisons
 // in bench/bench.py) overrides kWritebackStep.
@@ -43,6 +59,97 @@ uint64_t writeback_step() {
 [[noreturn]] void throw_errno(const std::string& path, const char* op, int err) {
   throw IoError(path + ": " + op + ": " + std::strerror(err), err);
 }
+
+// A CRC over a mapping of a file that another process may shrink meanwhile:
+// touching a page past the new end raises SIGBUS, which guarded_crc turns
+// into `false` (the caller reports the file as changed) instead of a crash.
+// The handler is installed once; a SIGBUS outside guarded_crc puts the
+// previous disposition back and returns, so the fault is taken again under it.
+thread_local sigjmp_buf* t_bus_jump = nullptr;
+struct sigaction g_previous_bus;
+
+void on_sigbus(int, siginfo_t*, void*) {
+  if (sigjmp_buf* jump = t_bus_jump) {
+    t_bus_jump = nullptr;
+    siglongjmp(*jump, 1);
+  }
+  ::sigaction(SIGBUS, &g_previous_bus, nullptr);
+}
+
+bool guarded_crc(const char* data, size_t n, uint32_t& crc) {
+  static std::once_flag installed;
+  std::call_once(installed, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &g_previous_bus);
+  });
+  sigjmp_buf jump;
+  // No mask to save: SA_NODEFER leaves SIGBUS unblocked in the handler.
+  if (sigsetjmp(jump, 0) != 0) return false;
+  t_bus_jump = &jump;
+  uint32_t c = crc32_update(crc, data, n);
+  t_bus_jump = nullptr;
+  crc = c;
+  return true;
+}
+
+// Starts the kernel writing back an output's bytes as they are appended, on
+// a thread of its own: sync_file_range(SYNC_FILE_RANGE_WRITE) blocks while
+// the disk's queue is full, and there it holds up this thread instead of the
+// copy. The fsync at commit then finds most bytes written: a durable output
+// costs about the longer of copying and writing, not their sum. A hint only:
+// errors are left to fsync, which reports them.
+class WritebackThread {
+ public:
+  WritebackThread(int fd, uint64_t step) : fd_(fd), step_(step), thread_([this] { run(); }) {}
+  ~WritebackThread() { stop(); }
+
+  // Bytes [0, upto) of the file are written.
+  void advance(uint64_t upto) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      written_ = upto;
+    }
+    cv_.notify_one();
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    uint64_t started = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || written_ - started >= step_; });
+      if (stopping_) return;
+      const uint64_t upto = written_;
+      lock.unlock();
+      ::sync_file_range(fd_, static_cast<off_t>(started), static_cast<off_t>(upto - started),
+                        SYNC_FILE_RANGE_WRITE);
+      started = upto;
+      lock.lock();
+    }
+  }
+
+  const int fd_;
+  const uint64_t step_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t written_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
@@ -80,6 +187,7 @@ class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixWritableFile() override {
+    writeback_.reset();  // joins the thread before its descriptor closes
     if (fd_ >= 0) ::close(fd_);
   }
 
@@ -92,10 +200,7 @@ class PosixWritableFile final : public WritableFile {
 
   void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
     check_open("write");
-    if (offset > src.size() || n > src.size() - offset) {
-      throw FormatError(src.path() + ": unexpected end of file at offset " +
-                        std::to_string(src.size()));
-    }
+    check_range(src, offset, n);
     uint64_t done = 0;
     if (src.fd() >= 0) {
       done = copy_in_kernel(src, offset, n);
@@ -104,10 +209,21 @@ class PosixWritableFile final : public WritableFile {
     if (done < n) copy_through_buffer(src, offset + done, n - done, *this);
   }
 
+  uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
+    check_open("write");
+    check_range(src, offset, n);
+    uint32_t crc = 0;
+    uint64_t done = 0;
+    if (src.fd() >= 0) done = copy_mapped_with_crc(src, offset, n, crc);
+    if (done < n) copy_through_buffer(src, offset + done, n - done, *this, &crc);
+    return crc;
+  }
+
   uint64_t offset() const override { return offset_; }
 
   void sync() override {
     check_open("fsync");
+    writeback_.reset();
     while (::fsync(fd_) != 0) {
       if (errno != EINTR) throw_errno(path_, "fsync", errno);
     }
@@ -115,6 +231,7 @@ class PosixWritableFile final : public WritableFile {
 
   void close() override {
     if (fd_ < 0) return;
+    writeback_.reset();
     int fd = fd_;
     fd_ = -1;  // close() releases the descriptor even when it reports an error
     if (::close(fd) != 0 && errno != EINTR) throw_errno(path_, "close", errno);
@@ -125,33 +242,44 @@ class PosixWritableFile final : public WritableFile {
     if (fd_ < 0) throw_errno(path_, op, EBADF);
   }
 
+  static void check_range(RandomAccessFile& src, uint64_t offset, uint64_t n) {
+    if (offset > src.size() || n > src.size() - offset) {
+      throw FormatError(src.path() + ": unexpected end of file at offset " +
+                        std::to_string(src.size()));
+    }
+  }
+
   // Copies with copy_file_range, then sendfile; returns how many bytes were
   // copied before both stopped being usable (the caller copies the rest).
   uint64_t copy_in_kernel(RandomAccessFile& src, uint64_t offset, uint64_t n) {
     uint64_t done = 0;
-    bool use_copy_file_range = true;
     while (done < n) {
-      // Steps of kWritebackStep, so that writeback starts as the copy goes.
-      size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, kWritebackStep));
+      // Steps of kKernelCopyStep, so that writeback starts as the copy goes.
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, kKernelCopyStep));
       loff_t in_off = static_cast<loff_t>(offset + done);
       ssize_t put;
-      if (use_copy_file_range) {
+      if (use_copy_file_range_) {
         put = ::copy_file_range(src.fd(), &in_off, fd_, nullptr, want, 0);
-      } else {
+      } else if (use_sendfile_) {
         off_t send_off = static_cast<off_t>(offset + done);
         put = ::sendfile(fd_, src.fd(), &send_off, want);
+      } else {
+        return done;
       }
       if (put < 0) {
         int err = errno;
         if (err == EINTR) continue;
         bool unsupported = err == EXDEV || err == ENOSYS || err == EOPNOTSUPP ||
                            err == EINVAL || err == EBADF || err == ETXTBSY;
-        if (unsupported && use_copy_file_range) {
-          use_copy_file_range = false;
+        if (unsupported && use_copy_file_range_) {
+          use_copy_file_range_ = false;
           continue;
         }
-        if (unsupported) return done;  // sendfile refused too: buffered copy
-        throw_errno(path_, use_copy_file_range ? "copy_file_range" : "sendfile", err);
+        if (unsupported) {  // sendfile refused too: buffered copy
+          use_sendfile_ = false;
+          return done;
+        }
+        throw_errno(path_, use_copy_file_range_ ? "copy_file_range" : "sendfile", err);
       }
       if (put == 0) {
         // The source shrank under us.
@@ -165,23 +293,64 @@ class PosixWritableFile final : public WritableFile {
     return done;
   }
 
-  // Starts writing the bytes appended so far to the disk, in steps of
-  // kWritebackStep, so that the fsync at commit finds most of them already
-  // written: a durable output then costs about what cp followed by sync
-  // does, instead of copy time plus a whole-file flush. A hint only: errors
-  // are left to fsync, which reports them.
+  // copy_from_with_crc over a descriptor: maps the source kMapWindow at a
+  // time, takes the CRC of each kCrcStep bytes from the mapping and copies
+  // the same bytes in the kernel while they are in the CPU cache (or, where
+  // the kernel will not copy, writes them from the mapping). The bytes are
+  // read from memory once, instead of once for the CRC and once more for the
+  // copy. Returns how many bytes were copied (0 where the source cannot be
+  // mapped: the caller copies the rest through a buffer).
+  uint64_t copy_mapped_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n, uint32_t& crc) {
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    uint64_t done = 0;
+    while (done < n) {
+      const uint64_t pos = offset + done;
+      const uint64_t map_start = pos - pos % page;
+      const size_t skip = static_cast<size_t>(pos - map_start);
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(n - done, kMapWindow - skip));
+      void* map = ::mmap(nullptr, skip + len, PROT_READ, MAP_SHARED, src.fd(),
+                         static_cast<off_t>(map_start));
+      if (map == MAP_FAILED) return done;
+      const char* bytes = static_cast<const char*>(map) + skip;
+      try {
+        for (size_t at = 0; at < len;) {
+          const size_t step = std::min(len - at, kCrcStep);
+          if (!guarded_crc(bytes + at, step, crc)) {
+            throw FormatError(src.path() + ": changed while being copied (it no longer reaches offset " +
+                              std::to_string(pos + at + step) + "); copy it again when nothing writes it");
+          }
+          const uint64_t copied = src_kernel_copy_ok() ? copy_in_kernel(src, pos + at, step) : 0;
+          if (copied < step) append(std::string_view(bytes + at + copied, step - copied));
+          at += step;
+        }
+      } catch (...) {
+        ::munmap(map, skip + len);
+        throw;
+      }
+      ::munmap(map, skip + len);
+      done += len;
+    }
+    return done;
+  }
+
+  bool src_kernel_copy_ok() const { return use_copy_file_range_ || use_sendfile_; }
+
+  // Tells the writeback thread (started once the output reaches a step) of
+  // each further step of bytes; smaller outputs never start one.
   void start_writeback() {
     static const uint64_t step = writeback_step();
-    if (step == 0 || offset_ - writeback_from_ < step) return;
-    ::sync_file_range(fd_, static_cast<off_t>(writeback_from_), static_cast<off_t>(offset_ - writeback_from_),
-                      SYNC_FILE_RANGE_WRITE);
-    writeback_from_ = offset_;
+    if (step == 0 || offset_ < writeback_told_ + step) return;
+    if (!writeback_) writeback_ = std::make_unique<WritebackThread>(fd_, step);
+    writeback_->advance(offset_);
+    writeback_told_ = offset_;
   }
 
   std::string path_;
   int fd_;
   uint64_t offset_ = 0;
-  uint64_t writeback_from_ = 0;
+  bool use_copy_file_range_ = true, use_sendfile_ = true;
+  uint64_t writeback_told_ = 0;
+  std::unique_ptr<WritebackThread> writeback_;
 };
 
 class PosixRandomRWFile final : public RandomRWFile {
@@ -493,14 +662,21 @@ void write_all(int fd, std::string_view data, const std::string& name) {
   }
 }
 
-void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, WritableFile& out) {
+void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, WritableFile& out, uint32_t* crc) {
   std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(n, kCopyBufferSize)));
   for (uint64_t done = 0; done < n;) {
     size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, buf.size()));
     src.read(offset + done, chunk, buf.data());
+    if (crc) *crc = crc32_update(*crc, buf.data(), chunk);
     out.append(std::string_view(buf.data(), chunk));
     done += chunk;
   }
+}
+
+uint32_t WritableFile::copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) {
+  uint32_t crc = 0;
+  copy_through_buffer(src, offset, n, *this, &crc);
+  return crc;
 }
 
 std::string dirname_of(const std::string& path) {

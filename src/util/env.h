@@ -42,6 +42,12 @@ class WritableFile {
   // user space where the kernel allows (copy_file_range, then sendfile, then
   // a bounded buffer).
   virtual void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) = 0;
+  // copy_from that also returns the CRC-32 of the n bytes, taken as they
+  // pass so that they are read from memory once (a writer checking a record
+  // against its directory CRC while copying it). Default: through a bounded
+  // buffer (src.read, append); the POSIX file takes the CRC from a mapping of
+  // the source and copies the same bytes in the kernel while they are cached.
+  virtual uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n);
   // Bytes written so far (the offset the next append lands at).
   virtual uint64_t offset() const = 0;
   virtual void sync() = 0;
@@ -136,8 +142,10 @@ class AtomicOutput {
 // most 1 GiB a call); throws IoError naming `name`.
 void write_all(int fd, std::string_view data, const std::string& name);
 // Appends n bytes of src from offset to out through a bounded buffer (what
-// copy_from does where the kernel cannot copy).
-void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, WritableFile& out);
+// copy_from does where the kernel cannot copy). With crc, continues *crc
+// (a CRC-32) over the bytes copied.
+void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, WritableFile& out,
+                         uint32_t* crc = nullptr);
 
 std::string dirname_of(const std::string& path);
 std::string basename_of(const std::string& path);

@@ -30,6 +30,15 @@ class FaultWritableFile final : public WritableFile {
     }
     base_->copy_from(src, offset, n);
   }
+  uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
+    try {
+      env_.step(path_, "copy_file_range");
+    } catch (const IoError&) {
+      base_->copy_from(src, offset, n / 2);
+      throw;
+    }
+    return base_->copy_from_with_crc(src, offset, n);
+  }
   uint64_t offset() const override { return base_->offset(); }
   void sync() override {
     env_.step(path_, "fsync");

@@ -1,7 +1,7 @@
 // HTTP range reads behind RandomAccessFile (util/http_file.h, docs/REMOTE.md).
 #include "util/http_file.h"
 
-#include <curl/curl.h>
+#include "util/curl_dl.h"  // libcurl, loaded on first use
 #include <unistd.h>
 
 #include <algorithm>

@@ -128,6 +128,52 @@ TEST(StorageLocation, StoredRecordOfASavedCheckpoint) {
   EXPECT_EQ(loc.file->read_string(loc.offset, 16), float_bytes(1, 4));
 }
 
+// SaveOptions::verify_crcs: a stored record whose bytes no longer match its
+// directory CRC-32 fails the save (copied or converted), and the output is not
+// left behind; unchecked, the bytes are carried as read.
+TEST(StorageLocation, SaveChecksRecordCrcsAsItCopies) {
+  TempDir dir;
+  MadeCheckpoint made(dir, "made", 1, 1024);
+  std::string th = dir.file("saved.th");
+  save(*made.ck, made.ck->root(), Env::Default(), th);
+  uint64_t data_offset;
+  {
+    auto good = Checkpoint::open(Env::Default(), th);
+    data_offset = locate_storage(*good, *good->storage("0")).offset;
+    SaveOptions checked;
+    checked.verify_crcs = true;
+    save(*good, good->root(), Env::Default(), dir.file("good_copy.th"), checked);  // intact: no error
+  }
+  {
+    std::fstream f(th, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(data_offset + 1000));
+    f.put('\x7f');
+  }
+  auto bad = Checkpoint::open(Env::Default(), th);
+  SaveOptions checked;
+  checked.verify_crcs = true;
+  for (bool convert : {false, true}) {
+    SaveOptions o = checked;
+    if (convert) o.transforms.emplace("0", dtype_transform(*bad, DType::Float16));
+    try {
+      save(*bad, bad->root(), Env::Default(), dir.file("out.th"), o);
+      ADD_FAILURE() << "no error (convert " << convert << ")";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("fails its CRC-32 check"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("is damaged"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.file("out.th")));
+  }
+  // The caller's own message (the api names its option to skip the check).
+  checked.on_crc_mismatch = [](const container::ZipRecord& r, uint32_t) { throw UsageError("custom " + r.name); };
+  EXPECT_THROW(save(*bad, bad->root(), Env::Default(), dir.file("out.th"), checked), UsageError);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.th")));
+  save(*bad, bad->root(), Env::Default(), dir.file("out.th"));  // unchecked: carried as read
+  auto out = Checkpoint::open(Env::Default(), dir.file("out.th"));
+  const StorageLocation loc = locate_storage(*out, *out->storage("0"));
+  EXPECT_EQ(loc.file->read_string(loc.offset + 1000, 1), "\x7f");
+}
+
 TEST(StorageLocation, AbsentStorageIsAnError) {
   TempDir dir;
   MadeCheckpoint made(dir, "made", 1, 4);
