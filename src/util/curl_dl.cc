@@ -3,6 +3,8 @@
 // of libcurl's directly, so the binary does not link it.
 #include "util/curl_dl.h"
 
+#if CKPT_CURL_DLOPEN
+
 #include <dlfcn.h>
 
 #include <mutex>
@@ -54,3 +56,5 @@ const Api& api() {
 }
 
 }  // namespace ckpt::curl_dl
+
+#endif  // CKPT_CURL_DLOPEN

@@ -5,6 +5,9 @@
 // reads (util/http_file.cc) use it. Include this instead of <curl/curl.h>:
 // the curl_* names used there become calls through the loaded table.
 #pragma once
+#if !CKPT_CURL_DLOPEN  // linked (-DCKPT_CURL_DLOPEN=OFF, the wheel): libcurl's own names
+#include <curl/curl.h>
+#else
 #ifndef CURL_DISABLE_TYPECHECK
 #define CURL_DISABLE_TYPECHECK 1
 #endif
@@ -58,3 +61,4 @@ const Api& api();
 #define curl_easy_strerror ::ckpt::curl_dl::api().easy_strerror
 #define curl_slist_append ::ckpt::curl_dl::api().slist_append
 #define curl_slist_free_all ::ckpt::curl_dl::api().slist_free_all
+#endif  // CKPT_CURL_DLOPEN
