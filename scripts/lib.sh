@@ -4,7 +4,7 @@
 # What building ckpt needs (README, scripts/demo.sh); the rest is for the tests.
 CKPT_BUILD_PACKAGES=(
   cmake g++ make pkg-config zlib1g-dev libyaml-dev nlohmann-json3-dev libisal-dev libcli11-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev ccache
 )
 CKPT_DEBIAN_PACKAGES=(
   "${CKPT_BUILD_PACKAGES[@]}"
