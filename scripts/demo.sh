@@ -9,9 +9,7 @@ source scripts/lib.sh
 
 CKPT_DEBIAN_PACKAGES=("${CKPT_BUILD_PACKAGES[@]}")
 ckpt_install_deps </dev/null
-# Release with position-independent code: the flags pip install . compiles the same sources
-# with, so ccache (installed with the build dependencies) serves that build from this one.
-ckpt_build build-demo -DCKPT_TESTS=OFF -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+ckpt_build build-demo -DCKPT_TESTS=OFF
 example=examples/musicgen_tiny_training.th
 echo "\$ build-demo/ckpt info $example"
 build-demo/ckpt info "$example"
