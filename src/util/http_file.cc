@@ -40,6 +40,13 @@ constexpr int kMaxRedirects = 10;
 
 std::atomic<uint64_t> g_requests{0}, g_bytes{0};
 
+// The commit each hf:// name opened in this process was pinned to (remote_sibling).
+std::mutex g_pinned_mu;
+std::map<std::string, std::string>& pinned_commits() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+
 long env_long(const char* name, long fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
@@ -572,7 +579,10 @@ class HttpFile final : public RandomAccessFile {
         url = url_;
         continue;
       }
-      if (s == 206) return accept_206(url, r, offset, n, hops > 0, at_hub);
+      if (s == 206) {
+        if (at_hub && !opened_) pin_revision(r);  // a small file the Hub serves itself
+        return accept_206(url, r, offset, n, hops > 0, at_hub);
+      }
       if (s == 416 && probe) {
         unsigned long long total = 1;
         std::string cr = r.header("content-range");
@@ -598,6 +608,8 @@ class HttpFile final : public RandomAccessFile {
     size_t rev = at + 9, rev_end = url_.find('/', rev);
     if (rev_end == std::string::npos) return;
     url_ = url_.substr(0, rev) + commit + url_.substr(rev_end);
+    std::lock_guard<std::mutex> lock(g_pinned_mu);
+    pinned_commits()[display_] = commit;
   }
 
   size_t accept_206(const std::string& url, const Response& r, uint64_t offset, size_t n, bool redirected,
@@ -823,6 +835,91 @@ std::string resolve_url(const std::string& path) {
   if (rev.empty()) rev = "main";
   return endpoint() + "/" + kind + percent_encode(repo, true) + "/resolve/" + percent_encode(rev, false) + "/" +
          percent_encode(file, true);
+}
+
+namespace {
+
+// hf://[datasets/|spaces/]ORG/REPO[@REV] (head), the path in the repository
+// (file, maybe empty) and a trailing "@REV" (tail) when the revision was
+// written after the path.
+struct HfName {
+  std::string head, file, tail;
+};
+
+HfName split_hf(const std::string& path) {
+  HfName n;
+  std::string rest = path.substr(5), kind;
+  for (const char* k : {"datasets/", "spaces/"})
+    if (rest.rfind(k, 0) == 0) kind = k, rest = rest.substr(std::strlen(k));
+  size_t s1 = rest.find('/');
+  size_t s2 = s1 == std::string::npos ? s1 : rest.find('/', s1 + 1);
+  std::string repo = s2 == std::string::npos ? rest : rest.substr(0, s2);
+  n.file = s2 == std::string::npos ? "" : rest.substr(s2 + 1);
+  size_t at = n.file.rfind('@');
+  if (repo.find('@') == std::string::npos && at != std::string::npos) n.tail = n.file.substr(at), n.file.resize(at);
+  n.head = path.substr(0, 5) + kind + repo;
+  return n;
+}
+
+bool is_hf(const std::string& path) { return path.rfind("hf://", 0) == 0; }
+
+// An http(s) URL without its query and fragment; the offset where its path starts.
+std::string bare_url(const std::string& url, size_t& path_start) {
+  std::string u = url.substr(0, url.find_first_of("?#"));
+  size_t scheme = u.find("://");
+  path_start = u.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (path_start == std::string::npos) path_start = u.size();
+  return u;
+}
+
+std::string after_last_slash(const std::string& s) {
+  size_t k = s.rfind('/');
+  return k == std::string::npos ? s : s.substr(k + 1);
+}
+
+}  // namespace
+
+std::string remote_join(const std::string& dir, const std::string& name) {
+  if (is_hf(dir)) {
+    HfName n = split_hf(dir);
+    std::string file = n.file.empty() ? name : n.file + (n.file.back() == '/' ? "" : "/") + name;
+    return n.head + "/" + file + n.tail;
+  }
+  size_t p = 0;
+  std::string u = bare_url(dir, p);
+  return u + (!u.empty() && u.back() == '/' ? "" : "/") + name;
+}
+
+std::string remote_sibling(const std::string& path, const std::string& name) {
+  if (is_hf(path)) {
+    HfName n = split_hf(path);
+    size_t k = n.file.rfind('/');
+    std::string file = (k == std::string::npos ? std::string() : n.file.substr(0, k + 1)) + name;
+    if (n.tail.empty() && n.head.find('@') == std::string::npos) {
+      std::lock_guard<std::mutex> lock(g_pinned_mu);
+      auto it = pinned_commits().find(path);
+      if (it != pinned_commits().end()) n.tail = "@" + it->second;
+    }
+    return n.head + "/" + file + n.tail;
+  }
+  size_t p = 0;
+  std::string u = bare_url(path, p);
+  if (p == u.size()) return u + "/" + name;
+  return u.substr(0, u.rfind('/') + 1) + name;
+}
+
+std::string remote_basename(const std::string& path) {
+  if (is_hf(path)) return after_last_slash(split_hf(path).file);
+  size_t p = 0;
+  std::string u = bare_url(path, p);
+  return p == u.size() ? std::string() : after_last_slash(u.substr(p));
+}
+
+std::string revision_first(const std::string& path) {
+  if (!is_hf(path)) return path;
+  HfName n = split_hf(path);
+  if (n.tail.empty() || n.file.empty()) return path;
+  return n.head + n.tail + "/" + n.file;
 }
 
 namespace {

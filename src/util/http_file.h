@@ -40,6 +40,19 @@ bool is_remote(std::string_view path);
 // http(s) URLs are returned as they are. Throws UsageError when malformed.
 std::string resolve_url(const std::string& path);
 
+// Names next to a remote name, as torch and huggingface_hub derive shard
+// names (a folder cannot be listed over HTTP): `name` inside the folder
+// `dir`, `name` beside the file `path`, and the last segment of a name's
+// path. Query strings and fragments are dropped; an hf:// name keeps its
+// revision, and a sibling of an hf:// file already opened in this process
+// is pinned to the commit that open named (a shard set read at one commit).
+std::string remote_join(const std::string& dir, const std::string& name);
+std::string remote_sibling(const std::string& path, const std::string& name);
+std::string remote_basename(const std::string& path);
+// hf://ORG/REPO/PATH@REV spelled hf://ORG/REPO@REV/PATH (so that the name
+// ends with the file's own suffix); other names as they are.
+std::string revision_first(const std::string& path);
+
 // Opens a remote file (one ranged GET of its head); throws IoError with one
 // line naming the URL, the status and the fix.
 std::unique_ptr<RandomAccessFile> open_remote(const std::string& path);
