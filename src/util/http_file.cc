@@ -2,6 +2,8 @@
 #include "util/http_file.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +41,9 @@ constexpr size_t kErrorBodyCap = 4 * kKiB;       // kept of an error response's 
 constexpr int kMaxRedirects = 10;
 
 std::atomic<uint64_t> g_requests{0}, g_bytes{0};
+// The on-disk cache's size as this process last saw it (UINT64_MAX: not yet looked).
+std::mutex g_cache_mu;
+uint64_t g_cache_bytes = UINT64_MAX;
 
 // The commit each hf:// name opened in this process was pinned to (remote_sibling).
 std::mutex g_pinned_mu;
@@ -323,6 +328,81 @@ std::string cache_root() {
   return home.empty() ? std::string() : home + "/.cache/ckpt/http";
 }
 
+// The on-disk cache's size limit in bytes (0: none): Settings::cache_max,
+// else CKPT_CACHE_MAX, else kDefaultCacheMax. A number of bytes with an
+// optional K, M, G or T suffix (powers of 1024; "KB", "KiB" read the same).
+constexpr uint64_t kDefaultCacheMax = uint64_t{2} << 30;
+
+uint64_t parse_cache_size(const std::string& text, const char* what) {
+  std::string t = trim(text);
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) {
+    if (n > (uint64_t{1} << 50)) throw UsageError(std::string(what) + " '" + printable(text) + "' is too large");
+    n = n * 10 + static_cast<uint64_t>(t[i++] - '0');
+  }
+  std::string unit = lower(trim(t.substr(i)));
+  int shift = -1;
+  if (unit.empty() || unit == "b") shift = 0;
+  for (const auto& [u, sh] : {std::pair<const char*, int>{"k", 10}, {"m", 20}, {"g", 30}, {"t", 40}})
+    if (unit == u || unit == std::string(u) + "b" || unit == std::string(u) + "ib") shift = sh;
+  if (i == 0 || shift < 0)
+    throw UsageError(std::string(what) + " '" + printable(text) +
+                     "' is not a size (write bytes, or a number with K, M, G or T: 512M, 4G; 0 for no limit)");
+  return n << shift;
+}
+
+uint64_t cache_max() {
+  if (!settings().cache_max.empty()) return parse_cache_size(settings().cache_max, "--cache-max");
+  std::string e = env_str("CKPT_CACHE_MAX");
+  return e.empty() ? kDefaultCacheMax : parse_cache_size(e, "CKPT_CACHE_MAX");
+}
+
+// Keeps the cache under its limit, least recently used first: every range
+// file under root (CACHE/<file>/<offset>-<length>) by modification time,
+// which a read from the cache renews; the oldest are removed until the total
+// is at most 7/8 of the limit, then folders left empty. Other processes may
+// be using the cache: a removed range is only fetched again.
+void sweep_cache(const std::string& root, uint64_t max) {
+  namespace fs = std::filesystem;
+  struct Entry {
+    fs::file_time_type mtime;
+    uint64_t size;
+    fs::path path;
+  };
+  std::vector<Entry> entries;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec)) {
+    std::error_code ec2;
+    if (!d->is_directory(ec2) || d->is_symlink(ec2)) continue;
+    for (fs::directory_iterator f(d->path(), ec2); !ec2 && f != end; f.increment(ec2)) {
+      std::error_code ec3;
+      if (!f->is_regular_file(ec3)) continue;
+      uint64_t size = f->file_size(ec3);
+      auto mtime = f->last_write_time(ec3);
+      if (ec3) continue;
+      entries.push_back({mtime, size, f->path()});
+      total += size;
+    }
+  }
+  g_cache_bytes = total;
+  if (total <= max) return;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
+  const uint64_t target = max - max / 8;
+  std::set<fs::path> folders;
+  for (const auto& e : entries) {
+    if (total <= target) break;
+    std::error_code ec3;
+    if (fs::remove(e.path, ec3)) total -= e.size, folders.insert(e.path.parent_path());
+  }
+  for (const auto& f : folders) {
+    std::error_code ec3;
+    if (fs::is_empty(f, ec3) && !ec3) fs::remove(f, ec3);
+  }
+  g_cache_bytes = total;
+}
+
 std::string fnv_hex(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -444,6 +524,7 @@ class HttpFile final : public RandomAccessFile {
 
   // The first request: the file's head, which also tells the size and ETag.
   void open() {
+    if (!cache_root().empty()) cache_max_ = cache_max();  // a bad setting is said before any request
     std::string head(kHeadProbe, '\0');
     size_t got = fetch(0, head.size(), head.data(), /*probe=*/true);
     head.resize(got);
@@ -458,6 +539,7 @@ class HttpFile final : public RandomAccessFile {
     std::string root = cache_root();
     std::string tag = !linked_etag_.empty() ? linked_etag_ : etag_;
     if (root.empty() || tag.empty() || size_ == 0) return;
+    cache_root_ = root;
     disk_dir_ = root + "/" + fnv_hex(url_ + "\n" + tag + "\n" + std::to_string(size_));
     std::error_code ec;
     for (std::filesystem::directory_iterator it(disk_dir_, ec), end; !ec && it != end; it.increment(ec)) {
@@ -487,6 +569,7 @@ class HttpFile final : public RandomAccessFile {
     bool more = std::fgetc(f) != EOF;
     std::fclose(f);
     if (got != seg.size() || more) return false;
+    ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // recently used: evicted last (sweep_cache)
     // Keep only what no memory segment holds already.
     auto next = segs_.lower_bound(off);
     if (next != segs_.end() && next->first < off + len) return false;
@@ -500,6 +583,7 @@ class HttpFile final : public RandomAccessFile {
 
   void save_to_disk(uint64_t off, const char* data, size_t len) {
     if (disk_dir_.empty() || len == 0 || len > kMaxCachedSegment) return;
+    if (cache_max_ && len > cache_max_) return;  // could never be kept
     std::error_code ec;
     std::filesystem::create_directories(disk_dir_, ec);
     if (ec) return;  // a cache is optional: an unwritable folder only costs requests
@@ -509,7 +593,15 @@ class HttpFile final : public RandomAccessFile {
     if (!f) return;
     bool ok = std::fwrite(data, 1, len, f) == len;
     ok = std::fclose(f) == 0 && ok;
-    if (!ok || std::rename(tmp.c_str(), name.c_str()) != 0) std::remove(tmp.c_str());
+    if (!ok || std::rename(tmp.c_str(), name.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      return;
+    }
+    // The first save of the process measures the cache; later ones count on
+    // that figure and measure again (evicting) when it passes the limit.
+    std::lock_guard<std::mutex> lock(g_cache_mu);
+    if (g_cache_bytes != UINT64_MAX) g_cache_bytes += len;
+    if (cache_max_ && (g_cache_bytes == UINT64_MAX || g_cache_bytes > cache_max_)) sweep_cache(cache_root_, cache_max_);
   }
 
   // Fetches [offset, offset+n) with retries; returns the bytes received
@@ -785,6 +877,8 @@ class HttpFile final : public RandomAccessFile {
   std::map<uint64_t, std::string> segs_;
   uint64_t hint_begin_ = 0, hint_end_ = 0;  // will_read(): read-ahead stops at hint_end_
   std::string disk_dir_;                 // empty: no on-disk cache
+  std::string cache_root_;
+  uint64_t cache_max_ = 0;               // 0: no limit
   std::map<uint64_t, uint64_t> disk_segs_;  // offset -> length on disk
   std::deque<uint64_t> order_;
   size_t cached_ = 0;

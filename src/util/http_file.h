@@ -29,6 +29,10 @@ struct Settings {
   std::string token;      // empty: HF_TOKEN, then the huggingface token file
   bool no_cache = false;  // also CKPT_NO_CACHE=1
   std::string cache_dir;  // empty: CKPT_CACHE_DIR, else $XDG_CACHE_HOME/ckpt/http (~/.cache/...)
+  // The cache's size limit: bytes, or with K/M/G/T (powers of 1024); "0" no
+  // limit. Empty: CKPT_CACHE_MAX, else 2G. Least recently used ranges (file
+  // modification time; reading a range renews it) are removed first.
+  std::string cache_max;
 };
 Settings& settings();
 
