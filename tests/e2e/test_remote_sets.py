@@ -63,12 +63,15 @@ def tensor_names(path):
     return [row["name"] for row in rows]
 
 
-INDEX_COMMANDS = [["info"], ["ls"], ["tensors"], ["verify"], ["stats"], ["info", "--json"], ["tensors", "--json"],
-                  ["verify", "--json"]]
+INDEX_COMMANDS = [["info"], ["ls"], ["tensors"], ["verify"], ["stats"], ["scan"], ["info", "--json"],
+                  ["tensors", "--json"], ["verify", "--json"], ["scan", "--json"]]
 DCP_COMMANDS = [["info"], ["tensors"], ["verify"], ["stats"], ["info", "--json"], ["verify", "--json"]]
 
 
 def check_index(url, local, env):
+    r = run(["scan", local, "--json"], ckpt_env())  # every shard's header checked; no pickle anywhere
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["container"] == "safetensors index" and json.loads(r.stdout)["verdict"] == "safe"
     for cmd in INDEX_COMMANDS:
         same_as_local([cmd[0], url, *cmd[1:]], [cmd[0], local, *cmd[1:]], env, url, str(local))
     names = tensor_names(str(local))
@@ -130,3 +133,7 @@ def test_missing_shard_is_one_line(nginx, sets, tmp_path):
         assert r.returncode == 2, r.stdout
         assert r.stderr.startswith("ckpt: error: ") and r.stderr.count("\n") == 1, r.stderr
         assert words in r.stderr and "404" in r.stderr, r.stderr
+    # scan: a shard that cannot be read is an error naming it, never "safe"
+    r = run(["scan", f"{http_url}/broken/{INDEX}"], ckpt_env())
+    assert r.returncode == 2 and "safe" not in r.stdout and victim.name in r.stderr, r
+    assert r.stderr.startswith("ckpt: error: ") and r.stderr.count("\n") == 1, r.stderr
