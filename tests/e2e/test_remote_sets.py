@@ -137,3 +137,18 @@ def test_missing_shard_is_one_line(nginx, sets, tmp_path):
     r = run(["scan", f"{http_url}/broken/{INDEX}"], ckpt_env())
     assert r.returncode == 2 and "safe" not in r.stdout and victim.name in r.stderr, r
     assert r.stderr.startswith("ckpt: error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_writing_commands_take_remote_sets(nginx, sets, tmp_path):
+    """consolidate of a DCP folder URL and from-safetensors of an index URL write what they write locally."""
+    http_url, _, _, _ = nginx
+    for cmd, remote, local, out in (("consolidate", f"{http_url}/dcp", sets / "dcp", "c.pt"),
+                                    ("from-safetensors", f"{http_url}/shards/{INDEX}", sets / "shards" / INDEX,
+                                     "fs.th")):
+        (tmp_path / "r").mkdir(exist_ok=True)
+        (tmp_path / "l").mkdir(exist_ok=True)
+        r = run([cmd, remote, "-o", tmp_path / "r" / out, "-q"], ckpt_env())
+        assert r.returncode == 0, r.stderr
+        loc = run([cmd, local, "-o", tmp_path / "l" / out, "-q"], ckpt_env())
+        assert loc.returncode == 0, loc.stderr
+        assert (tmp_path / "r" / out).read_bytes() == (tmp_path / "l" / out).read_bytes()
