@@ -12,6 +12,7 @@ CKPT_DEBIAN_PACKAGES=(
   python3-torch python3-omegaconf python3-pytest python3-yaml python3-numpy
   zsh fish
   nginx-light openssl
+  ccache
 )
 
 # Build parallelism: the machines are small and shared.
@@ -53,8 +54,14 @@ ckpt_install_deps() {
 ckpt_build() {
   local dir="$1"
   shift
+  # Through ccache when it is there: the release, sanitizer and wheel builds
+  # compile the same sources, and a rerun recompiles only what changed.
+  local launcher=()
+  if [ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ] && command -v ccache >/dev/null 2>&1; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  fi
   ckpt_log "configure $dir"
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" </dev/null || return 1
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" "$@" </dev/null || return 1
   ckpt_log "build $dir (-j$CKPT_JOBS)"
   if [ "${CKPT_KEEP_GOING:-0}" = 1 ]; then
     cmake --build "$dir" -j"$CKPT_JOBS" -- -k </dev/null

@@ -5,9 +5,12 @@ above all) without running pickled code.
   metadata, ``get_tensor`` / ``state_dict`` from a copy-on-write memory map.
 - ``ckpt.load(path)``: what ``torch.load(path, weights_only=False)`` returns,
   rebuilt without running pickled code.
-- ``ckpt.edit``, ``export``, ``wrap``, ``bundle``, ``sanitize``, ``scan``,
-  ``verify``, ``diff``, ``stats``, ``to_safetensors``, ``from_safetensors``:
-  the command's operations, returning result objects.
+- ``ckpt.info``, ``ls``, ``tensors``, ``show``, ``cfg``, ``verify``, ``scan``,
+  ``stats``, ``diff``, ``edit``, ``compact``, ``rewrite``, ``export``, ``wrap``,
+  ``bundle``, ``sanitize``, ``to_safetensors``, ``from_safetensors``,
+  ``to_dcp``, ``consolidate``: the command's operations (same names, same
+  options), returning result objects whose ``to_dict()`` is the command's
+  ``--json``.
 - The ``ckpt`` command is installed with the package (``python -m ckpt``).
 """
 
@@ -18,23 +21,25 @@ from typing import Any, Iterable
 
 from ckpt._errors import Error, FormatError, IoError, UnsafeGlobalError, UsageError  # noqa: F401  (first: _ckpt imports it)
 from ckpt import _ckpt  # noqa: E402
-from ckpt._handle import Checkpoint, TensorInfo  # noqa: E402,F401
+from ckpt._handle import Checkpoint  # noqa: E402,F401
 from ckpt._load import Loader, Placeholder, PlaceholderGlobal  # noqa: E402,F401
-from ckpt._operations import (  # noqa: E402,F401
-    BundleResult, DiffResult, EditResult, ExportResult, Result, SafetensorsResult, SanitizeResult, ScanResult,
-    StatsRow, VerifyResult, WriteResult, bundle, diff, edit, export, from_safetensors, rewrite, sanitize, scan,
-    stats, to_safetensors, verify, wrap,
-)
-from ckpt._transformers import TransformersResult, from_transformers, to_transformers  # noqa: E402,F401
+from ckpt import _operations  # noqa: E402
+from ckpt._operations import Result, ResultList  # noqa: E402,F401
 
-__version__ = "0.1.0"
+__version__ = _ckpt.version()
+
+globals().update(_operations.FUNCTIONS)
+globals().update(_operations.RESULT_CLASSES)
 
 
-def open(path: "str | os.PathLike[str]") -> Checkpoint:  # noqa: A001  (as safetensors.safe_open / builtins.open)
-    """Opens a checkpoint lazily (see ``ckpt.Checkpoint``); raises
-    ``ckpt.FormatError`` for a file that is not one, ``ckpt.IoError`` when it
-    cannot be read."""
-    return Checkpoint(path)
+def open(path: "str | os.PathLike[str]", framework: str = "numpy") -> Checkpoint:  # noqa: A001  (as safe_open)
+    """Opens a checkpoint lazily (see ``ckpt.Checkpoint``): a torch zip or
+    legacy file, a .safetensors file, or a DCP folder (consolidated into a
+    temporary file first). ``framework`` ("numpy"/"np" or "torch"/"pt") is
+    what ``c[name]`` and ``get_tensor`` return, as in safetensors'
+    ``safe_open(path, framework)``. Raises ``ckpt.FormatError`` for a file
+    that is not one, ``ckpt.IoError`` when it cannot be read."""
+    return Checkpoint(path, framework)
 
 
 def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error",
@@ -70,9 +75,11 @@ def load(path: "str | os.PathLike[str]", *, unsafe_globals: str = "error",
     return Loader(opened, framework, unsafe_globals, allowed_globals).load()
 
 
-__all__ = ["open", "load", "Checkpoint", "TensorInfo", "Placeholder", "PlaceholderGlobal",
-           "edit", "export", "wrap", "rewrite", "bundle", "sanitize", "verify", "scan", "diff", "stats",
-           "to_safetensors", "from_safetensors", "to_transformers", "from_transformers", "TransformersResult",
-           "Result", "EditResult", "ExportResult", "WriteResult", "BundleResult", "SanitizeResult",
-           "VerifyResult", "ScanResult", "DiffResult", "StatsRow", "SafetensorsResult",
-           "Error", "FormatError", "IoError", "UsageError", "UnsafeGlobalError"]
+__all__ = ["open", "load", "Checkpoint", "Placeholder", "PlaceholderGlobal", "Result", "ResultList",
+           "Error", "FormatError", "IoError", "UsageError", "UnsafeGlobalError",
+           *_operations.FUNCTIONS, *_operations.RESULT_CLASSES]
+
+
+def __dir__() -> list[str]:
+    """Public names only (help(ckpt), tab completion)."""
+    return sorted(__all__ + ["__version__"])

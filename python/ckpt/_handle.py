@@ -5,7 +5,6 @@ pickle alone; tensor bytes only when asked, memory-mapped copy-on-write."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from ckpt import _ckpt
@@ -13,34 +12,31 @@ from ckpt._errors import UsageError
 from ckpt._tensors import StorageBytes, make_numpy, make_torch
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """A tensor's metadata as stored: ``storage_offset`` in elements,
-    ``nbytes`` the bytes its data takes in the file; ``form`` is empty for a
-    plain strided tensor, else what it is ("sparse_coo, nnz 5", "meta")."""
-
-    name: str
-    dtype: str
-    shape: tuple
-    stride: tuple
-    storage_key: str | None
-    storage_offset: int
-    nbytes: int
-    requires_grad: bool
-    is_parameter: bool
-    form: str
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+_FRAMEWORKS = {"numpy": "numpy", "np": "numpy", "torch": "torch", "pt": "torch"}
 
 
-def _info(name: str, t: dict) -> TensorInfo:
-    return TensorInfo(name, t["dtype"], tuple(t["shape"]), tuple(t["stride"]), t["storage_key"],
-                      t["storage_offset"], t["nbytes"], t["requires_grad"], t["is_parameter"], t["form"])
+def _framework(name: str) -> str:
+    try:
+        return _FRAMEWORKS[name]
+    except KeyError:
+        raise UsageError(f"framework must be 'numpy' (or 'np') or 'torch' (or 'pt'), not {name!r}") from None
+
+
+class TensorSlice:
+    """``get_slice(name)``: a tensor's shape and dtype without reading it;
+    ``[...]`` reads it and indexes (as safetensors' slices)."""
+
+    def __init__(self, handle: "Checkpoint", name: str, state: str | None):
+        self._handle, self._name, self._state = handle, name, state
+
+    def get_shape(self) -> list[int]:
+        return list(self._handle._row(self._name, self._state)[1]["shape"])
+
+    def get_dtype(self) -> str:
+        return self._handle._row(self._name, self._state)[1]["dtype"]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._handle.get_tensor(self._name, state=self._state)[index]
 
 
 class Checkpoint:
@@ -54,8 +50,9 @@ class Checkpoint:
     ``close()``; tensors already returned stay valid after closing.
     """
 
-    def __init__(self, path: str | "os.PathLike[str]"):
+    def __init__(self, path: str | "os.PathLike[str]", framework: str = "numpy"):
         import os
+        self._framework = _framework(framework)
         self._opened = _ckpt.Opened(os.fspath(path))
         self._storages = StorageBytes(self._opened)
         self._rows: dict[str | None, list] = {}
@@ -122,23 +119,54 @@ class Checkpoint:
             rows = self._rows[state] = self._opened.tensors(state)
         return rows
 
-    def tensors(self, state: str | None = None) -> list[TensorInfo]:
+    def tensors(self, state: str | None = None) -> Any:
         """Metadata of every tensor of a state dict (default: the best state; a
-        '/'-separated path such as "best_state/model", or "/" for the top level), in file order."""
-        return [_info(name, t) for name, t in self._tensor_rows(state)]
+        '/'-separated path such as "best_state/model", or "/" for the top level),
+        in file order: ``ckpt.TensorEntry`` rows, as ``ckpt.tensors(path)`` gives."""
+        from ckpt._operations import ResultList, result_class
+        import json
+        return ResultList(result_class("TensorEntry")(json.loads(row)) for _, _, row in self._tensor_rows(state))
 
     def keys(self, state: str | None = None) -> list[str]:
         """Tensor names of the state dict (default: the best state)."""
-        return [name for name, _ in self._tensor_rows(state)]
+        return [row[0] for row in self._tensor_rows(state)]
 
-    def _row(self, name: str, state: str | None) -> dict:
-        for n, t in self._tensor_rows(state):
-            if n == name:
-                return t
+    # -- safetensors' safe_open habits -----------------------------------
+    def __contains__(self, name: object) -> bool:
+        return name in self.keys()
+
+    def __len__(self) -> int:
+        return len(self._tensor_rows(None))
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get_tensor(name)
+
+    def get_slice(self, name: str, state: str | None = None) -> TensorSlice:
+        """A tensor's shape and dtype without reading it; index it to read."""
+        self._row(name, state)
+        return TensorSlice(self, name, state)
+
+    def metadata(self) -> dict[str, str]:
+        """What the file is, as strings (safe_open's metadata() gives the
+        header's __metadata__; a checkpoint has none, so: format, layout,
+        best state)."""
+        return {"format": self.format, "layout": self.layout, "best_state": self.best_state or ""}
+
+    def _row(self, name: str, state: str | None) -> tuple:
+        for row in self._tensor_rows(state):
+            if row[0] == name:
+                return row
         raise UsageError(f"{self.path}: no tensor '{name}' in "
                          f"'{state or self.best_state or '/'}'")
 
-    def _make(self, name: str, t: dict, framework: str) -> Any:
+    def _t(self, name: str, state: str | None) -> dict:
+        return self._row(name, state)[1]
+
+    def _make(self, name: str, t: dict, framework: str | None) -> Any:
+        framework = self._framework if framework is None else _framework(framework)
         if not t["plain"]:
             raise UsageError(f"{self.path}: tensor '{name}' is {t['form'] or t['subclass'] or 'not plain'}: "
                              "get_tensor/state_dict read plain tensors; ckpt.load(path) rebuilds it")
@@ -148,19 +176,18 @@ class Checkpoint:
                 import torch
                 tensor = torch.nn.Parameter(tensor, requires_grad=t["requires_grad"])
             return tensor
-        if framework == "numpy":
-            return make_numpy(self._storages, name, t)
-        raise UsageError(f"framework must be 'numpy' or 'torch', not {framework!r}")
+        return make_numpy(self._storages, name, t)
 
-    def get_tensor(self, name: str, framework: str = "numpy", state: str | None = None) -> Any:
+    def get_tensor(self, name: str, framework: str | None = None, state: str | None = None) -> Any:
         """One tensor of a state dict (default: the best state) as a numpy
-        array or (framework="torch") a torch tensor, reading only its storage."""
-        return self._make(name, self._row(name, state), framework)
+        array or (framework="torch"/"pt") a torch tensor, reading only its
+        storage (default framework: the one ckpt.open was given)."""
+        return self._make(name, self._t(name, state), framework)
 
-    def state_dict(self, framework: str = "numpy", state: str | None = None) -> "OrderedDict[str, Any]":
+    def state_dict(self, framework: str | None = None, state: str | None = None) -> "OrderedDict[str, Any]":
         """Every tensor of a state dict (default: the best state), name ->
         array/tensor in file order; tensors that share a storage share memory."""
-        return OrderedDict((name, self._make(name, t, framework)) for name, t in self._tensor_rows(state))
+        return OrderedDict((name, self._make(name, t, framework)) for name, t, _ in self._tensor_rows(state))
 
     # -- lifetime ------------------------------------------------------
     def close(self) -> None:
@@ -173,4 +200,13 @@ class Checkpoint:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<ckpt.Checkpoint {self.path!r} {self.format} {self.layout}>"
+        best = f", best state {self.best_state!r}" if self.best_state is not None else ""
+        return f"<ckpt.Checkpoint {self._opened.source!r}: {self.format}, {self.layout}{best}>"
+
+    def _repr_html_(self) -> str:
+        import html
+        rows = [("file", self._opened.source), ("format", self.format), ("dialect", self.dialect or ""),
+                ("layout", self.layout), ("best state", self.best_state or ""), ("size", f"{self.file_size:,} bytes")]
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{html.escape(str(v))}"
+                       "</td></tr>" for k, v in rows)
+        return f"<table><caption>ckpt.Checkpoint</caption>{body}</table>"

@@ -1,282 +1,232 @@
-"""The ckpt command's operations as functions (the api layer of the C++
-core, src/api): each takes paths and keyword options as the command does and
-returns a result object; nothing is printed. Outputs are written beside the
-target under a temporary name, fsynced and renamed; an existing output is
-replaced only with ``force=True``; Ctrl-C (KeyboardInterrupt) during a write
-leaves no temporary file. The GIL is released while they run."""
+"""The ckpt command's operations as Python functions, made from the C++
+api's description of them (src/api/operations.h, src/api/schema.h): one
+function per command with the same name and option names, keyword options
+turned into the operation's options, the call made without the GIL, and a
+result object whose ``to_dict()`` is what the command's ``--json`` prints.
+Docstrings and the type stubs (``_operations.pyi``, ``python -m
+ckpt._stubs``) come from the same description.
+
+Outputs are written beside the target under a temporary name, fsynced and
+renamed; an existing output is replaced only with ``force=True``; Ctrl-C
+(KeyboardInterrupt) during a write leaves no temporary file."""
 
 from __future__ import annotations
 
+import copy
+import html
+import inspect
+import json
 import os
-from typing import Iterable, Sequence
+from typing import Any, Callable
 
 from ckpt import _ckpt
 
+OPERATIONS: list[dict] = json.loads(_ckpt.operations())
+TYPES: dict[str, dict] = json.loads(_ckpt.types())
+
+
+# ---------------------------------------------------------------- results
 
 class Result:
-    """Fields of an operation's result as attributes (``vars(result)`` gives them all)."""
+    """A result of an operation: its fields as attributes (nested results as
+    result objects, lists of them as lists); ``to_dict()`` gives the JSON
+    data the command's ``--json`` prints."""
 
-    def __init__(self, fields: dict):
-        self.__dict__.update(fields)
+    _type: str = ""
+    _fields: tuple[str, ...] = ()
 
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
-        return f"{type(self).__name__}({inner})"
+    def __init__(self, data: dict):
+        self._data = data
+        for f in TYPES[self._type]["fields"]:
+            if f["name"] in data:
+                object.__setattr__(self, f["name"], _wrap(f["type"], data[f["name"]]))
+            else:  # a field left out when empty
+                object.__setattr__(self, f["name"], _empty(f["type"]))
+
+    def to_dict(self) -> dict:
+        """The result as the command's ``--json`` prints it."""
+        return copy.deepcopy(self._data)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and vars(other) == vars(self)
+        return type(other) is type(self) and other._data == self._data  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={_short(getattr(self, n))}" for n in self._fields if n in self._data)
+        return f"{type(self).__name__}({inner})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(n)}</th><td style='text-align:left'>"
+                       f"{_html(getattr(self, n))}</td></tr>" for n in self._fields if n in self._data)
+        return f"<table><caption>{type(self).__name__}</caption>{rows}</table>"
 
 
-class EditResult(Result):
-    """config_changes ("key: old -> new" lines), states (per state dict edited:
-    path, before, dropped keys, renamed (old, new) pairs), dtype (the
-    conversion plan or None), changes (count), bytes (of the output, or what
-    it would be with dry_run), appended (in place: True when appended, False
-    when rewritten; None otherwise), rewrite_reason."""
+class ResultList(list):
+    """A list of result rows (stats, tensors): ``to_dict()`` gives the JSON
+    array the command's ``--json`` prints; a notebook shows it as a table."""
 
-    config_changes: list[str]
-    states: list[dict]
-    dtype: dict | None
-    changes: int
-    bytes: int
-    appended: bool | None
-    rewrite_reason: str
+    def to_dict(self) -> list:
+        return [r.to_dict() if isinstance(r, Result) else r for r in self]
 
-
-class ExportResult(Result):
-    """out, exported_from (the best state's path)."""
-
-    out: str
-    exported_from: str
+    def _repr_html_(self) -> str:
+        if not self or not isinstance(self[0], Result):
+            return html.escape(repr(list(self)))
+        cols = [n for n in self[0]._fields if any(n in r._data for r in self)]
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{_html(getattr(r, c))}</td>" for c in cols) + "</tr>" for r in self)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-class WriteResult(Result):
-    """out: the file written."""
-
-    out: str
-
-
-class BundleResult(Result):
-    """dir, state_dict and compression_state_dict (the files written),
-    compression_pretrained, compression_from_config."""
-
-    dir: str
-    state_dict: str
-    compression_state_dict: str
-    compression_pretrained: bool
-    compression_from_config: str
+def _short(v: Any) -> str:
+    if isinstance(v, list) and len(v) > 4:
+        return f"[{', '.join(_short(x) for x in v[:3])}, ... ({len(v)} items)]"
+    if isinstance(v, str) and len(v) > 60:
+        return repr(v[:57] + "...")
+    return repr(v)
 
 
-class SanitizeResult(Result):
-    """out, written, refused (globals outside torch's weights_only list: when
-    any, nothing was written)."""
-
-    out: str
-    written: bool
-    refused: list[str]
-
-
-class VerifyResult(Result):
-    """file, records, tensors, problems (one line each); ok is True without problems."""
-
-    file: str
-    records: int
-    tensors: int
-    problems: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+def _html(v: Any) -> str:
+    if isinstance(v, ResultList) or (isinstance(v, list) and v and isinstance(v[0], Result)):
+        return ResultList(v)._repr_html_()
+    if isinstance(v, Result):
+        return v._repr_html_()
+    if isinstance(v, str) and "\n" in v:
+        return f"<pre>{html.escape(v)}</pre>"
+    return html.escape(_short(v))
 
 
-class ScanResult(Result):
-    """path, container ("zip", "legacy", "pickle"), verdict ("safe", "unsafe",
-    "unreadable"), problem, pickles, globals (module, name, allowed, record,
-    called, instantiated, built, in_persistent_id, file_offset)."""
-
-    path: str
-    container: str
-    verdict: str
-    problem: str
-    pickles: list[dict]
-    globals: list[dict]
-
-    @property
-    def unsafe_globals(self) -> list[str]:
-        return [f"{g['module']}.{g['name']}" for g in self.globals if not g["allowed"]]
+_CLASSES: dict[str, type] = {}
 
 
-class DiffResult(Result):
-    """equal, compared (tensors), only_in_a / only_in_b (tensor names),
-    changed (dtype/shape/form changes), values (value differences: name,
-    numel, differing, max_abs_diff, beyond_tolerance), top_only_in_a,
-    top_only_in_b, top_changed, config_diff (unified diff of xp.cfg), tensors_only."""
-
-    a: tuple[str, str, str]
-    b: tuple[str, str, str]
-    equal: bool
-    compared: int
-    only_in_a: list[str]
-    only_in_b: list[str]
-    changed: list[dict]
-    values: list[dict]
-    top_only_in_a: list[str]
-    top_only_in_b: list[str]
-    top_changed: list[tuple[str, str, str]]
-    config_diff: str
-    tensors_only: bool
+def result_class(name: str) -> type:
+    """The Python class of a described type (made once)."""
+    cls = _CLASSES.get(name)
+    if cls is None:
+        desc = TYPES[name]
+        doc = desc["doc"][:1].upper() + desc["doc"][1:] + ".\n\nFields:\n" + "".join(
+            f"    {f['name']} ({f['type']}): {f['doc']}\n" for f in desc["fields"])
+        cls = type(name, (Result,), {"__doc__": doc, "__module__": "ckpt", "_type": name,
+                                     "_fields": tuple(f["name"] for f in desc["fields"])})
+        _CLASSES[name] = cls
+    return cls
 
 
-class StatsRow(Result):
-    """name, dtype, form, shape, numel, note; nan, inf, min, max, mean, std,
-    norm when the tensor has statistics (min/max/mean/std None without finite values)."""
-
-    name: str
-    dtype: str
-    form: str
-    shape: tuple
-    numel: int
-    note: str
-    nan: int
-    inf: int
-    min: float | None
-    max: float | None
-    mean: float | None
-    std: float | None
-    norm: float
-
-
-class SafetensorsResult(Result):
-    """to_safetensors: out, state, tensors, bytes, skipped, non_tensors,
-    sharded, files, wrote_index. from_safetensors: out, tensors, state,
-    replaced, dtype_changes."""
-
-    out: str
-    state: str
-    tensors: int
-    bytes: int
-    skipped: list[str]
-    non_tensors: int
-    sharded: bool
-    files: int
-    wrote_index: bool
-    replaced: int
-    dtype_changes: list[str]
+def _wrap(type_text: str, value: Any) -> Any:
+    """JSON data as the Python value of a field of type_text."""
+    if value is None:
+        return None
+    alternatives = [t.strip() for t in _split_union(type_text)]
+    if len(alternatives) > 1:
+        alternatives = [t for t in alternatives if t != "None"]
+        if len(alternatives) == 1:
+            return _wrap(alternatives[0], value)
+        return value
+    if type_text.startswith("list[") and isinstance(value, list):
+        inner = type_text[5:-1]
+        items = [_wrap(inner, v) for v in value]
+        return ResultList(items) if inner in TYPES else items
+    if type_text.startswith("dict[str, ") and isinstance(value, dict):
+        inner = type_text[len("dict[str, "):-1]
+        return {k: _wrap(inner, v) for k, v in value.items()}
+    if type_text in TYPES and isinstance(value, dict):
+        return result_class(type_text)(value)
+    return value
 
 
-def _path(p: "str | os.PathLike[str]") -> str:
-    return os.fspath(p)
+def _empty(type_text: str) -> Any:
+    if type_text.endswith("| None"):
+        return None
+    return {"str": "", "bool": False, "int": 0, "float": 0.0}.get(type_text, [] if type_text.startswith("list[") else
+                                                                   {} if type_text.startswith("dict[") else None)
 
 
-def _list(values: "str | Iterable[str] | None") -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, (str, os.PathLike)):
-        return [os.fspath(values)]
-    return [os.fspath(v) for v in values]
+def _split_union(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "|" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
-def edit(file: "str | os.PathLike[str]", out: "str | os.PathLike[str] | None" = None, *,
-         overrides: Sequence[str] = (), keep: "str | Iterable[str]" = (), drop: "str | Iterable[str]" = (),
-         rename: "str | Iterable[str]" = (), states: "str | Iterable[str]" = (), dtype: str = "",
-         dtype_match: "str | Iterable[str]" = (), in_place: bool = False, dry_run: bool = False,
-         allow_no_match: bool = False, allow_empty: bool = False, force: bool = False,
-         compact: bool = False, dialect: str | None = None) -> EditResult:
-    """``ckpt edit``: Hydra overrides on xp.cfg ("optim.lr=1e-5", "+k=v",
-    "++k=v", "~k"), key surgery on state dicts (keep / drop fnmatch globs,
-    rename "REGEX=REPLACEMENT" in re.sub's syntax: \\1, \\g<name>), dtype conversion of floating tensors
-    (dtype="float16", optionally only those matching dtype_match), written to
-    ``out`` or, with in_place=True, appended to ``file`` (crash-safe).
-    ``states``: the state dicts edited (default: the best state). An edit
-    that does nothing, a glob or regex matching no key (unless
-    allow_no_match), or one that empties a state dict (unless allow_empty)
-    raises ckpt.UsageError and writes nothing."""
-    if (out is None) == (not in_place):
-        from ckpt._errors import UsageError
-        raise UsageError("edit needs out=PATH or in_place=True (one of them)")
-    r = _ckpt.edit(_path(file), None if out is None else _path(out), in_place, list(overrides), _list(keep),
-                   _list(drop), _list(rename), _list(states), dtype, _list(dtype_match), dry_run, allow_no_match,
-                   allow_empty, force, compact, dialect)
-    return EditResult(r)
+# ------------------------------------------------------------- functions
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    if isinstance(v, (tuple, set, frozenset)):
+        return list(v)
+    raise TypeError(f"{type(v).__name__} is not an option value")
 
 
-def export(file: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *, version: str = "",
-           force: bool = False, dialect: str | None = None) -> ExportResult:
-    """``ckpt export``: AudioCraft's export_lm / export_encodec (best state,
-    xp.cfg as YAML, version, exported)."""
-    return ExportResult(_ckpt.export(_path(file), _path(out), version, force, dialect))
+def _progress_callback(progress: Any) -> Callable[[str, int, int], None] | None:
+    """progress: a callable(output, done, total), or a tqdm-like bar (has
+    update() and n): its total is set and it is advanced."""
+    if progress is None or not hasattr(progress, "update") or not hasattr(progress, "n"):
+        return progress
+
+    def advance(output: str, done: int, total: int) -> None:
+        if progress.total != total:
+            progress.total = total
+        progress.update(done - progress.n)
+    return advance
 
 
-def wrap(file: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *, force: bool = False,
-         dialect: str | None = None) -> WriteResult:
-    """``ckpt wrap``: an exported checkpoint back into the training layout."""
-    return WriteResult(_ckpt.wrap(_path(file), _path(out), force, dialect))
+def _signature(op: dict) -> inspect.Signature:
+    options = TYPES[op["options"]]
+    defaults = options.get("defaults", {})
+    P = inspect.Parameter
+    params = [P(name, P.POSITIONAL_OR_KEYWORD) for name in op["inputs"]]
+    for name in op["positional"]:
+        params.append(P(name, P.POSITIONAL_OR_KEYWORD, default=defaults.get(name)))
+    for f in options["fields"]:
+        if f["name"] not in op["positional"]:
+            params.append(P(f["name"], P.KEYWORD_ONLY, default=defaults.get(f["name"])))
+    if op["progress"]:
+        params.append(P("progress", P.KEYWORD_ONLY, default=None))
+    return inspect.Signature(params)
 
 
-def rewrite(file: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *, force: bool = False,
-            dialect: str | None = None) -> WriteResult:
-    """``ckpt rewrite``: load and save unchanged, as torch.save(torch.load(file))."""
-    return WriteResult(_ckpt.rewrite(_path(file), _path(out), force, dialect))
+def _docstring(op: dict) -> str:
+    options = TYPES[op["options"]]
+    lines = [op["doc"][:1].upper() + op["doc"][1:] + ".", "",
+             f"The command ``ckpt {op['cli']}``; the result's to_dict() is what its --json prints.", ""]
+    lines.append("Arguments:")
+    for name in op["inputs"]:
+        lines.append(f"    {name} (str | os.PathLike): {'a DCP folder' if name == 'dir' else 'the checkpoint'}")
+    for f in options["fields"]:
+        lines.append(f"    {f['name']} ({f['type']}): {f['doc']}")
+    if op["progress"]:
+        lines.append("    progress: a callable(output, done, total) called as the write goes on, or a "
+                     "tqdm bar (its total is set and it is advanced)")
+    lines += ["", f"Returns {op['result']}."]
+    return "\n".join(lines)
 
 
-def bundle(file: "str | os.PathLike[str]", dir: "str | os.PathLike[str]", *, compression: str = "",
-           version: str = "", force: bool = False, dialect: str | None = None) -> BundleResult:
-    """``ckpt bundle``: the folder ``MusicGen.get_pretrained(dir)`` loads
-    (state_dict.bin and compression_state_dict.bin; ``compression``: a
-    compression checkpoint or pretrained name, default the one xp.cfg names)."""
-    return BundleResult(_ckpt.bundle(_path(file), _path(dir), compression, version, force, dialect))
+def _make(op: dict) -> Callable[..., Any]:
+    sig = _signature(op)
+    fields = {f["name"] for f in TYPES[op["options"]]["fields"]}
+
+    def operation(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        inputs = [os.fspath(bound.arguments[n]) for n in op["inputs"]]
+        options = {k: v for k, v in bound.arguments.items() if k in fields}
+        progress = _progress_callback(bound.arguments.get("progress"))
+        type_name, text = _ckpt.call(op["name"], inputs, json.dumps(options, default=_jsonable), progress)
+        data = json.loads(text)
+        if type_name.startswith("list["):
+            inner = type_name[5:-1]
+            return ResultList(result_class(inner)(d) for d in data)
+        return result_class(type_name)(data)
+
+    operation.__name__ = operation.__qualname__ = op["name"]
+    operation.__module__ = "ckpt"
+    operation.__doc__ = _docstring(op)
+    operation.__signature__ = sig  # type: ignore[attr-defined]
+    return operation
 
 
-def sanitize(file: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *, force: bool = False,
-             dialect: str | None = None) -> SanitizeResult:
-    """``ckpt sanitize``: xp.cfg to YAML and defaultdicts to dicts, so that
-    torch >= 2.6 loads the output with weights_only=True. When the file names
-    other globals outside torch's list, ``refused`` lists them and nothing is written."""
-    return SanitizeResult(_ckpt.sanitize(_path(file), _path(out), force, dialect))
-
-
-def verify(file: "str | os.PathLike[str]") -> VerifyResult:
-    """``ckpt verify``: CRCs, storage sizes, tensor views; ``ok`` and ``problems``."""
-    return VerifyResult(_ckpt.verify(_path(file)))
-
-
-def scan(file: "str | os.PathLike[str]") -> ScanResult:
-    """``ckpt scan``: every global the file's pickles name, against the
-    allowlist ckpt.load uses, without unpickling anything."""
-    return ScanResult(_ckpt.scan(_path(file)))
-
-
-def diff(a: "str | os.PathLike[str]", b: "str | os.PathLike[str]", *, state: str | None = None,
-         atol: float = 0.0, rtol: float = 0.0) -> DiffResult:
-    """``ckpt diff``: tensors by name (dtype, shape, values within
-    ``|a-b| <= atol + rtol*|b|``), top-level keys, xp.cfg; ``equal``."""
-    return DiffResult(_ckpt.diff(_path(a), _path(b), state, atol, rtol))
-
-
-def stats(file: "str | os.PathLike[str]", *, state: str | None = None,
-          match: "str | Iterable[str]" = ()) -> list[StatsRow]:
-    """``ckpt stats``: per tensor numel, NaN, Inf, min, max, mean, std, L2 norm
-    (float64 over finite values), streamed from the file."""
-    return [StatsRow(r) for r in _ckpt.stats(_path(file), state, _list(match))]
-
-
-def to_safetensors(file: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *, state: str = "",
-                   skip_unsupported: bool = False, max_shard_size: str = "",
-                   force: bool = False) -> SafetensorsResult:
-    """``ckpt safetensors``: a state dict (default: the best state) as a
-    .safetensors file, or with max_shard_size ("5GB") Hugging Face shards and
-    their index in the folder ``out``."""
-    return SafetensorsResult(_ckpt.to_safetensors(_path(file), _path(out), state, skip_unsupported,
-                                                  max_shard_size, force))
-
-
-def from_safetensors(file: "str | os.PathLike[str]", out: "str | os.PathLike[str]", *,
-                     into: "str | os.PathLike[str]" = "", state: str = "", force: bool = False,
-                     dialect: str | None = None) -> SafetensorsResult:
-    """``ckpt from-safetensors``: a .safetensors file (or a sharded model's
-    index) as a torch.save checkpoint, or put into the template ``into``
-    (its best state, or ``state``, replaced)."""
-    return SafetensorsResult(_ckpt.from_safetensors(_path(file), _path(out), _path(into) if into else "",
-                                                    state, force, dialect))
-
-
+FUNCTIONS: dict[str, Callable[..., Any]] = {op["name"]: _make(op) for op in OPERATIONS}
+RESULT_CLASSES: dict[str, type] = {name: result_class(name) for name in TYPES if not name.endswith("Options")}

@@ -4,21 +4,22 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
-#include <string_view>
 
 #include "opened.h"
-#include "util/error.h"
+#include "api/operations.h"  // and util/error.h: the errors every operation throws
 
 namespace ckpt::python {
 
 namespace {
 
-// The core names the CLI's flags where a flag is the way out; in Python the
-// same way out is a keyword argument.
-std::string python_message(std::string text) {
-  static constexpr std::string_view kFlag = "(use --force to";
-  if (auto at = text.find(kFlag); at != std::string::npos) text.replace(at, kFlag.size(), "(pass force=True to");
-  return text;
+// The core names options by their fields (util/error.h); Python spells
+// them as keyword arguments: `allow_no_match` -> allow_no_match,
+// `force=true` -> force=True, `state=PATH` -> state=PATH.
+std::string python_message(const std::string& text) {
+  return spell_options(text, [](const std::string& field, const std::string& value, bool set) {
+    if (!set) return field;
+    return field + "=" + (value == "true" ? std::string("True") : value);
+  });
 }
 
 }  // namespace
@@ -49,15 +50,10 @@ void register_errors(py::module_& m) {
 
 }  // namespace ckpt::python
 
-namespace ckpt::python {
-void register_transformers(pybind11::module_& m);  // transformers.cc
-}
-
 PYBIND11_MODULE(_ckpt, m) {
   m.doc() = "ckpt's C++ core: opened checkpoints, their pickle graph and tensor bytes";
   ckpt::python::register_errors(m);
   ckpt::python::register_opened(m);
   ckpt::python::register_graph(m);
   ckpt::python::register_operations(m);
-  ckpt::python::register_transformers(m);
 }

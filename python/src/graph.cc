@@ -4,12 +4,9 @@
 // torch layer reads it. Nothing is imported or called here.
 #include <pybind11/stl.h>
 
-#include <unordered_map>
 #include <vector>
 
 #include "opened.h"
-#include "pickle/allowlist.h"
-#include "util/error.h"
 
 namespace ckpt::python {
 namespace {
@@ -20,42 +17,7 @@ using pickle::Node;
 // Tags of the node tuples (python/ckpt/_load.py reads the same numbers).
 enum Tag : int { kValue = 0, kBigInt, kTuple, kList, kDict, kSet, kFrozenSet, kGlobal, kObject, kPersId };
 
-class Numbering {
- public:
-  // Numbers every node reachable from root, iteratively (depth is input-controlled).
-  explicit Numbering(const Node* root) {
-    std::vector<const Node*> stack{root};
-    number(root);
-    while (!stack.empty()) {
-      const Node* n = stack.back();
-      stack.pop_back();
-      auto visit = [&](const Node* c) {
-        if (c && number(c)) stack.push_back(c);
-      };
-      for (const Node* c : n->items) visit(c);
-      for (const auto& [k, v] : n->entries) {
-        visit(k);
-        visit(v);
-      }
-      visit(n->callable);
-      visit(n->args);
-      visit(n->kwargs);
-      visit(n->state);
-      visit(n->pid);
-    }
-  }
-  int64_t of(const Node* n) const { return n ? index_.at(n) : -1; }
-  const std::vector<const Node*>& nodes() const { return nodes_; }
-
- private:
-  bool number(const Node* n) {
-    auto [it, added] = index_.emplace(n, static_cast<int64_t>(nodes_.size()));
-    if (added) nodes_.push_back(n);
-    return added;
-  }
-  std::unordered_map<const Node*, int64_t> index_;
-  std::vector<const Node*> nodes_;
-};
+using Numbering = api::NumberedGraph;
 
 py::object scalar(const Node* n) {
   switch (n->kind) {
@@ -136,9 +98,7 @@ py::tuple export_graph(const Opened& o) {
 void register_graph(py::module_& m) {
   m.def("graph", &export_graph, py::arg("opened"),
         "The pickle graph as (nodes, tensors, tensor_errors); see python/ckpt/_load.py.");
-  m.def("allowed_global", [](const std::string& module, const std::string& name) {
-    return pickle::audiocraft_allows(module, name);
-  }, py::arg("module"), py::arg("name"),
+  m.def("allowed_global", &api::allowed_global, py::arg("module"), py::arg("name"),
         "Whether `ckpt scan` calls module.name safe (torch's weights_only list plus AudioCraft's needs).");
 }
 

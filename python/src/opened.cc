@@ -7,10 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "audiocraft/operations.h"
-#include "omegaconf/yaml.h"
-#include "torch/tensor_data.h"
-#include "util/error.h"
+#include "api/config.h"
+#include "api/inspect.h"
 
 namespace ckpt::python {
 namespace {
@@ -40,26 +38,8 @@ py::object value_to_python(const omegaconf::Value& v) {
 }
 
 const char* format_name(const Opened& o) {
-  if (o.safetensors()) return "safetensors";
+  if (o.opened().safetensors) return "safetensors";
   return torch::to_string(o.checkpoint().format());
-}
-
-// Where a storage's bytes can be memory-mapped from the opened file: a
-// stored (not deflated) zip record of exactly the storage's size, or a
-// safetensors tensor's span. nullopt: read them (copy) instead.
-std::optional<uint64_t> mappable_offset(const Opened& o, const torch::Storage& s) {
-  if (!s.present) return std::nullopt;
-  // A safetensors input's storages are spans of that very file; otherwise
-  // only zip records are mapped (a legacy file's bytes are read).
-  bool in_opened_file = o.safetensors() ? s.external_file != nullptr : !s.external_file && s.record;
-  if (!in_opened_file) return std::nullopt;
-  try {
-    torch::StorageLocation loc = torch::locate_storage(o.checkpoint(), s);
-    if (loc.compressed()) return std::nullopt;
-    return loc.offset;
-  } catch (const Error&) {
-    return std::nullopt;  // bytes missing or of the wrong size: reading them names the problem
-  }
 }
 
 py::dict storage_dict(const Opened& o, const torch::Storage& s) {
@@ -70,7 +50,7 @@ py::dict storage_dict(const Opened& o, const torch::Storage& s) {
   d["numel"] = s.numel;
   d["nbytes"] = s.nbytes();
   d["present"] = s.present;
-  auto off = mappable_offset(o, s);
+  auto off = api::mappable_offset(o.opened(), s);
   d["file_offset"] = off ? py::object(py::int_(*off)) : py::object(py::none());
   return d;
 }
@@ -78,34 +58,19 @@ py::dict storage_dict(const Opened& o, const torch::Storage& s) {
 // Reads bytes [offset, offset + n) of a storage into a new bytearray,
 // without the GIL while reading.
 py::bytearray read_storage(const Opened& o, const std::string& key, uint64_t offset, uint64_t n) {
-  const torch::Storage* s = o.checkpoint().storage(key);
-  if (!s) throw UsageError(o.checkpoint().path() + ": no storage '" + key + "'");
-  if (offset > s->nbytes() || n > s->nbytes() - offset)
-    throw UsageError(o.checkpoint().path() + ": storage '" + key + "': bytes past its end requested");
   py::bytearray out(nullptr, 0);
   if (PyByteArray_Resize(out.ptr(), static_cast<Py_ssize_t>(n)) != 0) throw py::error_already_set();
   char* dst = PyByteArray_AsString(out.ptr());
-  {
-    py::gil_scoped_release release;
-    torch::StorageReader reader(o.checkpoint(), *s);
-    reader.read(offset, n, dst);
-  }
+  py::gil_scoped_release release;
+  api::read_storage(o.opened(), key, offset, n, dst);
   return out;
 }
 
+// (name, loader's dict, the row as `tensors` lists it, in JSON) per tensor.
 py::list tensor_rows(const Opened& o, const std::optional<std::string>& state) {
-  const pickle::Node* mapping = o.state_dict(state);
   py::list rows;
-  for (const auto& [k, v] : *pickle::entries_of(mapping)) {
-    std::optional<torch::TensorInfo> t;
-    try {
-      t = o.checkpoint().tensor(v);
-    } catch (const FormatError& e) {
-      throw FormatError(o.checkpoint().path() + ": tensor '" + key_text(k) + "': " + e.what());
-    }
-    if (!t) continue;
-    rows.append(py::make_tuple(key_text(k), tensor_dict(*t)));
-  }
+  for (const api::TensorRow& r : o.opened().tensors_of(o.state_dict(state)))
+    rows.append(py::make_tuple(r.name, tensor_dict(r.info), api::to_json(api::tensor_entry(r.name, r.info)).dump()));
   return rows;
 }
 
@@ -113,7 +78,7 @@ py::list top_level_keys(const Opened& o) {
   py::list keys;
   const auto* entries = pickle::entries_of(o.checkpoint().root());
   if (!entries) return keys;
-  for (const auto& [k, v] : *entries) keys.append(key_text(k));
+  for (const auto& [k, v] : *entries) keys.append(pickle::key_text(k));
   return keys;
 }
 
@@ -138,36 +103,28 @@ py::dict tensor_dict(const torch::TensorInfo& t) {
   return d;
 }
 
-Opened::Opened(const std::string& path) {
+Opened::Opened(const std::string& path) : source_(path) {
   py::gil_scoped_release release;
-  opened_ = api::open_checkpoint(Env::Default(), path);
+  path_ = api::open_path(Env::Default(), path);
 }
 
-pickle::Node* Opened::state_dict(const std::optional<std::string>& path) const {
-  std::string p;
-  if (path && !path->empty()) {
-    p = *path;
-  } else if (opened_.best_state) {
-    p = *opened_.best_state;
-  } else {
-    throw UsageError(opened_.ck->path() + ": no best state in a checkpoint of layout '" +
-                     audiocraft::to_string(opened_.layout) + "': name one with state=PATH");
-  }
-  return opened_.state_dict(p == "/" ? "" : p);
+const pickle::Node* Opened::state_dict(const std::optional<std::string>& path) const {
+  return opened().state_dict(opened().state_path_or_best(path));
 }
 
 void register_opened(py::module_& m) {
   py::class_<Opened>(m, "Opened", "A checkpoint opened by the C++ core (use ckpt.open).")
       .def(py::init<const std::string&>(), py::arg("path"))
       .def_property_readonly("path", [](const Opened& o) { return o.checkpoint().path(); })
+      .def_property_readonly("source", &Opened::source)
       .def_property_readonly("format", &format_name)
       .def_property_readonly("dialect", [](const Opened& o) -> py::object {
-        if (o.safetensors() || o.checkpoint().format() != torch::Format::Zip) return py::none();
+        if (o.opened().safetensors || o.checkpoint().format() != torch::Format::Zip) return py::none();
         return py::str(torch::to_string(o.checkpoint().dialect()));
       })
-      .def_property_readonly("layout", [](const Opened& o) { return audiocraft::to_string(o.layout()); })
-      .def_property_readonly("best_state", [](const Opened& o) { return o.best_state(); })
-      .def_property_readonly("file_size", &Opened::file_size)
+      .def_property_readonly("layout", [](const Opened& o) { return audiocraft::to_string(o.opened().layout); })
+      .def_property_readonly("best_state", [](const Opened& o) { return o.opened().best_state; })
+      .def_property_readonly("file_size", [](const Opened& o) { return o.opened().file_size; })
       .def("top_level_keys", &top_level_keys)
       .def("storages", [](const Opened& o) {
         py::dict out;
@@ -177,10 +134,10 @@ void register_opened(py::module_& m) {
       .def("tensors", &tensor_rows, py::arg("state") = py::none())
       .def("read_storage", &read_storage, py::arg("key"), py::arg("offset"), py::arg("n"))
       .def("cfg_tree", [](const Opened& o, const std::string& path) -> py::object {
-        return value_to_python(audiocraft::config_tree_at(o.checkpoint().root(), path));
+        return value_to_python(api::config_tree(o.opened(), path));
       }, py::arg("path") = "")
       .def("cfg_yaml", [](const Opened& o, const std::string& path) -> std::string {
-        return omegaconf::to_yaml(audiocraft::config_tree_at(o.checkpoint().root(), path));
+        return api::config_yaml(o.opened(), path);
       }, py::arg("path") = "");
 }
 

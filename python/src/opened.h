@@ -1,17 +1,14 @@
-// The extension's opened checkpoint (api::open_checkpoint's): what
-// ckpt.open() and ckpt.load() read through (python/ckpt/_handle.py,
-// _load.py). The file is opened and its pickle parsed once; tensor bytes stay
-// on disk.
+// The extension's opened checkpoint: what ckpt.open() and ckpt.load() read
+// through (python/ckpt/_handle.py, _load.py). The file is opened and its
+// pickle parsed once (a DCP folder consolidated into a temporary file
+// first); tensor bytes stay on disk. Uses the api layer's headers only.
 #pragma once
 #include <pybind11/pybind11.h>
 
-#include <memory>
 #include <optional>
 #include <string>
 
-#include "api/checkpoint.h"
-#include "audiocraft/layout.h"
-#include "torch/checkpoint.h"
+#include "api/access.h"
 
 namespace ckpt::python {
 
@@ -21,18 +18,16 @@ class Opened {
  public:
   explicit Opened(const std::string& path);
 
-  const torch::Checkpoint& checkpoint() const { return *opened_.ck; }
-  torch::Checkpoint& checkpoint() { return *opened_.ck; }
-  audiocraft::Layout layout() const { return opened_.layout; }
-  const std::optional<std::string>& best_state() const { return opened_.best_state; }
-  bool safetensors() const { return opened_.safetensors; }
-  uint64_t file_size() const { return opened_.file_size; }
+  const api::Opened& opened() const { return path_.opened; }
+  const torch::Checkpoint& checkpoint() const { return *path_.opened.ck; }
+  const std::string& source() const { return source_; }
 
-  // The state dict at a '/'-separated path ("" or None: the best state).
-  pickle::Node* state_dict(const std::optional<std::string>& path) const;
+  // The state dict at a '/'-separated path (None: the best state; "/": the root).
+  const pickle::Node* state_dict(const std::optional<std::string>& path) const;
 
  private:
-  api::Opened opened_;
+  std::string source_;
+  api::OpenedPath path_;
 };
 
 // Module parts, each defining its functions and classes on m.
@@ -41,9 +36,8 @@ void register_opened(py::module_& m);
 void register_graph(py::module_& m);
 void register_operations(py::module_& m);
 
-// A mapping key as text: pickle::key_text (str keys as they are, ints in decimal).
-using pickle::key_text;
-// A TensorInfo as a dict for Python (dtype, shape, stride, storage key, ...).
+// A TensorInfo as the loader's dict (dtype, shape, stride, storage key,
+// plain, problem, ...): what python/ckpt/_tensors.py and _load.py build from.
 py::dict tensor_dict(const torch::TensorInfo& t);
 
 }  // namespace ckpt::python

@@ -85,7 +85,7 @@ std::string Opened::default_state_path() const {
     for (const auto& c : state_candidates) list += (list.empty() ? "" : ", ") + std::string("'") + c + "'";
     throw UsageError(ck->path() + ": no best state in a checkpoint of layout '" + audiocraft::to_string(layout) +
                      "'" + (list.empty() ? "" : " and " + std::to_string(state_candidates.size()) + " state dicts (" + list + ")") +
-                     ": name one with --state PATH");
+                     ": name one with " + option_set("state", "PATH"));
   }
   return *best_state;
 }
@@ -151,14 +151,15 @@ void pick_state_dict(Opened& o) {
 
 std::string folder_checkpoint(Env& env, const std::string& path) { return torch::folder_checkpoint(env, path); }
 
-std::string Opened::state_note(const std::string& requested) const {
-  if (!requested.empty() || state_source.empty() || !best_state) return "";
+std::string Opened::state_note(const std::optional<std::string>& requested) const {
+  if (requested || state_source.empty() || !best_state) return "";
   return "using the state dict at '" + (best_state->empty() ? std::string("(the root)") : *best_state) + "' (" +
          state_source + ")";
 }
 
-std::string Opened::state_path_or_best(const std::string& path) const {
-  return path.empty() ? default_state_path() : path;
+std::string Opened::state_path_or_best(const std::optional<std::string>& path) const {
+  if (!path) return default_state_path();
+  return *path == "/" ? std::string() : *path;
 }
 
 pickle::Node* Opened::mapping_of(const pickle::Node* n) const {
@@ -188,7 +189,8 @@ pickle::Node* Opened::mapping_of(const pickle::Node* n) const {
   return sd;
 }
 
-pickle::Node* Opened::state_dict(const std::string& path) const {
+pickle::Node* Opened::state_dict(const std::string& given) const {
+  const std::string path = given == "/" ? std::string() : given;
   pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
   if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'" + path_hint(ck->root(), path));
   pickle::Node* m = mapping_of(n);

@@ -48,14 +48,15 @@ struct Opened {
   bool safetensors = false;  // a .safetensors file, seen as a plain state dict
   uint64_t file_size = 0;
 
-  // The state dict at path; throws UsageError naming the path when it is
-  // missing or not a mapping.
+  // The state dict at path ("" or "/": the root); throws UsageError naming
+  // the path when it is missing or not a mapping.
   pickle::Node* state_dict(const std::string& path) const;
   // The best state's path; throws UsageError (asking for --state) when the
   // layout has none.
   std::string default_state_path() const;
-  // `path`, or the best state's when path is empty.
-  std::string state_path_or_best(const std::string& path) const;
+  // The path a `state` option names: the best state's for nullopt, "" for
+  // "/" (the root), else itself.
+  std::string state_path_or_best(const std::optional<std::string>& path) const;
   // One row per tensor value of a mapping (or of a pickled nn.Module's
   // state dict), in file order (non-tensors skipped).
   std::vector<TensorRow> tensors_of(const pickle::Node* mapping) const;
@@ -73,7 +74,7 @@ struct Opened {
   // What a command says on stderr when it used the picked state dict
   // (requested empty and state_source set): "using the state dict at
   // 'state_dict' (Lightning's state_dict)"; "" otherwise.
-  std::string state_note(const std::string& requested) const;
+  std::string state_note(const std::optional<std::string>& requested) const;
 };
 
 // Opens path ('-': standard input, spooled) through env and finds its layout

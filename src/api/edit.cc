@@ -5,6 +5,7 @@
 #include "audiocraft/config_changes.h"
 #include "omegaconf/override.h"
 #include "torch/convert.h"
+#include "torch/in_place.h"
 #include "torch/module.h"
 #include "util/discard_env.h"
 #include "util/error.h"
@@ -20,8 +21,8 @@ namespace {
 // flag: refuse it rather than match nothing.
 void check_glob(const char* flag, const std::string& glob) {
   if (glob.find('=') != std::string::npos)
-    throw UsageError(std::string(flag) + " '" + glob + "': a glob with '=' looks like a config override; " +
-                     "overrides go anywhere on the line as KEY=VALUE, and " + flag +
+    throw UsageError(option_name(flag) + " '" + glob + "': a glob with '=' looks like a config override; " +
+                     "overrides go anywhere on the line as KEY=VALUE, and " + option_name(flag) +
                      " takes one glob per occurrence (repeat the flag)");
 }
 
@@ -30,16 +31,17 @@ std::string plural(size_t n, const char* one, const char* many) {
 }
 
 void check_options(const std::string& file, const EditOptions& a) {
-  if (a.in_place == !a.output.out.empty()) throw UsageError("edit needs exactly one of -o OUT and --in-place");
-  if (a.compact && !a.in_place) throw UsageError("--compact goes with --in-place");
-  for (const auto& g : a.keep) check_glob("--keep", g);
-  for (const auto& g : a.drop) check_glob("--drop", g);
-  for (const auto& g : a.dtype_match) check_glob("--match", g);
-  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.renames.empty() && a.dtype.empty() && !a.compact &&
+  if (a.in_place == !a.output.out.empty()) throw UsageError("edit needs exactly one of " + option_set("out", "OUT") + " and " + option_set("in_place"));
+  if (a.compact && !a.in_place) throw UsageError(option_name("compact") + " goes with " + option_set("in_place"));
+  for (const auto& g : a.keep) check_glob("keep", g);
+  for (const auto& g : a.drop) check_glob("drop", g);
+  for (const auto& g : a.match) check_glob("match", g);
+  if (a.overrides.empty() && a.keep.empty() && a.drop.empty() && a.rename.empty() && a.dtype.empty() && !a.compact &&
       !a.for_finetune)
-    throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), "
-                     "--drop/--keep GLOB, --rename RE=REPL, --dtype or --for-finetune (see 'ckpt help edit')");
-  if (a.in_place && file == "-") throw UsageError("--in-place needs a file, not standard input");
+    throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), " +
+                     option_name("drop") + "/" + option_name("keep") + " GLOB, " + option_name("rename") +
+                     " RE=REPL, " + option_name("dtype") + " or " + option_name("for_finetune") + " (see 'ckpt help edit')");
+  if (a.in_place && file == "-") throw UsageError(option_name("in_place") + " needs a file, not standard input");
   if (!a.in_place && !a.output.sink && a.output.out != "-") check_torch_output_name(a.output.out);
 }
 
@@ -48,32 +50,34 @@ audiocraft::KeySurgery surgery_of(const EditOptions& a) {
   surgery.keep = a.keep;
   surgery.drop = a.drop;
   surgery.strict = !a.allow_no_match;
-  for (const auto& r : a.renames) {
+  for (const auto& r : a.rename) {
     auto eq = r.find('=');
-    if (eq == std::string::npos) throw UsageError("--rename '" + r + "': expected REGEX=REPLACEMENT");
+    if (eq == std::string::npos) throw UsageError(option_name("rename") + " '" + r + "': expected REGEX=REPLACEMENT");
     surgery.renames.emplace_back(r.substr(0, eq), r.substr(eq + 1));
   }
   return surgery;
 }
 
 void apply_surgery(const Opened& o, const audiocraft::KeySurgery& surgery, const EditOptions& a, EditResult& r) {
-  std::vector<std::string> states = a.states;
+  std::vector<std::string> states = a.state;
   if (states.empty()) {
     states.push_back(o.default_state_path());
-    r.state_note = o.state_note("");
+    r.state_note = o.state_note(std::nullopt);
   }
   for (const auto& path : states) {
     if (torch::is_module(audiocraft::resolve_path(o.ck->root(), path)))
       throw UsageError(o.ck->path() + ": '" + (path.empty() ? std::string("(root)") : path) +
-                       "' is a pickled nn.Module: --drop, --keep and --rename edit mappings only "
-                       "(export its state dict first: ckpt safetensors FILE -o OUT)");
+                       "' is a pickled nn.Module: " + option_name("drop") + ", " + option_name("keep") + " and " +
+                       option_name("rename") + " edit mappings only (export its state dict to safetensors first)");
     auto report = audiocraft::apply_surgery(o.ck->graph(), o.state_dict(path), surgery, path);
     if (report.before > 0 && report.dropped == report.before && !a.allow_empty)
       throw UsageError((path.empty() ? std::string("(root)") : path) + ": the edit would remove all " +
                        plural(report.before, "key", "keys") +
-                       "; nothing written (pass --allow-empty to write an empty state dict)");
+                       "; nothing written (pass " + option_set("allow_empty") + " to write an empty state dict)");
     r.changes += report.dropped + report.renamed;
-    r.states.push_back({path, std::move(report)});
+    StateEdit edit{path, report.before, std::move(report.dropped_keys), {}};
+    for (auto& [from, to] : report.renamed_keys) edit.renamed.push_back({std::move(from), std::move(to)});
+    r.states.push_back(std::move(edit));
   }
 }
 
@@ -81,16 +85,16 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
                 std::map<std::string, torch::StorageTransform> transforms, EditResult& r) {
   if (a.dry_run) {
     // Everything up to the write has run (so every error is reported); the
-    // output is produced into a counter.
+    // output is written as it would be (dialect, progress) into a counter.
+    r.dry_run = true;
     if (a.in_place) return;
-    if (!a.output.ignore_crc) check_record_crcs(*o.ck);
     DiscardEnv discard(env);
-    torch::SaveOptions so;
-    so.transforms = std::move(transforms);
+    OutputOptions counted = a.output;
+    counted.sink = nullptr;
     // A dry run never refuses for an existing output: it says so instead.
-    so.force = true;
+    counted.force = true;
     r.output_exists = !a.output.sink && a.output.out != "-" && env.exists(a.output.out);
-    torch::save(*o.ck, o.ck->root(), discard, a.output.out, so);
+    write_checkpoint(*o.ck, o.ck->root(), discard, counted, std::move(transforms));
     r.bytes = discard.bytes_written();
     return;
   }
@@ -101,8 +105,11 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     torch::InPlaceOptions ipo;
     ipo.compact = a.compact;
     ipo.save.transforms = std::move(transforms);
-    ipo.save.dialect = a.output.dialect;
-    r.in_place = torch::update_in_place(*o.ck, o.ck->root(), env, ipo);
+    ipo.save.dialect = dialect_of(a.output.dialect);
+    ipo.save.progress = progress_for(a.output.progress, r.out);
+    torch::InPlaceResult done = torch::update_in_place(*o.ck, o.ck->root(), env, ipo);
+    r.in_place = InPlaceUpdate{done.appended, done.reason, done.bytes_written};
+    r.bytes = env.open_read(r.out)->size();
     return;
   }
   write_checkpoint(*o.ck, o.ck->root(), env, a.output, std::move(transforms));
@@ -113,14 +120,15 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
 
 EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
   check_options(file, a);
+  EditResult r;
+  r.out = a.in_place ? file : a.output.out;
   std::vector<omegaconf::Override> overrides;
   for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
   audiocraft::KeySurgery surgery = surgery_of(a);
 
   Opened o = open_checkpoint(env, file);
   if (a.in_place && o.safetensors)
-    throw UsageError(file + " is a safetensors file: --in-place edits torch checkpoints (use -o OUT.th)");
-  EditResult r;
+    throw UsageError(file + " is a safetensors file: " + option_name("in_place") + " edits torch checkpoints (use " + option_set("out", "OUT.th") + ")");
   if (!overrides.empty()) {
     r.overrides_given = true;
     omegaconf::Value before = audiocraft::config_tree(o.ck->root());
@@ -132,17 +140,17 @@ EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
   if (!surgery.empty()) apply_surgery(o, surgery, a, r);
   if (a.for_finetune) {
     if (o.layout != audiocraft::Layout::Training)
-      throw UsageError(file + ": --for-finetune removes the training state of an AudioCraft training checkpoint, "
+      throw UsageError(file + ": " + option_name("for_finetune") + " removes the training state of an AudioCraft training checkpoint, "
                        "and this file is '" + std::string(audiocraft::to_string(o.layout)) + "'");
     r.training_state_removed = audiocraft::strip_training_state(o.ck->root());
     r.changes += r.training_state_removed.size();
   }
   std::map<std::string, torch::StorageTransform> transforms;
   if (!a.dtype.empty()) {
-    r.dtype = plan_dtype_conversion(o, a.states, a.dtype, a.dtype_match);
+    r.dtype = plan_dtype_conversion(o, a.state, a.dtype, a.match);
     transforms = r.dtype->transforms;
-  } else if (!a.dtype_match.empty()) {
-    throw UsageError("--match goes with --dtype");
+  } else if (!a.match.empty()) {
+    throw UsageError(option_name("match") + " goes with " + option_name("dtype"));
   }
   r.changes += transforms.size();
   write_edit(env, o, a, std::move(transforms), r);
@@ -175,7 +183,7 @@ const torch::DTypeInfo& target_dtype(const std::string& dtype) {
   const torch::DTypeInfo* to = torch::from_name(dtype);
   if (!to || (to->dtype != torch::DType::Float16 && to->dtype != torch::DType::BFloat16 &&
               to->dtype != torch::DType::Float32))
-    throw UsageError("--dtype '" + dtype + "': expected float16, bfloat16 or float32");
+    throw UsageError(option_name("dtype") + " '" + dtype + "': expected float16, bfloat16 or float32");
   return *to;
 }
 
@@ -209,7 +217,7 @@ DtypePlan plan_dtype_conversion(const Opened& o, const std::vector<std::string>&
         continue;
       }
       if (s->dtype != r.info.dtype)
-        throw UsageError(o.ck->path() + ": tensor '" + r.name + "' views an untyped storage; --dtype cannot convert it");
+        throw UsageError(o.ck->path() + ": tensor '" + r.name + "' views an untyped storage; " + option_name("dtype") + " cannot convert it");
       selected.insert(r.info.object);
       ++plan.converted;
       if (plan.transforms.emplace(s->key, torch::dtype_transform(*o.ck, to->dtype)).second) {
@@ -218,8 +226,9 @@ DtypePlan plan_dtype_conversion(const Opened& o, const std::vector<std::string>&
       }
     }
   }
-  if (!match.empty() && !any_match) throw UsageError("--match matches no tensor of the selected state dicts");
+  if (!match.empty() && !any_match) throw UsageError(option_name("match") + " matches no tensor of the selected state dicts");
   plan.also_converted = count_also_converted(o, plan.transforms, selected);
+  plan.storages = plan.transforms.size();
   return plan;
 }
 

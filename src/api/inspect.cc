@@ -1,8 +1,11 @@
 #include "api/inspect.h"
 
 #include <algorithm>
+#include <cmath>
+
 #include <cstdio>
 #include <set>
+#include <unordered_map>
 
 #include "api/format.h"
 #include "audiocraft/operations.h"
@@ -50,10 +53,8 @@ InfoResult info(Env& env, const std::string& file) {
   InfoResult r;
   r.file = file;
   r.file_size = o.file_size;
-  r.safetensors = o.safetensors;
-  r.format = ck.format();
-  r.torch_zip = ck.format() == torch::Format::Zip && !o.safetensors;
-  if (r.torch_zip) {
+  r.format = o.safetensors ? "safetensors" : torch::to_string(ck.format());
+  if (ck.format() == torch::Format::Zip && !o.safetensors) {
     r.dialect = torch::to_string(ck.dialect());
     r.archive = ck.archive_name();
   }
@@ -62,10 +63,12 @@ InfoResult info(Env& env, const std::string& file) {
   if (ck.zip())
     for (const auto& rec : ck.zip()->records()) {
       bool known = !ck.zip()->file().prefers_few_reads() || ck.zip()->is_resolved(rec);
-      r.records.push_back({rec.name, rec.size, rec.crc32, known ? ck.zip()->data_offset(rec) : 0, known});
+      r.records.push_back({rec.name, rec.size, rec.crc32,
+                           known ? std::optional<uint64_t>(ck.zip()->data_offset(rec)) : std::nullopt});
     }
-  r.layout = o.layout;
-  r.kind = audiocraft::describe_kind(ck.root(), o.layout, file);
+  r.layout = audiocraft::to_string(o.layout);
+  std::string kind = audiocraft::describe_kind(ck.root(), o.layout, file);
+  if (!kind.empty()) r.kind = kind;
   if (o.layout == audiocraft::Layout::Training) r.training_state = audiocraft::training_state_present(ck.root());
   r.best_state = o.best_state;
   if (auto* e = pickle::entries_of(ck.root()))
@@ -73,6 +76,12 @@ InfoResult info(Env& env, const std::string& file) {
   r.state_dicts = find_state_dicts(o);
   r.rank_set = rank_set_of(env, file);
   return r;
+}
+
+InfoAny info_any(Env& env, const std::string& path) {
+  if (is_dcp_folder(path)) return dcp_info(env, path);
+  if (env.is_directory(path) && folder_checkpoint(env, path).empty()) return folder_info(env, path);
+  return info(env, path);
 }
 
 namespace {
@@ -148,13 +157,144 @@ void ls(Env& env, const std::string& file, const LsOptions& options, const std::
   }
 }
 
+namespace {
+
+// A scalar's value, typed as Python has it (None, bool, int, float, str);
+// nullopt for anything else.
+std::optional<Json> scalar_value(const pickle::Node* n) {
+  if (!n) return std::nullopt;
+  switch (n->kind) {
+    case pickle::Kind::None: return Json(nullptr);
+    case pickle::Kind::Bool: return Json(n->boolean);
+    case pickle::Kind::Int:
+      if (n->is_big_int()) return std::nullopt;
+      return Json(n->integer);
+    case pickle::Kind::Float:
+      if (std::isnan(n->real)) return Json("nan");  // JSON has no nan or inf
+      if (std::isinf(n->real)) return Json(n->real > 0 ? "inf" : "-inf");
+      return Json(n->real);
+    case pickle::Kind::Str: return Json(n->text);
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
+LsNode ls_tree(Env& env, const std::string& file, const LsOptions& options) {
+  // parents[d] is the latest node at depth d; its earlier siblings are complete.
+  LsNode root;
+  std::vector<LsNode*> parents;
+  ls(env, file, options, [&](const LsEntry& e) {
+    LsNode node;
+    if (e.more) {
+      node.path = e.path;
+      node.kind = "more";
+      node.summary = std::to_string(e.more) + " more";
+      node.more = e.more;
+    } else {
+      node = {e.key, e.path, e.kind, e.summary, e.ref, 0, scalar_value(e.node), {}};
+    }
+    parents.resize(static_cast<size_t>(e.depth) + 1);
+    if (e.depth == 0) {
+      root = std::move(node);
+      parents[0] = &root;
+      return;
+    }
+    auto& siblings = parents[e.depth - 1]->children;
+    siblings.push_back(std::move(node));
+    parents[e.depth] = &siblings.back();
+  });
+  return root;
+}
+
+TensorEntry tensor_entry(const std::string& name, const torch::TensorInfo& t) {
+  TensorEntry e;
+  e.name = name;
+  e.dtype = t.dtype ? t.dtype->name : "?";
+  e.shape = t.shape;
+  e.numel = t.numel();
+  e.nbytes = t.nbytes();
+  e.stride = t.stride;
+  e.storage_offset = t.storage_offset;
+  if (t.storage) e.storage = t.storage->key;
+  e.contiguous = t.is_contiguous();
+  e.requires_grad = t.requires_grad;
+  e.parameter = t.is_parameter;
+  e.layout = torch::to_string(t.layout);
+  e.form = t.form();
+  if (t.layout != torch::TensorLayout::Strided && t.layout != torch::TensorLayout::Nested &&
+      t.layout != torch::TensorLayout::Jagged) {
+    e.nnz = t.nnz();
+    if (t.layout == torch::TensorLayout::SparseCoo) e.coalesced = t.coalesced;
+  }
+  if (t.quantization) {
+    const auto& q = *t.quantization;
+    e.qscheme = q.scheme;
+    if (q.per_channel()) e.axis = q.axis;
+    else e.scale = q.scale, e.zero_point = q.zero_point;
+  }
+  if (t.is_meta) e.device = "meta";
+  e.conj = t.conj;
+  e.neg = t.neg;
+  e.subclass = t.subclass;
+  e.has_state = t.has_state;
+  for (const auto& [part, p] : t.parts)
+    e.parts[part] = {p.dtype ? p.dtype->name : "?", p.shape,
+                     p.storage ? std::optional<std::string>(p.storage->key) : std::nullopt};
+  return e;
+}
+
 TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& options) {
-  TensorsResult r{open_checkpoint(env, file), "", {}, ""};
-  r.state = r.opened.state_path_or_best(options.state);
-  r.state_note = r.opened.state_note(options.state);
-  for (TensorRow& row : r.opened.tensors_of(r.opened.state_dict(r.state)))
-    if (matches_any(options.match, row.name)) r.rows.push_back(std::move(row));
+  Opened o = open_checkpoint(env, file);
+  TensorsResult r;
+  r.state = o.state_path_or_best(options.state);
+  r.state_note = o.state_note(options.state);
+  for (const TensorRow& row : o.tensors_of(o.state_dict(r.state)))
+    if (matches_any(options.match, row.name)) r.rows.push_back(tensor_entry(row.name, row.info));
   return r;
+}
+
+TensorsAny tensors_any(Env& env, const std::string& path, const TensorsOptions& options) {
+  if (is_dcp_folder(path)) return dcp_tensors(env, path, options.match);
+  TensorsResult r = tensors(env, path, options);
+  if (options.tree && options.group > 0) throw UsageError(option_name("tree") + " and " + option_name("group") + " are two views: give one");
+  if (options.tree) return tensor_tree(r.rows, r.state);
+  if (options.group > 0) return group_tensors(r.rows, options.group);
+  return std::move(r.rows);
+}
+
+TensorTree tensor_tree(const std::vector<TensorEntry>& rows, const std::string& path) {
+  TensorTree root;
+  root.name = path;
+  constexpr size_t kMaxDepth = 100;  // the JSON form nests one level per component
+  std::unordered_map<std::string, size_t> index;
+  for (const TensorEntry& r : rows) {
+    if (size_t parts = size_t(std::count(r.name.begin(), r.name.end(), '.')) + 1; parts > kMaxDepth)
+      throw UsageError(option_name("tree") + ": tensor name '" + r.name.substr(0, 60) + "...' has " +
+                       std::to_string(parts) + " components, more than " + std::to_string(kMaxDepth) + "; use " +
+                       option_set("group", "N"));
+    TensorTree* n = &root;
+    auto add = [&](TensorTree* at) { at->parameters += r.numel, at->bytes += r.nbytes, ++at->tensors; };
+    add(n);
+    size_t start = 0;
+    while (true) {
+      size_t dot = r.name.find('.', start);
+      std::string part = r.name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      // The child's index among its siblings, by its full prefix.
+      auto [it, fresh] = index.emplace(r.name.substr(0, dot), n->children.size());
+      if (fresh) {
+        n->children.emplace_back();
+        n->children.back().name = part;
+      }
+      n = &n->children[it->second];
+      add(n);
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    n->dtype = r.dtype;
+    n->shape = r.shape;
+  }
+  return root;
 }
 
 namespace {
@@ -172,17 +312,17 @@ std::string name_prefix(const std::string& name, int n) {
 
 }  // namespace
 
-std::vector<TensorGroup> group_tensors(const std::vector<TensorRow>& rows, int depth) {
+std::vector<TensorGroup> group_tensors(const std::vector<TensorEntry>& rows, int depth) {
   std::vector<TensorGroup> groups;
   std::map<std::string, size_t> index;
-  for (const TensorRow& r : rows) {
+  for (const TensorEntry& r : rows) {
     std::string g = name_prefix(r.name, depth);
     auto [it, fresh] = index.emplace(g, groups.size());
     if (fresh) groups.push_back({g});
     TensorGroup& gr = groups[it->second];
     ++gr.tensors;
-    gr.parameters += r.info.numel();
-    gr.bytes += r.info.nbytes();
+    gr.parameters += r.numel;
+    gr.bytes += r.nbytes;
   }
   return groups;
 }
@@ -277,16 +417,21 @@ VerifyResult verify(Env& env, const std::string& file) {
   } catch (const FormatError& e) {
     r.problems.push_back(e.what());
   }
-  if (!ck) return r;
-  if (safetensors) {
+  if (ck && safetensors) {
     verify_tensors(*ck, file, r);
-    return r;
+  } else if (ck) {
+    verify_records(*ck, file, r);
+    verify_storages(*ck, file, r);
+    for (auto& p : torch::integrity_problems(*ck)) r.problems.push_back(std::move(p));
+    verify_tensors(*ck, file, r);
   }
-  verify_records(*ck, file, r);
-  verify_storages(*ck, file, r);
-  for (auto& p : torch::integrity_problems(*ck)) r.problems.push_back(std::move(p));
-  verify_tensors(*ck, file, r);
+  r.ok = r.problems.empty();
   return r;
+}
+
+VerifyAny verify_any(Env& env, const std::string& path) {
+  if (is_dcp_folder(path)) return dcp_verify(env, path);
+  return verify(env, path);
 }
 
 }  // namespace ckpt::api

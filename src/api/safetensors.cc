@@ -1,7 +1,6 @@
 #include "api/safetensors.h"
 
 #include "api/write.h"
-
 #include "torch/safetensors.h"
 #include "torch/safetensors_shards.h"
 
@@ -11,6 +10,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   Opened o = open_checkpoint(env, file);
   if (!a.ignore_crc) check_record_crcs(*o.ck);
   ToSafetensorsResult r;
+  r.out = a.out;
   r.state = o.state_path_or_best(a.state);
   r.state_note = o.state_note(a.state);
   pickle::Node* sd = o.state_dict(r.state);
@@ -29,7 +29,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   if (!r.skipped.empty() && !a.skip_unsupported)
     throw UsageError(file + ": tensor " + r.skipped[0] +
                      (r.skipped.size() > 1 ? " (and " + std::to_string(r.skipped.size() - 1) + " more)" : "") +
-                     "; --skip-unsupported leaves such tensors out and lists them");
+                     "; " + option_name("skip_unsupported") + " leaves such tensors out and lists them");
   r.non_tensors = pickle::entries_of(sd)->size() - tensor_entries;
   r.tensors = tensors.size();
 
@@ -37,7 +37,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
   opts.force = a.force;
   opts.progress = progress_for(a.progress, a.out);
   if (!a.max_shard_size.empty()) {
-    if (a.sink) throw UsageError("--max-shard-size writes a folder: -o names it, not standard output");
+    if (a.sink) throw UsageError(option_name("max_shard_size") + " writes a folder: " + option_name("out") + " names it, not standard output");
     auto w = torch::write_sharded_safetensors(*o.ck, tensors, env, a.out, torch::parse_shard_size(a.max_shard_size),
                                               opts);
     r.sharded = true;
@@ -56,7 +56,7 @@ namespace {
 torch::SaveOptions save_options(const FromSafetensorsOptions& a) {
   torch::SaveOptions so;
   so.force = a.force;
-  so.dialect = a.dialect;
+  so.dialect = dialect_of(a.dialect);
   so.progress = progress_for(a.progress, a.out);
   return so;
 }
@@ -65,8 +65,9 @@ torch::SaveOptions save_options(const FromSafetensorsOptions& a) {
 
 FromSafetensorsResult from_safetensors(Env& env, const std::string& file, const FromSafetensorsOptions& a) {
   std::string index = torch::safetensors_index_of(file);
-  if (!index.empty() && !a.into.empty()) throw UsageError("--into takes one .safetensors file, not an index");
+  if (!index.empty() && !a.into.empty()) throw UsageError(option_name("into") + " takes one .safetensors file, not an index");
   FromSafetensorsResult r;
+  r.out = a.out;
   if (a.into.empty()) {
     // A folder without an index holds one model.safetensors.
     const std::string single = index.empty() && env.is_directory(file) ? file + "/model.safetensors" : file;
@@ -90,6 +91,7 @@ FromSafetensorsResult from_safetensors(Env& env, const std::string& file, const 
   r.dtype_changes = report.dtype_changes;
   torch::save(*t.ck, t.ck->root(), env, a.out, save_options(a));
   r.replaced = report.replaced;
+  r.tensors = report.replaced;
   return r;
 }
 

@@ -13,11 +13,16 @@ namespace ckpt::api {
 bool is_dcp_folder(const std::string& path) { return torch::DcpCheckpoint::is_dcp_folder(path); }
 
 DcpInfoResult dcp_info(Env& env, const std::string& dir) {
+  auto dcp = torch::DcpCheckpoint::open(env, dir);
   DcpInfoResult r;
-  r.dcp = torch::DcpCheckpoint::open(env, dir);
-  for (const auto& it : r.dcp->items()) {
+  r.file = dir;
+  r.version = dcp->version();
+  for (const auto& [n, s] : dcp->files()) r.files.push_back({n, s});
+  for (const auto& it : dcp->items()) {
     if (!it.is_tensor) {
-      ++r.byte_items;
+      Json path = Json::array();
+      for (const auto& step : it.path) path.push_back(step.is_index ? Json(step.index) : Json(step.key));
+      r.byte_items.push_back({it.fqn, std::move(path), it.where.file});
       continue;
     }
     ++r.tensors;
@@ -25,37 +30,39 @@ DcpInfoResult dcp_info(Env& env, const std::string& dir) {
     r.parameters += it.numel();
     r.bytes_by_dtype[it.dtype->name] += it.nbytes();
   }
-  for (const auto& [n, s] : r.dcp->files()) r.file_bytes += s;
   return r;
 }
 
-DcpTensorsResult dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match) {
-  DcpTensorsResult r;
-  r.dcp = torch::DcpCheckpoint::open(env, dir);
-  for (const auto& it : r.dcp->items()) {
+std::vector<DcpTensorEntry> dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match) {
+  auto dcp = torch::DcpCheckpoint::open(env, dir);
+  std::vector<DcpTensorEntry> rows;
+  for (const auto& it : dcp->items()) {
     if (!it.is_tensor || !matches_any(match, it.fqn)) continue;
-    r.rows.push_back(&it);
-    r.bytes += it.nbytes();
-    r.parameters += it.numel();
+    DcpTensorEntry e{it.fqn, it.dtype->name, it.size, it.numel(), it.nbytes(), {}};
+    for (const auto& ch : it.chunks)
+      e.chunks.push_back({ch.offsets, ch.sizes, ch.where.file, ch.where.offset, ch.where.length});
+    rows.push_back(std::move(e));
   }
-  return r;
+  return rows;
 }
 
 DcpVerifyResult dcp_verify(Env& env, const std::string& dir) {
   DcpVerifyResult r;
-  r.dir = dir;
+  r.file = dir;
   std::unique_ptr<torch::DcpCheckpoint> dcp;
   try {
     dcp = torch::DcpCheckpoint::open(env, dir);
   } catch (const FormatError& e) {
     r.problems.push_back(e.what());
   }
-  if (!dcp) return r;
-  r.problems = torch::verify_dcp(*dcp);
-  for (const auto& it : dcp->items()) {
-    ++r.items;
-    r.chunks += it.chunks.size();
+  if (dcp) {
+    r.problems = torch::verify_dcp(*dcp);
+    for (const auto& it : dcp->items()) {
+      ++r.items;
+      r.chunks += it.chunks.size();
+    }
   }
+  r.ok = r.problems.empty();
   return r;
 }
 
@@ -70,11 +77,14 @@ std::optional<RankSetInfo> rank_set_of(Env&, const std::string& file) {
   return std::nullopt;
 }
 
-std::vector<RankSetSummary> folder_rank_sets(Env& env, const std::string& dir) {
+FolderInfoResult folder_info(Env& env, const std::string& dir) {
   torch::check_single_shard_set(env, dir);  // a mixed safetensors folder is refused, naming the files
-  std::vector<RankSetSummary> out;
-  for (const auto& s : audiocraft::list_rank_sets(dir)) out.push_back({s.name, s.ranks, s.missing});
-  return out;
+  FolderInfoResult r;
+  r.file = dir;
+  for (const auto& s : audiocraft::list_rank_sets(dir)) r.rank_sets.push_back({s.name, s.ranks, s.missing});
+  if (r.rank_sets.empty())
+    throw UsageError(dir + " is a folder with neither a DCP .metadata nor AudioCraft checkpoint files");
+  return r;
 }
 
 ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : env_(env), path_(path) {
@@ -114,13 +124,11 @@ ConsolidateResult consolidate(Env& env, const std::string& dir, const Consolidat
   torch::ConsolidateOptions opts;
   opts.force = options.force;
   opts.progress = progress_for(options.progress, options.out);
-  ConsolidateResult r;
-  r.report = torch::consolidate_dcp(*dcp, env, options.out, opts);
-  r.source_files = dcp->files().size();
-  return r;
+  torch::ConsolidateReport report = torch::consolidate_dcp(*dcp, env, options.out, opts);
+  return {options.out, report.tensors, report.tensor_bytes, report.byte_items, dcp->files().size()};
 }
 
-torch::ToDcpReport to_dcp(Env& env, const std::string& file, const ToDcpOptions& options) {
+ToDcpResult to_dcp(Env& env, const std::string& file, const ToDcpOptions& options) {
   auto ck = torch::Checkpoint::open(env, file);
   const pickle::Node* root = ck->root();
   const std::string& state = options.state;
@@ -137,7 +145,8 @@ torch::ToDcpReport to_dcp(Env& env, const std::string& file, const ToDcpOptions&
   opts.force = options.force;
   opts.ranks = options.ranks;
   opts.progress = progress_for(options.progress, options.out);
-  return torch::write_dcp(*ck, root, env, options.out, opts);
+  torch::ToDcpReport report = torch::write_dcp(*ck, root, env, options.out, opts);
+  return {options.out, report.tensors, report.tensor_bytes, report.files, report.byte_items};
 }
 
 }  // namespace ckpt::api

@@ -78,14 +78,15 @@ std::string element_text(const torch::DTypeInfo& d, const char* p) {
 
 }  // namespace
 
-TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name, const std::string& state)
+TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name,
+                           const std::optional<std::string>& state)
     : opened_(open_checkpoint(env, file)) {
   // NAME is a key of the state dict, or (without --state) a path `ls`
   // prints from the root (optimizer/state/0/exp_avg, _modules/0/_parameters/weight).
   std::string path;
   const pickle::Node* value = nullptr;
   std::vector<std::string> names;
-  if (!state.empty() || opened_.best_state) {
+  if (state || opened_.best_state) {
     path = opened_.state_path_or_best(state);
     for (auto& [k, v] : *pickle::entries_of(opened_.state_dict(path))) {
       names.push_back(key_text(k));
@@ -93,7 +94,7 @@ TensorValues::TensorValues(Env& env, const std::string& file, const std::string&
     }
     if (value) state_note_ = opened_.state_note(state);
   }
-  if (!value && state.empty()) {
+  if (!value && !state) {
     value = audiocraft::resolve_path(opened_.ck->root(), name);
     if (!value && !opened_.best_state) opened_.default_state_path();  // the error listing the state dicts
     if (value) path = "/";
@@ -117,6 +118,18 @@ size_t TensorValues::next(std::vector<std::string>& cells, size_t max) {
   size_t n = reader_->read(buf_.data(), std::min<size_t>(max, 4096));
   for (size_t i = 0; i < n; ++i) cells.push_back(element_text(*info_->dtype, buf_.data() + i * es));
   return n;
+}
+
+ShowResult show(Env& env, const std::string& file, const ShowOptions& options) {
+  if (options.head < 0) throw UsageError(option_name("head") + " must be 0 (all) or more");
+  TensorValues values(env, file, options.name, options.state);
+  const torch::TensorInfo& t = values.info();
+  ShowResult r{options.name, t.dtype->name, t.shape, t.numel(), {}, 0};
+  const uint64_t wanted = options.head == 0 ? r.numel : std::min<uint64_t>(r.numel, static_cast<uint64_t>(options.head));
+  while (r.values.size() < wanted)
+    if (values.next(r.values, static_cast<size_t>(std::min<uint64_t>(wanted - r.values.size(), 4096))) == 0) break;
+  r.more = r.numel - r.values.size();
+  return r;
 }
 
 }  // namespace ckpt::api

@@ -3,10 +3,12 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "api/checkpoint.h"
+#include "api/schema.h"
 #include "util/env.h"
 
 namespace ckpt::torch {
@@ -18,9 +20,9 @@ namespace ckpt::api {
 // The values of one tensor of a state dict, read in chunks.
 class TensorValues {
  public:
-  // state: the state dict's path ("" : the best state). Throws UsageError when
-  // there is no tensor `name` there.
-  TensorValues(Env& env, const std::string& file, const std::string& name, const std::string& state);
+  // state: the state dict's path (nullopt: the best state). Throws
+  // UsageError when there is no tensor `name` there.
+  TensorValues(Env& env, const std::string& file, const std::string& name, const std::optional<std::string>& state);
   ~TensorValues();
   TensorValues(const TensorValues&) = delete;
   TensorValues& operator=(const TensorValues&) = delete;
@@ -40,5 +42,41 @@ class TensorValues {
   std::string buf_;
   std::string state_note_;
 };
+
+struct ShowOptions {
+  static constexpr const char* kName = "ShowOptions";
+  static constexpr const char* kDoc = "which tensor, and how many of its values";
+  std::string name;
+  std::optional<std::string> state;
+  int64_t head = 20;
+  template <class V>
+  static void describe(V& v) {
+    v.field("name", &ShowOptions::name, "the tensor's name, as tensors lists it");
+    v.field("state", &ShowOptions::state, "the state dict's '/'-separated path (default: the best state)");
+    v.field("head", &ShowOptions::head, "the first K values (0: all)");
+  }
+};
+struct ShowResult {
+  static constexpr const char* kName = "ShowResult";
+  static constexpr const char* kDoc = "a tensor's first values, in row-major order";
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  uint64_t numel = 0;
+  std::vector<std::string> values;
+  uint64_t more = 0;
+  template <class V>
+  static void describe(V& v) {
+    v.field("name", &ShowResult::name, "the tensor");
+    v.field("dtype", &ShowResult::dtype, "its dtype");
+    v.field("shape", &ShowResult::shape, "its shape");
+    v.field("numel", &ShowResult::numel, "its elements");
+    v.field("values", &ShowResult::values,
+            "its first values as text: the shortest decimal that reads back as the same value, (re+imj), 0x.. bytes");
+    v.field("more", &ShowResult::more, "values not shown");
+  }
+};
+// The first options.head values of a tensor (all for 0), read from its
+// storage alone.
+ShowResult show(Env& env, const std::string& file, const ShowOptions& options);
 
 }  // namespace ckpt::api

@@ -2,16 +2,16 @@
 
 #include "api/checkpoint.h"
 #include "api/shard.h"
+#include "torch/stats.h"
 #include "util/error.h"
 
 namespace ckpt::api {
 
-StatsResult stats(Env& env, const std::string& file, const StatsOptions& options) {
+std::vector<StatsRow> stats(Env& env, const std::string& file, const StatsOptions& options) {
   ReadableCheckpoint input(env, file);  // a DCP folder: its consolidation
   Opened o = open_checkpoint(env, input.path());
-  std::string path = options.state ? *options.state : o.default_state_path();
-  StatsResult result;
-  result.state_note = o.state_note(options.state.value_or(""));
+  std::string path = o.state_path_or_best(options.state);
+  std::vector<StatsRow> rows;
   for (const TensorRow& r : o.tensors_of(o.state_dict(path))) {
     if (!matches_any(options.match, r.name)) continue;
     StatsRow row;
@@ -24,16 +24,18 @@ StatsResult stats(Env& env, const std::string& file, const StatsOptions& options
     row.note = torch::stats_refusal(r.info);
     if (row.note.empty()) {
       try {
-        row.stats = torch::tensor_stats(*o.ck, r.info, r.name);
-        row.numel = row.stats->numel;
-        if (row.stats->nan || row.stats->inf) result.nonfinite.push_back(r.name);
+        torch::TensorStats s = torch::tensor_stats(*o.ck, r.info, r.name);
+        row.numel = s.numel;
+        row.nan = s.nan, row.inf = s.inf, row.finite = s.finite;
+        row.min = s.min, row.max = s.max, row.mean = s.mean;  // NaN (none finite): None in JSON
+        row.std = s.std, row.std_population = s.std_population, row.norm = s.norm;
       } catch (const UsageError& e) {
         row.note = e.what();
       }
     }
-    result.rows.push_back(std::move(row));
+    rows.push_back(std::move(row));
   }
-  return result;
+  return rows;
 }
 
 }  // namespace ckpt::api

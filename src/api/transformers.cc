@@ -146,7 +146,7 @@ class FolderOutput {
  public:
   FolderOutput(Env& env, std::string dir, bool force) : env_(env), dir_(strip_slash(std::move(dir))) {
     if (dir_.empty() || dir_ == "-") throw UsageError("-o names the output folder");
-    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use --force to replace it)");
+    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use " + option_set("force") + " to replace it)");
     if (env_.exists(dir_) && !env_.is_directory(dir_)) throw UsageError(dir_ + " exists and is not a folder");
     std::string parent = dirname_of(dir_);
     if (parent.empty()) parent = ".";
@@ -302,7 +302,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   if (!a.dtype.empty()) {
     const torch::DTypeInfo* d = torch::from_name(a.dtype);
     if (!d || !(d->dtype == torch::DType::Float32 || d->dtype == torch::DType::Float16 || d->dtype == torch::DType::BFloat16))
-      throw UsageError("--dtype '" + a.dtype + "': expected float32, float16 or bfloat16");
+      throw UsageError(option_name("dtype") + " '" + a.dtype + "': expected float32, float16 or bfloat16");
     dtype = d->dtype;
   }
   uint64_t max_shard = a.max_shard_size.empty() ? 0 : torch::parse_shard_size(a.max_shard_size);
@@ -315,6 +315,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   std::vector<TensorRow> rows = o.tensors_of(sd);
 
   ToTransformersResult r;
+  r.out = a.out;
   r.melody = m.melody;
   // Every tensor the model needs, with the shape xp.cfg implies.
   std::map<std::string, const TensorRow*> by_name;
@@ -343,7 +344,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
     text_cfg = read_json(env, join(a.text_encoder, "config.json"));
     if (text_cfg.value("model_type", "") != "t5")
       throw UsageError(a.text_encoder + "/config.json: model_type is '" + text_cfg.value("model_type", "") +
-                       "', not t5; --text-encoder takes a Hugging Face T5 folder");
+                       "', not t5; " + option_name("text_encoder") + " takes a Hugging Face T5 folder");
     int64_t d_model = text_cfg.value("d_model", int64_t{0});
     if (d_model != text_dim)
       throw UsageError(a.text_encoder + "/config.json: d_model = " + std::to_string(d_model) +
@@ -361,7 +362,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   int64_t frame_rate = audiocraft::kStockFrameRate;
   if (!a.audio_encoder.empty()) {
     if (!env.is_directory(a.audio_encoder))
-      throw UsageError("--audio-encoder '" + a.audio_encoder +
+      throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
                        "': expected a transformers EncodecModel folder (an AudioCraft compression checkpoint is not "
                        "converted yet)");
     audio_cfg = read_json(env, join(a.audio_encoder, "config.json"));
@@ -379,7 +380,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
   const bool composite = text && audio;
   if (text.has_value() != audio.has_value())
-    throw UsageError("the composite model needs both --text-encoder and --audio-encoder; without both, "
+    throw UsageError("the composite model needs both " + option_name("text_encoder") + " and " + option_name("audio_encoder") + "; without both, "
                      "to-transformers writes the decoder alone");
   r.decoder_only = !composite;
   r.architecture = composite ? (m.melody ? "MusicgenMelodyForConditionalGeneration" : "MusicgenForConditionalGeneration")
@@ -495,9 +496,9 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
 
   if (!composite) {
     r.notes.push_back(std::string("decoder only (") + r.architecture + "): " +
-                      (text ? "" : "no --text-encoder (the T5 xp.cfg names: '" + m.text_encoder_name + "')") +
+                      (text ? "" : "no " + option_name("text_encoder") + " (the T5 xp.cfg names: '" + m.text_encoder_name + "')") +
                       (!text && !audio ? ", " : "") +
-                      (audio ? "" : "no --audio-encoder (a transformers EnCodec folder)") +
+                      (audio ? "" : "no " + option_name("audio_encoder") + " (a transformers EnCodec folder)") +
                       "; the text projection" + (m.melody ? " and the chroma projection are" : " is") + " in " +
                       kProjectionsFile);
     if (a.audio_encoder.empty())
@@ -629,6 +630,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     throw UsageError(cfg_path + ": model_type '" + model_type +
                      "' is not MusicGen (musicgen, musicgen_melody, or their _decoder)");
   FromTransformersResult r;
+  r.out = a.out;
   r.melody = model_type.find("melody") != std::string::npos;
   const Json& dec = composite ? need_key(config, "decoder", cfg_path) : config;
   const std::string dwhere = composite ? cfg_path + " (decoder)" : cfg_path;
@@ -926,19 +928,22 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     std::string name = c && c->type == Value::Type::Str ? c->str : "";
     if (name.rfind("//pretrained/", 0) != 0)
       throw UsageError("a decoder-only folder has no audio encoder and xp.cfg's compression_model_checkpoint is '" +
-                       name + "': give the compression model with --compression CKPT_OR_NAME");
+                       name + "': give the compression model with " + option_set("compression", "CKPT_OR_NAME"));
     pointer = name.substr(13);
     r.notes.push_back("no audio encoder in a decoder-only folder: compression_state_dict.bin points to " + pointer +
                       " (xp.cfg's compression_model_checkpoint)");
   } else {
     throw UsageError(cfg_path + ": the audio encoder is not AudioCraft's stock 32 kHz EnCodec (audio_encoder differs "
                      "from facebook/encodec_32khz's config) and converting EnCodec weights to AudioCraft is not "
-                     "supported yet: give the compression model with --compression CKPT_OR_NAME");
+                     "supported yet: give the compression model with " + option_set("compression", "CKPT_OR_NAME"));
   }
   if (!pointer.empty()) r.compression = "pointer " + pointer;
 
   FolderOutput out(env, a.out, a.force);
-  OutputOptions oo{out.path("state_dict.bin"), nullptr, true, std::nullopt, a.progress, false};
+  OutputOptions oo;
+  oo.out = out.path("state_dict.bin");
+  oo.force = true;
+  oo.progress = a.progress;
   write_checkpoint(*out_ck, root, env, oo, transforms);
   r.written.push_back("state_dict.bin");
   oo.out = out.path("compression_state_dict.bin");

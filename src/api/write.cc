@@ -10,6 +10,13 @@
 
 namespace ckpt::api {
 
+std::optional<torch::Dialect> dialect_of(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  auto d = torch::parse_dialect(text);
+  if (!d) throw UsageError(option_name("dialect") + " '" + text + "': expected 1.6, 2.1 or 2.7");
+  return d;
+}
+
 void check_torch_output_name(const std::string& out) {
   static const std::string kExt = ".safetensors";
   if (out.size() < kExt.size()) return;
@@ -32,7 +39,7 @@ void check_record_crcs(const torch::Checkpoint& ck) {
     std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
     throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf +
                       "): the file is damaged and the output would carry the damage on ('ckpt verify " + ck.path() +
-                      "' lists every problem); fetch or copy it again, or pass --ignore-crc to write it as read");
+                      "' lists every problem); fetch or copy it again, or pass " + option_name("ignore_crc") + " to write it as read");
   }
 }
 
@@ -43,7 +50,7 @@ void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env,
   torch::SaveOptions so;
   so.transforms = std::move(transforms);
   so.force = options.force;
-  so.dialect = options.dialect;
+  so.dialect = dialect_of(options.dialect);
   so.progress = progress_for(options.progress, options.out);
   if (options.sink) {  // in order; "archive" as torch.save names it for a file object
     torch::save_to(ck, root, *options.sink, "archive", so);
@@ -53,10 +60,11 @@ void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env,
   torch::save(ck, root, env, options.out, so);
 }
 
-void rewrite(Env& env, const std::string& file, const OutputOptions& output) {
+WriteResult rewrite(Env& env, const std::string& file, const OutputOptions& output) {
   if (!output.sink) check_torch_output_name(output.out);
   Opened o = open_checkpoint(env, file);
   write_checkpoint(*o.ck, o.ck->root(), env, output);
+  return {output.out};
 }
 
 namespace {
@@ -76,13 +84,14 @@ ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOp
   pickle::Node* root =
       audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version_option(options.version));
   write_checkpoint(*o.ck, root, env, options.output);
-  return {o.best_state.value_or("")};
+  return {options.output.out, o.best_state.value_or("")};
 }
 
-void wrap(Env& env, const std::string& file, const OutputOptions& output) {
+WriteResult wrap(Env& env, const std::string& file, const OutputOptions& output) {
   Opened o = open_checkpoint(env, file);
   pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
   write_checkpoint(*o.ck, root, env, output);
+  return {output.out};
 }
 
 namespace {
@@ -115,22 +124,23 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
                            : audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version);
   std::string v = version.value_or(audiocraft::version_of(root).value_or(audiocraft::kDefaultVersion));
 
-  if (options.dir == "-") throw UsageError("bundle writes a folder: -o DIR, not standard output");
+  if (options.out == "-") throw UsageError("bundle writes a folder: " + option_set("out", "DIR") + ", not standard output");
   BundleResult r;
-  r.state_dict = options.dir + "/state_dict.bin";
-  r.compression_state_dict = options.dir + "/compression_state_dict.bin";
-  if (env.exists(options.dir) && !env.is_directory(options.dir))
-    throw UsageError(options.dir + " exists and is not a directory");
+  r.out = options.out;
+  r.state_dict = options.out + "/state_dict.bin";
+  r.compression_state_dict = options.out + "/compression_state_dict.bin";
+  if (env.exists(options.out) && !env.is_directory(options.out))
+    throw UsageError(options.out + " exists and is not a directory");
   if (!options.force)
     for (const auto& p : {r.state_dict, r.compression_state_dict})
-      if (env.exists(p)) throw UsageError(p + " exists (use --force to overwrite)");
+      if (env.exists(p)) throw UsageError(p + " exists (use " + option_set("force") + " to overwrite)");
 
   // The compression model: a checkpoint to export, or a pretrained name;
   // without options.compression, the one the config names.
   std::string compression = options.compression;
   bool is_file = !compression.empty() && env.exists(compression);
   if (!compression.empty() && !is_file && looks_like_a_file(compression))
-    throw UsageError("--compression '" + compression + "': no such file; give an existing compression checkpoint "
+    throw UsageError(option_name("compression") + " '" + compression + "': no such file; give an existing compression checkpoint "
                      "(an EnCodec training or exported checkpoint), or a pretrained name such as "
                      "facebook/encodec_32khz");
   if (compression.empty()) {
@@ -139,7 +149,7 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
     is_file = !src.pretrained;
     if (is_file && !env.exists(compression))
       throw UsageError("xp.cfg's compression_model_checkpoint '" + src.configured +
-                       "' is not a file here; give the compression checkpoint with --compression FILE");
+                       "' is not a file here; give the compression checkpoint with " + option_set("compression", "FILE"));
     r.compression_from_config = src.configured;
   }
   r.compression_pretrained = !is_file;
@@ -148,7 +158,7 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
   // Both files replaced as one set (util/folder_replace.h): a crash never
   // leaves a new model beside the old compression model.
   FolderReplace folder(
-      env, options.dir, [](const std::string& n) { return n == "state_dict.bin" || n == "compression_state_dict.bin"; },
+      env, options.out, [](const std::string& n) { return n == "state_dict.bin" || n == "compression_state_dict.bin"; },
       options.force);
   OutputOptions out{folder.path("state_dict.bin"), nullptr, false, options.dialect, options.progress, false};
   write_checkpoint(*o.ck, root, env, out);
@@ -164,8 +174,8 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
 SanitizeResult sanitize(Env& env, const std::string& file, const OutputOptions& output) {
   Opened o = open_checkpoint(env, file);
   auto made = audiocraft::make_sanitized(o.ck->graph(), o.ck->root());
-  SanitizeResult r{made.refused};
-  if (r.written()) write_checkpoint(*o.ck, made.root, env, output);
+  SanitizeResult r{output.out, made.refused.empty(), made.refused};
+  if (r.written) write_checkpoint(*o.ck, made.root, env, output);
   return r;
 }
 
@@ -174,6 +184,7 @@ CompactResult compact(Env& env, const std::string& file) {
   Opened o = open_checkpoint(env, file);
   if (o.safetensors) throw UsageError(file + " is a safetensors file: compact rewrites torch checkpoints");
   CompactResult r;
+  r.file = file;
   r.bytes_before = o.ck->file().size();
   torch::InPlaceOptions ipo;
   ipo.compact = true;

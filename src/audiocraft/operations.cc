@@ -50,7 +50,7 @@ CompressionSource compression_from_config(const Node* root) {
   constexpr const char* kKey = "compression_model_checkpoint";
   std::optional<omegaconf::Value> v = omegaconf::select_resolved(config_tree(root), kKey);
   if (!v || v->type != omegaconf::Value::Type::Str || v->str.empty())
-    throw UsageError(std::string("xp.cfg has no ") + kKey + " naming the compression model; give --compression CKPT_OR_NAME");
+    throw UsageError(std::string("xp.cfg has no ") + kKey + " naming the compression model; give " + option_set("compression", "CKPT_OR_NAME"));
   CompressionSource src;
   src.configured = v->str;
   const std::string pretrained = "//pretrained/";
@@ -62,7 +62,7 @@ CompressionSource compression_from_config(const Node* root) {
     // AudioCraft's environment, which ckpt does not have.
     throw UsageError(std::string("xp.cfg's ") + kKey + " is '" + v->str +
                      "', resolved by AudioCraft's environment (dora experiment or reference folder); "
-                     "give that checkpoint with --compression FILE");
+                     "give that checkpoint with " + option_set("compression", "FILE"));
   } else {
     src.name_or_path = v->str;
   }
@@ -204,7 +204,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
     if (!s.strict || hits != 0) return;
     // A glob matches whole names: 'condition_provider' meant its subtree.
     std::string hint;
-    if (std::string(flag) != "--rename" && pattern.find_first_of("*?[") == std::string::npos) {
+    if (std::string(flag) != "rename" && pattern.find_first_of("*?[") == std::string::npos) {
       std::vector<std::string> keys;
       bool prefix = false;
       for (const auto& kv : *entries) {
@@ -215,8 +215,8 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       hint = prefix ? "; did you mean '" + pattern + ".*'? (a glob matches whole key names)"
                     : did_you_mean(pattern, keys);
     }
-    throw UsageError(std::string(flag) + " '" + pattern + "' matches no key of '" + where + "'" + hint +
-                     " (--allow-no-match accepts that)");
+    throw UsageError(option_name(flag) + " '" + pattern + "' matches no key of '" + where + "'" + hint + " (" +
+                     option_set("allow_no_match") + " accepts that)");
   };
 
   // --keep keeps the keys that match a pattern, --drop drops them.
@@ -239,8 +239,8 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
     for (size_t i = 0; i < patterns.size(); ++i) check_used(flag, patterns[i], hits[i]);
     return out;
   };
-  std::vector<std::pair<Node*, Node*>> kept = s.keep.empty() ? *entries : filter(*entries, s.keep, true, "--keep");
-  if (!s.drop.empty()) kept = filter(kept, s.drop, false, "--drop");
+  std::vector<std::pair<Node*, Node*>> kept = s.keep.empty() ? *entries : filter(*entries, s.keep, true, "keep");
+  if (!s.drop.empty()) kept = filter(kept, s.drop, false, "drop");
   report.dropped = report.before - kept.size();
   if (!s.renames.empty()) {
     std::vector<std::regex> res;
@@ -251,7 +251,7 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       try {
         res.emplace_back(c.pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
-        throw UsageError("--rename '" + pattern + "=" + repl + "': invalid regular expression: " + e.what());
+        throw UsageError(option_name("rename") + " '" + pattern + "=" + repl + "': invalid regular expression: " + e.what());
       }
     }
     std::vector<size_t> hits(res.size());
@@ -265,14 +265,14 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       }
       auto [it, fresh] = origin.emplace(name, old);
       if (!fresh)
-        throw UsageError("--rename makes '" + it->second + "' and '" + old + "' both '" + name + "' in '" + where + "'");
+        throw UsageError(option_name("rename") + " makes '" + it->second + "' and '" + old + "' both '" + name + "' in '" + where + "'");
       if (name != old) {
         kv.first = g.str(name);  // a new string: the old one may be shared elsewhere
         ++report.renamed;
         report.renamed_keys.emplace_back(old, name);
       }
     }
-    for (size_t i = 0; i < res.size(); ++i) check_used("--rename", s.renames[i].first, hits[i]);
+    for (size_t i = 0; i < res.size(); ++i) check_used("rename", s.renames[i].first, hits[i]);
   }
   *entries = std::move(kept);
   return report;
@@ -309,7 +309,7 @@ std::vector<std::string> training_state_present(const Node* root) {
 std::vector<std::string> strip_training_state(Node* root) {
   std::vector<std::string> removed;
   auto* entries = pickle::entries_of(root);
-  if (!entries) throw UsageError("--for-finetune needs a training checkpoint (a dict at the top)");
+  if (!entries) throw UsageError(option_name("for_finetune") + " needs a training checkpoint (a dict at the top)");
   for (const auto& [k, v] : *entries)
     if (k->kind == Kind::Str && is_training_state_key(k->text)) removed.push_back(k->text);
   for (const auto& k : removed) pickle::erase_item(root, k);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <vector>
 
+#include "api/operations.h"
 #include "cli/commands.h"
 #include "cli/completion_shells.h"
 #include "cli/docs.h"
@@ -21,10 +22,9 @@ namespace ckpt::cli {
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "%s %s\n", colored(2, kBoldRed, "ckpt: error:").c_str(), message.c_str());
+  std::fprintf(stderr, "%s %s\n", colored(2, kBoldRed, "ckpt: error:").c_str(), cli_message(message).c_str());
   return 2;
 }
 
@@ -91,6 +91,14 @@ void remote_options(CLI::App& app) {
 
 }  // namespace
 
+std::string cli_message(const std::string& message) {
+  return spell_options(message, [](const std::string& field, const std::string& value, bool set) {
+    std::string flag = field == "out" ? "-o" : "--" + field;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return set && value != "true" ? flag + " " + value : flag;
+  });
+}
+
 void say(const Common& c, const std::string& line) {
   if (!c.quiet) std::fprintf(stderr, "%s\n", line.c_str());
 }
@@ -112,7 +120,7 @@ std::string output_name(const std::string& out) { return out == "-" ? "standard 
 int main(int argc, char** argv) {
   CLI::App app{"ckpt: inspect and edit PyTorch checkpoints without Python, torch or running pickles", "ckpt"};
   app.require_subcommand(1);
-  app.set_version_flag("-V,--version", std::string("ckpt ") + kVersion);
+  app.set_version_flag("-V,--version", std::string("ckpt ") + api::version());
   Context ctx{Env::Default()};  // the one place the CLI picks its Env
   register_inspect_commands(app, ctx);
   register_config_commands(app, ctx);
@@ -131,7 +139,7 @@ int main(int argc, char** argv) {
 
   if (argc == 1) {  // 'ckpt' alone: the usage and the version, as a missing command
     std::fputs(app.help().c_str(), stdout);
-    std::printf("\nckpt %s; 'ckpt help COMMAND' shows a command's options and an example\n", kVersion);
+    std::printf("\nckpt %s; 'ckpt help COMMAND' shows a command's options and an example\n", api::version());
     return 2;
   }
   if (argc > 1 && argv[1][0] != '-' && !has_command(app, argv[1]))

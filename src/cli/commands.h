@@ -4,10 +4,12 @@
 // (text or JSON) and stores its exit code in the context; errors are thrown
 // as ckpt::Error.
 #pragma once
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "api/schema.h"
 #include "util/env.h"
 
 namespace CLI {
@@ -28,6 +30,16 @@ struct Common {
   bool force = false;
   std::string dialect;  // --dialect of writing commands; empty: the input's
 };
+
+// --json: a result as its description says (api/schema.h), on standard output.
+template <class Result>
+void print_json(const Result& r) {
+  std::cout << api::to_json(r).dump(2) << "\n";
+}
+
+// The CLI's spelling of an option the core names (util/error.h):
+// `allow_no_match` -> --allow-no-match, `state=PATH` -> --state PATH.
+std::string cli_message(const std::string& message);
 
 // A summary line on stderr, unless --quiet.
 void say(const Common& c, const std::string& line);

@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "api/scan.h"
@@ -15,52 +14,30 @@ namespace ckpt::cli {
 
 namespace {
 
-using json = nlohmann::ordered_json;
-
-std::string uses_text(const pickle::GlobalUse& u) {
+std::string uses_text(const api::ScannedGlobalEntry& g) {
   std::string s;
   auto add = [&](bool on, const char* word) {
     if (on) s += (s.empty() ? "" : ", ") + std::string(word);
   };
-  add(u.called, "called");
-  add(u.instantiated, "instantiated");
-  add(u.built, "built");
-  add(u.in_persistent_id, "in a persistent id");
+  add(g.called, "called");
+  add(g.instantiated, "instantiated");
+  add(g.built, "built");
+  add(g.persistent_id, "in a persistent id");
   return s.empty() ? "referenced" : s;
 }
 
 int cmd_scan(Env& env, const std::string& file, bool as_json) {
-  torch::SafetyScan scan = api::scan(env, file);
-  torch::Verdict verdict = scan.verdict();
+  api::ScanResult scan = api::scan(env, file);
   size_t refused = 0;
   for (const auto& g : scan.globals) refused += g.allowed ? 0 : 1;
 
   if (as_json) {
-    json pickles = json::array();
-    for (const auto& p : scan.pickles)
-      pickles.push_back({{"name", p.name}, {"offset", p.offset}, {"size", p.size}, {"complete", p.complete},
-                         {"trailing_bytes", p.trailing_bytes}});
-    json globals = json::array();
-    for (const auto& g : scan.globals)
-      globals.push_back({{"module", g.use.module},
-                         {"name", g.use.name},
-                         {"called", g.use.called},
-                         {"instantiated", g.use.instantiated},
-                         {"built", g.use.built},
-                         {"persistent_id", g.use.in_persistent_id},
-                         {"allowed", g.allowed},
-                         {"record", g.record},
-                         {"pickle_offset", g.use.first_offset},
-                         {"file_offset", g.file_offset}});
-    json j = {{"file", file}, {"container", scan.container}, {"verdict", torch::to_string(verdict)},
-              {"pickles", pickles}, {"globals", globals}};
-    j["problem"] = scan.readable() ? json(nullptr) : json(scan.problem);
-    std::cout << j.dump(2) << "\n";
+    print_json(scan);
   } else {
     for (const auto& g : scan.globals)
-      std::printf("%s %s.%s (%s) in record %s at pickle offset %zu (file offset %llu)\n",
-                  g.allowed ? "ALLOWED" : "NOT ALLOWED", g.use.module.c_str(), g.use.name.c_str(),
-                  uses_text(g.use).c_str(), g.record.c_str(), g.use.first_offset,
+      std::printf("%s %s.%s (%s) in record %s at pickle offset %llu (file offset %llu)\n",
+                  g.allowed ? "ALLOWED" : "NOT ALLOWED", g.module.c_str(), g.name.c_str(), uses_text(g).c_str(),
+                  g.record.c_str(), static_cast<unsigned long long>(g.pickle_offset),
                   static_cast<unsigned long long>(g.file_offset));
     size_t complete = 0;
     for (const auto& p : scan.pickles) {
@@ -71,19 +48,19 @@ int cmd_scan(Env& env, const std::string& file, bool as_json) {
     }
     if (scan.container == "safetensors")
       std::printf("%s: %s (safetensors: no pickle, nothing to unpickle; header checked)\n", file.c_str(),
-                  torch::to_string(verdict));
+                  scan.verdict.c_str());
     else
-    std::printf("%s: %s (%s, %zu pickle%s read, %zu global%s, %zu not allowed)\n", file.c_str(),
-                torch::to_string(verdict), scan.container.c_str(), complete, complete == 1 ? "" : "s",
-                scan.globals.size(), scan.globals.size() == 1 ? "" : "s", refused);
+      std::printf("%s: %s (%s, %zu pickle%s read, %zu global%s, %zu not allowed)\n", file.c_str(),
+                  scan.verdict.c_str(), scan.container.c_str(), complete, complete == 1 ? "" : "s",
+                  scan.globals.size(), scan.globals.size() == 1 ? "" : "s", refused);
   }
   std::cout.flush();
-  if (verdict == torch::Verdict::Unreadable) {
+  if (scan.problem) {
     // Globals found before the damage are listed above; the file is not safe.
-    std::fprintf(stderr, "ckpt: error: %s (cannot be read whole: not safe)\n", scan.problem.c_str());
+    std::fprintf(stderr, "ckpt: error: %s (cannot be read whole: not safe)\n", scan.problem->c_str());
     return 2;
   }
-  return verdict == torch::Verdict::Safe ? 0 : 1;
+  return scan.verdict == "safe" ? 0 : 1;
 }
 
 }  // namespace

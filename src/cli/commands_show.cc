@@ -17,8 +17,9 @@ using namespace api;
 namespace {
 
 struct ShowArgs {
-  std::string file, name, state;
-  int64_t head = 20;
+  std::string file;
+  ShowOptions options;
+  bool json = false;
 };
 
 // A 2-D tensor as torch's repr lays it out: one row per line, columns
@@ -64,8 +65,13 @@ int print_matrix(TensorValues& values, const torch::TensorInfo& t, int64_t head)
   return 0;
 }
 
-int cmd_show(Env& env, const ShowArgs& a) {
-  TensorValues values(env, a.file, a.name, a.state);
+int cmd_show(Env& env, const ShowArgs& args) {
+  if (args.json) {
+    print_json(show(env, args.file, args.options));
+    return 0;
+  }
+  const ShowOptions& a = args.options;  // text streams: --head 0 costs no memory per value
+  TensorValues values(env, args.file, a.name, a.state);
   if (!values.state_note().empty()) std::fprintf(stderr, "ckpt: note: %s\n", values.state_note().c_str());
   const torch::TensorInfo& t = values.info();
   const uint64_t numel = t.numel();
@@ -100,9 +106,10 @@ void register_show_commands(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<ShowArgs>();
   auto* show = app.add_subcommand("show", "print a tensor's values (row-major), reading that tensor alone");
   show->add_option("FILE", a->file, "checkpoint or .safetensors file ('-': standard input)")->required();
-  show->add_option("NAME", a->name, "tensor name, as 'ckpt tensors' lists it")->required();
-  show->add_option("--state", a->state, "path of the state dict (default: the best state)");
-  show->add_option("--head", a->head, "print the first K values (default 20; 0: all)")
+  show->add_option("NAME", a->options.name, "tensor name, as 'ckpt tensors' lists it")->required();
+  show->add_option("--state", a->options.state, "path of the state dict (default: the best state)");
+  show->add_flag("--json", a->json, "the values as JSON (strings, as printed) on standard output");
+  show->add_option("--head", a->options.head, "print the first K values (default 20; 0: all)")
       ->check(CLI::Range(int64_t{0}, INT64_MAX));
   show->callback([a, &ctx] { ctx.exit_code = cmd_show(ctx.env, *a); });
 }

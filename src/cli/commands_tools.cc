@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "api/diff.h"
 #include "api/format.h"
@@ -14,12 +13,9 @@
 
 namespace ckpt::cli {
 
-using json = nlohmann::ordered_json;
 using namespace api;
 
 namespace {
-
-json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
 std::string num_text(double v) {
   if (std::isnan(v)) return "-";
@@ -31,39 +27,12 @@ std::string num_text(double v) {
 // ------------------------------------------------------------------ stats
 
 struct StatsArgs {
-  std::string file, state;
-  bool has_state = false;
-  std::vector<std::string> match;
+  std::string file;
+  StatsOptions options;
   bool json = false, check_finite = false;
 };
 
-json stats_json(const StatsRow& r) {
-  json j;
-  j["name"] = r.name;
-  j["dtype"] = r.dtype;
-  j["shape"] = r.shape;
-  if (!r.form.empty()) j["form"] = r.form;
-  j["numel"] = r.numel;
-  if (!r.stats) {  // a row of nulls saying why
-    for (const char* k : {"nan", "inf", "finite", "min", "max", "mean", "std", "std_population", "norm"})
-      j[k] = nullptr;
-    j["note"] = r.note;
-    return j;
-  }
-  const torch::TensorStats& s = *r.stats;
-  j["nan"] = s.nan;
-  j["inf"] = s.inf;
-  j["finite"] = s.finite;
-  j["min"] = number_or_null(s.min);
-  j["max"] = number_or_null(s.max);
-  j["mean"] = number_or_null(s.mean);
-  j["std"] = number_or_null(s.std);
-  j["std_population"] = number_or_null(s.std_population);
-  j["norm"] = number_or_null(s.norm);
-  return j;
-}
-
-void print_stats_table(const json& rows) {
+void print_stats_table(const Json& rows) {
   size_t w = 4, dw = 8;
   for (auto& r : rows) {
     w = std::max(w, r["name"].get<std::string>().size());
@@ -71,8 +40,8 @@ void print_stats_table(const json& rows) {
   }
   std::printf("%-*s  %-*s %12s %6s %6s %12s %12s %12s %12s %12s\n", static_cast<int>(w), "name",
               static_cast<int>(dw), "dtype", "numel", "nan", "inf", "min", "max", "mean", "std", "norm");
-  auto cell = [](const json& v) { return v.is_null() ? std::string("-") : num_text(v.get<double>()); };
-  auto count = [](const json& v) { return v.is_null() ? std::string("-") : std::to_string(v.get<uint64_t>()); };
+  auto cell = [](const Json& v) { return v.is_null() ? std::string("-") : num_text(v.get<double>()); };
+  auto count = [](const Json& v) { return v.is_null() ? std::string("-") : std::to_string(v.get<uint64_t>()); };
   for (auto& r : rows) {
     std::string note;
     if (r.contains("form")) note += "  " + r["form"].get<std::string>();
@@ -86,21 +55,18 @@ void print_stats_table(const json& rows) {
 }
 
 int cmd_stats(Env& env, const StatsArgs& a) {
-  StatsOptions options;
-  if (a.has_state) options.state = a.state;
-  options.match = a.match;
-  StatsResult r = stats(env, a.file, options);
-  if (!r.state_note.empty()) std::fprintf(stderr, "ckpt: note: %s\n", r.state_note.c_str());
-  warn_if_nothing_matched(a.match, r.rows.size(), a.has_state ? a.state : "");
-  json rows = json::array();
-  for (const StatsRow& row : r.rows) rows.push_back(stats_json(row));
-  if (a.json) std::cout << rows.dump(2) << "\n";
-  else print_stats_table(rows);
-  if (a.check_finite && !r.nonfinite.empty()) {
+  std::vector<StatsRow> rows = stats(env, a.file, a.options);
+  warn_if_nothing_matched(a.options.match, rows.size(), a.options.state.value_or(""));
+  if (a.json) print_json(rows);
+  else print_stats_table(to_json(rows));
+  std::vector<std::string> nonfinite;
+  for (const StatsRow& r : rows)
+    if (r.nan.value_or(0) || r.inf.value_or(0)) nonfinite.push_back(r.name);
+  if (a.check_finite && !nonfinite.empty()) {
     std::string list;
-    for (size_t i = 0; i < r.nonfinite.size() && i < 5; ++i) list += (i ? ", " : "") + r.nonfinite[i];
-    if (r.nonfinite.size() > 5) list += ", ...";
-    std::fprintf(stderr, "ckpt: %s: %zu tensor(s) hold NaN or Inf: %s\n", a.file.c_str(), r.nonfinite.size(),
+    for (size_t i = 0; i < nonfinite.size() && i < 5; ++i) list += (i ? ", " : "") + nonfinite[i];
+    if (nonfinite.size() > 5) list += ", ...";
+    std::fprintf(stderr, "ckpt: %s: %zu tensor(s) hold NaN or Inf: %s\n", a.file.c_str(), nonfinite.size(),
                  list.c_str());
     return 1;
   }
@@ -110,46 +76,19 @@ int cmd_stats(Env& env, const StatsArgs& a) {
 // ------------------------------------------------------------------- diff
 
 struct DiffArgs {
-  std::string a, b, state;
-  bool has_state = false, json = false;
-  double atol = 0, rtol = 0;  // as torch.allclose: |a - b| <= atol + rtol * |b|
+  std::string a, b;
+  DiffOptions options;
+  bool json = false;
 };
 
-json diff_json(const DiffResult& r) {
-  json changed = json::array(), values = json::array(), top_changed = json::array();
-  for (const auto& c : r.changed) {
-    json j = {{"name", c.name}, {"dtype_a", c.dtype_a}, {"dtype_b", c.dtype_b}, {"shape_a", c.shape_a},
-              {"shape_b", c.shape_b}};
-    if (!c.form.empty()) j["form"] = c.form;
-    changed.push_back(std::move(j));
-  }
-  for (const auto& v : r.values) {
-    json j = {{"name", v.name}, {"numel", v.numel}, {"differing", v.differing}, {"max_abs_diff", v.max_abs_diff},
-              {"nonfinite_differing", v.nonfinite_differing}};
-    if (!v.part.empty()) j["part"] = v.part;
-    if (v.beyond_tolerance) j["beyond_tolerance"] = *v.beyond_tolerance;
-    values.push_back(std::move(j));
-  }
-  for (const auto& c : r.top_changed) top_changed.push_back({{"key", c.key}, {"a", c.a}, {"b", c.b}});
-  json j;
-  j["equal"] = r.equal;
-  j["a"] = {{"file", r.a.file}, {"state", r.a.state}, {"layout", audiocraft::to_string(r.a.layout)}};
-  j["b"] = {{"file", r.b.file}, {"state", r.b.state}, {"layout", audiocraft::to_string(r.b.layout)}};
-  j["tensors"] = {{"compared", r.compared}, {"only_in_a", r.only_in_a}, {"only_in_b", r.only_in_b},
-                  {"changed", changed}, {"values", values}};
-  j["top_level"] = {{"only_in_a", r.top_only_in_a}, {"only_in_b", r.top_only_in_b}, {"changed", top_changed}};
-  j["config"] = {{"in_a", r.config_in_a}, {"in_b", r.config_in_b}, {"diff", r.config_diff}};
-  return j;
-}
-
-std::string change_text(const DiffResult::TensorChange& c) {
+std::string change_text(const TensorChange& c) {
   std::string what = c.dtype_a != c.dtype_b ? c.dtype_a + " -> " + c.dtype_b : "";
   if (c.shape_a != c.shape_b) what += (what.empty() ? "" : ", ") + shape_text(c.shape_a) + " -> " + shape_text(c.shape_b);
   for (auto& f : c.form) what += (what.empty() ? "" : "; ") + f;
   return what;
 }
 
-void print_value_change(const DiffResult::ValueChange& v) {
+void print_value_change(const ValueChange& v) {
   std::string extra;
   if (v.nonfinite_differing) extra = " (" + std::to_string(v.nonfinite_differing) + " with NaN/Inf)";
   if (v.beyond_tolerance) extra += " (" + with_commas(*v.beyond_tolerance) + " beyond the tolerance)";
@@ -162,42 +101,40 @@ void print_value_change(const DiffResult::ValueChange& v) {
 
 void print_diff(const DiffResult& r) {
   auto state_name = [](const std::string& p) { return p.empty() ? std::string("(root)") : p; };
+  const DiffTensors& t = r.tensors;
+  const DiffTopLevel& top = r.top_level;
   std::printf("a: %s [%s]\nb: %s [%s]\n", r.a.file.c_str(), state_name(r.a.state).c_str(), r.b.file.c_str(),
               state_name(r.b.state).c_str());
   std::printf("tensors: %llu in both, %zu only in a, %zu only in b, %zu dtype/shape changes, %zu with other values\n",
-              static_cast<unsigned long long>(r.compared), r.only_in_a.size(), r.only_in_b.size(), r.changed.size(),
-              r.values.size());
-  for (auto& n : r.only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), n.c_str());
-  for (auto& n : r.only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), n.c_str());
-  for (auto& c : r.changed)
+              static_cast<unsigned long long>(t.compared), t.only_in_a.size(), t.only_in_b.size(), t.changed.size(),
+              t.values.size());
+  for (auto& n : t.only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), n.c_str());
+  for (auto& n : t.only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), n.c_str());
+  for (auto& c : t.changed)
     std::printf("  %s    %s: %s\n", colored(1, kYellow, "changed").c_str(), c.name.c_str(), change_text(c).c_str());
-  for (auto& v : r.values) print_value_change(v);
-  if (!r.top_only_in_a.empty() || !r.top_only_in_b.empty() || !r.top_changed.empty()) {
+  for (auto& v : t.values) print_value_change(v);
+  if (!top.only_in_a.empty() || !top.only_in_b.empty() || !top.changed.empty()) {
     std::printf("top level:\n");
-    for (auto& k : r.top_only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), k.c_str());
-    for (auto& k : r.top_only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), k.c_str());
-    for (auto& c : r.top_changed)
+    for (auto& k : top.only_in_a) std::printf("  %s  %s\n", colored(1, kRed, "only in a").c_str(), k.c_str());
+    for (auto& k : top.only_in_b) std::printf("  %s  %s\n", colored(1, kGreen, "only in b").c_str(), k.c_str());
+    for (auto& c : top.changed)
       std::printf("  %s    %s: %s -> %s\n", colored(1, kYellow, "changed").c_str(), c.key.c_str(), c.a.c_str(),
                   c.b.c_str());
   }
-  if (!r.config_changes.empty()) {
-    for (const auto& c : r.config_changes) std::printf("%s %s\n", colored(1, kYellow, "xp.cfg:").c_str(), c.c_str());
-  } else if (!r.config_diff.empty()) {
-    std::printf("xp.cfg:\n%s", r.config_diff.c_str());
+  if (!r.config.changes.empty()) {
+    for (const auto& c : r.config.changes) std::printf("%s %s\n", colored(1, kYellow, "xp.cfg:").c_str(), c.c_str());
+  } else if (!r.config.diff.empty()) {
+    std::printf("xp.cfg:\n%s", r.config.diff.c_str());
   }
   if (r.tensors_only) std::printf("(a safetensors file holds tensors only: top level and xp.cfg not compared)\n");
   std::printf("%s\n", r.equal ? colored(1, kGreen, "no differences").c_str() : colored(1, kRed, "different").c_str());
 }
 
 int cmd_diff(Env& env, const DiffArgs& d) {
-  DiffOptions options;
-  if (d.has_state) options.state = d.state;
-  options.atol = d.atol;
-  options.rtol = d.rtol;
-  DiffResult r = diff(env, d.a, d.b, options);
+  DiffResult r = diff(env, d.a, d.b, d.options);
   for (const auto* side : {&r.a, &r.b})
     if (!side->state_note.empty()) std::fprintf(stderr, "ckpt: note: %s: %s\n", side->file.c_str(), side->state_note.c_str());
-  if (d.json) std::cout << diff_json(r).dump(2) << "\n";
+  if (d.json) print_json(r);
   else print_diff(r);
   return r.equal ? 0 : 1;
 }
@@ -211,9 +148,8 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
       "per-tensor numel, NaN, Inf, min, max, mean, std, L2 norm (float64; over finite values; std unbiased as "
       "torch.std(), std_population in --json)");
   stats->add_option("FILE", s->file, "checkpoint or .safetensors file ('-': standard input)")->required();
-  stats->add_option("--state", s->state, "state dict path (default: the best state)")
-      ->each([s](const std::string&) { s->has_state = true; });
-  stats->add_option("--match", s->match, "only tensors whose names match this glob (repeatable)");
+  stats->add_option("--state", s->options.state, "state dict path (default: the best state)");
+  stats->add_option("--match", s->options.match, "only tensors whose names match this glob (repeatable)");
   stats->add_flag("--json", s->json, "JSON array of {name, dtype, shape, numel, nan, inf, finite, min, max, mean, "
                                      "std, std_population, norm}");
   stats->add_flag("--check-finite", s->check_finite, "exit 1 if any tensor holds NaN or Inf");
@@ -225,12 +161,11 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
               "when different");
   diff->add_option("A", d->a, "first checkpoint or .safetensors file")->required();
   diff->add_option("B", d->b, "second checkpoint or .safetensors file")->required();
-  diff->add_option("--state", d->state, "state dict path in both (default: each one's best state)")
-      ->each([d](const std::string&) { d->has_state = true; });
+  diff->add_option("--state", d->options.state, "state dict path in both (default: each one's best state)");
   diff->add_flag("--json", d->json, "one JSON object");
-  diff->add_option("--atol", d->atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose; default 0)")
+  diff->add_option("--atol", d->options.atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose; default 0)")
       ->check(CLI::NonNegativeNumber);
-  diff->add_option("--rtol", d->rtol, "relative tolerance (default 0: values compared exactly); with a tolerance a dtype change alone is not a difference")
+  diff->add_option("--rtol", d->options.rtol, "relative tolerance (default 0: values compared exactly); with a tolerance a dtype change alone is not a difference")
       ->check(CLI::NonNegativeNumber);
   diff->callback([d, &ctx] { ctx.exit_code = cmd_diff(ctx.env, *d); });
 }

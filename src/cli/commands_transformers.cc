@@ -1,7 +1,7 @@
 // AudioCraft MusicGen <-> Hugging Face transformers (api/transformers.h):
-// `ckpt to-transformers` and `ckpt from-transformers`.
+// `ckpt to-transformers` and `ckpt from-transformers`. Flags bind straight
+// into the options; --json prints the result as described (api/schema.h).
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "api/format.h"
 #include "api/transformers.h"
@@ -17,39 +17,23 @@ namespace {
 
 struct Args {
   Common common;
-  std::string file, out, state, text_encoder, audio_encoder, dtype, max_shard_size, compression;
+  std::string file;
+  ToTransformersOptions to;
+  FromTransformersOptions from;
 };
-
-void print_json(const nlohmann::ordered_json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
 int cmd_to(Env& env, const Args& a) {
   ProgressBars bars(a.common.quiet || a.common.json);
-  ToTransformersOptions o;
-  o.out = a.out;
-  o.state = a.state;
-  o.text_encoder = a.text_encoder;
-  o.audio_encoder = a.audio_encoder;
-  o.dtype = a.dtype;
-  o.max_shard_size = a.max_shard_size;
-  o.force = a.common.force;
+  ToTransformersOptions o = a.to;
   o.progress = bars.callback();
   ToTransformersResult r = to_transformers(env, a.file, o);
   bars.finish();
   if (a.common.json) {
-    nlohmann::ordered_json j;
-    j["output"] = a.out;
-    j["architecture"] = r.architecture;
-    j["melody"] = r.melody;
-    j["decoder_only"] = r.decoder_only;
-    j["tensors"] = r.tensors;
-    j["bytes"] = r.bytes;
-    j["files"] = r.written;
-    j["notes"] = r.notes;
-    print_json(j);
+    print_json(r);
     return 0;
   }
   for (const auto& n : r.notes) say(a.common, "note: " + n);
-  say(a.common, "wrote " + a.out + ": " + r.architecture + ", " + std::to_string(r.tensors) + " tensors, " +
+  say(a.common, "wrote " + o.out + ": " + r.architecture + ", " + std::to_string(r.tensors) + " tensors, " +
                     human_bytes(r.bytes) + " in " + std::to_string(r.files) + " safetensors file" +
                     (r.files == 1 ? "" : "s") + " + config.json, generation_config.json");
   return 0;
@@ -57,26 +41,16 @@ int cmd_to(Env& env, const Args& a) {
 
 int cmd_from(Env& env, const Args& a) {
   ProgressBars bars(a.common.quiet || a.common.json);
-  FromTransformersOptions o;
-  o.out = a.out;
-  o.compression = a.compression;
-  o.force = a.common.force;
+  FromTransformersOptions o = a.from;
   o.progress = bars.callback();
   FromTransformersResult r = from_transformers(env, a.file, o);
   bars.finish();
   if (a.common.json) {
-    nlohmann::ordered_json j;
-    j["output"] = a.out;
-    j["melody"] = r.melody;
-    j["tensors"] = r.tensors;
-    j["compression"] = r.compression;
-    j["files"] = r.written;
-    j["notes"] = r.notes;
-    print_json(j);
+    print_json(r);
     return 0;
   }
   for (const auto& n : r.notes) say(a.common, "note: " + n);
-  say(a.common, "wrote " + a.out + ": state_dict.bin (" + std::to_string(r.tensors) +
+  say(a.common, "wrote " + o.out + ": state_dict.bin (" + std::to_string(r.tensors) +
                     " tensors), compression_state_dict.bin (" + r.compression + ")");
   return 0;
 }
@@ -89,14 +63,14 @@ void register_transformers_commands(CLI::App& app, Context& ctx) {
                                 "an AudioCraft MusicGen LM as a Hugging Face transformers folder (from_pretrained)");
   to->add_option("FILE", a->file, "MusicGen LM: training checkpoint, exported state_dict.bin, or a bundle folder")
       ->required();
-  to->add_option("-o,--output", a->out, "output folder")->required();
-  to->add_option("--state", a->state, "path of the state dict (default: the best state)");
-  to->add_option("--text-encoder", a->text_encoder, "a local Hugging Face T5 folder (the T5 xp.cfg names)");
-  to->add_option("--audio-encoder", a->audio_encoder, "a transformers EncodecModel folder");
-  to->add_option("--dtype", a->dtype, "float32, float16 or bfloat16: floating tensors converted as torch's .to()");
-  to->add_option("--max-shard-size", a->max_shard_size,
+  to->add_option("-o,--output", a->to.out, "output folder")->required();
+  to->add_option("--state", a->to.state, "path of the state dict (default: the best state)");
+  to->add_option("--text-encoder", a->to.text_encoder, "a local Hugging Face T5 folder (the T5 xp.cfg names)");
+  to->add_option("--audio-encoder", a->to.audio_encoder, "a transformers EncodecModel folder");
+  to->add_option("--dtype", a->to.dtype, "float32, float16 or bfloat16: floating tensors converted as torch's .to()");
+  to->add_option("--max-shard-size", a->to.max_shard_size,
                  "shards of at most SIZE (5GB, 500MB, bytes) + model.safetensors.index.json");
-  to->add_flag("--force", a->common.force, "replace an existing output folder");
+  to->add_flag("--force", a->to.force, "replace an existing output folder");
   to->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
   to->add_flag("--json", a->common.json, "the result as JSON on stdout");
   to->callback([a, &ctx] { ctx.exit_code = cmd_to(ctx.env, *a); });
@@ -104,11 +78,12 @@ void register_transformers_commands(CLI::App& app, Context& ctx) {
   auto* from = app.add_subcommand("from-transformers",
                                   "a transformers MusicGen folder as the folder MusicGen.get_pretrained loads");
   from->add_option("DIR", a->file, "a transformers Musicgen / MusicgenMelody folder")->required();
-  from->add_option("-o,--output", a->out, "output folder (state_dict.bin, compression_state_dict.bin)")->required();
-  from->add_option("--compression", a->compression,
+  from->add_option("-o,--output", a->from.out, "output folder (state_dict.bin, compression_state_dict.bin)")
+      ->required();
+  from->add_option("--compression", a->from.compression,
                    "compression model: an AudioCraft checkpoint or a pretrained name (default: the stock "
                    "facebook/encodec_32khz pointer when the audio encoder is that model)");
-  from->add_flag("--force", a->common.force, "replace an existing output folder");
+  from->add_flag("--force", a->from.force, "replace an existing output folder");
   from->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
   from->add_flag("--json", a->common.json, "the result as JSON on stdout");
   from->callback([a, &ctx] { ctx.exit_code = cmd_from(ctx.env, *a); });

@@ -1,27 +1,22 @@
-// The DCP-folder and rank-set forms of info, tensors and verify, which the
-// inspect commands hand a folder to (commands_shard.cc), and text shared by
-// both.
+// Text for the results of info, tensors and verify (commands_inspect.cc) on
+// folders and their verify results: DCP folders, rank sets (commands_shard.cc).
 #pragma once
 #include <string>
-#include <utility>
 #include <vector>
 
+#include "api/inspect.h"
 #include "api/shard.h"
 #include "cli/commands.h"
 
 namespace ckpt::cli {
 
-int print_dcp_info(Env& env, const std::string& dir, const Common& c);
-int print_dcp_tensors(Env& env, const std::string& dir, const std::vector<std::string>& match, const Common& c);
-int print_dcp_verify(Env& env, const std::string& dir, const Common& c);
-// `info` on a folder that is not a DCP checkpoint: the rank sets in it.
-int print_folder_info(Env& env, const std::string& dir, const Common& c);
+void print_text(const api::DcpInfoResult& r);
+void print_text(const api::FolderInfoResult& r);
+void print_dcp_tensors(const std::vector<api::DcpTensorEntry>& rows);
+// verify's text: "WHAT: ok (DETAIL)", or the problems one per line and their count.
+void print_text(const api::VerifyResult& r);
+void print_text(const api::DcpVerifyResult& r);
 
 std::string rank_set_text(const api::RankSetInfo& r);
-// verify's output for a file or folder `what`: JSON {file, ok, <counts>,
-// problems}, or "WHAT: ok (DETAIL)", or the problems one per line and their
-// count. Returns the exit code (1 when there are problems).
-int print_verify(const Common& c, const std::string& what, const std::vector<std::pair<std::string, size_t>>& counts,
-                 const std::string& detail, const std::vector<std::string>& problems);
 
 }  // namespace ckpt::cli

@@ -103,7 +103,7 @@ class Resolver {
         while (!name.empty() && name.back() == ' ') name.pop_back();
         while (!name.empty() && name.front() == ' ') name.erase(0, 1);
         throw UsageError("config key '" + at.path + "': '${" + inner + "}' calls the resolver '" + name +
-                         "'; ckpt does not run resolvers (--raw prints the text)");
+                         "'; ckpt does not run resolvers (" + option_set("raw") + " prints the text)");
       }
     }
   }

@@ -339,12 +339,12 @@ void replace_folder(Env& env, TempDir& tmp, const std::string& out, bool exists)
 
 ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std::string& out_dir,
                       const ToDcpOptions& options) {
-  if (options.ranks < 1 || options.ranks > 4096) throw UsageError("--ranks must be between 1 and 4096");
+  if (options.ranks < 1 || options.ranks > 4096) throw UsageError(option_name("ranks") + " must be between 1 and 4096");
   std::string out = out_dir;
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   std::error_code ec;
   bool exists = std::filesystem::exists(out, ec);
-  if (exists && !options.force) throw UsageError(out + " exists (use --force to replace it)");
+  if (exists && !options.force) throw UsageError(out + " exists (use " + option_set("force") + " to replace it)");
   if (exists && !DcpCheckpoint::is_dcp_folder(out) && !std::filesystem::is_empty(out, ec))
     throw UsageError(out + " exists and is not a DCP folder; not replacing it");
 

@@ -336,7 +336,7 @@ IntoReport replace_tensors_from_safetensors(Checkpoint& ck, Node* state_dict, co
                    info->object->callable->is_global("torch._utils", "_rebuild_tensor_v3"))))
       throw UsageError(ck.path() + ": tensor '" + k->text + "' is " +
                        (info->form().empty() ? std::string("a Parameter with state") : info->form()) +
-                       "; from-safetensors --into replaces plain tensors and Parameters only");
+                       "; from-safetensors " + option_name("into") + " replaces plain tensors and Parameters only");
     if (!info) {
       if (it != incoming.end()) {
         report.differences.push_back("'" + k->text + "' is a tensor in " + file_label + " but not in " + ck.path());

@@ -52,7 +52,7 @@ uint64_t parse_shard_size(const std::string& text) {
   errno = 0;
   double v = std::strtod(s.c_str(), &end);
   if (s.empty() || !end || *end != '\0' || errno || !(v > 0) || v * mult > 1.8e19)
-    throw UsageError("--max-shard-size '" + text + "': expected a size such as 5GB, 500MB or 1000000");
+    throw UsageError(option_name("max_shard_size") + " '" + text + "': expected a size such as 5GB, 500MB or 1000000");
   return static_cast<uint64_t>(v * mult);  // int(value * multiplier), as huggingface_hub
 }
 

@@ -422,7 +422,7 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
     throw UsageError(final_path_ + " is a directory: name the output file (e.g. " +
                      (final_path_.back() == '/' ? final_path_ : final_path_ + "/") + "out.th)");
   if (!force && env_.exists(final_path_)) {
-    throw UsageError(final_path_ + " exists (use --force to overwrite)");
+    throw UsageError(final_path_ + " exists (use " + option_set("force") + " to overwrite)");
   }
   static std::atomic<uint64_t> counter{0};
   // A stale temporary from a crashed run may hold our name: take the next one.

@@ -3,8 +3,10 @@
 // keep the deep, iterative pickle and YAML code readable; every layer throws
 // ckpt::Error (or a subclass) with a message that says what and where.
 #pragma once
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace ckpt {
 
@@ -34,5 +36,19 @@ class UsageError : public Error {
  public:
   using Error::Error;
 };
+
+// Options named in messages. The core names an option by its field, between
+// backquotes, and each front end spells it its own way when it shows the
+// message (spell_options): `allow_no_match` is the CLI's --allow-no-match and
+// Python's allow_no_match; `force=true` (set it) is --force / force=True;
+// `state=PATH` is --state PATH / state=PATH.
+inline std::string option_name(std::string_view field) { return "`" + std::string(field) + "`"; }
+inline std::string option_set(std::string_view field, std::string_view value = "true") {
+  return "`" + std::string(field) + "=" + std::string(value) + "`";
+}
+// The message with each `field` or `field=value` replaced by
+// spell(field, value, set); anything else between backquotes is left alone.
+using OptionSpeller = std::function<std::string(const std::string& field, const std::string& value, bool set)>;
+std::string spell_options(std::string_view message, const OptionSpeller& spell);
 
 }  // namespace ckpt

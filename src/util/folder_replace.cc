@@ -23,7 +23,7 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, std::function<boo
       kept_.push_back(name);
     }
     if (!force && !old_set_.empty())
-      throw UsageError(target_ + "/" + old_set_.front() + " exists (use --force to replace the files of " + dir + ")");
+      throw UsageError(target_ + "/" + old_set_.front() + " exists (use " + option_set("force") + " to replace the files of " + dir + ")");
   }
   tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-");
 }

@@ -26,12 +26,13 @@ def lm(tmp_path_factory):
 def test_round_trip(lm, tmp_path):
     hf = tmp_path / "hf"
     r = ckpt.to_transformers(lm, hf, dtype="float16")
-    assert isinstance(r, ckpt.TransformersResult)
+    assert isinstance(r, ckpt.ToTransformersResult)
     assert r.architecture == "MusicgenForCausalLM" and r.decoder_only and r.tensors == 42
     assert "projections.safetensors" in r.files and any("decoder only" in n for n in r.notes)
     config = json.loads((hf / "config.json").read_text())
     assert config["torch_dtype"] == "float16" and config["num_codebooks"] == 4
     back = ckpt.from_transformers(hf, tmp_path / "ac")
+    assert isinstance(back, ckpt.FromTransformersResult)
     assert back.tensors == 36 and back.compression == "pointer facebook/encodec_32khz"
     assert sorted(os.listdir(tmp_path / "ac")) == ["compression_state_dict.bin", "state_dict.bin"]
 

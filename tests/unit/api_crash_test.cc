@@ -251,7 +251,7 @@ TEST_F(CrashTest, BundleFolderReplace) {
   const std::string comp = root_ + "/comp.th";
   fs::copy_file(kExample, comp);
   api::BundleOptions b;
-  b.dir = dir;
+  b.out = dir;
   b.compression = comp;
   api::bundle(Env::Default(), input_, b);
   {

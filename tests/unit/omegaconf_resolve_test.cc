@@ -78,7 +78,7 @@ TEST(OmegaconfResolve, TypedResultOfAFullInterpolation) {
 
 TEST(OmegaconfResolve, Errors) {
   EXPECT_EQ(error("env"),
-            "config key 'env': '${oc.env:HOME}' calls the resolver 'oc.env'; ckpt does not run resolvers (--raw prints "
+            "config key 'env': '${oc.env:HOME}' calls the resolver 'oc.env'; ckpt does not run resolvers (`raw=true` prints "
             "the text)");
   EXPECT_EQ(error("missing"), "config key 'missing' is missing ('?\?\?')");
   EXPECT_NE(error("to_missing").find("missing ('?\?\?')"), std::string::npos);

@@ -247,7 +247,7 @@ TEST(AtomicOutput, CommitRefuseForceAndCleanup) {
     AtomicOutput refused(env, target, false);
     FAIL();
   } catch (const UsageError& e) {
-    EXPECT_EQ(std::string(e.what()), target + " exists (use --force to overwrite)");
+    EXPECT_EQ(std::string(e.what()), target + " exists (use `force=true` to overwrite)");  // --force, force=True
   }
   {
     AtomicOutput abandoned(env, target, true);

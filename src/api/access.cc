@@ -1,0 +1,52 @@
+#include "api/access.h"
+
+#include "pickle/allowlist.h"
+#include "torch/tensor_data.h"
+#include "util/error.h"
+
+namespace ckpt::api {
+
+OpenedPath open_path(Env& env, const std::string& path) {
+  OpenedPath o;
+  o.readable = std::make_unique<ReadableCheckpoint>(env, path);
+  o.opened = open_checkpoint(env, o.readable->path());
+  return o;
+}
+
+NumberedGraph::NumberedGraph(const pickle::Node* root) {
+  pickle::walk_graph(root, pickle::kAllEdges, [&](const pickle::Node* n) {
+    index_.emplace(n, static_cast<int64_t>(nodes_.size()));
+    nodes_.push_back(n);
+    return true;
+  });
+}
+
+std::optional<uint64_t> mappable_offset(const Opened& o, const torch::Storage& s) {
+  if (!s.present) return std::nullopt;
+  // A safetensors input's storages are spans of that very file; otherwise
+  // only zip records are mapped (a legacy file's bytes are read).
+  bool in_opened_file = o.safetensors ? s.external_file != nullptr : !s.external_file && s.record;
+  if (!in_opened_file) return std::nullopt;
+  try {
+    torch::StorageLocation loc = torch::locate_storage(*o.ck, s);
+    if (loc.compressed()) return std::nullopt;
+    return loc.offset;
+  } catch (const Error&) {
+    return std::nullopt;  // bytes missing or of the wrong size: reading them names the problem
+  }
+}
+
+void read_storage(const Opened& o, const std::string& key, uint64_t offset, uint64_t n, char* out) {
+  const torch::Storage* s = o.ck->storage(key);
+  if (!s) throw UsageError(o.ck->path() + ": no storage '" + key + "'");
+  if (offset > s->nbytes() || n > s->nbytes() - offset)
+    throw UsageError(o.ck->path() + ": storage '" + key + "': bytes past its end requested");
+  torch::StorageReader reader(*o.ck, *s);
+  reader.read(offset, n, out);
+}
+
+bool allowed_global(const std::string& module, const std::string& name) {
+  return pickle::audiocraft_allows(module, name);
+}
+
+}  // namespace ckpt::api
