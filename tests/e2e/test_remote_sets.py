@@ -26,8 +26,7 @@ def sets(fixtures_dir, tmp_path_factory):
     """root/shards: state_dict.bin as 2 KB safetensors shards and their index;
     root/dcp: checkpoint.th as a two-rank DCP folder; root/single.pt: checkpoint.th."""
     root = tmp_path_factory.mktemp("remote_sets")
-    for args in (["safetensors", fixtures_dir / "state_dict.bin", "-o", root / "shards", "--max-shard-size", "2KB",
-                  "--state", ""],
+    for args in (["safetensors", fixtures_dir / "state_dict.bin", "-o", root / "shards", "--max-shard-size", "2KB"],
                  ["to-dcp", fixtures_dir / "checkpoint.th", "-o", root / "dcp", "--ranks", "2"]):
         r = subprocess.run([ckpt_bin(), *map(str, args)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
