@@ -132,13 +132,14 @@ def main():
         print(f"{'operation':<34}{'requests':>9}{'bytes':>12}{'time':>10}  limit")
         for op, limit in ((["info"], "<= 4 requests, <= 256 KiB"), (["scan"], "<= 4 requests, <= 256 KiB"),
                           (["cfg"], "<= 4 requests, <= 256 KiB"),
-                          (["show", tname, "--head", "4"], f"<= {tbytes} + 64 KiB (tensor {tbytes} B)")):
+                          (["show", tname, "--head", "4"], "4 values of the largest tensor"),
+                          (["show", tname, "--head", "0"], f"<= {tbytes} + 64 KiB (tensor {tbytes} B) + the info bytes")):
             open(log, "w").close()
             t, _ = timed([ckpt, op[0], file_url, *op[1:]], env, reps=1)
             time.sleep(0.1)
             lines = log_lines(log, "/" + name)
             sent = sum(int(ln[-1]) for ln in lines)
-            label = " ".join(["ckpt", op[0]] + (["NAME"] if op[0] == "show" else []))
+            label = " ".join(["ckpt", op[0]] + (["NAME"] + op[2:] if op[0] == "show" else []))
             rows.append((label, len(lines), sent, t))
             print(f"{label:<34}{len(lines):>9}{sent:>12}{t:>9.3f}s  {limit}")
         port = delaying_proxy(int(url.rsplit(":", 1)[1]), a.latency_ms / 2000)

@@ -1,7 +1,8 @@
 """Tensor bytes as numpy arrays or torch tensors: one buffer per storage,
 memory-mapped copy-on-write from the file where the bytes are stored
 uncompressed and aligned (zero-copy, as ``torch.load(mmap=True)``), read into
-memory otherwise (deflated records, legacy files)."""
+memory otherwise (deflated records, legacy files, remote files: https://,
+http:// and hf://, read by range requests)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def torch_dtype(name: str):
     if not isinstance(dtype, torch.dtype):
         raise UsageError(f"dtype {name} is not known to torch {torch.__version__}")
     return dtype
+
+
+def _is_remote(path: str) -> bool:
+    """https://, http:// and hf:// names (docs/REMOTE.md): no file to map;
+    their storages are read (by HTTP range requests) into memory."""
+    return path.lower().startswith(("http://", "https://", "hf://"))
 
 
 def _untyped_storage(byte_tensor):
@@ -96,7 +103,8 @@ class StorageBytes:
         n, offset = s["nbytes"], s["file_offset"]
         if n == 0:
             buf = memoryview(bytearray())
-        elif offset is not None and offset % 8 == 0 and offset + n <= self._opened.file_size:
+        elif (offset is not None and offset % 8 == 0 and offset + n <= self._opened.file_size
+              and not _is_remote(self._opened.path)):
             buf = memoryview(self._mapped())[offset:offset + n]
         else:
             buf = memoryview(self._opened.read_storage(key, 0, n))

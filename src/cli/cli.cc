@@ -73,7 +73,7 @@ void one_value_per_flag(CLI::App& app) {
 }
 
 // Every command that reads a file also reads remote ones (docs/REMOTE.md):
-// --token, --no-cache and --cache-dir set the HTTP reader's settings.
+// --token, --no-cache, --cache-dir and --cache-max set the HTTP reader's settings.
 void remote_options(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     if (sub->get_group().empty()) continue;  // hidden helpers
@@ -85,6 +85,10 @@ void remote_options(CLI::App& app) {
         ->group("Remote inputs");
     sub->add_option("--cache-dir", http::settings().cache_dir,
                     "Folder for fetched byte ranges (default: CKPT_CACHE_DIR, else ~/.cache/ckpt/http)")
+        ->group("Remote inputs");
+    sub->add_option("--cache-max", http::settings().cache_max,
+                    "Size limit of that folder, least recently used ranges removed first (e.g. 512M, 4G; 0: none; "
+                    "default: CKPT_CACHE_MAX, else 2G)")
         ->group("Remote inputs");
   }
 }

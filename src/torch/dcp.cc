@@ -1,10 +1,10 @@
 #include "torch/dcp.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -12,6 +12,7 @@
 #include "torch/safetensors.h"
 #include "torch/tensor_data.h"
 #include "util/error.h"
+#include "util/http_file.h"
 
 namespace ckpt::torch {
 
@@ -64,8 +65,31 @@ class SliceEnv : public Env {
   std::unique_ptr<RandomAccessFile> slice_;
 };
 
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+std::string join(const std::string& dir, const std::string& name) { return join_path(dir, name); }
+
+// A remote name is a DCP folder when it ends with '/' or names its .metadata;
+// a name without a suffix (https://host/run/dcp, hf://ORG/REPO/step100) is one
+// when FOLDER/.metadata opens (one request, remembered for the process). A
+// folder cannot be listed over HTTP: the shards are named by the metadata.
+bool is_remote_dcp_folder(Env& env, const std::string& path) {
+  const std::string name = last_name(path);
+  if (name == ".metadata" || (!path.empty() && path.back() == '/')) return true;
+  if (name.find('.') != std::string::npos) return false;
+  static std::mutex mu;
+  static std::map<std::string, bool> known;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = known.find(path); it != known.end()) return it->second;
+  }
+  bool is_dcp = false;
+  try {
+    is_dcp = env.open_read(join(path, ".metadata"))->size() > 0;
+  } catch (const Error&) {
+    is_dcp = false;  // opening the name itself says what is wrong
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  known[path] = is_dcp;
+  return is_dcp;
 }
 
 std::string location_text(const DcpLocation& w) {
@@ -128,10 +152,14 @@ uint64_t DcpItem::numel() const {
   return n;
 }
 
-bool DcpCheckpoint::is_dcp_folder(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::is_directory(path, ec) && std::filesystem::is_regular_file(join(path, ".metadata"), ec);
+bool DcpCheckpoint::is_dcp_folder(Env& env, const std::string& path) {
+  if (http::is_remote(path)) return is_remote_dcp_folder(env, path);
+  if (!env.is_directory(path)) return false;
+  const std::string meta = join(path, ".metadata");
+  return env.exists(meta) && !env.is_directory(meta);
 }
+
+bool DcpCheckpoint::is_dcp_folder(const std::string& path) { return is_dcp_folder(Env::Default(), path); }
 
 std::shared_ptr<RandomAccessFile> DcpCheckpoint::file(const std::string& name) const {
   for (const auto& [n, f] : open_files_)
@@ -274,8 +302,11 @@ void read_planner_path(const Node* planner, DcpItem& item, const std::string& wh
 
 }  // namespace
 
-std::unique_ptr<DcpCheckpoint> DcpCheckpoint::open(Env& env, const std::string& dir) {
+std::unique_ptr<DcpCheckpoint> DcpCheckpoint::open(Env& env, const std::string& dir_in) {
   std::unique_ptr<DcpCheckpoint> dcp(new DcpCheckpoint);
+  // A remote folder may be named by its .metadata file (the name a Hub page links to).
+  const std::string dir =
+      http::is_remote(dir_in) && last_name(dir_in) == ".metadata" ? sibling_path(dir_in, "") : dir_in;
   dcp->dir_ = dir;
   const std::string meta_path = join(dir, ".metadata");
   if (!env.exists(meta_path)) throw FormatError(dir + ": no .metadata: not a torch distributed checkpoint folder");

@@ -69,7 +69,11 @@ class DcpCheckpoint {
   // Throws FormatError naming the folder (and file, item) when it is not a
   // readable DCP checkpoint; see the header comment for what is checked.
   static std::unique_ptr<DcpCheckpoint> open(Env& env, const std::string& dir);
-  // True when `path` is a folder holding a `.metadata` file.
+  // True when `path` is a folder holding a `.metadata` file. A remote name
+  // (util/http_file.h) is one when it ends with '/', names the .metadata
+  // itself, or has no suffix and NAME/.metadata opens. The path-only form
+  // asks Env::Default().
+  static bool is_dcp_folder(Env& env, const std::string& path);
   static bool is_dcp_folder(const std::string& path);
 
   const std::string& dir() const { return dir_; }

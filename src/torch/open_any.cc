@@ -16,7 +16,7 @@ bool looks_like_safetensors(RandomAccessFile& file) {
 
 std::string folder_checkpoint(Env& env, const std::string& path) {
   if (path == "-") return "";
-  std::string index = safetensors_index_of(path);
+  std::string index = safetensors_index_of(env, path);
   if (!index.empty()) return index;
   if (!env.is_directory(path)) return "";
   for (const char* name : {"model.safetensors", "pytorch_model.bin", "state_dict.bin"}) {

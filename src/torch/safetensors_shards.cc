@@ -4,13 +4,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <algorithm>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/http_file.h"
 #include "util/folder_replace.h"
 
 namespace ckpt::torch {
@@ -177,15 +177,21 @@ void check_single_shard_set(Env& env, const std::string& dir) {
                     list + " (left by an earlier write?); remove the files of the set that is not current");
 }
 
-std::string safetensors_index_of(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    check_single_shard_set(Env::Default(), path);
+std::string safetensors_index_of(Env& env, const std::string& path) {
+  auto is_json = [](const std::string& name) {
+    return name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
+  };
+  if (http::is_remote(path))  // a remote folder cannot be listed: the index is named
+    return is_json(last_name(path)) ? http::revision_first(path) : std::string();
+  if (env.is_directory(path)) {
+    check_single_shard_set(env, path);
     std::string p = join(path, kIndexName);
-    return std::filesystem::is_regular_file(p, ec) ? p : std::string();
+    return env.exists(p) && !env.is_directory(p) ? p : std::string();
   }
-  return path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0 ? path : std::string();
+  return is_json(path) ? path : std::string();
 }
+
+std::string safetensors_index_of(const std::string& path) { return safetensors_index_of(Env::Default(), path); }
 
 std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const std::string& index_path) {
   auto f = env.open_read(index_path);
@@ -198,7 +204,6 @@ std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const st
   }
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw FormatError(index_path + ": no \"weight_map\" object: not a safetensors index");
-  std::string dir = dirname_of(index_path);
   struct Shard {
     std::shared_ptr<RandomAccessFile> file;
     SafetensorsHeader header;
@@ -215,7 +220,7 @@ std::unique_ptr<Checkpoint> checkpoint_from_safetensors_index(Env& env, const st
                         "', not a plain file name beside the index");
     auto it = shards.find(file);
     if (it == shards.end()) {
-      std::string path = join(dir, file);
+      std::string path = sibling_path(index_path, file);  // remote: the same revision
       if (!env.exists(path)) throw FormatError(index_path + ": shard " + path + " is missing");
       Shard s;
       s.file = env.open_read(path);

@@ -56,7 +56,11 @@ void check_single_shard_set(Env& env, const std::string& dir);
 // The index file a path names (a folder holding more than one shard set is
 // refused, as check_single_shard_set): the path itself when it ends in .json, else
 // `<folder>/model.safetensors.index.json` when the path is a folder holding
-// one; empty when neither.
+// one; empty when neither. A remote name (util/http_file.h) is an index when
+// its last segment ends in .json (hf://ORG/REPO/X.json@REV is returned as
+// hf://ORG/REPO@REV/X.json); a remote folder cannot be listed, so it is not
+// looked into. The path-only form asks Env::Default().
+std::string safetensors_index_of(Env& env, const std::string& path);
 std::string safetensors_index_of(const std::string& path);
 
 // A plain state dict of every tensor the index maps, in weight_map order,

@@ -10,6 +10,7 @@
 #include "torch/dtype.h"
 #include "torch/checkpoint.h"
 #include "torch/container_kind.h"
+#include "torch/safetensors_shards.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -314,6 +315,22 @@ class FileScanner {
 }  // namespace
 
 SafetyScan scan_file(Env& env, const std::string& path, const ScanLimits& limits) {
+  // A Hugging Face index (or a folder holding one): its shards are
+  // safetensors, which hold no pickle; each shard's header is checked as
+  // safetensors' loader checks it, and the index against the shards.
+  if (path != "-") {
+    if (std::string index = safetensors_index_of(env, path); !index.empty()) {
+      SafetyScan s;
+      s.path = path;
+      s.container = "safetensors index";
+      try {
+        checkpoint_from_safetensors_index(env, index);
+      } catch (const FormatError& e) {
+        s.problem = e.what();
+      }
+      return s;
+    }
+  }
   return FileScanner(env, path, limits).run();
 }
 

@@ -697,4 +697,18 @@ std::string basename_of(const std::string& path) {
   return path.substr(slash + 1, end - slash - 1);
 }
 
+std::string join_path(const std::string& dir, const std::string& name) {
+  if (http::is_remote(dir)) return http::remote_join(dir, name);
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+std::string sibling_path(const std::string& file, const std::string& name) {
+  if (http::is_remote(file)) return http::remote_sibling(file, name);
+  return join_path(dirname_of(file), name);
+}
+
+std::string last_name(const std::string& path) {
+  return http::is_remote(path) ? http::remote_basename(path) : basename_of(path);
+}
+
 }  // namespace ckpt

@@ -149,5 +149,15 @@ void copy_through_buffer(RandomAccessFile& src, uint64_t offset, uint64_t n, Wri
 
 std::string dirname_of(const std::string& path);
 std::string basename_of(const std::string& path);
+// `name` inside the folder `dir`, and `name` beside the file `file`, for
+// local paths and remote names (util/http_file.h: a URL's query is dropped,
+// an hf:// name keeps its revision) alike: how readers of file sets (DCP
+// folders, safetensors indexes) name their other files, since a folder
+// cannot be listed over HTTP.
+std::string join_path(const std::string& dir, const std::string& name);
+std::string sibling_path(const std::string& file, const std::string& name);
+// The last segment of path's name (basename_of; a URL's without its query,
+// an hf:// name's without its revision).
+std::string last_name(const std::string& path);
 
 }  // namespace ckpt

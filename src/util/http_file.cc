@@ -2,6 +2,8 @@
 #include "util/http_file.h"
 
 #include "util/curl_dl.h"  // libcurl, loaded on first use
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +41,16 @@ constexpr size_t kErrorBodyCap = 4 * kKiB;       // kept of an error response's 
 constexpr int kMaxRedirects = 10;
 
 std::atomic<uint64_t> g_requests{0}, g_bytes{0};
+// The on-disk cache's size as this process last saw it (UINT64_MAX: not yet looked).
+std::mutex g_cache_mu;
+uint64_t g_cache_bytes = UINT64_MAX;
+
+// The commit each hf:// name opened in this process was pinned to (remote_sibling).
+std::mutex g_pinned_mu;
+std::map<std::string, std::string>& pinned_commits() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
 
 long env_long(const char* name, long fallback) {
   const char* v = std::getenv(name);
@@ -316,6 +328,81 @@ std::string cache_root() {
   return home.empty() ? std::string() : home + "/.cache/ckpt/http";
 }
 
+// The on-disk cache's size limit in bytes (0: none): Settings::cache_max,
+// else CKPT_CACHE_MAX, else kDefaultCacheMax. A number of bytes with an
+// optional K, M, G or T suffix (powers of 1024; "KB", "KiB" read the same).
+constexpr uint64_t kDefaultCacheMax = uint64_t{2} << 30;
+
+uint64_t parse_cache_size(const std::string& text, const char* what) {
+  std::string t = trim(text);
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) {
+    if (n > (uint64_t{1} << 50)) throw UsageError(std::string(what) + " '" + printable(text) + "' is too large");
+    n = n * 10 + static_cast<uint64_t>(t[i++] - '0');
+  }
+  std::string unit = lower(trim(t.substr(i)));
+  int shift = -1;
+  if (unit.empty() || unit == "b") shift = 0;
+  for (const auto& [u, sh] : {std::pair<const char*, int>{"k", 10}, {"m", 20}, {"g", 30}, {"t", 40}})
+    if (unit == u || unit == std::string(u) + "b" || unit == std::string(u) + "ib") shift = sh;
+  if (i == 0 || shift < 0)
+    throw UsageError(std::string(what) + " '" + printable(text) +
+                     "' is not a size (write bytes, or a number with K, M, G or T: 512M, 4G; 0 for no limit)");
+  return n << shift;
+}
+
+uint64_t cache_max() {
+  if (!settings().cache_max.empty()) return parse_cache_size(settings().cache_max, "--cache-max");
+  std::string e = env_str("CKPT_CACHE_MAX");
+  return e.empty() ? kDefaultCacheMax : parse_cache_size(e, "CKPT_CACHE_MAX");
+}
+
+// Keeps the cache under its limit, least recently used first: every range
+// file under root (CACHE/<file>/<offset>-<length>) by modification time,
+// which a read from the cache renews; the oldest are removed until the total
+// is at most 7/8 of the limit, then folders left empty. Other processes may
+// be using the cache: a removed range is only fetched again.
+void sweep_cache(const std::string& root, uint64_t max) {
+  namespace fs = std::filesystem;
+  struct Entry {
+    fs::file_time_type mtime;
+    uint64_t size;
+    fs::path path;
+  };
+  std::vector<Entry> entries;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::directory_iterator d(root, ec), end; !ec && d != end; d.increment(ec)) {
+    std::error_code ec2;
+    if (!d->is_directory(ec2) || d->is_symlink(ec2)) continue;
+    for (fs::directory_iterator f(d->path(), ec2); !ec2 && f != end; f.increment(ec2)) {
+      std::error_code ec3;
+      if (!f->is_regular_file(ec3)) continue;
+      uint64_t size = f->file_size(ec3);
+      auto mtime = f->last_write_time(ec3);
+      if (ec3) continue;
+      entries.push_back({mtime, size, f->path()});
+      total += size;
+    }
+  }
+  g_cache_bytes = total;
+  if (total <= max) return;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
+  const uint64_t target = max - max / 8;
+  std::set<fs::path> folders;
+  for (const auto& e : entries) {
+    if (total <= target) break;
+    std::error_code ec3;
+    if (fs::remove(e.path, ec3)) total -= e.size, folders.insert(e.path.parent_path());
+  }
+  for (const auto& f : folders) {
+    std::error_code ec3;
+    if (fs::is_empty(f, ec3) && !ec3) fs::remove(f, ec3);
+  }
+  g_cache_bytes = total;
+}
+
 std::string fnv_hex(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -437,6 +524,7 @@ class HttpFile final : public RandomAccessFile {
 
   // The first request: the file's head, which also tells the size and ETag.
   void open() {
+    if (!cache_root().empty()) cache_max_ = cache_max();  // a bad setting is said before any request
     std::string head(kHeadProbe, '\0');
     size_t got = fetch(0, head.size(), head.data(), /*probe=*/true);
     head.resize(got);
@@ -451,6 +539,7 @@ class HttpFile final : public RandomAccessFile {
     std::string root = cache_root();
     std::string tag = !linked_etag_.empty() ? linked_etag_ : etag_;
     if (root.empty() || tag.empty() || size_ == 0) return;
+    cache_root_ = root;
     disk_dir_ = root + "/" + fnv_hex(url_ + "\n" + tag + "\n" + std::to_string(size_));
     std::error_code ec;
     for (std::filesystem::directory_iterator it(disk_dir_, ec), end; !ec && it != end; it.increment(ec)) {
@@ -480,6 +569,7 @@ class HttpFile final : public RandomAccessFile {
     bool more = std::fgetc(f) != EOF;
     std::fclose(f);
     if (got != seg.size() || more) return false;
+    ::utimensat(AT_FDCWD, file.c_str(), nullptr, 0);  // recently used: evicted last (sweep_cache)
     // Keep only what no memory segment holds already.
     auto next = segs_.lower_bound(off);
     if (next != segs_.end() && next->first < off + len) return false;
@@ -493,6 +583,7 @@ class HttpFile final : public RandomAccessFile {
 
   void save_to_disk(uint64_t off, const char* data, size_t len) {
     if (disk_dir_.empty() || len == 0 || len > kMaxCachedSegment) return;
+    if (cache_max_ && len > cache_max_) return;  // could never be kept
     std::error_code ec;
     std::filesystem::create_directories(disk_dir_, ec);
     if (ec) return;  // a cache is optional: an unwritable folder only costs requests
@@ -502,7 +593,15 @@ class HttpFile final : public RandomAccessFile {
     if (!f) return;
     bool ok = std::fwrite(data, 1, len, f) == len;
     ok = std::fclose(f) == 0 && ok;
-    if (!ok || std::rename(tmp.c_str(), name.c_str()) != 0) std::remove(tmp.c_str());
+    if (!ok || std::rename(tmp.c_str(), name.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      return;
+    }
+    // The first save of the process measures the cache; later ones count on
+    // that figure and measure again (evicting) when it passes the limit.
+    std::lock_guard<std::mutex> lock(g_cache_mu);
+    if (g_cache_bytes != UINT64_MAX) g_cache_bytes += len;
+    if (cache_max_ && (g_cache_bytes == UINT64_MAX || g_cache_bytes > cache_max_)) sweep_cache(cache_root_, cache_max_);
   }
 
   // Fetches [offset, offset+n) with retries; returns the bytes received
@@ -572,7 +671,10 @@ class HttpFile final : public RandomAccessFile {
         url = url_;
         continue;
       }
-      if (s == 206) return accept_206(url, r, offset, n, hops > 0, at_hub);
+      if (s == 206) {
+        if (at_hub && !opened_) pin_revision(r);  // a small file the Hub serves itself
+        return accept_206(url, r, offset, n, hops > 0, at_hub);
+      }
       if (s == 416 && probe) {
         unsigned long long total = 1;
         std::string cr = r.header("content-range");
@@ -598,6 +700,8 @@ class HttpFile final : public RandomAccessFile {
     size_t rev = at + 9, rev_end = url_.find('/', rev);
     if (rev_end == std::string::npos) return;
     url_ = url_.substr(0, rev) + commit + url_.substr(rev_end);
+    std::lock_guard<std::mutex> lock(g_pinned_mu);
+    pinned_commits()[display_] = commit;
   }
 
   size_t accept_206(const std::string& url, const Response& r, uint64_t offset, size_t n, bool redirected,
@@ -773,6 +877,8 @@ class HttpFile final : public RandomAccessFile {
   std::map<uint64_t, std::string> segs_;
   uint64_t hint_begin_ = 0, hint_end_ = 0;  // will_read(): read-ahead stops at hint_end_
   std::string disk_dir_;                 // empty: no on-disk cache
+  std::string cache_root_;
+  uint64_t cache_max_ = 0;               // 0: no limit
   std::map<uint64_t, uint64_t> disk_segs_;  // offset -> length on disk
   std::deque<uint64_t> order_;
   size_t cached_ = 0;
@@ -823,6 +929,91 @@ std::string resolve_url(const std::string& path) {
   if (rev.empty()) rev = "main";
   return endpoint() + "/" + kind + percent_encode(repo, true) + "/resolve/" + percent_encode(rev, false) + "/" +
          percent_encode(file, true);
+}
+
+namespace {
+
+// hf://[datasets/|spaces/]ORG/REPO[@REV] (head), the path in the repository
+// (file, maybe empty) and a trailing "@REV" (tail) when the revision was
+// written after the path.
+struct HfName {
+  std::string head, file, tail;
+};
+
+HfName split_hf(const std::string& path) {
+  HfName n;
+  std::string rest = path.substr(5), kind;
+  for (const char* k : {"datasets/", "spaces/"})
+    if (rest.rfind(k, 0) == 0) kind = k, rest = rest.substr(std::strlen(k));
+  size_t s1 = rest.find('/');
+  size_t s2 = s1 == std::string::npos ? s1 : rest.find('/', s1 + 1);
+  std::string repo = s2 == std::string::npos ? rest : rest.substr(0, s2);
+  n.file = s2 == std::string::npos ? "" : rest.substr(s2 + 1);
+  size_t at = n.file.rfind('@');
+  if (repo.find('@') == std::string::npos && at != std::string::npos) n.tail = n.file.substr(at), n.file.resize(at);
+  n.head = path.substr(0, 5) + kind + repo;
+  return n;
+}
+
+bool is_hf(const std::string& path) { return path.rfind("hf://", 0) == 0; }
+
+// An http(s) URL without its query and fragment; the offset where its path starts.
+std::string bare_url(const std::string& url, size_t& path_start) {
+  std::string u = url.substr(0, url.find_first_of("?#"));
+  size_t scheme = u.find("://");
+  path_start = u.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (path_start == std::string::npos) path_start = u.size();
+  return u;
+}
+
+std::string after_last_slash(const std::string& s) {
+  size_t k = s.rfind('/');
+  return k == std::string::npos ? s : s.substr(k + 1);
+}
+
+}  // namespace
+
+std::string remote_join(const std::string& dir, const std::string& name) {
+  if (is_hf(dir)) {
+    HfName n = split_hf(dir);
+    std::string file = n.file.empty() ? name : n.file + (n.file.back() == '/' ? "" : "/") + name;
+    return n.head + "/" + file + n.tail;
+  }
+  size_t p = 0;
+  std::string u = bare_url(dir, p);
+  return u + (!u.empty() && u.back() == '/' ? "" : "/") + name;
+}
+
+std::string remote_sibling(const std::string& path, const std::string& name) {
+  if (is_hf(path)) {
+    HfName n = split_hf(path);
+    size_t k = n.file.rfind('/');
+    std::string file = (k == std::string::npos ? std::string() : n.file.substr(0, k + 1)) + name;
+    if (n.tail.empty() && n.head.find('@') == std::string::npos) {
+      std::lock_guard<std::mutex> lock(g_pinned_mu);
+      auto it = pinned_commits().find(path);
+      if (it != pinned_commits().end()) n.tail = "@" + it->second;
+    }
+    return n.head + "/" + file + n.tail;
+  }
+  size_t p = 0;
+  std::string u = bare_url(path, p);
+  if (p == u.size()) return u + "/" + name;
+  return u.substr(0, u.rfind('/') + 1) + name;
+}
+
+std::string remote_basename(const std::string& path) {
+  if (is_hf(path)) return after_last_slash(split_hf(path).file);
+  size_t p = 0;
+  std::string u = bare_url(path, p);
+  return p == u.size() ? std::string() : after_last_slash(u.substr(p));
+}
+
+std::string revision_first(const std::string& path) {
+  if (!is_hf(path)) return path;
+  HfName n = split_hf(path);
+  if (n.tail.empty() || n.file.empty()) return path;
+  return n.head + n.tail + "/" + n.file;
 }
 
 namespace {

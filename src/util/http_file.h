@@ -29,6 +29,10 @@ struct Settings {
   std::string token;      // empty: HF_TOKEN, then the huggingface token file
   bool no_cache = false;  // also CKPT_NO_CACHE=1
   std::string cache_dir;  // empty: CKPT_CACHE_DIR, else $XDG_CACHE_HOME/ckpt/http (~/.cache/...)
+  // The cache's size limit: bytes, or with K/M/G/T (powers of 1024); "0" no
+  // limit. Empty: CKPT_CACHE_MAX, else 2G. Least recently used ranges (file
+  // modification time; reading a range renews it) are removed first.
+  std::string cache_max;
 };
 Settings& settings();
 
@@ -39,6 +43,19 @@ bool is_remote(std::string_view path);
 // /resolve/ endpoint on HF_ENDPOINT (default https://huggingface.co);
 // http(s) URLs are returned as they are. Throws UsageError when malformed.
 std::string resolve_url(const std::string& path);
+
+// Names next to a remote name, as torch and huggingface_hub derive shard
+// names (a folder cannot be listed over HTTP): `name` inside the folder
+// `dir`, `name` beside the file `path`, and the last segment of a name's
+// path. Query strings and fragments are dropped; an hf:// name keeps its
+// revision, and a sibling of an hf:// file already opened in this process
+// is pinned to the commit that open named (a shard set read at one commit).
+std::string remote_join(const std::string& dir, const std::string& name);
+std::string remote_sibling(const std::string& path, const std::string& name);
+std::string remote_basename(const std::string& path);
+// hf://ORG/REPO/PATH@REV spelled hf://ORG/REPO@REV/PATH (so that the name
+// ends with the file's own suffix); other names as they are.
+std::string revision_first(const std::string& path);
 
 // Opens a remote file (one ranged GET of its head); throws IoError with one
 // line naming the URL, the status and the fix.

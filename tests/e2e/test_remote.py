@@ -252,3 +252,35 @@ def test_disk_cache_rereads_nothing_fetched(nginx, files, tmp_path):
     assert any((tmp_path / "cache").iterdir())
     assert len(requests("info", url, "--no-cache")) >= 2
     assert len(requests("info", url, extra={"CKPT_NO_CACHE": "1"})) >= 2
+
+
+def test_disk_cache_size_limit(nginx, files, tmp_path):
+    """CKPT_CACHE_MAX bounds the on-disk cache: least recently used ranges go first."""
+    http_url, _, _, _ = nginx
+    env = ckpt_env({"CKPT_HTTP_TRACE": "1"})
+    del env["CKPT_NO_CACHE"]
+
+    def cached(d):
+        return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+
+    def requests(name, cache, limit):
+        r = run(["info", f"{http_url}/{name}"], dict(env, CKPT_CACHE_DIR=str(cache), CKPT_CACHE_MAX=limit))
+        assert r.returncode == 0, r.stderr
+        return [ln for ln in r.stderr.splitlines() if ln.startswith("ckpt: http: GET")]
+
+    names = ["checkpoint.th", "checkpoint_nostruct.th"]
+    big, small = tmp_path / "big", tmp_path / "small"
+    for name in names:  # no limit: everything fetched stays
+        requests(name, big, "0")
+    full = cached(big)
+    assert len(os.listdir(big)) == 2 and all(cached(big / d) < full * 3 // 4 * 7 // 8 for d in os.listdir(big))
+    limit = str(full * 3 // 4)  # room for one file's ranges, not both
+    for name in names:
+        requests(name, small, limit)
+        assert cached(small) <= int(limit)
+    assert len(os.listdir(small)) == 1  # the older file's ranges were removed
+    assert len(requests(names[-1], small, limit)) == 1  # the newer kept: only the probe that checks the ETag
+    assert len(requests(names[0], small, limit)) > 1  # the older fetched again
+    r = run(["info", f"{http_url}/checkpoint.th"], dict(env, CKPT_CACHE_DIR=str(small), CKPT_CACHE_MAX="lots"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr  # said before any request
+    assert r.stderr.startswith("ckpt: error: ") and "CKPT_CACHE_MAX" in r.stderr, r.stderr
