@@ -23,9 +23,11 @@ NumberedGraph::NumberedGraph(const pickle::Node* root) {
 
 std::optional<uint64_t> mappable_offset(const Opened& o, const torch::Storage& s) {
   if (!s.present) return std::nullopt;
-  // A safetensors input's storages are spans of that very file; otherwise
+  // A safetensors file's storages are spans of that very file (an index's
+  // live in its shards: read, not mapped at the index's path); otherwise
   // only zip records are mapped (a legacy file's bytes are read).
-  bool in_opened_file = o.safetensors ? s.external_file != nullptr : !s.external_file && s.record;
+  bool in_opened_file = o.safetensors ? s.external_file && s.external_file->path() == o.ck->path()
+                                      : !s.external_file && s.record;
   if (!in_opened_file) return std::nullopt;
   try {
     torch::StorageLocation loc = torch::locate_storage(*o.ck, s);

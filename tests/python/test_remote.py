@@ -19,13 +19,39 @@ import ckpt
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "e2e"))
 try:
     import ckpt_testlib
-    from remote_servers import HubStandIn, start_nginx
+    from remote_servers import start_nginx
 finally:
     sys.path.pop(0)
 
-# Not yet passing: the Hub stand-in runs in this process, and binding calls that read while holding
-# the GIL (keys, get_tensor) starve its threads: run the servers in a subprocess first.
-pytestmark = pytest.mark.skip(reason="in-process Hub stand-in deadlocks on GIL-holding reads; see the report")
+# The Hub stand-in runs in a process of its own: in this one, binding calls that read while
+# holding the GIL (keys, get_tensor) would starve its server threads.
+HUB_PROCESS = """
+import pathlib, sys
+sys.path.insert(0, sys.argv[1])
+from remote_servers import HubStandIn
+root = pathlib.Path(sys.argv[2])
+files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+h = HubStandIn({"org/repo": files})
+print(h.url, flush=True)
+sys.stdin.read()
+h.close()
+"""
+
+
+class HubProcess:
+    def __init__(self, root):
+        self.proc = subprocess.Popen([sys.executable, "-c", HUB_PROCESS, os.path.join(REPO_ROOT, "tests", "e2e"),
+                                      str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().strip()
+        assert self.url.startswith("http://"), "the Hub stand-in did not start"
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 FILES = ["checkpoint.th", "state_dict.bin", "legacy.pt", "dtypes.pt"]
 INDEX = "model.safetensors.index.json"
@@ -44,8 +70,7 @@ def served(fixtures_dir, tmp_path_factory, ckpt_command):
 
 @pytest.fixture(scope="module")
 def hub(served):
-    files = {str(p.relative_to(served)): p.read_bytes() for p in served.rglob("*") if p.is_file()}
-    h = HubStandIn({"org/repo": files})
+    h = HubProcess(served)
     yield h
     h.close()
 
@@ -100,14 +125,24 @@ def test_load_url_reads_the_bytes(remote_env, served, name):
     for url in names(remote_env, name):
         remote = ckpt.load(url, framework="numpy")
         assert type(remote) is type(local)
-        if isinstance(local, dict):
-            assert list(remote) == list(local)
-            for k in local:
-                a, b = local[k], remote[k]
-                if hasattr(a, "tobytes"):
-                    assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), (url, k)
-                else:
-                    assert a == b
+        assert_same(local, remote, url)
+
+
+def assert_same(a, b, where):
+    """Equal structure, types and bytes (arrays by dtype, shape and bytes)."""
+    assert type(a) is type(b), where
+    if hasattr(a, "tobytes") and hasattr(a, "dtype"):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), where
+    elif isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}: {k!r}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert repr(a) == repr(b), where
 
 
 @needs_torch
