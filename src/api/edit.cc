@@ -107,6 +107,9 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     ipo.save.transforms = std::move(transforms);
     ipo.save.dialect = dialect_of(a.output.dialect);
     ipo.save.progress = progress_for(a.output.progress, r.out);
+    // The records the update reads are checked (and, when it rewrites, the
+    // storages as they are copied): a damaged file is not edited silently.
+    check_crcs_as_written(*o.ck, a.output.ignore_crc, ipo.save);
     torch::InPlaceResult done = torch::update_in_place(*o.ck, o.ck->root(), env, ipo);
     r.in_place = InPlaceUpdate{done.appended, done.reason, done.bytes_written};
     r.bytes = env.open_read(r.out)->size();

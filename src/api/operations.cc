@@ -102,8 +102,8 @@ Registry make_registry() {
   r.add<EditOptions>("edit", "edit",
                      "Hydra overrides on xp.cfg, key surgery and dtype conversion, to a new file or in place",
                      {"file"}, {"out"}, [](Env& env, In in, const EditOptions& o) { return edit(env, in[0], o); });
-  r.add<NoOptions>("compact", "compact", "rewrites FILE over itself, reclaiming the bytes in-place edits left behind",
-                   {"file"}, {}, [](Env& env, In in, const NoOptions&) { return compact(env, in[0]); });
+  r.add<CompactOptions>("compact", "compact", "rewrites FILE over itself, reclaiming the bytes in-place edits left behind",
+                        {"file"}, {}, [](Env& env, In in, const CompactOptions& o) { return compact(env, in[0], o); });
   r.add<OutputOptions>("rewrite", "rewrite", "load and save unchanged, as torch.save(torch.load(file))", {"file"},
                        {"out"}, [](Env& env, In in, const OutputOptions& o) { return rewrite(env, in[0], o); });
   r.add<ExportOptions>("export", "export", "AudioCraft's export: best_state, xp.cfg as YAML, version, exported",

@@ -55,14 +55,19 @@ void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages) {
   }
 }
 
+void check_crcs_as_written(const torch::Checkpoint& ck, bool ignore_crc, torch::SaveOptions& save) {
+  // Storage records are checked as the writer copies them (read once).
+  if (ignore_crc) return;
+  check_record_crcs(ck, /*skip_storages=*/true);
+  save.verify_crcs = true;
+  save.on_crc_mismatch = [&ck](const container::ZipRecord& rec, uint32_t crc) { throw_crc_mismatch(ck, rec, crc); };
+}
+
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
                       std::map<std::string, torch::StorageTransform> transforms) {
   if (!options.sink) check_torch_output_name(options.out);
-  // Storage records are checked as the writer copies them (read once).
-  if (!options.ignore_crc) check_record_crcs(ck, /*skip_storages=*/true);
   torch::SaveOptions so;
-  so.verify_crcs = !options.ignore_crc;
-  so.on_crc_mismatch = [&ck](const container::ZipRecord& rec, uint32_t crc) { throw_crc_mismatch(ck, rec, crc); };
+  check_crcs_as_written(ck, options.ignore_crc, so);
   so.transforms = std::move(transforms);
   so.force = options.force;
   so.dialect = dialect_of(options.dialect);
@@ -175,7 +180,7 @@ BundleResult bundle(Env& env, const std::string& file, const BundleOptions& opti
   FolderReplace folder(
       env, options.out, [](const std::string& n) { return n == "state_dict.bin" || n == "compression_state_dict.bin"; },
       options.force);
-  OutputOptions out{folder.path("state_dict.bin"), nullptr, false, options.dialect, options.progress, false};
+  OutputOptions out{folder.path("state_dict.bin"), nullptr, false, options.dialect, options.progress, options.ignore_crc};
   write_checkpoint(*o.ck, root, env, out);
   out.out = folder.path("compression_state_dict.bin");
   if (comp)
@@ -194,7 +199,7 @@ SanitizeResult sanitize(Env& env, const std::string& file, const OutputOptions& 
   return r;
 }
 
-CompactResult compact(Env& env, const std::string& file) {
+CompactResult compact(Env& env, const std::string& file, const CompactOptions& options) {
   if (file == "-") throw UsageError("compact needs a file, not standard input");
   Opened o = open_checkpoint(env, file);
   if (o.safetensors) throw UsageError(file + " is a safetensors file: compact rewrites torch checkpoints");
@@ -203,6 +208,7 @@ CompactResult compact(Env& env, const std::string& file) {
   r.bytes_before = o.ck->file().size();
   torch::InPlaceOptions ipo;
   ipo.compact = true;
+  check_crcs_as_written(*o.ck, options.ignore_crc, ipo.save);
   r.bytes_after = torch::update_in_place(*o.ck, o.ck->root(), env, ipo).bytes_written;
   return r;
 }

@@ -48,6 +48,11 @@ std::optional<torch::Dialect> dialect_of(const std::string& text);
 // check as they copy them (torch::SaveOptions::verify_crcs).
 void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages = false);
 
+// The CRC policy of every writer: unless ignore_crc, checks ck's records
+// that are not storages now and has `save` check the storages as it copies
+// them, throwing check_record_crcs's error.
+void check_crcs_as_written(const torch::Checkpoint& ck, bool ignore_crc, torch::SaveOptions& save);
+
 // Throws UsageError when `out` is named .safetensors: the writers of torch
 // checkpoints never put one format under another's extension.
 void check_torch_output_name(const std::string& out);
@@ -110,6 +115,7 @@ struct BundleOptions {
   bool force = false;
   std::string dialect;
   ProgressFn progress;
+  bool ignore_crc = false;
   template <class V>
   static void describe(V& v) {
     v.field("out", &BundleOptions::out, "the folder to write (created if missing)");
@@ -118,6 +124,8 @@ struct BundleOptions {
     v.field("version", &BundleOptions::version, "the version string written (default: the input's, else 1.4.0a2)");
     v.field("force", &BundleOptions::force, "replace existing files in the folder");
     v.field("dialect", &BundleOptions::dialect, "zip layout of the outputs: 1.6, 2.1 or 2.7 (default: the input's)");
+    v.field("ignore_crc", &BundleOptions::ignore_crc,
+            "write from checkpoints whose records fail their CRC-32, as read (refused otherwise)");
   }
 };
 struct BundleResult {
@@ -163,6 +171,16 @@ struct SanitizeResult {
 // defaultdicts as dicts.
 SanitizeResult sanitize(Env& env, const std::string& file, const OutputOptions& output);
 
+struct CompactOptions {
+  static constexpr const char* kName = "CompactOptions";
+  static constexpr const char* kDoc = "how compact treats a damaged file";
+  bool ignore_crc = false;
+  template <class V>
+  static void describe(V& v) {
+    v.field("ignore_crc", &CompactOptions::ignore_crc,
+            "rewrite a zip whose records fail their CRC-32, as read (refused otherwise)");
+  }
+};
 struct CompactResult {
   static constexpr const char* kName = "CompactResult";
   static constexpr const char* kDoc = "the file's size before and after";
@@ -177,6 +195,6 @@ struct CompactResult {
 };
 // Rewrites file over itself (atomically), reclaiming the dead bytes in-place
 // edits leave behind.
-CompactResult compact(Env& env, const std::string& file);
+CompactResult compact(Env& env, const std::string& file, const CompactOptions& options = {});
 
 }  // namespace ckpt::api

@@ -24,6 +24,7 @@ struct WriteArgs {
   EditOptions edit;
   ExportOptions exp;
   BundleOptions bundle;
+  CompactOptions compact;
   bool strict = false;  // edit --strict: the default now; kept as a no-op
 };
 
@@ -140,7 +141,7 @@ int cmd_edit(Env& env, const WriteArgs& a) {
 }
 
 int cmd_compact(Env& env, const WriteArgs& a) {
-  CompactResult r = compact(env, a.file);
+  CompactResult r = compact(env, a.file, a.compact);
   if (a.common.json) print_json(r);
   say(a.common, "compacted " + a.file + ": " + with_commas(r.bytes_before) + " -> " + with_commas(r.bytes_after) +
                     " bytes");
@@ -210,9 +211,8 @@ void register_write_commands(CLI::App& app, Context& ctx) {
     sub->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
     sub->add_flag("--json", a->common.json, "the result as JSON on standard output");
     add_dialect_option(sub, o.dialect);
-    if (std::string(sub->get_name()) != "bundle")
-      sub->add_flag("--ignore-crc", o.ignore_crc,
-                    "write from a file whose records fail their CRC-32 (damaged), with the bytes as read");
+    sub->add_flag("--ignore-crc", o.ignore_crc,
+                  "write from a file whose records fail their CRC-32 (damaged), with the bytes as read");
   };
   auto bind = [&](CLI::App* sub, int (*fn)(Env&, const WriteArgs&)) {
     sub->callback([a, &ctx, fn] { ctx.exit_code = fn(ctx.env, *a); });
@@ -250,6 +250,8 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   compact->add_option("FILE", a->file, "checkpoint to compact")->required();
   compact->add_flag("-q,--quiet", a->common.quiet, "no summary on stderr");
   compact->add_flag("--json", a->common.json, "the result as JSON on standard output");
+  compact->add_flag("--ignore-crc", a->compact.ignore_crc,
+                    "rewrite a file whose records fail their CRC-32 (damaged), with the bytes as read");
   bind(compact, cmd_compact);
 
   auto* exp = app.add_subcommand("export", "AudioCraft's export: best_state, xp.cfg as YAML, version, exported");
@@ -270,6 +272,8 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   bundle->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
   bundle->add_flag("--json", a->common.json, "the result as JSON on standard output");
   add_dialect_option(bundle, b.dialect);
+  bundle->add_flag("--ignore-crc", b.ignore_crc,
+                   "write from checkpoints whose records fail their CRC-32 (damaged), with the bytes as read");
   bundle->add_option("--compression", b.compression,
                      "compression checkpoint to export, or a pretrained name (default: xp.cfg's compression_model_checkpoint)");
   bundle->add_option("--version", b.version, "version string");

@@ -215,6 +215,31 @@ def test_writing_from_a_damaged_file_refuses_with_the_way_on(ckpt, tmp_path, com
     ok(run_ckpt(*args, "--ignore-crc"))
 
 
+@pytest.mark.parametrize("command", [
+    ["compact", "{bad}"],
+    ["edit", "{bad}", "--in-place", "--compact", "optim.lr=1e-5"],
+    ["edit", "{bad}", "--in-place", "--dtype", "float32", "optim.lr=1e-5"],
+])
+def test_rewriting_a_damaged_file_in_place_refuses_with_the_way_on(ckpt, tmp_path, command):
+    """A full rewrite in place copies every storage: a damaged one is refused, the file left as it was."""
+    bad = damaged_copy(tmp_path)
+    before = bad.read_bytes()
+    args = [a.format(bad=bad) for a in command]
+    assert_usage_error(run_ckpt(*args), "fails its CRC-32 check", "ckpt verify", "--ignore-crc")
+    assert bad.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["damaged.th"]
+    ok(run_ckpt(*args, "--ignore-crc"))  # then done as asked, the damaged bytes as read
+
+
+def test_bundle_of_a_damaged_file_refuses_with_the_way_on(ckpt, tmp_path):
+    bad = damaged_copy(tmp_path)
+    out = tmp_path / "bundle"
+    assert_usage_error(run_ckpt("bundle", bad, "-o", out), "fails its CRC-32 check", "ckpt verify", "--ignore-crc")
+    assert not out.exists() or not os.listdir(out)
+    ok(run_ckpt("bundle", bad, "-o", out, "--ignore-crc"))
+    assert sorted(os.listdir(out)) == ["compression_state_dict.bin", "state_dict.bin"]
+
+
 def test_info_takes_several_files(ckpt, tmp_path):
     exported = tmp_path / "state_dict.bin"
     ok(run_ckpt("export", EXAMPLE, "-o", exported))
