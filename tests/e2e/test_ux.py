@@ -506,6 +506,40 @@ def test_fish_completes_commands_options_and_config_keys(ckpt, tmp_path):
     assert complete(f"ckpt edit {EXAMPLE} ++optim.ep") == ["++optim.epochs="]
 
 
+def test_fish_completes_values_from_the_file(ckpt, tmp_path):
+    """Tensor names, state paths, config keys and --dialect values, as bash does."""
+    if shutil.which("fish") is None:
+        pytest.skip("fish not installed")
+    script = tmp_path / "ckpt.fish"
+    script.write_text(ok(run_ckpt("completion", "fish")))
+    env = dict(os.environ, PATH=os.path.dirname(ckpt) + os.pathsep + os.environ["PATH"])
+
+    def complete(line):
+        r = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C'{line}'"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return [c.split("\t")[0] for c in r.stdout.splitlines()]
+
+    prefix = "condition_provider.conditioners.description.output_proj."
+    assert complete(f"ckpt show {EXAMPLE} condition_pro") == [prefix + "bias", prefix + "weight"]
+    assert complete(f"ckpt edit {EXAMPLE} -o x.th --drop condition_pro") == [prefix + "bias", prefix + "weight"]
+    assert complete(f"ckpt tensors {EXAMPLE} --state best") == ["best_state/model"]
+    assert complete(f"ckpt ls {EXAMPLE} best_st") == ["best_state/model"]
+    assert "optim.lr" in complete(f"ckpt cfg {EXAMPLE} optim.")
+    assert complete(f"ckpt rewrite {EXAMPLE} --dialect ") == ["1.6", "2.1", "2.7"]
+
+
+def test_zsh_script_completes_values_from_the_file(ckpt):
+    """zsh's completion system needs a terminal to drive; the script's specs are checked instead
+    (and `zsh -n` parses it in test_zsh_and_fish_completion_scripts)."""
+    text = ok(run_ckpt("completion", "zsh"))
+    for spec in ("'2:tensor:_ckpt_names tensors'", "'2:path:_ckpt_names states'", "'2:key:_ckpt_cfg_keys'",
+                 ":dialect:(1.6 2.1 2.7)'", ":state:_ckpt_names states", ":drop:_ckpt_names tensors",
+                 ":match:_ckpt_names tensors"):
+        assert spec in text, spec
+    assert "ckpt __names $REPLY $1" in text
+
+
 def test_bash_completes_config_keys_after_edit_file(ckpt):
     script = ok(run_ckpt("completion", "bash"))
     env = dict(os.environ, PATH=os.path.dirname(ckpt) + os.pathsep + os.environ["PATH"])
