@@ -16,9 +16,21 @@ from conftest import REPO_ROOT, needs_omegaconf, needs_torch
 
 import ckpt
 
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "e2e"))
+E2E = os.path.join(REPO_ROOT, "tests", "e2e")
+
+
+def ckpt_testlib():
+    """tests/e2e's torch helpers: imported by the torch tests only (the numpy-only run has no torch)."""
+    sys.path.insert(0, E2E)
+    try:
+        import ckpt_testlib as lib
+    finally:
+        sys.path.pop(0)
+    return lib
+
+
+sys.path.insert(0, E2E)
 try:
-    import ckpt_testlib
     from remote_servers import start_nginx
 finally:
     sys.path.pop(0)
@@ -152,7 +164,7 @@ def test_load_url_equals_torch_load(remote_env, served, name):
     import torch
     theirs = torch.load(str(served / name), weights_only=False)
     for url in names(remote_env, name):
-        ckpt_testlib.assert_same_objects(ckpt.load(url), theirs)
+        ckpt_testlib().assert_same_objects(ckpt.load(url), theirs)
 
 
 @pytest.mark.parametrize("name", ["checkpoint.th", "legacy.pt", "state_dict.bin", f"shards/{INDEX}"])
