@@ -318,23 +318,11 @@ Value* ensure_path(Value& tree, const std::string& key) {
   }
 }
 
-bool numerically_equal(const Value& a, const Value& b) {
-  auto num = [](const Value& v, double& out) {
-    if (v.type == Value::Type::Int) out = static_cast<double>(v.integer);
-    else if (v.type == Value::Type::Float) out = v.real;
-    else return false;
-    return true;
-  };
-  double x, y;
-  if (num(a, x) && num(b, y)) return x == y;
-  return a == b;
-}
-
 // Sets key to v unless it already holds the same value (an int 30 and a
 // float 30.0 are the same: the carried configuration stays as it was).
 void set_key(Value& tree, const std::string& key, const Value& v) {
   Value* slot = ensure_path(tree, key);
-  if (!numerically_equal(*slot, v)) *slot = v;
+  if (!omegaconf::numerically_equal(*slot, v)) *slot = v;
 }
 
 Value number(double d) {
@@ -497,7 +485,7 @@ Encodec encodec_from_hf(const Json& j, const std::string& where) {
 // interpolation such as seanet.channels: ${channels} stays as it is).
 void set_resolved(Value& cfg, const std::string& key, const Value& v) {
   auto cur = omegaconf::select_resolved(cfg, key);
-  if (cur && numerically_equal(*cur, v)) return;
+  if (cur && omegaconf::numerically_equal(*cur, v)) return;
   *ensure_path(cfg, key) = v;
 }
 

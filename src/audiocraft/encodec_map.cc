@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "audiocraft/transformers_map.h"
 #include "omegaconf/resolve.h"
 #include "omegaconf/yaml.h"
 #include "util/error.h"
@@ -13,30 +14,10 @@ using omegaconf::Value;
 
 namespace {
 
-std::optional<Value> at(const Value& cfg, const std::string& key) {
-  try {
-    return omegaconf::select_resolved(cfg, key);
-  } catch (const UsageError& e) {
-    throw UsageError("xp.cfg: " + std::string(e.what()));
-  }
-}
-
 std::string text_of(const Value& v) {
   if (v.type == Value::Type::Str) return "'" + v.str + "'";
   if (v.is_container()) return omegaconf::to_yaml(v).substr(0, 60);
   return omegaconf::scalar_text(v);
-}
-
-bool same_value(const Value& a, const Value& b) {
-  auto num = [](const Value& v, double& out) {
-    if (v.type == Value::Type::Int) out = static_cast<double>(v.integer);
-    else if (v.type == Value::Type::Float) out = v.real;
-    else return false;
-    return true;
-  };
-  double x, y;
-  if (num(a, x) && num(b, y)) return x == y;
-  return a == b;
 }
 
 // seanet's keys as SEANetEncoder / SEANetDecoder see them: builders'
@@ -47,12 +28,12 @@ class Seanet {
   explicit Seanet(const Value& cfg) : cfg_(cfg) {}
 
   std::optional<Value> get(const std::string& key) const {
-    auto base = at(cfg_, "seanet." + key);
-    auto enc = at(cfg_, "seanet.encoder." + key);
-    auto dec = at(cfg_, "seanet.decoder." + key);
+    auto base = xp_cfg_at(cfg_, "seanet." + key);
+    auto enc = xp_cfg_at(cfg_, "seanet.encoder." + key);
+    auto dec = xp_cfg_at(cfg_, "seanet.decoder." + key);
     Value e = enc ? *enc : base.value_or(Value::null());
     Value d = dec ? *dec : base.value_or(Value::null());
-    if (!same_value(e, d))
+    if (!omegaconf::numerically_equal(e, d))
       throw UsageError("xp.cfg: seanet's encoder and decoder differ in " + key + " (" + text_of(e) + " / " + text_of(d) +
                        "), but transformers' EncodecModel has one " + key + " for both (seanet.encoder." + key +
                        ", seanet.decoder." + key + ")");
@@ -159,7 +140,7 @@ bool is_compression_config(const Value& cfg) {
 Encodec encodec_from_config(const Value& cfg) {
   if (cfg.type != Value::Type::Map) throw UsageError("xp.cfg is not a mapping");
   auto str_at = [&](const std::string& key) {
-    auto v = at(cfg, key);
+    auto v = xp_cfg_at(cfg, key);
     if (!v || v->type != Value::Type::Str)
       throw UsageError("xp.cfg has no '" + key + "', which the conversion needs; is this an EnCodec model?");
     return v->str;
@@ -173,7 +154,7 @@ Encodec encodec_from_config(const Value& cfg) {
 
   // Every key the encoder or decoder overrides must be one transformers has.
   for (const char* side : {"encoder", "decoder"}) {
-    auto o = at(cfg, std::string("seanet.") + side);
+    auto o = xp_cfg_at(cfg, std::string("seanet.") + side);
     if (!o || o->type != Value::Type::Map) continue;
     for (const auto& [k, v] : o->map)
       if (!kSeanetKeys.count(k.str) && !(std::string(side) == "decoder" && kDecoderOnly.count(k.str)))
@@ -198,7 +179,7 @@ Encodec encodec_from_config(const Value& cfg) {
     throw UsageError("xp.cfg: seanet.activation = '" + act + "', but transformers' EncodecModel uses ELU");
   if (auto ap = s.get("activation_params"); ap && ap->type == Value::Type::Map) {
     for (const auto& [k, v] : ap->map)
-      if (!(k.str == "alpha" && same_value(v, Value::of_float(1.0))))
+      if (!(k.str == "alpha" && omegaconf::numerically_equal(v, Value::of_float(1.0))))
         throw UsageError("xp.cfg: seanet.activation_params." + k.str + " = " + text_of(v) +
                          ", but transformers' EncodecModel uses ELU(alpha=1.0)");
   }
@@ -208,7 +189,7 @@ Encodec encodec_from_config(const Value& cfg) {
                      "', but transformers' EncodecModel takes weight_norm or time_group_norm");
   if (!empty_or_null(s.get("norm_params")))
     throw UsageError("xp.cfg: seanet.norm_params is not empty, but transformers' EncodecModel has no norm parameters");
-  if (auto d = s.get("disable_norm_outer_blocks"); d && !same_value(*d, Value::of_int(0)))
+  if (auto d = s.get("disable_norm_outer_blocks"); d && !omegaconf::numerically_equal(*d, Value::of_int(0)))
     throw UsageError("xp.cfg: seanet.disable_norm_outer_blocks = " + text_of(*d) +
                      ", but transformers' EncodecModel normalises every convolution (0)");
   e.kernel_size = s.need_int("kernel_size");
@@ -222,10 +203,10 @@ Encodec encodec_from_config(const Value& cfg) {
   if (e.lstm < 1)
     throw UsageError("xp.cfg: seanet.lstm = " + std::to_string(e.lstm) +
                      ", but transformers' EncodecModel always has an LSTM (num_lstm_layers >= 1)");
-  if (auto fa = at(cfg, "seanet.decoder.final_activation"); fa && fa->type != Value::Type::Null)
+  if (auto fa = xp_cfg_at(cfg, "seanet.decoder.final_activation"); fa && fa->type != Value::Type::Null)
     throw UsageError("xp.cfg: seanet.decoder.final_activation = " + text_of(*fa) +
                      ", but transformers' EncodecModel has no final activation");
-  if (auto t = at(cfg, "seanet.decoder.trim_right_ratio"); t) {
+  if (auto t = xp_cfg_at(cfg, "seanet.decoder.trim_right_ratio"); t) {
     if (t->type == Value::Type::Int) e.trim_right_ratio = static_cast<double>(t->integer);
     else if (t->type == Value::Type::Float) e.trim_right_ratio = t->real;
     else throw UsageError("xp.cfg: 'seanet.decoder.trim_right_ratio' is not a number");
@@ -235,7 +216,7 @@ Encodec encodec_from_config(const Value& cfg) {
     throw UsageError("xp.cfg: seanet's dimension, channels, n_filters, compress and kernel sizes must be positive");
 
   auto enc_int = [&](const std::string& key) {
-    auto v = at(cfg, key);
+    auto v = xp_cfg_at(cfg, key);
     if (!v || v->type != Value::Type::Int)
       throw UsageError("xp.cfg has no integer '" + key + "', which the conversion needs");
     return v->integer;
@@ -244,17 +225,17 @@ Encodec encodec_from_config(const Value& cfg) {
   if (int64_t ch = enc_int("encodec.channels"); ch != e.channels)
     throw UsageError("xp.cfg: encodec.channels = " + std::to_string(ch) + " but seanet.channels = " +
                      std::to_string(e.channels));
-  if (auto c = at(cfg, "encodec.causal"); c && c->type == Value::Type::Bool && c->boolean != e.causal)
+  if (auto c = xp_cfg_at(cfg, "encodec.causal"); c && c->type == Value::Type::Bool && c->boolean != e.causal)
     throw UsageError("xp.cfg: encodec.causal and seanet.causal differ, but transformers' EncodecModel has one "
                      "use_causal_conv");
-  if (auto r = at(cfg, "encodec.renormalize"); r && r->type == Value::Type::Bool) e.renormalize = r->boolean;
+  if (auto r = xp_cfg_at(cfg, "encodec.renormalize"); r && r->type == Value::Type::Bool) e.renormalize = r->boolean;
   e.n_q = enc_int("rvq.n_q");
   e.bins = enc_int("rvq.bins");
   if (e.n_q <= 0) throw UsageError("xp.cfg: rvq.n_q must be positive");
   if (e.bins <= 1 || (e.bins & (e.bins - 1)) != 0)
     throw UsageError("xp.cfg: rvq.bins = " + std::to_string(e.bins) +
                      ", but transformers' EncodecModel needs a power of 2 (codebook_size)");
-  if (auto cd = at(cfg, "rvq.codebook_dim"); cd && cd->type != Value::Type::Null && !same_value(*cd, Value::of_int(e.dimension)))
+  if (auto cd = xp_cfg_at(cfg, "rvq.codebook_dim"); cd && cd->type != Value::Type::Null && !omegaconf::numerically_equal(*cd, Value::of_int(e.dimension)))
     throw UsageError("xp.cfg: rvq.codebook_dim = " + text_of(*cd) +
                      ", but transformers' EncodecModel has no projection into the codebooks (seanet.dimension)");
   if (e.sample_rate <= 0) throw UsageError("xp.cfg: encodec.sample_rate must be positive");

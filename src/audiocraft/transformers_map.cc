@@ -11,9 +11,7 @@ namespace ckpt::audiocraft {
 
 using omegaconf::Value;
 
-namespace {
-
-std::optional<Value> at(const Value& cfg, const std::string& key) {
+std::optional<Value> xp_cfg_at(const Value& cfg, const std::string& key) {
   try {
     return omegaconf::select_resolved(cfg, key);
   } catch (const UsageError& e) {
@@ -21,8 +19,11 @@ std::optional<Value> at(const Value& cfg, const std::string& key) {
   }
 }
 
+namespace {
+
+
 Value need(const Value& cfg, const std::string& key) {
-  auto v = at(cfg, key);
+  auto v = xp_cfg_at(cfg, key);
   if (!v || v->type == Value::Type::Null)
     throw UsageError("xp.cfg has no '" + key + "', which the conversion needs; is this a MusicGen language model?");
   return *v;
@@ -49,7 +50,7 @@ std::string text_of(const Value& v) {
 // A key that must hold `want` (absent means AudioCraft's default, given as
 // default_ok) for transformers' MusicGen to compute the same function.
 void expect(const Value& cfg, const std::string& key, const Value& want, bool absent_ok, const std::string& why) {
-  auto v = at(cfg, key);
+  auto v = xp_cfg_at(cfg, key);
   if (!v) {
     if (absent_ok) return;
     throw UsageError("xp.cfg has no '" + key + "'");
@@ -63,7 +64,7 @@ void expect(const Value& cfg, const std::string& key, const Value& want, bool ab
 
 std::vector<std::string> str_list(const Value& cfg, const std::string& key) {
   std::vector<std::string> out;
-  auto v = at(cfg, key);
+  auto v = xp_cfg_at(cfg, key);
   if (!v || v->type != Value::Type::Seq) return out;
   for (const auto& e : v->seq)
     if (e.type == Value::Type::Str) out.push_back(e.str);
@@ -153,13 +154,13 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
   expect(cfg, tl + "causal", Value::of_bool(true), true, "is causal");
   expect(cfg, tl + "past_context", Value::null(), true, "attends to the whole past");
   expect(cfg, "interleave_stereo_codebooks.use", Value::of_bool(false), true, "does not interleave stereo codebooks");
-  auto pos_scale = at(cfg, tl + "max_period");
+  auto pos_scale = xp_cfg_at(cfg, tl + "max_period");
   if (pos_scale && !(pos_scale->type == Value::Type::Int && pos_scale->integer == 10000))
     throw UsageError("xp.cfg: transformer_lm.max_period = " + text_of(*pos_scale) +
                      ", but transformers' MusicGen's sinusoids use 10000");
 
   m.channels = 1;
-  if (auto c = at(cfg, "channels"); c && c->type == Value::Type::Int) m.channels = c->integer;
+  if (auto c = xp_cfg_at(cfg, "channels"); c && c->type == Value::Type::Int) m.channels = c->integer;
   if (m.channels != 1 && m.channels != 2)
     throw UsageError("xp.cfg: channels = " + std::to_string(m.channels) + ", but transformers' MusicGen takes 1 or 2");
   if (m.channels == 2 && m.n_q % 2 != 0)
@@ -185,7 +186,7 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
     throw UsageError("xp.cfg: conditioners.description.model = " + text_of(text_model) +
                      ", but transformers' MusicGen conditions on a T5 encoder");
   m.text_encoder_name = need(cfg, "conditioners.description.t5.name").str;
-  auto wav = at(cfg, "conditioners.self_wav.model");
+  auto wav = xp_cfg_at(cfg, "conditioners.self_wav.model");
   m.melody = wav && wav->type == Value::Type::Str;
   auto cross = str_list(cfg, "fuser.cross");
   auto prepend = str_list(cfg, "fuser.prepend");
@@ -213,12 +214,12 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
     expect(cfg, "fuser.cross_attention_pos_emb", Value::of_bool(false), true, "adds no positions to the text");
   }
   m.segment_duration = need_number(cfg, "dataset.segment_duration");
-  if (auto g = at(cfg, "classifier_free_guidance.inference_coef"))
+  if (auto g = xp_cfg_at(cfg, "classifier_free_guidance.inference_coef"))
     m.guidance_scale = g->type == Value::Type::Int ? double(g->integer) : g->real;
-  if (auto s = at(cfg, "generate.lm.use_sampling"); s && s->type == Value::Type::Bool) m.use_sampling = s->boolean;
-  if (auto k = at(cfg, "generate.lm.top_k"); k && k->type == Value::Type::Int) m.top_k = k->integer;
-  if (auto sr = at(cfg, "sample_rate"); sr && sr->type == Value::Type::Int) m.sample_rate = sr->integer;
-  if (auto c = at(cfg, "compression_model_checkpoint"); c && c->type == Value::Type::Str) m.compression = c->str;
+  if (auto s = xp_cfg_at(cfg, "generate.lm.use_sampling"); s && s->type == Value::Type::Bool) m.use_sampling = s->boolean;
+  if (auto k = xp_cfg_at(cfg, "generate.lm.top_k"); k && k->type == Value::Type::Int) m.top_k = k->integer;
+  if (auto sr = xp_cfg_at(cfg, "sample_rate"); sr && sr->type == Value::Type::Int) m.sample_rate = sr->integer;
+  if (auto c = xp_cfg_at(cfg, "compression_model_checkpoint"); c && c->type == Value::Type::Str) m.compression = c->str;
   return m;
 }
 

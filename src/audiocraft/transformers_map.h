@@ -39,6 +39,9 @@ struct MusicgenLm {
 // Reads xp.cfg (a plain tree). Throws UsageError naming the config key when a
 // needed key is missing or holds a setting transformers' MusicGen cannot
 // express (another positional embedding, norm, activation, pattern, biases).
+// OmegaConf.select(cfg, key) resolved; None when absent; an error names xp.cfg.
+std::optional<omegaconf::Value> xp_cfg_at(const omegaconf::Value& cfg, const std::string& key);
+
 MusicgenLm musicgen_from_config(const omegaconf::Value& cfg);
 
 // One output tensor made of rows [row_begin, row_end) of an input tensor

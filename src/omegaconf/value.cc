@@ -35,4 +35,16 @@ bool Value::operator==(const Value& o) const {
   return false;
 }
 
+bool numerically_equal(const Value& a, const Value& b) {
+  auto num = [](const Value& v, double& out) {
+    if (v.type == Value::Type::Int) out = static_cast<double>(v.integer);
+    else if (v.type == Value::Type::Float) out = v.real;
+    else return false;
+    return true;
+  };
+  double x, y;
+  if (num(a, x) && num(b, y)) return x == y;
+  return a == b;
+}
+
 }  // namespace ckpt::omegaconf

@@ -47,4 +47,8 @@ inline Value Value::of_str(std::string s) { Value v; v.type = Type::Str; v.str =
 inline Value Value::empty_map() { Value v; v.type = Type::Map; return v; }
 inline Value Value::empty_seq() { Value v; v.type = Type::Seq; return v; }
 
+// An int and a float of the same number are equal (30 and 30.0, as Python's
+// ==); other values compare with ==.
+bool numerically_equal(const Value& a, const Value& b);
+
 }  // namespace ckpt::omegaconf
