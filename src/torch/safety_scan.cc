@@ -403,6 +403,9 @@ SafetyScan scan_file(Env& env, const std::string& path, const ScanLimits& limits
     }
   }
   if (DcpCheckpoint::is_dcp_folder(env, path)) return scan_dcp(env, path, limits);
+  if (path != "-" && env.is_directory(path))
+    throw FormatError(path + ": a folder with neither a DCP .metadata nor a safetensors index: scan the checkpoint "
+                      "files in it one by one (ckpt scan " + join_path(path, "FILE") + ")");
   return FileScanner(env, path, limits).run();
 }
 

@@ -269,3 +269,11 @@ def test_scan_of_dcp_names_an_unsafe_global(tmp_path, where):
     assert bad[0]["record"] == ".metadata" if where == "metadata" else ".distcp [item at " in bad[0]["record"]
     text = run_ckpt("scan", folder)
     assert text.returncode == 1 and "NOT ALLOWED argparse.Namespace" in text.stdout
+
+
+def test_scan_of_a_plain_folder_says_what_to_scan(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"")
+    r = run_ckpt("scan", tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "neither a DCP .metadata nor a safetensors index" in lines[0], r.stderr
