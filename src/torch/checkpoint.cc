@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <set>
 
@@ -10,6 +9,7 @@
 #include "pickle/pickler.h"
 #include "pickle/unpickler.h"
 #include "torch/container_kind.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::torch {
@@ -198,8 +198,7 @@ void Checkpoint::load_legacy(const OpenOptions& options) {
     if (off + 8 > f.size())
       throw FormatError(path_ + ": legacy storage '" + k->text + "' is past the end of the file");
     std::string n = f.read_string(off, 8);
-    uint64_t numel = 0;
-    std::memcpy(&numel, n.data(), 8);
+    uint64_t numel = decode_fixed64(n.data());
     uint64_t elsize = it == storages_.end() ? 1 : it->second.dtype->element_size;
     if (numel > (f.size() - off - 8) / elsize)
       throw FormatError(path_ + ": legacy storage '" + k->text + "' declares " + std::to_string(numel) +

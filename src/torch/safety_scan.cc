@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 
 #include "container/zip_reader.h"
 #include "pickle/allowlist.h"
@@ -12,6 +11,7 @@
 #include "torch/container_kind.h"
 #include "torch/dcp.h"
 #include "torch/safetensors_shards.h"
+#include "util/coding.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -263,8 +263,7 @@ class FileScanner {
       const DTypeInfo* dt = from_storage_class(t->items[2]->name);
       if (!dt) throw FormatError(where + ": unknown storage class torch." + t->items[2]->name);
       if (data.size() - pos < 8) throw FormatError(where + ": storage " + std::to_string(i) + " is cut short");
-      uint64_t numel = 0;
-      std::memcpy(&numel, data.data() + pos, 8);
+      uint64_t numel = decode_fixed64(data.data() + pos);
       pos += 8;
       if (numel > (data.size() - pos) / dt->element_size)
         throw FormatError(where + ": storage " + std::to_string(i) + " runs past the member");
@@ -280,8 +279,7 @@ class FileScanner {
     for (int64_t i = 0; i < n; ++i) {
       scan_and_read(data, pos, te.offset, "tar tensor " + std::to_string(i) + " pickle");
       if (data.size() - pos < 8) throw FormatError(where + ": tensor " + std::to_string(i) + " is cut short");
-      int32_t ndim = 0;
-      std::memcpy(&ndim, data.data() + pos, 4);
+      auto ndim = static_cast<int32_t>(decode_fixed32(data.data() + pos));
       pos += 8;
       if (ndim < 0 || static_cast<uint64_t>(ndim) * 16 + 8 > data.size() - pos)
         throw FormatError(where + ": tensor " + std::to_string(i) + " geometry is cut short");
