@@ -250,6 +250,7 @@ void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::s
   std::string len(8, '\0');
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  out.reserve(total);  // a lower bound of the output's size (WritableFile::reserve)
   out.append(len);
   out.append(header);
 

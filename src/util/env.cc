@@ -46,6 +46,13 @@ constexpr uint64_t kWritebackStep = uint64_t{64} << 20;
 constexpr size_t kMapWindow = size_t{8} << 20;
 constexpr size_t kCrcStep = size_t{1} << 20;
 
+// CKPT_RESERVE=0 turns WritableFile::reserve off (for comparisons in
+// bench/bench.py).
+bool reserve_enabled() {
+  const char* env = std::getenv("CKPT_RESERVE");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
 // CKPT_WRITEBACK_STEP (bytes; 0 turns early writeback off, for comparisons
 // in bench/bench.py) overrides kWritebackStep.
 uint64_t writeback_step() {
@@ -219,11 +226,28 @@ class PosixWritableFile final : public WritableFile {
     return crc;
   }
 
+  void reserve(uint64_t n) override {
+    static const bool enabled = reserve_enabled();
+    if (fd_ < 0 || !enabled || n == 0 || offset_ + n <= reserved_end_) return;
+    const uint64_t from = std::max(offset_, reserved_end_), end = offset_ + n;
+    // A hint: where the file system cannot (EOPNOTSUPP) or the disk is full
+    // (ENOSPC), the appends allocate as they would have, or report the error.
+    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(end - from)) == 0)
+      reserved_end_ = end;
+  }
+
   uint64_t offset() const override { return offset_; }
 
   void sync() override {
     check_open("fsync");
     writeback_.reset();
+    // Space reserved past the end (a caller's estimate too high) is given
+    // back, so that the file holds no blocks past its size. A truncation to
+    // the current size frees them on ext4 and XFS; a hint's leftovers
+    // otherwise, so a failure is not an error.
+    if (reserved_end_ > offset_) {
+      if (::ftruncate(fd_, static_cast<off_t>(offset_)) == 0) reserved_end_ = offset_;
+    }
     while (::fsync(fd_) != 0) {
       if (errno != EINTR) throw_errno(path_, "fsync", errno);
     }
@@ -350,6 +374,7 @@ class PosixWritableFile final : public WritableFile {
   uint64_t offset_ = 0;
   bool use_copy_file_range_ = true, use_sendfile_ = true;
   uint64_t writeback_told_ = 0;
+  uint64_t reserved_end_ = 0;  // reserve(): bytes [0, reserved_end_) have space
   std::unique_ptr<WritebackThread> writeback_;
 };
 
