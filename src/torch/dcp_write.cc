@@ -367,6 +367,7 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
 
   std::map<std::string, Node*> chunk_lists = declare_leaves(mb, leaves, sdm, planner, report);
 
+  std::unique_ptr<WritableFile> previous;  // the last rank's file, written, not yet synced
   for (int rank = 0; rank < ranks; ++rank) {
     std::string name = "__" + std::to_string(rank) + "_0.distcp";
     // This rank's tensor bytes: a lower bound of its file's size, reserved
@@ -422,10 +423,19 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
       done += numel * t.dtype->element_size;
       if (options.progress) options.progress(done, total);
     }
-    if (f) {
-      f->sync();
-      f->close();
+    // The previous rank's file is made durable only now: its bytes went to
+    // the disk while this rank's were copied, instead of the copy waiting
+    // for its fsync. Each file is still fsync'd before the metadata is
+    // written and the folder renamed into place.
+    if (previous) {
+      previous->sync();
+      previous->close();
     }
+    previous = std::move(f);
+  }
+  if (previous) {
+    previous->sync();
+    previous->close();
   }
 
   write_metadata(env, tmp, mb, sdm, planner, storage_data);
