@@ -415,24 +415,22 @@ class PosixWritableFile final : public WritableFile {
           uint64_t copied = 0;
           try {
             copied = copy_in_kernel(src, pos, len);
+          } catch (const FormatError&) {
+            // The source ended early for the kernel too: said as the CRC says it.
+            uint32_t ignored;
+            if (!crc_thread_->finish(ignored)) throw changed_while_copied(src, pos + len);
+            throw;
           } catch (...) {
             uint32_t ignored;
             crc_thread_->finish(ignored);  // the thread stops reading the mapping before it goes
             throw;
           }
-          const bool crc_ok = crc_thread_->finish(crc);
-          if (!crc_ok) {
-            throw FormatError(src.path() + ": changed while being copied (it no longer reaches offset " +
-                              std::to_string(pos + len) + "); copy it again when nothing writes it");
-          }
+          if (!crc_thread_->finish(crc)) throw changed_while_copied(src, pos + len);
           if (copied < len) append(std::string_view(bytes + copied, len - copied));
         }
         for (size_t at = crc_thread && src_kernel_copy_ok() ? len : 0; at < len;) {
           const size_t step = std::min(len - at, kCrcStep);
-          if (!guarded_crc(bytes + at, step, crc)) {
-            throw FormatError(src.path() + ": changed while being copied (it no longer reaches offset " +
-                              std::to_string(pos + at + step) + "); copy it again when nothing writes it");
-          }
+          if (!guarded_crc(bytes + at, step, crc)) throw changed_while_copied(src, pos + at + step);
           const uint64_t copied = src_kernel_copy_ok() ? copy_in_kernel(src, pos + at, step) : 0;
           if (copied < step) append(std::string_view(bytes + at + copied, step - copied));
           at += step;
@@ -445,6 +443,11 @@ class PosixWritableFile final : public WritableFile {
       done += len;
     }
     return done;
+  }
+
+  static FormatError changed_while_copied(RandomAccessFile& src, uint64_t end) {
+    return FormatError(src.path() + ": changed while being copied (it no longer reaches offset " +
+                       std::to_string(end) + "); copy it again when nothing writes it");
   }
 
   bool src_kernel_copy_ok() const { return use_copy_file_range_ || use_sendfile_; }
