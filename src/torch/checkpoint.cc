@@ -358,6 +358,9 @@ class StorageRecordWriter {
     }
   }
 
+  // The record bytes write() will add, headers aside: a lower bound of the output's size.
+  uint64_t total() const { return total_; }
+
   void write(container::ZipWriter& zw) {
     for (size_t i : order_) write_one(zw, "data/" + std::to_string(i), *source_.storage(old_keys_[i]));
   }
@@ -489,6 +492,7 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   RenumberedPickle pickled = pickle_renumbered(source, root, options);
   const Dialect dialect = options.dialect.value_or(source.dialect());
   StorageRecordWriter storages(source, pickled.old_keys, dialect, options);
+  out.reserve(storages.total());
   const uint64_t alignment = output_alignment(source, dialect);
   container::ZipWriter zw(out, archive_name, alignment);
   if (source.zip() && dialect == source.dialect())

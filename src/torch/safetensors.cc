@@ -250,6 +250,7 @@ void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::s
   std::string header = safetensors_header_json(entries, options.metadata);
   std::string len;
   put_fixed64(len, header.size());
+  out.reserve(total);  // a lower bound of the output's size (WritableFile::reserve)
   out.append(len);
   out.append(header);
 
