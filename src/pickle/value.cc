@@ -340,4 +340,18 @@ void walk_graph(const Node* root, unsigned edges, const std::function<bool(const
   }
 }
 
+void walk_non_leaves(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
+  std::vector<const Node*> stack;
+  if (root && !is_leaf_kind(root->kind)) stack.push_back(root);
+  SeenSet seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n) || !visit(n)) continue;
+    for_each_child(n, edges, [&](const Node* c) {
+      if (!is_leaf_kind(c->kind)) stack.push_back(c);
+    });
+  }
+}
+
 }  // namespace ckpt::pickle

@@ -179,6 +179,27 @@ void for_each_child(NodePtr n, unsigned edges, Visit&& visit) {
 // a stack pops them.
 void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit);
 
+// True for the kinds that never have children (str, bytes, numbers, None,
+// globals): the leaves of the graph.
+inline bool is_leaf_kind(Kind k) {
+  switch (k) {
+    case Kind::Tuple:
+    case Kind::List:
+    case Kind::Dict:
+    case Kind::Set:
+    case Kind::FrozenSet:
+    case Kind::Object:
+    case Kind::PersId: return false;
+    default: return true;
+  }
+}
+
+// walk_graph visiting only the nodes that are not leaves, in the order
+// walk_graph visits them: a walk looking for containers, objects or
+// persistent ids skips most of a graph's nodes (its strings and numbers)
+// without a visit or a seen-set entry each.
+void walk_non_leaves(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit);
+
 // Dict-like access to a Dict node or an Object with SETITEMed entries
 // (OrderedDict), by string key. Linear in the number of entries.
 Node* get_item(const Node* dict, std::string_view key);
