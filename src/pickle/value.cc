@@ -40,7 +40,9 @@ Node* Graph::make(Kind k) {
   if (block_used_ == block_size_) {
     constexpr size_t kFirstBlock = 16, kMaxBlock = 1024;
     size_t next = block_size_ == 0 ? kFirstBlock : std::min(block_size_ * 2, kMaxBlock);
-    blocks_.push_back(std::make_unique<Node[]>(next));
+    // new Node[n], not make_unique<Node[]>(n): default-initialised (every
+    // member has its initialiser), without zeroing the block first.
+    blocks_.push_back(std::unique_ptr<Node[]>(new Node[next]));
     block_size_ = next;
     block_used_ = 0;
   }
