@@ -47,6 +47,10 @@ bool is_wide(uint32_t cp) {
 size_t display_width(std::string_view s) {
   size_t w = 0;
   for (size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {  // ASCII: one column (tensor names, mostly)
+      ++w, ++i;
+      continue;
+    }
     bool ok;
     uint32_t cp = next_code_point(s, i, ok);
     if (!ok) w += 1;

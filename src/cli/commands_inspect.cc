@@ -24,7 +24,14 @@ void print_records(const std::vector<ZipRecord>& records) {
   // Listed as people count (data/2 before data/10); --json keeps file order.
   std::vector<const ZipRecord*> rs;
   for (const auto& r : records) rs.push_back(&r);
-  std::stable_sort(rs.begin(), rs.end(), [](auto* x, auto* y) { return natural_less(x->name, y->name); });
+  // Only the first 8 are shown of more than 10: a partial sort, ties kept in
+  // file order (rs holds pointers into records, so the address is the order),
+  // puts the same records first as a stable sort of them all.
+  const size_t shown_max = rs.size() > 10 ? 8 : rs.size();
+  std::partial_sort(rs.begin(), rs.begin() + static_cast<std::ptrdiff_t>(shown_max), rs.end(), [](auto* x, auto* y) {
+    if (natural_less(x->name, y->name)) return true;
+    return !natural_less(y->name, x->name) && x < y;
+  });
   std::printf("records\n");
   size_t shown = 0;
   for (const auto* r : rs) {

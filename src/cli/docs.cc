@@ -374,12 +374,16 @@ std::string man_page(const CLI::App& app) {
   return s;
 }
 
-void register_docs_commands(CLI::App& app, Context& ctx) {
+void add_example_footers(CLI::App& app) {
   for (CLI::App* sub : commands_of(app)) {
     std::string ex = example_for(sub->get_name());
     if (!ex.empty()) sub->footer("\nExample:\n" + ex + "\n");
   }
   app.footer("\nRun 'ckpt help COMMAND' for a command's options and a worked example.\n");
+}
+
+void register_docs_commands(CLI::App& app, Context& ctx) {
+  add_example_footers(app);
 
   auto command = std::make_shared<std::string>();
   auto* help = app.add_subcommand("help", "show a command's options and a worked example");

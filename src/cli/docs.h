@@ -16,6 +16,10 @@ struct Context;
 // Registers help, completion and man, and sets the example footers. Call it
 // after every other command is registered.
 void register_docs_commands(CLI::App& app, Context& ctx);
+// Sets the example footers of the commands registered so far and the usage's
+// footer (what register_docs_commands does first): for a run that registers
+// only the group of the command it runs.
+void add_example_footers(CLI::App& app);
 
 // The worked example of a command ("" when it has none).
 std::string example_for(const std::string& command);

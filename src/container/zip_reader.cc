@@ -258,7 +258,16 @@ std::vector<uint32_t> miniz_sorted_order(const std::vector<ZipRecord>& records) 
   std::vector<uint32_t> idx(size);
   for (size_t i = 0; i < size; ++i) idx[i] = static_cast<uint32_t>(i);
   if (size <= 1) return idx;
-  auto less = [&](uint32_t a, uint32_t b) { return miniz_compare(records[a].name, records[b].name) < 0; };
+  // Names without ASCII capitals (torch's are all lowercase) lowercase to
+  // themselves: two of them compare as plain bytes, memcmp then length,
+  // which is miniz_compare's order without its byte loop.
+  std::vector<uint8_t> plain(size);
+  for (size_t i = 0; i < size; ++i)
+    plain[i] = std::none_of(records[i].name.begin(), records[i].name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  auto less = [&](uint32_t a, uint32_t b) {
+    if (plain[a] && plain[b]) return records[a].name.compare(records[b].name) < 0;
+    return miniz_compare(records[a].name, records[b].name) < 0;
+  };
   auto sift = [&](size_t root, size_t end) {
     for (;;) {
       size_t child = root * 2 + 1;

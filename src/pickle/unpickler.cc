@@ -106,15 +106,43 @@ class Machine : private MarkedStack<Node*> {
     return v;
   }
 
-  void memo_put(uint64_t index) { memo_[index] = top(); }
+  // The memo: the dense indexes picklers write (0, 1, 2, ...) in a vector,
+  // any index past twice the entries so far (plus a slack) in a map, so the
+  // vector stays within 2 slots per entry (a hostile LONG_BINPUT 4e9 costs
+  // one map entry, not a 32 GiB vector). An index is in the vector once the
+  // vector reaches it; a map entry for it is then removed.
+  static constexpr uint64_t kMemoSlack = 1024;
+  void memo_put(uint64_t index) {
+    Node* v = top();
+    if (index < 2 * memo_count_ + kMemoSlack) {
+      if (index >= dense_memo_.size()) dense_memo_.resize(index + 1, nullptr);
+      Node*& slot = dense_memo_[index];
+      if (!slot && !(sparse_memo_.size() && sparse_memo_.erase(index))) ++memo_count_;
+      slot = v;
+      return;
+    }
+    if (sparse_memo_.insert_or_assign(index, v).second) ++memo_count_;
+  }
   void memo_get(uint64_t index) {
-    auto it = memo_.find(index);
-    if (it == memo_.end()) fail("memo index " + std::to_string(index) + " undefined");
+    if (index < dense_memo_.size() && dense_memo_[index]) {
+      push(dense_memo_[index]);
+      return;
+    }
+    auto it = sparse_memo_.find(index);
+    if (it == sparse_memo_.end()) fail("memo index " + std::to_string(index) + " undefined");
     push(it->second);
   }
 
   // Python raises TypeError for list / dict / set keys, also inside tuples.
   void require_hashable(const Node* key) {
+    switch (key->kind) {  // a scalar key needs no work list
+      case Kind::Tuple:
+      case Kind::List:
+      case Kind::Dict:
+      case Kind::Set:
+      case Kind::ByteArray: break;
+      default: return;
+    }
     std::vector<const Node*> todo{key};
     std::unordered_set<const Node*> seen;
     while (!todo.empty()) {
@@ -476,7 +504,7 @@ class Machine : private MarkedStack<Node*> {
       case op::PUT: memo_put(memo_index_text(ins.arg, "PUT")); break;
       case op::BINPUT:
       case op::LONG_BINPUT: memo_put(decode_fixed(ins.arg)); break;
-      case op::MEMOIZE: memo_put(memo_.size()); break;
+      case op::MEMOIZE: memo_put(memo_count_); break;
       case op::GET: memo_get(memo_index_text(ins.arg, "GET")); break;
       case op::BINGET:
       case op::LONG_BINGET: memo_get(decode_fixed(ins.arg)); break;
@@ -488,7 +516,9 @@ class Machine : private MarkedStack<Node*> {
   Graph graph_;
   OpReader in_;
   size_t at_ = 0;  // offset of the instruction being run
-  std::unordered_map<uint64_t, Node*> memo_;
+  std::vector<Node*> dense_memo_;
+  std::unordered_map<uint64_t, Node*> sparse_memo_;
+  uint64_t memo_count_ = 0;  // distinct indexes in the memo (MEMOIZE's next index)
   HashCache hash_cache_;
   std::unordered_map<const Node*, std::unique_ptr<KeyIndex>> indexes_;
   Node* none_ = nullptr;

@@ -1,5 +1,6 @@
 #include "pickle/value.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <functional>
@@ -33,10 +34,20 @@ const char* kind_name(Kind k) {
 }
 
 Node* Graph::make(Kind k) {
-  if (nodes_.size() >= limits_.max_nodes)
+  if (size_ >= limits_.max_nodes)
     throw FormatError("pickle holds more than " + std::to_string(limits_.max_nodes) +
                       " objects (limit reached)");
-  Node& n = nodes_.emplace_back();
+  if (block_used_ == block_size_) {
+    constexpr size_t kFirstBlock = 16, kMaxBlock = 1024;
+    size_t next = block_size_ == 0 ? kFirstBlock : std::min(block_size_ * 2, kMaxBlock);
+    // new Node[n], not make_unique<Node[]>(n): default-initialised (every
+    // member has its initialiser), without zeroing the block first.
+    blocks_.push_back(std::unique_ptr<Node[]>(new Node[next]));
+    block_size_ = next;
+    block_used_ = 0;
+  }
+  Node& n = blocks_.back()[block_used_++];
+  ++size_;
   n.kind = k;
   return &n;
 }
@@ -203,6 +214,9 @@ struct PairHash {
 // Iterative, and each pair of containers is compared once, so deeply nested
 // or widely shared tuples (hostile pickles) cost no stack and no exponential time.
 bool key_equal(const Node* a, const Node* b) {
+  // Scalars (every key of a state dict or config) need no work list.
+  if (a == b) return true;
+  if (a->kind != Kind::Tuple && a->kind != Kind::FrozenSet) return scalar_key_equal(a, b);
   std::vector<std::pair<const Node*, const Node*>> todo{{a, b}};
   std::unordered_set<std::pair<const Node*, const Node*>, PairHash> seen;
   while (!todo.empty()) {
@@ -273,15 +287,72 @@ std::string class_name(const Node* n) {
   return mod + "." + c->name;
 }
 
+namespace {
+
+// The set of nodes a walk has seen: open addressing over a power-of-two
+// table of pointers, no allocation per insert (an unordered_set allocates
+// one list node per node visited).
+class SeenSet {
+ public:
+  // True if n was not in the set (and is now).
+  bool insert(const Node* n) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    size_t mask = slots_.size() - 1;
+    for (size_t i = slot_of(n, mask);; i = (i + 1) & mask) {
+      if (slots_[i] == n) return false;
+      if (!slots_[i]) {
+        slots_[i] = n;
+        ++count_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  static size_t slot_of(const Node* n, size_t mask) {
+    auto v = reinterpret_cast<uintptr_t>(n);
+    return static_cast<size_t>((v >> 4) * 0x9E3779B97F4A7C15ull >> 20) & mask;
+  }
+  void grow() {
+    std::vector<const Node*> old = std::move(slots_);
+    slots_.assign(old.empty() ? 256 : old.size() * 2, nullptr);
+    size_t mask = slots_.size() - 1;
+    for (const Node* n : old)
+      if (n) {
+        size_t i = slot_of(n, mask);
+        while (slots_[i]) i = (i + 1) & mask;
+        slots_[i] = n;
+      }
+  }
+  std::vector<const Node*> slots_;
+  size_t count_ = 0;
+};
+
+}  // namespace
+
 void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
   std::vector<const Node*> stack;
   if (root) stack.push_back(root);
-  std::unordered_set<const Node*> seen;
+  SeenSet seen;
   while (!stack.empty()) {
     const Node* n = stack.back();
     stack.pop_back();
-    if (!seen.insert(n).second || !visit(n)) continue;
+    if (!seen.insert(n) || !visit(n)) continue;
     for_each_child(n, edges, [&](const Node* c) { stack.push_back(c); });
+  }
+}
+
+void walk_non_leaves(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
+  std::vector<const Node*> stack;
+  if (root && !is_leaf_kind(root->kind)) stack.push_back(root);
+  SeenSet seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n) || !visit(n)) continue;
+    for_each_child(n, edges, [&](const Node* c) {
+      if (!is_leaf_kind(c->kind)) stack.push_back(c);
+    });
   }
 }
 

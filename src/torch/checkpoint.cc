@@ -215,8 +215,8 @@ void Checkpoint::load_legacy(const OpenOptions& options) {
 }
 
 void Checkpoint::index_storages() {
-  // Walk the graph once for persistent ids.
-  pickle::walk_graph(graph_.root, pickle::kAllEdges, [&](const Node* n) {
+  // Walk the graph once for persistent ids (leaves hold none).
+  pickle::walk_non_leaves(graph_.root, pickle::kAllEdges, [&](const Node* n) {
     if (n->kind == Kind::PersId) {
       const Node* t = n->pid;
       if (is_storage_pid(t)) {

@@ -116,3 +116,48 @@ TEST(PickleValue, WalkVisitsEachNodeOnceThroughCycles) {
   walk_graph(list, kAllEdges, [&](const Node*) { return ++visits, false; });  // no descent
   EXPECT_EQ(visits, 1u);
 }
+
+TEST(PickleValue, MovedGraphKeepsItsNodesAndTheSourceIsReusable) {
+  Graph a;
+  std::vector<Node*> made;
+  for (int i = 0; i < 100; ++i) made.push_back(a.integer(i));  // several blocks
+  a.root = a.list(made);
+  Graph b = std::move(a);
+  EXPECT_EQ(b.size(), 101u);
+  EXPECT_EQ(b.root->items[99]->integer, 99);
+  EXPECT_EQ(a.size(), 0u);
+  Node* n = a.str("again");  // the moved-from graph makes nodes anew
+  EXPECT_EQ(n->text, "again");
+  EXPECT_EQ(a.size(), 1u);
+  Graph c;
+  c.none();
+  c = std::move(b);
+  EXPECT_EQ(c.size(), 101u);
+  EXPECT_EQ(c.root->items[0]->integer, 0);
+}
+
+TEST(PickleValue, WalkNonLeavesVisitsWalkGraphsContainersInOrder) {
+  Graph g;
+  Node* shared = g.tuple({g.str("s"), g.integer(1)});
+  Node* d = g.dict();
+  d->entries.emplace_back(g.str("k"), g.list({shared, g.real(1.5), g.persid(g.tuple({g.str("storage")}))}));
+  d->entries.emplace_back(g.str("again"), shared);
+  Node* obj = g.object(How::Reduce, g.global("collections", "OrderedDict"), g.tuple());
+  obj->entries.emplace_back(g.str("self"), d);  // a cycle back to the dict
+  d->entries.emplace_back(g.str("obj"), obj);
+  g.root = d;
+  std::vector<const Node*> all, inner;
+  walk_graph(g.root, kAllEdges, [&](const Node* n) {
+    if (!is_leaf_kind(n->kind)) all.push_back(n);
+    return true;
+  });
+  walk_non_leaves(g.root, kAllEdges, [&](const Node* n) {
+    inner.push_back(n);
+    return true;
+  });
+  EXPECT_EQ(inner, all);
+  EXPECT_EQ(inner.size(), 7u);  // dict, list, tuple, persid, its tuple, object, its args
+  size_t n = 0;
+  walk_non_leaves(g.str("leaf"), kAllEdges, [&](const Node*) { return ++n, true; });
+  EXPECT_EQ(n, 0u);
+}
