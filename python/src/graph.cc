@@ -300,6 +300,11 @@ class Builder {
     return num_.nodes()[static_cast<size_t>(i)];
   }
 
+  const py::object& placeholder_type(py::handle loader) {
+    if (!placeholder_type_) placeholder_type_ = loader.attr("_placeholder_global");
+    return placeholder_type_;
+  }
+
   py::object python_object(int64_t i, const Node* n, py::handle loader) {
     return loader.attr("_object")(i, node_tuple(num_, n));
   }
@@ -337,7 +342,7 @@ class Builder {
     py::object fn = build(num_.of(n->callable), loader);
     if (fn.ptr() == reinterpret_cast<PyObject*>(&PyBytes_Type) ||
         fn.ptr() == reinterpret_cast<PyObject*>(&PyByteArray_Type) ||
-        py::isinstance(fn, loader.attr("_placeholder_global")))
+        py::isinstance(fn, placeholder_type(loader)))
       return python_object(i, n, loader);
     py::object args = n->args ? build(num_.of(n->args), loader) : py::tuple();
     if (!PyTuple_Check(args.ptr())) return python_object(i, n, loader);
@@ -385,28 +390,36 @@ class Builder {
 
   // pickle's BUILD: the class's __setstate__ (looked up on the class, never
   // the instance: on a DictConfig an instance lookup resolves), else the
-  // Loader's _set_state (__dict__ update and slot state).
-  static void set_state(const py::object& obj, const py::object& state, py::handle loader) {
-    PyObject* setstate = PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr())), "__setstate__");
-    if (!setstate) {
-      if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
-      PyErr_Clear();
+  // Loader's _set_state (__dict__ update and slot state). Whether the class
+  // has one is asked of its MRO (and its metaclass's) first: a failed getattr
+  // makes an AttributeError, which costs more than the BUILD.
+  void set_state(const py::object& obj, const py::object& state, py::handle loader) {
+    static PyObject* name = PyUnicode_InternFromString("__setstate__");
+    PyTypeObject* cls = Py_TYPE(obj.ptr());
+    py::object setstate;
+    if (_PyType_Lookup(cls, name) || _PyType_Lookup(Py_TYPE(cls), name)) {
+      PyObject* found = PyObject_GetAttr(reinterpret_cast<PyObject*>(cls), name);
+      if (!found) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
+        PyErr_Clear();
+      }
+      setstate = py::reinterpret_steal<py::object>(found);
     }
-    py::object s = py::reinterpret_steal<py::object>(setstate);
-    if (s && !s.is(object_setstate())) {
-      s(obj, state);
+    if (setstate && !setstate.is(object_setstate())) {
+      setstate(obj, state);
       return;
     }
     loader.attr("_set_state")(obj, state);
   }
 
-  static py::object object_setstate() {
-    PyObject* v = PyObject_GetAttrString(reinterpret_cast<PyObject*>(&PyBaseObject_Type), "__setstate__");
-    if (!v) {
-      PyErr_Clear();
-      return py::none();
+  // object.__setstate__ (None where Python has none: before 3.11 and in 3.11).
+  const py::object& object_setstate() {
+    if (!object_setstate_) {
+      PyObject* v = PyObject_GetAttrString(reinterpret_cast<PyObject*>(&PyBaseObject_Type), "__setstate__");
+      if (!v) PyErr_Clear();
+      object_setstate_ = v ? py::reinterpret_steal<py::object>(v) : py::none();
     }
-    return py::reinterpret_steal<py::object>(v);
+    return object_setstate_;
   }
 
   py::object opened_;  // keeps o_ alive
@@ -414,6 +427,7 @@ class Builder {
   Numbering num_;
   std::vector<py::object> memo_;
   std::optional<TorchMaker> maker_;
+  py::object object_setstate_, placeholder_type_;
   int depth_ = 0;
 };
 
