@@ -27,7 +27,7 @@ Rows:
 import argparse
 import os
 import shutil
-import statistics  # noqa: F401  (bench.measure uses it)
+import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -141,7 +141,25 @@ def main():
         t = os.path.join(bench.OUT, "tf_py_ac.bin")
         rows.append(("from-transformers", "python: from_pretrained + torch.cat + torch.save",
                      bench.measure([py2, "-c", FROM_HF, hf, t], args.reps, t)))
-    clear(hf, ac, copy)()
+    # Paired against cp + sync of the same output (A B A B ..., ratio pair by pair: the comparison holds while
+    # the shared machine's speed drifts). The references are hard links to one output of each command.
+    ref_to, ref_from = os.path.join(bench.OUT, "tf_ref.safetensors"), os.path.join(bench.OUT, "tf_ref.bin")
+    clear(ref_to, ref_from)()
+    os.link(out_st, ref_to)
+    os.link(os.path.join(ac, "state_dict.bin"), ref_from)
+
+    def paired(argv, out_dir, ref):
+        ratios = []
+        for _ in range(args.reps):
+            clear(out_dir)()
+            wa, _ = bench.run(argv)
+            clear(copy)()
+            wb, _ = bench.run(["sh", "-c", 'cp "$0" "$1" && sync "$1"', ref, copy])
+            ratios.append(wa / wb)
+        return ratios
+    pairs = [("from-transformers", paired([args.ckpt, "from-transformers", hf, "-o", ac, "-q"], ac, ref_from)),
+             ("to-transformers", paired([args.ckpt, "to-transformers", src, "-o", hf, "-q"], hf, ref_to))]
+    clear(hf, ac, copy, ref_to, ref_from)()
 
     print(f"{os.path.basename(src)}: {os.path.getsize(src) / 1e9:.2f} GB, {args.reps} runs each, "
           f"median (min-max); a shared, noisy machine: medians only\n")
@@ -154,6 +172,11 @@ def main():
     print(f"\nckpt to-transformers: {ckpt_to['median'] / cp_to['median']:.2f}x cp + sync, "
           f"peak {ckpt_to['rss'] / 2**20:.0f} MiB; from-transformers: {ckpt_from['median'] / cp_from['median']:.2f}x, "
           f"peak {ckpt_from['rss'] / 2**20:.0f} MiB")
+    print(f"\nPaired against cp + sync of the same output ({args.reps} pairs, load {os.getloadavg()[0]:.1f}):\n")
+    print("| operation | x (cp + sync), median of the pairs | spread (min-max) |")
+    print("|---|---:|---:|")
+    for op, ratios in pairs:
+        print(f"| {op} | {statistics.median(ratios):.2f} | {min(ratios):.2f} - {max(ratios):.2f} |")
 
 
 if __name__ == "__main__":

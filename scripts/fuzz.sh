@@ -88,20 +88,35 @@ printf '%s\n' "optim.lr=1e-4" "+dataset.train.path=/data/x" "++model.dims=[1,2,3
   while IFS= read -r line; do printf '%s' "$line" >"$seeds/override/$(printf '%s' "$line" | md5sum | cut -c1-12)"; done
 
 declare -A max_len=([zip]=65536 [unpickle]=65536 [yaml]=16384 [override]=1024 [legacy]=65536 [safetensors]=4096)
+# fuzz_target T: runs T's fuzzer for FUZZ_SECONDS; its exit status goes to
+# $BUILD/fuzz_T.rc. The targets run CKPT_JOBS at a time (one core each).
+fuzz_target() {
+  local t="$1" corpus="$BUILD/corpus/$1" crashes="$BUILD/crashes/$1"
+  mkdir -p "$corpus" "$crashes" "tests/fuzz/regressions/$t"
+  "$BUILD/fuzz_$t" "$corpus" "$seeds/$t" "tests/fuzz/regressions/$t" \
+    -max_total_time="$FUZZ_SECONDS" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$crashes/" -print_final_stats=1 >"$BUILD/fuzz_$t.log" 2>&1 </dev/null
+  echo $? >"$BUILD/fuzz_$t.rc"
+}
+rm -f "$BUILD"/fuzz_*.rc
+running=0
+for t in $FUZZ_TARGETS; do
+  ckpt_log "fuzz: $t for ${FUZZ_SECONDS}s"
+  fuzz_target "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$CKPT_JOBS" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
 status=0
 summary=()
 for t in $FUZZ_TARGETS; do
-  corpus="$BUILD/corpus/$t"
-  crashes="$BUILD/crashes/$t"
-  mkdir -p "$corpus" "$crashes" "tests/fuzz/regressions/$t"
-  ckpt_log "fuzz: $t for ${FUZZ_SECONDS}s"
   log="$BUILD/fuzz_$t.log"
-  "$BUILD/fuzz_$t" "$corpus" "$seeds/$t" "tests/fuzz/regressions/$t" \
-    -max_total_time="$FUZZ_SECONDS" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1 </dev/null
-  rc=$?
+  rc=$(cat "$BUILD/fuzz_$t.rc" 2>/dev/null || echo 1)
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  found=$(find "$crashes" -type f | wc -l)
+  found=$(find "$BUILD/crashes/$t" -type f | wc -l)
   summary+=("$t: ${runs:-?} executions in ${FUZZ_SECONDS}s, $found crash/timeout/oom input(s), exit $rc")
   if [ "$rc" -ne 0 ] || [ "$found" -ne 0 ]; then
     status=1

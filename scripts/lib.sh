@@ -18,6 +18,12 @@ CKPT_DEBIAN_PACKAGES=(
 # Build parallelism: the machines are small and shared.
 CKPT_JOBS="${CKPT_JOBS:-2}"
 
+# ccache (where installed) shares compiled objects between clones and build
+# folders wherever they are: paths inside the repository are hashed relative
+# to it, and the build folder's own path is not hashed.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd -P)}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+
 ckpt_log() { printf '== %s\n' "$*" >&2; }
 
 # Installs the Debian packages from CKPT_DEBIAN_PACKAGES that are not installed

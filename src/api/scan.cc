@@ -1,5 +1,6 @@
 #include "api/scan.h"
 
+#include "torch/dcp.h"
 #include "torch/open_any.h"
 #include "torch/safety_scan.h"
 #include "torch/safetensors_format.h"
@@ -13,7 +14,7 @@ torch::SafetyScan scan_safety(Env& env, const std::string& file) {
   // A safetensors file holds no pickle: nothing is unpickled by any loader.
   // Its header is checked as safetensors' loader checks it (a damaged one is
   // unreadable, never safe).
-  if (file != "-" && !env.is_directory(file)) {
+  if (file != "-" && !env.is_directory(file) && !torch::DcpCheckpoint::is_dcp_folder(env, file)) {
     bool safetensors = false;
     {
       auto f = env.open_read(file);

@@ -637,6 +637,25 @@ pickle::Node* encodec_audiocraft_root(RangeSet& ranges, const Encodec& e, const 
 namespace {
 
 // FILE is an AudioCraft compression checkpoint: the EncodecModel folder.
+// The model's weights as transformers' save_pretrained names them:
+// model.safetensors, or shards and their index when max_shard is set.
+void write_model_weights(Env& env, RangeSet& ranges, const std::vector<std::pair<std::string, TensorInfo>>& model,
+                         FolderOutput& out, uint64_t max_shard, const torch::SafetensorsWriteOptions& so,
+                         ToTransformersResult& r) {
+  for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
+  r.tensors = model.size();
+  if (max_shard) {
+    auto w = torch::write_sharded_safetensors(ranges.ck(), model, env, out.path(""), max_shard, so);
+    r.files = w.plan.files.size();
+    for (const auto& [name, idx] : w.plan.files) r.written.push_back(name);
+    if (w.wrote_index) r.written.push_back("model.safetensors.index.json");
+  } else {
+    torch::write_safetensors(ranges.ck(), model, env, out.path("model.safetensors"), so);
+    r.files = 1;
+    r.written.push_back("model.safetensors");
+  }
+}
+
 ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cfg, const std::string& file,
                                              const ToTransformersOptions& a, std::optional<torch::DType> dtype,
                                              uint64_t max_shard) {
@@ -657,18 +676,7 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
   so.force = true;
   so.float_dtype = dtype;
   so.progress = progress_for(a.progress, a.out);
-  for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
-  r.tensors = model.size();
-  if (max_shard) {
-    auto w = torch::write_sharded_safetensors(ranges.ck(), model, env, out.path(""), max_shard, so);
-    r.files = w.plan.files.size();
-    for (const auto& [name, idx] : w.plan.files) r.written.push_back(name);
-    if (w.wrote_index) r.written.push_back("model.safetensors.index.json");
-  } else {
-    torch::write_safetensors(ranges.ck(), model, env, out.path("model.safetensors"), so);
-    r.files = 1;
-    r.written.push_back("model.safetensors");
-  }
+  write_model_weights(env, ranges, model, out, max_shard, so, r);
   Json config = ae.config;
   config["torch_dtype"] = torch_dtype_name(dtype ? &torch::info(*dtype) : model.front().second.dtype);
   write_text(env, out.path("config.json"), json_text(config));
@@ -836,18 +844,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   so.float_dtype = dtype;
   so.progress = progress_for(a.progress, a.out);
   const torch::DTypeInfo* out_dtype = dtype ? &torch::info(*dtype) : model.front().second.dtype;
-  for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
-  r.tensors = model.size();
-  if (max_shard) {
-    auto w = torch::write_sharded_safetensors(ranges.ck(), model, env, out.path(""), max_shard, so);
-    r.files = w.plan.files.size();
-    for (const auto& [name, idx] : w.plan.files) r.written.push_back(name);
-    if (w.wrote_index) r.written.push_back("model.safetensors.index.json");
-  } else {
-    torch::write_safetensors(ranges.ck(), model, env, out.path("model.safetensors"), so);
-    r.files = 1;
-    r.written.push_back("model.safetensors");
-  }
+  write_model_weights(env, ranges, model, out, max_shard, so, r);
   if (!projections.empty()) {
     so.progress = nullptr;
     torch::write_safetensors(ranges.ck(), projections, env, out.path(kProjectionsFile), so);

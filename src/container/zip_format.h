@@ -70,15 +70,4 @@ inline constexpr size_t kMinizSearchLimit = 0xFFFF + kEndSize;
 // into a buffer this big (511 bytes and a NUL).
 inline constexpr size_t kMinizMaxNameBuffer = 512;
 
-inline uint16_t le16(const char* p) {
-  auto u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint16_t>(u[0] | (u[1] << 8));
-}
-inline uint32_t le32(const char* p) {
-  auto u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) | (static_cast<uint32_t>(u[2]) << 16) |
-         (static_cast<uint32_t>(u[3]) << 24);
-}
-inline uint64_t le64(const char* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
-
 }  // namespace ckpt::container::zipfmt

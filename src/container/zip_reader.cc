@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "container/zip_format.h"
+#include "util/coding.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -45,22 +46,22 @@ bool read_zip64_end(RandomAccessFile& file, uint64_t eocd_offset, Directory& d, 
                     uint64_t& entries_on_disk) {
   const std::string& path = file.path();
   if (eocd_offset < kZip64LocatorSize ||
-      le32(file.read_string(eocd_offset - kZip64LocatorSize, 4).data()) != kZip64LocatorSig)
+      decode_fixed32(file.read_string(eocd_offset - kZip64LocatorSize, 4).data()) != kZip64LocatorSig)
     return false;
   std::string loc = file.read_string(eocd_offset - kZip64LocatorSize, kZip64LocatorSize);
-  uint64_t end64_offset = le64(loc.data() + 8);
-  if (le32(loc.data() + 4) != 0 || le32(loc.data() + 16) > 1) fail(path, "multi-disk archives are not supported");
+  uint64_t end64_offset = decode_fixed64(loc.data() + 8);
+  if (decode_fixed32(loc.data() + 4) != 0 || decode_fixed32(loc.data() + 16) > 1) fail(path, "multi-disk archives are not supported");
   if (!fits(end64_offset, kZip64EndSize, eocd_offset - kZip64LocatorSize))
     fail(path, "ZIP64 end record offset " + std::to_string(end64_offset) + " is past its locator");
   std::string end64 = file.read_string(end64_offset, kZip64EndSize);
-  if (le32(end64.data()) != kZip64EndSig)
+  if (decode_fixed32(end64.data()) != kZip64EndSig)
     fail(path, "bad ZIP64 end record signature at offset " + std::to_string(end64_offset));
-  disk = le32(end64.data() + 16) != 0 ? 1 : 0;
-  cd_disk = le32(end64.data() + 20) != 0 ? 1 : 0;
-  entries_on_disk = le64(end64.data() + 24);
-  d.entries = le64(end64.data() + 32);
-  d.size = le64(end64.data() + 40);
-  d.offset = le64(end64.data() + 48);
+  disk = decode_fixed32(end64.data() + 16) != 0 ? 1 : 0;
+  cd_disk = decode_fixed32(end64.data() + 20) != 0 ? 1 : 0;
+  entries_on_disk = decode_fixed64(end64.data() + 24);
+  d.entries = decode_fixed64(end64.data() + 32);
+  d.size = decode_fixed64(end64.data() + 40);
+  d.offset = decode_fixed64(end64.data() + 48);
   d.limit = end64_offset;
   return true;
 }
@@ -72,10 +73,10 @@ std::string truncated_zip(RandomAccessFile& file) {
   uint64_t pos = 0, at_least = 0;
   for (int i = 0; i < 100000 && pos + 30 <= size; ++i) {
     std::string h = file.read_string(pos, 30);
-    if (le32(h.data()) != kLocalHeaderSig) break;
-    uint16_t flags = le16(h.data() + 6);
-    uint64_t csize = le32(h.data() + 18);
-    uint64_t next = pos + 30 + le16(h.data() + 26) + le16(h.data() + 28) + csize;
+    if (decode_fixed32(h.data()) != kLocalHeaderSig) break;
+    uint16_t flags = decode_fixed16(h.data() + 6);
+    uint64_t csize = decode_fixed32(h.data() + 18);
+    uint64_t next = pos + 30 + decode_fixed16(h.data() + 26) + decode_fixed16(h.data() + 28) + csize;
     if (csize == 0xFFFFFFFFu || (csize == 0 && (flags & 0x0008))) {  // size in ZIP64 extra or descriptor only
       at_least = std::max(at_least, pos + 30);
       break;
@@ -104,12 +105,12 @@ uint64_t find_end_record(RandomAccessFile& file) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kMinizSearchWindow, file_size - cur));
     const std::string buf = file.read_string(cur, n);
     for (size_t i = n >= 4 ? n - 4 + 1 : 0; i-- > 0;) {
-      if (le32(buf.data() + i) == kEndSig && file_size - (cur + i) >= kEndSize) return cur + i;
+      if (decode_fixed32(buf.data() + i) == kEndSig && file_size - (cur + i) >= kEndSize) return cur + i;
     }
     if (cur == 0 || file_size - cur >= kMinizSearchLimit) break;
     cur = cur > kMinizSearchWindow - 3 ? cur - (kMinizSearchWindow - 3) : 0;
   }
-  if (file_size >= 4 && le32(file.read_string(0, 4).data()) == kLocalHeaderSig) fail(file.path(), truncated_zip(file));
+  if (file_size >= 4 && decode_fixed32(file.read_string(0, 4).data()) == kLocalHeaderSig) fail(file.path(), truncated_zip(file));
   fail(file.path(), "not a zip archive (no end of central directory record in its last 64 KiB)");
 }
 
@@ -119,12 +120,12 @@ Directory read_directory_location(RandomAccessFile& file) {
   const std::string end_record = file.read_string(eocd_offset, kEndSize);
   const char* e = end_record.data();
   Directory d;
-  d.end_offset = eocd_offset + kEndSize + le16(e + 20);
-  uint16_t disk = le16(e + 4), cd_disk = le16(e + 6);
-  uint64_t entries_on_disk = le16(e + 8);
-  d.entries = le16(e + 10);
-  d.size = le32(e + 12);
-  d.offset = le32(e + 16);
+  d.end_offset = eocd_offset + kEndSize + decode_fixed16(e + 20);
+  uint16_t disk = decode_fixed16(e + 4), cd_disk = decode_fixed16(e + 6);
+  uint64_t entries_on_disk = decode_fixed16(e + 8);
+  d.entries = decode_fixed16(e + 10);
+  d.size = decode_fixed32(e + 12);
+  d.offset = decode_fixed32(e + 16);
   d.limit = eocd_offset;
   if (!read_zip64_end(file, eocd_offset, d, disk, cd_disk, entries_on_disk) &&
       (d.size == 0xFFFFFFFF || d.offset == 0xFFFFFFFF))
@@ -143,14 +144,14 @@ Directory read_directory_location(RandomAccessFile& file) {
 void apply_zip64_extra(const std::string& path, const char* x, const char* x_end, ZipRecord& r,
                        uint32_t& disk_start, const std::string& rec) {
   while (x_end - x >= 4) {
-    uint16_t id = le16(x), len = le16(x + 2);
+    uint16_t id = decode_fixed16(x), len = decode_fixed16(x + 2);
     if (static_cast<size_t>(x_end - x - 4) < len) fail(path, "extra field runs past its entry" + rec);
     if (id == 0x0001) {
       const char* f = x + 4;
       const char* f_end = f + len;
       auto take = [&](uint64_t& field) {
         if (f_end - f < 8) fail(path, "ZIP64 extra field too short" + rec);
-        field = le64(f);
+        field = decode_fixed64(f);
         f += 8;
       };
       if (r.size == 0xFFFFFFFF) take(r.size);
@@ -158,7 +159,7 @@ void apply_zip64_extra(const std::string& path, const char* x, const char* x_end
       if (r.header_offset == 0xFFFFFFFF) take(r.header_offset);
       if (disk_start == 0xFFFF) {
         if (f_end - f < 4) fail(path, "ZIP64 extra field too short" + rec);
-        disk_start = le32(f);
+        disk_start = decode_fixed32(f);
       }
     }
     x += 4 + len;
@@ -170,18 +171,18 @@ ZipRecord parse_central_entry(const std::string& path, const std::string& cd, si
   std::string where = " (entry " + std::to_string(i) + " of the central directory)";
   if (cd.size() - pos < kCentralHeaderSize) fail(path, "central directory truncated" + where);
   const char* h = cd.data() + pos;
-  if (le32(h) != kCentralHeaderSig) fail(path, "bad central directory signature" + where);
-  size_t name_len = le16(h + 28), extra_len = le16(h + 30), comment_len = le16(h + 32);
+  if (decode_fixed32(h) != kCentralHeaderSig) fail(path, "bad central directory signature" + where);
+  size_t name_len = decode_fixed16(h + 28), extra_len = decode_fixed16(h + 30), comment_len = decode_fixed16(h + 32);
   if (cd.size() - pos - kCentralHeaderSize < name_len + extra_len + comment_len)
     fail(path, "central directory truncated" + where);
   ZipRecord r;
-  r.flags = le16(h + 8);
-  r.method = le16(h + 10);
-  r.crc32 = le32(h + 16);
-  r.compressed_size = le32(h + 20);
-  r.size = le32(h + 24);
-  r.header_offset = le32(h + 42);
-  uint32_t disk_start = le16(h + 34);
+  r.flags = decode_fixed16(h + 8);
+  r.method = decode_fixed16(h + 10);
+  r.crc32 = decode_fixed32(h + 16);
+  r.compressed_size = decode_fixed32(h + 20);
+  r.size = decode_fixed32(h + 24);
+  r.header_offset = decode_fixed32(h + 42);
+  uint32_t disk_start = decode_fixed16(h + 34);
   r.name.assign(h + kCentralHeaderSize, name_len);
   const std::string rec = " (record '" + r.name + "')";
   const char* x = h + kCentralHeaderSize + name_len;
@@ -203,9 +204,9 @@ void check_local_header(RandomAccessFile& file, ZipRecord& r, uint64_t cd_offset
   if (!fits(r.header_offset, kLocalHeaderSize, cd_offset))
     fail(path, "local header offset " + std::to_string(r.header_offset) + " is past the central directory" + rec);
   std::string local = file.read_string(r.header_offset, kLocalHeaderSize);
-  if (le32(local.data()) != kLocalHeaderSig)
+  if (decode_fixed32(local.data()) != kLocalHeaderSig)
     fail(path, "bad local header signature at offset " + std::to_string(r.header_offset) + rec);
-  uint64_t local_name_len = le16(local.data() + 26), local_extra_len = le16(local.data() + 28);
+  uint64_t local_name_len = decode_fixed16(local.data() + 26), local_extra_len = decode_fixed16(local.data() + 28);
   if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset) ||
       file.read_string(r.header_offset + kLocalHeaderSize, local_name_len) != r.name)
     fail(path, "local header name differs from the central directory's" + rec);
@@ -357,7 +358,7 @@ const ZipRecord& ZipReader::resolve(const ZipRecord& r) const {
 
 bool ZipReader::looks_like_zip(RandomAccessFile& file) {
   if (file.size() < 4) return false;
-  uint32_t sig = le32(file.read_string(0, 4).data());
+  uint32_t sig = decode_fixed32(file.read_string(0, 4).data());
   return sig == kLocalHeaderSig || (sig == kEndSig && file.size() >= kEndSize);
 }
 

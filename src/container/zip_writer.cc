@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "container/zip_format.h"
+#include "util/coding.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -19,19 +20,6 @@ namespace ckpt::container {
 namespace {
 
 constexpr uint64_t kMax32 = 0xFFFFFFFF;  // miniz's MZ_UINT32_MAX
-
-void put16(std::string& s, uint64_t v) {
-  s.push_back(static_cast<char>(v & 0xFF));
-  s.push_back(static_cast<char>((v >> 8) & 0xFF));
-}
-void put32(std::string& s, uint64_t v) {
-  put16(s, v & 0xFFFF);
-  put16(s, (v >> 16) & 0xFFFF);
-}
-void put64(std::string& s, uint64_t v) {
-  put32(s, v & 0xFFFFFFFF);
-  put32(s, v >> 32);
-}
 
 // miniz adds a ZIP64 extra field (in both headers) when the size or the
 // local header offset reaches 0xFFFFFFFF; note ">=", not ">".
@@ -46,13 +34,13 @@ bool needs_zip64_extra(uint64_t size, uint64_t header_offset) {
 void put_zip64_extra(std::string& s, uint64_t size, uint64_t compressed_size,
                      uint64_t header_offset) {
   uint64_t field_size = (size >= kMax32 ? 16 : 0) + (header_offset >= kMax32 ? 8 : 0);
-  put16(s, 0x0001);
-  put16(s, field_size);
+  put_fixed16(s, 0x0001);
+  put_fixed16(s, field_size);
   if (size >= kMax32) {
-    put64(s, size);
-    put64(s, compressed_size);
+    put_fixed64(s, size);
+    put_fixed64(s, compressed_size);
   }
-  if (header_offset >= kMax32) put64(s, header_offset);
+  if (header_offset >= kMax32) put_fixed64(s, header_offset);
 }
 
 uint16_t flags_for(uint64_t size) {
@@ -120,21 +108,21 @@ void ZipWriter::write_local_header(const std::string& full_name, uint64_t size) 
 
   std::string h;
   h.reserve(30 + full_name.size() + zip64_len + 4 + pad);
-  put32(h, zipfmt::kLocalHeaderSig);
-  put16(h, 0);  // version needed: miniz writes 0 for STORED
-  put16(h, flags_for(size));
-  put16(h, 0);      // method: STORED
-  put16(h, 0);      // DOS time
-  put16(h, 0);      // DOS date
-  put32(h, 0);      // CRC-32: in the descriptor
-  put32(h, 0);      // compressed size: in the descriptor
-  put32(h, 0);      // uncompressed size: in the descriptor
-  put16(h, full_name.size());
-  put16(h, zip64_len + 4 + pad);
+  put_fixed32(h, zipfmt::kLocalHeaderSig);
+  put_fixed16(h, 0);  // version needed: miniz writes 0 for STORED
+  put_fixed16(h, flags_for(size));
+  put_fixed16(h, 0);      // method: STORED
+  put_fixed16(h, 0);      // DOS time
+  put_fixed16(h, 0);      // DOS date
+  put_fixed32(h, 0);      // CRC-32: in the descriptor
+  put_fixed32(h, 0);      // compressed size: in the descriptor
+  put_fixed32(h, 0);      // uncompressed size: in the descriptor
+  put_fixed16(h, full_name.size());
+  put_fixed16(h, zip64_len + 4 + pad);
   h += full_name;
   if (zip64) put_zip64_extra(h, size, 0, header_offset);
   h += "FB";
-  put16(h, pad);
+  put_fixed16(h, pad);
   h.append(pad, 'Z');
   out_.append(h);
   entries_.push_back(Entry{full_name, header_offset, size, 0});
@@ -145,14 +133,14 @@ void ZipWriter::write_descriptor(const Entry& e) {
   if (e.size == 0) return;  // miniz writes none for an empty record
   combined_crc_ = hash_combine(combined_crc_, e.crc32);
   std::string d;
-  put32(d, zipfmt::kDescriptorSig);
-  put32(d, e.crc32);
+  put_fixed32(d, zipfmt::kDescriptorSig);
+  put_fixed32(d, e.crc32);
   if (needs_zip64_extra(e.size, e.header_offset)) {
-    put64(d, e.size);  // compressed == uncompressed: STORED
-    put64(d, e.size);
+    put_fixed64(d, e.size);  // compressed == uncompressed: STORED
+    put_fixed64(d, e.size);
   } else {
-    put32(d, e.size);
-    put32(d, e.size);
+    put_fixed32(d, e.size);
+    put_fixed32(d, e.size);
   }
   out_.append(d);
 }
@@ -222,23 +210,23 @@ void ZipWriter::finish() {
     uint64_t extra_len = zip64 ? 4 + (e.size >= kMax32 ? 16 : 0) +
                                      (e.header_offset >= kMax32 ? 8 : 0)
                                : 0;
-    put32(cd, zipfmt::kCentralHeaderSig);
-    put16(cd, 0);  // version made by
-    put16(cd, 0);  // version needed
-    put16(cd, flags_for(e.size));
-    put16(cd, 0);  // method
-    put16(cd, 0);  // time
-    put16(cd, 0);  // date
-    put32(cd, e.crc32);
-    put32(cd, std::min(e.size, kMax32));
-    put32(cd, std::min(e.size, kMax32));
-    put16(cd, e.name.size());
-    put16(cd, extra_len);
-    put16(cd, 0);  // comment length
-    put16(cd, 0);  // disk number start
-    put16(cd, 0);  // internal attributes
-    put32(cd, 0);  // external attributes
-    put32(cd, std::min(e.header_offset, kMax32));
+    put_fixed32(cd, zipfmt::kCentralHeaderSig);
+    put_fixed16(cd, 0);  // version made by
+    put_fixed16(cd, 0);  // version needed
+    put_fixed16(cd, flags_for(e.size));
+    put_fixed16(cd, 0);  // method
+    put_fixed16(cd, 0);  // time
+    put_fixed16(cd, 0);  // date
+    put_fixed32(cd, e.crc32);
+    put_fixed32(cd, std::min(e.size, kMax32));
+    put_fixed32(cd, std::min(e.size, kMax32));
+    put_fixed16(cd, e.name.size());
+    put_fixed16(cd, extra_len);
+    put_fixed16(cd, 0);  // comment length
+    put_fixed16(cd, 0);  // disk number start
+    put_fixed16(cd, 0);  // internal attributes
+    put_fixed32(cd, 0);  // external attributes
+    put_fixed32(cd, std::min(e.header_offset, kMax32));
     cd += e.name;
     if (zip64) put_zip64_extra(cd, e.size, e.size, e.header_offset);
   }
@@ -249,30 +237,30 @@ void ZipWriter::finish() {
   std::string end;
   // ZIP64 end of central directory record: miniz writes it for every archive
   // opened with MZ_ZIP_FLAG_WRITE_ZIP64, as torch does.
-  put32(end, zipfmt::kZip64EndSig);
-  put64(end, zipfmt::kZip64EndRestSize);  // size of the rest of this record
-  put16(end, 0x031E);  // version made by: Unix, 3.0
-  put16(end, 0x002D);  // version needed: 4.5 (ZIP64)
-  put32(end, 0);       // this disk
-  put32(end, 0);       // disk with the central directory
-  put64(end, count);
-  put64(end, count);
-  put64(end, cd_size);
-  put64(end, cd_offset);
+  put_fixed32(end, zipfmt::kZip64EndSig);
+  put_fixed64(end, zipfmt::kZip64EndRestSize);  // size of the rest of this record
+  put_fixed16(end, 0x031E);  // version made by: Unix, 3.0
+  put_fixed16(end, 0x002D);  // version needed: 4.5 (ZIP64)
+  put_fixed32(end, 0);       // this disk
+  put_fixed32(end, 0);       // disk with the central directory
+  put_fixed64(end, count);
+  put_fixed64(end, count);
+  put_fixed64(end, cd_size);
+  put_fixed64(end, cd_offset);
   // ZIP64 end of central directory locator.
-  put32(end, zipfmt::kZip64LocatorSig);
-  put32(end, 0);
-  put64(end, end64_offset);
-  put32(end, 1);  // total disks
+  put_fixed32(end, zipfmt::kZip64LocatorSig);
+  put_fixed32(end, 0);
+  put_fixed64(end, end64_offset);
+  put_fixed32(end, 1);  // total disks
   // Classic end record, values clamped as miniz does.
-  put32(end, zipfmt::kEndSig);
-  put16(end, 0);
-  put16(end, 0);
-  put16(end, std::min<uint64_t>(count, 0xFFFF));
-  put16(end, std::min<uint64_t>(count, 0xFFFF));
-  put32(end, std::min(cd_size, kMax32));
-  put32(end, std::min(cd_offset, kMax32));
-  put16(end, 0);  // comment length
+  put_fixed32(end, zipfmt::kEndSig);
+  put_fixed16(end, 0);
+  put_fixed16(end, 0);
+  put_fixed16(end, std::min<uint64_t>(count, 0xFFFF));
+  put_fixed16(end, std::min<uint64_t>(count, 0xFFFF));
+  put_fixed32(end, std::min(cd_size, kMax32));
+  put_fixed32(end, std::min(cd_offset, kMax32));
+  put_fixed16(end, 0);  // comment length
   cd += end;
   out_.append(cd);
 }

@@ -67,6 +67,22 @@ constexpr std::array<std::string_view, 18> kAudiocraftExtra{
     "omegaconf.nodes.PathNode", "typing.Any", "collections.defaultdict", "builtins.dict",
     "builtins.list", "builtins.int", "builtins.long"};
 
+// What torch.distributed.checkpoint's .metadata pickle names (torch 2.x
+// FileSystemWriter): plain dataclasses whose construction and __setstate__
+// only assign their fields, an Enum looked up by value, and the path type of
+// StorageMeta.checkpoint_id.
+constexpr std::array<std::string_view, 13> kDcpMetadata{
+    "torch.distributed.checkpoint.metadata.Metadata",
+    "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
+    "torch.distributed.checkpoint.metadata.TensorProperties",
+    "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
+    "torch.distributed.checkpoint.metadata.BytesStorageMetadata",
+    "torch.distributed.checkpoint.metadata.MetadataIndex",
+    "torch.distributed.checkpoint.metadata.StorageMeta",
+    "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+    "torch.distributed.checkpoint.filesystem._StorageInfo",
+    "pathlib.PosixPath", "pathlib.PurePosixPath", "pathlib.WindowsPath", "pathlib.PureWindowsPath"};
+
 }  // namespace
 
 bool torch_weights_only_allows(std::string_view module, std::string_view name) {
@@ -86,6 +102,11 @@ bool audiocraft_allows(std::string_view module, std::string_view name) {
   // bytes() is how protocol 2 writes b'': harmless, and Python's own data.
   if (full == "builtins.set" || full == "builtins.frozenset" || full == "builtins.bytes") return true;
   return contains(kAudiocraftExtra, full);
+}
+
+bool dcp_metadata_allows(std::string_view module, std::string_view name) {
+  if (audiocraft_allows(module, name)) return true;
+  return contains(kDcpMetadata, std::string(py3_module(module)) + "." + std::string(name));
 }
 
 }  // namespace ckpt::pickle

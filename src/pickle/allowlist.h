@@ -14,4 +14,9 @@ bool torch_weights_only_allows(std::string_view module, std::string_view name);
 // frozenset: what `ckpt scan` calls safe.
 bool audiocraft_allows(std::string_view module, std::string_view name);
 
+// audiocraft_allows plus the dataclasses a torch distributed checkpoint's
+// `.metadata` pickle names (torch.distributed.checkpoint reads it with a
+// plain pickle.load): allowed in that pickle only.
+bool dcp_metadata_allows(std::string_view module, std::string_view name);
+
 }  // namespace ckpt::pickle

@@ -1,5 +1,6 @@
 #include "pickle/opcodes.h"
 
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::pickle {
@@ -148,18 +149,18 @@ Instruction OpReader::next() {
       break;
     }
     case Arg::Counted4: {
-      size_t n = read_le(take(4, ins, "length"));
+      size_t n = decode_fixed(take(4, ins, "length"));
       ins.arg = take(n, ins, "payload");
       break;
     }
     case Arg::Counted4Signed: {
-      uint64_t raw = read_le(take(4, ins, "length"));
+      uint64_t raw = decode_fixed(take(4, ins, "length"));
       if (raw & 0x80000000u) fail(ins.offset, std::string(info.name) + " has a negative byte count");
       ins.arg = take(raw, ins, "payload");
       break;
     }
     case Arg::Counted8: {
-      uint64_t n = read_le(take(8, ins, "length"));
+      uint64_t n = decode_fixed(take(8, ins, "length"));
       if (n > data_.size() - pos_)
         fail(ins.offset, std::string(info.name) + " payload of " + std::to_string(n) +
                              " bytes runs past the end of the data (" +

@@ -65,11 +65,4 @@ class OpReader {
   size_t pos_;
 };
 
-// Little-endian unsigned of up to 8 bytes.
-inline uint64_t read_le(std::string_view b) {
-  uint64_t v = 0;
-  for (size_t i = b.size(); i-- > 0;) v = (v << 8) | static_cast<uint8_t>(b[i]);
-  return v;
-}
-
 }  // namespace ckpt::pickle

@@ -9,6 +9,7 @@
 #include "pickle/allowlist.h"
 #include "pickle/opcodes.h"
 #include "pickle/text.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::pickle {
@@ -90,9 +91,7 @@ class Writer {
     steps_.insert(steps_.end(), seq.rbegin(), seq.rend());
   }
 
-  void put_u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) out_ += static_cast<char>((v >> (8 * i)) & 0xFF);
-  }
+  void put_u32(uint32_t v) { put_fixed32(out_, v); }
 
   uint32_t next_memo() {
     if (next_memo_ == UINT32_MAX) throw Error("pickle: too many objects to memoize");
@@ -155,8 +154,7 @@ class Writer {
       }
       if (v >= 0 && v < 65536) {
         out_ += static_cast<char>(op::BININT2);
-        out_ += static_cast<char>(v & 0xFF);
-        out_ += static_cast<char>(v >> 8);
+        put_fixed16(out_, static_cast<uint16_t>(v));
         return;
       }
       if (v >= INT32_MIN && v <= INT32_MAX) {

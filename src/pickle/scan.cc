@@ -6,6 +6,7 @@
 #include "pickle/marked_stack.h"
 #include "pickle/opcodes.h"
 #include "pickle/text.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::pickle {
@@ -109,7 +110,7 @@ class Scanner : private MarkedStack<Sym> {
         // CPython's load_frame reads the whole frame before going on; the
         // end of the last frame read is where a file's position is after
         // STOP when the frame came from read(n) (see safety_scan.cc).
-        uint64_t len = read_le(ins.arg);
+        uint64_t len = decode_fixed(ins.arg);
         uint64_t after = in_.pos();
         frame_end_ = len > UINT64_MAX - after ? SIZE_MAX : static_cast<size_t>(after + len);
         break;
@@ -232,11 +233,11 @@ class Scanner : private MarkedStack<Sym> {
 
       case op::PUT: memo_[text_index(ins.arg)] = top(); break;
       case op::BINPUT:
-      case op::LONG_BINPUT: memo_[read_le(ins.arg)] = top(); break;
+      case op::LONG_BINPUT: memo_[decode_fixed(ins.arg)] = top(); break;
       case op::MEMOIZE: memo_[memo_.size()] = top(); break;
       case op::GET: memo_get(text_index(ins.arg)); break;
       case op::BINGET:
-      case op::LONG_BINGET: memo_get(read_le(ins.arg)); break;
+      case op::LONG_BINGET: memo_get(decode_fixed(ins.arg)); break;
       default: fail("opcode not handled by the scanner");
     }
   }

@@ -11,6 +11,7 @@
 #include "pickle/marked_stack.h"
 #include "pickle/opcodes.h"
 #include "pickle/text.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::pickle {
@@ -289,9 +290,9 @@ class Machine : private MarkedStack<Node*> {
         push(n);
         break;
       }
-      case op::BININT: push(graph_.integer(static_cast<int32_t>(read_le(ins.arg)))); break;
+      case op::BININT: push(graph_.integer(static_cast<int32_t>(decode_fixed(ins.arg)))); break;
       case op::BININT1:
-      case op::BININT2: push(graph_.integer(static_cast<int64_t>(read_le(ins.arg)))); break;
+      case op::BININT2: push(graph_.integer(static_cast<int64_t>(decode_fixed(ins.arg)))); break;
       case op::LONG1:
       case op::LONG4: push(make_int_from_long(ins.arg)); break;
       case op::BINFLOAT: {
@@ -474,11 +475,11 @@ class Machine : private MarkedStack<Node*> {
 
       case op::PUT: memo_put(memo_index_text(ins.arg, "PUT")); break;
       case op::BINPUT:
-      case op::LONG_BINPUT: memo_put(read_le(ins.arg)); break;
+      case op::LONG_BINPUT: memo_put(decode_fixed(ins.arg)); break;
       case op::MEMOIZE: memo_put(memo_.size()); break;
       case op::GET: memo_get(memo_index_text(ins.arg, "GET")); break;
       case op::BINGET:
-      case op::LONG_BINGET: memo_get(read_le(ins.arg)); break;
+      case op::LONG_BINGET: memo_get(decode_fixed(ins.arg)); break;
       default: fail(std::string("opcode ") + (opcode_name(ins.code) ? opcode_name(ins.code) : "?") +
                     " not handled");
     }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <set>
 
@@ -10,6 +9,7 @@
 #include "pickle/pickler.h"
 #include "pickle/unpickler.h"
 #include "torch/container_kind.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::torch {
@@ -198,8 +198,7 @@ void Checkpoint::load_legacy(const OpenOptions& options) {
     if (off + 8 > f.size())
       throw FormatError(path_ + ": legacy storage '" + k->text + "' is past the end of the file");
     std::string n = f.read_string(off, 8);
-    uint64_t numel = 0;
-    std::memcpy(&numel, n.data(), 8);
+    uint64_t numel = decode_fixed64(n.data());
     uint64_t elsize = it == storages_.end() ? 1 : it->second.dtype->element_size;
     if (numel > (f.size() - off - 8) / elsize)
       throw FormatError(path_ + ": legacy storage '" + k->text + "' declares " + std::to_string(numel) +
@@ -359,6 +358,9 @@ class StorageRecordWriter {
     }
   }
 
+  // The record bytes write() will add, headers aside: a lower bound of the output's size.
+  uint64_t total() const { return total_; }
+
   void write(container::ZipWriter& zw) {
     for (size_t i : order_) write_one(zw, "data/" + std::to_string(i), *source_.storage(old_keys_[i]));
   }
@@ -490,6 +492,7 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   RenumberedPickle pickled = pickle_renumbered(source, root, options);
   const Dialect dialect = options.dialect.value_or(source.dialect());
   StorageRecordWriter storages(source, pickled.old_keys, dialect, options);
+  out.reserve(storages.total());
   const uint64_t alignment = output_alignment(source, dialect);
   container::ZipWriter zw(out, archive_name, alignment);
   if (source.zip() && dialect == source.dialect())

@@ -47,13 +47,14 @@ class SliceFile : public RandomAccessFile {
   std::string name_;
 };
 
-// Hands Checkpoint::open one slice under a made-up name; nothing else.
+// One slice of a .distcp file under a made-up name, opened as often as a
+// reader asks (a legacy-format item is opened twice); nothing else.
 class SliceEnv : public Env {
  public:
-  explicit SliceEnv(std::unique_ptr<RandomAccessFile> slice) : slice_(std::move(slice)) {}
+  SliceEnv(std::shared_ptr<RandomAccessFile> base, uint64_t offset, uint64_t length, std::string name)
+      : base_(std::move(base)), offset_(offset), length_(length), name_(std::move(name)) {}
   std::unique_ptr<RandomAccessFile> open_read(const std::string&) override {
-    if (!slice_) throw UsageError("internal: slice opened twice");
-    return std::move(slice_);
+    return std::make_unique<SliceFile>(base_, offset_, length_, name_);
   }
   std::unique_ptr<WritableFile> create(const std::string& p) override { throw UsageError("read-only: " + p); }
   void rename(const std::string& from, const std::string&) override { throw UsageError("read-only: " + from); }
@@ -62,7 +63,9 @@ class SliceEnv : public Env {
   void sync_dir(const std::string&) override {}
 
  private:
-  std::unique_ptr<RandomAccessFile> slice_;
+  std::shared_ptr<RandomAccessFile> base_;
+  uint64_t offset_, length_;
+  std::string name_;
 };
 
 std::string join(const std::string& dir, const std::string& name) { return join_path(dir, name); }
@@ -167,11 +170,17 @@ std::shared_ptr<RandomAccessFile> DcpCheckpoint::file(const std::string& name) c
   throw FormatError(dir_ + ": no storage file '" + name + "'");
 }
 
+std::string DcpCheckpoint::slice_name(const DcpLocation& where) const {
+  return join(dir_, where.file) + " [item at " + std::to_string(where.offset) + "]";
+}
+
+std::unique_ptr<Env> DcpCheckpoint::slice_env(const DcpLocation& where) const {
+  return std::make_unique<SliceEnv>(file(where.file), where.offset, where.length, slice_name(where));
+}
+
 std::unique_ptr<Checkpoint> DcpCheckpoint::open_slice(const DcpLocation& where) const {
-  std::string name = join(dir_, where.file) + " [item at " + std::to_string(where.offset) + "]";
-  auto slice = std::make_unique<SliceFile>(file(where.file), where.offset, where.length, name);
-  SliceEnv env(std::move(slice));
-  return Checkpoint::open(env, name);
+  auto env = slice_env(where);
+  return Checkpoint::open(*env, slice_name(where));
 }
 
 namespace {

@@ -85,6 +85,10 @@ class DcpCheckpoint {
   // The torch.save file at a location (a chunk or a byte item), opened as a
   // Checkpoint over that slice of its .distcp file.
   std::unique_ptr<Checkpoint> open_slice(const DcpLocation& where) const;
+  // The same slice as an Env whose every open_read gives it, for readers
+  // that take a path (the safety scan); slice_name is the path they see.
+  std::unique_ptr<Env> slice_env(const DcpLocation& where) const;
+  std::string slice_name(const DcpLocation& where) const;
   std::shared_ptr<RandomAccessFile> file(const std::string& name) const;
 
   // The chunk runs of a tensor item sorted by global start; throws

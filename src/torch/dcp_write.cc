@@ -36,6 +36,7 @@ class RelativeFile : public WritableFile {
   uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
     return base_.copy_from_with_crc(src, offset, n);
   }
+  void reserve(uint64_t n) override { base_.reserve(n); }
   uint64_t offset() const override { return base_.offset() - start_; }
   void sync() override {}
   void close() override {}
@@ -366,12 +367,24 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
 
   std::map<std::string, Node*> chunk_lists = declare_leaves(mb, leaves, sdm, planner, report);
 
+  std::unique_ptr<WritableFile> previous;  // the last rank's file, written, not yet synced
   for (int rank = 0; rank < ranks; ++rank) {
     std::string name = "__" + std::to_string(rank) + "_0.distcp";
+    // This rank's tensor bytes: a lower bound of its file's size, reserved
+    // at once (WritableFile::reserve).
+    uint64_t rank_bytes = 0;
+    for (const Leaf& l : leaves) {
+      if (!l.tensor) continue;
+      const auto rows = rows_of(*l.tensor, rank, ranks);
+      if (rows.second <= rows.first) continue;
+      const int64_t dim0 = l.tensor->shape.empty() ? 1 : std::max<int64_t>(l.tensor->shape[0], 1);
+      rank_bytes += l.tensor->nbytes() / static_cast<uint64_t>(dim0) * static_cast<uint64_t>(rows.second - rows.first);
+    }
     std::unique_ptr<WritableFile> f;
     auto file = [&]() -> WritableFile& {
       if (!f) {
         f = env.create(tmp.add(name));
+        f->reserve(rank_bytes);
         ++report.files;
       }
       return *f;
@@ -410,10 +423,19 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
       done += numel * t.dtype->element_size;
       if (options.progress) options.progress(done, total);
     }
-    if (f) {
-      f->sync();
-      f->close();
+    // The previous rank's file is made durable only now: its bytes went to
+    // the disk while this rank's were copied, instead of the copy waiting
+    // for its fsync. Each file is still fsync'd before the metadata is
+    // written and the folder renamed into place.
+    if (previous) {
+      previous->sync();
+      previous->close();
     }
+    previous = std::move(f);
+  }
+  if (previous) {
+    previous->sync();
+    previous->close();
   }
 
   write_metadata(env, tmp, mb, sdm, planner, storage_data);

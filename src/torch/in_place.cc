@@ -49,6 +49,7 @@
 #include "container/zip_format.h"
 #include "container/zip_writer.h"
 #include "pickle/pickler.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 namespace ckpt::torch {
@@ -60,9 +61,9 @@ using pickle::Node;
 constexpr uint64_t kEndBlockSize = container::zipfmt::kEndBlockSize;  // ZIP64 end + locator + end
 constexpr uint64_t kSector = 512;
 
-uint16_t le16(const std::string& s, size_t at) { return container::zipfmt::le16(s.data() + at); }
-uint32_t le32(const std::string& s, size_t at) { return container::zipfmt::le32(s.data() + at); }
-uint64_t le64(const std::string& s, size_t at) { return container::zipfmt::le64(s.data() + at); }
+uint16_t le16(const std::string& s, size_t at) { return decode_fixed16(s.data() + at); }
+uint32_t le32(const std::string& s, size_t at) { return decode_fixed32(s.data() + at); }
+uint64_t le64(const std::string& s, size_t at) { return decode_fixed64(s.data() + at); }
 
 // Collects what a WritableFile receives into memory, as if it started at
 // `base` in the real file: the tail is built here, then written in steps.

@@ -2,6 +2,7 @@
 
 #include "torch/safetensors.h"
 #include "torch/safetensors_shards.h"
+#include "util/coding.h"
 #include "util/spool.h"
 
 namespace ckpt::torch {
@@ -9,8 +10,7 @@ namespace ckpt::torch {
 bool looks_like_safetensors(RandomAccessFile& file) {
   if (file.size() < 10) return false;
   std::string head = file.read_string(0, 9);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(head[i]);
+  uint64_t n = decode_fixed64(head.data());
   return n >= 2 && n <= kSafetensorsMaxHeader && n <= file.size() - 8 && head[8] == '{';
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "torch/convert.h"
+#include "util/coding.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -247,9 +248,9 @@ void write_safetensors_to(Checkpoint& source, const std::vector<std::pair<std::s
     total += p.nbytes;
   }
   std::string header = safetensors_header_json(entries, options.metadata);
-  std::string len(8, '\0');
-  uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  std::string len;
+  put_fixed64(len, header.size());
+  out.reserve(total);  // a lower bound of the output's size (WritableFile::reserve)
   out.append(len);
   out.append(header);
 

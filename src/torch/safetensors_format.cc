@@ -6,6 +6,7 @@
 #include <set>
 
 #include "torch/shape.h"
+#include "util/coding.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -237,8 +238,7 @@ SafetensorsHeader read_safetensors(RandomAccessFile& file) {
   uint64_t size = file.size();
   if (size < 8) throw FormatError(where + ": " + std::to_string(size) + " bytes: too short for a safetensors file");
   std::string len_bytes = file.read_string(0, 8);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(len_bytes[i]);
+  uint64_t n = decode_fixed64(len_bytes.data());
   if (n > kSafetensorsMaxHeader)
     throw FormatError(where + ": safetensors header of " + std::to_string(n) + " bytes is over the limit of " +
                       std::to_string(kSafetensorsMaxHeader) + " (not a safetensors file?)");

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 
 #include "container/zip_reader.h"
 #include "pickle/allowlist.h"
@@ -10,7 +9,9 @@
 #include "torch/dtype.h"
 #include "torch/checkpoint.h"
 #include "torch/container_kind.h"
+#include "torch/dcp.h"
 #include "torch/safetensors_shards.h"
+#include "util/coding.h"
 #include "util/crc32.h"
 #include "util/error.h"
 
@@ -86,6 +87,26 @@ class FileScanner {
     return std::move(out_);
   }
 
+  // A torch distributed checkpoint's `.metadata`: torch.distributed.checkpoint
+  // reads it with a plain pickle.load (the first pickle; what follows is
+  // never read), which may build DCP's own metadata dataclasses.
+  SafetyScan run_dcp_metadata() {
+    out_.container = "pickle";
+    allows_ = pickle::dcp_metadata_allows;
+    auto file = env_.open_read(out_.path);
+    try {
+      uint64_t size = file->size();
+      if (size > limits_.max_pickle_bytes)
+        throw FormatError(out_.path + ": " + std::to_string(size) + " bytes, over the " +
+                          std::to_string(limits_.max_pickle_bytes) + "-byte limit for a pickle");
+      if (size == 0) throw FormatError(out_.path + ": empty file, not DCP metadata");
+      scan_single(file->read_string(0, static_cast<size_t>(size)), 0, ".metadata");
+    } catch (const FormatError& e) {
+      if (out_.problem.empty()) out_.problem = e.what();
+    }
+    return std::move(out_);
+  }
+
  private:
   // Scans the pickle at data[pos...]; returns the offset just past its STOP.
   // A malformed pickle stays listed as incomplete and its FormatError
@@ -103,7 +124,7 @@ class FileScanner {
     for (auto& u : uses) {
       // A class whose attributes the pickle sets is never allowed (the
       // tar + collections.Counter trick of issue 19).
-      bool allowed = u.module != "?" && !u.class_built && pickle::audiocraft_allows(u.module, u.name);
+      bool allowed = u.module != "?" && !u.class_built && allows_(u.module, u.name);
       uint64_t at = p.offset + u.first_offset;
       out_.globals.push_back(ScannedGlobal{std::move(u), name, allowed, at});
     }
@@ -242,8 +263,7 @@ class FileScanner {
       const DTypeInfo* dt = from_storage_class(t->items[2]->name);
       if (!dt) throw FormatError(where + ": unknown storage class torch." + t->items[2]->name);
       if (data.size() - pos < 8) throw FormatError(where + ": storage " + std::to_string(i) + " is cut short");
-      uint64_t numel = 0;
-      std::memcpy(&numel, data.data() + pos, 8);
+      uint64_t numel = decode_fixed64(data.data() + pos);
       pos += 8;
       if (numel > (data.size() - pos) / dt->element_size)
         throw FormatError(where + ": storage " + std::to_string(i) + " runs past the member");
@@ -259,8 +279,7 @@ class FileScanner {
     for (int64_t i = 0; i < n; ++i) {
       scan_and_read(data, pos, te.offset, "tar tensor " + std::to_string(i) + " pickle");
       if (data.size() - pos < 8) throw FormatError(where + ": tensor " + std::to_string(i) + " is cut short");
-      int32_t ndim = 0;
-      std::memcpy(&ndim, data.data() + pos, 4);
+      auto ndim = static_cast<int32_t>(decode_fixed32(data.data() + pos));
       pos += 8;
       if (ndim < 0 || static_cast<uint64_t>(ndim) * 16 + 8 > data.size() - pos)
         throw FormatError(where + ": tensor " + std::to_string(i) + " geometry is cut short");
@@ -306,11 +325,61 @@ class FileScanner {
 
   Env& env_;
   ScanLimits limits_;
+  bool (*allows_)(std::string_view, std::string_view) = pickle::audiocraft_allows;
   SafetyScan out_;
   // After scan_one: where the last FRAME of that pickle ends, in the data
   // scan_one was given, when that is past its STOP; else 0.
   size_t last_frame_end_ = 0;
 };
+
+// A torch distributed checkpoint (torch.distributed.checkpoint.load with
+// its FileSystemReader): `.metadata` by pickle.load, then each item the
+// metadata names by torch.load of its slice of a .distcp file (tensor chunks
+// with weights_only=True, other objects with weights_only=False). Every
+// slice is scanned as a file of its own; files the metadata does not name
+// are never read.
+SafetyScan scan_dcp(Env& env, const std::string& dir, const ScanLimits& limits) {
+  SafetyScan s;
+  s.path = dir;
+  s.container = "dcp";
+  auto take = [&s](SafetyScan&& part, const std::string& prefix) {
+    for (auto& p : part.pickles) {
+      p.name = prefix + p.name;
+      s.pickles.push_back(std::move(p));
+    }
+    for (auto& g : part.globals) {
+      g.record = prefix + g.record;
+      s.globals.push_back(std::move(g));
+    }
+    if (s.problem.empty() && !part.problem.empty()) s.problem = part.problem;
+  };
+  take(FileScanner(env, join_path(dir, ".metadata"), limits).run_dcp_metadata(), "");
+  // pickle.load of .metadata comes first: what it would run is decided there.
+  if (!s.readable() || !s.all_allowed()) return s;
+  std::unique_ptr<DcpCheckpoint> dcp;
+  try {
+    dcp = DcpCheckpoint::open(env, dir);
+  } catch (const FormatError& e) {
+    s.problem = e.what();
+    return s;
+  }
+  auto scan_item = [&](const DcpLocation& where) {
+    std::string name = dcp->slice_name(where);
+    auto slice = dcp->slice_env(where);
+    SafetyScan part = FileScanner(*slice, name, limits).run();
+    // Offsets in the slice, moved to the .distcp file's.
+    for (auto& p : part.pickles) p.offset += where.offset;
+    for (auto& g : part.globals) g.file_offset += where.offset;
+    take(std::move(part), where.file + " [item at " + std::to_string(where.offset) + "]: ");
+  };
+  for (const DcpItem& item : dcp->items()) {
+    if (item.is_tensor)
+      for (const DcpChunk& c : item.chunks) scan_item(c.where);
+    else
+      scan_item(item.where);
+  }
+  return s;
+}
 
 }  // namespace
 
@@ -331,6 +400,10 @@ SafetyScan scan_file(Env& env, const std::string& path, const ScanLimits& limits
       return s;
     }
   }
+  if (DcpCheckpoint::is_dcp_folder(env, path)) return scan_dcp(env, path, limits);
+  if (path != "-" && env.is_directory(path))
+    throw FormatError(path + ": a folder with neither a DCP .metadata nor a safetensors index: scan the checkpoint "
+                      "files in it one by one (ckpt scan " + join_path(path, "FILE") + ")");
   return FileScanner(env, path, limits).run();
 }
 

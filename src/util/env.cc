@@ -46,6 +46,13 @@ constexpr uint64_t kWritebackStep = uint64_t{64} << 20;
 constexpr size_t kMapWindow = size_t{8} << 20;
 constexpr size_t kCrcStep = size_t{1} << 20;
 
+// CKPT_RESERVE=0 turns WritableFile::reserve off (for comparisons in
+// bench/bench.py).
+bool reserve_enabled() {
+  const char* env = std::getenv("CKPT_RESERVE");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
 // CKPT_WRITEBACK_STEP (bytes; 0 turns early writeback off, for comparisons
 // in bench/bench.py) overrides kWritebackStep.
 uint64_t writeback_step() {
@@ -151,6 +158,76 @@ class WritebackThread {
   std::thread thread_;
 };
 
+// CKPT_CRC_THREAD=0 takes copy_from_with_crc's CRC on the copying thread
+// (for comparisons in bench/bench.py).
+bool crc_thread_enabled() {
+  const char* env = std::getenv("CKPT_CRC_THREAD");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
+// Takes CRCs of mapped windows on a thread of its own, in the order they are
+// given, while the caller copies the same bytes in the kernel: on two cores
+// the copy costs about the longer of the two instead of their sum.
+class CrcThread {
+ public:
+  CrcThread() : thread_([this] { run(); }) {}
+  ~CrcThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  // Starts the CRC of [data, data + n) continuing from crc.
+  void start(const char* data, size_t n, uint32_t crc) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      data_ = data;
+      n_ = n;
+      crc_ = crc;
+      busy_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  // Waits for it: false where the mapping shrank under the CRC (SIGBUS).
+  bool finish(uint32_t& crc) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !busy_; });
+    crc = crc_;
+    return ok_;
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stopping_ || busy_; });
+      if (stopping_) return;
+      const char* data = data_;
+      const size_t n = n_;
+      uint32_t crc = crc_;
+      lock.unlock();
+      const bool ok = guarded_crc(data, n, crc);
+      lock.lock();
+      crc_ = crc;
+      ok_ = ok;
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const char* data_ = nullptr;
+  size_t n_ = 0;
+  uint32_t crc_ = 0;
+  bool busy_ = false, ok_ = true, stopping_ = false;
+  std::thread thread_;
+};
+
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   PosixRandomAccessFile(std::string path, int fd, uint64_t size)
@@ -219,11 +296,28 @@ class PosixWritableFile final : public WritableFile {
     return crc;
   }
 
+  void reserve(uint64_t n) override {
+    static const bool enabled = reserve_enabled();
+    if (fd_ < 0 || !enabled || n == 0 || offset_ + n <= reserved_end_) return;
+    const uint64_t from = std::max(offset_, reserved_end_), end = offset_ + n;
+    // A hint: where the file system cannot (EOPNOTSUPP) or the disk is full
+    // (ENOSPC), the appends allocate as they would have, or report the error.
+    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(end - from)) == 0)
+      reserved_end_ = end;
+  }
+
   uint64_t offset() const override { return offset_; }
 
   void sync() override {
     check_open("fsync");
     writeback_.reset();
+    // Space reserved past the end (a caller's estimate too high) is given
+    // back, so that the file holds no blocks past its size. A truncation to
+    // the current size frees them on ext4 and XFS; a hint's leftovers
+    // otherwise, so a failure is not an error.
+    if (reserved_end_ > offset_) {
+      if (::ftruncate(fd_, static_cast<off_t>(offset_)) == 0) reserved_end_ = offset_;
+    }
     while (::fsync(fd_) != 0) {
       if (errno != EINTR) throw_errno(path_, "fsync", errno);
     }
@@ -312,13 +406,31 @@ class PosixWritableFile final : public WritableFile {
                          static_cast<off_t>(map_start));
       if (map == MAP_FAILED) return done;
       const char* bytes = static_cast<const char*>(map) + skip;
+      static const bool crc_thread = crc_thread_enabled();
       try {
-        for (size_t at = 0; at < len;) {
-          const size_t step = std::min(len - at, kCrcStep);
-          if (!guarded_crc(bytes + at, step, crc)) {
-            throw FormatError(src.path() + ": changed while being copied (it no longer reaches offset " +
-                              std::to_string(pos + at + step) + "); copy it again when nothing writes it");
+        if (crc_thread && src_kernel_copy_ok()) {
+          // The CRC of the window on the helper thread while the kernel copies it.
+          if (!crc_thread_) crc_thread_ = std::make_unique<CrcThread>();
+          crc_thread_->start(bytes, len, crc);
+          uint64_t copied = 0;
+          try {
+            copied = copy_in_kernel(src, pos, len);
+          } catch (const FormatError&) {
+            // The source ended early for the kernel too: said as the CRC says it.
+            uint32_t ignored;
+            if (!crc_thread_->finish(ignored)) throw changed_while_copied(src, pos + len);
+            throw;
+          } catch (...) {
+            uint32_t ignored;
+            crc_thread_->finish(ignored);  // the thread stops reading the mapping before it goes
+            throw;
           }
+          if (!crc_thread_->finish(crc)) throw changed_while_copied(src, pos + len);
+          if (copied < len) append(std::string_view(bytes + copied, len - copied));
+        }
+        for (size_t at = crc_thread && src_kernel_copy_ok() ? len : 0; at < len;) {
+          const size_t step = std::min(len - at, kCrcStep);
+          if (!guarded_crc(bytes + at, step, crc)) throw changed_while_copied(src, pos + at + step);
           const uint64_t copied = src_kernel_copy_ok() ? copy_in_kernel(src, pos + at, step) : 0;
           if (copied < step) append(std::string_view(bytes + at + copied, step - copied));
           at += step;
@@ -331,6 +443,11 @@ class PosixWritableFile final : public WritableFile {
       done += len;
     }
     return done;
+  }
+
+  static FormatError changed_while_copied(RandomAccessFile& src, uint64_t end) {
+    return FormatError(src.path() + ": changed while being copied (it no longer reaches offset " +
+                       std::to_string(end) + "); copy it again when nothing writes it");
   }
 
   bool src_kernel_copy_ok() const { return use_copy_file_range_ || use_sendfile_; }
@@ -350,7 +467,9 @@ class PosixWritableFile final : public WritableFile {
   uint64_t offset_ = 0;
   bool use_copy_file_range_ = true, use_sendfile_ = true;
   uint64_t writeback_told_ = 0;
+  uint64_t reserved_end_ = 0;  // reserve(): bytes [0, reserved_end_) have space
   std::unique_ptr<WritebackThread> writeback_;
+  std::unique_ptr<CrcThread> crc_thread_;  // copy_mapped_with_crc's, started on first use
 };
 
 class PosixRandomRWFile final : public RandomRWFile {

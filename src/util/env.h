@@ -48,6 +48,14 @@ class WritableFile {
   // buffer (src.read, append); the POSIX file takes the CRC from a mapping of
   // the source and copies the same bytes in the kernel while they are cached.
   virtual uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n);
+  // A hint that at least n more bytes will be appended: the file may
+  // allocate their disk space now, in one piece, before the disk is busy
+  // (the POSIX file: fallocate, FALLOC_FL_KEEP_SIZE). On ext4 a file grown
+  // by appends alone gets its blocks at writeback, where the allocator
+  // reads block bitmaps queued behind the output's own writes while holding
+  // the lock the next append waits for. Give a lower bound: space allocated
+  // past what was written is given back at sync(). Default: nothing.
+  virtual void reserve(uint64_t n) { (void)n; }
   // Bytes written so far (the offset the next append lands at).
   virtual uint64_t offset() const = 0;
   virtual void sync() = 0;

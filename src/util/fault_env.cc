@@ -39,6 +39,7 @@ class FaultWritableFile final : public WritableFile {
     }
     return base_->copy_from_with_crc(src, offset, n);
   }
+  void reserve(uint64_t n) override { base_->reserve(n); }
   uint64_t offset() const override { return base_->offset(); }
   void sync() override {
     env_.step(path_, "fsync");

@@ -22,6 +22,7 @@ class RecordingWritableFile final : public WritableFile {
     // Through append, so that the log holds the bytes.
     copy_through_buffer(src, offset, n, *this);
   }
+  void reserve(uint64_t n) override { base_->reserve(n); }
   uint64_t offset() const override { return base_->offset(); }
   void sync() override {
     base_->sync();

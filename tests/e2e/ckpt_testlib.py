@@ -15,6 +15,7 @@ import os
 import pickletools
 import struct
 import subprocess
+import sys
 import zlib
 
 import torch
@@ -38,6 +39,29 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 def ckpt_bin():
     path = os.environ.get("CKPT_BIN", os.path.join(REPO_ROOT, "build", "ckpt"))
     return os.path.abspath(path)
+
+
+MAKE_FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures", "make_fixtures.py")
+
+
+def made_by_kind(work, kinds, flag, stem):
+    """{kind: path} of `make_fixtures.py FLAG KIND work/STEM_KIND.bin` for each kind (real torch)."""
+    out = {}
+    for kind in kinds:
+        path = os.path.join(str(work), f"{stem}_{kind}.bin")
+        subprocess.run([sys.executable, MAKE_FIXTURES, flag, kind, path], check=True)
+        out[kind] = path
+    return out
+
+
+def saved_by_kind(work, kinds, make_model, stem):
+    """{kind: folder} of make_model(kind).save_pretrained(work/STEM_KIND) for each kind."""
+    out = {}
+    for kind in kinds:
+        folder = os.path.join(str(work), f"{stem}_{kind}")
+        make_model(kind).save_pretrained(folder)
+        out[kind] = folder
+    return out
 
 
 def run_ckpt(*args, timeout=120, cwd=None):

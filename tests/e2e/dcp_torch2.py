@@ -8,9 +8,13 @@ the torch 2 Python (so they run whichever torch the test suite itself runs under
                                           its Shard(0) half of every tensor as a DTensor (resharding)
   dcp_torch2.py tamper DIR HOW          rewrites DIR/.metadata of the sharded fixture: HOW is overlap,
                                           gap, escape (a storage path '../...') or dtype (float64)
+  dcp_torch2.py globals DIR            the globals torch's DCP load resolves through pickle (JSON)
+  dcp_torch2.py make-unsafe DIR WHERE   a folder naming argparse.Namespace in a byte item or as .metadata
 Exit 0 when equal; prints the first difference and exits 1 otherwise.
 """
 
+import io
+import os
 import sys
 
 import torch
@@ -130,8 +134,74 @@ def _two_rank_worker(rank, folder, path, port, failures):
         raise SystemExit(f"rank {rank}: {diff}")
 
 
+def recorded_globals(folder):
+    """The globals torch's own DCP load resolves through pickle: `.metadata`
+    (FileSystemReader.read_metadata: pickle.load) and the byte items
+    (torch.load(weights_only=False)), recorded while dcp_to_torch_save reads
+    the folder. Test folders only: the classes are resolved for real."""
+    import json
+    import pickle
+    import tempfile
+    import types
+
+    import torch.distributed.checkpoint.filesystem as fs
+    import torch.serialization as ser
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    seen = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module, name):
+            seen.add((module, name))
+            return super().find_class(module, name)
+
+    mod = types.ModuleType("recording_pickle")
+    for k in dir(pickle):
+        if not k.startswith("__"):
+            setattr(mod, k, getattr(pickle, k))
+    mod.Unpickler = Recording
+    mod.load = lambda f, **kw: Recording(f, **kw).load()
+    mod.loads = lambda b, **kw: Recording(io.BytesIO(b), **kw).load()
+    orig_fs, orig_ser = fs.pickle, ser.pickle
+    fs.pickle, ser.pickle = mod, mod
+    error = None
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            dcp_to_torch_save(folder, os.path.join(d, "out.pt"))
+    except BaseException as e:  # noqa: BLE001 - DCP's CheckpointException is no Exception;
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):  # what was resolved before it still counts
+            raise
+        error = type(e).__name__
+    finally:
+        fs.pickle, ser.pickle = orig_fs, orig_ser
+    print(json.dumps({"globals": sorted(seen), "error": error}))
+
+
+def make_unsafe(folder, where):
+    """A DCP folder naming argparse.Namespace (harmless, but on no allowlist):
+    in a byte item, or as the whole `.metadata` pickle."""
+    import argparse
+    import pickle
+
+    import torch.distributed.checkpoint as dcp
+
+    state = {"w": torch.ones(2)}
+    if where == "byte-item":
+        state["args"] = argparse.Namespace(lr=0.1)
+    dcp.save(state, checkpoint_id=folder, no_dist=True)
+    if where == "metadata":
+        with open(os.path.join(folder, ".metadata"), "wb") as f:
+            pickle.dump(argparse.Namespace(lr=0.1), f, protocol=2)
+
+
 def main():
     cmd = sys.argv[1]
+    if cmd == "globals":
+        recorded_globals(sys.argv[2])
+        return
+    if cmd == "make-unsafe":
+        make_unsafe(sys.argv[2], sys.argv[3])
+        return
     if cmd == "same":
         diff = same(load(sys.argv[2]), load(sys.argv[3]))
     elif cmd == "dcp-equals":

@@ -225,3 +225,55 @@ def test_stats_and_diff_on_dcp_folders(dcp_dirs, tmp_path):
     r = run_ckpt("diff", d, dcp_dirs / "single", "--state", "model")
     assert r.returncode == 1 and "only in a" in r.stdout
     assert not [p for p in os.listdir(os.environ.get("TMPDIR", "/tmp")) if p.startswith("ckpt-dcp-")]
+
+
+def scan_json(folder):
+    r = run_ckpt("scan", folder, "--json")
+    return r, json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("kind", ["single", "sharded"])
+def test_scan_reads_what_torch_dcp_load_unpickles(dcp_dirs, kind):
+    """scan of a DCP folder: .metadata (torch reads it with pickle.load) and every item slice
+    (torch.load each): safe, and naming every global torch's own DCP load resolved."""
+    folder = dcp_dirs / kind
+    r, report = scan_json(folder)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert report["verdict"] == "safe" and report["container"] == "dcp"
+    names = [p["name"] for p in report["pickles"]]
+    assert names[0] == ".metadata" and len(names) > 1
+    assert all(".distcp [item at " in n and n.endswith("data.pkl") for n in names[1:]), names
+    scanned = {(g["module"], g["name"]) for g in report["globals"]}
+    torch_saw = json.loads(torch2(DCP_TORCH2, "globals", folder).stdout)
+    assert torch_saw["error"] is None
+    assert ("torch.distributed.checkpoint.metadata", "Metadata") in map(tuple, torch_saw["globals"])
+    assert {tuple(g) for g in torch_saw["globals"]} <= scanned
+    # Offsets point into the .distcp files: each item's pickle starts with PROTO.
+    for p in report["pickles"][1:]:
+        with open(folder / p["name"].split(" [")[0], "rb") as f:
+            f.seek(p["offset"])
+            assert f.read(1) == b"\x80"
+
+
+@pytest.mark.parametrize("where", ["byte-item", "metadata"])
+def test_scan_of_dcp_names_an_unsafe_global(tmp_path, where):
+    folder = tmp_path / "unsafe"
+    torch2(DCP_TORCH2, "make-unsafe", folder, where)
+    torch_saw = json.loads(torch2(DCP_TORCH2, "globals", folder).stdout)
+    assert ["argparse", "Namespace"] in torch_saw["globals"]
+    r, report = scan_json(folder)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert report["verdict"] == "unsafe"
+    bad = [g for g in report["globals"] if not g["allowed"]]
+    assert [(g["module"], g["name"]) for g in bad] == [("argparse", "Namespace")]
+    assert bad[0]["record"] == ".metadata" if where == "metadata" else ".distcp [item at " in bad[0]["record"]
+    text = run_ckpt("scan", folder)
+    assert text.returncode == 1 and "NOT ALLOWED argparse.Namespace" in text.stdout
+
+
+def test_scan_of_a_plain_folder_says_what_to_scan(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"")
+    r = run_ckpt("scan", tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "neither a DCP .metadata nor a safetensors index" in lines[0], r.stderr

@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ckpt_testlib import REPO_ROOT, run_ckpt  # noqa: E402
+from ckpt_testlib import MAKE_FIXTURES, made_by_kind, run_ckpt, saved_by_kind  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 try:  # the torch 2 venv; Debian's torch 1.13 python runs the AudioCraft-side checks only
@@ -28,7 +28,6 @@ except ImportError:
     transformers = None
 needs_transformers = pytest.mark.skipif(transformers is None, reason="transformers is not installed")
 
-MAKE_FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures", "make_fixtures.py")
 AC_KINDS = ["mono", "stereo"]
 HF_KINDS = ["weight_norm", "time_group_norm"]
 # EncodecConfig's fields a round trip keeps (target_bandwidths: rvq.n_q holds the
@@ -103,22 +102,12 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ac_models(work):
-    out = {}
-    for kind in AC_KINDS:
-        path = work / f"ac_{kind}.bin"
-        subprocess.run([sys.executable, MAKE_FIXTURES, "--encodec", kind, str(path)], check=True)
-        out[kind] = str(path)
-    return out
+    return made_by_kind(work, AC_KINDS, "--encodec", "ac")
 
 
 @pytest.fixture(scope="module")
 def hf_folders(work):
-    out = {}
-    for kind in HF_KINDS:
-        folder = work / f"hf_{kind}"
-        hf_model(kind).save_pretrained(folder)
-        out[kind] = str(folder)
-    return out
+    return saved_by_kind(work, HF_KINDS, hf_model, "hf")
 
 
 def ac_package(path):

@@ -64,7 +64,8 @@ def tensor_names(path):
 
 INDEX_COMMANDS = [["info"], ["ls"], ["tensors"], ["verify"], ["stats"], ["scan"], ["info", "--json"],
                   ["tensors", "--json"], ["verify", "--json"], ["scan", "--json"]]
-DCP_COMMANDS = [["info"], ["tensors"], ["verify"], ["stats"], ["info", "--json"], ["verify", "--json"]]
+DCP_COMMANDS = [["info"], ["tensors"], ["verify"], ["stats"], ["scan"], ["info", "--json"], ["verify", "--json"],
+                ["scan", "--json"]]
 
 
 def check_index(url, local, env):
@@ -80,6 +81,9 @@ def check_index(url, local, env):
 
 
 def check_dcp(url, local, env):
+    r = run(["scan", local, "--json"], ckpt_env())  # .metadata, then every item slice it names
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["container"] == "dcp" and json.loads(r.stdout)["verdict"] == "safe"
     for cmd in DCP_COMMANDS:
         same_as_local([cmd[0], url, *cmd[1:]], [cmd[0], local, *cmd[1:]], env, url, str(local))
     same_as_local(["diff", url, local], ["diff", local, local], env, url, str(local))

@@ -10,15 +10,13 @@ from tests/fixtures/make_fixtures.py --musicgen-lm.
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from ckpt_testlib import REPO_ROOT, run_ckpt  # noqa: E402
+from ckpt_testlib import made_by_kind, run_ckpt, saved_by_kind  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from transformers import (  # noqa: E402
@@ -26,7 +24,6 @@ from transformers import (  # noqa: E402
     MusicgenForConditionalGeneration, MusicgenMelodyConfig, MusicgenMelodyDecoderConfig,
     MusicgenMelodyForCausalLM, MusicgenMelodyForConditionalGeneration, T5Config, T5EncoderModel)
 
-MAKE_FIXTURES = os.path.join(REPO_ROOT, "tests", "fixtures", "make_fixtures.py")
 KINDS = ["mono", "stereo", "melody"]
 
 
@@ -103,22 +100,12 @@ def encoders(work):
 
 @pytest.fixture(scope="module")
 def audiocraft_lms(work):
-    out = {}
-    for kind in KINDS:
-        path = work / f"ac_{kind}.bin"
-        subprocess.run([sys.executable, MAKE_FIXTURES, "--musicgen-lm", kind, str(path)], check=True)
-        out[kind] = str(path)
-    return out
+    return made_by_kind(work, KINDS, "--musicgen-lm", "ac")
 
 
 @pytest.fixture(scope="module")
 def hf_folders(work):
-    out = {}
-    for kind in KINDS:
-        folder = work / f"hf_{kind}"
-        hf_model(kind).save_pretrained(folder)
-        out[kind] = str(folder)
-    return out
+    return saved_by_kind(work, KINDS, hf_model, "hf")
 
 
 def ac_state(path):

@@ -487,7 +487,8 @@ def test_zsh_and_fish_completion_scripts(ckpt, tmp_path):
         assert "__config-keys'" not in text.split("__ckpt_config_keys")[0]  # not offered as a command
 
 
-def test_fish_completes_commands_options_and_config_keys(ckpt, tmp_path):
+def fish_completer(ckpt, tmp_path):
+    """complete(line): what fish offers for `line` with ckpt's fish script sourced."""
     if shutil.which("fish") is None:
         pytest.skip("fish not installed")
     script = tmp_path / "ckpt.fish"
@@ -499,6 +500,12 @@ def test_fish_completes_commands_options_and_config_keys(ckpt, tmp_path):
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         return [c.split("\t")[0] for c in r.stdout.splitlines()]
+
+    return complete
+
+
+def test_fish_completes_commands_options_and_config_keys(ckpt, tmp_path):
+    complete = fish_completer(ckpt, tmp_path)
 
     assert complete("ckpt sho") == ["show"]
     assert "--dry-run" in complete("ckpt edit x.th --dr")
@@ -508,17 +515,7 @@ def test_fish_completes_commands_options_and_config_keys(ckpt, tmp_path):
 
 def test_fish_completes_values_from_the_file(ckpt, tmp_path):
     """Tensor names, state paths, config keys and --dialect values, as bash does."""
-    if shutil.which("fish") is None:
-        pytest.skip("fish not installed")
-    script = tmp_path / "ckpt.fish"
-    script.write_text(ok(run_ckpt("completion", "fish")))
-    env = dict(os.environ, PATH=os.path.dirname(ckpt) + os.pathsep + os.environ["PATH"])
-
-    def complete(line):
-        r = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C'{line}'"],
-                           capture_output=True, text=True, env=env, timeout=60)
-        assert r.returncode == 0, r.stderr
-        return [c.split("\t")[0] for c in r.stdout.splitlines()]
+    complete = fish_completer(ckpt, tmp_path)
 
     prefix = "condition_provider.conditioners.description.output_proj."
     assert complete(f"ckpt show {EXAMPLE} condition_pro") == [prefix + "bias", prefix + "weight"]

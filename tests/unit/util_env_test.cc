@@ -277,6 +277,39 @@ TEST(PosixEnv, CopyFromWithCrcOfAShrunkSource) {
   }
 }
 
+// reserve(): a hint that changes no byte; space reserved past what was
+// written is given back at sync, so the file holds no blocks past its end.
+TEST(PosixEnv, ReserveKeepsBytesAndGivesBackTheRest) {
+  TempDir dir;
+  Env& env = Env::Default();
+  const std::string src_data = random_bytes((9 << 20) + 3, 5);
+  write_file(dir / "src", src_data);
+  auto src = env.open_read(dir / "src");
+
+  auto out = env.create(dir / "out");
+  out->append("head");
+  out->reserve(64 << 20);  // far more than will be written
+  out->copy_from(*src, 0, src_data.size());
+  out->reserve(1);  // inside what is reserved already: nothing
+  out->append("tail");
+  out->sync();
+  out->close();
+  EXPECT_TRUE(read_file(dir / "out") == "head" + src_data + "tail");
+  struct stat st;
+  ASSERT_EQ(::stat((dir / "out").c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), src_data.size() + 8);
+  // 64 MiB stayed allocated if the rest was not given back.
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, uint64_t{32} << 20);
+
+  // A lower bound, as writers give it: the bytes come out the same.
+  auto exact = env.create(dir / "exact");
+  exact->reserve(src_data.size());
+  EXPECT_EQ(exact->copy_from_with_crc(*src, 0, src_data.size()), crc32_update(0, src_data.data(), src_data.size()));
+  exact->sync();
+  exact->close();
+  EXPECT_TRUE(read_file(dir / "exact") == src_data);
+}
+
 TEST(AtomicOutput, CommitRefuseForceAndCleanup) {
   TempDir dir;
   Env& env = Env::Default();
