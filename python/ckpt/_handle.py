@@ -187,6 +187,12 @@ class Checkpoint:
     def state_dict(self, framework: str | None = None, state: str | None = None) -> "OrderedDict[str, Any]":
         """Every tensor of a state dict (default: the best state), name ->
         array/tensor in file order; tensors that share a storage share memory."""
+        if (self._framework if framework is None else _framework(framework)) == "torch":
+            # Made by the extension (no Python frame per tensor); None when a
+            # tensor needs the Python path below (which makes or refuses it).
+            made = _ckpt.torch_state_dict(self._opened, state, self._storages.torch_storage)
+            if made is not None:
+                return made
         return OrderedDict((name, self._make(name, t, framework)) for name, t, _ in self._tensor_rows(state))
 
     # -- lifetime ------------------------------------------------------

@@ -12,6 +12,7 @@ UntypedStorage per storage key; other tensor kinds go through torch's own
 from __future__ import annotations
 
 import _compat_pickle
+import gc
 import importlib
 from typing import Any, Iterable
 
@@ -22,8 +23,6 @@ from ckpt._tensors import StorageBytes, make_numpy, make_torch
 # Node tuple tags (python/src/graph.cc).
 _VALUE, _BIGINT, _TUPLE, _LIST, _DICT, _SET, _FROZENSET, _GLOBAL, _OBJECT, _PERSID = range(10)
 _REDUCE, _NEWOBJ, _NEWOBJ_EX = range(3)
-
-_MISSING = object()
 
 # Bounds on the work a hostile graph can ask of ckpt.load (issue 19): hashing
 # a dict key or set member visits every object inside it, once per path (a
@@ -72,8 +71,7 @@ class Loader:
         self._placeholders = unsafe_globals == "placeholder"
         self._allowed = set(allowed_globals)
         self._storages = storages or StorageBytes(opened)
-        self._nodes, self._tensors, self._tensor_errors = _ckpt.graph(opened)
-        self._memo: dict[int, Any] = {}
+        self._graph = _ckpt.Builder(opened, self._storages.torch_storage if framework == "torch" else None)
         if getattr(opened, "layout", "") == "torchscript":
             # torch.load hands such an archive to torch.jit.load, which compiles
             # and runs its code/ records: no object graph stands for that.
@@ -87,9 +85,9 @@ class Loader:
 
     def _refuse_unsafe_globals(self) -> None:
         names = []
-        for node in self._nodes:
-            if node[0] == _GLOBAL and not self._allows(node[1], node[2]):
-                name = f"{node[1]}.{node[2]}"
+        for module, name in self._graph.globals():
+            if not self._allows(module, name):
+                name = f"{module}.{name}"
                 if name not in names:
                     names.append(name)
         if names:
@@ -103,6 +101,12 @@ class Loader:
         return _ckpt.allowed_global(module, name) or f"{module}.{name}" in self._allowed
 
     def load(self) -> Any:
+        # Python's cyclic garbage collector paused while the graph is made:
+        # the thousands of containers made here would each count towards a
+        # collection that walks every object of the process (torch's too),
+        # and none of them is garbage yet. Restored whatever happens.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._check_hash_work()
             obj = self.build(0)
@@ -116,6 +120,8 @@ class Loader:
             raise FormatError(f"{self._opened.path}: the pickle's objects cannot be rebuilt: "
                               f"{type(e).__name__}: {e}") from None
         finally:
+            if collecting:
+                gc.enable()
             self._forget_sparse()
 
     def _sparse_list(self) -> list | None:
@@ -152,92 +158,26 @@ class Loader:
 
     def _check_hash_work(self) -> None:
         """Refuses, before anything is built, a dict key or set member whose
-        hashing would visit more than MAX_HASH_WORK objects."""
-        nodes = self._nodes
-        cost: dict[int, int] = {}
-        limit = MAX_HASH_WORK + 1
-
-        def children(node: tuple) -> list[int]:
-            tag = node[0]
-            if tag in (_TUPLE, _FROZENSET):
-                return list(node[1])
-            if tag == _OBJECT:  # e.g. torch.Size((...)) hashes as its tuple
-                return [c for c in (node[2], node[3]) if c >= 0]
-            return []
-
-        def work(root: int) -> int:
-            if root in cost:
-                return cost[root]
-            stack = [(root, False)]
-            while stack:
-                i, expanded = stack.pop()
-                if not expanded and i in cost:
-                    continue
-                kids = children(nodes[i])
-                if not expanded:
-                    cost[i] = -1  # in progress: a cycle costs the limit
-                    stack.append((i, True))
-                    stack.extend((c, False) for c in kids if c not in cost)
-                    continue
-                total = 1
-                for c in kids:
-                    v = cost.get(c, limit)
-                    total = limit if v < 0 else min(limit, total + v)
-                    if total >= limit:
-                        break
-                cost[i] = total
-            return cost[root]
-
-        for node in nodes:
-            tag = node[0]
-            if tag == _DICT:
-                keys = [k for k, _ in node[1]]
-            elif tag in (_SET, _FROZENSET):
-                keys = list(node[1])
-            elif tag == _OBJECT:
-                keys = [k for k, _ in node[7]]
-            else:
-                continue
-            for k in keys:
-                if work(k) > MAX_HASH_WORK:
-                    raise FormatError(
-                        f"{self._opened.path}: a dict key or set member whose hashing visits more than "
-                        f"{MAX_HASH_WORK:,} objects (ckpt.load's limit on hashing work: a graph of shared "
-                        "tuples that torch.load would hash for ever)")
+        hashing would visit more than MAX_HASH_WORK objects (counted by the
+        extension: a tuple or frozenset costs 1 + its members, an object 1 +
+        its callable and arguments, a cycle the limit)."""
+        if self._graph.hash_work_exceeds(MAX_HASH_WORK):
+            raise FormatError(
+                f"{self._opened.path}: a dict key or set member whose hashing visits more than "
+                f"{MAX_HASH_WORK:,} objects (ckpt.load's limit on hashing work: a graph of shared "
+                "tuples that torch.load would hash for ever)")
 
     def build(self, i: int) -> Any:
-        obj = self._memo.get(i, _MISSING)
-        if obj is not _MISSING:
-            return obj
-        node = self._nodes[i]
-        tag = node[0]
-        if tag == _VALUE:
-            obj = node[1]
-        elif tag == _BIGINT:
-            obj = int.from_bytes(node[1], "little", signed=True)
-        elif tag == _TUPLE:
-            obj = tuple(self.build(c) for c in node[1])
-        elif tag == _LIST:
-            obj = self._memo[i] = []
-            obj.extend(self.build(c) for c in node[1])
-        elif tag == _DICT:
-            obj = self._memo[i] = {}
-            for k, v in node[1]:
-                obj[self.build(k)] = self.build(v)
-        elif tag == _SET:
-            obj = set(self.build(c) for c in node[1])
-        elif tag == _FROZENSET:
-            obj = frozenset(self.build(c) for c in node[1])
-        elif tag == _GLOBAL:
-            obj = self._global(node[1], node[2])
-        elif tag == _PERSID:
-            obj = self._persistent(node[1])
-        elif tag == _OBJECT:
-            return self._object(i, node)
-        else:
-            raise FormatError(f"{self._opened.path}: unknown node tag {tag}")
-        self._memo[i] = obj
-        return obj
+        """The object of node i, made once. The extension's Builder makes
+        scalars, containers and calls of resolved globals itself and calls
+        back _global, _persistent, _tensor and _object for the rest."""
+        return self._graph.build(i, self)
+
+    # What the Builder hands to _object and _set_state (set below the class).
+    _placeholder_global: type
+
+    def _call_failed(self, fn: Any, e: BaseException) -> FormatError:
+        return FormatError(f"{self._opened.path}: calling {_qualname(fn)} as the pickle says failed: {e}")
 
     def _global(self, module: str, name: str) -> Any:
         if not self._allows(module, name):
@@ -265,7 +205,7 @@ class Loader:
         return obj
 
     def _persistent(self, pid_index: int) -> Any:
-        pid = self._nodes[pid_index]
+        pid = self._graph.node(pid_index)
         if pid[0] != _TUPLE or len(pid[1]) < 3:
             raise FormatError(f"{self._opened.path}: a persistent id that is not a storage tuple")
         key = self.build(pid[1][2])
@@ -285,12 +225,14 @@ class Loader:
         return make_numpy(self._storages, f"node {i}", t)
 
     def _object(self, i: int, node: tuple) -> Any:
-        t = self._tensors.get(i)
+        t = self._graph.tensor(i)
         if t is not None and t["plain"]:
-            obj = self._memo[i] = self._tensor(i, t)
+            obj = self._tensor(i, t)
+            self._graph.remember(i, obj)
             return obj
-        if i in self._tensor_errors:
-            raise FormatError(f"{self._opened.path}: {self._tensor_errors[i]}")
+        error = self._graph.tensor_error(i)
+        if error is not None:
+            raise FormatError(f"{self._opened.path}: {error}")
         if t is not None and self._framework != "torch":
             raise UsageError(f"{self._opened.path}: a {t['form'] or t['subclass'] or 'special'} tensor "
                              "needs torch (framework='torch')")
@@ -301,7 +243,7 @@ class Loader:
             raise FormatError(f"{self._opened.path}: call arguments that are not a tuple")
         if isinstance(fn, PlaceholderGlobal):
             obj = Placeholder(fn.name, args)
-            self._memo[i] = obj
+            self._graph.remember(i, obj)
             obj.items = [self.build(c) for c in items]
             obj.entries = [(self.build(k), self.build(v)) for k, v in entries]
             obj.state = self.build(state_i) if state_i >= 0 else None
@@ -316,8 +258,8 @@ class Loader:
                 kwargs = self.build(kwargs_i) if how == _NEWOBJ_EX and kwargs_i >= 0 else {}
                 obj = fn.__new__(fn, *args, **kwargs)
         except (TypeError, ValueError, AttributeError, RuntimeError) as e:
-            raise FormatError(f"{self._opened.path}: calling {_qualname(fn)} as the pickle says failed: {e}") from None
-        self._memo[i] = obj
+            raise self._call_failed(fn, e) from None
+        self._graph.remember(i, obj)
         if items:
             # Looked up on the class, never the instance: an instance lookup
             # on a DictConfig is a key lookup that resolves interpolations
@@ -357,6 +299,10 @@ def _set_state(obj: Any, state: Any) -> None:
     if slotstate:
         for k, v in slotstate.items():
             setattr(obj, k, v)
+
+
+Loader._placeholder_global = PlaceholderGlobal
+Loader._set_state = staticmethod(_set_state)  # type: ignore[attr-defined]
 
 
 def _qualname(fn: Any) -> str:

@@ -73,6 +73,7 @@ class StorageBytes:
         self._map: mmap.mmap | None = None
         self._buffers: dict[str, Any] = {}
         self._torch: dict[str, Any] = {}
+        self._file_storage: Any = None  # the whole file as one UntypedStorage (None: not yet; False: none)
 
     def info(self, key: str) -> dict:
         if self._info is None:
@@ -114,6 +115,9 @@ class StorageBytes:
     def torch_storage(self, key: str):
         """The torch.UntypedStorage of a key (shared by every tensor on it)."""
         storage = self._torch.get(key)
+        if storage is None and self._file_storage is None:
+            self._map_file()
+            storage = self._torch.get(key)
         if storage is None:
             import torch
             if self.info(key)["location"] == "meta":  # no bytes: torch.load makes a meta storage
@@ -128,6 +132,24 @@ class StorageBytes:
             self._torch[key] = storage
         return storage
 
+    def _map_file(self) -> None:
+        """torch >= 2: every mappable storage as a slice of one UntypedStorage
+        mapping the whole file copy-on-write (``from_file(shared=False)``: a
+        private mapping, writes never reach the file), as
+        ``torch.load(mmap=True)`` makes them (the slices made by the
+        extension, all at once). Storages it leaves out take the buffer path."""
+        self._file_storage = False
+        import torch
+        if int(torch.__version__.split(".")[0]) < 2 or _is_remote(self._opened.path):
+            return  # torch 1.x: storage slicing copies
+        try:
+            whole = torch.UntypedStorage.from_file(self._opened.path, shared=False, nbytes=self._opened.file_size)
+        except (RuntimeError, OSError, TypeError):
+            return
+        self._file_storage = whole
+        for key, storage in self._opened.file_slices(whole).items():
+            self._torch.setdefault(key, storage)
+
     def typed_storage(self, key: str):
         """torch.storage.TypedStorage, what torch.load gives for a storage."""
         import torch
@@ -141,6 +163,7 @@ class StorageBytes:
     def close(self) -> None:
         self._buffers.clear()
         self._torch.clear()
+        self._file_storage = None
         if self._map is not None:
             try:
                 self._map.close()

@@ -55,5 +55,6 @@ PYBIND11_MODULE(_ckpt, m) {
   ckpt::python::register_errors(m);
   ckpt::python::register_opened(m);
   ckpt::python::register_graph(m);
+  ckpt::python::register_torch_tensors(m);
   ckpt::python::register_operations(m);
 }

@@ -55,6 +55,26 @@ py::dict storage_dict(const Opened& o, const torch::Storage& s) {
   return d;
 }
 
+// key -> whole[offset:offset + nbytes] for every storage whose bytes lie
+// stored (not deflated) and 8-byte aligned in the opened file (`whole`: the
+// file as one torch.UntypedStorage); meta and empty storages, and the rest,
+// are left to python/ckpt/_tensors.py's StorageBytes.
+py::dict file_slices(const Opened& o, const py::object& whole) {
+  py::dict out;
+  uint64_t size = o.opened().file_size;
+  for (const auto& [key, s] : o.checkpoint().storages()) {
+    uint64_t n = s.nbytes();
+    if (!s.present || n == 0 || s.location == "meta") continue;
+    std::optional<uint64_t> off = api::mappable_offset(o.opened(), s);
+    if (!off || *off % 8 != 0 || *off > size || n > size - *off) continue;
+    py::slice span(static_cast<py::ssize_t>(*off), static_cast<py::ssize_t>(*off + n), 1);
+    PyObject* part = PyObject_GetItem(whole.ptr(), span.ptr());
+    if (!part) throw py::error_already_set();
+    out[py::str(key)] = py::reinterpret_steal<py::object>(part);
+  }
+  return out;
+}
+
 // Reads bytes [offset, offset + n) of a storage into a new bytearray,
 // without the GIL while reading.
 py::bytearray read_storage(const Opened& o, const std::string& key, uint64_t offset, uint64_t n) {
@@ -131,6 +151,7 @@ void register_opened(py::module_& m) {
         for (const auto& [key, s] : o.checkpoint().storages()) out[py::str(key)] = storage_dict(o, s);
         return out;
       })
+      .def("file_slices", &file_slices, py::arg("whole"))
       .def("tensors", &tensor_rows, py::arg("state") = py::none())
       .def("read_storage", &read_storage, py::arg("key"), py::arg("offset"), py::arg("n"))
       .def("cfg_tree", [](const Opened& o, const std::string& path) -> py::object {

@@ -14,11 +14,18 @@ OpenedPath open_path(Env& env, const std::string& path) {
 }
 
 NumberedGraph::NumberedGraph(const pickle::Node* root) {
-  pickle::walk_graph(root, pickle::kAllEdges, [&](const pickle::Node* n) {
-    index_.emplace(n, static_cast<int64_t>(nodes_.size()));
+  // pickle::walk_graph's order (depth first, children pushed in
+  // for_each_child's order), with index_ as the set of nodes seen: one hash
+  // table, not two (ckpt.load numbers every node of the graph).
+  std::vector<const pickle::Node*> stack;
+  if (root) stack.push_back(root);
+  while (!stack.empty()) {
+    const pickle::Node* n = stack.back();
+    stack.pop_back();
+    if (!index_.emplace(n, static_cast<int64_t>(nodes_.size())).second) continue;
     nodes_.push_back(n);
-    return true;
-  });
+    pickle::for_each_child(n, pickle::kAllEdges, [&](const pickle::Node* c) { stack.push_back(c); });
+  }
 }
 
 std::optional<uint64_t> mappable_offset(const Opened& o, const torch::Storage& s) {

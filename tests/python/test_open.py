@@ -152,6 +152,31 @@ def test_writes_stay_private(tmp_path, fixtures_dir):
     assert path.read_bytes() == before
 
 
+@needs_torch
+def test_torch_writes_stay_private(tmp_path, fixtures_dir):
+    """state_dict(framework="torch") and ckpt.load: under torch >= 2 the
+    tensors are slices of one copy-on-write mapping of the file (as
+    torch.load(mmap=True)); writing them leaves the file as it was."""
+    import torch
+    path = tmp_path / "c.th"
+    shutil.copy(os.path.join(fixtures_dir, "checkpoint.th"), path)
+    before = path.read_bytes()
+    with ckpt.open(path) as c:
+        sd = c.state_dict(framework="torch")
+        if int(torch.__version__.split(".")[0]) >= 2:
+            assert c._storages._file_storage  # the one mapping, not a buffer per storage
+        for t in sd.values():
+            if t.is_floating_point():
+                t.data.fill_(7)
+        assert all(bool((t == 7).all()) for t in sd.values() if t.is_floating_point())
+    loaded = ckpt.load(path, unsafe_globals="placeholder")["best_state"]["model"]
+    for t in loaded.values():
+        if t.is_floating_point():
+            t.data.fill_(3)
+    del sd, loaded
+    assert path.read_bytes() == before
+
+
 def _read_safetensors(path):
     """A .safetensors file parsed by hand: name -> (dtype, shape, bytes)."""
     data = open(path, "rb").read()
