@@ -92,30 +92,26 @@ run_suite() {
   # The e2e matrix: every comparison with torch runs against both torches.
   # A pytest run is one Python process driving ckpt processes one at a time,
   # so on two cores two runs go side by side (the CI budget): the two torches'
-  # runs, or with one torch its test files dealt into two halves. Outputs are
-  # printed one after the other when both are done.
-  local py label markers pys=("$PYTHON" "$TORCH2_PYTHON") logs=() labels=() pids=() i part
-  local -a files=() halves=()
+  # runs, or with one torch (the venv's, which has pytest-xdist) its test files
+  # shared by CKPT_JOBS workers, a file each at a time. Outputs are printed one
+  # after the other when all are done.
+  local py label markers pys=("$PYTHON" "$TORCH2_PYTHON") logs=() labels=() pids=() i
+  local -a spread=()
   [ "$pythons" = torch2 ] && pys=("$TORCH2_PYTHON")
-  if [ "${#pys[@]}" = 1 ]; then
-    mapfile -t files < <(ls tests/e2e/test_*.py)
-    halves=("" "")
-    for i in "${!files[@]}"; do halves[$((i % 2))]+=" ${files[$i]}"; done
-    pys=("${pys[0]}" "${pys[0]}")
-  else
-    halves=("tests/e2e" "tests/e2e")
+  if [ "${#pys[@]}" = 1 ] && "${pys[0]}" -c 'import xdist' 2>/dev/null; then
+    spread=(-n "$CKPT_JOBS" --dist loadfile)
   fi
   for i in "${!pys[@]}"; do
     py="${pys[$i]}"
     markers="not large"
     [ "$name" = release ] && [ "$py" = "$PYTHON" ] && markers=""
     label="$("$py" -c 'import torch; print("torch " + torch.__version__.split("+")[0])' 2>/dev/null || echo "$py")"
-    [ "${halves[0]}" != "${halves[1]}" ] && label="$label, part $((i + 1)) of 2"
+    [ "${#spread[@]}" != 0 ] && label="$label, $CKPT_JOBS workers"
     ckpt_log "$name: end-to-end tests with $label (pytest, CKPT_BIN=$dir/ckpt), started"
     logs+=("$(mktemp)")
     labels+=("$label")
     # shellcheck disable=SC2086
-    CKPT_BIN="$PWD/$dir/ckpt" "$py" -m pytest -q -p no:cacheprovider ${halves[$i]} \
+    CKPT_BIN="$PWD/$dir/ckpt" "$py" -m pytest -q -p no:cacheprovider "${spread[@]}" tests/e2e \
       ${markers:+-m "$markers"} ${CKPT_PYTEST_ARGS:-} </dev/null >"${logs[-1]}" 2>&1 &
     pids+=("$!")
   done
