@@ -8,7 +8,6 @@ namespace ckpt::api {
 
 ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSafetensorsOptions& a) {
   Opened o = open_checkpoint(env, file);
-  if (!a.ignore_crc) check_record_crcs(*o.ck);
   ToSafetensorsResult r;
   r.out = a.out;
   r.state = o.state_path_or_best(a.state);
@@ -35,6 +34,8 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
 
   torch::SafetensorsWriteOptions opts;
   opts.force = a.force;
+  // A file's records are checked while the output is fsync'd.
+  if (!a.ignore_crc) opts.check_source = [&] { check_record_crcs(*o.ck); };
   opts.progress = progress_for(a.progress, a.out);
   if (!a.max_shard_size.empty()) {
     if (a.sink) throw UsageError(option_name("max_shard_size") + " writes a folder: " + option_name("out") + " names it, not standard output");
@@ -44,6 +45,7 @@ ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSa
     r.files = w.plan.files.size();
     r.wrote_index = w.wrote_index;
   } else if (a.sink) {
+    if (!a.ignore_crc) check_record_crcs(*o.ck);  // before any byte goes out
     torch::write_safetensors_to(*o.ck, tensors, *a.sink, opts);
   } else {
     torch::write_safetensors(*o.ck, tensors, env, a.out, opts);

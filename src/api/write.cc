@@ -73,8 +73,7 @@ void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env,
   so.dialect = dialect_of(options.dialect);
   so.progress = progress_for(options.progress, options.out);
   if (options.sink) {  // in order; "archive" as torch.save names it for a file object
-    torch::save_to(ck, root, *options.sink, "archive", so);
-    options.sink->sync();
+    torch::save_to(ck, root, *options.sink, "archive", so);  // fsync'd there
     return;
   }
   torch::save(ck, root, env, options.out, so);

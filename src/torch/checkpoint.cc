@@ -9,6 +9,7 @@
 #include "pickle/pickler.h"
 #include "pickle/unpickler.h"
 #include "torch/container_kind.h"
+#include "util/alongside.h"
 #include "util/coding.h"
 #include "util/error.h"
 
@@ -392,17 +393,36 @@ class StorageRecordWriter {
         source_.zip()->stream(*loc.record, sink);
       });
       written_crc = zw.entries().back().crc32;  // of the inflated bytes, as the directory's
+    } else if (checked) {
+      // Copied without being read, under the CRC-32 the directory gives; the
+      // bytes are checked against it later, while the output is fsync'd
+      // (check_copies), when both cores are otherwise idle.
+      written_crc = zw.add_copy(name, *loc.file, loc.offset, loc.size, checked->crc32);
+      deferred_.push_back(checked);
     } else {
-      // A stored record's CRC-32 is known: unless it is to be checked, the
-      // bytes are copied without being read; checked, they are read once,
-      // as they are copied.
+      // A stored record's CRC-32 is known: the bytes are copied without being
+      // read; otherwise they are read once, as they are copied.
       std::optional<uint32_t> crc;
-      if (!checked && loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
+      if (loc.record && (loc.record->crc32 != 0 || loc.size == 0)) crc = loc.record->crc32;
       written_crc = zw.add_copy(name, *loc.file, loc.offset, loc.size, crc);
     }
     if (checked && written_crc != checked->crc32) crc_mismatch(*checked, written_crc);
     advance(loc.size);
   }
+
+ public:
+  // Checks the records copied unread (deferred_) against their directory's
+  // CRC-32, reporting the first mismatch in write order as write_one would
+  // have. save_to runs it alongside the output's fsync.
+  bool has_copies_to_check() const { return !deferred_.empty(); }
+  void check_copies() {
+    for (const container::ZipRecord* r : deferred_) {
+      const uint32_t crc = source_.zip()->compute_crc(*r);
+      if (crc != r->crc32) crc_mismatch(*r, crc);
+    }
+  }
+
+ private:
 
   [[noreturn]] void crc_mismatch(const container::ZipRecord& record, uint32_t crc) {
     if (options_.on_crc_mismatch) options_.on_crc_mismatch(record, crc);
@@ -418,6 +438,7 @@ class StorageRecordWriter {
   const std::vector<std::string>& old_keys_;
   const SaveOptions& options_;
   std::vector<size_t> order_;
+  std::vector<const container::ZipRecord*> deferred_;  // copied unread, checked by check_copies
   uint64_t total_ = 0, done_ = 0;
 };
 
@@ -500,6 +521,10 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   else
     write_in_dialect_layout(source, pickled.data, dialect, alignment, storages, zw);
   zw.finish();
+  // Nothing reads the source meanwhile: the writer has finished with it.
+  std::function<void()> check;
+  if (storages.has_copies_to_check()) check = [&] { storages.check_copies(); };
+  run_alongside([&] { out.sync(); }, check);
 }
 
 FormatError crc_mismatch_error(const Checkpoint& ck, const container::ZipRecord& record, uint32_t crc) {

@@ -235,8 +235,9 @@ struct SaveOptions {
   std::map<std::string, StorageTransform> transforms;
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Checks each storage record of a zip source against the CRC-32 in its
-  // directory as its bytes are copied (read once: the CRC is taken as they
-  // pass), inflated or converted; a mismatch calls on_crc_mismatch, which
+  // directory: a record inflated or converted as its bytes pass, one copied
+  // as it is on a second thread while the output is fsync'd (the copy does
+  // not read it, so it runs at the speed of cp); a mismatch calls on_crc_mismatch, which
   // throws (the caller's message, naming its own way to skip the check), or
   // when it is empty or returns, throws crc_mismatch_error's FormatError. The
   // output is then not committed. Records not carried to the output (dropped
@@ -256,7 +257,8 @@ FormatError crc_mismatch_error(const Checkpoint& ck, const container::ZipRecord&
 void save(Checkpoint& source, const pickle::Node* root, Env& env, const std::string& out_path,
           const SaveOptions& options = {});
 
-// The same, written to an already open file (for in-place edits and tests).
+// The same, written to an already open file (for in-place edits and tests),
+// which is fsync'd before it returns (copied records are checked meanwhile).
 void save_to(Checkpoint& source, const pickle::Node* root, WritableFile& out,
              const std::string& archive_name, const SaveOptions& options = {});
 

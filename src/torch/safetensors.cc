@@ -7,6 +7,7 @@
 #include <set>
 
 #include "torch/convert.h"
+#include "util/alongside.h"
 #include "util/coding.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -266,6 +267,7 @@ void write_safetensors(Checkpoint& source, const std::vector<std::pair<std::stri
                        const std::string& out_path, const SafetensorsWriteOptions& options) {
   AtomicOutput output(env, out_path, options.force);
   write_safetensors_to(source, tensors, output.file(), options);
+  run_alongside([&] { output.file().sync(); }, options.check_source);
   output.commit();
 }
 

@@ -31,6 +31,10 @@ struct SafetensorsWriteOptions {
   // converted to it, bit for bit as torch's .to() (torch/convert.h); they
   // must be contiguous in an uncompressed record or file.
   std::optional<DType> float_dtype;
+  // A check of the source (its CRC-32s) run on a second thread while the
+  // output is fsync'd (write_safetensors; for a shard set, the last shard);
+  // if it throws, the output is not committed.
+  std::function<void()> check_source;
 };
 
 // The dtype a tensor is written with under `options` (float_dtype applied),

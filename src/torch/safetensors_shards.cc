@@ -111,6 +111,7 @@ ShardedWriteReport write_sharded_safetensors(Checkpoint& source,
     }
     SafetensorsWriteOptions o = options;
     o.force = false;
+    if (name != report.plan.files.back().first) o.check_source = nullptr;  // alongside the last shard's fsync
     if (options.progress)
       o.progress = [&, done_before](uint64_t d, uint64_t) { options.progress(done_before + d, report.plan.total_size); };
     write_safetensors(source, part, env, folder.path(name), o);
