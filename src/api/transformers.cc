@@ -159,28 +159,26 @@ class FolderOutput {
   }
   std::string path(const std::string& name) const { return join(temp_, name); }
   void add(const std::string& name) { files_.push_back(name); }
+  // One atomic step, as util/folder_replace.h: a new folder is renamed into
+  // place, an existing one exchanged with the new (renameat2
+  // RENAME_EXCHANGE), so a reader or a power loss sees the old folder or the
+  // new one; the old is removed once the exchange is durable.
   void commit() {
     std::string parent = dirname_of(dir_);
     if (parent.empty()) parent = ".";
-    std::string old;
-    if (env_.exists(dir_)) {
-      old = temp_ + ".old";
-      env_.rename(dir_, old);
-    }
-    try {
+    const bool existed = env_.exists(dir_);
+    if (existed)
+      env_.exchange(temp_, dir_);
+    else
       env_.rename(temp_, dir_);
+    committed_ = true;
+    try {
+      env_.sync_dir(parent);
     } catch (...) {
-      if (!old.empty()) {
-        try {
-          env_.rename(old, dir_);  // the existing folder back in place
-        } catch (...) {
-        }
-      }
+      if (existed) remove_all(temp_);
       throw;
     }
-    committed_ = true;
-    if (!old.empty()) remove_all(old);
-    env_.sync_dir(parent);
+    if (existed) remove_all(temp_);  // the old folder, now under the temporary name
   }
 
  private:

@@ -342,6 +342,23 @@ def test_bad_input(work, audiocraft_lms, encoders, hf_folders):
     os.rmdir(out)
 
 
+def test_force_replaces_the_folder_as_a_whole(work, audiocraft_lms):
+    """--force replaces the folder as a whole (FolderOutput::commit exchanges the two
+    in one renameat2): the old files are gone, the new ones are a fresh
+    conversion's, no temporary folder is left beside it."""
+    mono = audiocraft_lms["mono"]
+    fresh, out = work / "force_fresh", work / "force_out"
+    ok("to-transformers", mono, "-o", fresh)
+    out.mkdir()
+    (out / "stale.bin").write_bytes(b"old")
+    (out / "config.json").write_text("{}")
+    ok("to-transformers", mono, "-o", out, "--force")
+    assert sorted(os.listdir(out)) == sorted(os.listdir(fresh))
+    for name in os.listdir(fresh):
+        assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
+    assert not [n for n in os.listdir(work) if "ckpt-tmp" in n]
+
+
 def test_training_checkpoint_and_bundle_folder_inputs(work, audiocraft_lms):
     """The same model.safetensors from an exported file, the training layout
     (`ckpt wrap`: its best state) and a bundle folder holding state_dict.bin."""
