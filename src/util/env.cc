@@ -270,6 +270,7 @@ class PosixWritableFile final : public WritableFile {
 
   void append(std::string_view data) override {
     check_open("write");
+    durable_ = false;
     write_all(fd_, data, path_);
     offset_ += data.size();
     start_writeback();
@@ -277,6 +278,7 @@ class PosixWritableFile final : public WritableFile {
 
   void copy_from(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
     check_open("write");
+    durable_ = false;
     check_range(src, offset, n);
     uint64_t done = 0;
     if (src.fd() >= 0) {
@@ -288,6 +290,7 @@ class PosixWritableFile final : public WritableFile {
 
   uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
     check_open("write");
+    durable_ = false;
     check_range(src, offset, n);
     uint32_t crc = 0;
     uint64_t done = 0;
@@ -302,14 +305,19 @@ class PosixWritableFile final : public WritableFile {
     const uint64_t from = std::max(offset_, reserved_end_), end = offset_ + n;
     // A hint: where the file system cannot (EOPNOTSUPP) or the disk is full
     // (ENOSPC), the appends allocate as they would have, or report the error.
-    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(end - from)) == 0)
+    if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from), static_cast<off_t>(end - from)) == 0) {
       reserved_end_ = end;
+      durable_ = false;  // sync gives back what is left unused
+    }
   }
 
   uint64_t offset() const override { return offset_; }
 
   void sync() override {
     check_open("fsync");
+    // Nothing written since the last fsync: a second one would only make
+    // the disk flush its cache again (a writer syncs, then its commit does).
+    if (durable_) return;
     writeback_.reset();
     // Space reserved past the end (a caller's estimate too high) is given
     // back, so that the file holds no blocks past its size. A truncation to
@@ -321,6 +329,7 @@ class PosixWritableFile final : public WritableFile {
     while (::fsync(fd_) != 0) {
       if (errno != EINTR) throw_errno(path_, "fsync", errno);
     }
+    durable_ = true;
   }
 
   void close() override {
@@ -468,6 +477,7 @@ class PosixWritableFile final : public WritableFile {
   bool use_copy_file_range_ = true, use_sendfile_ = true;
   uint64_t writeback_told_ = 0;
   uint64_t reserved_end_ = 0;  // reserve(): bytes [0, reserved_end_) have space
+  bool durable_ = false;       // fsync'd, and nothing written since
   std::unique_ptr<WritebackThread> writeback_;
   std::unique_ptr<CrcThread> crc_thread_;  // copy_mapped_with_crc's, started on first use
 };
