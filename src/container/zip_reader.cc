@@ -200,20 +200,32 @@ ZipRecord parse_central_entry(const std::string& path, const std::string& cd, si
 // directory. Sets r.data_offset.
 void check_local_header(RandomAccessFile& file, ZipRecord& r, uint64_t cd_offset) {
   const std::string& path = file.path();
-  const std::string rec = " (record '" + r.name + "')";
+  auto rec = [&r] { return " (record '" + r.name + "')"; };
   if (!fits(r.header_offset, kLocalHeaderSize, cd_offset))
-    fail(path, "local header offset " + std::to_string(r.header_offset) + " is past the central directory" + rec);
-  std::string local = file.read_string(r.header_offset, kLocalHeaderSize);
-  if (decode_fixed32(local.data()) != kLocalHeaderSig)
-    fail(path, "bad local header signature at offset " + std::to_string(r.header_offset) + rec);
-  uint64_t local_name_len = decode_fixed16(local.data() + 26), local_extra_len = decode_fixed16(local.data() + 28);
-  if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset) ||
-      file.read_string(r.header_offset + kLocalHeaderSize, local_name_len) != r.name)
-    fail(path, "local header name differs from the central directory's" + rec);
+    fail(path, "local header offset " + std::to_string(r.header_offset) + " is past the central directory" + rec());
+  // The header and the name it must hold in one read (one system call per
+  // record at open, one range request for a remote file): a local name of
+  // another length differs from the central one whatever its bytes.
+  const size_t want = static_cast<size_t>(
+      std::min<uint64_t>(kLocalHeaderSize + r.name.size(), cd_offset - r.header_offset));
+  char small[512];
+  std::string large;
+  char* local = small;
+  if (want > sizeof small) {
+    large.resize(want);
+    local = large.data();
+  }
+  file.read(r.header_offset, want, local);
+  if (decode_fixed32(local) != kLocalHeaderSig)
+    fail(path, "bad local header signature at offset " + std::to_string(r.header_offset) + rec());
+  uint64_t local_name_len = decode_fixed16(local + 26), local_extra_len = decode_fixed16(local + 28);
+  if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset) || local_name_len != r.name.size() ||
+      std::string_view(local + kLocalHeaderSize, r.name.size()) != r.name)
+    fail(path, "local header name differs from the central directory's" + rec());
   r.data_offset = r.header_offset + kLocalHeaderSize + local_name_len + local_extra_len;
   if (!fits(r.data_offset, r.compressed_size, cd_offset))
     fail(path, "data (offset " + std::to_string(r.data_offset) + ", " + std::to_string(r.compressed_size) +
-                   " bytes) runs past the central directory" + rec);
+                   " bytes) runs past the central directory" + rec());
 }
 
 // No two records may share bytes (a crafted zip can point many entries at

@@ -83,6 +83,24 @@ class MarkedStack {
     return items;
   }
 
+  // pop_mark without copying the values out: pops the innermost mark and
+  // returns the stack size it recorded; the values above it stay on the
+  // stack (stack_[m], ...) for the caller to use and then drop with
+  // truncate(m).
+  size_t pop_mark_in_place() {
+    if (marks_.empty()) fail("MARK missing");
+    size_t m = marks_.back();
+    marks_.pop_back();
+    return m;
+  }
+  // The value below stack_[m] (what top() gives once the values from m up
+  // are popped), with top()'s check.
+  T& top_below(size_t m) {
+    if (m <= fence()) fail("stack underflow");
+    return stack_[m - 1];
+  }
+  void truncate(size_t m) { stack_.resize(m); }
+
   std::vector<T> stack_;
   std::vector<size_t> marks_;  // stack_ sizes at each MARK
 };

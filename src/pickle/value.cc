@@ -183,6 +183,9 @@ bool as_number(const Node* n, double& d, bool& exact_int, int64_t& i) {
 namespace {
 
 bool scalar_key_equal(const Node* a, const Node* b) {
+  // A str or bytes key (every key of a state dict or config) equals only its
+  // own kind with the same bytes: no number conversion to try first.
+  if (a->kind == Kind::Str || a->kind == Kind::Bytes) return a->kind == b->kind && a->text == b->text;
   double da, db;
   bool ia, ib;
   int64_t xa, xb;
