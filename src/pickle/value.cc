@@ -38,7 +38,7 @@ Node* Graph::make(Kind k) {
     throw FormatError("pickle holds more than " + std::to_string(limits_.max_nodes) +
                       " objects (limit reached)");
   if (block_used_ == block_size_) {
-    constexpr size_t kFirstBlock = 16, kMaxBlock = 1024;
+    constexpr size_t kFirstBlock = 16, kMaxBlock = 512;
     size_t next = block_size_ == 0 ? kFirstBlock : std::min(block_size_ * 2, kMaxBlock);
     // new Node[n], not make_unique<Node[]>(n): default-initialised (every
     // member has its initialiser), without zeroing the block first.
