@@ -141,16 +141,18 @@ Directory read_directory_location(RandomAccessFile& file) {
 }
 
 // The ZIP64 extra holds, in this order, the fields saturated in the header.
+// `rec` names the record for a message, built only when one is thrown.
+template <class RecordText>
 void apply_zip64_extra(const std::string& path, const char* x, const char* x_end, ZipRecord& r,
-                       uint32_t& disk_start, const std::string& rec) {
+                       uint32_t& disk_start, RecordText&& rec) {
   while (x_end - x >= 4) {
     uint16_t id = decode_fixed16(x), len = decode_fixed16(x + 2);
-    if (static_cast<size_t>(x_end - x - 4) < len) fail(path, "extra field runs past its entry" + rec);
+    if (static_cast<size_t>(x_end - x - 4) < len) fail(path, "extra field runs past its entry" + rec());
     if (id == 0x0001) {
       const char* f = x + 4;
       const char* f_end = f + len;
       auto take = [&](uint64_t& field) {
-        if (f_end - f < 8) fail(path, "ZIP64 extra field too short" + rec);
+        if (f_end - f < 8) fail(path, "ZIP64 extra field too short" + rec());
         field = decode_fixed64(f);
         f += 8;
       };
@@ -158,7 +160,7 @@ void apply_zip64_extra(const std::string& path, const char* x, const char* x_end
       if (r.compressed_size == 0xFFFFFFFF) take(r.compressed_size);
       if (r.header_offset == 0xFFFFFFFF) take(r.header_offset);
       if (disk_start == 0xFFFF) {
-        if (f_end - f < 4) fail(path, "ZIP64 extra field too short" + rec);
+        if (f_end - f < 4) fail(path, "ZIP64 extra field too short" + rec());
         disk_start = decode_fixed32(f);
       }
     }
@@ -168,13 +170,15 @@ void apply_zip64_extra(const std::string& path, const char* x, const char* x_end
 
 // Central directory entry `i` at cd[pos]; advances pos past it.
 ZipRecord parse_central_entry(const std::string& path, const std::string& cd, size_t& pos, uint64_t i) {
-  std::string where = " (entry " + std::to_string(i) + " of the central directory)";
-  if (cd.size() - pos < kCentralHeaderSize) fail(path, "central directory truncated" + where);
+  // The messages' " (entry i ...)" and " (record 'name')" are built only
+  // when one is thrown (two allocations per record otherwise).
+  auto where = [i] { return " (entry " + std::to_string(i) + " of the central directory)"; };
+  if (cd.size() - pos < kCentralHeaderSize) fail(path, "central directory truncated" + where());
   const char* h = cd.data() + pos;
-  if (decode_fixed32(h) != kCentralHeaderSig) fail(path, "bad central directory signature" + where);
+  if (decode_fixed32(h) != kCentralHeaderSig) fail(path, "bad central directory signature" + where());
   size_t name_len = decode_fixed16(h + 28), extra_len = decode_fixed16(h + 30), comment_len = decode_fixed16(h + 32);
   if (cd.size() - pos - kCentralHeaderSize < name_len + extra_len + comment_len)
-    fail(path, "central directory truncated" + where);
+    fail(path, "central directory truncated" + where());
   ZipRecord r;
   r.flags = decode_fixed16(h + 8);
   r.method = decode_fixed16(h + 10);
@@ -184,14 +188,14 @@ ZipRecord parse_central_entry(const std::string& path, const std::string& cd, si
   r.header_offset = decode_fixed32(h + 42);
   uint32_t disk_start = decode_fixed16(h + 34);
   r.name.assign(h + kCentralHeaderSize, name_len);
-  const std::string rec = " (record '" + r.name + "')";
+  auto rec = [&r] { return " (record '" + r.name + "')"; };
   const char* x = h + kCentralHeaderSize + name_len;
   apply_zip64_extra(path, x, x + extra_len, r, disk_start, rec);
-  if (disk_start != 0) fail(path, "multi-disk archives are not supported" + rec);
-  if (r.flags & 0x0001) fail(path, "encrypted records are not supported" + rec);
+  if (disk_start != 0) fail(path, "multi-disk archives are not supported" + rec());
+  if (r.flags & 0x0001) fail(path, "encrypted records are not supported" + rec());
   if (r.method == 0 && r.compressed_size != r.size)
     fail(path, "stored record has compressed size " + std::to_string(r.compressed_size) + " but size " +
-                   std::to_string(r.size) + rec);
+                   std::to_string(r.size) + rec());
   pos += kCentralHeaderSize + name_len + extra_len + comment_len;
   return r;
 }
@@ -200,20 +204,32 @@ ZipRecord parse_central_entry(const std::string& path, const std::string& cd, si
 // directory. Sets r.data_offset.
 void check_local_header(RandomAccessFile& file, ZipRecord& r, uint64_t cd_offset) {
   const std::string& path = file.path();
-  const std::string rec = " (record '" + r.name + "')";
+  auto rec = [&r] { return " (record '" + r.name + "')"; };
   if (!fits(r.header_offset, kLocalHeaderSize, cd_offset))
-    fail(path, "local header offset " + std::to_string(r.header_offset) + " is past the central directory" + rec);
-  std::string local = file.read_string(r.header_offset, kLocalHeaderSize);
-  if (decode_fixed32(local.data()) != kLocalHeaderSig)
-    fail(path, "bad local header signature at offset " + std::to_string(r.header_offset) + rec);
-  uint64_t local_name_len = decode_fixed16(local.data() + 26), local_extra_len = decode_fixed16(local.data() + 28);
-  if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset) ||
-      file.read_string(r.header_offset + kLocalHeaderSize, local_name_len) != r.name)
-    fail(path, "local header name differs from the central directory's" + rec);
+    fail(path, "local header offset " + std::to_string(r.header_offset) + " is past the central directory" + rec());
+  // The header and the name it must hold in one read (one system call per
+  // record at open, one range request for a remote file): a local name of
+  // another length differs from the central one whatever its bytes.
+  const size_t want = static_cast<size_t>(
+      std::min<uint64_t>(kLocalHeaderSize + r.name.size(), cd_offset - r.header_offset));
+  char small[512];
+  std::string large;
+  char* local = small;
+  if (want > sizeof small) {
+    large.resize(want);
+    local = large.data();
+  }
+  file.read(r.header_offset, want, local);
+  if (decode_fixed32(local) != kLocalHeaderSig)
+    fail(path, "bad local header signature at offset " + std::to_string(r.header_offset) + rec());
+  uint64_t local_name_len = decode_fixed16(local + 26), local_extra_len = decode_fixed16(local + 28);
+  if (!fits(r.header_offset + kLocalHeaderSize, local_name_len, cd_offset) || local_name_len != r.name.size() ||
+      std::string_view(local + kLocalHeaderSize, r.name.size()) != r.name)
+    fail(path, "local header name differs from the central directory's" + rec());
   r.data_offset = r.header_offset + kLocalHeaderSize + local_name_len + local_extra_len;
   if (!fits(r.data_offset, r.compressed_size, cd_offset))
     fail(path, "data (offset " + std::to_string(r.data_offset) + ", " + std::to_string(r.compressed_size) +
-                   " bytes) runs past the central directory" + rec);
+                   " bytes) runs past the central directory" + rec());
 }
 
 // No two records may share bytes (a crafted zip can point many entries at

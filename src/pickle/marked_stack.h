@@ -41,9 +41,19 @@ class MarkedStack {
     check_room();
     marks_.push_back(stack_.size());
   }
+  // The checks run on every push and pop: inline, with their messages built
+  // out of line (cold) so that they stay small enough to inline.
   void check_room() const {
-    if (stack_.size() + marks_.size() >= kMaxStackItems)
-      fail("more than " + std::to_string(kMaxStackItems) + " values and marks on the stack (ckpt's stack limit)");
+    if (stack_.size() + marks_.size() >= kMaxStackItems) [[unlikely]]
+      room_fail();
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void room_fail() const {
+    fail("more than " + std::to_string(kMaxStackItems) + " values and marks on the stack (ckpt's stack limit)");
+    __builtin_unreachable();  // fail() throws (GCC does not carry [[noreturn]] through the virtual call)
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void underflow() const {
+    fail("stack underflow");
+    __builtin_unreachable();
   }
   // POP. CPython: a POP right after MARK discards the mark.
   void pop_or_unmark() {
@@ -57,13 +67,15 @@ class MarkedStack {
     stack_.push_back(std::move(v));
   }
   T pop() {
-    if (stack_.size() <= fence()) fail("stack underflow");
+    if (stack_.size() <= fence()) [[unlikely]]
+      underflow();
     T v = std::move(stack_.back());
     stack_.pop_back();
     return v;
   }
   T& top() {
-    if (stack_.size() <= fence()) fail("stack underflow");
+    if (stack_.size() <= fence()) [[unlikely]]
+      underflow();
     return stack_.back();
   }
   // The top n values, oldest first, popped.
@@ -82,6 +94,24 @@ class MarkedStack {
     stack_.resize(m);
     return items;
   }
+
+  // pop_mark without copying the values out: pops the innermost mark and
+  // returns the stack size it recorded; the values above it stay on the
+  // stack (stack_[m], ...) for the caller to use and then drop with
+  // truncate(m).
+  size_t pop_mark_in_place() {
+    if (marks_.empty()) fail("MARK missing");
+    size_t m = marks_.back();
+    marks_.pop_back();
+    return m;
+  }
+  // The value below stack_[m] (what top() gives once the values from m up
+  // are popped), with top()'s check.
+  T& top_below(size_t m) {
+    if (m <= fence()) fail("stack underflow");
+    return stack_[m - 1];
+  }
+  void truncate(size_t m) { stack_.resize(m); }
 
   std::vector<T> stack_;
   std::vector<size_t> marks_;  // stack_ sizes at each MARK

@@ -103,14 +103,10 @@ void OpReader::fail(size_t offset, const std::string& what) const {
   throw FormatError(std::string(source_) + ": offset " + std::to_string(offset) + ": " + what);
 }
 
-std::string_view OpReader::take(size_t n, const Instruction& ins, const char* what) {
-  if (n > data_.size() - pos_)
-    fail(ins.offset, std::string(kOps.info[ins.code].name) + " " + what + " of " + std::to_string(n) +
-                         " bytes runs past the end of the data (" +
-                         std::to_string(data_.size() - pos_) + " left)");
-  std::string_view s = data_.substr(pos_, n);
-  pos_ += n;
-  return s;
+void OpReader::take_fail(size_t n, const Instruction& ins, const char* what) const {
+  fail(ins.offset, std::string(kOps.info[ins.code].name) + " " + what + " of " + std::to_string(n) +
+                       " bytes runs past the end of the data (" + std::to_string(data_.size() - pos_) +
+                       " left)");
 }
 
 std::string_view OpReader::line(const Instruction& ins) {

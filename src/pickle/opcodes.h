@@ -57,7 +57,16 @@ class OpReader {
   [[noreturn]] void fail(size_t offset, const std::string& what) const;
 
  private:
-  std::string_view take(size_t n, const Instruction& ins, const char* what);
+  // n bytes from pos(), inline (every argument of the ~25,000 opcodes of a
+  // checkpoint's data.pkl passes here); a short read throws from take_fail.
+  std::string_view take(size_t n, const Instruction& ins, const char* what) {
+    if (n > data_.size() - pos_) [[unlikely]]
+      take_fail(n, ins, what);
+    std::string_view s(data_.data() + pos_, n);
+    pos_ += n;
+    return s;
+  }
+  [[noreturn]] void take_fail(size_t n, const Instruction& ins, const char* what) const;
   std::string_view line(const Instruction& ins);
 
   std::string_view data_;

@@ -211,17 +211,22 @@ class Machine : private MarkedStack<Node*> {
     return n;
   }
 
-  void append_items(Node* target, const std::vector<Node*>& values, const char* opname) {
+  // The values are n pointers from `values` (on the value stack or in a
+  // local array: no vector per APPENDS / SETITEMS).
+  void append_items(Node* target, Node* const* values, size_t n, const char* opname) {
     if (target->kind != Kind::List && target->kind != Kind::Object)
       fail(std::string(opname) + " onto a " + kind_name(target->kind));
-    target->items.insert(target->items.end(), values.begin(), values.end());
+    target->items.insert(target->items.end(), values, values + n);
   }
 
-  void set_items(Node* target, const std::vector<Node*>& kv, const char* opname) {
+  void set_items(Node* target, Node* const* kv, size_t n, const char* opname) {
     if (target->kind != Kind::Dict && target->kind != Kind::Object)
       fail(std::string(opname) + " onto a " + kind_name(target->kind));
-    if (kv.size() % 2) fail(std::string(opname) + " with an odd number of items");
-    for (size_t i = 0; i < kv.size(); i += 2) set_entry(target, kv[i], kv[i + 1]);
+    if (n % 2) fail(std::string(opname) + " with an odd number of items");
+    // A mapping's first batch sizes its entries (later batches, e.g. 1,000
+    // at a time, grow them as emplace_back does: no exact-size regrowth).
+    if (target->entries.empty()) target->entries.reserve(n / 2);
+    for (size_t i = 0; i < n; i += 2) set_entry(target, kv[i], kv[i + 1]);
   }
 
   // The key-value pairs a mapping constructor's argument gives (dict(x),
@@ -389,9 +394,10 @@ class Machine : private MarkedStack<Node*> {
       case op::LIST: push(graph_.list(pop_mark())); break;
       case op::EMPTY_DICT: push(graph_.dict()); break;
       case op::DICT: {
-        std::vector<Node*> kv = pop_mark();
+        size_t m = pop_mark_in_place();
         Node* d = graph_.dict();
-        set_items(d, kv, "DICT");
+        set_items(d, stack_.data() + m, stack_.size() - m, "DICT");
+        truncate(m);
         push(d);
         break;
       }
@@ -413,23 +419,26 @@ class Machine : private MarkedStack<Node*> {
       }
       case op::APPEND: {
         Node* v = pop();
-        append_items(top(), {v}, "APPEND");
+        append_items(top(), &v, 1, "APPEND");
         break;
       }
       case op::APPENDS: {
-        std::vector<Node*> items = pop_mark();
-        append_items(top(), items, "APPENDS");
+        size_t m = pop_mark_in_place();
+        append_items(top_below(m), stack_.data() + m, stack_.size() - m, "APPENDS");
+        truncate(m);
         break;
       }
       case op::SETITEM: {
-        Node* v = pop();
-        Node* k = pop();
-        set_items(top(), {k, v}, "SETITEM");
+        Node* kv[2];
+        kv[1] = pop();
+        kv[0] = pop();
+        set_items(top(), kv, 2, "SETITEM");
         break;
       }
       case op::SETITEMS: {
-        std::vector<Node*> kv = pop_mark();
-        set_items(top(), kv, "SETITEMS");
+        size_t m = pop_mark_in_place();
+        set_items(top_below(m), stack_.data() + m, stack_.size() - m, "SETITEMS");
+        truncate(m);
         break;
       }
 

@@ -38,7 +38,7 @@ Node* Graph::make(Kind k) {
     throw FormatError("pickle holds more than " + std::to_string(limits_.max_nodes) +
                       " objects (limit reached)");
   if (block_used_ == block_size_) {
-    constexpr size_t kFirstBlock = 16, kMaxBlock = 1024;
+    constexpr size_t kFirstBlock = 16, kMaxBlock = 512;
     size_t next = block_size_ == 0 ? kFirstBlock : std::min(block_size_ * 2, kMaxBlock);
     // new Node[n], not make_unique<Node[]>(n): default-initialised (every
     // member has its initialiser), without zeroing the block first.
@@ -183,6 +183,9 @@ bool as_number(const Node* n, double& d, bool& exact_int, int64_t& i) {
 namespace {
 
 bool scalar_key_equal(const Node* a, const Node* b) {
+  // A str or bytes key (every key of a state dict or config) equals only its
+  // own kind with the same bytes: no number conversion to try first.
+  if (a->kind == Kind::Str || a->kind == Kind::Bytes) return a->kind == b->kind && a->text == b->text;
   double da, db;
   bool ia, ib;
   int64_t xa, xb;
