@@ -119,6 +119,9 @@ int cmd_edit(Env& env, const WriteArgs& a) {
     if (a.common.json) return 0;
     if (e.in_place)
       std::printf("dry run: %s not updated\n", a.file.c_str());
+    else if (e.output.out.empty())
+      std::printf("dry run: the output would have %s bytes; nothing written (give -o OUT or --in-place to write)\n",
+                  with_commas(r.bytes).c_str());
     else
       std::printf("dry run: would write %s (%s bytes)%s; nothing written\n", e.output.out.c_str(),
                   with_commas(r.bytes).c_str(),
