@@ -102,7 +102,7 @@ ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOp
                      "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's file: ckpt export " +
                      audiocraft::fsdp_rank0_file(file) + " -o " + options.output.out);
   if (o.layout == audiocraft::Layout::Exported || o.layout == audiocraft::Layout::ExportedPointer)
-    throw UsageError(file + " is already an exported checkpoint (" + audiocraft::to_string(o.layout) +
+    throw UsageError(file + " is already exported (" + audiocraft::to_string(o.layout) +
                      "): use it as it is, or 'ckpt wrap " + file + " -o OUT' for AudioCraft's training layout");
   pickle::Node* root =
       audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version_option(options.version));

@@ -1,0 +1,142 @@
+"""End-to-end tests of the mistakes an AudioCraft user made walking the README
+from a fresh clone (session 7's ux walk): each message says what, where and
+the fix, on one line, with exit 2; nothing is written by a refused command.
+"""
+
+import os
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, run_ckpt
+from test_foundation import assert_usage_error, ok
+
+EXAMPLE = os.path.join(REPO_ROOT, "examples", "musicgen_tiny_training.th")
+
+
+def load(path):
+    return torch.load(str(path), map_location="cpu", weights_only=False)
+
+
+# ------------------------------------------------ overrides as shells split them
+
+@pytest.mark.parametrize("args,suggestion", [
+    (["optim.lr", "=", "1e-5"], "'optim.lr=1e-5'"),
+    (["optim.lr=", "1e-5"], "'optim.lr=1e-5'"),
+    (["optim.lr", "=1e-5"], "'optim.lr=1e-5'"),
+    (["optim.lr", "1e-5"], "'optim.lr=1e-5'"),
+    (["optim.lr:1e-5"], "'optim.lr=1e-5'"),
+    (["optim.lr: 1e-5"], "'optim.lr=1e-5'"),
+    (["dataset.train.path=/my", "data/ft"], "'dataset.train.path=/my data/ft'"),
+])
+def test_a_split_or_yaml_style_override_suggests_key_equals_value(ckpt, tmp_path, args, suggestion):
+    out = tmp_path / "out.th"
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", out, *args), "did you mean " + suggestion)
+    assert not out.exists()
+
+
+def test_an_override_spelt_as_an_option_says_overrides_take_no_dashes(ckpt, tmp_path):
+    out = tmp_path / "out.th"
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", out, "--optim.lr=1e-5"),
+                       "unknown option '--optim.lr'", "no dashes", "'optim.lr=1e-5'")
+    assert not out.exists()
+
+
+def test_quoted_overrides_with_spaces_lists_and_prefixes_apply(ckpt, tmp_path):
+    out = tmp_path / "out.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", out, "optim.lr=1e-5", "optim.adam.betas=[0.8, 0.9]",
+                "++dataset.train.path=/my data/ft", "++dataset.note='hello world'", "~optim.ema"))
+    cfg = load(out)["xp.cfg"]
+    assert cfg.optim.lr == 1e-5
+    assert list(cfg.optim.adam.betas) == [0.8, 0.9]
+    assert cfg.dataset.train.path == "/my data/ft"
+    assert cfg.dataset.note == "hello world"
+    assert "ema" not in cfg.optim
+
+
+# ------------------------------------------------ misspelt keys: the full key
+
+@pytest.mark.parametrize("override,suggestion", [
+    ("~optim.lrr", "'optim.lr'"),        # deletion: had no suggestion
+    ("~optm.lr", "'optim.lr'"),
+    ("optm.lr=1e-5", "'optim.lr'"),      # a missing parent: suggested 'optim' alone
+])
+def test_a_misspelt_config_key_suggests_the_full_key(ckpt, tmp_path, override, suggestion):
+    out = tmp_path / "out.th"
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", out, override), "not found", "did you mean " + suggestion)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag,glob,suggestion", [
+    ("--drop", "conditon_provider.*", "'condition_provider.*'"),
+    ("--drop", "conditon_provider*", "'condition_provider*'"),
+    ("--drop", "transformer.layer.*", "'transformer.layers.*'"),
+    ("--keep", "lnears.*", "'linears.*'"),
+])
+def test_a_misspelt_glob_suggests_the_closest_key_start(ckpt, tmp_path, flag, glob, suggestion):
+    out = tmp_path / "out.th"
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", out, flag, glob), "matches no key",
+                       "did you mean " + suggestion)
+    assert not out.exists()
+
+
+# ------------------------------------------------ dry run without an output
+
+def test_dry_run_without_output_counts_what_dash_o_would_write(ckpt, tmp_path):
+    result = run_ckpt("edit", EXAMPLE, "-n", "optim.lr=1e-5", cwd=tmp_path)
+    ok(result)
+    assert "optim.lr: 1 -> 1e-05" in result.stderr
+    assert "nothing written" in result.stdout
+    assert os.listdir(tmp_path) == []
+    # The size is what -o with the input's name writes (the name sets the record prefix).
+    out = tmp_path / "musicgen_tiny_training.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", out, "optim.lr=1e-5"))
+    assert f"would have {out.stat().st_size:,} bytes" in result.stdout
+    assert load(out)["xp.cfg"].optim.lr == 1e-5
+
+
+def test_no_output_without_dry_run_is_still_refused(ckpt, tmp_path):
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "optim.lr=1e-5", cwd=tmp_path), "-o", "--in-place")
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------ the wrong kind of checkpoint
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    path = tmp_path_factory.mktemp("exported") / "state_dict.bin"
+    ok(run_ckpt("export", EXAMPLE, "-o", path))
+    return path
+
+
+def test_export_of_an_exported_file_names_it_and_points_at_wrap(ckpt, tmp_path, exported):
+    out = tmp_path / "again.bin"
+    assert_usage_error(run_ckpt("export", exported, "-o", out), str(exported), "already exported", "ckpt wrap")
+    assert not out.exists()
+
+
+def test_wrap_of_a_training_checkpoint_names_it_and_points_at_export(ckpt, tmp_path):
+    out = tmp_path / "wrapped.th"
+    assert_usage_error(run_ckpt("wrap", EXAMPLE, "-o", out), EXAMPLE, "training checkpoint", "ckpt export")
+    assert not out.exists()
+
+
+def test_wrap_of_a_plain_state_dict_names_it(ckpt, tmp_path):
+    sd = tmp_path / "model.safetensors"
+    ok(run_ckpt("safetensors", EXAMPLE, "-o", sd))
+    out = tmp_path / "wrapped.th"
+    assert_usage_error(run_ckpt("wrap", sd, "-o", out), str(sd), "exported AudioCraft checkpoint", "ckpt info")
+    assert not out.exists()
+
+
+# ------------------------------------------------ -o naming the input
+
+def test_output_naming_the_input_points_at_in_place_and_force(ckpt, tmp_path):
+    src = tmp_path / "in.th"
+    src.write_bytes(open(EXAMPLE, "rb").read())
+    before = src.read_bytes()
+    assert_usage_error(run_ckpt("edit", "in.th", "-o", "./in.th", "optim.lr=1e-5", cwd=tmp_path),
+                       "is the input", "--in-place", "--force")
+    assert src.read_bytes() == before
+    ok(run_ckpt("edit", "in.th", "-o", "./in.th", "optim.lr=1e-5", "--force", cwd=tmp_path))
+    assert load(src)["xp.cfg"].optim.lr == 1e-5
