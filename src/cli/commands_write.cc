@@ -240,7 +240,8 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   edit->add_flag("--allow-no-match", e.allow_no_match, "a --keep/--drop glob or --rename regex may match no key");
   edit->add_flag("--allow-empty", e.allow_empty, "allow an edit that removes every key of a state dict");
   edit->add_flag("-n,--dry-run", e.dry_run,
-                 "print what would change (config values, keys dropped/renamed, bytes written); write nothing");
+                 "print what would change (config values, keys dropped/renamed, bytes written); write nothing "
+                 "(-o may be left out)");
   edit->add_option("--dtype", e.dtype,
                    "convert floating tensors to float16, bfloat16 or float32, bit for bit as torch's .to()");
   edit->add_flag("--for-finetune", e.for_finetune,
