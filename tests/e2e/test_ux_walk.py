@@ -140,3 +140,23 @@ def test_output_naming_the_input_points_at_in_place_and_force(ckpt, tmp_path):
     assert src.read_bytes() == before
     ok(run_ckpt("edit", "in.th", "-o", "./in.th", "optim.lr=1e-5", "--force", cwd=tmp_path))
     assert load(src)["xp.cfg"].optim.lr == 1e-5
+
+
+# ------------------------------------------------ to-transformers of the shipped toy model
+
+def test_to_transformers_of_a_config_that_does_not_fit_names_the_edit_that_fixes_it(ckpt, tmp_path):
+    # The shipped example keeps the stock MusicGen config over toy weights:
+    # each refusal names the setting the weights have, and following them works.
+    hf = tmp_path / "hf"
+    steps = [("transformer_lm.dim=16", "output_proj.weight"), ("transformer_lm.card=32", "emb.0.weight"),
+             ("transformer_lm.num_layers=2", "transformer.layers.2.")]
+    current = EXAMPLE
+    for i, (setting, tensor) in enumerate(steps):
+        assert_usage_error(run_ckpt("to-transformers", current, "-o", hf), tensor,
+                           f"ckpt edit {current} -o OUT {setting}")
+        assert not hf.exists()
+        fixed = tmp_path / f"fixed{i}.th"
+        ok(run_ckpt("edit", current, "-o", fixed, setting))
+        current = fixed
+    ok(run_ckpt("to-transformers", current, "-o", hf))
+    assert (hf / "config.json").exists()
