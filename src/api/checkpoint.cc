@@ -1,5 +1,6 @@
 #include "api/checkpoint.h"
 
+#include <cerrno>
 #include <set>
 
 #include "api/format.h"
@@ -38,9 +39,37 @@ bool is_torchscript(const torch::Checkpoint& ck) {
 
 }  // namespace
 
+namespace {
+
+// "; did you mean 'examples/musicgen_tiny_training.th'?" for a missing
+// local file whose folder holds a name a few edits away; "" otherwise.
+std::string missing_file_hint(Env& env, const std::string& path) {
+  if (path.empty() || path == "-" || path.find("://") != std::string::npos) return "";
+  try {
+    std::string dir = dirname_of(path);
+    std::vector<std::string> names = env.list_directory(dir.empty() ? "." : dir);
+    std::string m = closest_match(basename_of(path), names);
+    if (m.empty()) return "";
+    std::string shown = path.substr(0, path.size() - basename_of(path).size()) + m;
+    return "; did you mean '" + shown + "'?";
+  } catch (const Error&) {
+    return "";  // the folder is missing or unreadable: the message as it was
+  }
+}
+
+}  // namespace
+
 Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
-  auto any = torch::open_any(env, path);
+  torch::AnyCheckpoint any;
+  try {
+    any = torch::open_any(env, path);
+  } catch (const IoError& e) {
+    if (e.error_number() != ENOENT) throw;
+    std::string hint = missing_file_hint(env, path);
+    if (hint.empty()) throw;
+    throw IoError(e.what() + hint, e.error_number());
+  }
   o.ck = std::move(any.ck);
   o.safetensors = any.safetensors;
   o.file_size = any.file_size;

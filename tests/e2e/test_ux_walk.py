@@ -160,3 +160,21 @@ def test_to_transformers_of_a_config_that_does_not_fit_names_the_edit_that_fixes
         current = fixed
     ok(run_ckpt("to-transformers", current, "-o", hf))
     assert (hf / "config.json").exists()
+
+
+# ------------------------------------------------ a misspelt file name
+
+@pytest.mark.parametrize("command", [["info"], ["cfg"], ["edit", "-o", "out.th", "optim.lr=1"]])
+def test_a_misspelt_file_name_suggests_the_file_beside_it(ckpt, tmp_path, command):
+    (tmp_path / "checkpoint_best.th").write_bytes(open(EXAMPLE, "rb").read())
+    (tmp_path / "sub").mkdir()
+    result = run_ckpt(command[0], "checkpoint_bset.th", *command[1:], cwd=tmp_path)
+    assert_usage_error(result, "checkpoint_bset.th", "No such file", "did you mean 'checkpoint_best.th'?")
+    result = run_ckpt(command[0], "sub/../checkpoint_best.pt", *command[1:], cwd=tmp_path)
+    assert_usage_error(result, "did you mean 'sub/../checkpoint_best.th'?")
+    # Nothing close, or no such folder: the message as it was.
+    for name in ("zzz.th", "nodir/checkpoint_best.th"):
+        result = run_ckpt(command[0], name, *command[1:], cwd=tmp_path)
+        assert_usage_error(result, "No such file")
+        assert "did you mean" not in result.stderr
+    assert not (tmp_path / "out.th").exists()
