@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "api/format.h"
 #include "audiocraft/config_changes.h"
 #include "omegaconf/override.h"
 #include "torch/convert.h"
@@ -228,7 +229,7 @@ uint64_t count_also_converted(const Opened& o, const std::map<std::string, torch
 }
 
 const torch::DTypeInfo& target_dtype(const std::string& dtype) {
-  const torch::DTypeInfo* to = torch::from_name(dtype);
+  const torch::DTypeInfo* to = dtype_option(dtype);
   if (!to || (to->dtype != torch::DType::Float16 && to->dtype != torch::DType::BFloat16 &&
               to->dtype != torch::DType::Float32))
     throw UsageError(option_name("dtype") + " '" + dtype + "': expected float16, bfloat16 or float32");

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "api/format.h"
 #include "api/write.h"
 #include "audiocraft/encodec_map.h"
 #include "audiocraft/operations.h"
@@ -701,7 +702,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
   std::optional<torch::DType> dtype;
   if (!a.dtype.empty()) {
-    const torch::DTypeInfo* d = torch::from_name(a.dtype);
+    const torch::DTypeInfo* d = dtype_option(a.dtype);
     if (!d || !(d->dtype == torch::DType::Float32 || d->dtype == torch::DType::Float16 || d->dtype == torch::DType::BFloat16))
       throw UsageError(option_name("dtype") + " '" + a.dtype + "': expected float32, float16 or bfloat16");
     dtype = d->dtype;

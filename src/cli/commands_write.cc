@@ -243,7 +243,8 @@ void register_write_commands(CLI::App& app, Context& ctx) {
                  "print what would change (config values, keys dropped/renamed, bytes written); write nothing "
                  "(-o may be left out)");
   edit->add_option("--dtype", e.dtype,
-                   "convert floating tensors to float16, bfloat16 or float32, bit for bit as torch's .to()");
+                   "convert floating tensors to float16, bfloat16 or float32 (fp16, bf16, fp32, torch.float16 ... too), "
+                   "bit for bit as torch's .to()");
   edit->add_flag("--for-finetune", e.for_finetune,
                  "remove what AudioCraft restores besides the weights when it resumes from this file (optimizer, "
                  "lr_scheduler, ema, scaler, history: the epoch), so a fine-tune starts at epoch 1");

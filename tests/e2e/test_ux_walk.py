@@ -178,3 +178,30 @@ def test_a_misspelt_file_name_suggests_the_file_beside_it(ckpt, tmp_path, comman
         assert_usage_error(result, "No such file")
         assert "did you mean" not in result.stderr
     assert not (tmp_path / "out.th").exists()
+
+
+# ------------------------------------------------ option values as users type them
+
+@pytest.mark.parametrize("spelling,dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16),
+                                            ("fp32", torch.float32), ("torch.bfloat16", torch.bfloat16)])
+def test_dtype_takes_the_usual_spellings(ckpt, tmp_path, spelling, dtype):
+    out = tmp_path / "out.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", out, "--dtype", spelling))
+    sd = load(out)["best_state"]["model"]
+    assert {t.dtype for t in sd.values()} == {dtype}
+    ref = load(EXAMPLE)["best_state"]["model"]
+    assert all(torch.equal(sd[k], ref[k].to(dtype)) for k in ref)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["diff", EXAMPLE, EXAMPLE, "--rtol", "abc"], ["--rtol", "must be a number >= 0"]),
+    (["diff", EXAMPLE, EXAMPLE, "--atol", "-1"], ["--atol", "must be a number >= 0"]),
+    (["show", EXAMPLE, "emb.0.weight", "--head", "-1"], ["--head", "must be a whole number >= 0"]),
+    (["cfg", EXAMPLE, "--path", "xp"], [EXAMPLE, "no object at 'xp'", "'xp.cfg'"]),
+    (["edit", EXAMPLE, "-o", "out.th", "--dtype", "int8"], ["--dtype 'int8'", "float16"]),
+])
+def test_a_bad_option_value_says_what_is_expected_in_words(ckpt, tmp_path, args, words):
+    result = run_ckpt(*args, cwd=tmp_path)
+    assert_usage_error(result, *words)
+    assert "1797693134862315" not in result.stderr and "9223372036854775807" not in result.stderr
+    assert os.listdir(tmp_path) == []
