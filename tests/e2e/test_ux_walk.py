@@ -205,3 +205,25 @@ def test_a_bad_option_value_says_what_is_expected_in_words(ckpt, tmp_path, args,
     assert_usage_error(result, *words)
     assert "1797693134862315" not in result.stderr and "9223372036854775807" not in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------ output folders
+
+def test_output_into_a_missing_folder_says_how_to_make_it(ckpt, tmp_path):
+    out = tmp_path / "runs" / "ft" / "init.th"
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", out, "optim.lr=1e-5"),
+                       f"folder {out.parent}", f"mkdir -p {out.parent}")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_output_into_a_read_only_folder_says_to_write_elsewhere(ckpt, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", folder / "x.th", "optim.lr=1e-5"),
+                           "Permission denied", "another folder")
+        assert os.listdir(folder) == []
+    finally:
+        folder.chmod(0o755)
