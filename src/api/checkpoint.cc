@@ -57,6 +57,30 @@ std::string missing_file_hint(Env& env, const std::string& path) {
   }
 }
 
+// A folder given where a file was expected (and not one read as a
+// checkpoint: DCP, safetensors shards): the checkpoint files it holds.
+std::string folder_message(Env& env, const std::string& path) {
+  std::vector<std::string> files;
+  try {
+    for (const auto& n : env.list_directory(path))
+      for (const char* ext : {".th", ".pt", ".pth", ".bin", ".ckpt", ".safetensors"}) {
+        std::string e = ext;
+        if (n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0) {
+          files.push_back(n);
+          break;
+        }
+      }
+  } catch (const Error&) {
+  }
+  std::string dir = path.empty() || path.back() == '/' ? path : path + "/";
+  std::string m = path + " is a folder: name a checkpoint file in it";
+  if (files.empty()) return m + " (it holds none with a .th, .pt, .pth, .bin, .ckpt or .safetensors name)";
+  m += " (" + dir + files[0];
+  if (files.size() > 1) m += ", " + dir + files[1];
+  if (files.size() > 2) m += ", ... " + std::to_string(files.size() - 2) + " more";
+  return m + ")";
+}
+
 }  // namespace
 
 Opened open_checkpoint(Env& env, const std::string& path) {
@@ -65,6 +89,7 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   try {
     any = torch::open_any(env, path);
   } catch (const IoError& e) {
+    if (e.error_number() == EISDIR) throw IoError(folder_message(env, path), EISDIR);
     if (e.error_number() != ENOENT) throw;
     std::string hint = missing_file_hint(env, path);
     if (hint.empty()) throw;
@@ -83,6 +108,13 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   if (o.layout == audiocraft::Layout::TorchScript) o.state_source = "the TorchScript module's state_dict()";
   if (!o.best_state && o.layout == audiocraft::Layout::Other) pick_state_dict(o);
   return o;
+}
+
+void require_config(const Opened& o, const std::string& file) {
+  const pickle::Node* root = o.ck->root();
+  if (pickle::is_mapping(root) && pickle::get_item(root, "xp.cfg")) return;
+  throw UsageError(file + " has no 'xp.cfg' (" + audiocraft::to_string(o.layout) +
+                   "): cfg and config overrides read AudioCraft's xp.cfg ('ckpt info " + file + "' lists its keys)");
 }
 
 std::string path_hint(pickle::Node* root, const std::string& path) {

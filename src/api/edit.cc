@@ -180,6 +180,7 @@ EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
     throw UsageError(file + " is a safetensors file: " + option_name("in_place") + " edits torch checkpoints (use " + option_set("out", "OUT.th") + ")");
   if (!overrides.empty()) {
     r.overrides_given = true;
+    require_config(o, file);
     omegaconf::Value before = audiocraft::config_tree(o.ck->root());
     audiocraft::apply_overrides(o.ck->graph(), o.ck->root(), overrides);
     for (const auto& c : audiocraft::config_changes(before, audiocraft::config_tree(o.ck->root())))

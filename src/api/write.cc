@@ -104,6 +104,9 @@ ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOp
   if (o.layout == audiocraft::Layout::Exported || o.layout == audiocraft::Layout::ExportedPointer)
     throw UsageError(file + " is already exported (" + audiocraft::to_string(o.layout) +
                      "): use it as it is, or 'ckpt wrap " + file + " -o OUT' for AudioCraft's training layout");
+  if (o.layout != audiocraft::Layout::Training)
+    throw UsageError(file + ": export needs an AudioCraft training checkpoint (best_state, xp.cfg), not '" +
+                     audiocraft::to_string(o.layout) + "' (see 'ckpt info " + file + "')");
   pickle::Node* root =
       audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version_option(options.version));
   write_checkpoint(*o.ck, root, env, options.output);

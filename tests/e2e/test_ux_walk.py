@@ -227,3 +227,27 @@ def test_output_into_a_read_only_folder_says_to_write_elsewhere(ckpt, tmp_path):
         assert os.listdir(folder) == []
     finally:
         folder.chmod(0o755)
+
+
+# ------------------------------------------------ a folder, or a file with no xp.cfg
+
+def test_a_folder_where_a_file_is_expected_names_the_checkpoints_in_it(ckpt, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "notes.txt").write_text("x")
+    assert_usage_error(run_ckpt("edit", runs, "-o", tmp_path / "x.th", "optim.lr=1"),
+                       f"{runs} is a folder", "holds none")
+    (runs / "checkpoint_best.th").write_bytes(open(EXAMPLE, "rb").read())
+    assert_usage_error(run_ckpt("edit", runs, "-o", tmp_path / "x.th", "optim.lr=1"),
+                       f"{runs} is a folder", f"({runs}/checkpoint_best.th)")
+    assert not (tmp_path / "x.th").exists()
+
+
+def test_config_commands_on_a_file_without_xp_cfg_name_it(ckpt, tmp_path):
+    sd = tmp_path / "model.safetensors"
+    ok(run_ckpt("safetensors", EXAMPLE, "-o", sd))
+    for args in (["cfg", sd], ["cfg", sd, "optim.lr"], ["edit", sd, "-o", tmp_path / "x.th", "optim.lr=1"]):
+        assert_usage_error(run_ckpt(*args), f"{sd} has no 'xp.cfg'", f"ckpt info {sd}")
+    assert_usage_error(run_ckpt("export", sd, "-o", tmp_path / "x.bin"), str(sd),
+                       "export needs an AudioCraft training checkpoint", f"ckpt info {sd}")
+    assert not (tmp_path / "x.th").exists() and not (tmp_path / "x.bin").exists()
