@@ -57,12 +57,12 @@ std::string missing_file_hint(Env& env, const std::string& path) {
   }
 }
 
-// A folder given where a file was expected (and not one read as a
-// checkpoint: DCP, safetensors shards): the checkpoint files it holds.
-std::string folder_message(Env& env, const std::string& path) {
+}  // namespace
+
+std::string checkpoint_files_hint(Env& env, const std::string& dir) {
   std::vector<std::string> files;
   try {
-    for (const auto& n : env.list_directory(path))
+    for (const auto& n : env.list_directory(dir))
       for (const char* ext : {".th", ".pt", ".pth", ".bin", ".ckpt", ".safetensors"}) {
         std::string e = ext;
         if (n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0) {
@@ -72,16 +72,13 @@ std::string folder_message(Env& env, const std::string& path) {
       }
   } catch (const Error&) {
   }
-  std::string dir = path.empty() || path.back() == '/' ? path : path + "/";
-  std::string m = path + " is a folder: name a checkpoint file in it";
-  if (files.empty()) return m + " (it holds none with a .th, .pt, .pth, .bin, .ckpt or .safetensors name)";
-  m += " (" + dir + files[0];
-  if (files.size() > 1) m += ", " + dir + files[1];
+  std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
+  if (files.empty()) return "name a checkpoint file (it holds none with a .th, .pt, .pth, .bin, .ckpt or .safetensors name)";
+  std::string m = "name a checkpoint file in it (" + prefix + files[0];
+  if (files.size() > 1) m += ", " + prefix + files[1];
   if (files.size() > 2) m += ", ... " + std::to_string(files.size() - 2) + " more";
   return m + ")";
 }
-
-}  // namespace
 
 Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
@@ -89,7 +86,7 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   try {
     any = torch::open_any(env, path);
   } catch (const IoError& e) {
-    if (e.error_number() == EISDIR) throw IoError(folder_message(env, path), EISDIR);
+    if (e.error_number() == EISDIR) throw IoError(path + " is a folder: " + checkpoint_files_hint(env, path), EISDIR);
     if (e.error_number() != ENOENT) throw;
     std::string hint = missing_file_hint(env, path);
     if (hint.empty()) throw;

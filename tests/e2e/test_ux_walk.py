@@ -235,6 +235,9 @@ def test_a_folder_where_a_file_is_expected_names_the_checkpoints_in_it(ckpt, tmp
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "notes.txt").write_text("x")
+    (runs / "weights.pt").write_bytes(b"")
+    assert_usage_error(run_ckpt("info", runs), "neither a DCP .metadata", f"({runs}/weights.pt)")
+    (runs / "weights.pt").unlink()
     assert_usage_error(run_ckpt("edit", runs, "-o", tmp_path / "x.th", "optim.lr=1"),
                        f"{runs} is a folder", "holds none")
     (runs / "checkpoint_best.th").write_bytes(open(EXAMPLE, "rb").read())
