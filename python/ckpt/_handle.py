@@ -4,6 +4,7 @@ pickle alone; tensor bytes only when asked, memory-mapped copy-on-write."""
 
 from __future__ import annotations
 
+import difflib
 from collections import OrderedDict
 from typing import Any
 
@@ -156,11 +157,15 @@ class Checkpoint:
         return {"format": self.format, "layout": self.layout, "best_state": self.best_state or ""}
 
     def _row(self, name: str, state: str | None) -> tuple:
-        for row in self._tensor_rows(state):
+        rows = self._tensor_rows(state)
+        for row in rows:
             if row[0] == name:
                 return row
+        # "did you mean", as the command's `show` says it (a misspelt name).
+        close = difflib.get_close_matches(name, [row[0] for row in rows], n=1, cutoff=0.8)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
         raise UsageError(f"{self.path}: no tensor '{name}' in "
-                         f"'{state or self.best_state or '/'}'")
+                         f"'{state or self.best_state or '/'}'{hint} (keys() lists them)")
 
     def _t(self, name: str, state: str | None) -> dict:
         return self._row(name, state)[1]

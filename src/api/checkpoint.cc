@@ -1,5 +1,6 @@
 #include "api/checkpoint.h"
 
+#include <cerrno>
 #include <set>
 
 #include "api/format.h"
@@ -38,9 +39,59 @@ bool is_torchscript(const torch::Checkpoint& ck) {
 
 }  // namespace
 
+namespace {
+
+// "; did you mean 'examples/musicgen_tiny_training.th'?" for a missing
+// local file whose folder holds a name a few edits away; "" otherwise.
+std::string missing_file_hint(Env& env, const std::string& path) {
+  if (path.empty() || path == "-" || path.find("://") != std::string::npos) return "";
+  try {
+    std::string dir = dirname_of(path);
+    std::vector<std::string> names = env.list_directory(dir.empty() ? "." : dir);
+    std::string m = closest_match(basename_of(path), names);
+    if (m.empty()) return "";
+    std::string shown = path.substr(0, path.size() - basename_of(path).size()) + m;
+    return "; did you mean '" + shown + "'?";
+  } catch (const Error&) {
+    return "";  // the folder is missing or unreadable: the message as it was
+  }
+}
+
+}  // namespace
+
+std::string checkpoint_files_hint(Env& env, const std::string& dir) {
+  std::vector<std::string> files;
+  try {
+    for (const auto& n : env.list_directory(dir))
+      for (const char* ext : {".th", ".pt", ".pth", ".bin", ".ckpt", ".safetensors"}) {
+        std::string e = ext;
+        if (n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0) {
+          files.push_back(n);
+          break;
+        }
+      }
+  } catch (const Error&) {
+  }
+  std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
+  if (files.empty()) return "name a checkpoint file (it holds none with a .th, .pt, .pth, .bin, .ckpt or .safetensors name)";
+  std::string m = "name a checkpoint file in it (" + prefix + files[0];
+  if (files.size() > 1) m += ", " + prefix + files[1];
+  if (files.size() > 2) m += ", ... " + std::to_string(files.size() - 2) + " more";
+  return m + ")";
+}
+
 Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
-  auto any = torch::open_any(env, path);
+  torch::AnyCheckpoint any;
+  try {
+    any = torch::open_any(env, path);
+  } catch (const IoError& e) {
+    if (e.error_number() == EISDIR) throw IoError(path + " is a folder: " + checkpoint_files_hint(env, path), EISDIR);
+    if (e.error_number() != ENOENT) throw;
+    std::string hint = missing_file_hint(env, path);
+    if (hint.empty()) throw;
+    throw IoError(e.what() + hint, e.error_number());
+  }
   o.ck = std::move(any.ck);
   o.safetensors = any.safetensors;
   o.file_size = any.file_size;
@@ -54,6 +105,13 @@ Opened open_checkpoint(Env& env, const std::string& path) {
   if (o.layout == audiocraft::Layout::TorchScript) o.state_source = "the TorchScript module's state_dict()";
   if (!o.best_state && o.layout == audiocraft::Layout::Other) pick_state_dict(o);
   return o;
+}
+
+void require_config(const Opened& o, const std::string& file) {
+  const pickle::Node* root = o.ck->root();
+  if (pickle::is_mapping(root) && pickle::get_item(root, "xp.cfg")) return;
+  throw UsageError(file + " has no 'xp.cfg' (" + audiocraft::to_string(o.layout) +
+                   "): cfg and config overrides read AudioCraft's xp.cfg ('ckpt info " + file + "' lists its keys)");
 }
 
 std::string path_hint(pickle::Node* root, const std::string& path) {

@@ -102,5 +102,11 @@ bool matches_any(const std::vector<std::string>& globs, const std::string& name)
 // "; did you mean 'best_state/model'?" for a '/'-separated PATH that does not
 // resolve: the closest key where it stops; "" when none is close.
 std::string path_hint(pickle::Node* root, const std::string& path);
+// Throws UsageError naming `file` when its root has no 'xp.cfg' (what `cfg`
+// and config overrides read): its layout, and where to look instead.
+void require_config(const Opened& o, const std::string& file);
+// For a folder given where a file was expected: "name a checkpoint file in
+// it (DIR/a.th, DIR/b.pt)", from the names with a checkpoint's extension.
+std::string checkpoint_files_hint(Env& env, const std::string& dir);
 
 }  // namespace ckpt::api

@@ -83,6 +83,10 @@ std::vector<std::string> keys_of(const omegaconf::Value& cfg) {
 // The config (a.key empty) or a.key's value.
 omegaconf::Value selected(Env& env, const std::string& file, const ConfigOptions& a) {
   Opened o = open_checkpoint(env, file);
+  if (!a.path.empty() && !audiocraft::resolve_path(o.ck->root(), a.path))
+    throw UsageError(file + ": no object at '" + a.path + "'" + path_hint(o.ck->root(), a.path) +
+                     " (--path names the config object: 'xp.cfg' in AudioCraft's files)");
+  if (a.path.empty()) require_config(o, file);
   omegaconf::Value tree = audiocraft::config_tree_at(o.ck->root(), a.path);
   if (a.key.empty()) return tree;
   std::string where = a.path.empty() ? file : file + ": " + a.path;

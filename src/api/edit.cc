@@ -1,7 +1,9 @@
 #include "api/edit.h"
 
+#include <filesystem>
 #include <set>
 
+#include "api/format.h"
 #include "audiocraft/config_changes.h"
 #include "omegaconf/override.h"
 #include "torch/convert.h"
@@ -31,7 +33,9 @@ std::string plural(size_t n, const char* one, const char* many) {
 }
 
 void check_options(const std::string& file, const EditOptions& a) {
-  if (a.in_place == !a.output.out.empty()) throw UsageError("edit needs exactly one of " + option_set("out", "OUT") + " and " + option_set("in_place"));
+  // A dry run may name no output: it counts what -o would write.
+  bool dry_run_alone = a.dry_run && !a.in_place && a.output.out.empty() && !a.output.sink;
+  if (a.in_place == !a.output.out.empty() && !dry_run_alone) throw UsageError("edit needs exactly one of " + option_set("out", "OUT") + " and " + option_set("in_place"));
   if (a.compact && !a.in_place) throw UsageError(option_name("compact") + " goes with " + option_set("in_place"));
   for (const auto& g : a.keep) check_glob("keep", g);
   for (const auto& g : a.drop) check_glob("drop", g);
@@ -41,8 +45,41 @@ void check_options(const std::string& file, const EditOptions& a) {
     throw UsageError("edit: nothing to do: give overrides (KEY=VALUE, +KEY=VALUE, ++KEY=VALUE, ~KEY), " +
                      option_name("drop") + "/" + option_name("keep") + " GLOB, " + option_name("rename") +
                      " RE=REPL, " + option_name("dtype") + " or " + option_name("for_finetune") + " (see 'ckpt help edit')");
+  // -o naming the input (a lexical test: no I/O): --in-place is the edit
+  // that keeps the file; --force replaces it with a full rewrite.
+  if (!a.in_place && !a.dry_run && !a.output.force && !a.output.sink && file != "-" && !a.output.out.empty() &&
+      std::filesystem::path(file).lexically_normal() == std::filesystem::path(a.output.out).lexically_normal())
+    throw UsageError(a.output.out + " is the input: edit it with " + option_set("in_place") + " (crash-safe), or " +
+                     option_set("force") + " to replace it with the new file");
   if (a.in_place && file == "-") throw UsageError(option_name("in_place") + " needs a file, not standard input");
-  if (!a.in_place && !a.output.sink && a.output.out != "-") check_torch_output_name(a.output.out);
+  if (!a.in_place && !a.output.sink && a.output.out != "-" && !dry_run_alone) check_torch_output_name(a.output.out);
+}
+
+// For an override without '=' that fails to parse, what the shell or a
+// habit made of a whole one: "; did you mean 'optim.lr=1e-5'? (...)" or "".
+std::string override_hint(const std::vector<std::string>& args, size_t i) {
+  const std::string& t = args[i];
+  if (t.empty() || t.find('=') != std::string::npos || t[0] == '~') return "";
+  auto has_eq = [](const std::string& s) { return s.find('=') != std::string::npos; };
+  const std::string* prev = i > 0 ? &args[i - 1] : nullptr;
+  const std::string* next = i + 1 < args.size() ? &args[i + 1] : nullptr;
+  const std::string* after = i + 2 < args.size() ? &args[i + 2] : nullptr;
+  auto hint = [](const std::string& joined, const char* why) {
+    return "; did you mean '" + joined + "'? (" + why + ")";
+  };
+  const char* spaces = "no spaces around '='";
+  if (next && *next == "=" && after) return hint(t + "=" + *after, spaces);            // k = v
+  if (next && next->size() > 1 && (*next)[0] == '=') return hint(t + *next, spaces);  // k =v
+  if (prev && !prev->empty() && prev->back() == '=') return hint(*prev + t, spaces);  // k= v
+  if (prev && has_eq(*prev))  // path=/my data: the shell split an unquoted value
+    return hint(*prev + " " + t, "quote a value with spaces, the whole override: 'key=a b'");
+  size_t colon = t.find(':');
+  if (colon != std::string::npos && colon > 0)  // YAML's k: v
+    return hint(t.substr(0, colon) + "=" + t.substr(colon + 1 + (colon + 1 < t.size() && t[colon + 1] == ' ')),
+                "overrides are key=value");
+  if (next && !has_eq(*next) && (*next)[0] != '~' && !next->empty())  // k v
+    return hint(t + "=" + *next, "overrides are key=value");
+  return "";
 }
 
 audiocraft::KeySurgery surgery_of(const EditOptions& a) {
@@ -93,7 +130,10 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     counted.sink = nullptr;
     // A dry run never refuses for an existing output: it says so instead.
     counted.force = true;
-    r.output_exists = !a.output.sink && a.output.out != "-" && env.exists(a.output.out);
+    // Without -o: the size an output named as the input would have (the
+    // record prefix comes from the name), counted, never written.
+    if (counted.out.empty()) counted.out = o.ck->path() == "-" ? "checkpoint.th" : o.ck->path();
+    r.output_exists = !a.output.sink && !a.output.out.empty() && a.output.out != "-" && env.exists(a.output.out);
     write_checkpoint(*o.ck, o.ck->root(), discard, counted, std::move(transforms));
     r.bytes = discard.bytes_written();
     return;
@@ -126,7 +166,13 @@ EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
   EditResult r;
   r.out = a.in_place ? file : a.output.out;
   std::vector<omegaconf::Override> overrides;
-  for (const auto& text : a.overrides) overrides.push_back(omegaconf::parse_override(text));
+  for (size_t i = 0; i < a.overrides.size(); ++i) {
+    try {
+      overrides.push_back(omegaconf::parse_override(a.overrides[i]));
+    } catch (const UsageError& e) {
+      throw UsageError(e.what() + override_hint(a.overrides, i));
+    }
+  }
   audiocraft::KeySurgery surgery = surgery_of(a);
 
   Opened o = open_checkpoint(env, file);
@@ -134,6 +180,7 @@ EditResult edit(Env& env, const std::string& file, const EditOptions& a) {
     throw UsageError(file + " is a safetensors file: " + option_name("in_place") + " edits torch checkpoints (use " + option_set("out", "OUT.th") + ")");
   if (!overrides.empty()) {
     r.overrides_given = true;
+    require_config(o, file);
     omegaconf::Value before = audiocraft::config_tree(o.ck->root());
     audiocraft::apply_overrides(o.ck->graph(), o.ck->root(), overrides);
     for (const auto& c : audiocraft::config_changes(before, audiocraft::config_tree(o.ck->root())))
@@ -183,7 +230,7 @@ uint64_t count_also_converted(const Opened& o, const std::map<std::string, torch
 }
 
 const torch::DTypeInfo& target_dtype(const std::string& dtype) {
-  const torch::DTypeInfo* to = torch::from_name(dtype);
+  const torch::DTypeInfo* to = dtype_option(dtype);
   if (!to || (to->dtype != torch::DType::Float16 && to->dtype != torch::DType::BFloat16 &&
               to->dtype != torch::DType::Float32))
     throw UsageError(option_name("dtype") + " '" + dtype + "': expected float16, bfloat16 or float32");

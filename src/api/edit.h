@@ -44,7 +44,7 @@ struct EditOptions {
     v.field("in_place", &EditOptions::in_place,
             "update FILE in place (appends metadata when tensor bytes are unchanged; crash-safe)");
     v.field("compact", &EditOptions::compact, "with in_place: a full rewrite that reclaims dead bytes");
-    v.field("dry_run", &EditOptions::dry_run, "work out the changes and the output's size; write nothing");
+    v.field("dry_run", &EditOptions::dry_run, "work out the changes and the output's size; write nothing (out may be empty)");
     v.field("for_finetune", &EditOptions::for_finetune,
             "remove what AudioCraft restores besides the weights when it resumes from this file (optimizer, "
             "lr_scheduler, ema, scaler, history: the epoch), so a fine-tune starts at epoch 1");

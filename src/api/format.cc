@@ -115,4 +115,12 @@ std::string describe(const Node* n, const torch::Checkpoint& ck) {
   return cls + " object";
 }
 
+const torch::DTypeInfo* dtype_option(const std::string& name) {
+  std::string n = name.rfind("torch.", 0) == 0 ? name.substr(6) : name;
+  if (n == "fp16") n = "float16";
+  else if (n == "bf16") n = "bfloat16";
+  else if (n == "fp32") n = "float32";
+  return torch::from_name(n);
+}
+
 }  // namespace ckpt::api

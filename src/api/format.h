@@ -5,6 +5,7 @@
 
 #include "pickle/value.h"
 #include "torch/checkpoint.h"
+#include "torch/dtype.h"
 #include "torch/shape.h"
 #include "util/glob.h"
 
@@ -19,5 +20,9 @@ std::string describe(const pickle::Node* n, const torch::Checkpoint& ck);
 std::string kind_name(const pickle::Node* n, const torch::Checkpoint& ck);
 using pickle::key_text;  // a mapping key as text
 using ckpt::glob_match;  // Python's fnmatch (util/glob.h)
+// A --dtype as users type it: torch's names and aliases ("float16", "half"),
+// with "torch." ("torch.float16") and the fp16 / bf16 / fp32 spellings;
+// nullptr when none.
+const torch::DTypeInfo* dtype_option(const std::string& name);
 
 }  // namespace ckpt::api

@@ -83,7 +83,8 @@ FolderInfoResult folder_info(Env& env, const std::string& dir) {
   r.file = dir;
   for (const auto& s : audiocraft::list_rank_sets(dir)) r.rank_sets.push_back({s.name, s.ranks, s.missing});
   if (r.rank_sets.empty())
-    throw UsageError(dir + " is a folder with neither a DCP .metadata nor AudioCraft checkpoint files");
+    throw UsageError(dir + " is a folder with neither a DCP .metadata nor AudioCraft checkpoint files (checkpoint.th, "
+                     "checkpoint.th.N): " + checkpoint_files_hint(env, dir));
   return r;
 }
 

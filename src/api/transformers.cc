@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "api/format.h"
 #include "api/write.h"
 #include "audiocraft/encodec_map.h"
 #include "audiocraft/operations.h"
@@ -699,7 +700,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
   std::optional<torch::DType> dtype;
   if (!a.dtype.empty()) {
-    const torch::DTypeInfo* d = torch::from_name(a.dtype);
+    const torch::DTypeInfo* d = dtype_option(a.dtype);
     if (!d || !(d->dtype == torch::DType::Float32 || d->dtype == torch::DType::Float16 || d->dtype == torch::DType::BFloat16))
       throw UsageError(option_name("dtype") + " '" + a.dtype + "': expected float32, float16 or bfloat16");
     dtype = d->dtype;
@@ -727,14 +728,43 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
   for (const std::string& name : audiocraft::audiocraft_lm_names(m)) {
     auto it = by_name.find(name);
-    if (it == by_name.end())
+    if (it == by_name.end()) {
+      // Fewer layers than xp.cfg says: name the count the weights have.
+      int64_t layers = 0;
+      const std::string prefix = "transformer.layers.";
+      for (const auto& row : rows)
+        if (row.name.rfind(prefix, 0) == 0) {
+          int64_t i = 0;
+          size_t p = prefix.size();
+          while (p < row.name.size() && row.name[p] >= '0' && row.name[p] <= '9' && i < (int64_t{1} << 40))
+            i = i * 10 + (row.name[p++] - '0');
+          if (p > prefix.size()) layers = std::max(layers, i + 1);
+        }
+      std::string fix = name.rfind(prefix, 0) == 0 && layers > 0 && layers < m.num_layers
+                            ? "; the weights have " + std::to_string(layers) +
+                                  " layers: if xp.cfg is what is wrong, correct it first: ckpt edit " + file +
+                                  " -o OUT transformer_lm.num_layers=" + std::to_string(layers)
+                            : "; is this a MusicGen language model?";
       throw UsageError(file + ": '" + state + "' has no tensor '" + name + "', which xp.cfg's model (" +
                        (m.melody ? "MusicGen Melody" : "MusicGen") + ", " + std::to_string(m.num_layers) +
-                       " layers, n_q " + std::to_string(m.n_q) + ") needs; is this a MusicGen language model?");
+                       " layers, n_q " + std::to_string(m.n_q) + ") needs" + fix);
+    }
     std::vector<int64_t> want = expected_shape(name, m, text_dim);
-    if (it->second->info.shape != want)
-      throw UsageError(file + ": tensor '" + name + "' has shape " + torch::shape_text(it->second->info.shape) +
-                       ", but xp.cfg (" + config_source(name, m) + ") gives " + torch::shape_text(want));
+    const std::vector<int64_t>& have = it->second->info.shape;
+    if (have != want) {
+      // The usual cause: a config that does not describe these weights (a
+      // toy model with the stock config); the fix is an edit of xp.cfg.
+      std::string set = "KEY=VALUE";
+      if (config_source(name, m) == "transformer_lm.dim" && !have.empty() && have.size() == want.size() &&
+          want[0] == m.dim)
+        set = "transformer_lm.dim=" + std::to_string(have[0]);
+      else if (have.size() == 2 && want.size() == 2 && have[1] == want[1] &&
+               (name.rfind("emb.", 0) == 0 || name.rfind("linears.", 0) == 0))
+        set = "transformer_lm.card=" + std::to_string(name.rfind("emb.", 0) == 0 ? have[0] - 1 : have[0]);
+      throw UsageError(file + ": tensor '" + name + "' has shape " + torch::shape_text(have) + ", but xp.cfg (" +
+                       config_source(name, m) + ") gives " + torch::shape_text(want) +
+                       "; if xp.cfg is what is wrong, correct it first: ckpt edit " + file + " -o OUT " + set);
+    }
   }
 
   // The encoders.

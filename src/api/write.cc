@@ -100,6 +100,12 @@ ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOp
     throw UsageError(file + ": rank " + std::to_string(audiocraft::fsdp_rank_of(file).value_or(0)) +
                      "'s shard of an FSDP checkpoint; the full state is fsdp_best_state in rank 0's file: ckpt export " +
                      audiocraft::fsdp_rank0_file(file) + " -o " + options.output.out);
+  if (o.layout == audiocraft::Layout::Exported || o.layout == audiocraft::Layout::ExportedPointer)
+    throw UsageError(file + " is already exported (" + audiocraft::to_string(o.layout) +
+                     "): use it as it is, or 'ckpt wrap " + file + " -o OUT' for AudioCraft's training layout");
+  if (o.layout != audiocraft::Layout::Training)
+    throw UsageError(file + ": export needs an AudioCraft training checkpoint (best_state, xp.cfg), not '" +
+                     audiocraft::to_string(o.layout) + "' (see 'ckpt info " + file + "')");
   pickle::Node* root =
       audiocraft::make_export(o.ck->graph(), o.ck->root(), o.layout, version_option(options.version));
   write_checkpoint(*o.ck, root, env, options.output);
@@ -108,6 +114,13 @@ ExportResult export_checkpoint(Env& env, const std::string& file, const ExportOp
 
 WriteResult wrap(Env& env, const std::string& file, const OutputOptions& output) {
   Opened o = open_checkpoint(env, file);
+  if (o.layout == audiocraft::Layout::Training)
+    throw UsageError(file + " is a training checkpoint (" + audiocraft::to_string(o.layout) +
+                     "), the layout wrap makes: fine-tune from it as it is; wrap takes an exported one "
+                     "('ckpt export " + file + " -o OUT' makes one)");
+  if (o.layout != audiocraft::Layout::Exported)
+    throw UsageError(file + ": wrap needs an exported AudioCraft checkpoint (best_state, xp.cfg as YAML, exported), "
+                     "not '" + audiocraft::to_string(o.layout) + "' (see 'ckpt info " + file + "')");
   pickle::Node* root = audiocraft::make_wrap(o.ck->graph(), o.ck->root(), o.layout);
   write_checkpoint(*o.ck, root, env, output);
   return {output.out};

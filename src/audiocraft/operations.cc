@@ -1,6 +1,7 @@
 #include "audiocraft/operations.h"
 
 
+#include <algorithm>
 #include <map>
 #include <regex>
 #include <set>
@@ -214,6 +215,28 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       }
       hint = prefix ? "; did you mean '" + pattern + ".*'? (a glob matches whole key names)"
                     : did_you_mean(pattern, keys);
+    } else if (std::string(flag) != "rename") {
+      // A misspelt glob ('conditon_provider.*'): the closest spelling of its
+      // literal start among the keys' starts with as many components.
+      size_t wild = pattern.find_first_of("*?[");
+      std::string literal = pattern.substr(0, wild);
+      size_t dots = static_cast<size_t>(std::count(literal.begin(), literal.end(), '.'));
+      std::vector<std::string> starts;
+      for (const auto& kv : *entries) {
+        if (kv.first->kind != Kind::Str) continue;
+        const std::string& k = kv.first->text;
+        size_t end = std::string::npos, from = 0;
+        for (size_t d = 0; d < dots; ++d) {
+          end = k.find('.', from);
+          if (end == std::string::npos) break;
+          from = end + 1;
+        }
+        if (dots > 0 && end == std::string::npos) continue;
+        std::string start = dots == 0 ? k.substr(0, k.find('.')) : k.substr(0, end + 1);
+        if (!literal.empty() && std::find(starts.begin(), starts.end(), start) == starts.end()) starts.push_back(start);
+      }
+      std::string m = literal.empty() ? "" : closest_match(literal, starts);
+      if (!m.empty() && m != literal) hint = "; did you mean '" + m + pattern.substr(wild) + "'?";
     }
     throw UsageError(option_name(flag) + " '" + pattern + "' matches no key of '" + where + "'" + hint + " (" +
                      option_set("allow_no_match") + " accepts that)");

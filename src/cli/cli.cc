@@ -56,7 +56,11 @@ std::string parse_error_message(CLI::App& app, int argc, char** argv, const CLI:
     if (w.rfind("--", 0) != 0 || w.size() < 3) continue;
     std::string name = w.substr(0, w.find('='));
     if (std::find(names.begin(), names.end(), name) != names.end()) continue;
-    return "unknown option '" + name + "' for '" + sub->get_name() + "'" + did_you_mean(name, names) + help;
+    std::string hint = did_you_mean(name, names);
+    // '--optim.lr=1e-5' (argparse habits): a config override takes no dashes.
+    if (hint.empty() && sub->get_name() == "edit" && name.find('.') != std::string::npos)
+      hint = "; config overrides take no dashes: '" + w.substr(2) + "'";
+    return "unknown option '" + name + "' for '" + sub->get_name() + "'" + hint + help;
   }
   return std::string(e.what()) + help;
 }

@@ -14,6 +14,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace ckpt::cli {
@@ -51,6 +52,10 @@ void warn_if_nothing_matched(const std::vector<std::string>& match, size_t selec
 std::unique_ptr<WritableFile> stdout_sink(const std::string& out);
 // "standard output" for "-", else the name.
 std::string output_name(const std::string& out);
+
+// A readable check for "--depth -1" or "--rtol abc" (CLI11's range check
+// prints DBL_MAX): "must be a whole number >= 0" / "must be a number >= 0".
+CLI::Validator non_negative_number(bool whole = false);
 
 void register_inspect_commands(CLI::App& app, Context& ctx);  // info ls tensors verify
 void register_write_commands(CLI::App& app, Context& ctx);    // rewrite edit export wrap bundle sanitize

@@ -243,6 +243,19 @@ int cmd_verify(Env& env, const std::string& file, const Common& c) {
 
 }  // namespace
 
+CLI::Validator non_negative_number(bool whole) {
+  return CLI::Validator(
+      [whole](std::string& v) {
+        if (whole)
+          return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos ? std::string()
+                                                                                       : "must be a whole number >= 0";
+        char* end = nullptr;
+        double d = v.empty() ? -1 : std::strtod(v.c_str(), &end);
+        return end && *end == '\0' && d >= 0 && d == d ? std::string() : "must be a number >= 0 (e.g. 1e-3)";
+      },
+      whole ? "N>=0" : "NONNEGATIVE");
+}
+
 void register_inspect_commands(CLI::App& app, Context& ctx) {
   struct Args {
     Common common;
@@ -257,13 +270,7 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
     sub->add_flag("--json", a->common.json, "machine-readable JSON output");
   };
 
-  // A readable message for "--depth -1" (CLI11's range check prints DBL_MAX).
-  CLI::Validator non_negative(
-      [](std::string& v) {
-        return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos ? std::string()
-                                                                                     : "must be a whole number >= 0";
-      },
-      "N>=0");
+  CLI::Validator non_negative = non_negative_number(true);
 
   auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals (of each FILE)");
   info->add_option("FILE", a->files, "checkpoints, .safetensors files or folders ('-': standard input)")->required();

@@ -119,6 +119,9 @@ int cmd_edit(Env& env, const WriteArgs& a) {
     if (a.common.json) return 0;
     if (e.in_place)
       std::printf("dry run: %s not updated\n", a.file.c_str());
+    else if (e.output.out.empty())
+      std::printf("dry run: the output would have %s bytes; nothing written (give -o OUT or --in-place to write)\n",
+                  with_commas(r.bytes).c_str());
     else
       std::printf("dry run: would write %s (%s bytes)%s; nothing written\n", e.output.out.c_str(),
                   with_commas(r.bytes).c_str(),
@@ -237,9 +240,11 @@ void register_write_commands(CLI::App& app, Context& ctx) {
   edit->add_flag("--allow-no-match", e.allow_no_match, "a --keep/--drop glob or --rename regex may match no key");
   edit->add_flag("--allow-empty", e.allow_empty, "allow an edit that removes every key of a state dict");
   edit->add_flag("-n,--dry-run", e.dry_run,
-                 "print what would change (config values, keys dropped/renamed, bytes written); write nothing");
+                 "print what would change (config values, keys dropped/renamed, bytes written); write nothing "
+                 "(-o may be left out)");
   edit->add_option("--dtype", e.dtype,
-                   "convert floating tensors to float16, bfloat16 or float32, bit for bit as torch's .to()");
+                   "convert floating tensors to float16, bfloat16 or float32 (fp16, bf16, fp32, torch.float16 ... too), "
+                   "bit for bit as torch's .to()");
   edit->add_flag("--for-finetune", e.for_finetune,
                  "remove what AudioCraft restores besides the weights when it resumes from this file (optimizer, "
                  "lr_scheduler, ema, scaler, history: the epoch), so a fine-tune starts at epoch 1");

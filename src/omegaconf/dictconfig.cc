@@ -497,7 +497,10 @@ std::string add_hint(const Override& o) {
 
 // "did you mean 'optim.lr'? " for a key missing from a DictConfig: the
 // closest of the container's keys, with the path to it; "" when none is close.
-std::string sibling_hint(Node* container, const std::string& element, const std::string& where) {
+// `rest` is the part of the key below `element` ("lr" of 'optm.lr'), kept in
+// the suggestion: 'optim.lr', not 'optim'.
+std::string sibling_hint(Node* container, const std::string& element, const std::string& where,
+                         const std::string& rest = "") {
   Node* content = state_get(container, "_content");
   if (!content || content->kind != Kind::Dict || !is_dictconfig(container)) return "";
   std::vector<std::string> keys;
@@ -506,7 +509,37 @@ std::string sibling_hint(Node* container, const std::string& element, const std:
   std::string m = closest_match(element, keys);
   if (m.empty()) return "";
   std::string prefix = where.size() > element.size() ? where.substr(0, where.size() - element.size()) : "";
-  return "did you mean '" + prefix + m + "'? ";
+  return "did you mean '" + prefix + m + (rest.empty() ? "" : "." + rest) + "'? ";
+}
+
+// The key elements of `o` after element i, joined with dots.
+std::string rest_of(const Override& o, size_t i) {
+  std::string rest;
+  for (size_t j = i + 1; j < o.path.size(); ++j) rest += (rest.empty() ? "" : ".") + o.path[j];
+  return rest;
+}
+
+// "; did you mean 'optim.lr'?" for an override whose key is missing: the
+// closest key at the first missing element; "" when none is close.
+std::string missing_hint(Node* config, const Override& o) {
+  Node* cur = config;
+  std::string where;
+  for (size_t i = 0; i < o.path.size(); ++i) {
+    where = join_path(where, o.path[i]);
+    Slot slot;
+    try {
+      slot = find_child(cur, o.path[i], where);
+    } catch (const Error&) {
+      return "";
+    }
+    if (!slot.child) {
+      std::string hint = sibling_hint(cur, o.path[i], where, rest_of(o, i));
+      return hint.empty() ? "" : "; " + hint.substr(0, hint.size() - 1);
+    }
+    if (!is_config_node(slot.child)) return "";
+    cur = slot.child;
+  }
+  return "";
 }
 
 }  // namespace
@@ -630,8 +663,8 @@ class Updater {
       if (!slot.child) {
         if (is_listconfig(cur)) throw UsageError("config key '" + where + "': list index out of range");
         if (!force_add && get_flag(cur, "struct"))
-          throw UsageError("config key '" + o_.key + "' not found (" + sibling_hint(cur, o_.path[i], where) +
-                           add_hint(o_).substr(1));
+          throw UsageError("config key '" + o_.key + "' not found (" +
+                           sibling_hint(cur, o_.path[i], where, rest_of(o_, i)) + add_hint(o_).substr(1));
       }
       assign(sh_, slot, o_.path[i], Value::empty_map(), where);
       cur = slot.child;
@@ -774,7 +807,7 @@ void apply_override(pickle::Graph& g, pickle::Node* config, const Override& o) {
       return;
     case Override::Op::Delete: {
       // Deletion runs under open_dict (struct lifted), not past read-only.
-      if (select_is_none(config, o)) throw UsageError("config key '" + o.key + "' not found");
+      if (select_is_none(config, o)) throw UsageError("config key '" + o.key + "' not found" + missing_hint(config, o));
       Node* cur = config;
       for (size_t i = 0; i + 1 < o.path.size(); ++i) cur = find_child(cur, o.path[i], o.key).child;
       Slot slot = find_child(cur, o.path.back(), o.key);

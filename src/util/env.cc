@@ -739,8 +739,10 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
       // Name the output and its folder, not the hidden temporary.
       int err = e.error_number();
       if (err != EACCES && err != EROFS && err != ENOENT && err != ENOTDIR && err != EPERM) throw;
+      std::string fix = err == ENOENT || err == ENOTDIR ? " (create it first: mkdir -p " + dirname_of(final_path_) + ")"
+                                                        : " (write into another folder)";
       throw IoError("cannot write " + final_path_ + ": folder " + dirname_of(final_path_) + ": " +
-                        std::strerror(err),
+                        std::strerror(err) + fix,
                     err);
     }
   }

@@ -223,3 +223,14 @@ def test_errors_carry_the_cli_message(tmp_path, ckpt_command):
             c.tensors("nowhere")
         with pytest.raises(ckpt.UsageError, match="framework"):
             c.get_tensor(c.keys()[0], framework="jax")
+
+
+def test_a_misspelt_tensor_name_suggests_the_closest():
+    # `ckpt show` suggests it; get_tensor / c[name] / get_slice did not.
+    with ckpt.open(EXAMPLE) as c:
+        for read in (c.get_tensor, c.__getitem__, c.get_slice):
+            with pytest.raises(ckpt.UsageError, match=r"no tensor 'emb\.0\.weigth'.*did you mean 'emb\.0\.weight'\?"):
+                read("emb.0.weigth")
+        with pytest.raises(ckpt.UsageError) as e:
+            c.get_tensor("zzz")
+        assert "did you mean" not in str(e.value)
