@@ -5,6 +5,7 @@ pickle alone; tensor bytes only when asked, memory-mapped copy-on-write."""
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import OrderedDict
 from typing import Any
 
@@ -16,11 +17,21 @@ from ckpt._tensors import StorageBytes, make_numpy, make_torch
 _FRAMEWORKS = {"numpy": "numpy", "np": "numpy", "torch": "torch", "pt": "torch"}
 
 
+@functools.lru_cache(maxsize=None)
+def _torch_importable() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
 def _framework(name: str) -> str:
     try:
-        return _FRAMEWORKS[name]
+        framework = _FRAMEWORKS[name]
     except KeyError:
         raise UsageError(f"framework must be 'numpy' (or 'np') or 'torch' (or 'pt'), not {name!r}") from None
+    if framework == "torch" and not _torch_importable():
+        raise UsageError("framework='torch' needs torch, which this Python cannot import "
+                         "(pip install torch); framework='numpy' reads without it")
+    return framework
 
 
 class TensorSlice:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import _compat_pickle
 import gc
 import importlib
+import importlib.util
 from typing import Any, Iterable
 
 from ckpt import _ckpt
@@ -64,6 +65,9 @@ class Loader:
                  allowed_globals: Iterable[str] = (), storages: StorageBytes | None = None):
         if framework not in ("torch", "numpy"):
             raise UsageError(f"framework must be 'torch' or 'numpy', not {framework!r}")
+        if framework == "torch" and importlib.util.find_spec("torch") is None:
+            raise UsageError("framework='torch' needs torch, which this Python cannot import "
+                             "(pip install torch); framework='numpy' loads without it")
         if unsafe_globals not in ("error", "placeholder"):
             raise UsageError(f"unsafe_globals must be 'error' or 'placeholder', not {unsafe_globals!r}")
         self._opened = opened

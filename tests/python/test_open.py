@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import EXAMPLE, FIXTURE_ENTRIES, cli_error, needs_omegaconf, needs_torch
+from conftest import EXAMPLE, FIXTURE_ENTRIES, HAVE_TORCH, cli_error, needs_omegaconf, needs_torch
 
 import ckpt
 
@@ -234,3 +234,17 @@ def test_a_misspelt_tensor_name_suggests_the_closest():
         with pytest.raises(ckpt.UsageError) as e:
             c.get_tensor("zzz")
         assert "did you mean" not in str(e.value)
+
+
+@pytest.mark.skipif(HAVE_TORCH, reason="checks the numpy-only install")
+def test_torch_framework_without_torch_is_a_usage_error():
+    # A bare ModuleNotFoundError from deep inside before; now the fix is named.
+    with ckpt.open(EXAMPLE) as c:
+        with pytest.raises(ckpt.UsageError, match=r"needs torch.*framework='numpy'"):
+            c.state_dict(framework="torch")
+        with pytest.raises(ckpt.UsageError, match=r"needs torch"):
+            c.get_tensor(c.keys()[0], framework="pt")
+    with pytest.raises(ckpt.UsageError, match=r"needs torch"):
+        ckpt.open(EXAMPLE, framework="torch")
+    with pytest.raises(ckpt.UsageError, match=r"needs torch"):
+        ckpt.load(EXAMPLE, framework="torch")
