@@ -1,12 +1,14 @@
 #include "api/inspect.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 
 #include <cstdio>
 #include <set>
 #include <unordered_map>
 
+#include "api/checkpoint.h"
 #include "api/format.h"
 #include "audiocraft/operations.h"
 #include "torch/integrity.h"
@@ -416,6 +418,9 @@ VerifyResult verify(Env& env, const std::string& file) {
     else ck = torch::Checkpoint::open(env, torch::folder_checkpoint(env, file).empty() ? file : torch::folder_checkpoint(env, file));
   } catch (const FormatError& e) {
     r.problems.push_back(e.what());
+  } catch (const IoError& e) {
+    if (e.error_number() == EISDIR) throw IoError(file + " is a folder: " + checkpoint_files_hint(env, file), EISDIR);
+    throw;
   }
   if (ck && safetensors) {
     verify_tensors(*ck, file, r);

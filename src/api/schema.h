@@ -217,6 +217,7 @@ void from_json(const Json& j, T& out, const std::string& field) {
     // Sizes and versions may come as numbers (max_shard_size=500_000_000).
     if (j.is_number_integer()) out = j.dump();
     else if (j.is_string()) out = j.get<std::string>();
+    else if (j.is_null()) out.clear();  // None: not given, as "" (edit(path, None, dry_run=True))
     else bad_option(field, "expected a string");
   } else if constexpr (std::is_same_v<T, Json>) {
     out = j;

@@ -244,6 +244,8 @@ def test_a_folder_where_a_file_is_expected_names_the_checkpoints_in_it(ckpt, tmp
     assert_usage_error(run_ckpt("edit", runs, "-o", tmp_path / "x.th", "optim.lr=1"),
                        f"{runs} is a folder", f"({runs}/checkpoint_best.th)")
     assert not (tmp_path / "x.th").exists()
+    # verify opens files its own way; it said "open: Is a directory".
+    assert_usage_error(run_ckpt("verify", runs), f"{runs} is a folder", f"({runs}/checkpoint_best.th)")
 
 
 def test_config_commands_on_a_file_without_xp_cfg_name_it(ckpt, tmp_path):

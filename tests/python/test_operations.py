@@ -61,6 +61,13 @@ def test_edit_in_place_and_dtype(tmp_path):
         assert c.cfg_dict()["optim"]["epochs"] == 50
 
 
+def test_dry_run_takes_none_for_the_output(tmp_path):
+    # As the CLI's `edit -n` needs no -o; None was "out: expected a string".
+    r = ckpt.edit(EXAMPLE, None, overrides=["optim.lr=1e-5"], drop="condition_provider.*", dry_run=True)
+    assert r.config_changes == ["optim.lr: 1 -> 1e-05"] and r.bytes > 0
+    assert not os.listdir(tmp_path)
+
+
 def test_edit_that_does_nothing_is_refused(tmp_path):
     with pytest.raises(ckpt.UsageError):
         ckpt.edit(EXAMPLE, tmp_path / "x.th", drop="no.such.key*")
