@@ -157,7 +157,7 @@ def run_on_terminal(args, env_extra):
 @pytest.mark.parametrize("command", [["rewrite"], ["safetensors"], ["export"]])
 def test_progress_bar_on_a_terminal_only(ckpt, fixture_path, tmp_path, command):
     src = fixture_path("training")
-    out = tmp_path / "out.bin"
+    out = tmp_path / ("out.safetensors" if command == ["safetensors"] else "out.bin")
     # Small files stay silent even on a terminal (the default threshold is 256 MB).
     code, text = run_on_terminal([*command, src, "-o", out], {})
     assert code == 0 and "[" not in text.replace("[0m", ""), text

@@ -256,3 +256,17 @@ def test_config_commands_on_a_file_without_xp_cfg_name_it(ckpt, tmp_path):
     assert_usage_error(run_ckpt("export", sd, "-o", tmp_path / "x.bin"), str(sd),
                        "export needs an AudioCraft training checkpoint", f"ckpt info {sd}")
     assert not (tmp_path / "x.th").exists() and not (tmp_path / "x.bin").exists()
+
+
+def test_safetensors_under_a_torch_name_is_refused(ckpt, tmp_path):
+    # The mirror of a torch checkpoint under a .safetensors name (refused already):
+    # `ckpt safetensors T -o out.th` wrote a file torch.load cannot read.
+    for name in ("out.th", "model.PT", "pytorch_model.bin", "x.pth", "last.ckpt"):
+        out = tmp_path / name
+        assert_usage_error(run_ckpt("safetensors", EXAMPLE, "-o", out), "writes safetensors",
+                           "torch.load cannot read it", ".safetensors")
+        assert not out.exists()
+    ok(run_ckpt("safetensors", EXAMPLE, "-o", tmp_path / "model.safetensors"))
+    ok(run_ckpt("safetensors", EXAMPLE, "-o", tmp_path / "weights.st"))  # any other name is the user's call
+    # A torch checkpoint under a .safetensors name stays refused the other way.
+    assert_usage_error(run_ckpt("rewrite", EXAMPLE, "-o", tmp_path / "r.safetensors"), "writes a torch checkpoint")
