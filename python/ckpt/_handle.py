@@ -5,22 +5,15 @@ pickle alone; tensor bytes only when asked, memory-mapped copy-on-write."""
 from __future__ import annotations
 
 import difflib
-import functools
 from collections import OrderedDict
 from typing import Any
 
 from ckpt import _ckpt
 from ckpt._errors import UsageError
-from ckpt._tensors import StorageBytes, make_numpy, make_torch
+from ckpt._tensors import StorageBytes, make_numpy, make_torch, require_torch
 
 
 _FRAMEWORKS = {"numpy": "numpy", "np": "numpy", "torch": "torch", "pt": "torch"}
-
-
-@functools.lru_cache(maxsize=None)
-def _torch_importable() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("torch") is not None
 
 
 def _framework(name: str) -> str:
@@ -28,9 +21,8 @@ def _framework(name: str) -> str:
         framework = _FRAMEWORKS[name]
     except KeyError:
         raise UsageError(f"framework must be 'numpy' (or 'np') or 'torch' (or 'pt'), not {name!r}") from None
-    if framework == "torch" and not _torch_importable():
-        raise UsageError("framework='torch' needs torch, which this Python cannot import "
-                         "(pip install torch); framework='numpy' reads without it")
+    if framework == "torch":
+        require_torch()
     return framework
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import _compat_pickle
 import gc
 import importlib
-import importlib.util
 from typing import Any, Iterable
 
 from ckpt import _ckpt
 from ckpt._errors import Error, FormatError, UnsafeGlobalError, UsageError
-from ckpt._tensors import StorageBytes, make_numpy, make_torch
+from ckpt._tensors import StorageBytes, make_numpy, make_torch, require_torch
 
 # Node tuple tags (python/src/graph.cc).
 _VALUE, _BIGINT, _TUPLE, _LIST, _DICT, _SET, _FROZENSET, _GLOBAL, _OBJECT, _PERSID = range(10)
@@ -65,9 +64,8 @@ class Loader:
                  allowed_globals: Iterable[str] = (), storages: StorageBytes | None = None):
         if framework not in ("torch", "numpy"):
             raise UsageError(f"framework must be 'torch' or 'numpy', not {framework!r}")
-        if framework == "torch" and importlib.util.find_spec("torch") is None:
-            raise UsageError("framework='torch' needs torch, which this Python cannot import "
-                             "(pip install torch); framework='numpy' loads without it")
+        if framework == "torch":
+            require_torch()
         if unsafe_globals not in ("error", "placeholder"):
             raise UsageError(f"unsafe_globals must be 'error' or 'placeholder', not {unsafe_globals!r}")
         self._opened = opened

@@ -6,6 +6,8 @@ http:// and hf://, read by range requests)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import mmap
 import os
 from typing import Any
@@ -25,6 +27,19 @@ _ML_DTYPES = {
     "float8_e5m2": ("float8_e5m2", "u1"), "float8_e4m3fn": ("float8_e4m3fn", "u1"),
     "float8_e4m3fnuz": ("float8_e4m3fnuz", "u1"), "float8_e5m2fnuz": ("float8_e5m2fnuz", "u1"),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_importable() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_torch() -> None:
+    """framework='torch' asked for: a UsageError naming the fix when this
+    Python cannot import torch (not a ModuleNotFoundError from inside)."""
+    if not _torch_importable():
+        raise UsageError("framework='torch' needs torch, which this Python cannot import "
+                         "(pip install torch); framework='numpy' works without it")
 
 
 def numpy_dtype(name: str):

@@ -37,10 +37,6 @@ bool is_torchscript(const torch::Checkpoint& ck) {
   return false;
 }
 
-}  // namespace
-
-namespace {
-
 // "; did you mean 'examples/musicgen_tiny_training.th'?" for a missing
 // local file whose folder holds a name a few edits away; "" otherwise.
 std::string missing_file_hint(Env& env, const std::string& path) {
@@ -80,13 +76,17 @@ std::string checkpoint_files_hint(Env& env, const std::string& dir) {
   return m + ")";
 }
 
+IoError folder_given_error(Env& env, const std::string& dir) {
+  return IoError(dir + " is a folder: " + checkpoint_files_hint(env, dir), EISDIR);
+}
+
 Opened open_checkpoint(Env& env, const std::string& path) {
   Opened o;
   torch::AnyCheckpoint any;
   try {
     any = torch::open_any(env, path);
   } catch (const IoError& e) {
-    if (e.error_number() == EISDIR) throw IoError(path + " is a folder: " + checkpoint_files_hint(env, path), EISDIR);
+    if (e.error_number() == EISDIR) throw folder_given_error(env, path);
     if (e.error_number() != ENOENT) throw;
     std::string hint = missing_file_hint(env, path);
     if (hint.empty()) throw;

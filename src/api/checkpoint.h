@@ -12,6 +12,7 @@
 #include "audiocraft/layout.h"
 #include "torch/checkpoint.h"
 #include "util/env.h"
+#include "util/error.h"
 
 namespace ckpt::api {
 
@@ -108,5 +109,8 @@ void require_config(const Opened& o, const std::string& file);
 // For a folder given where a file was expected: "name a checkpoint file in
 // it (DIR/a.th, DIR/b.pt)", from the names with a checkpoint's extension.
 std::string checkpoint_files_hint(Env& env, const std::string& dir);
+// The error for a folder opened as a file (EISDIR): "DIR is a folder: " and
+// checkpoint_files_hint.
+IoError folder_given_error(Env& env, const std::string& dir);
 
 }  // namespace ckpt::api

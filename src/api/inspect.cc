@@ -419,7 +419,7 @@ VerifyResult verify(Env& env, const std::string& file) {
   } catch (const FormatError& e) {
     r.problems.push_back(e.what());
   } catch (const IoError& e) {
-    if (e.error_number() == EISDIR) throw IoError(file + " is a folder: " + checkpoint_files_hint(env, file), EISDIR);
+    if (e.error_number() == EISDIR) throw folder_given_error(env, file);
     throw;
   }
   if (ck && safetensors) {

@@ -1,30 +1,10 @@
 #include "api/safetensors.h"
 
-#include <cctype>
-
 #include "api/write.h"
 #include "torch/safetensors.h"
 #include "torch/safetensors_shards.h"
 
 namespace ckpt::api {
-
-namespace {
-
-// The mirror of check_torch_output_name: a safetensors file under a torch
-// checkpoint's name (torch.load cannot read it) is a slip, refused up front.
-void check_safetensors_output_name(const std::string& out) {
-  const size_t dot = out.find_last_of('.');
-  if (dot == std::string::npos || out.find('/', dot) != std::string::npos) return;
-  std::string ext = out.substr(dot);
-  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* torch_ext : {".th", ".pt", ".pth", ".ckpt", ".bin"})
-    if (ext == torch_ext)
-      throw UsageError(out + ": this command writes safetensors, which a " + ext +
-                       " name would misname (torch.load cannot read it); write " + out.substr(0, dot) +
-                       ".safetensors");
-}
-
-}  // namespace
 
 ToSafetensorsResult to_safetensors(Env& env, const std::string& file, const ToSafetensorsOptions& a) {
   if (!a.sink && a.max_shard_size.empty()) check_safetensors_output_name(a.out);

@@ -17,16 +17,34 @@ std::optional<torch::Dialect> dialect_of(const std::string& text) {
   return d;
 }
 
+namespace {
+
+// A file name's extension ("x/a.TH" -> ".th"), lower-cased; "" without one.
+std::string lower_extension(const std::string& path) {
+  const size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return "";
+  std::string ext = path.substr(dot);
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+}  // namespace
+
 void check_torch_output_name(const std::string& out) {
-  static const std::string kExt = ".safetensors";
-  if (out.size() < kExt.size()) return;
-  std::string tail = out.substr(out.size() - kExt.size());
-  for (char& c : tail) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (tail != kExt) return;
-  std::string stem = out.substr(0, out.size() - kExt.size());
+  if (lower_extension(out) != ".safetensors") return;
+  std::string stem = out.substr(0, out.size() - std::string(".safetensors").size());
   throw UsageError(out + ": this command writes a torch checkpoint, which a .safetensors name would misname "
                    "(safetensors.torch.load_file cannot read it); write " + stem + ".th, then 'ckpt safetensors " +
                    stem + ".th -o " + out + "' if you want safetensors");
+}
+
+void check_safetensors_output_name(const std::string& out) {
+  const std::string ext = lower_extension(out);
+  for (const char* torch_ext : {".th", ".pt", ".pth", ".ckpt", ".bin"})
+    if (ext == torch_ext)
+      throw UsageError(out + ": this command writes safetensors, which a " + ext +
+                       " name would misname (torch.load cannot read it); write " +
+                       out.substr(0, out.size() - ext.size()) + ".safetensors");
 }
 
 namespace {

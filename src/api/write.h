@@ -56,6 +56,9 @@ void check_crcs_as_written(const torch::Checkpoint& ck, bool ignore_crc, torch::
 // Throws UsageError when `out` is named .safetensors: the writers of torch
 // checkpoints never put one format under another's extension.
 void check_torch_output_name(const std::string& out);
+// Its mirror for the safetensors writer: .th, .pt, .pth, .ckpt or .bin
+// (torch's names, which torch.load would be handed) are refused.
+void check_safetensors_output_name(const std::string& out);
 
 // Writes root (a node of ck's graph) as options say.
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,

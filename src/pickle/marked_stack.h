@@ -87,11 +87,9 @@ class MarkedStack {
   }
   // The values above the innermost mark, oldest first, popped with the mark.
   std::vector<T> pop_mark() {
-    if (marks_.empty()) fail("MARK missing");
-    size_t m = marks_.back();
-    marks_.pop_back();
+    size_t m = pop_mark_in_place();
     std::vector<T> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
-    stack_.resize(m);
+    truncate(m);
     return items;
   }
 
@@ -108,7 +106,8 @@ class MarkedStack {
   // The value below stack_[m] (what top() gives once the values from m up
   // are popped), with top()'s check.
   T& top_below(size_t m) {
-    if (m <= fence()) fail("stack underflow");
+    if (m <= fence()) [[unlikely]]
+      underflow();
     return stack_[m - 1];
   }
   void truncate(size_t m) { stack_.resize(m); }
