@@ -153,7 +153,7 @@ class FolderOutput {
     std::string parent = dirname_of(dir_);
     if (parent.empty()) parent = ".";
     std::string base = dir_.substr(dir_.find_last_of('/') == std::string::npos ? 0 : dir_.find_last_of('/') + 1);
-    temp_ = env_.create_temp_directory(parent, "." + base + ".ckpt-tmp-");
+    temp_ = env_.create_temp_directory(parent, "." + base + ".ckpt-tmp-", 0755);
   }
   ~FolderOutput() {
     if (!committed_) remove_all(temp_);

@@ -25,7 +25,7 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, std::function<boo
     if (!force && !old_set_.empty())
       throw UsageError(target_ + "/" + old_set_.front() + " exists (use " + option_set("force") + " to replace the files of " + dir + ")");
   }
-  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-");
+  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0755);
 }
 
 FolderReplace::~FolderReplace() {
