@@ -552,7 +552,7 @@ class PosixEnv final : public Env {
       throw UsageError(path + ": ckpt reads remote files but does not write them; name a local output");
     int fd;
     do {
-      fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+      fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);  // as open() in torch.save, cp, python
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) throw_errno(path, "create", errno);
     return std::make_unique<PosixWritableFile>(path, fd);
