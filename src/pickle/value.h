@@ -43,6 +43,53 @@ enum class How : uint8_t {
   NewObjEx,  // cls.__new__(cls, *args, **kwargs)  NEWOBJ_EX
 };
 
+// A Global's qualified name. Out of line (one node in hundreds is a
+// global) so that it costs every node 8 bytes rather than a std::string's
+// 32 (issue 25: the graph's pages are most of `ckpt info`'s page faults).
+// Reads as a const std::string&; assigned from text.
+class NodeName {
+ public:
+  NodeName() = default;
+  NodeName(const NodeName& o) : p_(o.p_ && !o.p_->empty() ? std::make_unique<std::string>(*o.p_) : nullptr) {}
+  NodeName(NodeName&&) noexcept = default;
+  NodeName& operator=(const NodeName& o) {
+    if (this != &o) *this = std::string_view(o.str());
+    return *this;
+  }
+  NodeName& operator=(NodeName&&) noexcept = default;
+  NodeName& operator=(std::string_view s) {
+    if (p_)
+      p_->assign(s);
+    else if (!s.empty())
+      p_ = std::make_unique<std::string>(s);
+    return *this;
+  }
+  NodeName& operator=(const std::string& s) { return *this = std::string_view(s); }
+  NodeName& operator=(const char* s) { return *this = std::string_view(s); }
+
+  const std::string& str() const { return p_ ? *p_ : empty_string(); }
+  operator const std::string&() const { return str(); }
+  operator std::string_view() const { return str(); }
+  bool empty() const { return !p_ || p_->empty(); }
+  size_t size() const { return p_ ? p_->size() : 0; }
+
+  friend bool operator==(const NodeName& a, const NodeName& b) { return a.str() == b.str(); }
+  friend bool operator==(const NodeName& a, std::string_view b) { return std::string_view(a.str()) == b; }
+  friend bool operator==(const NodeName& a, const std::string& b) { return a.str() == b; }
+  friend bool operator==(const NodeName& a, const char* b) { return std::string_view(a.str()) == b; }
+  friend std::string operator+(const std::string& a, const NodeName& b) { return a + b.str(); }
+  friend std::string operator+(const char* a, const NodeName& b) { return a + b.str(); }
+  friend std::string operator+(const NodeName& a, const std::string& b) { return a.str() + b; }
+  friend std::string operator+(const NodeName& a, const char* b) { return a.str() + b; }
+
+ private:
+  static const std::string& empty_string() {
+    static const std::string empty;
+    return empty;
+  }
+  std::unique_ptr<std::string> p_;
+};
+
 struct Node {
   Kind kind = Kind::None;
   How how = How::Reduce;  // Object only
@@ -50,14 +97,19 @@ struct Node {
   int64_t integer = 0;    // Int when it fits in int64 (text empty)
   double real = 0.0;      // Float
   std::string text;       // Str/Bytes/ByteArray data, Global module, big Int (LONG bytes, little-endian two's complement)
-  std::string name;       // Global name
+  NodeName name;          // Global name
   std::vector<Node*> items;                      // Tuple/List/Set/FrozenSet; Object: APPENDed items
   std::vector<std::pair<Node*, Node*>> entries;  // Dict; Object: SETITEMed items (OrderedDict)
   Node* callable = nullptr;  // Object: the callable (Reduce) or class (NewObj*)
   Node* args = nullptr;      // Object: argument tuple
-  Node* kwargs = nullptr;    // Object with NewObjEx: keyword dict
+  // An Object's keyword dict (NewObjEx) and a PersId's id share a slot, 8
+  // bytes of every node: no node is both. for_each_child reads the slot by
+  // the node's kind.
+  union {
+    Node* kwargs = nullptr;  // Object with NewObjEx: keyword dict
+    Node* pid;               // PersId: the id object
+  };
   Node* state = nullptr;     // Object: BUILD argument, nullptr when not built
-  Node* pid = nullptr;       // PersId
 
   bool is_big_int() const { return kind == Kind::Int && !text.empty(); }
   bool is_str(std::string_view s) const { return kind == Kind::Str && text == s; }
@@ -177,20 +229,21 @@ enum Edges : unsigned {
 };
 
 // Calls visit(child) for each non-null child of n along `edges`, in one
-// order: callable, args, kwargs, state, pid, items, then each entry's key
-// and value. NodePtr is Node* or const Node*.
+// order: callable, args, kwargs (not of a PersId), state, pid (of a PersId),
+// items, then each entry's key and value. NodePtr is Node* or const Node*.
 template <class NodePtr, class Visit>
 void for_each_child(NodePtr n, unsigned edges, Visit&& visit) {
   auto go = [&](NodePtr c) {
     if (c) visit(c);
   };
+  const bool persid = n->kind == Kind::PersId;  // its slot holds pid, not kwargs
   if (edges & kCallEdges) {
     go(n->callable);
     go(n->args);
-    go(n->kwargs);
+    if (!persid) go(n->kwargs);
   }
   if (edges & kStateEdge) go(n->state);
-  if (edges & kPidEdge) go(n->pid);
+  if ((edges & kPidEdge) && persid) go(n->pid);
   if (edges & kItemEdges)
     for (NodePtr c : n->items) go(c);
   if (edges & (kKeyEdges | kValueEdges))
