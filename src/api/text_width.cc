@@ -63,6 +63,12 @@ size_t display_width(std::string_view s) {
 }
 
 std::string printable(std::string_view s) {
+  // Most names need no escape: copied whole rather than byte by byte.
+  if (std::none_of(s.begin(), s.end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return c < 0x20 || c == 0x7f;
+      }))
+    return std::string(s);
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
