@@ -85,7 +85,8 @@ Node* Graph::make(Kind k) {
                       " objects (limit reached)");
   if (block_used_ == block_size_) {
     size_t next = block_size_ == 0 ? kFirstBlock : std::min(block_size_ * 2, kMaxBlock);
-    blocks_.reserve(blocks_.size() + 1);  // so that the push_back below cannot throw
+    // Room first, so that the push_back below cannot throw and leak the block.
+    if (blocks_.size() == blocks_.capacity()) blocks_.reserve(std::max<size_t>(16, blocks_.size() * 2));
     blocks_.push_back(static_cast<Node*>(::operator new(next * sizeof(Node))));
     block_size_ = next;
     block_used_ = 0;

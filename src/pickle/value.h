@@ -189,8 +189,8 @@ class Graph {
   // For a process about to exit (a CLI command): graphs destroyed from now
   // on leave their nodes to the process's exit, up to max_nodes nodes in
   // all, instead of destroying them one by one (a string and a vector or two
-  // each: ~0.9M instructions for a 10,000-node checkpoint, a quarter of
-  // `ckpt info`'s work after the unpickling). The nodes stay reachable from
+  // each: ~0.9M instructions for a 10,000-node checkpoint, 6% of all that
+  // `ckpt info` executes on the bench file). The nodes stay reachable from
   // a static list, so leak checkers count them as in use, not leaked; a
   // graph past the remaining allowance is freed as usual, which bounds the
   // memory a command over many files keeps. 0 (the default) frees every
