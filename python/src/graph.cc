@@ -60,7 +60,7 @@ py::tuple node_tuple(const Numbering& num, const Node* n) {
     case Kind::Dict: return py::make_tuple(int(kDict), entry_numbers(num, n->entries));
     case Kind::Set: return py::make_tuple(int(kSet), numbers(num, n->items));
     case Kind::FrozenSet: return py::make_tuple(int(kFrozenSet), numbers(num, n->items));
-    case Kind::Global: return py::make_tuple(int(kGlobal), n->text, n->name);
+    case Kind::Global: return py::make_tuple(int(kGlobal), n->text, n->name.str());
     case Kind::Object:
       return py::make_tuple(int(kObject), static_cast<int>(n->how), num.of(n->callable), num.of(n->args),
                             num.of(n->kwargs), num.of(n->state), numbers(num, n->items),
@@ -157,7 +157,7 @@ class Builder {
   py::list globals() const {
     py::list out;
     for (const Node* n : num_.nodes())
-      if (n->kind == Kind::Global) out.append(py::make_tuple(n->text, n->name));
+      if (n->kind == Kind::Global) out.append(py::make_tuple(n->text, n->name.str()));
     return out;
   }
 
@@ -283,7 +283,7 @@ class Builder {
         obj = py::reinterpret_steal<py::object>(s);
         break;
       }
-      case Kind::Global: obj = loader.attr("_global")(n->text, n->name); break;
+      case Kind::Global: obj = loader.attr("_global")(n->text, n->name.str()); break;
       case Kind::PersId: obj = loader.attr("_persistent")(num_.of(n->pid)); break;
       case Kind::Object: return object(i, n, loader);
       default: obj = scalar(n); break;

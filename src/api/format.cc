@@ -1,5 +1,7 @@
 #include "api/format.h"
 
+#include <charconv>
+
 #include "util/python_number.h"
 
 #include <cmath>
@@ -21,10 +23,14 @@ std::string human_bytes(uint64_t n) {
     v /= 1000;
     ++u;
   }
+  if (u == 0) return std::to_string(n) + " B";
+  // std::to_chars with a precision prints as printf's "%.2f" does (the C
+  // standard's definition of it), without printf's format parsing: the
+  // tensors table calls this once a row.
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  else std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 2);
+  if (ec != std::errc()) return "?";  // cannot happen: 32 chars hold any uint64 in TB with 2 decimals
+  return std::string(buf, end) + " " + units[u];
 }
 
 std::string with_commas(uint64_t n) {

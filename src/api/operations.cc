@@ -11,6 +11,7 @@
 #include "api/stats.h"
 #include "api/transformers.h"
 #include "api/write.h"
+#include "pickle/value.h"
 #include "util/error.h"
 
 namespace ckpt::api {
@@ -148,6 +149,8 @@ const Registry& registry() {
 }  // namespace
 
 const char* version() { return CKPT_VERSION; }
+
+void leave_graphs_to_exit() { pickle::Graph::leave_to_exit(32'768); }
 
 const std::vector<Operation>& operations() { return registry().operations; }
 

@@ -35,6 +35,13 @@ struct Operation {
 // ckpt's version ("0.1.0"): CMakeLists.txt's project version, the one place it is written.
 const char* version();
 
+// For a front end whose process exits after one command (the CLI): the
+// checkpoints' object graphs closed from now on, up to about 8 MiB of them
+// (32,768 nodes), are left to the process's exit instead of being freed
+// node by node (pickle::Graph::leave_to_exit). A library user (the Python
+// package) does not call it.
+void leave_graphs_to_exit();
+
 // Every operation, in the order the CLI's help lists them.
 const std::vector<Operation>& operations();
 // The operation of that name; UsageError naming the known ones otherwise.

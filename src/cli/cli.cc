@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
   remote_options(app);
   one_value_per_flag(app);
   install_cleanup_signal_handlers();
+  api::leave_graphs_to_exit();  // one command, then exit: no need to free each node
 
   if (argc == 1) {  // 'ckpt' alone: the usage and the version, as a missing command
     std::fputs(app.help().c_str(), stdout);

@@ -256,6 +256,13 @@ int miniz_compare(std::string_view a, std::string_view b) {
   // Equal bytes are equal lowercased: skip the common prefix ("archive/data/")
   // at memcmp speed (the sort at open compares every name ~log n times).
   size_t same = 0;
+  while (same + 8 <= n) {  // 8 bytes at a time, then byte by byte
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + same, 8);
+    std::memcpy(&y, b.data() + same, 8);
+    if (x != y) break;
+    same += 8;
+  }
   while (same < n && a[same] == b[same]) ++same;
   for (size_t i = same; i < n; ++i) {
     unsigned char x = lower(static_cast<unsigned char>(a[i])), y = lower(static_cast<unsigned char>(b[i]));

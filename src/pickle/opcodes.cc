@@ -95,7 +95,33 @@ struct OpTable {
 
 constexpr OpTable kOps;
 
+struct FixedWidths {
+  uint8_t width[256];
+  constexpr FixedWidths() : width{} {
+    for (int c = 0; c < 256; ++c) {
+      switch (kOps.info[c].arg) {
+        case Arg::None: width[c] = 0; break;
+        case Arg::Fixed1: width[c] = 1; break;
+        case Arg::Fixed2: width[c] = 2; break;
+        case Arg::Fixed4: width[c] = 4; break;
+        default: width[c] = kNotFixed; break;
+      }
+    }
+  }
+};
+constexpr FixedWidths kWidths;
+
 }  // namespace
+
+const uint8_t kFixedArgWidth[256] = {
+#define W(i) kWidths.width[i]
+#define W8(i) W(i), W(i + 1), W(i + 2), W(i + 3), W(i + 4), W(i + 5), W(i + 6), W(i + 7)
+#define W64(i) W8(i), W8(i + 8), W8(i + 16), W8(i + 24), W8(i + 32), W8(i + 40), W8(i + 48), W8(i + 56)
+    W64(0), W64(64), W64(128), W64(192),
+#undef W64
+#undef W8
+#undef W
+};
 
 const char* opcode_name(uint8_t code) { return kOps.info[code].name; }
 

@@ -42,6 +42,11 @@ struct Instruction {
   std::string_view arg2;  // second text line of GLOBAL / INST
 };
 
+// Per opcode: the bytes of its argument when that is fixed at 0 (none), 1,
+// 2 or 4; kNotFixed for the rest (counted, text lines, 8 bytes, unknown).
+inline constexpr uint8_t kNotFixed = 0xff;
+extern const uint8_t kFixedArgWidth[256];
+
 class OpReader {
  public:
   OpReader(std::string_view data, std::string_view source, size_t pos = 0)
@@ -50,6 +55,24 @@ class OpReader {
   // Reads the instruction at pos(). Throws FormatError on an unknown opcode,
   // a truncated argument or a declared length past the end of the data.
   Instruction next();
+  // next(), inline for an opcode of no argument or a fixed one of up to 4
+  // bytes with the bytes there (most of a pickle: memo GET / PUT, MARK,
+  // small ints, tuples, dicts); the others, and every error, through next().
+  Instruction next_fast() {
+    if (data_.size() - pos_ >= 5) {
+      const auto code = static_cast<uint8_t>(data_[pos_]);
+      const uint8_t width = kFixedArgWidth[code];
+      if (width != kNotFixed) {
+        Instruction ins;
+        ins.code = code;
+        ins.offset = pos_;
+        if (width) ins.arg = std::string_view(data_.data() + pos_ + 1, width);
+        pos_ += 1 + width;
+        return ins;
+      }
+    }
+    return next();
+  }
   size_t pos() const { return pos_; }
   bool at_end() const { return pos_ >= data_.size(); }
 

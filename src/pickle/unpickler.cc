@@ -1,5 +1,6 @@
 #include "pickle/unpickler.h"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -58,12 +59,18 @@ class Machine : private MarkedStack<Node*> {
 
   Graph run(size_t* end_offset) {
     for (;;) {
-      Instruction ins = in_.next();
+      Instruction ins = in_.next_fast();
       at_ = ins.offset;
-      if (ins.code == op::STOP) {
-        graph_.root = pop();
-        if (end_offset) *end_offset = in_.pos();
-        return std::move(graph_);
+      switch (ins.code) {  // the memo's opcodes (half of a checkpoint's) without step's dispatch
+        case op::LONG_BINGET: memo_get(decode_fixed32(ins.arg.data())); continue;
+        case op::LONG_BINPUT: memo_put(decode_fixed32(ins.arg.data())); continue;
+        case op::BINGET: memo_get(static_cast<uint8_t>(ins.arg[0])); continue;
+        case op::BINPUT: memo_put(static_cast<uint8_t>(ins.arg[0])); continue;
+        case op::STOP:
+          graph_.root = pop();
+          if (end_offset) *end_offset = in_.pos();
+          return std::move(graph_);
+        default: break;
       }
       step(ins);
     }
@@ -115,7 +122,10 @@ class Machine : private MarkedStack<Node*> {
   void memo_put(uint64_t index) {
     Node* v = top();
     if (index < 2 * memo_count_ + kMemoSlack) {
-      if (index >= dense_memo_.size()) dense_memo_.resize(index + 1, nullptr);
+      // Grown to the capacity it has (null slots are undefined indexes):
+      // a resize per new index was a call and a fill each.
+      if (index >= dense_memo_.size())
+        dense_memo_.resize(std::max<size_t>(index + 1, dense_memo_.capacity()), nullptr);
       Node*& slot = dense_memo_[index];
       if (!slot && !(sparse_memo_.size() && sparse_memo_.erase(index))) ++memo_count_;
       slot = v;
@@ -169,11 +179,21 @@ class Machine : private MarkedStack<Node*> {
     auto idx = indexes_.find(target);
     if (idx == indexes_.end()) {
       if (entries.size() < kIndexThreshold) {
-        for (auto& kv : entries)
-          if (key_equal(kv.first, key)) {
-            kv.second = value;
-            return;
-          }
+        if (key->kind == Kind::Str) {
+          // A str key (a config's, a state dict's) equals only a str of the
+          // same text: key_equal's answer without its calls.
+          for (auto& kv : entries)
+            if (kv.first == key || (kv.first->kind == Kind::Str && kv.first->text == key->text)) {
+              kv.second = value;
+              return;
+            }
+        } else {
+          for (auto& kv : entries)
+            if (key_equal(kv.first, key)) {
+              kv.second = value;
+              return;
+            }
+        }
         entries.emplace_back(key, value);
         return;
       }

@@ -4,6 +4,8 @@
 #include <bit>
 #include <cmath>
 #include <functional>
+#include <mutex>
+#include <new>
 #include <unordered_set>
 
 #include "pickle/text.h"
@@ -33,23 +35,68 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+namespace {
+
+// Graphs left to the process's exit (Graph::leave_to_exit): their blocks,
+// reachable from here until the process ends.
+std::mutex g_left_mutex;
+size_t g_left_allowance = 0;              // nodes that may still be left
+std::vector<Node*>* g_left = nullptr;     // never freed: reachable, not leaked
+
+}  // namespace
+
+void Graph::leave_to_exit(size_t max_nodes) {
+  std::lock_guard<std::mutex> lock(g_left_mutex);
+  g_left_allowance = max_nodes;
+}
+
+void Graph::release() noexcept {
+  if (blocks_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(g_left_mutex);
+    if (size_ <= g_left_allowance) {
+      try {
+        if (!g_left) g_left = new std::vector<Node*>;
+        g_left->insert(g_left->end(), blocks_.begin(), blocks_.end());
+        g_left_allowance -= size_;
+        blocks_.clear();
+        size_ = non_leaves_ = block_used_ = block_size_ = 0;
+        return;
+      } catch (const std::bad_alloc&) {
+        // free them below
+      }
+    }
+  }
+  // Every block but the last is full; the last holds block_used_ nodes.
+  size_t block = kFirstBlock;
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    size_t used = b + 1 == blocks_.size() ? block_used_ : block;
+    for (size_t i = 0; i < used; ++i) blocks_[b][i].~Node();
+    ::operator delete(static_cast<void*>(blocks_[b]));
+    block = std::min(block * 2, kMaxBlock);
+  }
+  blocks_.clear();
+  size_ = non_leaves_ = block_used_ = block_size_ = 0;
+}
+
 Node* Graph::make(Kind k) {
   if (size_ >= limits_.max_nodes)
     throw FormatError("pickle holds more than " + std::to_string(limits_.max_nodes) +
                       " objects (limit reached)");
   if (block_used_ == block_size_) {
-    constexpr size_t kFirstBlock = 16, kMaxBlock = 512;
     size_t next = block_size_ == 0 ? kFirstBlock : std::min(block_size_ * 2, kMaxBlock);
-    // new Node[n], not make_unique<Node[]>(n): default-initialised (every
-    // member has its initialiser), without zeroing the block first.
-    blocks_.push_back(std::unique_ptr<Node[]>(new Node[next]));
+    // Room first, so that the push_back below cannot throw and leak the block.
+    if (blocks_.size() == blocks_.capacity()) blocks_.reserve(std::max<size_t>(16, blocks_.size() * 2));
+    blocks_.push_back(static_cast<Node*>(::operator new(next * sizeof(Node))));
     block_size_ = next;
     block_used_ = 0;
   }
-  Node& n = blocks_.back()[block_used_++];
+  Node* n = ::new (blocks_.back() + block_used_) Node;
+  ++block_used_;
   ++size_;
-  n.kind = k;
-  return &n;
+  non_leaves_ += !is_leaf_kind(k);
+  n->kind = k;
+  return n;
 }
 
 Node* Graph::none() { return make(Kind::None); }
@@ -290,73 +337,16 @@ std::string class_name(const Node* n) {
   return mod + "." + c->name;
 }
 
-namespace {
-
-// The set of nodes a walk has seen: open addressing over a power-of-two
-// table of pointers, no allocation per insert (an unordered_set allocates
-// one list node per node visited).
-class SeenSet {
- public:
-  // True if n was not in the set (and is now).
-  bool insert(const Node* n) {
-    if ((count_ + 1) * 2 > slots_.size()) grow();
-    size_t mask = slots_.size() - 1;
-    for (size_t i = slot_of(n, mask);; i = (i + 1) & mask) {
-      if (slots_[i] == n) return false;
-      if (!slots_[i]) {
-        slots_[i] = n;
-        ++count_;
-        return true;
-      }
+void detail::SeenSet::grow() {
+  std::vector<const Node*> old = std::move(slots_);
+  slots_.assign(old.empty() ? 256 : old.size() * 2, nullptr);
+  size_t mask = slots_.size() - 1;
+  for (const Node* n : old)
+    if (n) {
+      size_t i = slot_of(n, mask);
+      while (slots_[i]) i = (i + 1) & mask;
+      slots_[i] = n;
     }
-  }
-
- private:
-  static size_t slot_of(const Node* n, size_t mask) {
-    auto v = reinterpret_cast<uintptr_t>(n);
-    return static_cast<size_t>((v >> 4) * 0x9E3779B97F4A7C15ull >> 20) & mask;
-  }
-  void grow() {
-    std::vector<const Node*> old = std::move(slots_);
-    slots_.assign(old.empty() ? 256 : old.size() * 2, nullptr);
-    size_t mask = slots_.size() - 1;
-    for (const Node* n : old)
-      if (n) {
-        size_t i = slot_of(n, mask);
-        while (slots_[i]) i = (i + 1) & mask;
-        slots_[i] = n;
-      }
-  }
-  std::vector<const Node*> slots_;
-  size_t count_ = 0;
-};
-
-}  // namespace
-
-void walk_graph(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
-  std::vector<const Node*> stack;
-  if (root) stack.push_back(root);
-  SeenSet seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!seen.insert(n) || !visit(n)) continue;
-    for_each_child(n, edges, [&](const Node* c) { stack.push_back(c); });
-  }
-}
-
-void walk_non_leaves(const Node* root, unsigned edges, const std::function<bool(const Node*)>& visit) {
-  std::vector<const Node*> stack;
-  if (root && !is_leaf_kind(root->kind)) stack.push_back(root);
-  SeenSet seen;
-  while (!stack.empty()) {
-    const Node* n = stack.back();
-    stack.pop_back();
-    if (!seen.insert(n) || !visit(n)) continue;
-    for_each_child(n, edges, [&](const Node* c) {
-      if (!is_leaf_kind(c->kind)) stack.push_back(c);
-    });
-  }
 }
 
 }  // namespace ckpt::pickle

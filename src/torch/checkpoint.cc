@@ -248,7 +248,7 @@ void Checkpoint::index_storages() {
       }
     }
     return true;
-  });
+  }, graph_.non_leaves_made());
 }
 
 std::unique_ptr<Checkpoint> Checkpoint::create(const std::string& path, Dialect dialect) {

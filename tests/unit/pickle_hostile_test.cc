@@ -241,3 +241,37 @@ TEST(PickleHostile, ManySetItemsAreLinear) {
   EXPECT_EQ(g.root->entries[5].second->integer, 1);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
 }
+
+// The inline decoder of fixed-width opcodes (OpReader::next_fast) takes an
+// opcode only with its whole argument there; a cut argument near the end
+// goes through next() and reads as before, naming the opcode and the bytes.
+TEST(PickleHostile, CutFixedArgumentsNameTheOpcodeAndTheBytesLeft) {
+  auto has = [](const std::string& data, const std::string& what) {
+    std::string msg = error_of(data);
+    EXPECT_NE(msg.find(what), std::string::npos) << "message: '" << msg << "' lacks '" << what << "'";
+  };
+  using namespace std::string_literals;  // the arguments hold NUL bytes
+  has(P2 + "]j\x01\x00"s, "offset 3: LONG_BINGET argument of 4 bytes runs past the end of the data (2 left)");
+  has(P2 + "]r\x01", "offset 3: LONG_BINPUT argument of 4 bytes runs past the end of the data (1 left)");
+  has(P2 + "]J\x01\x02\x03", "offset 3: BININT argument of 4 bytes runs past the end of the data (3 left)");
+  has(P2 + "]h", "offset 3: BINGET argument of 1 bytes runs past the end of the data (0 left)");
+  has(P2 + "]M\x01", "offset 3: BININT2 argument of 2 bytes runs past the end of the data (1 left)");
+  // With the bytes there, the memo opcodes decoded inline report as step did.
+  has(P2 + "]r" + u32(2) + "j" + u32(3) + ".", "offset 8: memo index 3 undefined");
+  has(P2 + "]q\x07h\x07h\x08.", "offset 7: memo index 8 undefined");
+}
+
+TEST(PickleHostile, MemoOpcodesReadTheirIndexesLittleEndian) {
+  // LONG_BINPUT 0x01020304 then LONG_BINGET of it: past the dense memo's
+  // reach (twice the entries plus slack), so the sparse map answers.
+  std::string data = P2 + "]r" + u32(0x01020304) + "0j\x04\x03\x02\x01.";
+  Graph g = unpickle(data);
+  ASSERT_NE(g.root, nullptr);
+  EXPECT_EQ(g.root->kind, Kind::List);
+  // BINPUT / BINGET of index 200 and LONG_BINGET of the same slot.
+  Graph h = unpickle(P2 + "]q\xc8" "0h\xc8j" + u32(200) + "\x86.");
+  ASSERT_EQ(h.root->kind, Kind::Tuple);
+  ASSERT_EQ(h.root->items.size(), 2u);
+  EXPECT_EQ(h.root->items[0], h.root->items[1]);
+  EXPECT_EQ(h.root->items[0]->kind, Kind::List);
+}

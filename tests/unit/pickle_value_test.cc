@@ -161,3 +161,85 @@ TEST(PickleValue, WalkNonLeavesVisitsWalkGraphsContainersInOrder) {
   walk_non_leaves(g.str("leaf"), kAllEdges, [&](const Node*) { return ++n, true; });
   EXPECT_EQ(n, 0u);
 }
+
+TEST(PickleValue, KwargsAndPidShareASlotAndEachIsVisitedByItsKind) {
+  Graph g;
+  Node* kwargs = g.dict();
+  Node* obj = g.object(How::NewObjEx, g.global("mod", "Cls"), g.tuple());
+  obj->kwargs = kwargs;
+  Node* id = g.tuple({g.str("storage")});
+  Node* pid = g.persid(id);
+  EXPECT_EQ(pid->pid, id);
+  EXPECT_EQ(pid->kwargs, id);  // the same slot: no node has both
+  std::vector<const Node*> seen;
+  auto collect = [&](const Node* n, unsigned edges) {
+    seen.clear();
+    for_each_child(n, edges, [&](const Node* c) { seen.push_back(c); });
+    return seen;
+  };
+  EXPECT_EQ(collect(obj, kCallEdges), (std::vector<const Node*>{obj->callable, obj->args, kwargs}));
+  EXPECT_TRUE(collect(obj, kPidEdge).empty());  // an Object's kwargs are no pid
+  EXPECT_TRUE(collect(pid, kCallEdges).empty());  // a PersId's pid is no kwargs
+  EXPECT_EQ(collect(pid, kPidEdge), (std::vector<const Node*>{id}));
+}
+
+TEST(PickleValue, GlobalNamesReadAsStringsAndCopy) {
+  Graph g;
+  Node* glob = g.global("torch._utils", "_rebuild_tensor_v2");
+  EXPECT_EQ(glob->name, "_rebuild_tensor_v2");
+  EXPECT_TRUE(glob->is_global("torch._utils", "_rebuild_tensor_v2"));
+  EXPECT_FALSE(glob->is_global("torch._utils", "_rebuild_tensor"));
+  const std::string& s = glob->name;
+  EXPECT_EQ(s.size(), 18u);
+  EXPECT_EQ("torch._utils." + glob->name, "torch._utils._rebuild_tensor_v2");
+  Node* other = g.str("x");
+  EXPECT_TRUE(other->name.empty());  // no name: empty, nothing allocated
+  EXPECT_EQ(other->name, "");
+  NodeName copy = glob->name;
+  glob->name = "_rebuild_parameter";
+  EXPECT_EQ(copy, "_rebuild_tensor_v2");  // a copy owns its text
+  EXPECT_EQ(glob->name, "_rebuild_parameter");
+  copy = other->name;
+  EXPECT_TRUE(copy.empty());
+  EXPECT_TRUE(glob->name == NodeName(glob->name));
+}
+
+TEST(PickleValue, WalkNonLeavesSizedForTheGraphVisitsTheSameNodes) {
+  Graph g;
+  std::vector<Node*> lists;
+  for (int i = 0; i < 3000; ++i) lists.push_back(g.list({g.integer(i), g.str("s")}));
+  g.root = g.dict();
+  for (int i = 0; i < 3000; ++i) g.root->entries.emplace_back(g.str("k" + std::to_string(i)), lists[i % 1000]);
+  EXPECT_EQ(g.non_leaves_made(), 3001u);
+  std::vector<const Node*> grown, sized;
+  walk_non_leaves(g.root, kAllEdges, [&](const Node* n) { return grown.push_back(n), true; });
+  walk_non_leaves(g.root, kAllEdges, [&](const Node* n) { return sized.push_back(n), true; }, g.non_leaves_made());
+  EXPECT_EQ(sized, grown);
+  EXPECT_EQ(sized.size(), 1001u);  // the dict and the 1,000 lists it reaches, once each
+}
+
+TEST(PickleValue, GraphsLeftToExitKeepTheirNodesUpToTheAllowance) {
+  // A graph within the allowance is not destroyed: its nodes stay as they
+  // were (under ASan a freed node would be a use after free here) and stay
+  // reachable, so LeakSanitizer reports nothing at the test's exit.
+  Graph::leave_to_exit(100);
+  const Node* kept = nullptr;
+  {
+    Graph g;
+    for (int i = 0; i < 40; ++i) g.integer(i);
+    kept = g.str("a string too long for the small-string buffer");
+  }
+  EXPECT_EQ(kept->kind, Kind::Str);
+  EXPECT_EQ(kept->text, "a string too long for the small-string buffer");
+  {
+    Graph big;  // 41 of 100 used: 70 more nodes are over the allowance, so freed
+    for (int i = 0; i < 70; ++i) big.integer(i);
+  }
+  {
+    Graph small;  // still 59 left
+    for (int i = 0; i < 59; ++i) small.integer(i);
+  }
+  Graph::leave_to_exit(0);  // the default again for the other tests
+  Graph freed;
+  freed.str("freed as usual");
+}
