@@ -6,7 +6,8 @@
 Makes (or reuses) a separate venv, /work/venv-scanners by default (--venv), from
 bench/scanners-requirements.txt (picklescan, modelscan, fickling, ModelAudit: pinned, from
 PyPI; kept apart because their dependencies conflict with the test venv's), and uses torch
-2.13's weights_only=True loader from /work/venv213 (--torch-python).
+2.13's weights_only=True loader from CKPT_TORCH2_PYTHON, else the repository's .venv-torch2
+(--torch-python).
 
 Files: the shared picklescan corpus (../shared/corpora/picklescan, its MANIFEST.tsv gives each
 file's verdict), the project's fixtures (tests/fixtures/make_fixtures.py: checkpoints that must
@@ -163,7 +164,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default=os.path.join(ROOT, "build", "ckpt"))
     ap.add_argument("--venv", default="/work/venv-scanners")
-    ap.add_argument("--torch-python", default="/work/venv213/bin/python")
+    ap.add_argument("--torch-python", default=os.environ.get("CKPT_TORCH2_PYTHON")
+                    or os.path.join(ROOT, ".venv-torch2", "bin", "python"))
     ap.add_argument("--write", help="write the markdown table to this file")
     args = ap.parse_args()
 
