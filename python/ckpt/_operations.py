@@ -16,6 +16,7 @@ import copy
 import html
 import inspect
 import json
+import math
 import os
 from typing import Any, Callable
 
@@ -212,7 +213,9 @@ def _make(op: dict) -> Callable[..., Any]:
     def operation(*args: Any, **kwargs: Any) -> Any:
         bound = sig.bind(*args, **kwargs)
         inputs = [os.fspath(bound.arguments[n]) for n in op["inputs"]]
-        options = {k: v for k, v in bound.arguments.items() if k in fields}
+        # JSON has no NaN or Inf: such a float goes as its repr ('nan', 'inf'), which the operation checks.
+        options = {k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+                   for k, v in bound.arguments.items() if k in fields}
         progress = _progress_callback(bound.arguments.get("progress"))
         type_name, text = _ckpt.call(op["name"], inputs, json.dumps(options, default=_jsonable), progress)
         data = json.loads(text)

@@ -90,6 +90,31 @@ HfTensors read_hf_tensors(Env& env, const std::string& dir) {
   throw UsageError(dir + " holds no model.safetensors, model.safetensors.index.json or pytorch_model.bin");
 }
 
+// The zip records (of the input checkpoints) whose bytes the output copies
+// by range: their CRC-32s are checked by check(), which the writers run on
+// a second thread while the output is fsync'd, as every other writer checks
+// its copies (torch::SaveOptions::verify_crcs); a mismatch fails the write
+// with check_record_crcs's message (ignore_crc to write it as read). A
+// safetensors input has no CRC to check.
+class SourceRecords {
+ public:
+  void add(const torch::Checkpoint& ck, const torch::StorageLocation& loc) {
+    if (loc.record && seen_.insert(loc.record).second) records_.emplace_back(&ck, loc.record);
+  }
+  // The check to run alongside the fsync; empty under ignore_crc or with no
+  // zip record to check.
+  std::function<void()> check(bool ignore_crc) const {
+    if (ignore_crc || records_.empty()) return nullptr;
+    return [this] {
+      for (const auto& [ck, rec] : records_) check_record_crc(*ck, *rec);
+    };
+  }
+
+ private:
+  std::vector<std::pair<const torch::Checkpoint*, const container::ZipRecord*>> records_;
+  std::set<const container::ZipRecord*> seen_;
+};
+
 // The output checkpoint: every output tensor a byte range of some input file.
 class RangeSet {
  public:
@@ -109,6 +134,7 @@ class RangeSet {
     const torch::StorageLocation loc = torch::locate_storage(from, *t.storage);
     if (loc.compressed())
       throw UsageError(from.path() + ": tensor '" + name + "' is in a compressed record; run 'ckpt rewrite' first");
+    sources_.add(from, loc);
     std::vector<int64_t> shape = t.shape;
     uint64_t row_bytes = t.dtype->element_size;
     for (size_t i = 1; i < shape.size(); ++i) row_bytes *= static_cast<uint64_t>(shape[i]);
@@ -134,9 +160,12 @@ class RangeSet {
   }
 
   torch::Checkpoint& ck() { return *ck_; }
+  // The check of the records the ranges come from (SourceRecords::check).
+  std::function<void()> check_sources(bool ignore_crc) const { return sources_.check(ignore_crc); }
 
  private:
   Env& env_;
+  SourceRecords sources_;
   std::unique_ptr<torch::Checkpoint> ck_;
   std::map<std::string, std::shared_ptr<RandomAccessFile>> files_;
   size_t next_ = 0;
@@ -675,6 +704,7 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
   so.force = true;
   so.float_dtype = dtype;
   so.progress = progress_for(a.progress, a.out);
+  so.check_source = ranges.check_sources(a.ignore_crc);
   write_model_weights(env, ranges, model, out, max_shard, so, r);
   Json config = ae.config;
   config["torch_dtype"] = torch_dtype_name(dtype ? &torch::info(*dtype) : model.front().second.dtype);
@@ -871,10 +901,13 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   so.force = true;
   so.float_dtype = dtype;
   so.progress = progress_for(a.progress, a.out);
+  // Every range (the projections' too) is added by now: checked once, alongside the model's fsync.
+  so.check_source = ranges.check_sources(a.ignore_crc);
   const torch::DTypeInfo* out_dtype = dtype ? &torch::info(*dtype) : model.front().second.dtype;
   write_model_weights(env, ranges, model, out, max_shard, so, r);
   if (!projections.empty()) {
     so.progress = nullptr;
+    so.check_source = nullptr;
     torch::write_safetensors(ranges.ck(), projections, env, out.path(kProjectionsFile), so);
     r.written.push_back(kProjectionsFile);
   }
@@ -1022,7 +1055,7 @@ FromTransformersResult encodec_from_transformers(Env& env, const std::string& di
   oo.out = out.path("compression_state_dict.bin");
   oo.force = true;
   oo.progress = a.progress;
-  write_checkpoint(ranges.ck(), root, env, oo);
+  write_checkpoint(ranges.ck(), root, env, oo, {}, ranges.check_sources(a.ignore_crc));
   r.written.push_back("compression_state_dict.bin");
   out.commit();
   r.notes.push_back("EnCodec: CompressionModel.get_pretrained(OUT) loads the folder (weight norm as weight_g / weight_v)");
@@ -1201,12 +1234,14 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     RandomAccessFile* file;
     uint64_t offset, size;
   };
+  SourceRecords sources;  // checked while state_dict.bin is fsync'd
   auto range_of = [&](const Source& s) {
     const TensorInfo& t = *s.t;
     if (!t.is_plain() || !t.is_contiguous() || !t.storage)
       throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is not a dense contiguous tensor");
     auto loc = torch::locate_storage(*s.ck, *t.storage);
     if (loc.compressed()) throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is in a compressed record");
+    sources.add(*s.ck, loc);
     return Range{shared(*loc.file).get(), loc.offset + static_cast<uint64_t>(t.storage_offset) * t.dtype->element_size,
                  t.nbytes()};
   };
@@ -1370,7 +1405,8 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   oo.out = out.path("state_dict.bin");
   oo.force = true;
   oo.progress = a.progress;
-  write_checkpoint(*out_ck, root, env, oo, transforms);
+  oo.ignore_crc = a.ignore_crc;  // and for a compression checkpoint, which write_checkpoint checks
+  write_checkpoint(*out_ck, root, env, oo, transforms, sources.check(a.ignore_crc));
   r.written.push_back("state_dict.bin");
   oo.out = out.path("compression_state_dict.bin");
   if (comp) {
@@ -1379,7 +1415,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
                               : audiocraft::make_export(comp->ck->graph(), comp->ck->root(), comp->layout, std::nullopt);
     write_checkpoint(*comp->ck, croot, env, oo);
   } else if (comp_ranges) {
-    write_checkpoint(comp_ranges->ck(), comp_root, env, oo);
+    write_checkpoint(comp_ranges->ck(), comp_root, env, oo, {}, comp_ranges->check_sources(a.ignore_crc));
   } else {
     write_checkpoint(*out_ck, audiocraft::make_pointer(g, pointer, audiocraft::kDefaultVersion), env, oo);
   }
