@@ -4,7 +4,6 @@
 #include <array>
 #include <cstring>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,6 +22,7 @@
 #include "torch/safetensors_shards.h"
 #include "torch/shape.h"
 #include "util/error.h"
+#include "util/folder_replace.h"
 
 namespace ckpt::api {
 
@@ -171,56 +171,16 @@ class RangeSet {
   size_t next_ = 0;
 };
 
-// A folder output: written into a temporary folder beside the target, then
-// renamed into place (an existing target, with force, replaced as a whole).
-class FolderOutput {
- public:
-  FolderOutput(Env& env, std::string dir, bool force) : env_(env), dir_(strip_slash(std::move(dir))) {
-    if (dir_.empty() || dir_ == "-") throw UsageError("-o names the output folder");
-    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use " + option_set("force") + " to replace it)");
-    if (env_.exists(dir_) && !env_.is_directory(dir_)) throw UsageError(dir_ + " exists and is not a folder");
-    std::string parent = dirname_of(dir_);
-    if (parent.empty()) parent = ".";
-    std::string base = dir_.substr(dir_.find_last_of('/') == std::string::npos ? 0 : dir_.find_last_of('/') + 1);
-    temp_ = env_.create_temp_directory(parent, "." + base + ".ckpt-tmp-");
-  }
-  ~FolderOutput() {
-    if (!committed_) remove_all(temp_);
-  }
-  std::string path(const std::string& name) const { return join(temp_, name); }
-  void add(const std::string& name) { files_.push_back(name); }
-  // One atomic step, as util/folder_replace.h: a new folder is renamed into
-  // place, an existing one exchanged with the new (renameat2
-  // RENAME_EXCHANGE), so a reader or a power loss sees the old folder or the
-  // new one; the old is removed once the exchange is durable.
-  void commit() {
-    std::string parent = dirname_of(dir_);
-    if (parent.empty()) parent = ".";
-    const bool existed = env_.exists(dir_);
-    if (existed)
-      env_.exchange(temp_, dir_);
-    else
-      env_.rename(temp_, dir_);
-    committed_ = true;
-    try {
-      env_.sync_dir(parent);
-    } catch (...) {
-      if (existed) remove_all(temp_);
-      throw;
-    }
-    if (existed) remove_all(temp_);  // the old folder, now under the temporary name
-  }
-
- private:
-  static void remove_all(const std::string& p) {
-    std::error_code ec;
-    std::filesystem::remove_all(p, ec);
-  }
-  Env& env_;
-  std::string dir_, temp_;
-  std::vector<std::string> files_;
-  bool committed_ = false;
-};
+// The output folder: written into a temporary folder beside the target, then
+// renamed into place, an existing target (with force) exchanged with it as a
+// whole in one step (util/folder_replace.h, Whole): a reader or a power loss
+// sees the old folder or the new one; the old is removed once the exchange
+// is durable. Through a link, the link's target is replaced.
+FolderReplace output_folder(Env& env, const std::string& dir, bool force) {
+  const std::string d = strip_slash(dir);
+  if (d.empty() || d == "-") throw UsageError("-o names the output folder");
+  return FolderReplace(env, d, FolderReplace::Whole{}, force);
+}
 
 std::string json_text(const Json& j) { return j.dump(2) + "\n"; }
 
@@ -668,7 +628,7 @@ namespace {
 // The model's weights as transformers' save_pretrained names them:
 // model.safetensors, or shards and their index when max_shard is set.
 void write_model_weights(Env& env, RangeSet& ranges, const std::vector<std::pair<std::string, TensorInfo>>& model,
-                         FolderOutput& out, uint64_t max_shard, const torch::SafetensorsWriteOptions& so,
+                         FolderReplace& out, uint64_t max_shard, const torch::SafetensorsWriteOptions& so,
                          ToTransformersResult& r) {
   for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
   r.tensors = model.size();
@@ -699,7 +659,7 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
   std::vector<std::pair<std::string, TensorInfo>> model;
   for (const auto& [n, t] : ae.tensors.tensors) model.emplace_back(n, ranges.add(*ae.tensors.ck, n, t));
 
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   torch::SafetensorsWriteOptions so;
   so.force = true;
   so.float_dtype = dtype;
@@ -896,7 +856,7 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
     projections = std::move(proj_part);
   }
 
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   torch::SafetensorsWriteOptions so;
   so.force = true;
   so.float_dtype = dtype;
@@ -1050,7 +1010,7 @@ FromTransformersResult encodec_from_transformers(Env& env, const std::string& di
   RangeSet ranges(env, join(a.out, "compression_state_dict.bin"));
   pickle::Node* root = encodec_audiocraft_root(ranges, e, cfg, by_name, dir, "", r.tensors);
   r.compression = "EnCodec (" + std::to_string(e.n_q) + " codebooks of " + std::to_string(e.bins) + ")";
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   OutputOptions oo;
   oo.out = out.path("compression_state_dict.bin");
   oo.force = true;
@@ -1400,7 +1360,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   }
   if (!pointer.empty()) r.compression = "pointer " + pointer;
 
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   OutputOptions oo;
   oo.out = out.path("state_dict.bin");
   oo.force = true;
