@@ -19,7 +19,7 @@ class DiscardEnv final : public Env {
   void sync_dir(const std::string&) override {}
   bool is_directory(const std::string& path) override { return base_.is_directory(path); }
   void create_directory(const std::string&) override {}
-  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override {
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix, unsigned = 0700) override {
     return parent + "/" + prefix + "discarded";
   }
   void remove_directory(const std::string&) override {}

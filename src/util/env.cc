@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -551,7 +552,7 @@ class PosixEnv final : public Env {
       throw UsageError(path + ": ckpt reads remote files but does not write them; name a local output");
     int fd;
     do {
-      fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+      fd = ::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);  // as open() in torch.save, cp, python
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) throw_errno(path, "create", errno);
     return std::make_unique<PosixWritableFile>(path, fd);
@@ -589,12 +590,18 @@ class PosixEnv final : public Env {
     if (::mkdir(path.c_str(), 0755) != 0) throw_errno(path, "mkdir", errno);
   }
 
-  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override {
-    std::string tmpl = parent + "/" + prefix + "XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) throw_errno(parent, "mkdtemp", errno);
-    return buf.data();
+  // mkdtemp's loop with mkdir's mode: mkdtemp makes every folder 0700,
+  // which an output folder must not keep.
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix, unsigned mode) override {
+    static constexpr char kLetters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::random_device random;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      std::string path = parent + "/" + prefix;
+      for (int i = 0; i < 6; ++i) path += kLetters[random() % (sizeof kLetters - 1)];
+      if (::mkdir(path.c_str(), mode) == 0) return path;
+      if (errno != EEXIST) throw_errno(parent, "mkdir", errno);
+    }
+    throw_errno(parent, "mkdir", EEXIST);
   }
 
   void remove_directory(const std::string& path) override {
@@ -687,7 +694,7 @@ bool Env::is_directory(const std::string&) { return false; }
 
 void Env::create_directory(const std::string& path) { throw_errno(path, "mkdir", ENOTSUP); }
 
-std::string Env::create_temp_directory(const std::string& parent, const std::string&) {
+std::string Env::create_temp_directory(const std::string& parent, const std::string&, unsigned) {
   throw_errno(parent, "mkdtemp", ENOTSUP);
 }
 

@@ -97,9 +97,12 @@ class Env {
   // including when something already has that name. Not pure: Envs that do
   // not support it refuse with IoError.
   virtual void create_directory(const std::string& path);
-  // Creates a new directory only this user can use (mode 0700) inside
-  // parent, with a unique name starting with prefix; returns its path.
-  virtual std::string create_temp_directory(const std::string& parent, const std::string& prefix);
+  // Creates a new directory inside parent with a unique name starting with
+  // prefix; returns its path. mode is filtered by the umask as mkdir(2)
+  // does: 0700 (only this user) for scratch space, 0755 for a folder that
+  // becomes an output, so that it ends up as create_directory would make it.
+  virtual std::string create_temp_directory(const std::string& parent, const std::string& prefix,
+                                            unsigned mode = 0700);
   // Removes an empty directory; no error if missing.
   virtual void remove_directory(const std::string& path);
   // The file path names once symbolic links are followed (a link's target,

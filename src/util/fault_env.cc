@@ -132,9 +132,9 @@ void FaultInjectingEnv::create_directory(const std::string& path) {
   base_.create_directory(path);
 }
 
-std::string FaultInjectingEnv::create_temp_directory(const std::string& parent, const std::string& prefix) {
+std::string FaultInjectingEnv::create_temp_directory(const std::string& parent, const std::string& prefix, unsigned mode) {
   step(parent, "mkdtemp");
-  return base_.create_temp_directory(parent, prefix);
+  return base_.create_temp_directory(parent, prefix, mode);
 }
 
 void FaultInjectingEnv::remove_directory(const std::string& path) { base_.remove_directory(path); }

@@ -47,7 +47,7 @@ class FaultInjectingEnv : public Env {
   std::unique_ptr<RandomRWFile> open_update(const std::string& path) override;
   bool is_directory(const std::string& path) override;
   void create_directory(const std::string& path) override;  // a step
-  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override;  // a step
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix, unsigned mode = 0700) override;  // a step
   void remove_directory(const std::string& path) override;
   std::string resolve_links(const std::string& path) override { return base_.resolve_links(path); }
   void copy_mode(const std::string& from, const std::string& to) override;  // a step

@@ -39,7 +39,8 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, Whole, bool force
 }
 
 void FolderReplace::make_temp() {
-  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-");
+  // 0755 less the umask: the folder becomes the output, made as mkdir makes one.
+  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0755);
 }
 
 FolderReplace::~FolderReplace() {

@@ -104,8 +104,8 @@ void RecordingEnv::create_directory(const std::string& path) {
   record({Kind::Mkdir, path, "", 0, ""});
 }
 
-std::string RecordingEnv::create_temp_directory(const std::string& parent, const std::string& prefix) {
-  std::string dir = base_.create_temp_directory(parent, prefix);
+std::string RecordingEnv::create_temp_directory(const std::string& parent, const std::string& prefix, unsigned mode) {
+  std::string dir = base_.create_temp_directory(parent, prefix, mode);
   record({Kind::Mkdir, dir, "", 0, ""});
   return dir;
 }

@@ -42,7 +42,7 @@ class RecordingEnv final : public Env {
   std::unique_ptr<RandomRWFile> open_update(const std::string& path) override;
   bool is_directory(const std::string& path) override { return base_.is_directory(path); }
   void create_directory(const std::string& path) override;
-  std::string create_temp_directory(const std::string& parent, const std::string& prefix) override;
+  std::string create_temp_directory(const std::string& parent, const std::string& prefix, unsigned mode = 0700) override;
   void remove_directory(const std::string& path) override;
   std::string resolve_links(const std::string& path) override { return base_.resolve_links(path); }
   void copy_mode(const std::string& from, const std::string& to) override { base_.copy_mode(from, to); }

@@ -9,6 +9,7 @@ from tests/fixtures/make_fixtures.py --musicgen-lm.
 
 import json
 import os
+import stat
 import shutil
 
 import pytest
@@ -357,6 +358,11 @@ def test_force_replaces_the_folder_as_a_whole(work, audiocraft_lms):
     for name in os.listdir(fresh):
         assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
     assert not [n for n in os.listdir(work) if "ckpt-tmp" in n]
+    # Both folders have the mode mkdir gives (mkdtemp's 0700 once hid them from other users).
+    mask = os.umask(0)
+    os.umask(mask)
+    for folder in (fresh, out):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755 & ~mask, (folder, oct(os.stat(folder).st_mode))
 
 
 def test_training_checkpoint_and_bundle_folder_inputs(work, audiocraft_lms):
@@ -368,6 +374,9 @@ def test_training_checkpoint_and_bundle_folder_inputs(work, audiocraft_lms):
     ok("to-transformers", work / "in_training.th", "-o", work / "in_training")
     ok("bundle", src, "-o", work / "in_bundle", "--compression", "facebook/encodec_32khz")
     ok("to-transformers", work / "in_bundle", "-o", work / "in_folder")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(work / "in_bundle").st_mode) == 0o755 & ~mask  # bundle's folder too
     want = (work / "in_exported" / "model.safetensors").read_bytes()
     assert (work / "in_training" / "model.safetensors").read_bytes() == want
     assert (work / "in_folder" / "model.safetensors").read_bytes() == want

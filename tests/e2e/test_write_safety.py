@@ -186,3 +186,13 @@ def test_full_rewrite_keeps_the_mode(ckpt, tmp_path, args):
     st = os.stat(f)
     if os.getuid() == 0:
         assert (st.st_uid, st.st_gid) == (1234, 1234)
+
+
+def test_a_new_output_gets_the_mode_open_gives(ckpt, tmp_path):
+    """A new output file is made as torch.save's open() makes it: 0666 less the
+    umask (0644 under umask 022, 0664 under a group-sharing umask 002)."""
+    out = tmp_path / "new.th"
+    r = subprocess.run(["sh", "-c", 'umask 002 && exec "$0" rewrite "$1" -o "$2" -q', ckpt, EXAMPLE, str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o664
