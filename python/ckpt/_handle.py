@@ -128,8 +128,9 @@ class Checkpoint:
         '/'-separated path such as "best_state/model", or "/" for the top level),
         in file order: ``ckpt.TensorEntry`` rows, as ``ckpt.tensors(path)`` gives."""
         from ckpt._operations import ResultList, result_class
-        import json
-        return ResultList(result_class("TensorEntry")(json.loads(row)) for _, _, row in self._tensor_rows(state))
+        # The rows as Python data made by the extension (no JSON text per row).
+        cls = result_class("TensorEntry")
+        return ResultList([cls(d) for d in self._opened.tensor_entries(state)])
 
     def keys(self, state: str | None = None) -> list[str]:
         """Tensor names of the state dict (default: the best state)."""
@@ -201,7 +202,7 @@ class Checkpoint:
             made = _ckpt.torch_state_dict(self._opened, state, self._storages.torch_storage)
             if made is not None:
                 return made
-        return OrderedDict((name, self._make(name, t, framework)) for name, t, _ in self._tensor_rows(state))
+        return OrderedDict((name, self._make(name, t, framework)) for name, t in self._tensor_rows(state))
 
     # -- lifetime ------------------------------------------------------
     def close(self) -> None:

@@ -16,6 +16,7 @@ import copy
 import html
 import inspect
 import json
+import math
 import os
 from typing import Any, Callable
 
@@ -35,13 +36,28 @@ class Result:
     _type: str = ""
     _fields: tuple[str, ...] = ()
 
+    # Made once per class (result_class): every field's (name, empty value), and those not taken
+    # as they are: (name, type text, kind) of lists of scalars (copied, so that the attribute is not
+    # _data's list) and of anything else (nested results, unions: through _wrap).
+    _all: tuple = ()
+    _names: frozenset = frozenset()
+    _wrapped: tuple = ()
+
     def __init__(self, data: dict):
-        self._data = data
-        for f in TYPES[self._type]["fields"]:
-            if f["name"] in data:
-                object.__setattr__(self, f["name"], _wrap(f["type"], data[f["name"]]))
-            else:  # a field left out when empty
-                object.__setattr__(self, f["name"], _empty(f["type"]))
+        attrs = self.__dict__
+        if data.keys() <= self._names:  # scalars as they are (what _wrap returns for them)
+            attrs.update(data)
+        else:
+            attrs.update((k, v) for k, v in data.items() if k in self._names)
+        attrs["_data"] = data
+        for name, type_text, kind in self._wrapped:
+            if name in data:
+                v = data[name]
+                attrs[name] = list(v) if kind == _SCALARS and v is not None else _wrap(type_text, v)
+        if len(data) < len(self._all):
+            for name, empty in self._all:
+                if name not in data:  # a field left out when empty: a new [] or {}, else the value
+                    attrs[name] = empty.copy() if isinstance(empty, (list, dict)) else empty
 
     def to_dict(self) -> dict:
         """The result as the command's ``--json`` prints it."""
@@ -105,9 +121,28 @@ def result_class(name: str) -> type:
         doc = desc["doc"][:1].upper() + desc["doc"][1:] + ".\n\nFields:\n" + "".join(
             f"    {f['name']} ({f['type']}): {f['doc']}\n" for f in desc["fields"])
         cls = type(name, (Result,), {"__doc__": doc, "__module__": "ckpt", "_type": name,
-                                     "_fields": tuple(f["name"] for f in desc["fields"])})
+                                     "_fields": tuple(f["name"] for f in desc["fields"]),
+                                     "_all": tuple((f["name"], _empty(f["type"])) for f in desc["fields"]),
+                                     "_names": frozenset(f["name"] for f in desc["fields"]),
+                                     "_wrapped": tuple((f["name"], f["type"], _field_kind(f["type"]))
+                                                       for f in desc["fields"]
+                                                       if _field_kind(f["type"]) != _SCALAR)})
         _CLASSES[name] = cls
     return cls
+
+
+_SCALAR_TYPES = {"str", "int", "float", "bool", "Any", "str | None", "int | None", "float | None", "bool | None"}
+_SCALAR, _SCALARS, _OTHER = 0, 1, 2
+
+
+def _field_kind(type_text: str) -> int:
+    """How Result.__init__ takes a field: as it is (_SCALAR: what _wrap returns unchanged), as a copy
+    of its list (_SCALARS: a list of scalars, which _wrap copies), or through _wrap (_OTHER)."""
+    if type_text in _SCALAR_TYPES:
+        return _SCALAR
+    if type_text.startswith("list[") and type_text[5:-1] in _SCALAR_TYPES:
+        return _SCALARS
+    return _OTHER
 
 
 def _wrap(type_text: str, value: Any) -> Any:
@@ -212,7 +247,9 @@ def _make(op: dict) -> Callable[..., Any]:
     def operation(*args: Any, **kwargs: Any) -> Any:
         bound = sig.bind(*args, **kwargs)
         inputs = [os.fspath(bound.arguments[n]) for n in op["inputs"]]
-        options = {k: v for k, v in bound.arguments.items() if k in fields}
+        # JSON has no NaN or Inf: such a float goes as its repr ('nan', 'inf'), which the operation checks.
+        options = {k: repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+                   for k, v in bound.arguments.items() if k in fields}
         progress = _progress_callback(bound.arguments.get("progress"))
         type_name, text = _ckpt.call(op["name"], inputs, json.dumps(options, default=_jsonable), progress)
         data = json.loads(text)

@@ -4,8 +4,10 @@
 
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 
 #include "api/config.h"
 #include "api/inspect.h"
@@ -86,12 +88,77 @@ py::bytearray read_storage(const Opened& o, const std::string& key, uint64_t off
   return out;
 }
 
-// (name, loader's dict, the row as `tensors` lists it, in JSON) per tensor.
+// (name, loader's dict) per tensor.
 py::list tensor_rows(const Opened& o, const std::optional<std::string>& state) {
   py::list rows;
   for (const api::TensorRow& r : o.opened().tensors_of(o.state_dict(state)))
-    rows.append(py::make_tuple(r.name, tensor_dict(r.info), api::to_json(api::tensor_entry(r.name, r.info)).dump()));
+    rows.append(py::make_tuple(r.name, tensor_dict(r.info)));
   return rows;
+}
+
+// A described value (api/schema.h) as the Python data its to_json gives
+// after json.loads: dicts in field order (OmitEmpty fields left out), lists,
+// str, int, float (None for NaN and Inf, as JSON has neither), bool, None.
+// Made directly, without JSON text in between.
+template <class T>
+py::object to_python(const T& value);
+
+template <class S>
+struct PythonWriter {
+  const S& object;
+  py::dict& out;
+  template <class M>
+  void field(const char* name, M S::*member, const char*, api::Presence presence = api::Presence::Always) {
+    const M& v = object.*member;
+    if (presence == api::Presence::OmitEmpty && api::is_empty_value(v)) return;
+    out[name] = to_python(v);
+  }
+  template <class M>
+  void flatten(M S::*member) {
+    PythonWriter<M> inner{object.*member, out};
+    M::describe(inner);
+  }
+};
+
+template <class T>
+py::object to_python(const T& value) {
+  if constexpr (api::Described<T>) {
+    py::dict out;
+    PythonWriter<T> w{value, out};
+    T::describe(w);
+    return std::move(out);
+  } else if constexpr (api::is_optional<T>::value) {
+    return value ? to_python(*value) : py::none();
+  } else if constexpr (api::is_vector<T>::value) {
+    py::list out(value.size());
+    for (size_t i = 0; i < value.size(); ++i) out[i] = to_python(value[i]);
+    return std::move(out);
+  } else if constexpr (api::is_map<T>::value) {
+    py::dict out;
+    for (const auto& [k, v] : value) out[py::str(k)] = to_python(v);
+    return std::move(out);
+  } else if constexpr (api::is_variant<T>::value) {
+    return std::visit([](const auto& alt) { return to_python(alt); }, value);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return py::bool_(value);
+  } else if constexpr (std::is_integral_v<T>) {
+    return py::int_(value);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return std::isfinite(value) ? py::object(py::float_(value)) : py::none();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return py::str(value);
+  } else {
+    static_assert(sizeof(T) == 0, "to_python: a field type the results do not use");
+  }
+}
+
+// The rows `tensors` lists (api::TensorEntry) as to_python gives them: what
+// ckpt.open(F).tensors() wraps, without a JSON round trip per row.
+py::list tensor_entries(const Opened& o, const std::optional<std::string>& state) {
+  const std::vector<api::TensorRow> rows = o.opened().tensors_of(o.state_dict(state));
+  py::list out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) out[i] = to_python(api::tensor_entry(rows[i].name, rows[i].info));
+  return out;
 }
 
 py::list top_level_keys(const Opened& o) {
@@ -153,6 +220,7 @@ void register_opened(py::module_& m) {
       })
       .def("file_slices", &file_slices, py::arg("whole"))
       .def("tensors", &tensor_rows, py::arg("state") = py::none())
+      .def("tensor_entries", &tensor_entries, py::arg("state") = py::none())
       .def("read_storage", &read_storage, py::arg("key"), py::arg("offset"), py::arg("n"))
       .def("cfg_tree", [](const Opened& o, const std::string& path) -> py::object {
         return value_to_python(api::config_tree(o.opened(), path));

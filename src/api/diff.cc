@@ -12,6 +12,7 @@
 #include "audiocraft/operations.h"
 #include "torch/convert.h"
 #include "torch/stats.h"
+#include "util/python_number.h"
 
 namespace ckpt::api {
 
@@ -136,9 +137,19 @@ void compare_top_level(const Opened& oa, const Opened& ob, DiffResult& r) {
     r.top_level.changed.push_back({"(layout)", audiocraft::to_string(oa.layout), audiocraft::to_string(ob.layout)});
 }
 
+// A tolerance is a finite number >= 0 (NaN would make every comparison
+// false, a negative one or Inf no tolerance at all): checked here, so the
+// CLI and Python refuse it with this one message.
+void check_tolerance(const char* field, double value) {
+  if (value >= 0 && std::isfinite(value)) return;
+  throw UsageError(option_name(field) + " " + python_float_repr(value) + ": must be a number >= 0 (finite; e.g. 1e-3)");
+}
+
 }  // namespace
 
 DiffResult diff(Env& env, const std::string& a, const std::string& b, const DiffOptions& d) {
+  check_tolerance("atol", d.atol);
+  check_tolerance("rtol", d.rtol);
   ReadableCheckpoint in_a(env, a), in_b(env, b);  // DCP folders: their consolidations
   Opened oa = open_checkpoint(env, in_a.path()), ob = open_checkpoint(env, in_b.path());
   DiffResult r;

@@ -20,8 +20,8 @@ struct DiffOptions {
   template <class V>
   static void describe(V& v) {
     v.field("state", &DiffOptions::state, "the state dict's path in both (default: each one's best state)");
-    v.field("atol", &DiffOptions::atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose)");
-    v.field("rtol", &DiffOptions::rtol, "relative tolerance (0: values compared exactly)");
+    v.field("atol", &DiffOptions::atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose); a finite number >= 0");
+    v.field("rtol", &DiffOptions::rtol, "relative tolerance, a finite number >= 0 (0: values compared exactly)");
   }
 };
 

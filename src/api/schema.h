@@ -211,6 +211,14 @@ void from_json(const Json& j, T& out, const std::string& field) {
       bad_option(field, "out of range");
     out = j.is_number_unsigned() ? static_cast<T>(j.get<uint64_t>()) : static_cast<T>(j.get<int64_t>());
   } else if constexpr (std::is_floating_point_v<T>) {
+    // JSON has no NaN or Inf: Python sends float('nan'), float('inf') and
+    // float('-inf') as their repr, so that the operation, not the JSON
+    // parser, decides about them (api::diff refuses a non-finite tolerance).
+    if (j.is_string() && (j == "nan" || j == "inf" || j == "-inf")) {
+      out = j == "nan" ? std::numeric_limits<T>::quiet_NaN()
+                       : (j == "inf" ? std::numeric_limits<T>::infinity() : -std::numeric_limits<T>::infinity());
+      return;
+    }
     if (!j.is_number()) bad_option(field, "expected a number");
     out = j.get<T>();
   } else if constexpr (std::is_same_v<T, std::string>) {

@@ -4,7 +4,6 @@
 #include <array>
 #include <cstring>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,6 +22,7 @@
 #include "torch/safetensors_shards.h"
 #include "torch/shape.h"
 #include "util/error.h"
+#include "util/folder_replace.h"
 
 namespace ckpt::api {
 
@@ -90,6 +90,31 @@ HfTensors read_hf_tensors(Env& env, const std::string& dir) {
   throw UsageError(dir + " holds no model.safetensors, model.safetensors.index.json or pytorch_model.bin");
 }
 
+// The zip records (of the input checkpoints) whose bytes the output copies
+// by range: their CRC-32s are checked by check(), which the writers run on
+// a second thread while the output is fsync'd, as every other writer checks
+// its copies (torch::SaveOptions::verify_crcs); a mismatch fails the write
+// with check_record_crcs's message (ignore_crc to write it as read). A
+// safetensors input has no CRC to check.
+class SourceRecords {
+ public:
+  void add(const torch::Checkpoint& ck, const torch::StorageLocation& loc) {
+    if (loc.record && seen_.insert(loc.record).second) records_.emplace_back(&ck, loc.record);
+  }
+  // The check to run alongside the fsync; empty under ignore_crc or with no
+  // zip record to check.
+  std::function<void()> check(bool ignore_crc) const {
+    if (ignore_crc || records_.empty()) return nullptr;
+    return [this] {
+      for (const auto& [ck, rec] : records_) check_record_crc(*ck, *rec);
+    };
+  }
+
+ private:
+  std::vector<std::pair<const torch::Checkpoint*, const container::ZipRecord*>> records_;
+  std::set<const container::ZipRecord*> seen_;
+};
+
 // The output checkpoint: every output tensor a byte range of some input file.
 class RangeSet {
  public:
@@ -109,6 +134,7 @@ class RangeSet {
     const torch::StorageLocation loc = torch::locate_storage(from, *t.storage);
     if (loc.compressed())
       throw UsageError(from.path() + ": tensor '" + name + "' is in a compressed record; run 'ckpt rewrite' first");
+    sources_.add(from, loc);
     std::vector<int64_t> shape = t.shape;
     uint64_t row_bytes = t.dtype->element_size;
     for (size_t i = 1; i < shape.size(); ++i) row_bytes *= static_cast<uint64_t>(shape[i]);
@@ -134,64 +160,27 @@ class RangeSet {
   }
 
   torch::Checkpoint& ck() { return *ck_; }
+  // The check of the records the ranges come from (SourceRecords::check).
+  std::function<void()> check_sources(bool ignore_crc) const { return sources_.check(ignore_crc); }
 
  private:
   Env& env_;
+  SourceRecords sources_;
   std::unique_ptr<torch::Checkpoint> ck_;
   std::map<std::string, std::shared_ptr<RandomAccessFile>> files_;
   size_t next_ = 0;
 };
 
-// A folder output: written into a temporary folder beside the target, then
-// renamed into place (an existing target, with force, replaced as a whole).
-class FolderOutput {
- public:
-  FolderOutput(Env& env, std::string dir, bool force) : env_(env), dir_(strip_slash(std::move(dir))) {
-    if (dir_.empty() || dir_ == "-") throw UsageError("-o names the output folder");
-    if (env_.exists(dir_) && !force) throw UsageError(dir_ + " exists (use " + option_set("force") + " to replace it)");
-    if (env_.exists(dir_) && !env_.is_directory(dir_)) throw UsageError(dir_ + " exists and is not a folder");
-    std::string parent = dirname_of(dir_);
-    if (parent.empty()) parent = ".";
-    std::string base = dir_.substr(dir_.find_last_of('/') == std::string::npos ? 0 : dir_.find_last_of('/') + 1);
-    temp_ = env_.create_temp_directory(parent, "." + base + ".ckpt-tmp-", 0755);
-  }
-  ~FolderOutput() {
-    if (!committed_) remove_all(temp_);
-  }
-  std::string path(const std::string& name) const { return join(temp_, name); }
-  void add(const std::string& name) { files_.push_back(name); }
-  // One atomic step, as util/folder_replace.h: a new folder is renamed into
-  // place, an existing one exchanged with the new (renameat2
-  // RENAME_EXCHANGE), so a reader or a power loss sees the old folder or the
-  // new one; the old is removed once the exchange is durable.
-  void commit() {
-    std::string parent = dirname_of(dir_);
-    if (parent.empty()) parent = ".";
-    const bool existed = env_.exists(dir_);
-    if (existed)
-      env_.exchange(temp_, dir_);
-    else
-      env_.rename(temp_, dir_);
-    committed_ = true;
-    try {
-      env_.sync_dir(parent);
-    } catch (...) {
-      if (existed) remove_all(temp_);
-      throw;
-    }
-    if (existed) remove_all(temp_);  // the old folder, now under the temporary name
-  }
-
- private:
-  static void remove_all(const std::string& p) {
-    std::error_code ec;
-    std::filesystem::remove_all(p, ec);
-  }
-  Env& env_;
-  std::string dir_, temp_;
-  std::vector<std::string> files_;
-  bool committed_ = false;
-};
+// The output folder: written into a temporary folder beside the target, then
+// renamed into place, an existing target (with force) exchanged with it as a
+// whole in one step (util/folder_replace.h, Whole): a reader or a power loss
+// sees the old folder or the new one; the old is removed once the exchange
+// is durable. Through a link, the link's target is replaced.
+FolderReplace output_folder(Env& env, const std::string& dir, bool force) {
+  const std::string d = strip_slash(dir);
+  if (d.empty() || d == "-") throw UsageError("-o names the output folder");
+  return FolderReplace(env, d, FolderReplace::Whole{}, force);
+}
 
 std::string json_text(const Json& j) { return j.dump(2) + "\n"; }
 
@@ -639,7 +628,7 @@ namespace {
 // The model's weights as transformers' save_pretrained names them:
 // model.safetensors, or shards and their index when max_shard is set.
 void write_model_weights(Env& env, RangeSet& ranges, const std::vector<std::pair<std::string, TensorInfo>>& model,
-                         FolderOutput& out, uint64_t max_shard, const torch::SafetensorsWriteOptions& so,
+                         FolderReplace& out, uint64_t max_shard, const torch::SafetensorsWriteOptions& so,
                          ToTransformersResult& r) {
   for (const auto& [n, t] : model) r.bytes += torch::safetensors_written_nbytes(t, so);
   r.tensors = model.size();
@@ -670,11 +659,12 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
   std::vector<std::pair<std::string, TensorInfo>> model;
   for (const auto& [n, t] : ae.tensors.tensors) model.emplace_back(n, ranges.add(*ae.tensors.ck, n, t));
 
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   torch::SafetensorsWriteOptions so;
   so.force = true;
   so.float_dtype = dtype;
   so.progress = progress_for(a.progress, a.out);
+  so.check_source = ranges.check_sources(a.ignore_crc);
   write_model_weights(env, ranges, model, out, max_shard, so, r);
   Json config = ae.config;
   config["torch_dtype"] = torch_dtype_name(dtype ? &torch::info(*dtype) : model.front().second.dtype);
@@ -866,15 +856,18 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
     projections = std::move(proj_part);
   }
 
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   torch::SafetensorsWriteOptions so;
   so.force = true;
   so.float_dtype = dtype;
   so.progress = progress_for(a.progress, a.out);
+  // Every range (the projections' too) is added by now: checked once, alongside the model's fsync.
+  so.check_source = ranges.check_sources(a.ignore_crc);
   const torch::DTypeInfo* out_dtype = dtype ? &torch::info(*dtype) : model.front().second.dtype;
   write_model_weights(env, ranges, model, out, max_shard, so, r);
   if (!projections.empty()) {
     so.progress = nullptr;
+    so.check_source = nullptr;
     torch::write_safetensors(ranges.ck(), projections, env, out.path(kProjectionsFile), so);
     r.written.push_back(kProjectionsFile);
   }
@@ -1017,12 +1010,12 @@ FromTransformersResult encodec_from_transformers(Env& env, const std::string& di
   RangeSet ranges(env, join(a.out, "compression_state_dict.bin"));
   pickle::Node* root = encodec_audiocraft_root(ranges, e, cfg, by_name, dir, "", r.tensors);
   r.compression = "EnCodec (" + std::to_string(e.n_q) + " codebooks of " + std::to_string(e.bins) + ")";
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   OutputOptions oo;
   oo.out = out.path("compression_state_dict.bin");
   oo.force = true;
   oo.progress = a.progress;
-  write_checkpoint(ranges.ck(), root, env, oo);
+  write_checkpoint(ranges.ck(), root, env, oo, {}, ranges.check_sources(a.ignore_crc));
   r.written.push_back("compression_state_dict.bin");
   out.commit();
   r.notes.push_back("EnCodec: CompressionModel.get_pretrained(OUT) loads the folder (weight norm as weight_g / weight_v)");
@@ -1201,12 +1194,14 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
     RandomAccessFile* file;
     uint64_t offset, size;
   };
+  SourceRecords sources;  // checked while state_dict.bin is fsync'd
   auto range_of = [&](const Source& s) {
     const TensorInfo& t = *s.t;
     if (!t.is_plain() || !t.is_contiguous() || !t.storage)
       throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is not a dense contiguous tensor");
     auto loc = torch::locate_storage(*s.ck, *t.storage);
     if (loc.compressed()) throw UsageError(s.ck->path() + ": tensor '" + s.hf_name + "' is in a compressed record");
+    sources.add(*s.ck, loc);
     return Range{shared(*loc.file).get(), loc.offset + static_cast<uint64_t>(t.storage_offset) * t.dtype->element_size,
                  t.nbytes()};
   };
@@ -1365,12 +1360,13 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
   }
   if (!pointer.empty()) r.compression = "pointer " + pointer;
 
-  FolderOutput out(env, a.out, a.force);
+  FolderReplace out = output_folder(env, a.out, a.force);
   OutputOptions oo;
   oo.out = out.path("state_dict.bin");
   oo.force = true;
   oo.progress = a.progress;
-  write_checkpoint(*out_ck, root, env, oo, transforms);
+  oo.ignore_crc = a.ignore_crc;  // and for a compression checkpoint, which write_checkpoint checks
+  write_checkpoint(*out_ck, root, env, oo, transforms, sources.check(a.ignore_crc));
   r.written.push_back("state_dict.bin");
   oo.out = out.path("compression_state_dict.bin");
   if (comp) {
@@ -1379,7 +1375,7 @@ FromTransformersResult from_transformers(Env& env, const std::string& dir, const
                               : audiocraft::make_export(comp->ck->graph(), comp->ck->root(), comp->layout, std::nullopt);
     write_checkpoint(*comp->ck, croot, env, oo);
   } else if (comp_ranges) {
-    write_checkpoint(comp_ranges->ck(), comp_root, env, oo);
+    write_checkpoint(comp_ranges->ck(), comp_root, env, oo, {}, comp_ranges->check_sources(a.ignore_crc));
   } else {
     write_checkpoint(*out_ck, audiocraft::make_pointer(g, pointer, audiocraft::kDefaultVersion), env, oo);
   }

@@ -30,6 +30,7 @@ struct ToTransformersOptions {
   std::string dtype;           // "", "float32", "float16", "bfloat16": floating tensors converted
   std::string max_shard_size;  // "5GB", ...; "": one model.safetensors
   bool force = false;
+  bool ignore_crc = false;     // write from zips whose records fail their CRC-32, as read
   ProgressFn progress;
   template <class V>
   static void describe(V& v) {
@@ -43,6 +44,8 @@ struct ToTransformersOptions {
     v.field("max_shard_size", &T::max_shard_size,
             "shards of at most this size (5GB, 500MB, bytes) + model.safetensors.index.json");
     v.field("force", &T::force, "replace an existing output folder");
+    v.field("ignore_crc", &T::ignore_crc,
+            "write from a checkpoint whose records fail their CRC-32, as read (refused otherwise)");
   }
 };
 struct ToTransformersResult {
@@ -87,6 +90,7 @@ struct FromTransformersOptions {
   std::string out;          // the bundle folder (state_dict.bin, compression_state_dict.bin)
   std::string compression;  // a compression checkpoint or pretrained name; default: the stock pointer when it fits, else the folder's EnCodec converted
   bool force = false;
+  bool ignore_crc = false;  // write from zips (pytorch_model.bin, compression) whose records fail their CRC-32, as read
   ProgressFn progress;
   template <class V>
   static void describe(V& v) {
@@ -96,6 +100,9 @@ struct FromTransformersOptions {
             "compression model: an AudioCraft checkpoint or a pretrained name (default: the stock "
             "facebook/encodec_32khz pointer when the audio encoder is that model, else its weights converted)");
     v.field("force", &T::force, "replace an existing output folder");
+    v.field("ignore_crc", &T::ignore_crc,
+            "write from a pytorch_model.bin or compression checkpoint whose records fail their CRC-32, as read "
+            "(refused otherwise)");
   }
 };
 struct FromTransformersResult {

@@ -73,6 +73,11 @@ void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages) {
   }
 }
 
+void check_record_crc(const torch::Checkpoint& ck, const container::ZipRecord& rec) {
+  const uint32_t crc = ck.zip()->compute_crc(rec);
+  if (crc != rec.crc32) throw_crc_mismatch(ck, rec, crc);
+}
+
 void check_crcs_as_written(const torch::Checkpoint& ck, bool ignore_crc, torch::SaveOptions& save) {
   // Storage records are checked as the writer copies them (read once).
   if (ignore_crc) return;
@@ -82,10 +87,11 @@ void check_crcs_as_written(const torch::Checkpoint& ck, bool ignore_crc, torch::
 }
 
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
-                      std::map<std::string, torch::StorageTransform> transforms) {
+                      std::map<std::string, torch::StorageTransform> transforms, std::function<void()> check_source) {
   if (!options.sink) check_torch_output_name(options.out);
   torch::SaveOptions so;
   check_crcs_as_written(ck, options.ignore_crc, so);
+  so.check_source = std::move(check_source);
   so.transforms = std::move(transforms);
   so.force = options.force;
   so.dialect = dialect_of(options.dialect);

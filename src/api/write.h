@@ -47,6 +47,9 @@ std::optional<torch::Dialect> dialect_of(const std::string& text);
 // skip_storages, every record but those holding storages, which the writers
 // check as they copy them (torch::SaveOptions::verify_crcs).
 void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages = false);
+// The same check of one record of ck's zip (the transformers converters,
+// which copy storages by range: api/transformers.cc).
+void check_record_crc(const torch::Checkpoint& ck, const container::ZipRecord& rec);
 
 // The CRC policy of every writer: unless ignore_crc, checks ck's records
 // that are not storages now and has `save` check the storages as it copies
@@ -60,9 +63,11 @@ void check_torch_output_name(const std::string& out);
 // (torch's names, which torch.load would be handed) are refused.
 void check_safetensors_output_name(const std::string& out);
 
-// Writes root (a node of ck's graph) as options say.
+// Writes root (a node of ck's graph) as options say. check_source, when
+// set, runs while the output is fsync'd (torch::SaveOptions::check_source).
 void write_checkpoint(torch::Checkpoint& ck, const pickle::Node* root, Env& env, const OutputOptions& options,
-                      std::map<std::string, torch::StorageTransform> transforms = {});
+                      std::map<std::string, torch::StorageTransform> transforms = {},
+                      std::function<void()> check_source = nullptr);
 
 // What rewrite and wrap wrote.
 struct WriteResult {

@@ -53,9 +53,13 @@ std::unique_ptr<WritableFile> stdout_sink(const std::string& out);
 // "standard output" for "-", else the name.
 std::string output_name(const std::string& out);
 
-// A readable check for "--depth -1" or "--rtol abc" (CLI11's range check
-// prints DBL_MAX): "must be a whole number >= 0" / "must be a number >= 0".
-CLI::Validator non_negative_number(bool whole = false);
+// A readable check for "--depth -1" (CLI11's range check prints
+// INT64_MAX): "must be a whole number >= 0".
+CLI::Validator non_negative_whole_number();
+// "--rtol abc": "must be a number (e.g. 1e-3)". The range is the api's to
+// check (api::diff refuses a negative or non-finite tolerance), so that the
+// CLI and Python say the same.
+CLI::Validator number();
 
 void register_inspect_commands(CLI::App& app, Context& ctx);  // info ls tensors verify
 void register_write_commands(CLI::App& app, Context& ctx);    // rewrite edit export wrap bundle sanitize

@@ -243,17 +243,23 @@ int cmd_verify(Env& env, const std::string& file, const Common& c) {
 
 }  // namespace
 
-CLI::Validator non_negative_number(bool whole) {
+CLI::Validator non_negative_whole_number() {
   return CLI::Validator(
-      [whole](std::string& v) {
-        if (whole)
-          return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos ? std::string()
-                                                                                       : "must be a whole number >= 0";
-        char* end = nullptr;
-        double d = v.empty() ? -1 : std::strtod(v.c_str(), &end);
-        return end && *end == '\0' && d >= 0 && d == d ? std::string() : "must be a number >= 0 (e.g. 1e-3)";
+      [](std::string& v) {
+        return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos ? std::string()
+                                                                                     : "must be a whole number >= 0";
       },
-      whole ? "N>=0" : "NONNEGATIVE");
+      "N>=0");
+}
+
+CLI::Validator number() {
+  return CLI::Validator(
+      [](std::string& v) {
+        char* end = nullptr;
+        if (!v.empty()) std::strtod(v.c_str(), &end);
+        return end && *end == '\0' ? std::string() : "must be a number (e.g. 1e-3)";
+      },
+      "NUMBER");
 }
 
 void register_inspect_commands(CLI::App& app, Context& ctx) {
@@ -270,7 +276,7 @@ void register_inspect_commands(CLI::App& app, Context& ctx) {
     sub->add_flag("--json", a->common.json, "machine-readable JSON output");
   };
 
-  CLI::Validator non_negative = non_negative_number(true);
+  CLI::Validator non_negative = non_negative_whole_number();
 
   auto* info = app.add_subcommand("info", "format, layout, top-level keys and state-dict totals (of each FILE)");
   info->add_option("FILE", a->files, "checkpoints, .safetensors files or folders ('-': standard input)")->required();

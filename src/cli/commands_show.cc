@@ -110,7 +110,7 @@ void register_show_commands(CLI::App& app, Context& ctx) {
   show->add_option("--state", a->options.state, "path of the state dict (default: the best state)");
   show->add_flag("--json", a->json, "the values as JSON (strings, as printed) on standard output");
   show->add_option("--head", a->options.head, "print the first K values (default 20; 0: all)")
-      ->check(non_negative_number(true));
+      ->check(non_negative_whole_number());
   show->callback([a, &ctx] { ctx.exit_code = cmd_show(ctx.env, *a); });
 }
 

@@ -164,9 +164,9 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
   diff->add_option("--state", d->options.state, "state dict path in both (default: each one's best state)");
   diff->add_flag("--json", d->json, "one JSON object");
   diff->add_option("--atol", d->options.atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose; default 0)")
-      ->check(non_negative_number());
+      ->check(number());
   diff->add_option("--rtol", d->options.rtol, "relative tolerance (default 0: values compared exactly); with a tolerance a dtype change alone is not a difference")
-      ->check(non_negative_number());
+      ->check(number());
   diff->callback([d, &ctx] { ctx.exit_code = cmd_diff(ctx.env, *d); });
 }
 

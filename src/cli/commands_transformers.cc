@@ -76,6 +76,8 @@ void register_transformers_commands(CLI::App& app, Context& ctx) {
   to->add_option("--max-shard-size", a->to.max_shard_size,
                  "shards of at most SIZE (5GB, 500MB, bytes) + model.safetensors.index.json");
   to->add_flag("--force", a->to.force, "replace an existing output folder");
+  to->add_flag("--ignore-crc", a->to.ignore_crc,
+               "write from a file whose records fail their CRC-32 (damaged), with the bytes as read");
   to->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
   to->add_flag("--json", a->common.json, "the result as JSON on stdout");
   to->callback([a, &ctx] { ctx.exit_code = cmd_to(ctx.env, *a); });
@@ -89,6 +91,9 @@ void register_transformers_commands(CLI::App& app, Context& ctx) {
                    "compression model: an AudioCraft checkpoint or a pretrained name (default: the stock "
                    "facebook/encodec_32khz pointer when the audio encoder is that model, else its weights converted)");
   from->add_flag("--force", a->from.force, "replace an existing output folder");
+  from->add_flag("--ignore-crc", a->from.ignore_crc,
+                 "write from a pytorch_model.bin or compression checkpoint whose records fail their CRC-32 "
+                 "(damaged), with the bytes as read");
   from->add_flag("-q,--quiet", a->common.quiet, "no progress or summary on stderr");
   from->add_flag("--json", a->common.json, "the result as JSON on stdout");
   from->callback([a, &ctx] { ctx.exit_code = cmd_from(ctx.env, *a); });

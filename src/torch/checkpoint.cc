@@ -523,7 +523,11 @@ void save_to(Checkpoint& source, const Node* root, WritableFile& out, const std:
   zw.finish();
   // Nothing reads the source meanwhile: the writer has finished with it.
   std::function<void()> check;
-  if (storages.has_copies_to_check()) check = [&] { storages.check_copies(); };
+  if (storages.has_copies_to_check() || options.check_source)
+    check = [&] {
+      storages.check_copies();
+      if (options.check_source) options.check_source();
+    };
   run_alongside([&] { out.sync(); }, check);
 }
 

@@ -244,6 +244,12 @@ struct SaveOptions {
   // storages) are not read.
   bool verify_crcs = false;
   std::function<void(const container::ZipRecord& record, uint32_t crc)> on_crc_mismatch;
+  // A check of sources the storages were copied from that verify_crcs does
+  // not see (the external files of a checkpoint made in memory: the
+  // transformers converters' ranges of zip records), run with the copies'
+  // check on the second thread while the output is fsync'd; if it throws,
+  // the output is not committed.
+  std::function<void()> check_source;
 };
 
 // The FormatError for a zip record of `ck` whose bytes' CRC-32 (crc) differs

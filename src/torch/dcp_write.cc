@@ -1,5 +1,4 @@
 // write_dcp: a torch.save state dict as a DCP folder (see dcp.h).
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include "torch/safetensors.h"
 #include "torch/tensor_data.h"
 #include "util/error.h"
+#include "util/folder_replace.h"
 
 namespace ckpt::torch {
 
@@ -175,30 +175,6 @@ struct MetaBuilder {
   }
 };
 
-// Removes a half-built output folder unless released.
-class TempDir {
- public:
-  TempDir(Env& env, std::string path) : env_(env), path_(std::move(path)) { env_.create_directory(path_); }
-  ~TempDir() {
-    if (released_) return;
-    for (const auto& f : files_) env_.remove(f);
-    std::error_code ec;
-    std::filesystem::remove(path_, ec);
-  }
-  std::string add(const std::string& name) {
-    files_.push_back(path_ + "/" + name);
-    return files_.back();
-  }
-  void release() { released_ = true; }
-  const std::string& path() const { return path_; }
-
- private:
-  Env& env_;
-  std::string path_;
-  std::vector<std::string> files_;
-  bool released_ = false;
-};
-
 // Rows of dimension 0 rank `rank` of `ranks` holds, as torch.chunk / Shard(0)
 // split them; a scalar or empty tensor goes whole to rank 0.
 std::pair<int64_t, int64_t> rows_of(const TensorInfo& t, int rank, int ranks) {
@@ -307,36 +283,17 @@ std::string piece_pickle(const DTypeInfo* dtype, uint64_t numel, const std::vect
 }
 
 // The .metadata file: torch's Metadata dataclass over what the ranks wrote.
-void write_metadata(Env& env, TempDir& tmp, MetaBuilder& mb, Node* sdm, Node* planner, Node* storage_data) {
+void write_metadata(Env& env, FolderReplace& tmp, MetaBuilder& mb, Node* sdm, Node* planner, Node* storage_data) {
   Node* md = mb.dataclass(kMetadataModule, "Metadata",
                           {{"state_dict_metadata", sdm},
                            {"planner_data", planner},
                            {"storage_data", storage_data},
                            {"storage_meta", mb.g.none()},
                            {"version", mb.g.str("1.0.0")}});
-  auto f = env.create(tmp.add(".metadata"));
+  auto f = env.create(tmp.path(".metadata"));
   f->append(pickle::pickle(md));
   f->sync();
   f->close();
-}
-
-// Puts the finished folder in place of `out` (an old one moved aside first).
-void replace_folder(Env& env, TempDir& tmp, const std::string& out, bool exists) {
-  env.sync_dir(tmp.path());
-  if (exists) {
-    // One atomic exchange of the names (a crash leaves the old folder or the
-    // new one, never neither); the temporary name then holds the old folder.
-    env.exchange(tmp.path(), out);
-    tmp.release();
-    env.sync_dir(dirname_of(out));
-    std::error_code ec;
-    std::filesystem::remove_all(tmp.path(), ec);
-    return;
-  } else {
-    env.rename(tmp.path(), out);
-    tmp.release();
-  }
-  env.sync_dir(dirname_of(out));
 }
 
 }  // namespace
@@ -356,7 +313,10 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
   const uint64_t total = checked_tensor_bytes(source, leaves);
   uint64_t done = 0;
 
-  TempDir tmp(env, out + ".ckpt-tmp-" + std::to_string(::getpid()));
+  // Written into a temporary folder beside `out` and put in its place in one
+  // step (util/folder_replace.h, Whole: an old folder exchanged with the new,
+  // then removed): a crash leaves the old folder or the new one.
+  FolderReplace tmp(env, out, FolderReplace::Whole{}, options.force);
   MetaBuilder mb;
   pickle::Graph& mg = mb.g;
   Node* sdm = mg.dict();
@@ -383,7 +343,7 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
     std::unique_ptr<WritableFile> f;
     auto file = [&]() -> WritableFile& {
       if (!f) {
-        f = env.create(tmp.add(name));
+        f = env.create(tmp.path(name));
         f->reserve(rank_bytes);
         ++report.files;
       }
@@ -439,7 +399,7 @@ ToDcpReport write_dcp(Checkpoint& source, const Node* root, Env& env, const std:
   }
 
   write_metadata(env, tmp, mb, sdm, planner, storage_data);
-  replace_folder(env, tmp, out, exists);
+  tmp.commit();
   return report;
 }
 

@@ -25,6 +25,21 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, std::function<boo
     if (!force && !old_set_.empty())
       throw UsageError(target_ + "/" + old_set_.front() + " exists (use " + option_set("force") + " to replace the files of " + dir + ")");
   }
+  make_temp();
+}
+
+FolderReplace::FolderReplace(Env& env, const std::string& dir, Whole, bool force) : env_(env), dir_(dir) {
+  target_ = env_.resolve_links(dir);
+  while (target_.size() > 1 && target_.back() == '/') target_.pop_back();
+  if (env_.exists(target_) && !force) throw UsageError(dir + " exists (use " + option_set("force") + " to replace it)");
+  existed_ = env_.is_directory(target_);
+  if (!existed_ && env_.exists(target_)) throw UsageError(dir + " exists and is not a folder");
+  if (existed_) old_set_ = env_.list_directory(target_);
+  make_temp();
+}
+
+void FolderReplace::make_temp() {
+  // 0755 less the umask: the folder becomes the output, made as mkdir makes one.
   tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0755);
 }
 
@@ -36,10 +51,27 @@ FolderReplace::~FolderReplace() {
 
 std::string FolderReplace::path(const std::string& name) const { return tmp_ + "/" + name; }
 
+// The temporary folder and everything in it (after the exchange, the old
+// folder: sub-folders too when it was replaced Whole), removed through the
+// Env without recursion and without following links: a link is removed as
+// itself, never what it points to.
 void FolderReplace::remove_temp() noexcept {
   try {
-    for (const auto& name : env_.list_directory(tmp_)) env_.remove(tmp_ + "/" + name);
-    env_.remove_directory(tmp_);
+    std::vector<std::pair<std::string, bool>> folders{{tmp_, false}};  // (path, listed)
+    while (!folders.empty()) {
+      if (folders.back().second) {
+        env_.remove_directory(folders.back().first);
+        folders.pop_back();
+        continue;
+      }
+      folders.back().second = true;
+      const std::string dir = folders.back().first;
+      for (const auto& name : env_.list_directory(dir)) {
+        const std::string p = dir + "/" + name;
+        if (env_.resolve_links(p) == p && env_.is_directory(p)) folders.emplace_back(p, false);
+        else env_.remove(p);
+      }
+    }
   } catch (...) {
   }
 }

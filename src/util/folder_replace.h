@@ -4,7 +4,8 @@
 // in one rename (renameat2 RENAME_EXCHANGE), then the parent folder is
 // fsync'd. A reader, or a power loss at any point, sees the old folder or
 // the new one, never a mix of the two sets (docs/CRASH_SAFETY.md). Used for
-// safetensors shard sets and bundle folders.
+// safetensors shard sets and bundle folders; and, replacing a folder as a
+// whole (Whole), for the transformers converters' output folders.
 #pragma once
 #include <functional>
 #include <string>
@@ -21,6 +22,11 @@ class FolderReplace {
   // replaced (those are dropped; the others kept). Throws UsageError when the
   // set has files there and !force, or when dir holds a sub-folder.
   FolderReplace(Env& env, const std::string& dir, std::function<bool(const std::string&)> in_set, bool force);
+  // The folder as a whole: nothing of an existing dir is kept, sub-folders
+  // and all (removed once the exchange is durable). Throws UsageError when
+  // dir exists and !force, or is not a folder.
+  struct Whole {};
+  FolderReplace(Env& env, const std::string& dir, Whole, bool force);
   ~FolderReplace();  // without commit(): the temporary folder is removed
   FolderReplace(const FolderReplace&) = delete;
   FolderReplace& operator=(const FolderReplace&) = delete;
@@ -32,6 +38,7 @@ class FolderReplace {
   void commit();
 
  private:
+  void make_temp();
   void remove_temp() noexcept;
   Env& env_;
   std::string dir_, target_, tmp_;

@@ -187,13 +187,15 @@ def test_byte_counts_have_one_format(ckpt, tmp_path):
 
 # ------------------------------------------------ damaged input
 
-def damaged_copy(tmp_path):
-    """The example with one byte of a tensor's data record flipped (CRC-32 no longer matches)."""
+def damaged_copy(tmp_path, source=EXAMPLE, name="damaged.th", largest=False):
+    """source (the example) with one byte of a tensor's data record flipped (CRC-32 no longer
+    matches): the first record, or the largest (a weight every converter copies)."""
     import zipfile
-    bad = tmp_path / "damaged.th"
-    data = bytearray(open(EXAMPLE, "rb").read())
-    with zipfile.ZipFile(EXAMPLE) as z:
-        info = next(i for i in z.infolist() if "/data/" in i.filename and i.file_size > 0)
+    bad = tmp_path / name
+    data = bytearray(open(source, "rb").read())
+    with zipfile.ZipFile(source) as z:
+        records = [i for i in z.infolist() if "/data/" in i.filename and i.file_size > 0]
+    info = max(records, key=lambda i: i.file_size) if largest else records[0]
     name_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little")
     extra_len = int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
     data[info.header_offset + 30 + name_len + extra_len] ^= 0xFF
@@ -213,6 +215,52 @@ def test_writing_from_a_damaged_file_refuses_with_the_way_on(ckpt, tmp_path, com
     assert_usage_error(run_ckpt(*args), "fails its CRC-32 check", "ckpt verify", "--ignore-crc")
     assert not [n for n in os.listdir(tmp_path) if n.startswith("out")]
     ok(run_ckpt(*args, "--ignore-crc"))
+
+
+@pytest.fixture(scope="module")
+def musicgen_lm(tmp_path_factory):
+    """A tiny AudioCraft MusicGen LM (make_fixtures.py --musicgen-lm mono) and, made from it by
+    to-transformers + from-safetensors, a transformers folder holding pytorch_model.bin (a zip)."""
+    import subprocess
+    import sys
+    from conftest import MAKE_FIXTURES
+    work = tmp_path_factory.mktemp("lm")
+    lm = work / "lm.bin"
+    subprocess.run([sys.executable, MAKE_FIXTURES, "--musicgen-lm", "mono", str(lm)], check=True)
+    hf = work / "hf"
+    ok(run_ckpt("to-transformers", lm, "-o", hf))
+    ok(run_ckpt("from-safetensors", hf / "model.safetensors", "-o", hf / "pytorch_model.bin"))
+    os.remove(hf / "model.safetensors")
+    return lm, hf
+
+
+@pytest.mark.parametrize("command", [
+    ["to-transformers", "{lm}", "-o", "{out}"],
+    ["to-transformers", "{lm}", "-o", "{out}", "--max-shard-size", "10KB"],
+    ["to-transformers", "{lm}", "-o", "{out}", "--dtype", "float16"],
+    ["from-transformers", "{hf}", "-o", "{out}"],
+])
+def test_transformers_converters_refuse_a_damaged_source_with_the_way_on(ckpt, tmp_path, musicgen_lm, command):
+    """The converters copy tensor bytes by range from the source's zip records: as every other
+    writer, they check those records' CRC-32s (while the output is fsync'd), write nothing on a
+    mismatch, and write the bytes as read with --ignore-crc."""
+    lm, hf = musicgen_lm
+    bad_lm = damaged_copy(tmp_path, lm, "lm.bin", largest=True)
+    bad_hf = tmp_path / "hf"
+    shutil.copytree(hf, bad_hf)
+    damaged_copy(tmp_path, hf / "pytorch_model.bin", "hf/pytorch_model.bin", largest=True)
+    source = bad_lm if command[0] == "to-transformers" else bad_hf / "pytorch_model.bin"
+    out = tmp_path / "out"
+    args = [a.format(lm=bad_lm, hf=bad_hf, out=out) for a in command]
+    before = sorted(os.listdir(tmp_path))
+    assert_usage_error(run_ckpt(*args), f"{source}: record", "fails its CRC-32 check", f"ckpt verify {source}",
+                       "--ignore-crc")
+    assert sorted(os.listdir(tmp_path)) == before  # no output folder, no temporary one
+    ok(run_ckpt(*args, "--ignore-crc"))
+    assert out.is_dir()
+    # The sources undamaged: written without complaint.
+    clean = [a.format(lm=lm, hf=hf, out=tmp_path / "clean") for a in command]
+    ok(run_ckpt(*clean))
 
 
 @pytest.mark.parametrize("command", [

@@ -194,8 +194,10 @@ def test_dtype_takes_the_usual_spellings(ckpt, tmp_path, spelling, dtype):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["diff", EXAMPLE, EXAMPLE, "--rtol", "abc"], ["--rtol", "must be a number >= 0"]),
-    (["diff", EXAMPLE, EXAMPLE, "--atol", "-1"], ["--atol", "must be a number >= 0"]),
+    (["diff", EXAMPLE, EXAMPLE, "--rtol", "abc"], ["--rtol", "must be a number (e.g. 1e-3)"]),
+    (["diff", EXAMPLE, EXAMPLE, "--atol", "-1"], ["--atol -1.0: must be a number >= 0 (finite; e.g. 1e-3)"]),
+    (["diff", EXAMPLE, EXAMPLE, "--rtol", "inf"], ["--rtol inf: must be a number >= 0 (finite; e.g. 1e-3)"]),
+    (["diff", EXAMPLE, EXAMPLE, "--rtol=nan"], ["--rtol nan: must be a number >= 0 (finite; e.g. 1e-3)"]),
     (["show", EXAMPLE, "emb.0.weight", "--head", "-1"], ["--head", "must be a whole number >= 0"]),
     (["cfg", EXAMPLE, "--path", "xp"], [EXAMPLE, "no object at 'xp'", "'xp.cfg'"]),
     (["edit", EXAMPLE, "-o", "out.th", "--dtype", "int8"], ["--dtype 'int8'", "float16"]),

@@ -248,3 +248,54 @@ def test_torch_framework_without_torch_is_a_usage_error():
         ckpt.open(EXAMPLE, framework="torch")
     with pytest.raises(ckpt.UsageError, match=r"needs torch"):
         ckpt.load(EXAMPLE, framework="torch")
+
+
+def _rows_the_generic_way(path, state):
+    """ckpt.tensors(path)'s rows (the operation: JSON from the api, each field through the generic
+    _wrap/_empty): what ckpt.open(path).tensors() gave before it took the extension's direct rows."""
+    from ckpt._operations import TYPES, _empty, _wrap
+    rows = ckpt.tensors(path, state=state)
+    fields = TYPES["TensorEntry"]["fields"]
+    return rows, [{f["name"]: _wrap(f["type"], r.to_dict()[f["name"]]) if f["name"] in r.to_dict()
+                   else _empty(f["type"]) for f in fields} for r in rows]
+
+
+def _assert_same_rows(path, state):
+    rows, attrs = _rows_the_generic_way(path, state)
+    with ckpt.open(path) as c:
+        got = c.tensors(state)
+    assert type(got) is type(rows) and len(got) == len(rows) > 0
+    for g, r, a in zip(got, rows, attrs):
+        assert type(g) is type(r) is ckpt.TensorEntry
+        assert g == r and g.to_dict() == r.to_dict()  # the same data, field order included
+        assert list(g.to_dict()) == list(r.to_dict())
+        for name, value in a.items():
+            mine = getattr(g, name)
+            assert type(mine) is type(value) and mine == value, (g.name, name)
+        # An attribute is the row's own: changing it leaves the data as it was.
+        g.shape.append(7)
+        assert g.to_dict()["shape"] == r.to_dict()["shape"]
+
+
+def test_tensors_rows_equal_the_operations_rows():
+    _assert_same_rows(EXAMPLE, None)
+    _assert_same_rows(EXAMPLE, "best_state/model")
+
+
+@pytest.mark.parametrize("entry", WITH_STATE)
+def test_tensors_rows_equal_the_operations_rows_on_every_fixture(fixtures_dir, entry):
+    _assert_same_rows(os.path.join(fixtures_dir, entry["file"]), entry["state"] or "/")
+
+
+@needs_torch
+def test_tensors_rows_of_tensor_kinds_equal_the_operations_rows(tmp_path):
+    """Rows with parts (sparse, quantized: nested TensorPartEntry results) and optional fields."""
+    import torch
+    path = tmp_path / "kinds.pt"
+    dense = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    torch.save({"dense": dense, "view": dense[:, 1:], "coo": dense.to_sparse(),
+                "csr": dense.to_sparse_csr(), "q": torch.quantize_per_tensor(dense, 0.5, 3, torch.quint8),
+                "p": torch.nn.Parameter(dense.clone()), "meta": torch.empty(2, device="meta")}, path)
+    _assert_same_rows(str(path), "/")
+    with ckpt.open(path) as c:
+        assert any(r.parts for r in c.tensors("/"))

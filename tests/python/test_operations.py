@@ -140,6 +140,18 @@ def test_diff_and_stats(tmp_path):
             assert row.mean == pytest.approx(values.mean(), rel=1e-12)
 
 
+@pytest.mark.parametrize("option,value,shown", [("atol", -1, "-1.0"), ("rtol", -1e-300, "-1e-300"),
+                                                ("atol", float("inf"), "inf"), ("rtol", float("nan"), "nan")])
+def test_diff_refuses_a_tolerance_below_0_or_not_finite(ckpt_command, option, value, shown):
+    # The api's check (api::diff), as the command's --atol/--rtol: one message for both.
+    with pytest.raises(ckpt.UsageError) as e:
+        ckpt.diff(EXAMPLE, EXAMPLE, **{option: value})
+    assert str(e.value) == f"{option} {shown}: must be a number >= 0 (finite; e.g. 1e-3)"
+    assert str(e.value) == cli_error(ckpt_command, "diff", EXAMPLE, EXAMPLE, f"--{option}={value}").replace(
+        f"--{option}", option)
+    assert ckpt.diff(EXAMPLE, EXAMPLE, **{option: 0.0}).equal
+
+
 def test_safetensors_round_trip(tmp_path):
     st = tmp_path / "model.safetensors"
     r = ckpt.to_safetensors(EXAMPLE, st)

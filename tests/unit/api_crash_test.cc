@@ -17,6 +17,7 @@
 #include "api/edit.h"
 #include "api/safetensors.h"
 #include "api/shard.h"
+#include "api/transformers.h"
 #include "api/write.h"
 #include "api_test_files.h"
 #include "crash_states.h"
@@ -265,6 +266,31 @@ TEST_F(CrashTest, BundleFolderReplace) {
     c.version = "1.1";
     api::bundle(env, input_, c);
   });
+}
+
+// to-transformers --force: the output folder replaced as a whole
+// (util/folder_replace.h, Whole), a sub-folder of the old one included.
+TEST_F(CrashTest, TransformersFolderReplace) {
+  {
+    api::EditOptions e;  // the example's tensors under a config of their sizes (as api_faults_test's)
+    e.output.out = root_ + "/lm.th";
+    e.overrides = {"transformer_lm.dim=16", "transformer_lm.num_heads=2", "transformer_lm.num_layers=2",
+                   "transformer_lm.card=32"};
+    api::edit(Env::Default(), input_, e);
+  }
+  const std::string dir = root_ + "/hf";
+  api::ToTransformersOptions o;
+  o.out = dir;
+  api::to_transformers(Env::Default(), root_ + "/lm.th", o);
+  fs::create_directories(dir + "/extra");
+  std::ofstream(dir + "/extra/notes.txt") << "old";
+  crash_check("transformers folder (to-transformers --force)", dir, Compare::Tree, [&](Env& env) {
+    api::ToTransformersOptions p = o;
+    p.force = true;
+    p.dtype = "float16";
+    api::to_transformers(env, root_ + "/lm.th", p);
+  });
+  EXPECT_FALSE(fs::exists(dir + "/extra"));
 }
 
 }  // namespace

@@ -8,11 +8,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <tuple>
 
 #include "api/config.h"
 #include "api_test_files.h"
 #include "api/diff.h"
+#include "api/operations.h"
 #include "api/edit.h"
 #include "api/inspect.h"
 #include "api/shard.h"
@@ -139,6 +142,34 @@ TEST_F(ApiTest, EditResultAndDiffOfTheOutput) {
   tol.rtol = 1e-3;
   EXPECT_TRUE(api::diff(env_, kExample, path("out.th"), tol).tensors.values.empty());
   EXPECT_TRUE(api::diff(env_, kExample, kExample, {}).equal);
+}
+
+// The tolerance is checked by the operation, not a front end (Python's
+// diff(atol=-1) was not refused): a finite number >= 0, named in the message.
+TEST_F(ApiTest, DiffRefusesANegativeOrNonFiniteTolerance) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (auto [atol, rtol, message] : std::initializer_list<std::tuple<double, double, const char*>>{
+           {-1, 0, "`atol` -1.0: must be a number >= 0 (finite; e.g. 1e-3)"},
+           {0, -1e-300, "`rtol` -1e-300: must be a number >= 0 (finite; e.g. 1e-3)"},
+           {inf, 0, "`atol` inf: must be a number >= 0 (finite; e.g. 1e-3)"},
+           {0, nan, "`rtol` nan: must be a number >= 0 (finite; e.g. 1e-3)"}}) {
+    api::DiffOptions d;
+    d.atol = atol;
+    d.rtol = rtol;
+    try {
+      api::diff(env_, kExample, kExample, d);
+      ADD_FAILURE() << message;
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()), message);
+    }
+  }
+  // Through the JSON options Python sends: NaN and Inf as their repr.
+  const api::Operation& op = api::operation("diff");
+  EXPECT_THROW(op.call(env_, {kExample, kExample}, api::Json{{"atol", "inf"}}, nullptr), UsageError);
+  EXPECT_THROW(op.call(env_, {kExample, kExample}, api::Json{{"rtol", -1}}, nullptr), UsageError);
+  EXPECT_THROW(op.call(env_, {kExample, kExample}, api::Json{{"rtol", "1e-3"}}, nullptr), UsageError);
+  api::DiffOptions zero;
+  EXPECT_TRUE(api::diff(env_, kExample, kExample, zero).equal);
 }
 
 TEST_F(ApiTest, EditRefusalsWriteNothing) {
