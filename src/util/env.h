@@ -99,8 +99,9 @@ class Env {
   virtual void create_directory(const std::string& path);
   // Creates a new directory inside parent with a unique name starting with
   // prefix; returns its path. mode is filtered by the umask as mkdir(2)
-  // does: 0700 (only this user) for scratch space, 0755 for a folder that
-  // becomes an output, so that it ends up as create_directory would make it.
+  // does: 0700 (only this user) for scratch space, 0777 for a folder that
+  // becomes an output, so that it ends up as mkdir(1), os.makedirs and
+  // save_pretrained would make it.
   virtual std::string create_temp_directory(const std::string& parent, const std::string& prefix,
                                             unsigned mode = 0700);
   // Removes an empty directory; no error if missing.

@@ -39,8 +39,9 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, Whole, bool force
 }
 
 void FolderReplace::make_temp() {
-  // 0755 less the umask: the folder becomes the output, made as mkdir makes one.
-  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0755);
+  // 0777 less the umask: the folder becomes the output, made as mkdir(1)
+  // and os.makedirs make one.
+  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0777);
 }
 
 FolderReplace::~FolderReplace() {

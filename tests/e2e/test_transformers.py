@@ -362,7 +362,7 @@ def test_force_replaces_the_folder_as_a_whole(work, audiocraft_lms):
     mask = os.umask(0)
     os.umask(mask)
     for folder in (fresh, out):
-        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755 & ~mask, (folder, oct(os.stat(folder).st_mode))
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777 & ~mask, (folder, oct(os.stat(folder).st_mode))
 
 
 def test_training_checkpoint_and_bundle_folder_inputs(work, audiocraft_lms):
@@ -376,7 +376,7 @@ def test_training_checkpoint_and_bundle_folder_inputs(work, audiocraft_lms):
     ok("to-transformers", work / "in_bundle", "-o", work / "in_folder")
     mask = os.umask(0)
     os.umask(mask)
-    assert stat.S_IMODE(os.stat(work / "in_bundle").st_mode) == 0o755 & ~mask  # bundle's folder too
+    assert stat.S_IMODE(os.stat(work / "in_bundle").st_mode) == 0o777 & ~mask  # bundle's folder too
     want = (work / "in_exported" / "model.safetensors").read_bytes()
     assert (work / "in_training" / "model.safetensors").read_bytes() == want
     assert (work / "in_folder" / "model.safetensors").read_bytes() == want

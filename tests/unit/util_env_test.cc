@@ -181,13 +181,13 @@ TEST(PosixEnv, Directories) {
   struct stat st;
   ASSERT_EQ(::stat(t1.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  // An output folder's mode is mkdir's: 0755 less the umask (mkdtemp's 0700
+  // An output folder's mode is mkdir's: 0777 less the umask (mkdtemp's 0700
   // made to-transformers' folders unreadable to other users).
-  mode_t old_mask = ::umask(027);
-  std::string shared = env.create_temp_directory(dir.path(), "out-", 0755);
+  mode_t old_mask = ::umask(002);
+  std::string shared = env.create_temp_directory(dir.path(), "out-", 0777);
   ::umask(old_mask);
   ASSERT_EQ(::stat(shared.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0750u);
+  EXPECT_EQ(st.st_mode & 0777, 0775u);
   env.remove_directory(shared);
   write_file(t1 + "/x", "x");
   EXPECT_THROW(env.remove_directory(t1), IoError);  // not empty
