@@ -95,6 +95,25 @@ struct Analysis {
 bool is_break(char32_t c) { return c == '\n' || c == 0x85 || c == 0x2028 || c == 0x2029; }
 bool is_ws_or_break(char32_t c) { return c == 0 || c == ' ' || c == '\t' || c == '\r' || is_break(c); }
 
+// Emitter.analyze_scalar's character sets: '#,[]{}&*!|>\'"%@`' (first
+// character) and ',?[]{}' (the others).
+bool is_leading_indicator(char32_t c) {
+  switch (c) {
+    case '#': case ',': case '[': case ']': case '{': case '}': case '&': case '*':
+    case '!': case '|': case '>': case '\'': case '"': case '%': case '@': case '`':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_flow_indicator(char32_t c) {
+  switch (c) {
+    case ',': case '?': case '[': case ']': case '{': case '}': return true;
+    default: return false;
+  }
+}
+
 // Emitter.analyze_scalar.
 // S is std::u32string_view, or std::string_view holding only ASCII.
 template <class S>
@@ -116,18 +135,17 @@ Analysis analyze_scalar(S s) {
   bool preceded_by_ws = true;
   bool followed_by_ws = s.size() == 1 || is_ws_or_break(s[1]);
   bool previous_space = false, previous_break = false;
-  auto in = [](char32_t c, std::u32string_view set) { return set.find(c) != std::u32string_view::npos; };
   for (size_t i = 0; i < s.size(); ++i) {
     char32_t ch = static_cast<char32_t>(s[i]);
     if (i == 0) {
-      if (in(ch, U"#,[]{}&*!|>'\"%@`")) flow_indicators = block_indicators = true;
+      if (is_leading_indicator(ch)) flow_indicators = block_indicators = true;
       if (ch == '?' || ch == ':') {
         flow_indicators = true;
         if (followed_by_ws) block_indicators = true;
       }
       if (ch == '-' && followed_by_ws) flow_indicators = block_indicators = true;
     } else {
-      if (in(ch, U",?[]{}")) flow_indicators = true;
+      if (is_flow_indicator(ch)) flow_indicators = true;
       if (ch == ':') {
         flow_indicators = true;
         if (followed_by_ws) block_indicators = true;
