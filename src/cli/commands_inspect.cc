@@ -171,10 +171,13 @@ void print_tensor_table(const std::vector<TensorEntry>& rows, const std::string&
   // terminal (COLUMNS) is too narrow for them.
   size_t w = 4, dw = 9;
   std::vector<std::string> names;
+  std::vector<size_t> widths;
   names.reserve(rows.size());
+  widths.reserve(rows.size());
   for (const TensorEntry& r : rows) {
     names.push_back(printable(r.name));
-    w = std::max(w, display_width(names.back()));
+    widths.push_back(display_width(names.back()));
+    w = std::max(w, widths.back());
     dw = std::max(dw, r.dtype.size());
   }
   const size_t rest = 2 + dw + 2 + 20 + 2 + 12 + 2 + 10;
@@ -187,7 +190,12 @@ void print_tensor_table(const std::vector<TensorEntry>& rows, const std::string&
   uint64_t total = 0, params = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     const TensorEntry& r = rows[i];
-    append_padded(out, pad_right(fit_width(names[i], w), w), 0, true);
+    if (widths[i] <= w) {  // pad_right(fit_width(name, w), w) without measuring it twice more
+      out += std::string_view(names[i].c_str());
+      out.append(w - widths[i], ' ');
+    } else {
+      append_padded(out, pad_right(fit_width(names[i], w), w), 0, true);
+    }
     out += "  ";
     append_padded(out, r.dtype, dw, true);
     out += "  ";
