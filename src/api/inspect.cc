@@ -209,14 +209,16 @@ LsNode ls_tree(Env& env, const std::string& file, const LsOptions& options) {
   return root;
 }
 
-TensorEntry tensor_entry(const std::string& name, const torch::TensorInfo& t) {
+namespace {
+
+// Name and Info are const& (copied from) or && (shape and stride moved).
+template <class Name, class Info>
+TensorEntry make_tensor_entry(Name&& name, Info&& t) {
   TensorEntry e;
-  e.name = name;
+  e.name = std::forward<Name>(name);
   e.dtype = t.dtype ? t.dtype->name : "?";
-  e.shape = t.shape;
   e.numel = t.numel();
   e.nbytes = t.nbytes();
-  e.stride = t.stride;
   e.storage_offset = t.storage_offset;
   if (t.storage) e.storage = t.storage->key;
   e.contiguous = t.is_contiguous();
@@ -243,16 +245,25 @@ TensorEntry tensor_entry(const std::string& name, const torch::TensorInfo& t) {
   for (const auto& [part, p] : t.parts)
     e.parts[part] = {p.dtype ? p.dtype->name : "?", p.shape,
                      p.storage ? std::optional<std::string>(p.storage->key) : std::nullopt};
+  // Last: everything above may read them.
+  e.shape = std::forward<Info>(t).shape;
+  e.stride = std::forward<Info>(t).stride;
   return e;
 }
+
+}  // namespace
+
+TensorEntry tensor_entry(const std::string& name, const torch::TensorInfo& t) { return make_tensor_entry(name, t); }
 
 TensorsResult tensors(Env& env, const std::string& file, const TensorsOptions& options) {
   Opened o = open_checkpoint(env, file);
   TensorsResult r;
   r.state = o.state_path_or_best(options.state);
   r.state_note = o.state_note(options.state);
-  for (const TensorRow& row : o.tensors_of(o.state_dict(r.state)))
-    if (matches_any(options.match, row.name)) r.rows.push_back(tensor_entry(row.name, row.info));
+  std::vector<TensorRow> rows = o.tensors_of(o.state_dict(r.state));
+  r.rows.reserve(rows.size());
+  for (TensorRow& row : rows)
+    if (matches_any(options.match, row.name)) r.rows.push_back(make_tensor_entry(std::move(row.name), std::move(row.info)));
   return r;
 }
 

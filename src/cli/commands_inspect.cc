@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "api/format.h"
 #include "api/inspect.h"
@@ -153,26 +156,60 @@ void print_groups(const std::vector<TensorGroup>& groups, size_t rows, const std
               human_bytes(total_bytes).c_str(), path.empty() ? "root" : path.c_str());
 }
 
+// printf's "%-*s" / "%*s" into out, without printf's format parsing (a
+// table of hundreds of rows spent most of its time there). Widths are in
+// bytes and a string ends at its first NUL, as printf's %s reads them.
+void append_padded(std::string& out, const std::string& s, size_t width, bool left) {
+  std::string_view v(s.c_str());
+  if (!left && v.size() < width) out.append(width - v.size(), ' ');
+  out += v;
+  if (left && v.size() < width) out.append(width - v.size(), ' ');
+}
+
 void print_tensor_table(const std::vector<TensorEntry>& rows, const std::string& path) {
   // Widths in terminal columns; names cut in the middle only when the
   // terminal (COLUMNS) is too narrow for them.
   size_t w = 4, dw = 9;
+  std::vector<std::string> names;
+  std::vector<size_t> widths;
+  names.reserve(rows.size());
+  widths.reserve(rows.size());
   for (const TensorEntry& r : rows) {
-    w = std::max(w, display_width(printable(r.name)));
+    names.push_back(printable(r.name));
+    widths.push_back(display_width(names.back()));
+    w = std::max(w, widths.back());
     dw = std::max(dw, r.dtype.size());
   }
   const size_t rest = 2 + dw + 2 + 20 + 2 + 12 + 2 + 10;
   if (size_t cols = output_columns(); cols && w + rest > cols) w = std::max<size_t>(10, cols > rest ? cols - rest : 0);
   std::printf("%s  %-*s  %-20s  %12s  %10s\n", pad_right("name", w).c_str(), static_cast<int>(dw), "dtype", "shape",
               "numel", "bytes");
+  // The rows go out as one buffer: the same bytes as a printf per row.
+  std::string out;
+  out.reserve(rows.size() * (w + rest + 8));
   uint64_t total = 0, params = 0;
-  for (const TensorEntry& r : rows) {
-    std::printf("%s  %-*s  %-20s  %12s  %10s%s\n", pad_right(fit_width(printable(r.name), w), w).c_str(),
-                static_cast<int>(dw), r.dtype.c_str(), shape_text(r.shape).c_str(), with_commas(r.numel).c_str(),
-                human_bytes(r.nbytes).c_str(), r.form.empty() ? "" : ("  " + r.form).c_str());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const TensorEntry& r = rows[i];
+    if (widths[i] <= w) {  // pad_right(fit_width(name, w), w) without measuring it twice more
+      out += std::string_view(names[i].c_str());
+      out.append(w - widths[i], ' ');
+    } else {
+      append_padded(out, pad_right(fit_width(names[i], w), w), 0, true);
+    }
+    out += "  ";
+    append_padded(out, r.dtype, dw, true);
+    out += "  ";
+    append_padded(out, shape_text(r.shape), 20, true);
+    out += "  ";
+    append_padded(out, with_commas(r.numel), 12, false);
+    out += "  ";
+    append_padded(out, human_bytes(r.nbytes), 10, false);
+    if (!r.form.empty()) append_padded(out, "  " + r.form, 0, true);
+    out += '\n';
     total += r.nbytes;
     params += r.numel;
   }
+  std::fwrite(out.data(), 1, out.size(), stdout);
   std::printf("%s, %s elements, %s (%s)\n", count_of(rows.size(), "tensor", "tensors").c_str(),
               with_commas(params).c_str(), human_bytes(total).c_str(), path.empty() ? "root" : path.c_str());
 }

@@ -36,13 +36,28 @@ std::string yaml_float_text(double d) {
 
 // ------------------------------------------------------ the emitter
 
+// The text is kept as UTF-8 when it is plain ASCII (one code point a byte,
+// so the emitter's columns and decisions are the same on either form) and
+// decoded to UTF-32 only otherwise: most config scalars are short ASCII.
 struct ScalarEvent {
-  std::u32string text;
+  std::string ascii;     // the text, when is_ascii
+  std::u32string wide;   // the text, otherwise
+  bool is_ascii = false;
+  size_t size() const { return is_ascii ? ascii.size() : wide.size(); }
   std::string_view tag;  // the short form PyYAML's prepare_tag gives: "!!str"
   bool plain_implicit = false;
   bool quoted_implicit = false;
   bool single_quote_requested = false;  // OmegaConf's rule
 };
+
+void set_text(ScalarEvent& ev, std::string text) {
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; })) {
+    ev.ascii = std::move(text);
+    ev.is_ascii = true;
+  } else {
+    ev.wide = decode_utf8(text);
+  }
+}
 
 // The representer's decisions for a scalar Value.
 ScalarEvent represent(const Value& v) {
@@ -62,12 +77,12 @@ ScalarEvent represent(const Value& v) {
       ev.quoted_implicit = true;
       ev.single_quote_requested = is_yaml_bool_word(v.str) || python_int_accepts(v.str) ||
                                   python_float_accepts(v.str);
-      ev.text = decode_utf8(v.str);
+      set_text(ev, v.str);
       return ev;
     default: break;
   }
   ev.plain_implicit = true;  // these texts always resolve back to their own type
-  ev.text = decode_utf8(text);
+  set_text(ev, std::move(text));
   return ev;
 }
 
@@ -80,8 +95,29 @@ struct Analysis {
 bool is_break(char32_t c) { return c == '\n' || c == 0x85 || c == 0x2028 || c == 0x2029; }
 bool is_ws_or_break(char32_t c) { return c == 0 || c == ' ' || c == '\t' || c == '\r' || is_break(c); }
 
+// Emitter.analyze_scalar's character sets: '#,[]{}&*!|>\'"%@`' (first
+// character) and ',?[]{}' (the others).
+bool is_leading_indicator(char32_t c) {
+  switch (c) {
+    case '#': case ',': case '[': case ']': case '{': case '}': case '&': case '*':
+    case '!': case '|': case '>': case '\'': case '"': case '%': case '@': case '`':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_flow_indicator(char32_t c) {
+  switch (c) {
+    case ',': case '?': case '[': case ']': case '{': case '}': return true;
+    default: return false;
+  }
+}
+
 // Emitter.analyze_scalar.
-Analysis analyze_scalar(const std::u32string& s) {
+// S is std::u32string_view, or std::string_view holding only ASCII.
+template <class S>
+Analysis analyze_scalar(S s) {
   Analysis a;
   if (s.empty()) {
     a.empty = true;
@@ -92,23 +128,24 @@ Analysis analyze_scalar(const std::u32string& s) {
   bool block_indicators = false, flow_indicators = false, line_breaks = false, special = false;
   bool leading_space = false, leading_break = false, trailing_space = false, trailing_break = false;
   bool break_space = false, space_break = false;
-  auto starts = [&](std::u32string_view p) { return s.size() >= 3 && std::u32string_view(s).substr(0, 3) == p; };
-  if (starts(U"---") || starts(U"...")) block_indicators = flow_indicators = true;
+  auto starts = [&](char32_t c) {
+    return s.size() >= 3 && char32_t(s[0]) == c && char32_t(s[1]) == c && char32_t(s[2]) == c;
+  };
+  if (starts('-') || starts('.')) block_indicators = flow_indicators = true;
   bool preceded_by_ws = true;
   bool followed_by_ws = s.size() == 1 || is_ws_or_break(s[1]);
   bool previous_space = false, previous_break = false;
-  auto in = [](char32_t c, std::u32string_view set) { return set.find(c) != std::u32string_view::npos; };
   for (size_t i = 0; i < s.size(); ++i) {
-    char32_t ch = s[i];
+    char32_t ch = static_cast<char32_t>(s[i]);
     if (i == 0) {
-      if (in(ch, U"#,[]{}&*!|>'\"%@`")) flow_indicators = block_indicators = true;
+      if (is_leading_indicator(ch)) flow_indicators = block_indicators = true;
       if (ch == '?' || ch == ':') {
         flow_indicators = true;
         if (followed_by_ws) block_indicators = true;
       }
       if (ch == '-' && followed_by_ws) flow_indicators = block_indicators = true;
     } else {
-      if (in(ch, U",?[]{}")) flow_indicators = true;
+      if (is_flow_indicator(ch)) flow_indicators = true;
       if (ch == ':') {
         flow_indicators = true;
         if (followed_by_ws) block_indicators = true;
@@ -187,6 +224,17 @@ class Emitter {
     column_ += data.size();
   }
 
+  void write_raw(std::string_view ascii) {
+    out += ascii;
+    column_ += ascii.size();
+  }
+
+  // f(text) with the event's text as a u32string_view or an ASCII string_view.
+  template <class F>
+  static decltype(auto) with_text(const ScalarEvent& ev, F&& f) {
+    return ev.is_ascii ? f(std::string_view(ev.ascii)) : f(std::u32string_view(ev.wide));
+  }
+
   void write_indicator(std::string_view indicator, bool need_whitespace, bool whitespace = false,
                        bool indention = false) {
     if (!whitespace_ && need_whitespace) {
@@ -240,7 +288,7 @@ class Emitter {
   }
 
   void emit_scalar(const ScalarEvent& ev, const Context& ctx) {
-    Analysis a = analyze_scalar(ev.text);
+    Analysis a = with_text(ev, [](auto t) { return analyze_scalar(t); });
     increase_indent(true);
     char style = choose_style(ev, a, ctx);
     // Emitter.process_tag: the tag is written only when the chosen style
@@ -248,16 +296,18 @@ class Emitter {
     if (!((style == 0 && ev.plain_implicit) || (style != 0 && ev.quoted_implicit)))
       write_indicator(ev.tag, true);
     bool split = !ctx.simple_key;
-    if (style == '"') write_double_quoted(ev.text, split);
-    else if (style == '\'') write_single_quoted(ev.text, split);
-    else write_plain(ev.text, split, ctx.root);
+    with_text(ev, [&](auto t) {
+      if (style == '"') write_double_quoted(t, split);
+      else if (style == '\'') write_single_quoted(t, split);
+      else write_plain(t, split, ctx.root);
+    });
     pop_indent();
   }
 
   // Emitter.check_simple_key for a scalar key.
   bool simple_key(const ScalarEvent& ev) const {
-    Analysis a = analyze_scalar(ev.text);
-    size_t length = ev.tag.size() + ev.text.size();
+    Analysis a = with_text(ev, [](auto t) { return analyze_scalar(t); });
+    size_t length = ev.tag.size() + ev.size();
     return length < 128 && !a.empty && !a.multiline;
   }
 
@@ -335,9 +385,10 @@ class Emitter {
     }
   }
 
-  void write_plain(const std::u32string& text, bool split, bool root) {
+  template <class S>
+  void write_plain(S t, bool split, bool root) {
     if (root) open_ended_ = true;
-    if (text.empty()) return;
+    if (t.empty()) return;
     if (!whitespace_) {
       out.push_back(' ');
       ++column_;
@@ -346,9 +397,8 @@ class Emitter {
     indention_ = false;
     bool spaces = false, breaks = false;
     size_t start = 0, end = 0;
-    std::u32string_view t(text);
     while (end <= t.size()) {
-      char32_t ch = end < t.size() ? t[end] : 0;
+      char32_t ch = end < t.size() ? static_cast<char32_t>(t[end]) : 0;
       bool have = end < t.size();
       if (spaces) {
         if (!have || ch != ' ') {
@@ -384,14 +434,14 @@ class Emitter {
     }
   }
 
-  void write_single_quoted(const std::u32string& text, bool split) {
+  template <class S>
+  void write_single_quoted(S t, bool split) {
     write_indicator("'", true);
     bool spaces = false, breaks = false;
     size_t start = 0, end = 0;
-    std::u32string_view t(text);
     while (end <= t.size()) {
       bool have = end < t.size();
-      char32_t ch = have ? t[end] : 0;
+      char32_t ch = have ? static_cast<char32_t>(t[end]) : 0;
       if (spaces) {
         if (!have || ch != ' ') {
           if (start + 1 == end && column_ > kBestWidth && split && start != 0 && end != t.size()) {
@@ -430,13 +480,13 @@ class Emitter {
     write_indicator("'", false);
   }
 
-  void write_double_quoted(const std::u32string& text, bool split) {
+  template <class S>
+  void write_double_quoted(S t, bool split) {
     write_indicator("\"", true);
     size_t start = 0, end = 0;
-    std::u32string_view t(text);
     while (end <= t.size()) {
       bool have = end < t.size();
-      char32_t ch = have ? t[end] : 0;
+      char32_t ch = have ? static_cast<char32_t>(t[end]) : 0;
       if (!have || ch == '"' || ch == '\\' || ch == 0x85 || ch == 0x2028 || ch == 0x2029 || ch == 0xFEFF ||
           !((ch >= 0x20 && ch <= 0x7E) || (ch >= 0xA0 && ch <= 0xD7FF) || (ch >= 0xE000 && ch <= 0xFFFD))) {
         if (start < end) {

@@ -22,7 +22,10 @@ bool is_digit(char32_t c) { return c >= '0' && c <= '9'; }
 
 // digit (_? digit)* starting at i; advances i. ASCII digits only (Python also
 // takes other Unicode decimal digits; OmegaConf configs do not use them).
-bool eat_py_digits(const std::u32string& s, size_t& i) {
+// S is std::u32string_view, or std::string_view holding only ASCII (one code
+// point a byte: the same answers without decoding, the common case).
+template <class S>
+bool eat_py_digits(S s, size_t& i) {
   if (i >= s.size() || !is_digit(s[i])) return false;
   ++i;
   while (i < s.size()) {
@@ -37,29 +40,40 @@ bool eat_py_digits(const std::u32string& s, size_t& i) {
   return true;
 }
 
-std::u32string py_strip(std::string_view text) {
-  std::u32string s = decode_utf8(text);
+template <class S>
+S py_strip(S s) {
   size_t b = 0, e = s.size();
-  while (b < e && py_isspace(s[b])) ++b;
-  while (e > b && py_isspace(s[e - 1])) --e;
+  while (b < e && py_isspace(static_cast<char32_t>(s[b]))) ++b;
+  while (e > b && py_isspace(static_cast<char32_t>(s[e - 1]))) --e;
   return s.substr(b, e - b);
+}
+
+// f(stripped text) with text as an ASCII string_view or decoded to UTF-32.
+template <class F>
+bool on_stripped(std::string_view text, F&& f) {
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+    return f(py_strip(text));
+  std::u32string s = decode_utf8(text);
+  return f(py_strip(std::u32string_view(s)));
 }
 
 }  // namespace
 
 bool python_int_accepts(std::string_view text) {
-  std::u32string s = py_strip(text);
-  size_t i = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-  return eat_py_digits(s, i) && i == s.size();
+  return on_stripped(text, [](auto s) {
+    size_t i = 0;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    return eat_py_digits(s, i) && i == s.size();
+  });
 }
 
 namespace {
 
-bool ieq_ascii(const std::u32string& s, size_t from, std::string_view word) {
+template <class S>
+bool ieq_ascii(S s, size_t from, std::string_view word) {
   if (s.size() - from != word.size()) return false;
   for (size_t k = 0; k < word.size(); ++k) {
-    char32_t c = s[from + k];
+    char32_t c = static_cast<char32_t>(s[from + k]);
     if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
     if (c != static_cast<unsigned char>(word[k])) return false;
   }
@@ -69,23 +83,24 @@ bool ieq_ascii(const std::u32string& s, size_t from, std::string_view word) {
 }  // namespace
 
 bool python_float_accepts(std::string_view text) {
-  std::u32string s = py_strip(text);
-  size_t i = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-  if (ieq_ascii(s, i, "inf") || ieq_ascii(s, i, "infinity") || ieq_ascii(s, i, "nan")) return true;
-  bool int_part = eat_py_digits(s, i);
-  bool frac_part = false;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    frac_part = eat_py_digits(s, i);
-  }
-  if (!int_part && !frac_part) return false;
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
+  return on_stripped(text, [](auto s) {
+    size_t i = 0;
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!eat_py_digits(s, i)) return false;
-  }
-  return i == s.size();
+    if (ieq_ascii(s, i, "inf") || ieq_ascii(s, i, "infinity") || ieq_ascii(s, i, "nan")) return true;
+    bool int_part = eat_py_digits(s, i);
+    bool frac_part = false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      frac_part = eat_py_digits(s, i);
+    }
+    if (!int_part && !frac_part) return false;
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+      ++i;
+      if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+      if (!eat_py_digits(s, i)) return false;
+    }
+    return i == s.size();
+  });
 }
 
 std::string python_float_repr(double d) {

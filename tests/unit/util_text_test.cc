@@ -59,6 +59,16 @@ TEST(PythonNumber, Syntax) {
   EXPECT_TRUE(python_float_accepts("-Infinity"));
   EXPECT_TRUE(python_float_accepts(".5"));
   EXPECT_FALSE(python_float_accepts("."));
+  // ASCII text is read as it is, other text decoded first: both strip
+  // Python's whitespace (U+00A0, U+3000 too) and take only what is between.
+  EXPECT_TRUE(python_int_accepts("\xc2\xa0-1_0\xe3\x80\x80"));
+  EXPECT_TRUE(python_int_accepts("\t7\n"));
+  EXPECT_FALSE(python_int_accepts("1\xc2\xa0" "0"));
+  EXPECT_FALSE(python_int_accepts("   "));
+  EXPECT_TRUE(python_float_accepts("\xe2\x80\x83+iNf\xc2\x85"));
+  EXPECT_TRUE(python_float_accepts(" 1.5E-3 "));
+  EXPECT_FALSE(python_float_accepts("1.5e\xc2\xa0"  "3"));
+  EXPECT_FALSE(python_float_accepts("inf\xc3\xa9"));
   EXPECT_EQ(python_float_repr(0.1), "0.1");
   EXPECT_EQ(python_float_repr(1e16), "1e+16");
 }
