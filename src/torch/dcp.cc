@@ -491,10 +491,6 @@ std::vector<std::string> verify_dcp(const DcpCheckpoint& dcp,
 
 // ---------------------------------------------------------------- consolidate
 
-namespace {
-
-}  // namespace
-
 Node* copy_subgraph(const Node* root, pickle::Graph& to, const std::string& what) {
   std::unordered_map<const Node*, Node*> copy;
   std::vector<const Node*> order;
