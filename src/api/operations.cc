@@ -150,7 +150,7 @@ const Registry& registry() {
 
 const char* version() { return CKPT_VERSION; }
 
-void leave_graphs_to_exit() { pickle::Graph::leave_to_exit(32'768); }
+void prepare_one_command_process() { pickle::Graph::leave_to_exit(32'768); }
 
 const std::vector<Operation>& operations() { return registry().operations; }
 

@@ -35,12 +35,13 @@ struct Operation {
 // ckpt's version ("0.1.0"): CMakeLists.txt's project version, the one place it is written.
 const char* version();
 
-// For a front end whose process exits after one command (the CLI): the
-// checkpoints' object graphs closed from now on, up to about 8 MiB of them
-// (32,768 nodes), are left to the process's exit instead of being freed
-// node by node (pickle::Graph::leave_to_exit). A library user (the Python
-// package) does not call it.
-void leave_graphs_to_exit();
+// For a front end whose process exits after one command (the CLI), called
+// first: the checkpoints' object graphs closed from now on, up to about 8 MiB
+// of them (32,768 nodes), are left to the process's exit instead of being
+// freed node by node, and the first large one has the heap grown for it at
+// once, on huge pages where the kernel has them (pickle::Graph::leave_to_exit).
+// A library user (the Python package) does not call it.
+void prepare_one_command_process();
 
 // Every operation, in the order the CLI's help lists them.
 const std::vector<Operation>& operations();

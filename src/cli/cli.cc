@@ -126,6 +126,7 @@ std::unique_ptr<WritableFile> stdout_sink(const std::string& out) {
 std::string output_name(const std::string& out) { return out == "-" ? "standard output" : out; }
 
 int main(int argc, char** argv) {
+  api::prepare_one_command_process();  // one command, then exit
   CLI::App app{"ckpt: inspect and edit PyTorch checkpoints without Python, torch or running pickles", "ckpt"};
   app.require_subcommand(1);
   app.set_version_flag("-V,--version", std::string("ckpt ") + api::version());
@@ -161,7 +162,6 @@ int main(int argc, char** argv) {
   remote_options(app);
   one_value_per_flag(app);
   install_cleanup_signal_handlers();
-  api::leave_graphs_to_exit();  // one command, then exit: no need to free each node
 
   if (argc == 1) {  // 'ckpt' alone: the usage and the version, as a missing command
     std::fputs(app.help().c_str(), stdout);

@@ -558,6 +558,7 @@ class Machine : private MarkedStack<Node*> {
 }  // namespace
 
 Graph unpickle(std::string_view data, const UnpickleOptions& options, size_t* end_offset) {
+  Graph::before_large_graph(data.size());
   Machine m(data, options);
   return m.run(end_offset);
 }

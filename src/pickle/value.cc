@@ -10,6 +10,7 @@
 
 #include "pickle/text.h"
 #include "util/error.h"
+#include "util/process_heap.h"
 #include "util/python_number.h"
 
 namespace ckpt::pickle {
@@ -42,12 +43,25 @@ namespace {
 std::mutex g_left_mutex;
 size_t g_left_allowance = 0;              // nodes that may still be left
 std::vector<Node*>* g_left = nullptr;     // never freed: reachable, not leaked
+bool g_short_process = false;             // leave_to_exit was given nodes to leave
+bool g_heap_reserved = false;             // before_large_graph grew the heap once
 
 }  // namespace
 
 void Graph::leave_to_exit(size_t max_nodes) {
   std::lock_guard<std::mutex> lock(g_left_mutex);
   g_left_allowance = max_nodes;
+  g_short_process = max_nodes > 0;
+}
+
+void Graph::before_large_graph(size_t pickle_bytes) {
+  constexpr size_t kFrom = 32 << 10, kHugePage = 2 << 20, kMost = 16 << 20;
+  if (pickle_bytes < kFrom) return;
+  std::lock_guard<std::mutex> lock(g_left_mutex);
+  if (!g_short_process || g_heap_reserved) return;
+  g_heap_reserved = true;
+  size_t bytes = std::min(kMost, (pickle_bytes * 24 + kHugePage - 1) / kHugePage * kHugePage);
+  reserve_heap_for_short_process(bytes);
 }
 
 void Graph::release() noexcept {
