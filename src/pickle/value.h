@@ -7,7 +7,6 @@
 // pointer, which makes cycles free of ownership problems.
 #pragma once
 #include <cstdint>
-#include <functional>  // kept for the files that take std::function from here
 #include <memory>
 #include <string>
 #include <string_view>
