@@ -144,7 +144,8 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
   m.num_heads = need_int(cfg, "transformer_lm.num_heads");
   m.num_layers = need_int(cfg, "transformer_lm.num_layers");
   m.hidden_scale = need_number(cfg, "transformer_lm.hidden_scale");
-  m.ffn_dim = static_cast<int64_t>(m.dim * m.hidden_scale);  // AudioCraft: int(dim * hidden_scale)
+  const double ffn = static_cast<double>(m.dim) * m.hidden_scale;  // AudioCraft: int(dim * hidden_scale)
+  m.ffn_dim = ffn > 0 && ffn < 0x1p62 ? static_cast<int64_t>(ffn) : 0;  // 0: refused below
   m.n_q = need_int(cfg, "transformer_lm.n_q");
   m.card = need_int(cfg, "transformer_lm.card");
   if (m.dim <= 0 || m.num_heads <= 0 || m.dim % m.num_heads != 0)
