@@ -849,7 +849,8 @@ std::vector<SettingFix> settings_from_weights(const std::map<std::string, const 
   const double ffn = static_cast<double>(dim) * m.hidden_scale;  // int() as AudioCraft, where it fits
   fixed.ffn_dim = ffn >= 0 && ffn < 0x1p62 ? static_cast<int64_t>(ffn) : -1;
   const std::string ff = "transformer.layers.0.linear1.weight";
-  if (const auto* w = shape(ff); w && w->size() == 2 && (*w)[0] > 0 && (*w)[0] != fixed.ffn_dim) {
+  if (const auto* w = shape(ff); w && w->size() == 2 && (*w)[0] > 0 && (*w)[0] < (int64_t{1} << 52) &&
+                                  dim < (int64_t{1} << 52) && (*w)[0] != fixed.ffn_dim) {
     fixes.push_back({"transformer_lm.hidden_scale", number_text(m.hidden_scale), hidden_scale_for(dim, (*w)[0]),
                      ff + " is " + torch::shape_text(*w) + ": int(dim * hidden_scale) rows"});
     fixed.ffn_dim = (*w)[0];
