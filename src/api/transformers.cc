@@ -822,16 +822,18 @@ std::vector<SettingFix> settings_from_weights(const std::map<std::string, const 
   if (layers == 0) return {};
 
   std::vector<SettingFix> fixes;
-  const std::string emb_is = "emb.0.weight is " + torch::shape_text(*emb) + ", xp.cfg's " +
-                             torch::shape_text(expected_shape("emb.0.weight", m, text_dim));
-  if (dim != m.dim) fixes.push_back({"transformer_lm.dim", std::to_string(m.dim), std::to_string(dim), emb_is});
+  auto emb_is = [&] {
+    return "emb.0.weight is " + torch::shape_text(*emb) + ", xp.cfg's " +
+           torch::shape_text(expected_shape("emb.0.weight", m, text_dim));
+  };
+  if (dim != m.dim) fixes.push_back({"transformer_lm.dim", std::to_string(m.dim), std::to_string(dim), emb_is()});
   if (dim % m.num_heads != 0)
     fixes.push_back({"transformer_lm.num_heads", std::to_string(m.num_heads), "H",
                      "the weights do not give the head count: H is the one the model was trained with",
                      "transformer_lm.num_heads = " + std::to_string(m.num_heads) + " does not divide the width " +
                          std::to_string(dim)});
   if (card != m.card)
-    fixes.push_back({"transformer_lm.card", std::to_string(m.card), std::to_string(card), emb_is + ": card + 1 rows"});
+    fixes.push_back({"transformer_lm.card", std::to_string(m.card), std::to_string(card), emb_is() + ": card + 1 rows"});
   if (n_q != m.n_q) {
     fixes.push_back({"transformer_lm.n_q", std::to_string(m.n_q), std::to_string(n_q),
                      "emb.0 to emb." + std::to_string(n_q - 1)});
