@@ -807,6 +807,7 @@ std::vector<SettingFix> settings_from_weights(const std::map<std::string, const 
   const std::vector<int64_t>* emb = shape("emb.0.weight");
   if (!emb || emb->size() != 2 || (*emb)[0] < 2 || (*emb)[1] < 1) return {};
   const int64_t dim = (*emb)[1], card = (*emb)[0] - 1;
+  if (dim > (int64_t{1} << 40) || card > (int64_t{1} << 40)) return {};  // no model's; 3 * dim must not overflow
   if (const auto* head = shape("linears.0.weight"); head && *head != std::vector<int64_t>{card, dim}) return {};
   int64_t n_q = 0;
   while (n_q < (int64_t{1} << 20) && shape("emb." + std::to_string(n_q) + ".weight")) ++n_q;
