@@ -28,8 +28,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-CORPUS = os.path.join(ROOT, "..", "shared", "corpora", "picklescan")
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), ".."))
+# Resolved paths throughout: ModelAudit names files by their resolved path, so a path with '..'
+# in it would match none of its findings.
+CORPUS = os.path.realpath(os.path.join(ROOT, "..", "shared", "corpora", "picklescan"))
 if not os.path.isdir(CORPUS):
     CORPUS = "/work/shared/corpora/picklescan"
 REQUIREMENTS = os.path.join(ROOT, "bench", "scanners-requirements.txt")
@@ -83,12 +85,13 @@ def project_files(workdir, torch_python):
     return rows, skipped
 
 
-def run_cli(argv):
-    """(flagged, crashed, seconds) for one CLI run: exit 0 is 'safe'."""
+def run_cli(argv, cwd):
+    """(flagged, crashed, seconds) for one CLI run: exit 0 is 'safe'. cwd is the scratch folder
+    (fickling writes safety_results.json there, modelscan looks there for its settings file)."""
     start = time.monotonic()
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=QUIET_ENV,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, cwd=cwd)
     except subprocess.TimeoutExpired:
         return True, True, time.monotonic() - start
     elapsed = time.monotonic() - start
@@ -97,37 +100,72 @@ def run_cli(argv):
 
 
 def per_file_tool(argv_of):
-    def run(files):
+    def run(files, cwd):
         out, total = {}, 0.0
         for path in files:
-            flagged, crashed, t = run_cli(argv_of(path))
+            flagged, crashed, t = run_cli(argv_of(path), cwd)
             out[path] = (flagged, crashed)
             total += t
         return out, total
     return run
 
 
+def modelaudit_owner(location, files):
+    """The scanned file a ModelAudit location names: 'PATH', 'PATH (pos N)' or 'PATH:MEMBER ...'
+    with PATH as given (resolved); the longest such PATH, None if none."""
+    best = None
+    for f in files:
+        if location == f or location.startswith(f + " ") or location.startswith(f + ":"):
+            if best is None or len(f) > len(best):
+                best = f
+    return best
+
+
+def modelaudit_verdicts(doc, files):
+    """{file: (flagged, crashed)} from one `modelaudit scan --format json FILE...` run, each file
+    given the verdict `modelaudit scan FILE` alone exits with (modelaudit.core_results'
+    determine_exit_code): 1 for a warning or critical issue or a failed check of that severity,
+    2 when its scan was inconclusive or failed (its file_metadata entry says so: scan_outcome,
+    analysis_incomplete, operational_error), both 'unsafe'; a file the output does not mention
+    had no verdict (a crash). Issues and checks name their file in 'location'."""
+    flagged, unowned = set(), 0
+    for kind in ("issues", "checks"):
+        for rec in doc.get(kind) or []:
+            if rec.get("severity") not in ("critical", "warning"):
+                continue
+            if kind == "checks" and rec.get("status") != "failed":
+                continue
+            owner = modelaudit_owner(rec.get("location") or "", files)
+            if owner is None:
+                owner = modelaudit_owner((rec.get("details") or {}).get("pickle_source") or "", files)
+            if owner is None:
+                unowned += 1
+            else:
+                flagged.add(owner)
+    if unowned:
+        print(f"ModelAudit: {unowned} findings name none of the scanned files", file=sys.stderr)
+    metadata = doc.get("file_metadata") or {}
+    seen = set(metadata) | {a.get("path") for a in doc.get("assets") or []}
+    for f in files:
+        m = metadata.get(f) or {}
+        if m.get("scan_outcome") == "inconclusive" or m.get("analysis_incomplete") or m.get("operational_error"):
+            flagged.add(f)
+    return {f: (f in flagged or f not in seen, f not in seen) for f in files}
+
+
 def modelaudit_tool(bin_dir):
-    """ModelAudit takes seconds to start: one run over every file, issues mapped back by path."""
-    def run(files):
+    """ModelAudit takes seconds to start: one run over every file, verdicts mapped back by path."""
+    def run(files, cwd):
         start = time.monotonic()
         p = subprocess.run([os.path.join(bin_dir, "modelaudit"), "scan", "--format", "json", *files],
                            capture_output=True, text=True, timeout=TIMEOUT * 10, env=QUIET_ENV,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, cwd=cwd)
         total = time.monotonic() - start
         try:
             doc = json.loads(p.stdout)
         except ValueError:
             return {f: (True, True) for f in files}, total
-        flagged = set()
-        for issue in doc.get("issues", []):
-            if issue.get("severity") not in ("critical", "warning"):
-                continue
-            loc = issue.get("location") or ""
-            for f in files:
-                if loc == f or loc.startswith(f + " ") or loc.startswith(f + ":"):
-                    flagged.add(f)
-        return {f: (f in flagged, False) for f in files}, total
+        return modelaudit_verdicts(doc, files), total
     return run
 
 
@@ -149,9 +187,9 @@ for path in sys.argv[1:]:
 print(json.dumps({"loaded": out, "seconds": total}))
 """
 
-    def run(files):
+    def run(files, cwd):
         p = subprocess.run([torch_python, "-c", code, *files], capture_output=True, text=True,
-                           timeout=TIMEOUT * 10, stdin=subprocess.DEVNULL)
+                           timeout=TIMEOUT * 10, stdin=subprocess.DEVNULL, cwd=cwd)
         try:
             doc = json.loads(p.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -160,24 +198,52 @@ print(json.dumps({"loaded": out, "seconds": total}))
     return run
 
 
+BEGIN = "<!-- bench/scanners.py writes from here -->"
+END = "<!-- to here -->"
+
+
+def write_section(path, text):
+    """Replace what lies between BEGIN and END in path (the hand-written prose around the table
+    stays); a file without the markers is written whole. Temp name, fsync, rename."""
+    body = BEGIN + "\n" + text + END + "\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if BEGIN in old and END in old:
+            body = old[:old.index(BEGIN)] + body + old[old.index(END) + len(END) + 1:]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default=os.path.join(ROOT, "build", "ckpt"))
     ap.add_argument("--venv", default="/work/venv-scanners")
     ap.add_argument("--torch-python", default=os.environ.get("CKPT_TORCH2_PYTHON")
                     or os.path.join(ROOT, ".venv-torch2", "bin", "python"))
-    ap.add_argument("--write", help="write the markdown table to this file")
+    ap.add_argument("--write", help="write the table into this markdown file, between its markers "
+                    "(the whole file when it has none)")
     args = ap.parse_args()
 
     bin_dir = ensure_venv(args.venv)
-    workdir = tempfile.mkdtemp(prefix="ckpt-scanners-")
+    ckpt = os.path.realpath(args.ckpt)
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix="ckpt-scanners-"))
     try:
         rows = corpus_files()
         more, skipped = project_files(workdir, args.torch_python)
         rows += more
         files = [path for _, path, _ in rows]
         tools = [
-            ("ckpt scan", per_file_tool(lambda f: [os.path.abspath(args.ckpt), "scan", f])),
+            ("ckpt scan", per_file_tool(lambda f: [ckpt, "scan", f])),
             ("picklescan", per_file_tool(lambda f: [os.path.join(bin_dir, "picklescan"), "-p", f])),
             ("modelscan", per_file_tool(lambda f: [os.path.join(bin_dir, "modelscan"), "-p", f])),
             ("fickling", per_file_tool(lambda f: [os.path.join(bin_dir, "fickling"), "--check-safety", f])),
@@ -186,24 +252,37 @@ def main():
         ]
         n_unsafe = sum(1 for _, _, safe in rows if not safe)
         n_safe = len(rows) - n_unsafe
-        lines = [f"Files: {len(rows)} ({n_unsafe} unsafe, {n_safe} safe): the picklescan corpus "
+        scratch = os.path.join(workdir, "cwd")
+        os.makedirs(scratch)
+        load_before = load_average()
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        results = []
+        for name, run in tools:
+            verdicts, seconds = run(files, scratch)
+            missed = [p for _, p, safe in rows if not safe and not verdicts[p][0]]
+            false_alarms = [p for _, p, safe in rows if safe and verdicts[p][0]]
+            crashes = [p for p in files if verdicts[p][1]]
+            results.append((name, seconds, {"missed": missed, "false_alarms": false_alarms, "crashes": crashes}))
+            print(f"{name}: {len(missed)} missed, {len(false_alarms)} false alarms, {len(crashes)} crashes, "
+                  f"{seconds:.2f} s", flush=True)
+        ckpt_seconds = results[0][1]
+        lines = [f"Run {when} on {os.cpu_count()} cores, load average {load_before} before and "
+                 f"{load_average()} after.", "",
+                 f"Files: {len(rows)} ({n_unsafe} unsafe, {n_safe} safe): the picklescan corpus "
                  f"({sum(1 for s, _, _ in rows if s == 'corpus')}), the project's fixtures "
                  f"({sum(1 for s, _, _ in rows if s == 'fixtures')}) and the hostile fixtures that run "
                  f"code in torch 2.13 ({sum(1 for s, _, _ in rows if s == 'hostile')}; not counted, no code "
                  f"run: {', '.join(skipped)}).", "",
-                 "| tool | unsafe called safe | safe called unsafe | crashes | total time |",
-                 "|---|---|---|---|---|"]
-        details = {}
-        for name, run in tools:
-            verdicts, seconds = run(files)
-            missed = [p for _, p, safe in rows if not safe and not verdicts[p][0]]
-            false_alarms = [p for _, p, safe in rows if safe and verdicts[p][0]]
-            crashes = [p for p in files if verdicts[p][1]]
-            details[name] = {"missed": missed, "false_alarms": false_alarms, "crashes": crashes}
-            lines.append(f"| {name} | {len(missed)} | {len(false_alarms)} | {len(crashes)} | {seconds:.1f} s |")
-            print(lines[-1], flush=True)
+                 "| tool | unsafe called safe | safe called unsafe | crashes | total time | time / ckpt scan's |",
+                 "|---|---|---|---|---|---|"]
+        for name, seconds, d in results:
+            ratio = f"{seconds / ckpt_seconds:.0f}x" if ckpt_seconds > 0 and name != "ckpt scan" else "-"
+            if name.startswith("torch"):
+                ratio = "-"  # its time leaves out the import (see above)
+            lines.append(f"| {name} | {len(d['missed'])} | {len(d['false_alarms'])} | {len(d['crashes'])} | "
+                         f"{seconds:.2f} s | {ratio} |")
         lines.append("")
-        for name, d in details.items():
+        for name, _, d in results:
             for what in ("missed", "false_alarms", "crashes"):
                 if d[what]:
                     shown = ", ".join(os.path.basename(p) for p in d[what])
@@ -211,8 +290,7 @@ def main():
         text = "\n".join(lines) + "\n"
         print(text)
         if args.write:
-            with open(args.write, "w") as f:
-                f.write(text)
+            write_section(args.write, text)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -4,6 +4,8 @@
 #include <array>
 #include <cstring>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -644,6 +646,226 @@ void write_model_weights(Env& env, RangeSet& ranges, const std::vector<std::pair
   }
 }
 
+// The first way the state dict fails the model m (a tensor missing or of
+// another shape), with the edit of xp.cfg that fixes it where one does; ""
+// when every tensor m needs is there with m's shape.
+std::string lm_tensor_problem(const std::string& file, const std::string& state,
+                              const std::map<std::string, const TensorRow*>& by_name,
+                              const std::vector<TensorRow>& rows, const MusicgenLm& m, int64_t text_dim) {
+  for (const std::string& name : audiocraft::audiocraft_lm_names(m)) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      // Fewer layers than xp.cfg says: name the count the weights have.
+      int64_t layers = 0;
+      const std::string prefix = "transformer.layers.";
+      for (const auto& row : rows)
+        if (row.name.rfind(prefix, 0) == 0) {
+          int64_t i = 0;
+          size_t p = prefix.size();
+          while (p < row.name.size() && row.name[p] >= '0' && row.name[p] <= '9' && i < (int64_t{1} << 40))
+            i = i * 10 + (row.name[p++] - '0');
+          if (p > prefix.size()) layers = std::max(layers, i + 1);
+        }
+      std::string fix = name.rfind(prefix, 0) == 0 && layers > 0 && layers < m.num_layers
+                            ? "; the weights have " + std::to_string(layers) +
+                                  " layers: if xp.cfg is what is wrong, correct it first: ckpt edit " + file +
+                                  " -o OUT transformer_lm.num_layers=" + std::to_string(layers)
+                            : "; is this a MusicGen language model?";
+      return file + ": '" + state + "' has no tensor '" + name + "', which xp.cfg's model (" +
+             (m.melody ? "MusicGen Melody" : "MusicGen") + ", " + std::to_string(m.num_layers) +
+             " layers, n_q " + std::to_string(m.n_q) + ") needs" + fix;
+    }
+    std::vector<int64_t> want = expected_shape(name, m, text_dim);
+    const std::vector<int64_t>& have = it->second->info.shape;
+    if (have != want) {
+      // The usual cause: a config that does not describe these weights (a
+      // toy model with the stock config); the fix is an edit of xp.cfg.
+      std::string set = "KEY=VALUE";
+      if (config_source(name, m) == "transformer_lm.dim" && !have.empty() && have.size() == want.size() &&
+          want[0] == m.dim)
+        set = "transformer_lm.dim=" + std::to_string(have[0]);
+      else if (have.size() == 2 && want.size() == 2 && have[1] == want[1] &&
+               (name.rfind("emb.", 0) == 0 || name.rfind("linears.", 0) == 0))
+        set = "transformer_lm.card=" + std::to_string(name.rfind("emb.", 0) == 0 ? have[0] - 1 : have[0]);
+      return file + ": tensor '" + name + "' has shape " + torch::shape_text(have) + ", but xp.cfg (" +
+             config_source(name, m) + ") gives " + torch::shape_text(want) +
+             "; if xp.cfg is what is wrong, correct it first: ckpt edit " + file + " -o OUT " + set;
+    }
+  }
+  return "";
+}
+
+// The T5 and EnCodec folders (or AudioCraft compression checkpoint) of
+// --text-encoder and --audio-encoder, checked against the model m.
+struct Encoders {
+  Json text_cfg, audio_cfg;
+  std::optional<HfTensors> text, audio;
+  int64_t frame_rate = audiocraft::kStockFrameRate;
+};
+
+Encoders read_encoders(Env& env, const ToTransformersOptions& a, const MusicgenLm& m, int64_t text_dim) {
+  Encoders r;
+  Json& text_cfg = r.text_cfg;
+  Json& audio_cfg = r.audio_cfg;
+  std::optional<HfTensors>& text = r.text;
+  std::optional<HfTensors>& audio = r.audio;
+  if (!a.text_encoder.empty()) {
+    text_cfg = read_json(env, join(a.text_encoder, "config.json"));
+    if (text_cfg.value("model_type", "") != "t5")
+      throw UsageError(a.text_encoder + "/config.json: model_type is '" + text_cfg.value("model_type", "") +
+                       "', not t5; " + option_name("text_encoder") + " takes a Hugging Face T5 folder");
+    int64_t d_model = text_cfg.value("d_model", int64_t{0});
+    if (d_model != text_dim)
+      throw UsageError(a.text_encoder + "/config.json: d_model = " + std::to_string(d_model) +
+                       ", but the text projection condition_provider.conditioners.description.output_proj.weight has shape " +
+                       torch::shape_text({m.dim, text_dim}) + " (it takes " + std::to_string(text_dim) +
+                       "-wide T5 states): give the T5 xp.cfg names ('" + m.text_encoder_name + "')");
+    if (d_model == m.dim)
+      throw UsageError("the T5 width equals transformer_lm.dim (" + std::to_string(m.dim) +
+                       "): transformers' MusicGen then has no enc_to_dec_proj to hold AudioCraft's text projection");
+    if (m.melody && m.num_chroma == m.dim)
+      throw UsageError("conditioners.self_wav.chroma_stem.n_chroma equals transformer_lm.dim (" + std::to_string(m.dim) +
+                       "): transformers' MusicgenMelody then has no audio_enc_to_dec_proj to hold the chroma projection");
+    text = read_hf_tensors(env, a.text_encoder);
+  }
+  if (!a.audio_encoder.empty()) {
+    if (!env.is_directory(a.audio_encoder)) {
+      // An AudioCraft compression checkpoint, converted as to-transformers converts it alone.
+      Opened co = open_checkpoint(env, a.audio_encoder);
+      Value ccfg = audiocraft::config_tree(co.ck->root());
+      if (!audiocraft::is_compression_config(ccfg))
+        throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
+                         "': its xp.cfg has no compression_model; expected a transformers EncodecModel folder or an "
+                         "AudioCraft compression checkpoint");
+      AudiocraftEncodec ae = read_audiocraft_encodec(std::move(co), ccfg, a.audio_encoder, std::nullopt);
+      audio_cfg = std::move(ae.config);
+      audio = std::move(ae.tensors);
+    } else {
+      audio_cfg = read_json(env, join(a.audio_encoder, "config.json"));
+    }
+    if (audio_cfg.value("model_type", "") != "encodec")
+      throw UsageError(a.audio_encoder + "/config.json: model_type is '" + audio_cfg.value("model_type", "") +
+                       "', not encodec");
+    if (audio_cfg.value("codebook_size", int64_t{0}) != m.card)
+      throw UsageError(a.audio_encoder + "/config.json: codebook_size = " +
+                       std::to_string(audio_cfg.value("codebook_size", int64_t{0})) +
+                       ", but xp.cfg's transformer_lm.card = " + std::to_string(m.card));
+    if (audio_cfg.value("audio_channels", int64_t{1}) != 1 && audio_cfg.value("audio_channels", int64_t{1}) != m.channels)
+      throw UsageError(a.audio_encoder + "/config.json: audio_channels disagrees with xp.cfg's channels");
+    r.frame_rate = encodec_frame_rate(audio_cfg, a.audio_encoder + "/config.json");
+    if (!audio) audio = read_hf_tensors(env, a.audio_encoder);
+  }
+  if (text.has_value() != audio.has_value())
+    throw UsageError("the composite model needs both " + option_name("text_encoder") + " and " + option_name("audio_encoder") + "; without both, "
+                     "to-transformers writes the decoder alone");
+  return r;
+}
+
+// A size xp.cfg gives that the weights contradict: the key, xp.cfg's value,
+// the value the weights imply (the override's value) and the tensor that says so.
+struct SettingFix {
+  std::string key, config, weights, why;
+  std::string claim = {};  // instead of "KEY = CONFIG, the weights' WEIGHTS" where the weights do not give it
+};
+
+// hidden_scale as AudioCraft applies it, int(dim * hidden_scale) = ffn: the
+// shortest decimal that gives ffn.
+std::string hidden_scale_for(int64_t dim, int64_t ffn) {
+  double s = static_cast<double>(ffn) / static_cast<double>(dim);
+  for (int i = 0; i < 64 && static_cast<int64_t>(static_cast<double>(dim) * s) < ffn; ++i) s = std::nextafter(s, HUGE_VAL);
+  char buf[64];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, s);
+    if (static_cast<int64_t>(static_cast<double>(dim) * std::strtod(buf, nullptr)) == ffn) break;
+  }
+  return buf;
+}
+
+std::string number_text(double d) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", d);
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, d);
+    if (std::strtod(buf, nullptr) == d) break;
+  }
+  return buf;
+}
+
+// The sizes the weights give (width, codebook size, codebooks, layers,
+// feed-forward width, chroma bins, read off emb.0.weight, the layers and
+// the projections), each one xp.cfg's model m gets wrong; `fixed` is m with
+// the weights' sizes. Nothing when the weights do not give them plainly
+// (no 2-d emb.0.weight, linears.0.weight that disagrees, no layers): the
+// per-tensor check then names the first tensor that does not fit.
+std::vector<SettingFix> settings_from_weights(const std::map<std::string, const TensorRow*>& by_name,
+                                              const MusicgenLm& m, int64_t text_dim, MusicgenLm& fixed) {
+  fixed = m;
+  auto shape = [&](const std::string& name) -> const std::vector<int64_t>* {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : &it->second->info.shape;
+  };
+  const std::vector<int64_t>* emb = shape("emb.0.weight");
+  if (!emb || emb->size() != 2 || (*emb)[0] < 2 || (*emb)[1] < 1) return {};
+  const int64_t dim = (*emb)[1], card = (*emb)[0] - 1;
+  if (dim > (int64_t{1} << 40) || card > (int64_t{1} << 40)) return {};  // no model's; 3 * dim must not overflow
+  if (const auto* head = shape("linears.0.weight"); head && *head != std::vector<int64_t>{card, dim}) return {};
+  int64_t n_q = 0;
+  while (n_q < (int64_t{1} << 20) && shape("emb." + std::to_string(n_q) + ".weight")) ++n_q;
+  int64_t layers = 0;
+  const std::string prefix = "transformer.layers.";
+  for (auto it = by_name.lower_bound(prefix); it != by_name.end() && it->first.rfind(prefix, 0) == 0; ++it) {
+    int64_t i = 0;
+    size_t p = prefix.size();
+    while (p < it->first.size() && it->first[p] >= '0' && it->first[p] <= '9' && i < (int64_t{1} << 40))
+      i = i * 10 + (it->first[p++] - '0');
+    if (p > prefix.size()) layers = std::max(layers, i + 1);
+  }
+  if (layers == 0) return {};
+
+  std::vector<SettingFix> fixes;
+  auto emb_is = [&] {
+    return "emb.0.weight is " + torch::shape_text(*emb) + ", xp.cfg's " +
+           torch::shape_text(expected_shape("emb.0.weight", m, text_dim));
+  };
+  if (dim != m.dim) fixes.push_back({"transformer_lm.dim", std::to_string(m.dim), std::to_string(dim), emb_is()});
+  if (dim % m.num_heads != 0)
+    fixes.push_back({"transformer_lm.num_heads", std::to_string(m.num_heads), "H",
+                     "the weights do not give the head count: H is the one the model was trained with",
+                     "transformer_lm.num_heads = " + std::to_string(m.num_heads) + " does not divide the width " +
+                         std::to_string(dim)});
+  if (card != m.card)
+    fixes.push_back({"transformer_lm.card", std::to_string(m.card), std::to_string(card), emb_is() + ": card + 1 rows"});
+  if (n_q != m.n_q) {
+    fixes.push_back({"transformer_lm.n_q", std::to_string(m.n_q), std::to_string(n_q),
+                     "emb.0 to emb." + std::to_string(n_q - 1)});
+    fixes.push_back({"codebooks_pattern.delay.delays", audiocraft::delay_pattern_text(m.n_q, m.channels),
+                     audiocraft::delay_pattern_text(n_q, m.channels), "the delay pattern for n_q = " + std::to_string(n_q)});
+  }
+  if (layers != m.num_layers)
+    fixes.push_back({"transformer_lm.num_layers", std::to_string(m.num_layers), std::to_string(layers),
+                     layers < m.num_layers ? "no transformer.layers." + std::to_string(layers)
+                                           : "transformer.layers.0 to " + std::to_string(layers - 1)});
+  fixed.dim = dim;
+  fixed.card = card;
+  fixed.n_q = n_q;
+  fixed.num_layers = layers;
+  const double ffn = static_cast<double>(dim) * m.hidden_scale;  // int() as AudioCraft, where it fits
+  fixed.ffn_dim = ffn >= 0 && ffn < 0x1p62 ? static_cast<int64_t>(ffn) : -1;
+  const std::string ff = "transformer.layers.0.linear1.weight";
+  if (const auto* w = shape(ff); w && w->size() == 2 && (*w)[0] > 0 && (*w)[0] < (int64_t{1} << 52) &&
+                                  dim < (int64_t{1} << 52) && (*w)[0] != fixed.ffn_dim) {
+    fixes.push_back({"transformer_lm.hidden_scale", number_text(m.hidden_scale), hidden_scale_for(dim, (*w)[0]),
+                     ff + " is " + torch::shape_text(*w) + ": int(dim * hidden_scale) rows"});
+    fixed.ffn_dim = (*w)[0];
+  }
+  const std::string chroma = "condition_provider.conditioners.self_wav.output_proj.weight";
+  if (const auto* w = shape(chroma); m.melody && w && w->size() == 2 && (*w)[1] > 0 && (*w)[1] != m.num_chroma) {
+    fixes.push_back({"conditioners.self_wav.chroma_stem.n_chroma", std::to_string(m.num_chroma),
+                     std::to_string((*w)[1]), chroma + " is " + torch::shape_text(*w)});
+    fixed.num_chroma = (*w)[1];
+  }
+  return fixes;
+}
 ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cfg, const std::string& file,
                                              const ToTransformersOptions& a, std::optional<torch::DType> dtype,
                                              uint64_t max_shard) {
@@ -716,101 +938,44 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
     auto it = by_name.find("condition_provider.conditioners.description.output_proj.weight");
     if (it != by_name.end() && it->second->info.shape.size() == 2) text_dim = it->second->info.shape[1];
   }
-  for (const std::string& name : audiocraft::audiocraft_lm_names(m)) {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) {
-      // Fewer layers than xp.cfg says: name the count the weights have.
-      int64_t layers = 0;
-      const std::string prefix = "transformer.layers.";
-      for (const auto& row : rows)
-        if (row.name.rfind(prefix, 0) == 0) {
-          int64_t i = 0;
-          size_t p = prefix.size();
-          while (p < row.name.size() && row.name[p] >= '0' && row.name[p] <= '9' && i < (int64_t{1} << 40))
-            i = i * 10 + (row.name[p++] - '0');
-          if (p > prefix.size()) layers = std::max(layers, i + 1);
-        }
-      std::string fix = name.rfind(prefix, 0) == 0 && layers > 0 && layers < m.num_layers
-                            ? "; the weights have " + std::to_string(layers) +
-                                  " layers: if xp.cfg is what is wrong, correct it first: ckpt edit " + file +
-                                  " -o OUT transformer_lm.num_layers=" + std::to_string(layers)
-                            : "; is this a MusicGen language model?";
-      throw UsageError(file + ": '" + state + "' has no tensor '" + name + "', which xp.cfg's model (" +
-                       (m.melody ? "MusicGen Melody" : "MusicGen") + ", " + std::to_string(m.num_layers) +
-                       " layers, n_q " + std::to_string(m.n_q) + ") needs" + fix);
+  // xp.cfg must describe these weights. Every size it gets wrong is refused at
+  // once, with the one edit that corrects them all and whatever would still
+  // block the conversion after it (the encoders given as options).
+  MusicgenLm fixed;
+  std::vector<SettingFix> fixes = settings_from_weights(by_name, m, text_dim, fixed);
+  if (!fixes.empty()) {
+    std::string msg = file + ": xp.cfg does not describe the weights of '" + state + "': ";
+    std::string edit;
+    for (size_t i = 0; i < fixes.size(); ++i) {
+      const SettingFix& f = fixes[i];
+      msg += (i ? "; " : "") + (f.claim.empty() ? f.key + " = " + f.config + ", the weights' " + f.weights : f.claim) +
+             " (" + f.why + ")";
+      edit += " " + f.key + "=" + f.weights;
     }
-    std::vector<int64_t> want = expected_shape(name, m, text_dim);
-    const std::vector<int64_t>& have = it->second->info.shape;
-    if (have != want) {
-      // The usual cause: a config that does not describe these weights (a
-      // toy model with the stock config); the fix is an edit of xp.cfg.
-      std::string set = "KEY=VALUE";
-      if (config_source(name, m) == "transformer_lm.dim" && !have.empty() && have.size() == want.size() &&
-          want[0] == m.dim)
-        set = "transformer_lm.dim=" + std::to_string(have[0]);
-      else if (have.size() == 2 && want.size() == 2 && have[1] == want[1] &&
-               (name.rfind("emb.", 0) == 0 || name.rfind("linears.", 0) == 0))
-        set = "transformer_lm.card=" + std::to_string(name.rfind("emb.", 0) == 0 ? have[0] - 1 : have[0]);
-      throw UsageError(file + ": tensor '" + name + "' has shape " + torch::shape_text(have) + ", but xp.cfg (" +
-                       config_source(name, m) + ") gives " + torch::shape_text(want) +
-                       "; if xp.cfg is what is wrong, correct it first: ckpt edit " + file + " -o OUT " + set);
+    msg += "; if xp.cfg is what is wrong, correct " + std::string(fixes.size() > 1 ? "them all" : "it") +
+           " first: ckpt edit " + file + " -o OUT" + edit;
+    if (std::string rest = lm_tensor_problem(file, state, by_name, rows, fixed, text_dim); !rest.empty()) {
+      msg += "; even then: " + rest;
+    } else {
+      try {
+        (void)read_encoders(env, a, fixed, text_dim);
+      } catch (const Error& e) {
+        msg += "; then also: " + std::string(e.what());
+      }
     }
+    throw UsageError(msg);
   }
+  if (std::string problem = lm_tensor_problem(file, state, by_name, rows, m, text_dim); !problem.empty())
+    throw UsageError(problem);
 
   // The encoders.
-  Json text_cfg, audio_cfg;
-  std::optional<HfTensors> text, audio;
-  if (!a.text_encoder.empty()) {
-    text_cfg = read_json(env, join(a.text_encoder, "config.json"));
-    if (text_cfg.value("model_type", "") != "t5")
-      throw UsageError(a.text_encoder + "/config.json: model_type is '" + text_cfg.value("model_type", "") +
-                       "', not t5; " + option_name("text_encoder") + " takes a Hugging Face T5 folder");
-    int64_t d_model = text_cfg.value("d_model", int64_t{0});
-    if (d_model != text_dim)
-      throw UsageError(a.text_encoder + "/config.json: d_model = " + std::to_string(d_model) +
-                       ", but the text projection condition_provider.conditioners.description.output_proj.weight has shape " +
-                       torch::shape_text({m.dim, text_dim}) + " (it takes " + std::to_string(text_dim) +
-                       "-wide T5 states): give the T5 xp.cfg names ('" + m.text_encoder_name + "')");
-    if (d_model == m.dim)
-      throw UsageError("the T5 width equals transformer_lm.dim (" + std::to_string(m.dim) +
-                       "): transformers' MusicGen then has no enc_to_dec_proj to hold AudioCraft's text projection");
-    if (m.melody && m.num_chroma == m.dim)
-      throw UsageError("conditioners.self_wav.chroma_stem.n_chroma equals transformer_lm.dim (" + std::to_string(m.dim) +
-                       "): transformers' MusicgenMelody then has no audio_enc_to_dec_proj to hold the chroma projection");
-    text = read_hf_tensors(env, a.text_encoder);
-  }
-  int64_t frame_rate = audiocraft::kStockFrameRate;
-  if (!a.audio_encoder.empty()) {
-    if (!env.is_directory(a.audio_encoder)) {
-      // An AudioCraft compression checkpoint, converted as to-transformers converts it alone.
-      Opened co = open_checkpoint(env, a.audio_encoder);
-      Value ccfg = audiocraft::config_tree(co.ck->root());
-      if (!audiocraft::is_compression_config(ccfg))
-        throw UsageError(option_name("audio_encoder") + " '" + a.audio_encoder +
-                         "': its xp.cfg has no compression_model; expected a transformers EncodecModel folder or an "
-                         "AudioCraft compression checkpoint");
-      AudiocraftEncodec ae = read_audiocraft_encodec(std::move(co), ccfg, a.audio_encoder, std::nullopt);
-      audio_cfg = std::move(ae.config);
-      audio = std::move(ae.tensors);
-    } else {
-      audio_cfg = read_json(env, join(a.audio_encoder, "config.json"));
-    }
-    if (audio_cfg.value("model_type", "") != "encodec")
-      throw UsageError(a.audio_encoder + "/config.json: model_type is '" + audio_cfg.value("model_type", "") +
-                       "', not encodec");
-    if (audio_cfg.value("codebook_size", int64_t{0}) != m.card)
-      throw UsageError(a.audio_encoder + "/config.json: codebook_size = " +
-                       std::to_string(audio_cfg.value("codebook_size", int64_t{0})) +
-                       ", but xp.cfg's transformer_lm.card = " + std::to_string(m.card));
-    if (audio_cfg.value("audio_channels", int64_t{1}) != 1 && audio_cfg.value("audio_channels", int64_t{1}) != m.channels)
-      throw UsageError(a.audio_encoder + "/config.json: audio_channels disagrees with xp.cfg's channels");
-    frame_rate = encodec_frame_rate(audio_cfg, a.audio_encoder + "/config.json");
-    if (!audio) audio = read_hf_tensors(env, a.audio_encoder);
-  }
+  Encoders enc = read_encoders(env, a, m, text_dim);
+  Json& text_cfg = enc.text_cfg;
+  Json& audio_cfg = enc.audio_cfg;
+  std::optional<HfTensors>& text = enc.text;
+  std::optional<HfTensors>& audio = enc.audio;
+  const int64_t frame_rate = enc.frame_rate;
   const bool composite = text && audio;
-  if (text.has_value() != audio.has_value())
-    throw UsageError("the composite model needs both " + option_name("text_encoder") + " and " + option_name("audio_encoder") + "; without both, "
-                     "to-transformers writes the decoder alone");
   r.decoder_only = !composite;
   r.architecture = composite ? (m.melody ? "MusicgenMelodyForConditionalGeneration" : "MusicgenForConditionalGeneration")
                              : (m.melody ? "MusicgenMelodyForCausalLM" : "MusicgenForCausalLM");

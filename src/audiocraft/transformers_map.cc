@@ -48,18 +48,21 @@ std::string text_of(const Value& v) {
 }
 
 // A key that must hold `want` (absent means AudioCraft's default, given as
-// default_ok) for transformers' MusicGen to compute the same function.
-void expect(const Value& cfg, const std::string& key, const Value& want, bool absent_ok, const std::string& why) {
+// default_ok) for transformers' MusicGen to compute the same function; a
+// refusal is added to `bad` (every one is named in one message).
+void expect(const Value& cfg, const std::string& key, const Value& want, bool absent_ok, const std::string& why,
+            std::vector<std::string>& bad) {
   auto v = xp_cfg_at(cfg, key);
   if (!v) {
     if (absent_ok) return;
-    throw UsageError("xp.cfg has no '" + key + "'");
+    bad.push_back("no '" + key + "' (transformers' MusicGen " + why + ": " + key + " = " + text_of(want) + ")");
+    return;
   }
   bool same = *v == want;
   if (!same && want.type == Value::Type::Int && v->type == Value::Type::Float) same = v->real == double(want.integer);
   if (!same)
-    throw UsageError("xp.cfg: " + key + " = " + text_of(*v) + ", but transformers' MusicGen " + why +
-                     " (" + key + " = " + text_of(want) + "); it cannot express this model");
+    bad.push_back(key + " = " + text_of(*v) + ", but transformers' MusicGen " + why + " (" + key + " = " +
+                  text_of(want) + ")");
 }
 
 std::vector<std::string> str_list(const Value& cfg, const std::string& key) {
@@ -119,6 +122,18 @@ std::optional<std::pair<std::string, std::string>> index_and_rest(const std::str
 
 }  // namespace
 
+Value delay_pattern(int64_t n_q, int64_t channels) {
+  Value want = Value::empty_seq();
+  for (int64_t k = 0; k < n_q; ++k) want.seq.push_back(Value::of_int(channels == 2 ? k / 2 : k));
+  return want;
+}
+
+std::string delay_pattern_text(int64_t n_q, int64_t channels) {
+  std::string t = "[";
+  for (int64_t k = 0; k < n_q; ++k) t += (k ? "," : "") + std::to_string(channels == 2 ? k / 2 : k);
+  return t + "]";
+}
+
 MusicgenLm musicgen_from_config(const Value& cfg) {
   if (cfg.type != Value::Type::Map) throw UsageError("xp.cfg is not a mapping");
   MusicgenLm m;
@@ -128,8 +143,9 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
   m.dim = need_int(cfg, "transformer_lm.dim");
   m.num_heads = need_int(cfg, "transformer_lm.num_heads");
   m.num_layers = need_int(cfg, "transformer_lm.num_layers");
-  double scale = need_number(cfg, "transformer_lm.hidden_scale");
-  m.ffn_dim = static_cast<int64_t>(m.dim * scale);  // AudioCraft: int(dim * hidden_scale)
+  m.hidden_scale = need_number(cfg, "transformer_lm.hidden_scale");
+  const double ffn = static_cast<double>(m.dim) * m.hidden_scale;  // AudioCraft: int(dim * hidden_scale)
+  m.ffn_dim = ffn > 0 && ffn < 0x1p62 ? static_cast<int64_t>(ffn) : 0;  // 0: refused below
   m.n_q = need_int(cfg, "transformer_lm.n_q");
   m.card = need_int(cfg, "transformer_lm.card");
   if (m.dim <= 0 || m.num_heads <= 0 || m.dim % m.num_heads != 0)
@@ -138,53 +154,55 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
   if (m.num_layers <= 0 || m.n_q <= 0 || m.card <= 0 || m.ffn_dim <= 0)
     throw UsageError("xp.cfg: transformer_lm.num_layers, n_q, card and hidden_scale must be positive");
 
+  // Settings transformers' MusicGen cannot express: gathered, then refused together.
+  std::vector<std::string> bad;
   const std::string tl = "transformer_lm.";
-  expect(cfg, tl + "activation", Value::of_str("gelu"), true, "uses GELU");
-  expect(cfg, tl + "norm", Value::of_str("layer_norm"), true, "uses LayerNorm");
-  expect(cfg, tl + "norm_first", Value::of_bool(true), true, "normalises before attention");
-  expect(cfg, tl + "positional_embedding", Value::of_str("sin"), true, "uses sinusoidal positions");
-  expect(cfg, tl + "xpos", Value::of_bool(false), true, "has no xPos");
-  expect(cfg, tl + "bias_ff", Value::of_bool(false), true, "has no feed-forward biases");
-  expect(cfg, tl + "bias_attn", Value::of_bool(false), true, "has no attention biases");
-  expect(cfg, tl + "bias_proj", Value::of_bool(false), true, "has no output-layer biases");
-  expect(cfg, tl + "layer_scale", Value::null(), true, "has no layer scale");
-  expect(cfg, tl + "qk_layer_norm", Value::of_bool(false), true, "has no q/k LayerNorm");
-  expect(cfg, tl + "qk_layer_norm_cross", Value::of_bool(false), true, "has no q/k LayerNorm");
-  expect(cfg, tl + "kv_repeat", Value::of_int(1), true, "has one k/v head per query head");
-  expect(cfg, tl + "causal", Value::of_bool(true), true, "is causal");
-  expect(cfg, tl + "past_context", Value::null(), true, "attends to the whole past");
-  expect(cfg, "interleave_stereo_codebooks.use", Value::of_bool(false), true, "does not interleave stereo codebooks");
+  expect(cfg, tl + "activation", Value::of_str("gelu"), true, "uses GELU", bad);
+  expect(cfg, tl + "norm", Value::of_str("layer_norm"), true, "uses LayerNorm", bad);
+  expect(cfg, tl + "norm_first", Value::of_bool(true), true, "normalises before attention", bad);
+  expect(cfg, tl + "positional_embedding", Value::of_str("sin"), true, "uses sinusoidal positions", bad);
+  expect(cfg, tl + "xpos", Value::of_bool(false), true, "has no xPos", bad);
+  expect(cfg, tl + "bias_ff", Value::of_bool(false), true, "has no feed-forward biases", bad);
+  expect(cfg, tl + "bias_attn", Value::of_bool(false), true, "has no attention biases", bad);
+  expect(cfg, tl + "bias_proj", Value::of_bool(false), true, "has no output-layer biases", bad);
+  expect(cfg, tl + "layer_scale", Value::null(), true, "has no layer scale", bad);
+  expect(cfg, tl + "qk_layer_norm", Value::of_bool(false), true, "has no q/k LayerNorm", bad);
+  expect(cfg, tl + "qk_layer_norm_cross", Value::of_bool(false), true, "has no q/k LayerNorm", bad);
+  expect(cfg, tl + "kv_repeat", Value::of_int(1), true, "has one k/v head per query head", bad);
+  expect(cfg, tl + "causal", Value::of_bool(true), true, "is causal", bad);
+  expect(cfg, tl + "past_context", Value::null(), true, "attends to the whole past", bad);
+  expect(cfg, "interleave_stereo_codebooks.use", Value::of_bool(false), true, "does not interleave stereo codebooks", bad);
   auto pos_scale = xp_cfg_at(cfg, tl + "max_period");
   if (pos_scale && !(pos_scale->type == Value::Type::Int && pos_scale->integer == 10000))
-    throw UsageError("xp.cfg: transformer_lm.max_period = " + text_of(*pos_scale) +
-                     ", but transformers' MusicGen's sinusoids use 10000");
+    bad.push_back("transformer_lm.max_period = " + text_of(*pos_scale) +
+                  ", but transformers' MusicGen's sinusoids use 10000 (transformer_lm.max_period = 10000)");
 
   m.channels = 1;
   if (auto c = xp_cfg_at(cfg, "channels"); c && c->type == Value::Type::Int) m.channels = c->integer;
   if (m.channels != 1 && m.channels != 2)
-    throw UsageError("xp.cfg: channels = " + std::to_string(m.channels) + ", but transformers' MusicGen takes 1 or 2");
+    bad.push_back("channels = " + std::to_string(m.channels) + ", but transformers' MusicGen takes 1 or 2");
   if (m.channels == 2 && m.n_q % 2 != 0)
-    throw UsageError("xp.cfg: transformer_lm.n_q = " + std::to_string(m.n_q) + " is odd, but stereo needs a codebook pair per level");
+    bad.push_back("transformer_lm.n_q = " + std::to_string(m.n_q) + " is odd, but stereo needs a codebook pair per level");
 
   // The delay pattern transformers builds (build_delay_pattern_mask): codebook
   // k delayed by k steps, or k/2 per channel pair in stereo.
-  expect(cfg, "codebooks_pattern.modeling", Value::of_str("delay"), false, "uses the delay pattern");
-  Value delays = need(cfg, "codebooks_pattern.delay.delays");
-  Value want = Value::empty_seq();
-  for (int64_t k = 0; k < m.n_q; ++k) want.seq.push_back(Value::of_int(m.channels == 2 ? k / 2 : k));
-  if (!(delays == want))
-    throw UsageError("xp.cfg: codebooks_pattern.delay.delays = " + omegaconf::to_yaml(delays).substr(0, 60) +
-                     " is not the delay pattern transformers' MusicGen builds for n_q = " + std::to_string(m.n_q) +
-                     " (codebook k delayed by k" + (m.channels == 2 ? "/2" : "") + ")");
-  expect(cfg, "codebooks_pattern.delay.flatten_first", Value::of_int(0), true, "flattens no codebook");
-  expect(cfg, "codebooks_pattern.delay.empty_initial", Value::of_int(0), true, "has no empty initial steps");
+  expect(cfg, "codebooks_pattern.modeling", Value::of_str("delay"), false, "uses the delay pattern", bad);
+  std::optional<Value> delays = xp_cfg_at(cfg, "codebooks_pattern.delay.delays");
+  if (!(delays && *delays == delay_pattern(m.n_q, m.channels)))
+    bad.push_back((delays ? "codebooks_pattern.delay.delays = " + omegaconf::to_yaml(*delays).substr(0, 60)
+                          : std::string("no codebooks_pattern.delay.delays")) +
+                  " is not the delay pattern transformers' MusicGen builds for n_q = " + std::to_string(m.n_q) +
+                  " (codebook k delayed by k" + (m.channels == 2 ? "/2" : "") +
+                  ": codebooks_pattern.delay.delays=" + delay_pattern_text(m.n_q, m.channels) + ")");
+  expect(cfg, "codebooks_pattern.delay.flatten_first", Value::of_int(0), true, "flattens no codebook", bad);
+  expect(cfg, "codebooks_pattern.delay.empty_initial", Value::of_int(0), true, "has no empty initial steps", bad);
 
   // Conditioners: T5 text (cross-attention for MusicGen, prepended for
   // Melody) and, for Melody, the chroma stem.
   Value text_model = need(cfg, "conditioners.description.model");
   if (text_model.str != "t5")
-    throw UsageError("xp.cfg: conditioners.description.model = " + text_of(text_model) +
-                     ", but transformers' MusicGen conditions on a T5 encoder");
+    bad.push_back("conditioners.description.model = " + text_of(text_model) +
+                  ", but transformers' MusicGen conditions on a T5 encoder (conditioners.description.model = 't5')");
   m.text_encoder_name = need(cfg, "conditioners.description.t5.name").str;
   auto wav = xp_cfg_at(cfg, "conditioners.self_wav.model");
   m.melody = wav && wav->type == Value::Type::Str;
@@ -192,11 +210,11 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
   auto prepend = str_list(cfg, "fuser.prepend");
   if (m.melody) {
     if (wav->str != "chroma_stem")
-      throw UsageError("xp.cfg: conditioners.self_wav.model = " + text_of(*wav) +
-                       ", but transformers' MusicgenMelody conditions on AudioCraft's chroma_stem");
+      bad.push_back("conditioners.self_wav.model = " + text_of(*wav) +
+                    ", but transformers' MusicgenMelody conditions on AudioCraft's chroma_stem");
     if (!cross.empty() || prepend != std::vector<std::string>{"self_wav", "description"})
-      throw UsageError("xp.cfg: fuser.prepend must be [self_wav, description] and fuser.cross empty, as "
-                       "transformers' MusicgenMelody prepends the chroma, then the text");
+      bad.push_back("fuser.prepend must be [self_wav, description] and fuser.cross empty, as "
+                    "transformers' MusicgenMelody prepends the chroma, then the text");
     m.cross_attention = false;
     m.num_chroma = need_int(cfg, "conditioners.self_wav.chroma_stem.n_chroma");
     int64_t radix = need_int(cfg, "conditioners.self_wav.chroma_stem.radix2_exp");
@@ -207,11 +225,16 @@ MusicgenLm musicgen_from_config(const Value& cfg) {
     m.chroma_length = static_cast<int64_t>(duration * sr) / hop + 1;
   } else {
     if (cross != std::vector<std::string>{"description"} || !prepend.empty())
-      throw UsageError("xp.cfg: fuser.cross must be [description] and fuser.prepend empty, as transformers' "
-                       "MusicGen attends to the text through cross-attention");
-    if (!str_list(cfg, "fuser.sum").empty())
-      throw UsageError("xp.cfg: fuser.sum must be empty for transformers' MusicGen");
-    expect(cfg, "fuser.cross_attention_pos_emb", Value::of_bool(false), true, "adds no positions to the text");
+      bad.push_back("fuser.cross must be [description] and fuser.prepend empty, as transformers' "
+                    "MusicGen attends to the text through cross-attention");
+    if (!str_list(cfg, "fuser.sum").empty()) bad.push_back("fuser.sum must be empty for transformers' MusicGen");
+    expect(cfg, "fuser.cross_attention_pos_emb", Value::of_bool(false), true, "adds no positions to the text", bad);
+  }
+  if (!bad.empty()) {
+    std::string all;
+    for (const auto& b : bad) all += (all.empty() ? "" : "; ") + b;
+    throw UsageError("xp.cfg: " + all + (bad.size() > 1 ? " (" + std::to_string(bad.size()) + " settings)" : "") +
+                     "; transformers' MusicGen cannot express this model");
   }
   m.segment_duration = need_number(cfg, "dataset.segment_duration");
   if (auto g = xp_cfg_at(cfg, "classifier_free_guidance.inference_coef"))

@@ -23,6 +23,7 @@ namespace ckpt::audiocraft {
 // MusicGen expresses it.
 struct MusicgenLm {
   int64_t dim = 0, num_heads = 0, num_layers = 0, ffn_dim = 0;
+  double hidden_scale = 4;           // ffn_dim = int(dim * hidden_scale)
   int64_t n_q = 0, card = 0, channels = 1;
   bool melody = false;
   bool cross_attention = true;       // text through cross-attention (MusicGen); Melody prepends
@@ -42,7 +43,14 @@ struct MusicgenLm {
 // OmegaConf.select(cfg, key) resolved; None when absent; an error names xp.cfg.
 std::optional<omegaconf::Value> xp_cfg_at(const omegaconf::Value& cfg, const std::string& key);
 
+// Settings transformers' MusicGen cannot express are gathered and refused
+// together, in one UsageError naming each key.
 MusicgenLm musicgen_from_config(const omegaconf::Value& cfg);
+
+// The delays transformers' MusicGen builds for n_q codebooks (k, or k/2 in
+// stereo), as a config value and as an override's text ("[0,1,2,3]").
+omegaconf::Value delay_pattern(int64_t n_q, int64_t channels);
+std::string delay_pattern_text(int64_t n_q, int64_t channels);
 
 // One output tensor made of rows [row_begin, row_end) of an input tensor
 // (the whole tensor when row_end is -1).

@@ -343,6 +343,39 @@ def test_bad_input(work, audiocraft_lms, encoders, hf_folders):
     os.rmdir(out)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_refusal_names_every_size_and_its_edit_converts(kind, work, audiocraft_lms, encoders):
+    """An xp.cfg whose sizes are all wrong and a T5 of the wrong width: one refusal names every
+    size with the one edit that fixes them, and the option that would still block; passing
+    exactly that converts to the same weights as the original checkpoint."""
+    t5, enc = encoders
+    src = audiocraft_lms[kind]
+    wide = work / "t5_wide_once"
+    if not wide.exists():
+        T5EncoderModel(t5_config(d_model=24)).save_pretrained(wide)
+    overrides = ["transformer_lm.dim=32", "transformer_lm.card=64", "transformer_lm.num_layers=3",
+                 "transformer_lm.hidden_scale=2"]
+    named = ["transformer_lm.dim=16", "transformer_lm.card=32", "transformer_lm.num_layers=2",
+             "transformer_lm.hidden_scale=4"]
+    if kind == "melody":
+        overrides.append("conditioners.self_wav.chroma_stem.n_chroma=24")
+        named.append("conditioners.self_wav.chroma_stem.n_chroma=12")
+    wrong = edited(work, src, f"sizes_{kind}.bin", *overrides)
+    out = str(work / f"sizes_out_{kind}")
+    line = refused(["to-transformers", wrong, "-o", out, "--text-encoder", wide, "--audio-encoder", enc], out,
+                   "transformer_lm.dim = 32, the weights' 16", "transformer_lm.card = 64, the weights' 32",
+                   "no transformer.layers.2", "transformer_lm.hidden_scale = 2, the weights' 4",
+                   "then also: ", "d_model = 24")
+    marker = f"ckpt edit {wrong} -o OUT "
+    assert line.split(marker, 1)[1].split(";")[0].split() == named
+    fixed = edited(work, wrong, f"sizes_fixed_{kind}.bin", *named)
+    ok("to-transformers", fixed, "-o", out, "--text-encoder", t5, "--audio-encoder", enc)
+    ok("to-transformers", src, "-o", work / f"sizes_ref_{kind}", "--text-encoder", t5, "--audio-encoder", enc)
+    assert (work / f"sizes_out_{kind}" / "model.safetensors").read_bytes() == \
+        (work / f"sizes_ref_{kind}" / "model.safetensors").read_bytes()
+    load(kind, out)
+
+
 def test_force_replaces_the_folder_as_a_whole(work, audiocraft_lms):
     """--force replaces the folder as a whole (FolderOutput::commit exchanges the two
     in one renameat2): the old files are gone, the new ones are a fresh

@@ -144,22 +144,81 @@ def test_output_naming_the_input_points_at_in_place_and_force(ckpt, tmp_path):
 
 # ------------------------------------------------ to-transformers of the shipped toy model
 
-def test_to_transformers_of_a_config_that_does_not_fit_names_the_edit_that_fixes_it(ckpt, tmp_path):
+def refusal_edit(result, src):
+    """The one-line refusal's 'ckpt edit SRC -o OUT k=v ...', as arguments after SRC -o OUT."""
+    assert_usage_error(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    marker = f"ckpt edit {src} -o OUT "
+    assert marker in lines[0], lines[0]
+    return lines[0].split(marker, 1)[1].split(";")[0].split()
+
+
+def test_to_transformers_of_a_config_that_does_not_fit_names_every_edit_at_once(ckpt, tmp_path):
     # The shipped example keeps the stock MusicGen config over toy weights:
-    # each refusal names the setting the weights have, and following them works.
+    # one refusal names every size the weights contradict (it took three
+    # round trips: dim, card, num_layers), and its one edit makes it convert.
     hf = tmp_path / "hf"
-    steps = [("transformer_lm.dim=16", "output_proj.weight"), ("transformer_lm.card=32", "emb.0.weight"),
-             ("transformer_lm.num_layers=2", "transformer.layers.2.")]
-    current = EXAMPLE
-    for i, (setting, tensor) in enumerate(steps):
-        assert_usage_error(run_ckpt("to-transformers", current, "-o", hf), tensor,
-                           f"ckpt edit {current} -o OUT {setting}")
-        assert not hf.exists()
-        fixed = tmp_path / f"fixed{i}.th"
-        ok(run_ckpt("edit", current, "-o", fixed, setting))
-        current = fixed
-    ok(run_ckpt("to-transformers", current, "-o", hf))
+    result = run_ckpt("to-transformers", EXAMPLE, "-o", hf)
+    assert_usage_error(result, "transformer_lm.dim = 1024, the weights' 16", "emb.0.weight is [33, 16]",
+                       "transformer_lm.card = 2048, the weights' 32",
+                       "transformer_lm.num_layers = 24, the weights' 2 (no transformer.layers.2)")
+    assert refusal_edit(result, EXAMPLE) == ["transformer_lm.dim=16", "transformer_lm.card=32",
+                                             "transformer_lm.num_layers=2"]
+    assert not hf.exists()
+    fixed = tmp_path / "fixed.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", fixed, *refusal_edit(result, EXAMPLE)))
+    ok(run_ckpt("to-transformers", fixed, "-o", hf))
     assert (hf / "config.json").exists()
+
+
+@pytest.mark.parametrize("overrides,named", [
+    # Every size at once, n_q with its delay pattern, hidden_scale as AudioCraft rounds it.
+    (["transformer_lm.dim=48", "transformer_lm.num_heads=4", "transformer_lm.n_q=8",
+      "codebooks_pattern.delay.delays=[0,1,2,3,4,5,6,7]", "transformer_lm.hidden_scale=2.5"],
+     ["transformer_lm.dim=16", "transformer_lm.card=32", "transformer_lm.n_q=4",
+      "codebooks_pattern.delay.delays=[0,1,2,3]", "transformer_lm.num_layers=2", "transformer_lm.hidden_scale=4"]),
+    # More layers in xp.cfg's place than the weights have is the same refusal the other way.
+    (["transformer_lm.dim=16", "transformer_lm.card=32", "transformer_lm.num_layers=1"],
+     ["transformer_lm.num_layers=2"]),
+])
+def test_the_refusal_names_exactly_the_edit_that_makes_it_convert(ckpt, tmp_path, overrides, named):
+    start = tmp_path / "start.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", start, *overrides))
+    hf = tmp_path / "hf"
+    result = run_ckpt("to-transformers", start, "-o", hf)
+    assert refusal_edit(result, start) == named
+    assert not hf.exists()
+    fixed = tmp_path / "fixed.th"
+    ok(run_ckpt("edit", start, "-o", fixed, *named))
+    ok(run_ckpt("to-transformers", fixed, "-o", hf))
+    cfg = load(fixed)["xp.cfg"]
+    assert (cfg.transformer_lm.dim, cfg.transformer_lm.card, cfg.transformer_lm.n_q,
+            cfg.transformer_lm.num_layers) == (16, 32, 4, 2)
+
+
+def test_a_head_count_the_width_rules_out_is_named_with_a_placeholder(ckpt, tmp_path):
+    # The weights do not give the head count: the refusal says so and names it with the rest.
+    start = tmp_path / "start.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", start, "transformer_lm.dim=48", "transformer_lm.num_heads=24"))
+    result = run_ckpt("to-transformers", start, "-o", tmp_path / "hf")
+    assert_usage_error(result, "transformer_lm.num_heads = 24 does not divide the width 16",
+                       "the weights do not give the head count")
+    assert "transformer_lm.num_heads=H" in refusal_edit(result, start)
+    fixed = tmp_path / "fixed.th"
+    ok(run_ckpt("edit", start, "-o", fixed, *[o.replace("=H", "=2") for o in refusal_edit(result, start)]))
+    ok(run_ckpt("to-transformers", fixed, "-o", tmp_path / "hf"))
+
+
+def test_settings_transformers_cannot_express_are_refused_together(ckpt, tmp_path):
+    start = tmp_path / "start.th"
+    ok(run_ckpt("edit", EXAMPLE, "-o", start, "transformer_lm.norm=rms_norm", "transformer_lm.bias_ff=true",
+                "+transformer_lm.max_period=100"))
+    result = run_ckpt("to-transformers", start, "-o", tmp_path / "hf")
+    assert_usage_error(result, "transformer_lm.norm = 'rms_norm'", "transformer_lm.bias_ff = true",
+                       "transformer_lm.max_period = 100", "(3 settings)", "cannot express this model")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "hf").exists()
 
 
 # ------------------------------------------------ a misspelt file name

@@ -60,6 +60,24 @@ TEST(TransformersMap, UnsupportedSettingsNameTheKey) {
   EXPECT_NE(error_of(cfg).find("'transformer_lm.dim'"), std::string::npos) << error_of(cfg);
 }
 
+TEST(TransformersMap, UnsupportedSettingsAreRefusedTogether) {
+  auto cfg = small_config();
+  set(cfg, "transformer_lm", "positional_embedding", omegaconf::Value::of_str("rope"));
+  set(cfg, "transformer_lm", "bias_attn", omegaconf::Value::of_bool(true));
+  set(cfg, "codebooks_pattern", "modeling", omegaconf::Value::of_str("unroll"));
+  std::string e = error_of(cfg);
+  for (const char* want : {"transformer_lm.positional_embedding = 'rope'", "transformer_lm.bias_attn = true",
+                           "codebooks_pattern.modeling = 'unroll'", "(3 settings)"})
+    EXPECT_NE(e.find(want), std::string::npos) << want << " not in " << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  // A delay pattern for another n_q names the one to give.
+  cfg = small_config();
+  set(cfg, "transformer_lm", "n_q", omegaconf::Value::of_int(3));
+  e = error_of(cfg);
+  EXPECT_NE(e.find("codebooks_pattern.delay.delays=[0,1,2]"), std::string::npos) << e;
+  EXPECT_EQ(delay_pattern_text(4, 2), "[0,0,1,1]");
+}
+
 TEST(TransformersMap, NamesAsTheConverter) {
   auto m = hf_mapping("transformer.layers.3.self_attn.in_proj_weight", 1024);
   ASSERT_EQ(m.pieces.size(), 3u);
