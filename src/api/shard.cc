@@ -7,6 +7,7 @@
 #include "pickle/value.h"
 #include "torch/safetensors_shards.h"
 #include "util/error.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt::api {
 
@@ -95,6 +96,7 @@ ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : env_
   std::string base = std::filesystem::temp_directory_path(ec).string();  // $TMPDIR, else /tmp
   if (ec || base.empty()) base = "/tmp";
   temp_dir_ = env.create_temp_directory(base, "ckpt-dcp-");
+  signal_slot_ = register_temp_directory(temp_dir_);  // Ctrl-C leaves no consolidated copy in /tmp
   std::string trimmed = path;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   std::string name = basename_of(trimmed);
@@ -117,6 +119,8 @@ void ReadableCheckpoint::remove_temporary() noexcept {
   } catch (const Error&) {
     // A temporary folder left behind is not worth failing the command for.
   }
+  unregister_temp(signal_slot_);
+  signal_slot_ = -1;
 }
 
 ConsolidateResult consolidate(Env& env, const std::string& dir, const ConsolidateOptions& options) {

@@ -1,6 +1,7 @@
 #include "util/folder_replace.h"
 
 #include "util/error.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt {
 
@@ -42,12 +43,16 @@ void FolderReplace::make_temp() {
   // 0777 less the umask: the folder becomes the output, made as mkdir(1)
   // and os.makedirs make one.
   tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0777);
+  // Ctrl-C while the new files are written removes them with the folder
+  // (they may be gigabytes of shards), as AtomicOutput removes its temporary.
+  signal_slot_ = register_temp_directory(tmp_);
 }
 
 FolderReplace::~FolderReplace() {
   // Before the exchange the temporary folder is the half-written new set;
   // after it, the old folder (removed once the exchange is durable).
   if (!swapped_) remove_temp();
+  unregister_temp(signal_slot_);
 }
 
 std::string FolderReplace::path(const std::string& name) const { return tmp_ + "/" + name; }
@@ -80,6 +85,10 @@ void FolderReplace::remove_temp() noexcept {
 void FolderReplace::commit() {
   for (const auto& name : kept_) env_.link(target_ + "/" + name, tmp_ + "/" + name);
   env_.sync_dir(tmp_);
+  // From the exchange on, tmp_ names the old folder: a signal leaves it (it
+  // goes only once the exchange is durable, below).
+  unregister_temp(signal_slot_);
+  signal_slot_ = -1;
   if (existed_) env_.exchange(tmp_, target_);
   else env_.rename(tmp_, target_);
   swapped_ = true;
@@ -93,7 +102,10 @@ void FolderReplace::commit() {
     if (existed_) remove_temp();
     throw;
   }
-  if (existed_) remove_temp();
+  if (existed_) {
+    signal_slot_ = register_temp_directory(tmp_);
+    remove_temp();
+  }
 }
 
 }  // namespace ckpt
