@@ -1,5 +1,6 @@
 #include "api/shard.h"
 
+#include <cerrno>
 #include <filesystem>
 
 #include "api/format.h"
@@ -134,7 +135,13 @@ ConsolidateResult consolidate(Env& env, const std::string& dir, const Consolidat
 }
 
 ToDcpResult to_dcp(Env& env, const std::string& file, const ToDcpOptions& options) {
-  auto ck = torch::Checkpoint::open(env, file);
+  std::unique_ptr<torch::Checkpoint> ck;
+  try {
+    ck = torch::Checkpoint::open(env, file);
+  } catch (const IoError& e) {
+    if (e.error_number() == EISDIR) throw folder_given_error(env, file);  // said "open: Is a directory"
+    throw;
+  }
   const pickle::Node* root = ck->root();
   const std::string& state = options.state;
   if (!state.empty()) {
@@ -144,7 +151,7 @@ ToDcpResult to_dcp(Env& env, const std::string& file, const ToDcpOptions& option
       root = pickle::get_item(root, state.substr(pos, end - pos));
       pos = end + 1;
     }
-    if (!root) throw UsageError(file + ": no state dict at '" + state + "'");
+    if (!root) throw UsageError(file + ": no state dict at '" + state + "'" + path_hint(ck->root(), state));
   }
   torch::ToDcpOptions opts;
   opts.force = options.force;

@@ -1,15 +1,21 @@
 """End-to-end tests of the mistakes an AudioCraft user made walking the README
-from a fresh clone (session 7's ux walk): each message says what, where and
-the fix, on one line, with exit 2; nothing is written by a refused command.
+from a fresh clone (sessions 7 and 9's ux walks): each message says what,
+where and the fix, on one line, with exit 2; nothing is written by a refused
+command, and an interrupted one leaves nothing behind.
 """
 
 import os
+import shutil
+import signal
+import subprocess
+import tempfile
 
 import pytest
 import torch
 
 from conftest import REPO_ROOT, run_ckpt
 from test_foundation import assert_usage_error, ok
+from test_ux import big_checkpoint, interrupt_when_temporary_appears, temporaries  # noqa: F401 (a fixture)
 
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "musicgen_tiny_training.th")
 
@@ -272,3 +278,128 @@ def test_safetensors_under_a_torch_name_is_refused(ckpt, tmp_path):
     ok(run_ckpt("safetensors", EXAMPLE, "-o", tmp_path / "weights.st"))  # any other name is the user's call
     # A torch checkpoint under a .safetensors name stays refused the other way.
     assert_usage_error(run_ckpt("rewrite", EXAMPLE, "-o", tmp_path / "r.safetensors"), "writes a torch checkpoint")
+
+
+# ------------------------------------------------ session 9: Ctrl-C during a folder write
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_sharded_write_removes_the_temporary_folder(ckpt, tmp_path, big_checkpoint, sig):
+    # Each Ctrl-C of `safetensors --max-shard-size` (and bundle, to-dcp, to-transformers:
+    # every folder output) left .NAME.ckpt-tmp-XXXX with the shards written so far.
+    out = tmp_path / "shards"
+    rc, seen = interrupt_when_temporary_appears(
+        [ckpt, "safetensors", str(big_checkpoint), "-o", str(out), "--max-shard-size", "50MB"], tmp_path, sig)
+    assert seen, "the write finished before a temporary was seen"
+    assert rc == 128 + sig
+    assert temporaries(tmp_path) == []
+    assert not out.exists()
+
+
+def test_a_signal_while_a_dcp_input_is_consolidated_removes_the_temporary(ckpt, tmp_path, big_checkpoint):
+    # A command that reads a DCP folder consolidates it into $TMPDIR/ckpt-dcp-XXXX
+    # first; an interrupt left that folder (and, once complete, the whole copy).
+    dcp = tmp_path / "dcp"
+    ok(run_ckpt("to-dcp", big_checkpoint, "-o", dcp, "--state", "best_state/model"))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([ckpt, "stats", str(dcp)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = False
+    for _ in range(60000):
+        if proc.poll() is not None:
+            break
+        if os.listdir(tmp):
+            seen = True
+            proc.send_signal(signal.SIGINT)
+            break
+        subprocess.run(["sleep", "0.001"])
+    proc.wait(timeout=60)
+    assert seen, "stats finished before its temporary folder was seen"
+    assert proc.returncode == 128 + signal.SIGINT
+    assert os.listdir(tmp) == []
+
+
+# ------------------------------------------------ session 9: CLI11's words
+
+@pytest.mark.parametrize("args,words", [
+    (["tensors", EXAMPLE, "--state"], ["--state needs a value", "'ckpt help tensors'"]),
+    (["edit", EXAMPLE, "optim.lr=1", "-o"], ["-o needs a value"]),
+    (["show", EXAMPLE, "emb.0.weight", "--head"], ["--head needs a value (a whole number >= 0)"]),
+    (["diff", EXAMPLE, EXAMPLE, "--rtol"], ["--rtol needs a value (a number)"]),
+    (["man", "x"], ["unexpected argument 'x' for 'man'", "(usage: ckpt man [OPTIONS])"]),
+    (["tensors", EXAMPLE, "a", "b"], ["unexpected arguments 'a', 'b' for 'tensors'",
+                                      "(usage: ckpt tensors [OPTIONS] FILE)"]),
+    (["rewrite", EXAMPLE, "-o", "out.th", "-n"], ["unknown option '-n' for 'rewrite'", "'ckpt help rewrite'"]),
+])
+def test_a_missing_option_value_or_an_extra_argument_says_so_in_words(ckpt, tmp_path, args, words):
+    # Were "--state: 1 required TEXT missing" and "The following argument was not expected: x".
+    result = run_ckpt(*args, cwd=tmp_path)
+    assert_usage_error(result, *words)
+    assert "required TEXT" not in result.stderr and "The following" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------ session 9: state paths
+
+@pytest.mark.parametrize("state,words", [
+    # The seed's `pkg['fsdp_best_state']['model']` on a non-FSDP run: fsdp_best_state is {}.
+    ("fsdp_best_state/model", ["no object at 'fsdp_best_state/model'", "'fsdp_best_state' is empty",
+                               "the best state is 'best_state/model'"]),
+    ("bestt_state/model", ["did you mean 'best_state/model'?"]),  # suggested 'best_state' alone
+    ("ema/stat/model", ["did you mean 'ema/state/model'?"]),
+])
+def test_a_state_path_that_does_not_resolve_says_where_it_stops(ckpt, tmp_path, state, words):
+    assert_usage_error(run_ckpt("tensors", EXAMPLE, "--state", state), *words)
+    out = tmp_path / "out.th"
+    assert_usage_error(run_ckpt("edit", EXAMPLE, "-o", out, "--state", state, "--drop", "emb.*"), *words)
+    assert not out.exists()
+
+
+def test_to_dcp_names_the_closest_state_path(ckpt, tmp_path):
+    out = tmp_path / "dcp"
+    assert_usage_error(run_ckpt("to-dcp", EXAMPLE, "-o", out, "--state", "best_state/modl"),
+                       "no state dict at 'best_state/modl'", "did you mean 'best_state/model'?")
+    assert not out.exists()
+
+
+# ------------------------------------------------ session 9: a DCP folder where a file is read
+
+def test_a_dcp_folder_given_to_a_file_command_points_at_consolidate(ckpt, tmp_path):
+    dcp = tmp_path / "step_1000"
+    ok(run_ckpt("to-dcp", EXAMPLE, "-o", dcp, "--state", "best_state/model"))
+    # Said "is a folder: name a checkpoint file (it holds none ...)", or "open: Is a directory" (to-dcp).
+    for args in (["ls", "step_1000/"], ["show", "step_1000", "emb.0.weight"],
+                 ["edit", "step_1000", "-o", "x.th", "--drop", "emb.*"], ["to-dcp", "step_1000", "-o", "d2"]):
+        assert_usage_error(run_ckpt(*args, cwd=tmp_path), "is a torch distributed checkpoint (DCP) folder",
+                           "ckpt consolidate " + args[1] + " -o step_1000.th")
+    assert sorted(os.listdir(tmp_path)) == ["step_1000"]
+    # Following the advice works.
+    ok(run_ckpt("consolidate", "step_1000", "-o", "step_1000.th", cwd=tmp_path))
+    ok(run_ckpt("show", "step_1000.th", "emb.0.weight", cwd=tmp_path))
+
+
+# ------------------------------------------------ session 9: --in-place on a file one cannot write
+
+def test_in_place_on_a_read_only_file_says_how_to_edit_it(ckpt):
+    # Said "ro.th: open: Permission denied". Root writes read-only files: run as
+    # nobody there, in a folder nobody may enter.
+    folder = tempfile.mkdtemp(prefix="ckpt-walk-")
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "ro.th")
+        shutil.copyfile(EXAMPLE, path)
+        os.chmod(path, 0o444)
+        before = open(path, "rb").read()
+        as_user = None
+        if os.geteuid() == 0:
+            os.chown(folder, 65534, 65534)
+            os.chown(path, 65534, 65534)
+            as_user = lambda: (os.setgid(65534), os.setuid(65534))  # noqa: E731
+        result = subprocess.run([ckpt, "edit", "ro.th", "--in-place", "optim.lr=1e-5"], capture_output=True,
+                                text=True, cwd=folder, stdin=subprocess.DEVNULL, preexec_fn=as_user, timeout=60)
+        assert_usage_error(result, "ro.th: cannot edit in place: Permission denied",
+                           "write an edited copy with -o OUT instead of --in-place", "chmod u+w ro.th")
+        assert open(path, "rb").read() == before
+    finally:
+        shutil.rmtree(folder)
