@@ -64,6 +64,15 @@ std::string parse_error_message(CLI::App& app, int argc, char** argv, const CLI:
     return "unknown option '" + name + "' for '" + sub->get_name() + "'" + hint + help;
   }
   const std::string what = e.what();
+  // CLI11's "--output is required": 'ckpt export in.th out.bin' left -o out.
+  if (dynamic_cast<const CLI::RequiredError*>(&e) && what == "--output is required") {
+    std::vector<std::string> extra = sub->remaining();
+    return "-o OUT is required (the output)" +
+           (extra.size() == 1 && extra[0].find('=') == std::string::npos && extra[0].rfind('-', 0) != 0
+                ? "; did you mean -o " + extra[0] + "?"
+                : std::string()) +
+           help;
+  }
   // CLI11's "--state: 1 required TEXT missing": an option given without its value.
   if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
     const size_t colon = what.find(": "), required = what.find(" required ");
@@ -121,6 +130,8 @@ void one_value_per_flag(CLI::App& app) {
 void remote_options(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     if (sub->get_group().empty()) continue;  // hidden helpers
+    const std::string& name = sub->get_name();
+    if (name == "help" || name == "completion" || name == "man") continue;  // they read no file
     sub->add_option("--token", http::settings().token,
                     "Hugging Face token for hf:// and Hub URLs (default: HF_TOKEN, then the huggingface token file); "
                     "sent to the Hub host only")

@@ -403,3 +403,44 @@ def test_in_place_on_a_read_only_file_says_how_to_edit_it(ckpt):
         assert open(path, "rb").read() == before
     finally:
         shutil.rmtree(folder)
+
+
+# ------------------------------------------------ session 9: the output named without -o
+
+@pytest.mark.parametrize("args,words", [
+    (["edit", EXAMPLE, "out.th", "optim.lr=1e-5"], ["edit needs exactly one of -o OUT and --in-place",
+                                                    "'out.th' is not an override: did you mean -o out.th?"]),
+    (["export", EXAMPLE, "state_dict.bin"], ["-o OUT is required", "did you mean -o state_dict.bin?"]),
+    (["safetensors", EXAMPLE, "model.safetensors"], ["-o OUT is required", "did you mean -o model.safetensors?"]),
+    (["rewrite", EXAMPLE], ["-o OUT is required (the output) (see 'ckpt help rewrite')"]),
+])
+def test_an_output_given_without_dash_o_is_named(ckpt, tmp_path, args, words):
+    # Were "edit needs exactly one of -o OUT and --in-place" and "--output is required".
+    result = run_ckpt(*args, cwd=tmp_path)
+    assert_usage_error(result, *words)
+    assert "--output is required" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_cfg_given_an_override_points_at_edit(ckpt, tmp_path):
+    assert_usage_error(run_ckpt("cfg", EXAMPLE, "optim.lr=1e-5"), "config key 'optim.lr=1e-5' not found",
+                       f"'ckpt edit {EXAMPLE} -o OUT optim.lr=1e-5' (or --in-place)")
+
+
+def test_bundle_says_when_compression_is_a_pointer_to_a_pretrained_name(ckpt, tmp_path):
+    # A misspelt file name without an extension became a pointer without a word.
+    out = tmp_path / "bundle"
+    result = run_ckpt("bundle", EXAMPLE, "-o", out, "--compression", "my_compression")
+    ok(result)
+    assert "a pointer to the pretrained 'my_compression', not a file here" in result.stderr
+    assert load(out / "compression_state_dict.bin")["pretrained"] == "my_compression"
+
+
+@pytest.mark.parametrize("command", ["help", "completion", "man"])
+def test_commands_that_read_no_file_take_no_remote_options(ckpt, command):
+    # `ckpt help completion` listed --token, --no-cache, --cache-dir and --cache-max.
+    result = run_ckpt("help", command)
+    ok(result)
+    assert "--token" not in result.stdout and "Remote inputs" not in result.stdout
+    assert_usage_error(run_ckpt(command, "bash" if command == "completion" else "info", "--token", "x"),
+                       f"unknown option '--token' for '{command}'")
