@@ -156,6 +156,14 @@ std::string path_hint(pickle::Node* root, const std::string& path) {
 }
 
 std::string Opened::default_state_path() const {
+  if (!best_state && layout == audiocraft::Layout::FsdpShard) {
+    // The seed's workflow run on checkpoint.th.1: the file to edit is rank 0's.
+    const std::string& path = ck->path();
+    throw UsageError(path + ": rank " + std::to_string(audiocraft::fsdp_rank_of(path).value_or(0)) +
+                     "'s shard of an FSDP checkpoint, which has no best state: the full state is fsdp_best_state in "
+                     "rank 0's " + audiocraft::fsdp_rank0_file(path) + " (use that file), or name one of this shard's "
+                     "state dicts with " + option_set("state", "PATH") + " ('ckpt info " + path + "' lists them)");
+  }
   if (!best_state) {
     std::string list;
     for (const auto& c : state_candidates) list += (list.empty() ? "" : ", ") + std::string("'") + c + "'";

@@ -528,3 +528,18 @@ def test_the_readme_examples_run_in_order_from_the_repository_root(ckpt, tmp_pat
         run(cells[-1].strip(" |`"))
         ran += 1
     assert ran >= 20
+
+
+# ------------------------------------------------ session 9: the seed's workflow on an FSDP rank file
+
+def test_an_fsdp_rank_file_names_rank_0s_file_and_its_own_state_dicts(ckpt, tmp_path, fixture_path):
+    # Was "no best state in a checkpoint of layout 'audiocraft-fsdp-shard': name one with --state PATH".
+    shard = fixture_path("fsdp_rank_shard")
+    out = tmp_path / "init.th"
+    for args in (["edit", shard, "-o", out, "--drop", "condition_provider.*"], ["tensors", shard],
+                 ["safetensors", shard, "-o", tmp_path / "x.safetensors"]):
+        assert_usage_error(run_ckpt(*args), "rank 1's shard of an FSDP checkpoint",
+                           f"fsdp_best_state in rank 0's {shard.parent / 'checkpoint.th'} (use that file)", "--state PATH",
+                           f"'ckpt info {shard}' lists them")
+    assert os.listdir(tmp_path) == []
+    ok(run_ckpt("tensors", shard, "--state", "model"))
