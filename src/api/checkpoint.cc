@@ -4,6 +4,7 @@
 #include <set>
 
 #include "api/format.h"
+#include "omegaconf/dictconfig.h"
 #include "torch/dcp.h"
 #include "torch/module.h"
 #include "torch/open_any.h"
@@ -119,8 +120,18 @@ Opened open_checkpoint(Env& env, const std::string& path) {
 void require_config(const Opened& o, const std::string& file) {
   const pickle::Node* root = o.ck->root();
   if (pickle::is_mapping(root) && pickle::get_item(root, "xp.cfg")) return;
+  // A config under another top-level key (a DictConfig saved as {'cfg': cfg, ...}): cfg --path reads it.
+  std::string elsewhere;
+  if (const auto* entries = pickle::entries_of(root))
+    for (const auto& [k, v] : *entries)
+      if (k->kind == pickle::Kind::Str && omegaconf::is_config_node(v)) {
+        elsewhere = "; it has a config at '" + k->text + "': 'ckpt cfg " + file + " --path " + k->text +
+                    "' reads it (overrides edit xp.cfg only)";
+        break;
+      }
   throw UsageError(file + " has no 'xp.cfg' (" + audiocraft::to_string(o.layout) +
-                   "): cfg and config overrides read AudioCraft's xp.cfg ('ckpt info " + file + "' lists its keys)");
+                   "): cfg and config overrides read AudioCraft's xp.cfg (" +
+                   (elsewhere.empty() ? "'ckpt info " + file + "' lists its keys)" : "top level)" + elsewhere));
 }
 
 std::string path_hint(pickle::Node* root, const std::string& path) {

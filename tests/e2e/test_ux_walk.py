@@ -543,3 +543,22 @@ def test_an_fsdp_rank_file_names_rank_0s_file_and_its_own_state_dicts(ckpt, tmp_
                            f"'ckpt info {shard}' lists them")
     assert os.listdir(tmp_path) == []
     ok(run_ckpt("tensors", shard, "--state", "model"))
+
+
+def test_a_config_under_another_key_is_pointed_at_with_cfg_path(ckpt, tmp_path, fixture_path):
+    # dictconfig.pt is {'cfg': DictConfig, 'note': ...}: "has no 'xp.cfg'" alone left the user to guess.
+    path = fixture_path("dictconfig")
+    for args in (["cfg", path], ["edit", path, "-o", tmp_path / "x.pt", "seed=1"]):
+        assert_usage_error(run_ckpt(*args), f"{path} has no 'xp.cfg'",
+                           f"it has a config at 'cfg': 'ckpt cfg {path} --path cfg' reads it")
+    ok(run_ckpt("cfg", path, "--path", "cfg"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_glob_matching_nothing_in_a_plain_state_dict_names_the_top_level(ckpt, tmp_path, fixture_path):
+    # Said "matches no key of ''".
+    out = tmp_path / "x.pt"
+    result = run_ckpt("edit", fixture_path("legacy"), "-o", out, "--drop", "zz*")
+    assert_usage_error(result, "--drop 'zz*' matches no key of the top-level state dict")
+    assert "of ''" not in result.stderr
+    assert not out.exists()
