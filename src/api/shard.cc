@@ -96,8 +96,11 @@ ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : env_
   std::error_code ec;
   std::string base = std::filesystem::temp_directory_path(ec).string();  // $TMPDIR, else /tmp
   if (ec || base.empty()) base = "/tmp";
-  temp_dir_ = env.create_temp_directory(base, "ckpt-dcp-");
-  signal_slot_ = register_temp_directory(temp_dir_);  // Ctrl-C leaves no consolidated copy in /tmp
+  {
+    SignalHold hold;  // made and registered as one step: Ctrl-C leaves no consolidated copy in /tmp
+    temp_dir_ = env.create_temp_directory(base, "ckpt-dcp-");
+    signal_slot_ = register_temp_directory(temp_dir_);
+  }
   std::string trimmed = path;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   std::string name = basename_of(trimmed);

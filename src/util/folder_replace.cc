@@ -42,9 +42,12 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, Whole, bool force
 void FolderReplace::make_temp() {
   // 0777 less the umask: the folder becomes the output, made as mkdir(1)
   // and os.makedirs make one.
-  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0777);
   // Ctrl-C while the new files are written removes them with the folder
-  // (they may be gigabytes of shards), as AtomicOutput removes its temporary.
+  // (they may be gigabytes of shards), as AtomicOutput removes its temporary;
+  // a signal waits until the folder, made under a name known only then, is
+  // registered.
+  SignalHold hold;
+  tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0777);
   signal_slot_ = register_temp_directory(tmp_);
 }
 
@@ -85,27 +88,28 @@ void FolderReplace::remove_temp() noexcept {
 void FolderReplace::commit() {
   for (const auto& name : kept_) env_.link(target_ + "/" + name, tmp_ + "/" + name);
   env_.sync_dir(tmp_);
-  // From the exchange on, tmp_ names the old folder: a signal leaves it (it
-  // goes only once the exchange is durable, below).
-  unregister_temp(signal_slot_);
-  signal_slot_ = -1;
-  if (existed_) env_.exchange(tmp_, target_);
-  else env_.rename(tmp_, target_);
-  swapped_ = true;
-  // Durable before the old files go: were they unlinked first, a power loss
-  // could undo the exchange and keep the unlinks. (Should that fsync fail,
-  // the error is reported and the old files still go: nothing half-written
-  // is left behind by a process that lives to report it.)
-  try {
-    env_.sync_dir(dirname_of(target_));
-  } catch (...) {
-    if (existed_) remove_temp();
-    throw;
+  {
+    // From the exchange on, tmp_ names the old folder, which may go only once
+    // the exchange is durable: a signal waits until then, and then removes it.
+    SignalHold hold;
+    if (existed_) env_.exchange(tmp_, target_);
+    else env_.rename(tmp_, target_);
+    swapped_ = true;
+    unregister_temp(signal_slot_);
+    signal_slot_ = -1;
+    // Durable before the old files go: were they unlinked first, a power loss
+    // could undo the exchange and keep the unlinks. (Should that fsync fail,
+    // the error is reported and the old files still go: nothing half-written
+    // is left behind by a process that lives to report it.)
+    try {
+      env_.sync_dir(dirname_of(target_));
+    } catch (...) {
+      if (existed_) remove_temp();
+      throw;
+    }
+    if (existed_) signal_slot_ = register_temp_directory(tmp_);
   }
-  if (existed_) {
-    signal_slot_ = register_temp_directory(tmp_);
-    remove_temp();
-  }
+  if (existed_) remove_temp();
 }
 
 }  // namespace ckpt

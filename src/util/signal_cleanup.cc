@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -87,6 +88,16 @@ void install_cleanup_signal_handlers() {
 int register_temp(const std::string& path) { return register_slot(path, kFile); }
 
 int register_temp_directory(const std::string& path) { return register_slot(path, kFolder); }
+
+SignalHold::SignalHold() {
+  static_assert(sizeof(saved_) >= sizeof(sigset_t));
+  sigset_t held;
+  sigemptyset(&held);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&held, sig);
+  ::pthread_sigmask(SIG_BLOCK, &held, reinterpret_cast<sigset_t*>(saved_));
+}
+
+SignalHold::~SignalHold() { ::pthread_sigmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(saved_), nullptr); }
 
 void unregister_temp(int slot) {
   if (slot >= 0 && slot < kSlots) slot_state[slot].store(0, std::memory_order_release);

@@ -24,4 +24,19 @@ int register_temp(const std::string& path);
 int register_temp_directory(const std::string& path);
 void unregister_temp(int slot);
 
+// Holds SIGINT, SIGTERM and SIGHUP back in this thread while it lives (they
+// wait, pending, and arrive when it ends): for steps a signal must not split,
+// such as creating a folder whose name is known only once it exists and
+// registering it.
+class SignalHold {
+ public:
+  SignalHold();
+  ~SignalHold();
+  SignalHold(const SignalHold&) = delete;
+  SignalHold& operator=(const SignalHold&) = delete;
+
+ private:
+  unsigned long long saved_[16];  // the previous mask (a sigset_t)
+};
+
 }  // namespace ckpt

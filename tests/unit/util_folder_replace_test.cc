@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <set>
 
@@ -68,6 +69,27 @@ TEST(FolderReplace, ASignalBeforeCommitRemovesTheTemporaryFolder) {
   EXPECT_EQ(status, 128 + SIGTERM);
   EXPECT_EQ(tree(t.file("")), (std::set<std::string>{"elsewhere"}));
   EXPECT_EQ(read(t.file("elsewhere")), "keep");
+}
+
+TEST(FolderReplace, ASignalHeldBackArrivesOnceTheFolderIsRegistered) {
+  // The folder's name is known only once it exists: a signal between making
+  // and registering it left it behind (seen when Ctrl-C came as soon as it
+  // appeared). SignalHold keeps the signal pending until both are done.
+  ckpt_test::TempDir t;
+  const std::string out = t.file("out");
+  int status = in_child([&] {
+    std::optional<FolderReplace> f;
+    {
+      SignalHold hold;
+      ::raise(SIGTERM);  // pending, not delivered
+      f.emplace(Env::Default(), out, FolderReplace::Whole{}, false);
+      write_new(*f, "model.safetensors", "shard");
+      if (tree(t.file("")).size() != 2) ::_exit(3);  // the temporary folder and its file exist
+    }
+    ::_exit(4);  // not reached: the signal arrives when hold ends
+  });
+  EXPECT_EQ(status, 128 + SIGTERM);
+  EXPECT_EQ(tree(t.file("")), (std::set<std::string>{}));
 }
 
 TEST(FolderReplace, ASignalBeforeCommitKeepsTheOldSetAndTheOtherFiles) {
