@@ -161,6 +161,8 @@ class Checkpoint:
         return {"format": self.format, "layout": self.layout, "best_state": self.best_state or ""}
 
     def _row(self, name: str, state: str | None) -> tuple:
+        if not isinstance(name, str):  # c[0] said "'int' object is not iterable"
+            raise TypeError(f"a tensor name is a string, not {type(name).__name__} (keys() lists them)")
         rows = self._tensor_rows(state)
         for row in rows:
             if row[0] == name:

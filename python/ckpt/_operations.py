@@ -200,6 +200,9 @@ def _progress_callback(progress: Any) -> Callable[[str, int, int], None] | None:
     """progress: a callable(output, done, total), or a tqdm-like bar (has
     update() and n): its total is set and it is advanced."""
     if progress is None or not hasattr(progress, "update") or not hasattr(progress, "n"):
+        if progress is not None and not callable(progress):  # said "'int' object is not callable" mid-write
+            raise TypeError(f"progress: expected a callable(output, done, total) or a tqdm bar, "
+                            f"not {type(progress).__name__}")
         return progress
 
     def advance(output: str, done: int, total: int) -> None:

@@ -4,6 +4,8 @@
 #include <set>
 
 #include "api/format.h"
+#include "omegaconf/dictconfig.h"
+#include "torch/dcp.h"
 #include "torch/module.h"
 #include "torch/open_any.h"
 #include "util/error.h"
@@ -77,6 +79,14 @@ std::string checkpoint_files_hint(Env& env, const std::string& dir) {
 }
 
 IoError folder_given_error(Env& env, const std::string& dir) {
+  if (torch::DcpCheckpoint::is_dcp_folder(env, dir)) {
+    // A checkpoint, but one this command does not read: say which do, and how to make a file of it.
+    std::string name = dir;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    return IoError(dir + " is a torch distributed checkpoint (DCP) folder, which this command does not read "
+                   "(info, tensors, verify, stats, scan and diff do): make one file of it first with 'ckpt consolidate " +
+                   dir + " -o " + name + ".th'", EISDIR);
+  }
   return IoError(dir + " is a folder: " + checkpoint_files_hint(env, dir), EISDIR);
 }
 
@@ -110,8 +120,18 @@ Opened open_checkpoint(Env& env, const std::string& path) {
 void require_config(const Opened& o, const std::string& file) {
   const pickle::Node* root = o.ck->root();
   if (pickle::is_mapping(root) && pickle::get_item(root, "xp.cfg")) return;
+  // A config under another top-level key (a DictConfig saved as {'cfg': cfg, ...}): cfg --path reads it.
+  std::string elsewhere;
+  if (const auto* entries = pickle::entries_of(root))
+    for (const auto& [k, v] : *entries)
+      if (k->kind == pickle::Kind::Str && omegaconf::is_config_node(v)) {
+        elsewhere = "; it has a config at '" + k->text + "': 'ckpt cfg " + file + " --path " + k->text +
+                    "' reads it (overrides edit xp.cfg only)";
+        break;
+      }
   throw UsageError(file + " has no 'xp.cfg' (" + audiocraft::to_string(o.layout) +
-                   "): cfg and config overrides read AudioCraft's xp.cfg ('ckpt info " + file + "' lists its keys)");
+                   "): cfg and config overrides read AudioCraft's xp.cfg (" +
+                   (elsewhere.empty() ? "'ckpt info " + file + "' lists its keys)" : "top level)" + elsewhere));
 }
 
 std::string path_hint(pickle::Node* root, const std::string& path) {
@@ -126,9 +146,18 @@ std::string path_hint(pickle::Node* root, const std::string& path) {
       if (!parent) return "";
       std::vector<std::string> keys;
       for (auto& [k, v] : audiocraft::path_children(parent)) keys.push_back(k);
+      // AudioCraft's fsdp_best_state is {} outside FSDP training: say so
+      // rather than leave "no object" looking like a damaged file.
+      if (keys.empty() && pickle::entries_of(parent))
+        return "; '" + (reached.empty() ? std::string("/") : reached) + "' is empty";
       std::string m = closest_match(part, keys);
       if (m.empty()) return "";
-      return "; did you mean '" + (reached.empty() ? m : reached + "/" + m) + "'?";
+      // The whole path when the rest of it resolves under the closest key
+      // ('bestt_state/model' -> 'best_state/model', not 'best_state').
+      std::string shown = reached.empty() ? m : reached + "/" + m;
+      if (slash != std::string::npos && audiocraft::resolve_path(root, shown + path.substr(slash)))
+        shown += path.substr(slash);
+      return "; did you mean '" + shown + "'?";
     }
     reached = next;
     if (slash == std::string::npos) break;
@@ -138,6 +167,14 @@ std::string path_hint(pickle::Node* root, const std::string& path) {
 }
 
 std::string Opened::default_state_path() const {
+  if (!best_state && layout == audiocraft::Layout::FsdpShard) {
+    // The seed's workflow run on checkpoint.th.1: the file to edit is rank 0's.
+    const std::string& path = ck->path();
+    throw UsageError(path + ": rank " + std::to_string(audiocraft::fsdp_rank_of(path).value_or(0)) +
+                     "'s shard of an FSDP checkpoint, which has no best state: the full state is fsdp_best_state in "
+                     "rank 0's " + audiocraft::fsdp_rank0_file(path) + " (use that file), or name one of this shard's "
+                     "state dicts with " + option_set("state", "PATH") + " ('ckpt info " + path + "' lists them)");
+  }
   if (!best_state) {
     std::string list;
     for (const auto& c : state_candidates) list += (list.empty() ? "" : ", ") + std::string("'") + c + "'";
@@ -250,7 +287,12 @@ pickle::Node* Opened::mapping_of(const pickle::Node* n) const {
 pickle::Node* Opened::state_dict(const std::string& given) const {
   const std::string path = given == "/" ? std::string() : given;
   pickle::Node* n = audiocraft::resolve_path(ck->root(), path);
-  if (!n) throw UsageError(ck->path() + ": no object at '" + path + "'" + path_hint(ck->root(), path));
+  if (!n) {
+    std::string hint = path_hint(ck->root(), path);
+    if (hint.size() > 9 && hint.compare(hint.size() - 9, 9, " is empty") == 0 && best_state)
+      hint += ": the best state is '" + *best_state + "' (the default without " + option_name("state") + ")";
+    throw UsageError(ck->path() + ": no object at '" + path + "'" + hint);
+  }
   pickle::Node* m = mapping_of(n);
   if (!m) throw UsageError(ck->path() + ": '" + path + "' is not a state dict (" + describe(n, *ck) + ")");
   return m;

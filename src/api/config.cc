@@ -91,6 +91,11 @@ omegaconf::Value selected(Env& env, const std::string& file, const ConfigOptions
   if (a.key.empty()) return tree;
   std::string where = a.path.empty() ? file : file + ": " + a.path;
   auto not_found = [&] {
+    // 'ckpt cfg FILE optim.lr=1e-5': cfg reads; edit sets.
+    const size_t eq = a.key.find('=');
+    if (eq != std::string::npos)
+      return UsageError(where + ": config key '" + a.key + "' not found: cfg prints a key's value; to set it, 'ckpt edit " +
+                        file + " -o OUT " + a.key + "' (or " + option_set("in_place") + ")");
     return UsageError(where + ": config key '" + a.key + "' not found" + did_you_mean(a.key, keys_of(tree)));
   };
   if (a.raw) {

@@ -35,7 +35,21 @@ std::string plural(size_t n, const char* one, const char* many) {
 void check_options(const std::string& file, const EditOptions& a) {
   // A dry run may name no output: it counts what -o would write.
   bool dry_run_alone = a.dry_run && !a.in_place && a.output.out.empty() && !a.output.sink;
-  if (a.in_place == !a.output.out.empty() && !dry_run_alone) throw UsageError("edit needs exactly one of " + option_set("out", "OUT") + " and " + option_set("in_place"));
+  if (a.in_place == !a.output.out.empty() && !dry_run_alone) {
+    // 'ckpt edit in.th out.th optim.lr=1' (no -o): the output name sits among the overrides.
+    std::string hint;
+    if (!a.in_place)
+      for (const auto& w : a.overrides) {
+        if (w.find('=') != std::string::npos || w.empty() || w[0] == '~') continue;
+        for (const char* ext : {".th", ".pt", ".pth", ".bin", ".ckpt"}) {
+          const std::string e = ext;
+          if (w.size() > e.size() && w.compare(w.size() - e.size(), e.size(), e) == 0) hint = w;
+        }
+        if (!hint.empty()) break;
+      }
+    throw UsageError("edit needs exactly one of " + option_set("out", "OUT") + " and " + option_set("in_place") +
+                     (hint.empty() ? "" : "; '" + hint + "' is not an override: did you mean " + option_set("out", hint) + "?"));
+  }
   if (a.compact && !a.in_place) throw UsageError(option_name("compact") + " goes with " + option_set("in_place"));
   for (const auto& g : a.keep) check_glob("keep", g);
   for (const auto& g : a.drop) check_glob("drop", g);

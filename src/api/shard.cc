@@ -1,5 +1,6 @@
 #include "api/shard.h"
 
+#include <cerrno>
 #include <filesystem>
 
 #include "api/format.h"
@@ -7,6 +8,7 @@
 #include "pickle/value.h"
 #include "torch/safetensors_shards.h"
 #include "util/error.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt::api {
 
@@ -94,7 +96,11 @@ ReadableCheckpoint::ReadableCheckpoint(Env& env, const std::string& path) : env_
   std::error_code ec;
   std::string base = std::filesystem::temp_directory_path(ec).string();  // $TMPDIR, else /tmp
   if (ec || base.empty()) base = "/tmp";
-  temp_dir_ = env.create_temp_directory(base, "ckpt-dcp-");
+  {
+    SignalHold hold;  // made and registered as one step: Ctrl-C leaves no consolidated copy in /tmp
+    temp_dir_ = env.create_temp_directory(base, "ckpt-dcp-");
+    signal_slot_ = register_temp_directory(temp_dir_);
+  }
   std::string trimmed = path;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   std::string name = basename_of(trimmed);
@@ -117,6 +123,8 @@ void ReadableCheckpoint::remove_temporary() noexcept {
   } catch (const Error&) {
     // A temporary folder left behind is not worth failing the command for.
   }
+  unregister_temp(signal_slot_);
+  signal_slot_ = -1;
 }
 
 ConsolidateResult consolidate(Env& env, const std::string& dir, const ConsolidateOptions& options) {
@@ -130,7 +138,13 @@ ConsolidateResult consolidate(Env& env, const std::string& dir, const Consolidat
 }
 
 ToDcpResult to_dcp(Env& env, const std::string& file, const ToDcpOptions& options) {
-  auto ck = torch::Checkpoint::open(env, file);
+  std::unique_ptr<torch::Checkpoint> ck;
+  try {
+    ck = torch::Checkpoint::open(env, file);
+  } catch (const IoError& e) {
+    if (e.error_number() == EISDIR) throw folder_given_error(env, file);  // said "open: Is a directory"
+    throw;
+  }
   const pickle::Node* root = ck->root();
   const std::string& state = options.state;
   if (!state.empty()) {
@@ -140,7 +154,7 @@ ToDcpResult to_dcp(Env& env, const std::string& file, const ToDcpOptions& option
       root = pickle::get_item(root, state.substr(pos, end - pos));
       pos = end + 1;
     }
-    if (!root) throw UsageError(file + ": no state dict at '" + state + "'");
+    if (!root) throw UsageError(file + ": no state dict at '" + state + "'" + path_hint(ck->root(), state));
   }
   torch::ToDcpOptions opts;
   opts.force = options.force;

@@ -194,6 +194,7 @@ class ReadableCheckpoint {
   void remove_temporary() noexcept;
   Env& env_;
   std::string path_, temp_dir_;
+  int signal_slot_ = -1;  // temp_dir_, removed on a signal (util/signal_cleanup.h)
 };
 
 struct ConsolidateOptions {

@@ -238,7 +238,8 @@ SurgeryReport apply_surgery(pickle::Graph& g, Node* sd, const KeySurgery& s, con
       std::string m = literal.empty() ? "" : closest_match(literal, starts);
       if (!m.empty() && m != literal) hint = "; did you mean '" + m + pattern.substr(wild) + "'?";
     }
-    throw UsageError(option_name(flag) + " '" + pattern + "' matches no key of '" + where + "'" + hint + " (" +
+    throw UsageError(option_name(flag) + " '" + pattern + "' matches no key of " +
+                     (where.empty() ? std::string("the top-level state dict") : "'" + where + "'") + hint + " (" +
                      option_set("allow_no_match") + " accepts that)");
   };
 

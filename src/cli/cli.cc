@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -62,7 +63,55 @@ std::string parse_error_message(CLI::App& app, int argc, char** argv, const CLI:
       hint = "; config overrides take no dashes: '" + w.substr(2) + "'";
     return "unknown option '" + name + "' for '" + sub->get_name() + "'" + hint + help;
   }
-  return std::string(e.what()) + help;
+  const std::string what = e.what();
+  // CLI11's "--output is required": 'ckpt export in.th out.bin' left -o out.
+  if (dynamic_cast<const CLI::RequiredError*>(&e) && what == "--output is required") {
+    std::vector<std::string> extra = sub->remaining();
+    return "-o OUT is required (the output)" +
+           (extra.size() == 1 && extra[0].find('=') == std::string::npos && extra[0].rfind('-', 0) != 0
+                ? "; did you mean -o " + extra[0] + "?"
+                : std::string()) +
+           help;
+  }
+  // CLI11's "--state: 1 required TEXT missing": an option given without its value.
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
+    const size_t colon = what.find(": "), required = what.find(" required ");
+    const std::string missing = " missing";
+    if (colon != std::string::npos && required != std::string::npos && what.size() > required + 10 + missing.size() &&
+        what.compare(what.size() - missing.size(), missing.size(), missing) == 0) {
+      std::string name = what.substr(0, colon);
+      const std::string type = what.substr(required + 10, what.size() - missing.size() - required - 10);
+      if (name == "--output") name = "-o";
+      std::string kind;
+      if (type.rfind("INT", 0) == 0) kind = type.find(">=0") != std::string::npos ? " (a whole number >= 0)" : " (a whole number)";
+      else if (type.rfind("FLOAT", 0) == 0) kind = " (a number)";
+      return name + " needs a value" + kind + help;
+    }
+  }
+  // CLI11's "The following argument was not expected: x": a short option the
+  // command lacks (-n where there is no dry run), or one argument too many.
+  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    std::vector<std::string> shorts;
+    for (const CLI::Option* o : sub->get_options([](const CLI::Option* o) { return !o->get_positional(); }))
+      for (const auto& n : o->get_snames()) shorts.push_back("-" + n);
+    for (int i = 2; i < argc; ++i) {
+      std::string w = argv[i];
+      if (w == "--") break;
+      if (w.size() < 2 || w[0] != '-' || w[1] == '-' || !std::isalpha(static_cast<unsigned char>(w[1]))) continue;
+      if (std::find(shorts.begin(), shorts.end(), w.substr(0, 2)) != shorts.end()) continue;
+      return "unknown option '" + w + "' for '" + sub->get_name() + "'" + help;
+    }
+    std::string extra;
+    for (const auto& w : sub->remaining()) extra += (extra.empty() ? "'" : ", '") + w + "'";
+    std::string usage;
+    const std::string text = sub->help();
+    const size_t at = text.find("Usage: ");
+    if (at != std::string::npos) usage = " (usage: ckpt " + text.substr(at + 7, text.find('\n', at) - at - 7) + ")";
+    if (!extra.empty())
+      return "unexpected argument" + std::string(sub->remaining_size() > 1 ? "s " : " ") + extra + " for '" +
+             sub->get_name() + "'" + usage + help;
+  }
+  return what + help;
 }
 
 bool has_command(CLI::App& app, const std::string& word) { return command_of(app, word) != nullptr; }
@@ -81,6 +130,8 @@ void one_value_per_flag(CLI::App& app) {
 void remote_options(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     if (sub->get_group().empty()) continue;  // hidden helpers
+    const std::string& name = sub->get_name();
+    if (name == "help" || name == "completion" || name == "man") continue;  // they read no file
     sub->add_option("--token", http::settings().token,
                     "Hugging Face token for hf:// and Hub URLs (default: HF_TOKEN, then the huggingface token file); "
                     "sent to the Hub host only")

@@ -109,7 +109,7 @@ void register_show_commands(CLI::App& app, Context& ctx) {
   show->add_option("NAME", a->options.name, "tensor name, as 'ckpt tensors' lists it")->required();
   show->add_option("--state", a->options.state, "path of the state dict (default: the best state)");
   show->add_flag("--json", a->json, "the values as JSON (strings, as printed) on standard output");
-  show->add_option("--head", a->options.head, "print the first K values (default 20; 0: all)")
+  show->add_option("--head", a->options.head, "print the first K values (default 20; 0: all); of a matrix, the rows that hold them, as torch prints it")
       ->check(non_negative_whole_number());
   show->callback([a, &ctx] { ctx.exit_code = cmd_show(ctx.env, *a); });
 }

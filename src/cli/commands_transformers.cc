@@ -32,7 +32,7 @@ int cmd_to(Env& env, const Args& a) {
     print_json(r);
     return 0;
   }
-  for (const auto& n : r.notes) say(a.common, "note: " + n);
+  for (const auto& n : r.notes) say(a.common, "note: " + cli_message(n));  // `text_encoder` -> --text-encoder
   say(a.common, "wrote " + o.out + ": " + r.architecture + ", " + std::to_string(r.tensors) + " tensors, " +
                     human_bytes(r.bytes) + " in " + std::to_string(r.files) + " safetensors file" +
                     (r.files == 1 ? "" : "s") + " + config.json" +
@@ -50,7 +50,7 @@ int cmd_from(Env& env, const Args& a) {
     print_json(r);
     return 0;
   }
-  for (const auto& n : r.notes) say(a.common, "note: " + n);
+  for (const auto& n : r.notes) say(a.common, "note: " + cli_message(n));  // `text_encoder` -> --text-encoder
   if (r.written.size() == 1)  // an EncodecModel folder: the compression model alone
     say(a.common, "wrote " + o.out + ": compression_state_dict.bin (" + r.compression + ", " +
                       std::to_string(r.tensors) + " tensors)");

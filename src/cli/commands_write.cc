@@ -177,6 +177,11 @@ int cmd_bundle(Env& env, const WriteArgs& a) {
   std::string note = r.compression_from_config.empty()
                          ? ""
                          : " (compression model " + r.compression_from_config + ", from xp.cfg)";
+  // --compression NAME that is not a file here: a pointer, which a misspelt
+  // file name without a checkpoint's extension also becomes; say which.
+  if (note.empty() && r.compression_pretrained)
+    note = " (compression model: a pointer to the pretrained '" + a.bundle.compression +
+           "', not a file here; AudioCraft fetches it when it loads the folder)";
   say(a.common, "wrote " + r.state_dict + " and " + r.compression_state_dict + note);
   return 0;
 }

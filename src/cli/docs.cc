@@ -48,8 +48,13 @@ const std::map<std::string, std::string>& examples() {
       {"show",
        "$ ckpt show examples/musicgen_tiny_training.th emb.0.weight --head 8\n"
        "emb.0.weight: float16 [33, 16], 528 elements\n"
-       "0.23254 -1.1016 -1.2471 -0.74805 -0.979 0.82812 -0.24988 0.15991\n"
-       "... 520 more (--head 0 shows all)"},
+       "[[ 0.23254,  -1.1016,  -1.2471, ...,   1.5684, -0.11053, -0.25708],\n"
+       " ...]\n"
+       "... 32 more rows (--head 0 shows all)\n"
+       "$ ckpt show examples/musicgen_tiny_training.th out_norm.weight --head 8   # a vector: its first values\n"
+       "out_norm.weight: float16 [16], 16 elements\n"
+       "0.99951 0.99951 0.99951 0.99951 0.99951 0.99951 0.99951 0.99951\n"
+       "... 8 more (--head 0 shows all)"},
       {"verify",
        "$ ckpt verify examples/musicgen_tiny_training.th && echo intact\n"
        "examples/musicgen_tiny_training.th: ok (218 records, 216 tensors checked)\n"
@@ -80,9 +85,9 @@ const std::map<std::string, std::string>& examples() {
       {"compact",
        "$ ckpt edit init.th --in-place optim.epochs=50  # appends; the old metadata stays as dead bytes\n"
        "xp.cfg: optim.epochs: 500 -> 50\n"
-       "updated init.th in place (73836 bytes appended)\n"
+       "updated init.th in place (73,836 bytes appended)\n"
        "$ ckpt compact init.th\n"
-       "compacted init.th: 394041 -> 320205 bytes"},
+       "compacted init.th: 394,041 -> 320,205 bytes"},
       {"export",
        "$ ckpt export examples/musicgen_tiny_training.th -o state_dict.bin\n"
        "wrote state_dict.bin (exported from best_state/model)"},
@@ -110,14 +115,8 @@ const std::map<std::string, std::string>& examples() {
        "tensors: 34 in both, 2 only in a, 0 only in b, 0 dtype/shape changes, 0 with other values\n"
        "  only in a  condition_provider.conditioners.description.output_proj.weight\n"
        "  only in a  condition_provider.conditioners.description.output_proj.bias\n"
-       "xp.cfg:\n"
-       "--- a/xp.cfg\n"
-       "+++ b/xp.cfg\n"
-       "@@ -136,7 +136,7 @@\n"
-       "...\n"
-       "-  lr: 1\n"
-       "+  lr: 1.0e-05\n"
-       "...\n"
+       "xp.cfg: dataset.train.path: (absent) -> '/data/ft'\n"
+       "xp.cfg: optim.lr: 1 -> 1e-05\n"
        "different\n"
        "exit 1"},
       {"stats",
@@ -143,16 +142,19 @@ const std::map<std::string, std::string>& examples() {
        "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
        "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other item"},
       {"to-transformers",
-       "$ ckpt to-transformers state_dict.bin -o decoder-hf     # a tiny MusicGen LM; no encoders given\n"
+       "$ ckpt edit examples/musicgen_tiny_training.th -o lm16.th transformer_lm.dim=16 transformer_lm.num_heads=2 \\\n"
+       "      transformer_lm.num_layers=2 transformer_lm.card=32 -q    # the example's stock config, fitted to its toy weights\n"
+       "$ ckpt to-transformers lm16.th -o decoder-hf     # no encoders given\n"
        "note: decoder only (MusicgenForCausalLM): no --text-encoder (the T5 xp.cfg names: 't5-base'), ...; the text\n"
        "projection is in projections.safetensors\n"
-       "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 50.30 KB in 1 safetensors file + config.json, "
+       "...\n"
+       "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 25.15 KB in 1 safetensors file + config.json, "
        "generation_config.json\n"
        "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/\n"
        "$ ckpt to-transformers compression_state_dict.bin -o encodec-hf   # an AudioCraft EnCodec: EncodecModel"},
       {"from-transformers",
-       "$ ckpt from-transformers decoder-hf -o my_musicgen       # MusicGen.get_pretrained('my_musicgen') loads it\n"
-       "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)\n"
+       "$ ckpt from-transformers decoder-hf -o my_musicgen_again   # MusicGen.get_pretrained('my_musicgen_again') loads it\n"
+       "wrote my_musicgen_again: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)\n"
        "$ ckpt from-transformers encodec-hf -o my_encodec      # CompressionModel.get_pretrained('my_encodec') loads it"},
       {"help",
        "$ ckpt help edit                           # the same as: ckpt edit --help"},

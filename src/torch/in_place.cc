@@ -44,6 +44,8 @@
 // size-changing write.
 #include "torch/in_place.h"
 
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "container/zip_format.h"
@@ -212,7 +214,19 @@ InPlaceResult update_in_place(Checkpoint& ck, const Node* root, Env& env, const 
 
   const uint64_t end_at = plan.end_block_offset();
   const std::string_view tail(plan.tail);
-  auto file = env.open_update(ck.path());
+  std::unique_ptr<RandomRWFile> file;
+  try {
+    file = env.open_update(ck.path());
+  } catch (const IoError& e) {
+    const int err = e.error_number();
+    if (err != EACCES && err != EPERM && err != EROFS) throw;
+    // Said "open: Permission denied": name the way out.
+    throw IoError(ck.path() + ": cannot edit in place: " + std::strerror(err) +
+                      (err == EROFS ? " (a read-only file system)" : " (the file is not writable by you)") +
+                      ": write an edited copy with " + option_set("out", "OUT") + " instead of " +
+                      option_name("in_place") + (err == EROFS ? "" : ", or make it writable (chmod u+w " + ck.path() + ")"),
+                  err);
+  }
   // (a) grow the file with a copy of the old end records: still the old archive.
   file->write_at(end_at, old_end);
   file->sync();

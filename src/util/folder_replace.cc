@@ -1,6 +1,7 @@
 #include "util/folder_replace.h"
 
 #include "util/error.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt {
 
@@ -41,13 +42,20 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, Whole, bool force
 void FolderReplace::make_temp() {
   // 0777 less the umask: the folder becomes the output, made as mkdir(1)
   // and os.makedirs make one.
+  // Ctrl-C while the new files are written removes them with the folder
+  // (they may be gigabytes of shards), as AtomicOutput removes its temporary;
+  // a signal waits until the folder, made under a name known only then, is
+  // registered.
+  SignalHold hold;
   tmp_ = env_.create_temp_directory(dirname_of(target_), "." + basename_of(target_) + ".ckpt-tmp-", 0777);
+  signal_slot_ = register_temp_directory(tmp_);
 }
 
 FolderReplace::~FolderReplace() {
   // Before the exchange the temporary folder is the half-written new set;
   // after it, the old folder (removed once the exchange is durable).
   if (!swapped_) remove_temp();
+  unregister_temp(signal_slot_);
 }
 
 std::string FolderReplace::path(const std::string& name) const { return tmp_ + "/" + name; }
@@ -80,18 +88,26 @@ void FolderReplace::remove_temp() noexcept {
 void FolderReplace::commit() {
   for (const auto& name : kept_) env_.link(target_ + "/" + name, tmp_ + "/" + name);
   env_.sync_dir(tmp_);
-  if (existed_) env_.exchange(tmp_, target_);
-  else env_.rename(tmp_, target_);
-  swapped_ = true;
-  // Durable before the old files go: were they unlinked first, a power loss
-  // could undo the exchange and keep the unlinks. (Should that fsync fail,
-  // the error is reported and the old files still go: nothing half-written
-  // is left behind by a process that lives to report it.)
-  try {
-    env_.sync_dir(dirname_of(target_));
-  } catch (...) {
-    if (existed_) remove_temp();
-    throw;
+  {
+    // From the exchange on, tmp_ names the old folder, which may go only once
+    // the exchange is durable: a signal waits until then, and then removes it.
+    SignalHold hold;
+    if (existed_) env_.exchange(tmp_, target_);
+    else env_.rename(tmp_, target_);
+    swapped_ = true;
+    unregister_temp(signal_slot_);
+    signal_slot_ = -1;
+    // Durable before the old files go: were they unlinked first, a power loss
+    // could undo the exchange and keep the unlinks. (Should that fsync fail,
+    // the error is reported and the old files still go: nothing half-written
+    // is left behind by a process that lives to report it.)
+    try {
+      env_.sync_dir(dirname_of(target_));
+    } catch (...) {
+      if (existed_) remove_temp();
+      throw;
+    }
+    if (existed_) signal_slot_ = register_temp_directory(tmp_);
   }
   if (existed_) remove_temp();
 }

@@ -44,6 +44,7 @@ class FolderReplace {
   std::string dir_, target_, tmp_;
   std::vector<std::string> kept_, old_set_;
   bool existed_ = false, swapped_ = false;
+  int signal_slot_ = -1;  // the temporary folder, removed on a signal (util/signal_cleanup.h)
 };
 
 }  // namespace ckpt

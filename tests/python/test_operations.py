@@ -223,3 +223,18 @@ def test_rename_takes_python_re_sub_syntax(tmp_path):
         assert "embedding.0.weight" in [t.name for t in c.tensors()]
     with pytest.raises(ckpt.UsageError, match=r"re\.sub"):
         ckpt.edit(EXAMPLE, str(tmp_path / "x.th"), rename=r"^emb\.(\d+)\.=e.$1.")
+
+
+def test_wrong_argument_types_raise_type_error_before_anything_is_written(tmp_path):
+    # Session 9's walk: progress=5 raised "'int' object is not callable" from the
+    # first progress report; c[0] "'int' object is not iterable".
+    out = tmp_path / "out.th"
+    with pytest.raises(TypeError, match=r"progress: expected a callable\(output, done, total\) or a tqdm bar, not int"):
+        ckpt.rewrite(EXAMPLE, out, progress=5)
+    assert os.listdir(tmp_path) == []
+    with ckpt.open(EXAMPLE) as c:
+        with pytest.raises(TypeError, match=r"a tensor name is a string, not int \(keys\(\) lists them\)"):
+            c[0]
+        with pytest.raises(TypeError, match="not NoneType"):
+            c.get_slice(None)
+        assert c[c.keys()[0]].shape == tuple(c.tensors()[0].shape)

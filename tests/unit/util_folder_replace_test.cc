@@ -2,8 +2,12 @@
 // and (Whole, the transformers converters' output) a folder replaced as a
 // whole, sub-folders and all; both by one exchange of names.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <set>
 
@@ -11,6 +15,7 @@
 #include "util/error.h"
 #include "util/fault_env.h"
 #include "util/folder_replace.h"
+#include "util/signal_cleanup.h"
 
 namespace ckpt {
 namespace {
@@ -32,6 +37,79 @@ std::set<std::string> tree(const std::string& dir) {
 
 void write_new(FolderReplace& f, const std::string& name, const std::string& text) {
   std::ofstream(f.path(name), std::ios::binary) << text;
+}
+
+// Runs body in a child process with the CLI's signal handlers; returns its
+// exit status (128 + the signal when a handler ended it).
+template <typename Body>
+int in_child(Body body) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    install_cleanup_signal_handlers();
+    body();
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(FolderReplace, ASignalBeforeCommitRemovesTheTemporaryFolder) {
+  // Ctrl-C during `ckpt safetensors --max-shard-size` left .out.ckpt-tmp-XXXX
+  // with the shards written so far: the handler removes the folder too.
+  ckpt_test::TempDir t;
+  t.write("elsewhere", "keep");
+  const std::string out = t.file("out");
+  int status = in_child([&] {
+    FolderReplace f(Env::Default(), out, FolderReplace::Whole{}, false);
+    write_new(f, "model-00001-of-00002.safetensors", "shard");
+    fs::create_symlink(t.file("elsewhere"), f.path("link"));  // removed as itself
+    ::raise(SIGTERM);
+  });
+  EXPECT_EQ(status, 128 + SIGTERM);
+  EXPECT_EQ(tree(t.file("")), (std::set<std::string>{"elsewhere"}));
+  EXPECT_EQ(read(t.file("elsewhere")), "keep");
+}
+
+TEST(FolderReplace, ASignalHeldBackArrivesOnceTheFolderIsRegistered) {
+  // The folder's name is known only once it exists: a signal between making
+  // and registering it left it behind (seen when Ctrl-C came as soon as it
+  // appeared). SignalHold keeps the signal pending until both are done.
+  ckpt_test::TempDir t;
+  const std::string out = t.file("out");
+  int status = in_child([&] {
+    std::optional<FolderReplace> f;
+    {
+      SignalHold hold;
+      ::raise(SIGTERM);  // pending, not delivered
+      f.emplace(Env::Default(), out, FolderReplace::Whole{}, false);
+      write_new(*f, "model.safetensors", "shard");
+      if (tree(t.file("")).size() != 2) ::_exit(3);  // the temporary folder and its file exist
+    }
+    ::_exit(4);  // not reached: the signal arrives when hold ends
+  });
+  EXPECT_EQ(status, 128 + SIGTERM);
+  EXPECT_EQ(tree(t.file("")), (std::set<std::string>{}));
+}
+
+TEST(FolderReplace, ASignalBeforeCommitKeepsTheOldSetAndTheOtherFiles) {
+  // The temporary folder holds hard links to the files kept: removing it
+  // leaves them, and the old set, as they were.
+  ckpt_test::TempDir t;
+  fs::create_directories(t.file("dir"));
+  t.write("dir/notes.txt", "notes");
+  t.write("dir/model.safetensors", "old");
+  const std::string dir = t.file("dir");
+  int status = in_child([&] {
+    FolderReplace f(
+        Env::Default(), dir, [](const std::string& n) { return n.find(".safetensors") != std::string::npos; }, true);
+    write_new(f, "model-00001-of-00002.safetensors", "new");
+    ::raise(SIGINT);
+  });
+  EXPECT_EQ(status, 128 + SIGINT);
+  EXPECT_EQ(tree(t.file("")), (std::set<std::string>{"dir", "dir/model.safetensors", "dir/notes.txt"}));
+  EXPECT_EQ(read(dir + "/model.safetensors"), "old");
+  EXPECT_EQ(read(dir + "/notes.txt"), "notes");
 }
 
 TEST(FolderReplace, WholeMakesANewFolder) {
