@@ -149,7 +149,16 @@ class Scanner : private MarkedStack<Sym> {
   // index is in the vector once the vector reaches it; a map entry for it is
   // then removed. memo_count_ is the number of distinct indexes (MEMOIZE's).
   static constexpr uint64_t kMemoSlack = 1024;
-  void memo_put(uint64_t index, Sym v) {
+  // Inline: a slot the vector holds (nearly every memo opcode of a
+  // checkpoint); growth, the map and errors out of line.
+  [[gnu::always_inline]] void memo_put(uint64_t index, Sym v) {
+    if (index < dense_memo_.size() && dense_memo_[index].kind != Sym::Unset) [[likely]] {
+      dense_memo_[index] = v;  // redefined: no new entry
+      return;
+    }
+    memo_put_slow(index, v);
+  }
+  [[gnu::noinline]] void memo_put_slow(uint64_t index, Sym v) {
     if (index < 2 * memo_count_ + kMemoSlack) {
       if (index >= dense_memo_.size())
         dense_memo_.resize(std::max<size_t>(index + 1, dense_memo_.capacity()), Sym{Sym::Unset, 0});
@@ -160,12 +169,15 @@ class Scanner : private MarkedStack<Sym> {
     }
     if (sparse_memo_.insert_or_assign(index, v).second) ++memo_count_;
   }
-  void memo_put(uint64_t index) { memo_put(index, top()); }
-  void memo_get(uint64_t index) {
-    if (index < dense_memo_.size() && dense_memo_[index].kind != Sym::Unset) {
+  [[gnu::always_inline]] void memo_put(uint64_t index) { memo_put(index, top()); }
+  [[gnu::always_inline]] void memo_get(uint64_t index) {
+    if (index < dense_memo_.size() && dense_memo_[index].kind != Sym::Unset) [[likely]] {
       push(dense_memo_[index]);
       return;
     }
+    memo_get_slow(index);
+  }
+  [[gnu::noinline]] void memo_get_slow(uint64_t index) {
     auto it = sparse_memo_.find(index);
     if (it == sparse_memo_.end()) fail("memo index " + std::to_string(index) + " undefined");
     push(it->second);
