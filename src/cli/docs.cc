@@ -24,151 +24,151 @@ struct Example {
   const char* text;
 };
 constexpr Example kExamples[] = {
-    {"info",
-     "$ ckpt info examples/musicgen_tiny_training.th\n"
-     "file        examples/musicgen_tiny_training.th (335.25 KB)\n"
-     "format      zip, torch-1.6 dialect, archive 'musicgen_tiny_training', 218 records\n"
-     "layout      audiocraft-training\n"
-     "best state  best_state/model\n"
-     "...\n"
-     "state dicts\n"
-     "  best_state/model: 36 tensors, 12,784 parameters, float16 25.57 KB\n"
-     "$ ckpt info examples/musicgen_tiny_training.th --json | jq .layout"},
-    {"ls",
-     "$ ckpt ls examples/musicgen_tiny_training.th best_state --depth 1\n"
-     "best_state: dict (1 key)\n"
-     "  model: dict (36 keys)"},
-    {"tensors",
-     "$ ckpt tensors examples/musicgen_tiny_training.th --match 'emb.*'\n"
-     "name          dtype      shape                        numel       bytes\n"
-     "emb.0.weight  float16    [33, 16]                       528     1.06 KB\n"
-     "...\n"
-     "4 tensors, 2,112 elements, 4.22 KB (best_state/model)\n"
-     "$ ckpt tensors examples/musicgen_tiny_training.th --group 1            # parameters and bytes per top-level module\n"
-     "group                tensors       parameters       bytes   share\n"
-     "condition_provider         2              208       416 B    1.6%\n"
-     "emb                        4            2,112     4.22 KB   16.5%\n"
-     "...\n"
-     "$ ckpt tensors examples/musicgen_tiny_training.th --json | jq '.[0].shape'"},
-    {"show",
-     "$ ckpt show examples/musicgen_tiny_training.th emb.0.weight --head 8\n"
-     "emb.0.weight: float16 [33, 16], 528 elements\n"
-     "0.23254 -1.1016 -1.2471 -0.74805 -0.979 0.82812 -0.24988 0.15991\n"
-     "... 520 more (--head 0 shows all)"},
-    {"verify",
-     "$ ckpt verify examples/musicgen_tiny_training.th && echo intact\n"
-     "examples/musicgen_tiny_training.th: ok (218 records, 216 tensors checked)\n"
-     "intact"},
-    {"cfg",
-     "$ ckpt cfg examples/musicgen_tiny_training.th optim.adam\n"
-     "betas:\n"
-     "- 0.9\n"
-     "- 0.95\n"
-     "weight_decay: 0.1\n"
-     "eps: 1.0e-08\n"
-     "$ LR=$(ckpt cfg examples/musicgen_tiny_training.th optim.lr)          # a scalar prints bare, ${...} resolved\n"
-     "$ ckpt cfg examples/musicgen_tiny_training.th optim.lr --raw          # the text as stored\n"
-     "$ ckpt cfg mbd.th --path 0/cfg              # a config elsewhere than xp.cfg\n"
-     "$ ckpt cfg examples/musicgen_tiny_training.th > xp.yaml"},
-    {"rewrite",
-     "$ ckpt rewrite examples/musicgen_tiny_training.th -o resaved.th       # as torch.save(torch.load(...)) would\n"
-     "wrote resaved.th"},
-    {"edit",
-     "$ ckpt edit examples/musicgen_tiny_training.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
-     "      --drop 'condition_provider.*'      # --dry-run (-n): the same summary, nothing written\n"
-     "xp.cfg: dataset.train.path: (absent) -> '/data/ft'\n"
-     "xp.cfg: optim.lr: 1 -> 1e-05\n"
-     "best_state/model: dropped condition_provider.conditioners.description.output_proj.weight\n"
-     "best_state/model: dropped condition_provider.conditioners.description.output_proj.bias\n"
-     "best_state/model: 36 keys, 2 dropped, 0 renamed, 34 left\n"
-     "wrote init.th (320,205 bytes)"},
-    {"compact",
-     "$ ckpt edit init.th --in-place optim.epochs=50  # appends; the old metadata stays as dead bytes\n"
-     "xp.cfg: optim.epochs: 500 -> 50\n"
-     "updated init.th in place (73836 bytes appended)\n"
-     "$ ckpt compact init.th\n"
-     "compacted init.th: 394041 -> 320205 bytes"},
-    {"export",
-     "$ ckpt export examples/musicgen_tiny_training.th -o state_dict.bin\n"
-     "wrote state_dict.bin (exported from best_state/model)"},
-    {"wrap",
-     "$ ckpt wrap state_dict.bin -o checkpoint.th\n"
-     "wrote checkpoint.th"},
-    {"bundle",
-     "$ ckpt bundle examples/musicgen_tiny_training.th -o my_musicgen\n"
-     "wrote my_musicgen/state_dict.bin and my_musicgen/compression_state_dict.bin (compression model "
-     "//pretrained/facebook/encodec_32khz, from xp.cfg)\n"
-     "$ python3 -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
-    {"sanitize",
-     "$ ckpt sanitize examples/musicgen_tiny_training.th -o safe.th         # then torch.load(..., weights_only=True) works\n"
-     "wrote safe.th"},
-    {"scan",
-     "$ ckpt scan suspicious.pkl; echo exit $?\n"
-     "NOT ALLOWED idlelib.pyshell.ModifiedInterpreter.runcode (called) in record pickle at pickle offset 59 "
-     "(file offset 59)\n"
-     "suspicious.pkl: unsafe (pickle, 1 pickle read, 1 global, 1 not allowed)\n"
-     "exit 1"},
-    {"diff",
-     "$ ckpt diff examples/musicgen_tiny_training.th init.th; echo exit $?     # --atol/--rtol: values within a tolerance are equal\n"
-     "a: examples/musicgen_tiny_training.th [best_state/model]\n"
-     "b: init.th [best_state/model]\n"
-     "tensors: 34 in both, 2 only in a, 0 only in b, 0 dtype/shape changes, 0 with other values\n"
-     "  only in a  condition_provider.conditioners.description.output_proj.weight\n"
-     "  only in a  condition_provider.conditioners.description.output_proj.bias\n"
-     "xp.cfg:\n"
-     "--- a/xp.cfg\n"
-     "+++ b/xp.cfg\n"
-     "@@ -136,7 +136,7 @@\n"
-     "...\n"
-     "-  lr: 1\n"
-     "+  lr: 1.0e-05\n"
-     "...\n"
-     "different\n"
-     "exit 1"},
-    {"stats",
-     "$ ckpt stats examples/musicgen_tiny_training.th --match 'emb.0.*' --check-finite; echo exit $?\n"
-     "name          dtype           numel    nan    inf          min          max         mean          std         norm\n"
-     "emb.0.weight  float16           528      0      0     -2.92578       3.0293    -0.095372      1.00089      23.0811\n"
-     "exit 0"},
-    {"safetensors",
-     "$ ckpt safetensors examples/musicgen_tiny_training.th -o model.safetensors\n"
-     "wrote model.safetensors: 36 tensors, 25.57 KB (from best_state/model)\n"
-     "$ python3 -c \"from safetensors.torch import load_file; print(len(load_file('model.safetensors')))\"\n"
-     "36"},
-    {"from-safetensors",
-     "$ ckpt from-safetensors model.safetensors -o state_dict.th\n"
-     "wrote state_dict.th: 36 tensors (a plain state dict, in the file's header order)\n"
-     "$ ckpt from-safetensors model.safetensors --into examples/musicgen_tiny_training.th -o finetuned.th\n"
-     "wrote finetuned.th: best_state/model: 36 tensors replaced, everything else kept\n"
-     "$ ckpt diff examples/musicgen_tiny_training.th model.safetensors       # a conversion checked with the same tool"},
-    {"consolidate",
-     "$ ckpt consolidate step_1000/ -o model.pt   # a DCP folder (.metadata + __*_*.distcp)\n"
-     "wrote model.pt: 6 tensors (702 B), 1 other item, from 2 files"},
-    {"to-dcp",
-     "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
-     "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other item"},
-    {"to-transformers",
-     "$ ckpt to-transformers state_dict.bin -o decoder-hf     # a tiny MusicGen LM; no encoders given\n"
-     "note: decoder only (MusicgenForCausalLM): no --text-encoder (the T5 xp.cfg names: 't5-base'), ...; the text\n"
-     "projection is in projections.safetensors\n"
-     "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 50.30 KB in 1 safetensors file + config.json, "
-     "generation_config.json\n"
-     "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/\n"
-     "$ ckpt to-transformers compression_state_dict.bin -o encodec-hf   # an AudioCraft EnCodec: EncodecModel"},
-    {"from-transformers",
-     "$ ckpt from-transformers decoder-hf -o my_musicgen       # MusicGen.get_pretrained('my_musicgen') loads it\n"
-     "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)\n"
-     "$ ckpt from-transformers encodec-hf -o my_encodec      # CompressionModel.get_pretrained('my_encodec') loads it"},
-    {"help",
-     "$ ckpt help edit                           # the same as: ckpt edit --help"},
-    {"completion",
-     "$ source <(ckpt completion bash)           # this shell\n"
-     "$ ckpt completion bash > ~/.local/share/bash-completion/completions/ckpt\n"
-     "$ ckpt completion zsh > \"${fpath[1]}/_ckpt\"\n"
-     "$ ckpt completion fish > ~/.config/fish/completions/ckpt.fish"},
-    {"man",
-     "$ ckpt man | man -l -\n"
-     "$ ckpt man > ~/.local/share/man/man1/ckpt.1"},
+      {"info",
+       "$ ckpt info examples/musicgen_tiny_training.th\n"
+       "file        examples/musicgen_tiny_training.th (335.25 KB)\n"
+       "format      zip, torch-1.6 dialect, archive 'musicgen_tiny_training', 218 records\n"
+       "layout      audiocraft-training\n"
+       "best state  best_state/model\n"
+       "...\n"
+       "state dicts\n"
+       "  best_state/model: 36 tensors, 12,784 parameters, float16 25.57 KB\n"
+       "$ ckpt info examples/musicgen_tiny_training.th --json | jq .layout"},
+      {"ls",
+       "$ ckpt ls examples/musicgen_tiny_training.th best_state --depth 1\n"
+       "best_state: dict (1 key)\n"
+       "  model: dict (36 keys)"},
+      {"tensors",
+       "$ ckpt tensors examples/musicgen_tiny_training.th --match 'emb.*'\n"
+       "name          dtype      shape                        numel       bytes\n"
+       "emb.0.weight  float16    [33, 16]                       528     1.06 KB\n"
+       "...\n"
+       "4 tensors, 2,112 elements, 4.22 KB (best_state/model)\n"
+       "$ ckpt tensors examples/musicgen_tiny_training.th --group 1            # parameters and bytes per top-level module\n"
+       "group                tensors       parameters       bytes   share\n"
+       "condition_provider         2              208       416 B    1.6%\n"
+       "emb                        4            2,112     4.22 KB   16.5%\n"
+       "...\n"
+       "$ ckpt tensors examples/musicgen_tiny_training.th --json | jq '.[0].shape'"},
+      {"show",
+       "$ ckpt show examples/musicgen_tiny_training.th emb.0.weight --head 8\n"
+       "emb.0.weight: float16 [33, 16], 528 elements\n"
+       "0.23254 -1.1016 -1.2471 -0.74805 -0.979 0.82812 -0.24988 0.15991\n"
+       "... 520 more (--head 0 shows all)"},
+      {"verify",
+       "$ ckpt verify examples/musicgen_tiny_training.th && echo intact\n"
+       "examples/musicgen_tiny_training.th: ok (218 records, 216 tensors checked)\n"
+       "intact"},
+      {"cfg",
+       "$ ckpt cfg examples/musicgen_tiny_training.th optim.adam\n"
+       "betas:\n"
+       "- 0.9\n"
+       "- 0.95\n"
+       "weight_decay: 0.1\n"
+       "eps: 1.0e-08\n"
+       "$ LR=$(ckpt cfg examples/musicgen_tiny_training.th optim.lr)          # a scalar prints bare, ${...} resolved\n"
+       "$ ckpt cfg examples/musicgen_tiny_training.th optim.lr --raw          # the text as stored\n"
+       "$ ckpt cfg mbd.th --path 0/cfg              # a config elsewhere than xp.cfg\n"
+       "$ ckpt cfg examples/musicgen_tiny_training.th > xp.yaml"},
+      {"rewrite",
+       "$ ckpt rewrite examples/musicgen_tiny_training.th -o resaved.th       # as torch.save(torch.load(...)) would\n"
+       "wrote resaved.th"},
+      {"edit",
+       "$ ckpt edit examples/musicgen_tiny_training.th -o init.th optim.lr=1e-5 ++dataset.train.path=/data/ft \\\n"
+       "      --drop 'condition_provider.*'      # --dry-run (-n): the same summary, nothing written\n"
+       "xp.cfg: dataset.train.path: (absent) -> '/data/ft'\n"
+       "xp.cfg: optim.lr: 1 -> 1e-05\n"
+       "best_state/model: dropped condition_provider.conditioners.description.output_proj.weight\n"
+       "best_state/model: dropped condition_provider.conditioners.description.output_proj.bias\n"
+       "best_state/model: 36 keys, 2 dropped, 0 renamed, 34 left\n"
+       "wrote init.th (320,205 bytes)"},
+      {"compact",
+       "$ ckpt edit init.th --in-place optim.epochs=50  # appends; the old metadata stays as dead bytes\n"
+       "xp.cfg: optim.epochs: 500 -> 50\n"
+       "updated init.th in place (73836 bytes appended)\n"
+       "$ ckpt compact init.th\n"
+       "compacted init.th: 394041 -> 320205 bytes"},
+      {"export",
+       "$ ckpt export examples/musicgen_tiny_training.th -o state_dict.bin\n"
+       "wrote state_dict.bin (exported from best_state/model)"},
+      {"wrap",
+       "$ ckpt wrap state_dict.bin -o checkpoint.th\n"
+       "wrote checkpoint.th"},
+      {"bundle",
+       "$ ckpt bundle examples/musicgen_tiny_training.th -o my_musicgen\n"
+       "wrote my_musicgen/state_dict.bin and my_musicgen/compression_state_dict.bin (compression model "
+       "//pretrained/facebook/encodec_32khz, from xp.cfg)\n"
+       "$ python3 -c \"from audiocraft.models import MusicGen; MusicGen.get_pretrained('my_musicgen')\""},
+      {"sanitize",
+       "$ ckpt sanitize examples/musicgen_tiny_training.th -o safe.th         # then torch.load(..., weights_only=True) works\n"
+       "wrote safe.th"},
+      {"scan",
+       "$ ckpt scan suspicious.pkl; echo exit $?\n"
+       "NOT ALLOWED idlelib.pyshell.ModifiedInterpreter.runcode (called) in record pickle at pickle offset 59 "
+       "(file offset 59)\n"
+       "suspicious.pkl: unsafe (pickle, 1 pickle read, 1 global, 1 not allowed)\n"
+       "exit 1"},
+      {"diff",
+       "$ ckpt diff examples/musicgen_tiny_training.th init.th; echo exit $?     # --atol/--rtol: values within a tolerance are equal\n"
+       "a: examples/musicgen_tiny_training.th [best_state/model]\n"
+       "b: init.th [best_state/model]\n"
+       "tensors: 34 in both, 2 only in a, 0 only in b, 0 dtype/shape changes, 0 with other values\n"
+       "  only in a  condition_provider.conditioners.description.output_proj.weight\n"
+       "  only in a  condition_provider.conditioners.description.output_proj.bias\n"
+       "xp.cfg:\n"
+       "--- a/xp.cfg\n"
+       "+++ b/xp.cfg\n"
+       "@@ -136,7 +136,7 @@\n"
+       "...\n"
+       "-  lr: 1\n"
+       "+  lr: 1.0e-05\n"
+       "...\n"
+       "different\n"
+       "exit 1"},
+      {"stats",
+       "$ ckpt stats examples/musicgen_tiny_training.th --match 'emb.0.*' --check-finite; echo exit $?\n"
+       "name          dtype           numel    nan    inf          min          max         mean          std         norm\n"
+       "emb.0.weight  float16           528      0      0     -2.92578       3.0293    -0.095372      1.00089      23.0811\n"
+       "exit 0"},
+      {"safetensors",
+       "$ ckpt safetensors examples/musicgen_tiny_training.th -o model.safetensors\n"
+       "wrote model.safetensors: 36 tensors, 25.57 KB (from best_state/model)\n"
+       "$ python3 -c \"from safetensors.torch import load_file; print(len(load_file('model.safetensors')))\"\n"
+       "36"},
+      {"from-safetensors",
+       "$ ckpt from-safetensors model.safetensors -o state_dict.th\n"
+       "wrote state_dict.th: 36 tensors (a plain state dict, in the file's header order)\n"
+       "$ ckpt from-safetensors model.safetensors --into examples/musicgen_tiny_training.th -o finetuned.th\n"
+       "wrote finetuned.th: best_state/model: 36 tensors replaced, everything else kept\n"
+       "$ ckpt diff examples/musicgen_tiny_training.th model.safetensors       # a conversion checked with the same tool"},
+      {"consolidate",
+       "$ ckpt consolidate step_1000/ -o model.pt   # a DCP folder (.metadata + __*_*.distcp)\n"
+       "wrote model.pt: 6 tensors (702 B), 1 other item, from 2 files"},
+      {"to-dcp",
+       "$ ckpt to-dcp model.pt -o step_0/ --ranks 2   # dcp.load reads it, resharded or not\n"
+       "wrote step_0/: 6 tensors (702 B) in 2 rank files, 1 other item"},
+      {"to-transformers",
+       "$ ckpt to-transformers state_dict.bin -o decoder-hf     # a tiny MusicGen LM; no encoders given\n"
+       "note: decoder only (MusicgenForCausalLM): no --text-encoder (the T5 xp.cfg names: 't5-base'), ...; the text\n"
+       "projection is in projections.safetensors\n"
+       "wrote decoder-hf: MusicgenForCausalLM, 42 tensors, 50.30 KB in 1 safetensors file + config.json, "
+       "generation_config.json\n"
+       "$ ckpt to-transformers state_dict.bin -o musicgen-hf --text-encoder t5-base/ --audio-encoder encodec_32khz/\n"
+       "$ ckpt to-transformers compression_state_dict.bin -o encodec-hf   # an AudioCraft EnCodec: EncodecModel"},
+      {"from-transformers",
+       "$ ckpt from-transformers decoder-hf -o my_musicgen       # MusicGen.get_pretrained('my_musicgen') loads it\n"
+       "wrote my_musicgen: state_dict.bin (36 tensors), compression_state_dict.bin (pointer facebook/encodec_32khz)\n"
+       "$ ckpt from-transformers encodec-hf -o my_encodec      # CompressionModel.get_pretrained('my_encodec') loads it"},
+      {"help",
+       "$ ckpt help edit                           # the same as: ckpt edit --help"},
+      {"completion",
+       "$ source <(ckpt completion bash)           # this shell\n"
+       "$ ckpt completion bash > ~/.local/share/bash-completion/completions/ckpt\n"
+       "$ ckpt completion zsh > \"${fpath[1]}/_ckpt\"\n"
+       "$ ckpt completion fish > ~/.config/fish/completions/ckpt.fish"},
+      {"man",
+       "$ ckpt man | man -l -\n"
+       "$ ckpt man > ~/.local/share/man/man1/ckpt.1"},
 };
 
 // The listed commands (hidden helpers such as __config-keys have no group).
