@@ -6,7 +6,9 @@
 #pragma once
 #include <iostream>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/schema.h"
@@ -62,13 +64,28 @@ CLI::Validator non_negative_whole_number();
 CLI::Validator number();
 
 void register_inspect_commands(CLI::App& app, Context& ctx);  // info ls tensors verify
-void register_write_commands(CLI::App& app, Context& ctx);    // rewrite edit export wrap bundle sanitize
+void register_write_commands(CLI::App& app, Context& ctx);    // rewrite edit compact export wrap bundle sanitize
 void register_config_commands(CLI::App& app, Context& ctx);   // cfg
 void register_scan_commands(CLI::App& app, Context& ctx);     // scan
-void register_tools_commands(CLI::App& app, Context& ctx);    // diff stats safetensors from-safetensors
+void register_tools_commands(CLI::App& app, Context& ctx);    // stats diff
 void register_safetensors_commands(CLI::App& app, Context& ctx);  // safetensors from-safetensors
 void register_shard_commands(CLI::App& app, Context& ctx);        // consolidate to-dcp
 void register_show_commands(CLI::App& app, Context& ctx);         // show
 void register_transformers_commands(CLI::App& app, Context& ctx);  // to-transformers from-transformers
+
+// The command groups, in the order `ckpt help` lists them, each with the
+// names of the commands it registers (space-separated): `ckpt CMD` registers
+// only CMD's group, found by name here (building every command's options
+// costs more than scanning a small checkpoint, issue 25).
+// tests/unit/cli_groups_test.cc checks the names against what each group
+// registers; a name missing here only costs time (main falls back to
+// registering the groups in turn).
+struct CommandGroup {
+  void (*add)(CLI::App&, Context&);
+  std::string_view commands;
+};
+std::span<const CommandGroup> command_groups();
+// The group whose list names `command`, or nullptr.
+const CommandGroup* group_of(std::string_view command);
 
 }  // namespace ckpt::cli
