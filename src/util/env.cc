@@ -41,12 +41,6 @@ constexpr uint64_t kKernelCopyStep = uint64_t{64} << 20;
 // Bytes appended between two sync_file_range(SYNC_FILE_RANGE_WRITE) calls
 // (made on the writeback thread, so a full disk queue blocks it, not the copy).
 constexpr uint64_t kWritebackStep = uint64_t{64} << 20;
-// Bytes appended between two fdatasync calls of the writeback thread (0:
-// none). A disk with a volatile cache (a VM's virtio disk: the host's page
-// cache) persists what it was given only when told to flush; flushing as the
-// output grows lets that persisting overlap the copy instead of all coming
-// at the final fsync.
-constexpr uint64_t kFlushStep = 0;
 // copy_from_with_crc maps this much of the source at a time (peak RSS grows
 // by at most this much) and takes the CRC of kCrcStep bytes before copying
 // them in the kernel, so that the copy finds them in the CPU cache.
@@ -62,18 +56,13 @@ bool reserve_enabled() {
 
 // CKPT_WRITEBACK_STEP (bytes; 0 turns early writeback off, for comparisons
 // in bench/bench.py) overrides kWritebackStep.
-uint64_t step_from_env(const char* name, uint64_t fallback) {
-  const char* env = std::getenv(name);
-  if (!env || !*env) return fallback;
+uint64_t writeback_step() {
+  const char* env = std::getenv("CKPT_WRITEBACK_STEP");
+  if (!env || !*env) return kWritebackStep;
   char* stop = nullptr;
   unsigned long long v = std::strtoull(env, &stop, 10);
-  return stop && *stop == '\0' ? v : fallback;
+  return stop && *stop == '\0' ? v : kWritebackStep;
 }
-
-uint64_t writeback_step() { return step_from_env("CKPT_WRITEBACK_STEP", kWritebackStep); }
-
-// CKPT_FLUSH_STEP (bytes; 0 turns it off) overrides kFlushStep.
-uint64_t flush_step() { return step_from_env("CKPT_FLUSH_STEP", kFlushStep); }
 
 [[noreturn]] void throw_errno(const std::string& path, const char* op, int err) {
   throw IoError(path + ": " + op + ": " + std::strerror(err), err);
@@ -123,14 +112,8 @@ bool guarded_crc(const char* data, size_t n, uint32_t& crc) {
 // errors are left to fsync, which reports them.
 class WritebackThread {
  public:
-  WritebackThread(int fd, uint64_t step, uint64_t flush_step)
-      : fd_(fd), step_(step), flush_step_(flush_step), thread_([this] { run(); }) {}
+  WritebackThread(int fd, uint64_t step) : fd_(fd), step_(step), thread_([this] { run(); }) {}
   ~WritebackThread() { stop(); }
-
-  // The first error an fdatasync of this thread reported (0: none), once
-  // stopped. The kernel reports a write error once per open file, so one this
-  // thread saw would not reach the final fsync: the final sync reports it.
-  int flush_error() const { return flush_error_; }
 
   // Bytes [0, upto) of the file are written.
   void advance(uint64_t upto) {
@@ -153,32 +136,22 @@ class WritebackThread {
 
  private:
   void run() {
-    uint64_t started = 0, flushed = 0;
+    uint64_t started = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [&] { return stopping_ || written_ - started >= step_; });
       if (stopping_) return;
       const uint64_t upto = written_;
       lock.unlock();
-      if (flush_step_ != 0 && upto - flushed >= flush_step_) {
-        // Writes back what is dirty, then has the disk persist it.
-        int rc;
-        while ((rc = ::fdatasync(fd_)) != 0 && errno == EINTR) {
-        }
-        if (rc != 0 && flush_error_ == 0) flush_error_ = errno;
-        flushed = upto;
-      } else {
-        ::sync_file_range(fd_, static_cast<off_t>(started), static_cast<off_t>(upto - started),
-                          SYNC_FILE_RANGE_WRITE);
-      }
+      ::sync_file_range(fd_, static_cast<off_t>(started), static_cast<off_t>(upto - started),
+                        SYNC_FILE_RANGE_WRITE);
       started = upto;
       lock.lock();
     }
   }
 
   const int fd_;
-  const uint64_t step_, flush_step_;
-  int flush_error_ = 0;  // written by the thread, read after the join
+  const uint64_t step_;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t written_ = 0;
@@ -346,12 +319,7 @@ class PosixWritableFile final : public WritableFile {
     // Nothing written since the last fsync: a second one would only make
     // the disk flush its cache again (a writer syncs, then its commit does).
     if (durable_) return;
-    if (writeback_) {
-      writeback_->stop();
-      const int err = writeback_->flush_error();
-      writeback_.reset();
-      if (err != 0) throw_errno(path_, "fsync", err);
-    }
+    writeback_.reset();
     // Space reserved past the end (a caller's estimate too high) is given
     // back, so that the file holds no blocks past its size. A truncation to
     // the current size frees them on ext4 and XFS; a hint's leftovers
@@ -499,7 +467,7 @@ class PosixWritableFile final : public WritableFile {
   void start_writeback() {
     static const uint64_t step = writeback_step();
     if (step == 0 || offset_ < writeback_told_ + step) return;
-    if (!writeback_) writeback_ = std::make_unique<WritebackThread>(fd_, step, flush_step());
+    if (!writeback_) writeback_ = std::make_unique<WritebackThread>(fd_, step);
     writeback_->advance(offset_);
     writeback_told_ = offset_;
   }
