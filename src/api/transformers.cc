@@ -626,6 +626,20 @@ pickle::Node* encodec_audiocraft_root(RangeSet& ranges, const Encodec& e, const 
 
 namespace {
 
+// How both to-transformers converters write the model's weights: into the
+// output folder's temporary copy (force: it is theirs), converted to dtype
+// when given, progress named by the output, and the source's records checked
+// alongside the fsync (every range must be added to `ranges` by then).
+torch::SafetensorsWriteOptions model_write_options(const ToTransformersOptions& a, std::optional<torch::DType> dtype,
+                                                   const RangeSet& ranges) {
+  torch::SafetensorsWriteOptions so;
+  so.force = true;
+  so.float_dtype = dtype;
+  so.progress = progress_for(a.progress, a.out);
+  so.check_source = ranges.check_sources(a.ignore_crc);
+  return so;
+}
+
 // FILE is an AudioCraft compression checkpoint: the EncodecModel folder.
 // The model's weights as transformers' save_pretrained names them:
 // model.safetensors, or shards and their index when max_shard is set.
@@ -882,11 +896,7 @@ ToTransformersResult encodec_to_transformers(Env& env, Opened o, const Value& cf
   for (const auto& [n, t] : ae.tensors.tensors) model.emplace_back(n, ranges.add(*ae.tensors.ck, n, t));
 
   FolderReplace out = output_folder(env, a.out, a.force);
-  torch::SafetensorsWriteOptions so;
-  so.force = true;
-  so.float_dtype = dtype;
-  so.progress = progress_for(a.progress, a.out);
-  so.check_source = ranges.check_sources(a.ignore_crc);
+  torch::SafetensorsWriteOptions so = model_write_options(a, dtype, ranges);
   write_model_weights(env, ranges, model, out, max_shard, so, r);
   Json config = ae.config;
   config["torch_dtype"] = torch_dtype_name(dtype ? &torch::info(*dtype) : model.front().second.dtype);
@@ -1022,12 +1032,8 @@ ToTransformersResult to_transformers(Env& env, const std::string& file_in, const
   }
 
   FolderReplace out = output_folder(env, a.out, a.force);
-  torch::SafetensorsWriteOptions so;
-  so.force = true;
-  so.float_dtype = dtype;
-  so.progress = progress_for(a.progress, a.out);
   // Every range (the projections' too) is added by now: checked once, alongside the model's fsync.
-  so.check_source = ranges.check_sources(a.ignore_crc);
+  torch::SafetensorsWriteOptions so = model_write_options(a, dtype, ranges);
   const torch::DTypeInfo* out_dtype = dtype ? &torch::info(*dtype) : model.front().second.dtype;
   write_model_weights(env, ranges, model, out, max_shard, so, r);
   if (!projections.empty()) {
