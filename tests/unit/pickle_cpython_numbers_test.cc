@@ -11,6 +11,7 @@
 #include "pickle/scan.h"
 #include "pickle/text.h"
 #include "pickle/unpickler.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 using namespace ckpt::pickle;
@@ -20,8 +21,8 @@ using namespace std::string_literals;
 namespace {
 
 std::string u32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  std::string s;
+  ckpt::put_fixed32(s, v);
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include "pickle/pickler.h"
 #include "pickle/scan.h"
 #include "pickle/unpickler.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 using namespace ckpt::pickle;
@@ -18,13 +19,13 @@ using ckpt::FormatError;
 namespace {
 
 std::string u32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  std::string s;
+  ckpt::put_fixed32(s, v);
   return s;
 }
 std::string u64(uint64_t v) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  std::string s;
+  ckpt::put_fixed64(s, v);
   return s;
 }
 

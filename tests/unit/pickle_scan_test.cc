@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "pickle/scan.h"
+#include "util/coding.h"
 #include "util/error.h"
 
 using namespace ckpt::pickle;
@@ -15,8 +16,8 @@ using ckpt::FormatError;
 namespace {
 
 std::string u32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  std::string s;
+  ckpt::put_fixed32(s, v);
   return s;
 }
 std::string str(const std::string& s) { return "\x8c" + std::string(1, static_cast<char>(s.size())) + s; }
