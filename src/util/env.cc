@@ -159,6 +159,13 @@ class WritebackThread {
   std::thread thread_;
 };
 
+// CKPT_KERNEL_COPY=any copies in the kernel whatever the page offsets (the
+// choice before session 10, for comparisons in bench/bench.py).
+bool kernel_copy_at_any_offset() {
+  const char* env = std::getenv("CKPT_KERNEL_COPY");
+  return env && std::strcmp(env, "any") == 0;
+}
+
 // CKPT_CRC_THREAD=0 takes copy_from_with_crc's CRC on the copying thread
 // (for comparisons in bench/bench.py).
 bool crc_thread_enabled() {
@@ -282,11 +289,9 @@ class PosixWritableFile final : public WritableFile {
     durable_ = false;
     check_range(src, offset, n);
     uint64_t done = 0;
-    if (src.fd() >= 0) {
-      done = copy_in_kernel(src, offset, n);
-    }
-    // What the kernel would not copy goes through a bounded buffer.
-    if (done < n) copy_through_buffer(src, offset + done, n - done, *this);
+    if (src.fd() >= 0 && kernel_copy_pays(offset)) done = copy_in_kernel(src, offset, n);
+    // The rest (or what the kernel would not copy) goes through a buffer.
+    if (done < n) copy_buffered(src, offset + done, n - done, nullptr);
   }
 
   uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
@@ -295,8 +300,8 @@ class PosixWritableFile final : public WritableFile {
     check_range(src, offset, n);
     uint32_t crc = 0;
     uint64_t done = 0;
-    if (src.fd() >= 0) done = copy_mapped_with_crc(src, offset, n, crc);
-    if (done < n) copy_through_buffer(src, offset + done, n - done, *this, &crc);
+    if (src.fd() >= 0 && kernel_copy_pays(offset)) done = copy_mapped_with_crc(src, offset, n, crc);
+    if (done < n) copy_buffered(src, offset + done, n - done, &crc);
     return crc;
   }
 
@@ -350,6 +355,36 @@ class PosixWritableFile final : public WritableFile {
     if (offset > src.size() || n > src.size() - offset) {
       throw FormatError(src.path() + ": unexpected end of file at offset " +
                         std::to_string(src.size()));
+    }
+  }
+
+  // Whether copying src bytes from src_offset to the end of this file is
+  // faster in the kernel than through a buffer: only where both share their
+  // offset within a page, so that whole page-cache pages go across. Else
+  // (the usual case: a rewritten data.pkl or another archive name moves every
+  // record by some multiple of 64 bytes) each page is assembled from two, and
+  // on ext4 (Linux 6.18 on this VM) both the copy and the writeback behind it
+  // slow down: 1.68 GB shifted by 64 bytes took 2.6-2.8 s to be durable
+  // against 2.1-2.2 s unshifted, and ~2.2 s read through a 1 MiB buffer,
+  // which stays in the CPU cache, and written (docs/PERFORMANCE.md, session 10).
+  bool kernel_copy_pays(uint64_t src_offset) const {
+    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    static const bool any_offset = kernel_copy_at_any_offset();
+    return any_offset || src_offset % page == offset_ % page;
+  }
+
+  // Reads n bytes of src at offset through a buffer of kCopyBufferSize (kept
+  // for the file's life) and appends them; with crc, continues *crc over them
+  // while they are in the CPU cache.
+  void copy_buffered(RandomAccessFile& src, uint64_t offset, uint64_t n, uint32_t* crc) {
+    if (n == 0) return;
+    if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kCopyBufferSize);
+    for (uint64_t done = 0; done < n;) {
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, kCopyBufferSize));
+      src.read(offset + done, chunk, buffer_.get());
+      if (crc) *crc = crc32_update(*crc, buffer_.get(), chunk);
+      append(std::string_view(buffer_.get(), chunk));
+      done += chunk;
     }
   }
 
@@ -481,6 +516,7 @@ class PosixWritableFile final : public WritableFile {
   bool durable_ = false;       // fsync'd, and nothing written since
   std::unique_ptr<WritebackThread> writeback_;
   std::unique_ptr<CrcThread> crc_thread_;  // copy_mapped_with_crc's, started on first use
+  std::unique_ptr<char[]> buffer_;         // copy_buffered's, made on first use
 };
 
 class PosixRandomRWFile final : public RandomRWFile {

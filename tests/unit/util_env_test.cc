@@ -218,7 +218,7 @@ TEST(PosixEnv, WriteAppendAndCopyFrom) {
   };
   for (Piece p : {Piece{0, 0}, Piece{5, 1}, Piece{100, 2 << 20}, Piece{1, src_data.size() - 1},
                   Piece{src_data.size(), 0}}) {
-    out->copy_from(*src, p.offset, p.n);  // kernel copy
+    out->copy_from(*src, p.offset, p.n);  // from a descriptor
     expected += src_data.substr(p.offset, p.n);
     out->copy_from(mem, p.offset, p.n);  // buffered copy
     expected += src_data.substr(p.offset, p.n);
@@ -232,6 +232,43 @@ TEST(PosixEnv, WriteAppendAndCopyFrom) {
   out->close();  // idempotent
   EXPECT_THROW(out->append("x"), IoError);
   EXPECT_TRUE(read_file(dir / "out") == expected);
+}
+
+// From a descriptor, copy_from and copy_from_with_crc copy in the kernel where
+// the source offset and the output's end share their offset within a page,
+// and through a buffer otherwise: both routes, at each kind of offset, over
+// more than one buffer's worth, give the same bytes and CRC-32.
+TEST(PosixEnv, CopyFromAtSharedAndDifferentPageOffsets) {
+  TempDir dir;
+  Env& env = Env::Default();
+  const std::string src_data = random_bytes((3 << 20) + 8191, 6);
+  write_file(dir / "src", src_data);
+  auto src = env.open_read(dir / "src");
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  for (uint64_t out_shift : {uint64_t{0}, uint64_t{64}, page - 1}) {
+    for (uint64_t src_offset : {uint64_t{0}, uint64_t{64}, out_shift, out_shift + page, page + 1}) {
+      for (bool with_crc : {false, true}) {
+        SCOPED_TRACE("output at " + std::to_string(out_shift) + ", source at " + std::to_string(src_offset) +
+                     (with_crc ? ", with CRC" : ""));
+        const std::string head(out_shift, 'h');
+        const uint64_t n = src_data.size() - src_offset;
+        auto out = env.create(dir / "out");
+        out->append(head);
+        if (with_crc) {
+          EXPECT_EQ(out->copy_from_with_crc(*src, src_offset, n),
+                    crc32_update(0, src_data.data() + src_offset, n));
+        } else {
+          out->copy_from(*src, src_offset, n);
+        }
+        out->append("tail");
+        EXPECT_EQ(out->offset(), out_shift + n + 4);
+        out->sync();
+        out->close();
+        EXPECT_TRUE(read_file(dir / "out") == head + src_data.substr(src_offset) + "tail");
+        env.remove(dir / "out");
+      }
+    }
+  }
 }
 
 // copy_from_with_crc: the bytes of copy_from and their CRC-32, from a mapped
