@@ -1,12 +1,13 @@
 // copy_offset: copies SRC from byte SHIFT to the start of DST and makes it
-// durable, the way ckpt writes a record: in the kernel (copy_file_range,
-// 64 MiB a call) or through a 1 MiB buffer (pread + write), with a thread
-// asking for writeback (sync_file_range(SYNC_FILE_RANGE_WRITE)) every 64 MiB
-// and an fsync at the end. It shows why ckpt copies in the kernel only where
-// source and output share their offset within a page (docs/PERFORMANCE.md,
-// session 10); bench/copy_offset.sh times it against cp + sync.
+// durable, the ways ckpt could write a record: copy_file_range (64 MiB a
+// call), splice through a 1 MiB pipe, or pread + write through a 1 MiB
+// buffer; a thread asks for writeback (sync_file_range(SYNC_FILE_RANGE_WRITE))
+// every 64 MiB, and an fsync ends it. It shows why ckpt uses copy_file_range
+// only where source and output share their offset within a page, and the
+// pipe otherwise (docs/PERFORMANCE.md, session 10); bench/copy_offset.sh
+// times it against cp + sync.
 //
-//   copy_offset kernel|buffer SHIFT SRC DST
+//   copy_offset kernel|pipe|buffer SHIFT SRC DST
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -48,11 +49,12 @@ static double now(void) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 5 || (strcmp(argv[1], "kernel") != 0 && strcmp(argv[1], "buffer") != 0)) {
-    fprintf(stderr, "usage: copy_offset kernel|buffer SHIFT SRC DST\n");
+  if (argc != 5 || (strcmp(argv[1], "kernel") != 0 && strcmp(argv[1], "pipe") != 0 &&
+                    strcmp(argv[1], "buffer") != 0)) {
+    fprintf(stderr, "usage: copy_offset kernel|pipe|buffer SHIFT SRC DST\n");
     return 2;
   }
-  const int in_kernel = strcmp(argv[1], "kernel") == 0;
+  const int in_kernel = strcmp(argv[1], "kernel") == 0, through_pipe = strcmp(argv[1], "pipe") == 0;
   const long shift = atol(argv[2]);
   int in_fd = open(argv[3], O_RDONLY);
   out_fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -62,6 +64,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   char* buffer = malloc(kBuffer);
+  int pipe_fds[2];
+  if (through_pipe && (pipe(pipe_fds) != 0 || fcntl(pipe_fds[1], F_SETPIPE_SZ, kBuffer) != kBuffer)) {
+    perror("copy_offset: pipe");
+    return 2;
+  }
   const double start = now();
   pthread_t thread;
   pthread_create(&thread, NULL, writeback, NULL);
@@ -72,6 +79,15 @@ int main(int argc, char** argv) {
     if (in_kernel) {
       loff_t in_off = pos;
       put = copy_file_range(in_fd, &in_off, out_fd, NULL, n < kStep ? n : kStep, 0);
+    } else if (through_pipe) {
+      loff_t in_off = pos;
+      ssize_t got = splice(in_fd, &in_off, pipe_fds[1], NULL, n < kBuffer ? n : kBuffer, SPLICE_F_MOVE);
+      for (put = 0; got > 0 && put < got;) {
+        ssize_t out = splice(pipe_fds[0], NULL, out_fd, NULL, got - put, SPLICE_F_MOVE);
+        if (out <= 0) break;
+        put += out;
+      }
+      if (got <= 0 || put < got) put = -1;
     } else {
       ssize_t got = pread(in_fd, buffer, n < kBuffer ? n : kBuffer, pos);
       put = got > 0 ? write(out_fd, buffer, got) : got;

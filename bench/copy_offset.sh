@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Why ckpt copies a record in the kernel only where source and output share
-# their offset within a page (docs/PERFORMANCE.md, session 10): cp + sync of
-# FILE, then bench/copy_offset.c copying FILE in the kernel from byte 0 and
-# from byte 64 (a page-offset mismatch, as a rewritten data.pkl makes) and
-# through a 1 MiB buffer from byte 64, in turn, REPS rounds; prints each
-# one's times and its median ratio to cp + sync's, round by round. The output
+# Why ckpt copies a record with copy_file_range only where source and output
+# share their offset within a page, and through a 1 MiB pipe otherwise
+# (docs/PERFORMANCE.md, session 10): cp + sync of FILE, then
+# bench/copy_offset.c copying FILE with copy_file_range from byte 0 and from
+# byte 64 (a page-offset mismatch, as a rewritten data.pkl makes), through a
+# 1 MiB pipe from byte 64 and through a 1 MiB buffer from byte 64, in turn,
+# REPS rounds; prints each one's times and the median of its ratios to
+# cp + sync's, round by round. The output
 # goes beside FILE (same file system); each run starts after the previous
 # output is removed, as bench.py's do.
 #
@@ -20,7 +22,7 @@ gcc -O2 -Wall -Wextra -o "$bin" bench/copy_offset.c -lpthread
 cat "$file" >/dev/null  # the source in the page cache, as for every row
 echo "load $(cut -d' ' -f1-3 /proc/loadavg); $(stat -c %s "$file") bytes"
 for _ in $(seq "$reps"); do
-  for variant in cp "kernel 0" "kernel 64" "buffer 64"; do
+  for variant in cp "kernel 0" "kernel 64" "pipe 64" "buffer 64"; do
     rm -f "$out"
     start=$(date +%s.%N)
     if [ "$variant" = cp ]; then cp "$file" "$out" && sync "$out"; else "$bin" $variant "$file" "$out" 2>/dev/null; fi
@@ -31,8 +33,8 @@ done | awk '
     if (name == "cp") { cp = t } else { r[name, ++n[name]] = t / cp } }
   END {
     print "cp + sync:" times["cp"]
-    split("kernel 0|kernel 64|buffer 64", v, "|")
-    for (i = 1; i <= 3; i++) {
+    split("kernel 0|kernel 64|pipe 64|buffer 64", v, "|")
+    for (i = 1; i <= 4; i++) {
       k = v[i]; m = n[k]; for (j = 1; j <= m; j++) s[j] = r[k, j]
       for (a = 1; a <= m; a++) for (b = a + 1; b <= m; b++) if (s[b] < s[a]) { x = s[a]; s[a] = s[b]; s[b] = x }
       med = m % 2 ? s[(m + 1) / 2] : (s[m / 2] + s[m / 2 + 1]) / 2

@@ -33,6 +33,9 @@ namespace ckpt {
 namespace {
 
 constexpr size_t kCopyBufferSize = size_t{1} << 20;
+// splice_through_pipe's pipe: 1 MiB, what any user may ask for
+// (/proc/sys/fs/pipe-max-size's default).
+constexpr size_t kPipeBytes = size_t{1} << 20;
 // Largest single read/write/copy request; Linux caps one call near 2 GiB.
 constexpr size_t kMaxIoChunk = size_t{1} << 30;
 // Largest single copy_file_range request of copy_from: the step at which the
@@ -159,8 +162,8 @@ class WritebackThread {
   std::thread thread_;
 };
 
-// CKPT_KERNEL_COPY=any copies in the kernel whatever the page offsets (the
-// choice before session 10, for comparisons in bench/bench.py).
+// CKPT_KERNEL_COPY=any copies with copy_file_range whatever the page offsets
+// (the choice before session 10, for comparisons in bench/bench.py).
 bool kernel_copy_at_any_offset() {
   const char* env = std::getenv("CKPT_KERNEL_COPY");
   return env && std::strcmp(env, "any") == 0;
@@ -289,8 +292,8 @@ class PosixWritableFile final : public WritableFile {
     durable_ = false;
     check_range(src, offset, n);
     uint64_t done = 0;
-    if (src.fd() >= 0 && kernel_copy_pays(offset)) done = copy_in_kernel(src, offset, n);
-    // The rest (or what the kernel would not copy) goes through a buffer.
+    if (src.fd() >= 0) done = copy_in_kernel(src, offset, n);
+    // What the kernel would not copy goes through a buffer.
     if (done < n) copy_buffered(src, offset + done, n - done, nullptr);
   }
 
@@ -300,7 +303,7 @@ class PosixWritableFile final : public WritableFile {
     check_range(src, offset, n);
     uint32_t crc = 0;
     uint64_t done = 0;
-    if (src.fd() >= 0 && kernel_copy_pays(offset)) done = copy_mapped_with_crc(src, offset, n, crc);
+    if (src.fd() >= 0) done = copy_mapped_with_crc(src, offset, n, crc);
     if (done < n) copy_buffered(src, offset + done, n - done, &crc);
     return crc;
   }
@@ -341,6 +344,7 @@ class PosixWritableFile final : public WritableFile {
   void close() override {
     if (fd_ < 0) return;
     writeback_.reset();
+    pipe_.reset();
     int fd = fd_;
     fd_ = -1;  // close() releases the descriptor even when it reports an error
     if (::close(fd) != 0 && errno != EINTR) throw_errno(path_, "close", errno);
@@ -358,19 +362,11 @@ class PosixWritableFile final : public WritableFile {
     }
   }
 
-  // Whether copying src bytes from src_offset to the end of this file is
-  // faster in the kernel than through a buffer: only where both share their
-  // offset within a page, so that whole page-cache pages go across. Else
-  // (the usual case: a rewritten data.pkl or another archive name moves every
-  // record by some multiple of 64 bytes) each page is assembled from two, and
-  // on ext4 (Linux 6.18 on this VM) both the copy and the writeback behind it
-  // slow down: 1.68 GB shifted by 64 bytes took 2.6-2.8 s to be durable
-  // against 2.1-2.2 s unshifted, and ~2.2 s read through a 1 MiB buffer,
-  // which stays in the CPU cache, and written (docs/PERFORMANCE.md, session 10).
-  bool kernel_copy_pays(uint64_t src_offset) const {
+  // Whether src bytes at src_offset land at the same offset within a page
+  // when appended here.
+  bool same_page_offset(uint64_t src_offset) const {
     static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    static const bool any_offset = kernel_copy_at_any_offset();
-    return any_offset || src_offset % page == offset_ % page;
+    return src_offset % page == offset_ % page;
   }
 
   // Reads n bytes of src at offset through a buffer of kCopyBufferSize (kept
@@ -388,10 +384,14 @@ class PosixWritableFile final : public WritableFile {
     }
   }
 
-  // Copies with copy_file_range, then sendfile; returns how many bytes were
-  // copied before both stopped being usable (the caller copies the rest).
+  // Copies in the kernel: with copy_file_range (then sendfile) where source
+  // and output share their offset within a page, else spliced through a pipe
+  // of this file's (splice_through_pipe). Returns how many bytes were copied
+  // before those calls stopped being usable (the caller copies the rest).
   uint64_t copy_in_kernel(RandomAccessFile& src, uint64_t offset, uint64_t n) {
+    static const bool any_offset = kernel_copy_at_any_offset();
     uint64_t done = 0;
+    if (!any_offset && !same_page_offset(offset)) done = splice_through_pipe(src, offset, n);
     while (done < n) {
       // Steps of kKernelCopyStep, so that writeback starts as the copy goes.
       size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, kKernelCopyStep));
@@ -430,6 +430,108 @@ class PosixWritableFile final : public WritableFile {
       start_writeback();
     }
     return done;
+  }
+
+  // A pipe of kPipeBytes for splice_through_pipe; empty between calls.
+  struct Pipe {
+    int read_fd = -1, write_fd = -1;
+    size_t bytes = 0;
+    ~Pipe() {
+      if (read_fd >= 0) ::close(read_fd);
+      if (write_fd >= 0) ::close(write_fd);
+    }
+  };
+
+  // Copies src bytes through a pipe with splice(2), kPipeBytes at a time:
+  // the source's page-cache pages go into the pipe by reference and out into
+  // this file's pages in one write of the whole pipe. copy_file_range does
+  // the same through a pipe of 16 pages, and where source and output differ
+  // in their offset within a page, its 16-page writes each end inside a page:
+  // the output is then built of small page-cache folios that write back
+  // slowly on ext4 (docs/PERFORMANCE.md, session 10: 1.68 GB at a 64-byte
+  // shift made durable in 2.6-2.8 s by copy_file_range, 2.2 s through a
+  // 1 MiB pipe, as fast as an unshifted copy). Returns how many bytes were
+  // copied (0 where pipes or splice are not usable: the caller copies the
+  // rest otherwise).
+  uint64_t splice_through_pipe(RandomAccessFile& src, uint64_t offset, uint64_t n) {
+    if (!use_splice_) return 0;
+    if (!pipe_) {
+      auto p = std::make_unique<Pipe>();
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) {
+        use_splice_ = false;
+        return 0;
+      }
+      p->read_fd = fds[0];
+      p->write_fd = fds[1];
+      // A pipe that cannot grow (pipe-max-size, a user's pipe quota) would copy
+      // as copy_file_range does: left to it then.
+      const int got = ::fcntl(p->write_fd, F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
+      if (got < static_cast<int>(kPipeBytes)) {
+        use_splice_ = false;
+        return 0;
+      }
+      p->bytes = static_cast<size_t>(got);
+      pipe_ = std::move(p);
+    }
+    uint64_t done = 0;
+    while (done < n) {
+      loff_t in_off = static_cast<loff_t>(offset + done);
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, pipe_->bytes));
+      const ssize_t got = ::splice(src.fd(), &in_off, pipe_->write_fd, nullptr, want, SPLICE_F_MOVE);
+      if (got < 0) {
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP || err == EBADF) {
+          use_splice_ = false;  // this source cannot be spliced: the caller copies the rest
+          return done;
+        }
+        throw_errno(src.path(), "read", err);
+      }
+      if (got == 0) {
+        throw FormatError(src.path() + ": unexpected end of file at offset " + std::to_string(offset + done));
+      }
+      drain_pipe(static_cast<size_t>(got));
+      done += static_cast<uint64_t>(got);
+      start_writeback();
+      if (!pipe_) break;  // this file took no splice: the caller copies the rest
+    }
+    return done;
+  }
+
+  // Moves the n bytes in the pipe to the end of this file. Where this file
+  // will not take a splice, they are read out of the pipe and written, and
+  // splicing stops; on an error the pipe (with what it holds) is dropped.
+  void drain_pipe(size_t n) {
+    while (n > 0) {
+      const ssize_t put = ::splice(pipe_->read_fd, nullptr, fd_, nullptr, n, SPLICE_F_MOVE);
+      if (put > 0) {
+        n -= static_cast<size_t>(put);
+        offset_ += static_cast<uint64_t>(put);
+        continue;
+      }
+      const int err = put < 0 ? errno : EIO;
+      if (err == EINTR) continue;
+      if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
+        use_splice_ = false;
+        if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kCopyBufferSize);
+        while (n > 0) {
+          const ssize_t got = ::read(pipe_->read_fd, buffer_.get(), std::min(n, kCopyBufferSize));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            pipe_.reset();
+            throw_errno(path_, "read of a pipe", got < 0 ? errno : EIO);
+          }
+          write_all(fd_, std::string_view(buffer_.get(), static_cast<size_t>(got)), path_);
+          offset_ += static_cast<uint64_t>(got);
+          n -= static_cast<size_t>(got);
+        }
+        pipe_.reset();
+        return;
+      }
+      pipe_.reset();
+      throw_errno(path_, "write", err);
+    }
   }
 
   // copy_from_with_crc over a descriptor: maps the source kMapWindow at a
@@ -510,13 +612,14 @@ class PosixWritableFile final : public WritableFile {
   std::string path_;
   int fd_;
   uint64_t offset_ = 0;
-  bool use_copy_file_range_ = true, use_sendfile_ = true;
+  bool use_copy_file_range_ = true, use_sendfile_ = true, use_splice_ = true;
   uint64_t writeback_told_ = 0;
   uint64_t reserved_end_ = 0;  // reserve(): bytes [0, reserved_end_) have space
   bool durable_ = false;       // fsync'd, and nothing written since
   std::unique_ptr<WritebackThread> writeback_;
   std::unique_ptr<CrcThread> crc_thread_;  // copy_mapped_with_crc's, started on first use
   std::unique_ptr<char[]> buffer_;         // copy_buffered's, made on first use
+  std::unique_ptr<Pipe> pipe_;             // splice_through_pipe's, made on first use
 };
 
 class PosixRandomRWFile final : public RandomRWFile {

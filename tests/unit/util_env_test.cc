@@ -234,10 +234,11 @@ TEST(PosixEnv, WriteAppendAndCopyFrom) {
   EXPECT_TRUE(read_file(dir / "out") == expected);
 }
 
-// From a descriptor, copy_from and copy_from_with_crc copy in the kernel where
-// the source offset and the output's end share their offset within a page,
-// and through a buffer otherwise: both routes, at each kind of offset, over
-// more than one buffer's worth, give the same bytes and CRC-32.
+// From a descriptor, copy_from and copy_from_with_crc copy with
+// copy_file_range where the source offset and the output's end share their
+// offset within a page, and splice through a 1 MiB pipe otherwise: both
+// routes, at each kind of offset, over more than one pipe's worth, give the
+// same bytes and CRC-32, and a source cut short is an error on either.
 TEST(PosixEnv, CopyFromAtSharedAndDifferentPageOffsets) {
   TempDir dir;
   Env& env = Env::Default();
@@ -268,6 +269,16 @@ TEST(PosixEnv, CopyFromAtSharedAndDifferentPageOffsets) {
         env.remove(dir / "out");
       }
     }
+  }
+  write_file(dir / "shrunk", src_data);
+  auto shrunk = env.open_read(dir / "shrunk");
+  ASSERT_EQ(::truncate((dir / "shrunk").c_str(), 1 << 20), 0);
+  for (uint64_t out_shift : {uint64_t{0}, uint64_t{64}}) {
+    auto out = env.create(dir / "out");
+    out->append(std::string(out_shift, 'h'));
+    EXPECT_THROW(out->copy_from(*shrunk, 0, src_data.size()), FormatError) << out_shift;
+    out->close();
+    env.remove(dir / "out");
   }
 }
 
