@@ -444,15 +444,15 @@ class PosixWritableFile final : public WritableFile {
 
   // Copies src bytes through a pipe with splice(2), kPipeBytes at a time:
   // the source's page-cache pages go into the pipe by reference and out into
-  // this file's pages in one write of the whole pipe. copy_file_range does
-  // the same through a pipe of 16 pages, and where source and output differ
-  // in their offset within a page, its 16-page writes each end inside a page:
-  // the output is then built of small page-cache folios that write back
-  // slowly on ext4 (docs/PERFORMANCE.md, session 10: 1.68 GB at a 64-byte
-  // shift made durable in 2.6-2.8 s by copy_file_range, 2.2 s through a
-  // 1 MiB pipe, as fast as an unshifted copy). Returns how many bytes were
-  // copied (0 where pipes or splice are not usable: the caller copies the
-  // rest otherwise).
+  // this file's pages in one write of the whole pipe. copy_file_range on ext4
+  // does the same through the kernel's pipe of 16 pages; where source and
+  // output differ in their offset within a page, each of its writes ends
+  // inside a page, and the copy and the writeback behind it slow down (most
+  // likely smaller page-cache folios). docs/PERFORMANCE.md, session 10:
+  // 1.68 GB at a 64-byte shift made durable in 2.6-2.8 s by copy_file_range,
+  // 2.2 s through a 1 MiB pipe, as fast as an unshifted copy. Returns how
+  // many bytes were copied (0 where pipes or splice are not usable: the
+  // caller copies the rest otherwise).
   uint64_t splice_through_pipe(RandomAccessFile& src, uint64_t offset, uint64_t n) {
     if (!use_splice_) return 0;
     if (!pipe_) {
