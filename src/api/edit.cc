@@ -290,7 +290,12 @@ DtypePlan plan_dtype_conversion(const Opened& o, const std::vector<std::string>&
       }
     }
   }
-  if (!match.empty() && !any_match) throw UsageError(option_name("match") + " matches no tensor of the selected state dicts");
+  if (!match.empty() && !any_match) {
+    std::string globs;
+    for (const auto& m : match) globs += (globs.empty() ? "'" : ", '") + m + "'";
+    throw UsageError(option_name("match") + " " + globs +
+                     " selects no tensor of the selected state dicts (globs match whole names: 'emb.*', '*.weight')");
+  }
   plan.also_converted = count_also_converted(o, plan.transforms, selected);
   plan.storages = plan.transforms.size();
   return plan;
