@@ -153,6 +153,8 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
   stats->add_flag("--json", s->json, "JSON array of {name, dtype, shape, numel, nan, inf, finite, min, max, mean, "
                                      "std, std_population, norm}");
   stats->add_flag("--check-finite", s->check_finite, "exit 1 if any tensor holds NaN or Inf");
+  stats->add_flag("--ignore-crc", s->options.ignore_crc,
+                  "read a file whose records fail their CRC-32 (damaged), with the bytes as they are");
   stats->callback([s, &ctx] { ctx.exit_code = cmd_stats(ctx.env, *s); });
 
   auto d = std::make_shared<DiffArgs>();

@@ -113,3 +113,56 @@ def test_a_read_only_file_is_never_replaced(ckpt, tmp_path, args, target):
     ok(run_ckpt(*args, cwd=tmp_path))
     if args[0] != "compact" and "--dry-run" not in args:  # (compact: the example is compact already)
         assert (tmp_path / target).read_bytes() != before[tmp_path / target][0]
+
+
+# ------------------------------------------------ stats and show check the CRC-32 of what they read
+
+def damaged(tmp_path, flip):
+    """A torch-written checkpoint and a copy with one data byte of storage `flip`'s record flipped;
+    returns (good, bad, the damaged storage's bytes as the bad file holds them)."""
+    import struct
+    import zipfile
+    good = tmp_path / "good.th"
+    torch.save({"w": torch.arange(1000, dtype=torch.float32), "v": torch.ones(10)[2:5], "b": torch.zeros(3)},
+               str(good))
+    data = bytearray(good.read_bytes())
+    info = next(i for i in zipfile.ZipFile(good).infolist() if i.filename.endswith("/data/" + flip))
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    assert info.compress_type == zipfile.ZIP_STORED
+    data[start + info.file_size - 1] ^= 0x40  # the last byte: past what `show` prints, outside v's view
+    bad = tmp_path / "bad.th"
+    bad.write_bytes(bytes(data))
+    return good, bad, bytes(data[start:start + info.file_size])
+
+
+def assert_crc_refusal(result, bad):
+    assert_usage_error(result, str(bad) + ": record ", "fails its CRC-32 check", "the values read from it would be wrong",
+                       "pass --ignore-crc to read it as it is")
+
+
+@pytest.mark.parametrize("args", [["stats"], ["stats", "--match", "w"], ["stats", "--json"], ["show", "{bad}", "w"],
+                                  ["show", "{bad}", "w", "--json"], ["show", "{bad}", "w", "--head", "0"]])
+def test_stats_and_show_refuse_a_record_that_fails_its_crc(ckpt, tmp_path, args):
+    good, bad, _ = damaged(tmp_path, "0")  # w's record
+    argv = [a.format(bad=bad) for a in args] if "{bad}" in args else [args[0], bad, *args[1:]]
+    result = run_ckpt(*argv)
+    assert_crc_refusal(result, bad)
+    assert result.stdout == ""  # nothing printed before the refusal
+    ok(run_ckpt(*[str(good) if a == str(bad) else a for a in map(str, argv)]))  # the intact file reads
+
+
+def test_a_view_checks_its_whole_storage_and_ignore_crc_reads_the_bytes_as_they_are(ckpt, tmp_path):
+    good, bad, raw = damaged(tmp_path, "1")  # v's storage: ones(10), the flipped byte outside v = [2:5]
+    assert_crc_refusal(run_ckpt("stats", bad, "--match", "v"), bad)
+    ok(run_ckpt("stats", bad, "--match", "b"))  # records not read are not checked (b's is intact)
+    rows = json.loads(ok(run_ckpt("stats", bad, "--ignore-crc", "--json")))
+    assert {r["name"]: r["max"] for r in rows} == {"w": 999.0, "v": 1.0, "b": 0.0}
+    # w's record damaged: the values --ignore-crc reads are the bytes as they are.
+    _, bad_w, raw_w = damaged(tmp_path, "0")  # (rewrites good.th and bad.th)
+    w = torch.frombuffer(bytearray(raw_w), dtype=torch.float32).double()
+    (row,) = json.loads(ok(run_ckpt("stats", bad_w, "--ignore-crc", "--match", "w", "--json")))
+    assert row["max"] == w.max().item() and row["max"] != 999.0
+    assert row["mean"] == pytest.approx(w.mean().item(), rel=1e-12)
+    shown = json.loads(ok(run_ckpt("show", bad_w, "w", "--ignore-crc", "--head", "0", "--json")))
+    assert torch.tensor(float(shown["values"][-1]), dtype=torch.float32).item() == w[-1].item()
