@@ -126,13 +126,22 @@ std::vector<Item> parse(const std::u32string& pat) {
   return items;
 }
 
-}  // namespace
+// A pattern's items, parsed once per thread for the last few patterns (a
+// command matches every tensor name against the same one or two).
+const std::vector<Item>& parsed(const std::string& pattern) {
+  constexpr size_t kKept = 8;
+  thread_local std::vector<std::pair<std::string, std::vector<Item>>> kept;
+  for (const auto& [p, items] : kept)
+    if (p == pattern) return items;
+  if (kept.size() == kKept) kept.erase(kept.begin());
+  kept.emplace_back(pattern, parse(decode_utf8(pattern)));
+  return kept.back().second;
+}
 
-bool glob_match(const std::string& pattern, const std::string& text) {
-  const std::vector<Item> items = parse(decode_utf8(pattern));
-  const std::u32string s = decode_utf8(text);
-  // Each item but Star matches one code point: the last star's position is
-  // the only one to return to (the leftmost match of what follows is best).
+// Each item but Star matches one code point: the last star's position is
+// the only one to return to (the leftmost match of what follows is best).
+template <class Text>
+bool match(const std::vector<Item>& items, const Text& s) {
   size_t p = 0, t = 0, star = std::u32string::npos, star_t = 0;
   while (t < s.size()) {
     if (p < items.size() && items[p].kind == Item::Star) {
@@ -149,6 +158,22 @@ bool glob_match(const std::string& pattern, const std::string& text) {
   }
   while (p < items.size() && items[p].kind == Item::Star) ++p;
   return p == items.size();
+}
+
+// An ASCII name as code points, without decoding it.
+struct AsciiText {
+  const std::string& s;
+  size_t size() const { return s.size(); }
+  char32_t operator[](size_t i) const { return static_cast<unsigned char>(s[i]); }
+};
+
+}  // namespace
+
+bool glob_match(const std::string& pattern, const std::string& text) {
+  const std::vector<Item>& items = parsed(pattern);
+  for (char c : text)
+    if (static_cast<unsigned char>(c) >= 0x80) return match(items, decode_utf8(text));
+  return match(items, AsciiText{text});
 }
 
 }  // namespace ckpt
