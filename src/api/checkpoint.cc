@@ -327,7 +327,7 @@ void throw_crc_mismatch(const torch::Checkpoint& ck, const container::ZipRecord&
   throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf + "): the file is damaged and " +
                     (reading ? "the values read from it would be wrong" : "the output would carry the damage on") +
                     " ('ckpt verify " + ck.path() + "' lists every problem); fetch or copy it again, or pass " +
-                    option_name("ignore_crc") + (reading ? " to read it as it is" : " to write it as read"));
+                    option_set("ignore_crc") + (reading ? " to read it as it is" : " to write it as read"));
 }
 
 ValueCrcCheck::ValueCrcCheck(torch::Checkpoint& ck, bool ignore_crc) : ck_(ck) {
