@@ -165,6 +165,8 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
   diff->add_option("B", d->b, "second checkpoint or .safetensors file")->required();
   diff->add_option("--state", d->options.state, "state dict path in both (default: each one's best state)");
   diff->add_flag("--json", d->json, "one JSON object");
+  diff->add_flag("--ignore-crc", d->options.ignore_crc,
+                 "compare files whose records fail their CRC-32 (damaged), with the bytes as they are");
   diff->add_option("--atol", d->options.atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose; default 0)")
       ->check(number());
   diff->add_option("--rtol", d->options.rtol, "relative tolerance (default 0: values compared exactly); with a tolerance a dtype change alone is not a difference")

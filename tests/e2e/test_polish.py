@@ -166,3 +166,15 @@ def test_a_view_checks_its_whole_storage_and_ignore_crc_reads_the_bytes_as_they_
     assert row["mean"] == pytest.approx(w.mean().item(), rel=1e-12)
     shown = json.loads(ok(run_ckpt("show", bad_w, "w", "--ignore-crc", "--head", "0", "--json")))
     assert torch.tensor(float(shown["values"][-1]), dtype=torch.float32).item() == w[-1].item()
+
+
+def test_diff_checks_the_crc_of_what_it_compares(ckpt, tmp_path):
+    # Said "1 of 1,000 elements differ" of a damaged file, as if it had been changed.
+    good, bad, _ = damaged(tmp_path, "0")
+    for a, b in ((good, bad), (bad, good)):
+        result = run_ckpt("diff", a, b)
+        assert_crc_refusal(result, bad)
+        assert result.stdout == ""
+    result = run_ckpt("diff", good, bad, "--ignore-crc")
+    assert result.returncode == 1 and "w: 1 of 1,000 elements differ" in result.stdout
+    ok(run_ckpt("diff", good, good))
