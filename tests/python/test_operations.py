@@ -104,7 +104,7 @@ def test_a_read_only_file_is_refused_as_the_command_refuses_it(tmp_path, ckpt_co
     assert sorted(os.listdir(tmp_path)) == ["ro.th"]
 
 
-def test_stats_and_show_check_the_crc_of_what_they_read(tmp_path, ckpt_command):
+def test_stats_show_and_diff_check_the_crc_of_what_they_read(tmp_path, ckpt_command):
     import zipfile
     data = bytearray(open(EXAMPLE, "rb").read())
     entry = max(ckpt.tensors(EXAMPLE), key=lambda r: r.nbytes)  # a tensor of the best state; its record
@@ -115,13 +115,15 @@ def test_stats_and_show_check_the_crc_of_what_they_read(tmp_path, ckpt_command):
     bad = tmp_path / "bad.th"
     bad.write_bytes(bytes(data))
     name = entry.name
-    for call, args in [(lambda: ckpt.stats(bad), ["stats", bad]), (lambda: ckpt.show(bad, name), ["show", bad, name])]:
+    for call, args in [(lambda: ckpt.stats(bad), ["stats", bad]), (lambda: ckpt.show(bad, name), ["show", bad, name]),
+                       (lambda: ckpt.diff(EXAMPLE, bad), ["diff", EXAMPLE, bad])]:
         with pytest.raises(ckpt.FormatError) as e:
             call()
         assert str(e.value) == cli_error(ckpt_command, *args).replace("--ignore-crc", "ignore_crc=True")
         assert "fails its CRC-32 check" in str(e.value) and "ignore_crc=True" in str(e.value)
     assert len(ckpt.stats(bad, ignore_crc=True)) == len(ckpt.tensors(bad))
     assert ckpt.show(bad, name, ignore_crc=True).name == name
+    assert [t.name for t in ckpt.diff(EXAMPLE, bad, ignore_crc=True).tensors.values] == [name]
 
 
 def test_export_wrap_bundle(tmp_path):
