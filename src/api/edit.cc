@@ -138,7 +138,14 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     // Everything up to the write has run (so every error is reported); the
     // output is written as it would be (dialect, progress) into a counter.
     r.dry_run = true;
-    if (a.in_place) return;
+    // What the real run would refuse: a read-only file it would change or
+    // replace (with --force; without, an existing output is only reported).
+    if (a.in_place) {
+      refuse_read_only(env, o.ck->path());
+      return;
+    }
+    if (a.output.force && !a.output.sink && !a.output.out.empty() && a.output.out != "-")
+      refuse_read_only(env, env.resolve_links(a.output.out));
     DiscardEnv discard(env);
     OutputOptions counted = a.output;
     counted.sink = nullptr;

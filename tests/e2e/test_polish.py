@@ -90,6 +90,7 @@ def read_only_copy(path):
     (["edit", "ro.th", "-o", "other.th", "--force", "optim.lr=1e-5"], "other.th"),
     (["edit", "ro.th", "-o", "link.th", "--force", "optim.lr=1e-5"], "other.th"),
     (["edit", "ro.th", "-o", "other.th", "--force", "--dry-run", "optim.lr=1e-5"], "other.th"),
+    (["edit", "ro.th", "--in-place", "--dry-run", "optim.lr=1e-5"], "ro.th"),
     (["rewrite", "ro.th", "-o", "other.th", "--force"], "other.th"),
     (["export", "ro.th", "-o", "other.th", "--force"], "other.th"),
     (["safetensors", "ro.th", "-o", "ro.safetensors", "--force"], "ro.safetensors"),
@@ -114,6 +115,16 @@ def test_a_read_only_file_is_never_replaced(ckpt, tmp_path, args, target):
     if args[0] != "compact" and "--dry-run" not in args:  # (compact: the example is compact already)
         assert (tmp_path / target).read_bytes() != before[tmp_path / target][0]
 
+
+
+def test_a_dry_run_that_would_replace_nothing_reads_a_read_only_file(ckpt, tmp_path):
+    # Without --force a dry run reports an existing output; without -o it counts bytes: no refusal.
+    read_only_copy(tmp_path / "ro.th")
+    read_only_copy(tmp_path / "other.th")
+    ok(run_ckpt("edit", "ro.th", "-n", "optim.lr=1e-5", cwd=tmp_path))
+    ok(run_ckpt("edit", "ro.th", "-o", "other.th", "-n", "optim.lr=1e-5", cwd=tmp_path))
+    ok(run_ckpt("edit", "ro.th", "-o", "new.th", "optim.lr=1e-5", cwd=tmp_path))  # reading it is fine
+    assert load(tmp_path / "new.th")["xp.cfg"].optim.lr == 1e-5
 
 # ------------------------------------------------ stats and show check the CRC-32 of what they read
 
