@@ -1,6 +1,7 @@
 #include "api/checkpoint.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <set>
 
 #include "api/format.h"
@@ -318,6 +319,25 @@ std::vector<TensorRow> Opened::tensors_of(const pickle::Node* mapping) const {
 std::function<void(uint64_t, uint64_t)> progress_for(const ProgressFn& progress, const std::string& output) {
   if (!progress) return {};
   return [progress, output](uint64_t done, uint64_t total) { progress(output, done, total); };
+}
+
+void throw_crc_mismatch(const torch::Checkpoint& ck, const container::ZipRecord& rec, uint32_t crc, bool reading) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
+  throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf + "): the file is damaged and " +
+                    (reading ? "the values read from it would be wrong" : "the output would carry the damage on") +
+                    " ('ckpt verify " + ck.path() + "' lists every problem); fetch or copy it again, or pass " +
+                    option_set("ignore_crc") + (reading ? " to read it as it is" : " to write it as read"));
+}
+
+ValueCrcCheck::ValueCrcCheck(torch::Checkpoint& ck, bool ignore_crc) : ck_(ck) {
+  if (ignore_crc) return;
+  check_.on_mismatch = [&ck](const container::ZipRecord& rec, uint32_t crc) { throw_crc_mismatch(ck, rec, crc, true); };
+  ck_.set_read_crc_check(&check_);
+}
+
+ValueCrcCheck::~ValueCrcCheck() {
+  if (ck_.read_crc_check() == &check_) ck_.set_read_crc_check(nullptr);
 }
 
 bool matches_any(const std::vector<std::string>& globs, const std::string& name) {

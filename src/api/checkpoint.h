@@ -97,6 +97,29 @@ class CheckpointTensorTest : public audiocraft::TensorTest {
   const torch::Checkpoint& ck_;
 };
 
+// The FormatError of a zip record of ck whose bytes fail its CRC-32 (crc,
+// computed), with the ways to proceed (ignore_crc): for a writer (the output
+// would carry the damage on) or, reading, for a reader of values (stats,
+// show: the values would be wrong).
+[[noreturn]] void throw_crc_mismatch(const torch::Checkpoint& ck, const container::ZipRecord& rec, uint32_t crc,
+                                     bool reading = false);
+
+// The CRC policy of the commands that read tensor values (stats, show):
+// unless ignore_crc, while it lives, the readers of ck's storages check the
+// CRC-32 of each record they read, over the bytes as they read them
+// (torch::ReadCrcCheck), throwing throw_crc_mismatch's error (reading).
+class ValueCrcCheck {
+ public:
+  ValueCrcCheck(torch::Checkpoint& ck, bool ignore_crc);
+  ~ValueCrcCheck();
+  ValueCrcCheck(const ValueCrcCheck&) = delete;
+  ValueCrcCheck& operator=(const ValueCrcCheck&) = delete;
+
+ private:
+  torch::Checkpoint& ck_;
+  torch::ReadCrcCheck check_;
+};
+
 // True when globs is empty or one of them matches name (fnmatch, as Python's).
 bool matches_any(const std::vector<std::string>& globs, const std::string& name);
 

@@ -164,7 +164,10 @@ DiffResult diff(Env& env, const std::string& a, const std::string& b, const Diff
     if (oa.best_state && *oa.best_state == r.a.state) r.a.state_note = oa.state_note(std::nullopt);
     if (ob.best_state && *ob.best_state == r.b.state) r.b.state_note = ob.state_note(std::nullopt);
   }
-  compare_tensors(oa, ob, d, r);
+  {
+    ValueCrcCheck crc_a(*oa.ck, d.ignore_crc), crc_b(*ob.ck, d.ignore_crc);  // folded into the reads
+    compare_tensors(oa, ob, d, r);
+  }
   // A safetensors file is tensors only: its checkpoint's top level and
   // xp.cfg are not compared (the conversion check compares the tensors).
   r.tensors_only = oa.safetensors || ob.safetensors;

@@ -17,11 +17,14 @@ struct DiffOptions {
   static constexpr const char* kDoc = "which state dicts to compare, and the tolerance";
   std::optional<std::string> state;  // the state dict in both; default: each one's best state
   double atol = 0, rtol = 0;         // as torch.allclose: |a - b| <= atol + rtol * |b|
+  bool ignore_crc = false;           // compare zips whose records fail their CRC-32, as read
   template <class V>
   static void describe(V& v) {
     v.field("state", &DiffOptions::state, "the state dict's path in both (default: each one's best state)");
     v.field("atol", &DiffOptions::atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose); a finite number >= 0");
     v.field("rtol", &DiffOptions::rtol, "relative tolerance, a finite number >= 0 (0: values compared exactly)");
+    v.field("ignore_crc", &DiffOptions::ignore_crc,
+            "compare a zip whose records fail their CRC-32, as it is (refused otherwise: each record read is checked)");
   }
 };
 

@@ -138,7 +138,14 @@ void write_edit(Env& env, Opened& o, const EditOptions& a,
     // Everything up to the write has run (so every error is reported); the
     // output is written as it would be (dialect, progress) into a counter.
     r.dry_run = true;
-    if (a.in_place) return;
+    // What the real run would refuse: a read-only file it would change or
+    // replace (with --force; without, an existing output is only reported).
+    if (a.in_place) {
+      refuse_read_only(env, o.ck->path());
+      return;
+    }
+    if (a.output.force && !a.output.sink && !a.output.out.empty() && a.output.out != "-")
+      refuse_read_only(env, env.resolve_links(a.output.out));
     DiscardEnv discard(env);
     OutputOptions counted = a.output;
     counted.sink = nullptr;
@@ -290,7 +297,12 @@ DtypePlan plan_dtype_conversion(const Opened& o, const std::vector<std::string>&
       }
     }
   }
-  if (!match.empty() && !any_match) throw UsageError(option_name("match") + " matches no tensor of the selected state dicts");
+  if (!match.empty() && !any_match) {
+    std::string globs;
+    for (const auto& m : match) globs += (globs.empty() ? "'" : ", '") + m + "'";
+    throw UsageError(option_name("match") + " " + globs +
+                     " selects no tensor of the selected state dicts (globs match whole names: 'emb.*', '*.weight')");
+  }
   plan.also_converted = count_also_converted(o, plan.transforms, selected);
   plan.storages = plan.transforms.size();
   return plan;

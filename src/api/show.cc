@@ -79,7 +79,7 @@ std::string element_text(const torch::DTypeInfo& d, const char* p) {
 }  // namespace
 
 TensorValues::TensorValues(Env& env, const std::string& file, const std::string& name,
-                           const std::optional<std::string>& state)
+                           const std::optional<std::string>& state, bool ignore_crc)
     : opened_(open_checkpoint(env, file)) {
   // NAME is a key of the state dict, or (without --state) a path `ls`
   // prints from the root (optimizer/state/0/exp_avg, _modules/0/_parameters/weight).
@@ -108,6 +108,10 @@ TensorValues::TensorValues(Env& env, const std::string& file, const std::string&
   if (!t->dtype) throw UsageError(file + ": tensor '" + name + "' has an unknown dtype");
   info_ = std::make_unique<torch::TensorInfo>(std::move(*t));
   reader_ = std::make_unique<torch::ElementReader>(*opened_.ck, *info_, name);
+  if (const container::ZipRecord* rec = reader_->location().record; rec && !ignore_crc) {
+    const uint32_t crc = opened_.ck->zip()->compute_crc(*rec);
+    if (crc != rec->crc32) throw_crc_mismatch(*opened_.ck, *rec, crc, /*reading=*/true);
+  }
 }
 
 TensorValues::~TensorValues() = default;
@@ -122,7 +126,7 @@ size_t TensorValues::next(std::vector<std::string>& cells, size_t max) {
 
 ShowResult show(Env& env, const std::string& file, const ShowOptions& options) {
   if (options.head < 0) throw UsageError(option_name("head") + " must be 0 (all) or more");
-  TensorValues values(env, file, options.name, options.state);
+  TensorValues values(env, file, options.name, options.state, options.ignore_crc);
   const torch::TensorInfo& t = values.info();
   ShowResult r{options.name, t.dtype->name, t.shape, t.numel(), {}, 0};
   const uint64_t wanted = options.head == 0 ? r.numel : std::min<uint64_t>(r.numel, static_cast<uint64_t>(options.head));

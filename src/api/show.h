@@ -22,7 +22,11 @@ class TensorValues {
  public:
   // state: the state dict's path (nullopt: the best state). Throws
   // UsageError when there is no tensor `name` there.
-  TensorValues(Env& env, const std::string& file, const std::string& name, const std::optional<std::string>& state);
+  // Unless ignore_crc, the tensor's zip record is checked against its CRC-32
+  // first (read whole once: a few values tell nothing of the rest), failing
+  // with throw_crc_mismatch's error (reading).
+  TensorValues(Env& env, const std::string& file, const std::string& name, const std::optional<std::string>& state,
+               bool ignore_crc = false);
   ~TensorValues();
   TensorValues(const TensorValues&) = delete;
   TensorValues& operator=(const TensorValues&) = delete;
@@ -49,11 +53,14 @@ struct ShowOptions {
   std::string name;
   std::optional<std::string> state;
   int64_t head = 20;
+  bool ignore_crc = false;
   template <class V>
   static void describe(V& v) {
     v.field("name", &ShowOptions::name, "the tensor's name, as tensors lists it");
     v.field("state", &ShowOptions::state, "the state dict's '/'-separated path (default: the best state)");
     v.field("head", &ShowOptions::head, "the first K values (0: all)");
+    v.field("ignore_crc", &ShowOptions::ignore_crc,
+            "read a zip record that fails its CRC-32, as it is (refused otherwise: the tensor's record is checked)");
   }
 };
 struct ShowResult {

@@ -11,6 +11,7 @@ std::vector<StatsRow> stats(Env& env, const std::string& file, const StatsOption
   ReadableCheckpoint input(env, file);  // a DCP folder: its consolidation
   Opened o = open_checkpoint(env, input.path());
   std::string path = o.state_path_or_best(options.state);
+  ValueCrcCheck crc(*o.ck, options.ignore_crc);  // folded into the reads below
   std::vector<StatsRow> rows;
   for (const TensorRow& r : o.tensors_of(o.state_dict(path))) {
     if (!matches_any(options.match, r.name)) continue;

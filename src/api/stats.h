@@ -16,10 +16,13 @@ struct StatsOptions {
   static constexpr const char* kDoc = "which tensors stats reads";
   std::optional<std::string> state;  // default: the best state
   std::vector<std::string> match;    // globs; empty: all
+  bool ignore_crc = false;           // read a zip whose records fail their CRC-32, as read
   template <class V>
   static void describe(V& v) {
     v.field("state", &StatsOptions::state, "the state dict's '/'-separated path (default: the best state; '/': the root)");
     v.field("match", &StatsOptions::match, "only tensors whose names match one of these globs");
+    v.field("ignore_crc", &StatsOptions::ignore_crc,
+            "read a zip whose records fail their CRC-32, as it is (refused otherwise: each record read is checked)");
   }
 };
 

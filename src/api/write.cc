@@ -47,19 +47,6 @@ void check_safetensors_output_name(const std::string& out) {
                        out.substr(0, out.size() - ext.size()) + ".safetensors");
 }
 
-namespace {
-
-[[noreturn]] void throw_crc_mismatch(const torch::Checkpoint& ck, const container::ZipRecord& rec, uint32_t crc) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "CRC-32 is %08x, the directory says %08x", crc, rec.crc32);
-  throw FormatError(ck.path() + ": record '" + rec.name + "' fails its CRC-32 check (" + buf +
-                    "): the file is damaged and the output would carry the damage on ('ckpt verify " + ck.path() +
-                    "' lists every problem); fetch or copy it again, or pass " + option_name("ignore_crc") +
-                    " to write it as read");
-}
-
-}  // namespace
-
 void check_record_crcs(const torch::Checkpoint& ck, bool skip_storages) {
   const auto* zip = ck.zip();
   if (!zip) return;

@@ -71,7 +71,7 @@ int cmd_show(Env& env, const ShowArgs& args) {
     return 0;
   }
   const ShowOptions& a = args.options;  // text streams: --head 0 costs no memory per value
-  TensorValues values(env, args.file, a.name, a.state);
+  TensorValues values(env, args.file, a.name, a.state, a.ignore_crc);
   if (!values.state_note().empty()) std::fprintf(stderr, "ckpt: note: %s\n", values.state_note().c_str());
   const torch::TensorInfo& t = values.info();
   const uint64_t numel = t.numel();
@@ -109,6 +109,8 @@ void register_show_commands(CLI::App& app, Context& ctx) {
   show->add_option("NAME", a->options.name, "tensor name, as 'ckpt tensors' lists it")->required();
   show->add_option("--state", a->options.state, "path of the state dict (default: the best state)");
   show->add_flag("--json", a->json, "the values as JSON (strings, as printed) on standard output");
+  show->add_flag("--ignore-crc", a->options.ignore_crc,
+                 "read a tensor whose record fails its CRC-32 (damaged), with the bytes as they are");
   show->add_option("--head", a->options.head, "print the first K values (default 20; 0: all); of a matrix, the rows that hold them, as torch prints it")
       ->check(non_negative_whole_number());
   show->callback([a, &ctx] { ctx.exit_code = cmd_show(ctx.env, *a); });

@@ -153,6 +153,8 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
   stats->add_flag("--json", s->json, "JSON array of {name, dtype, shape, numel, nan, inf, finite, min, max, mean, "
                                      "std, std_population, norm}");
   stats->add_flag("--check-finite", s->check_finite, "exit 1 if any tensor holds NaN or Inf");
+  stats->add_flag("--ignore-crc", s->options.ignore_crc,
+                  "read a file whose records fail their CRC-32 (damaged), with the bytes as they are");
   stats->callback([s, &ctx] { ctx.exit_code = cmd_stats(ctx.env, *s); });
 
   auto d = std::make_shared<DiffArgs>();
@@ -163,6 +165,8 @@ void register_tools_commands(CLI::App& app, Context& ctx) {
   diff->add_option("B", d->b, "second checkpoint or .safetensors file")->required();
   diff->add_option("--state", d->options.state, "state dict path in both (default: each one's best state)");
   diff->add_flag("--json", d->json, "one JSON object");
+  diff->add_flag("--ignore-crc", d->options.ignore_crc,
+                 "compare files whose records fail their CRC-32 (damaged), with the bytes as they are");
   diff->add_option("--atol", d->options.atol, "values equal when |a - b| <= atol + rtol * |b| (as torch.allclose; default 0)")
       ->check(number());
   diff->add_option("--rtol", d->options.rtol, "relative tolerance (default 0: values compared exactly); with a tolerance a dtype change alone is not a difference")

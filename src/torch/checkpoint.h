@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <string_view>
@@ -156,6 +157,16 @@ struct OpenOptions {
 // ('storage', StorageClass, key, location, numel[, view_metadata])
 bool is_storage_pid(const pickle::Node* t);
 
+// The CRC-32 check of the zip records that readers of storage bytes
+// (torch/tensor_data.h's StorageReader) read, when a Checkpoint has one:
+// each record once, over its bytes as they are read (the rest of a record
+// read in part is read when its reader is done); a mismatch calls
+// on_mismatch(record, crc), which throws.
+struct ReadCrcCheck {
+  std::function<void(const container::ZipRecord& record, uint32_t crc)> on_mismatch;
+  std::set<const container::ZipRecord*> checked;
+};
+
 class Checkpoint {
  public:
   // Throws FormatError naming the file on anything that is not a readable
@@ -196,6 +207,11 @@ class Checkpoint {
   const Storage& add_external_storage(const std::string& key, const DTypeInfo* dtype, const std::string& location,
                                       uint64_t numel, std::shared_ptr<RandomAccessFile> file, uint64_t offset);
 
+  // With a check set (not owned; null: none), readers of this checkpoint's
+  // storages check the CRC-32 of the records they read (api: stats, show).
+  void set_read_crc_check(ReadCrcCheck* check) { read_crc_check_ = check; }
+  ReadCrcCheck* read_crc_check() const { return read_crc_check_; }
+
  private:
   Checkpoint() = default;
   void load_zip(Env& env, const OpenOptions& options);
@@ -215,6 +231,7 @@ class Checkpoint {
   uint64_t pickle_size_ = 0;
   std::map<std::string, Storage> storages_;
   std::vector<std::shared_ptr<RandomAccessFile>> external_files_;
+  ReadCrcCheck* read_crc_check_ = nullptr;
 };
 
 // Storage bytes rewritten on save (dtype conversion): the new storage class

@@ -162,6 +162,8 @@ Plan plan_tail(const container::ZipReader& zip, uint64_t alignment, const std::s
 }  // namespace
 
 InPlaceResult update_in_place(Checkpoint& ck, const Node* root, Env& env, const InPlaceOptions& options) {
+  // Both ways (appended or rewritten) refuse a read-only file alike, before any work.
+  refuse_read_only(env, ck.path());
   auto rewrite = [&](std::string reason) {
     SaveOptions so = options.save;
     so.force = true;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "util/crc32.h"
 #include "util/error.h"
 
 namespace ckpt::torch {
@@ -21,6 +22,46 @@ constexpr uint64_t kWindowBytes = uint64_t{4} << 20;
 StorageReader::StorageReader(const Checkpoint& ck, const Storage& s)
     : ck_(ck), s_(s), where_(locate_storage(ck, s)) {
   if (where_.file) where_.file->will_read(where_.offset, where_.size);  // remote read-ahead stops at its end
+  ReadCrcCheck* check = ck.read_crc_check();
+  if (check && where_.record && !check->checked.count(where_.record)) check_ = check;
+}
+
+void StorageReader::crc_over(uint64_t offset, const char* data, size_t n) {
+  if (!check_ || offset > crc_pos_ || offset + n <= crc_pos_) return;
+  const uint64_t skip = crc_pos_ - offset;
+  crc_ = crc32_update(crc_, data + skip, static_cast<size_t>(n - skip));
+  crc_pos_ = offset + n;
+  if (crc_pos_ == size()) crc_done();
+}
+
+void StorageReader::crc_done() {
+  ReadCrcCheck* check = check_;
+  check_ = nullptr;
+  check->checked.insert(where_.record);
+  if (crc_ != where_.record->crc32 && check->on_mismatch) check->on_mismatch(*where_.record, crc_);
+}
+
+void StorageReader::finish_crc() {
+  if (!check_) return;
+  if (crc_pos_ == size()) {  // an empty record
+    crc_done();
+    return;
+  }
+  if (where_.compressed()) {  // inflated whole on first read
+    if (!inflated_loaded_) {
+      inflated_ = ck_.zip()->read(*where_.record, where_.size);
+      inflated_loaded_ = true;
+    }
+    crc_over(crc_pos_, inflated_.data() + crc_pos_, static_cast<size_t>(size() - crc_pos_));
+    return;
+  }
+  std::string buf(static_cast<size_t>(std::min(size() - crc_pos_, kReadChunk)), '\0');
+  while (check_) {
+    const uint64_t at = crc_pos_;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(size() - at, buf.size()));
+    where_.file->read(where_.offset + at, n, buf.data());
+    crc_over(at, buf.data(), n);
+  }
 }
 
 void StorageReader::read(uint64_t offset, size_t n, char* out) {
@@ -30,6 +71,7 @@ void StorageReader::read(uint64_t offset, size_t n, char* out) {
   if (n == 0) return;
   if (!where_.compressed()) {
     where_.file->read(where_.offset + offset, n, out);
+    crc_over(offset, out, n);
     return;
   }
   if (!inflated_loaded_) {
@@ -37,6 +79,7 @@ void StorageReader::read(uint64_t offset, size_t n, char* out) {
     inflated_loaded_ = true;
   }
   std::memcpy(out, inflated_.data() + offset, n);
+  crc_over(offset, out, n);
 }
 
 void stream_storage(const Checkpoint& ck, const Storage& s, const std::function<void(std::string_view)>& sink) {
@@ -81,10 +124,14 @@ ElementReader::ElementReader(const Checkpoint& ck, const TensorInfo& t, const st
 
 size_t ElementReader::read(char* out, size_t max) {
   const uint64_t k = std::min<uint64_t>(max, remaining());
-  if (k == 0) return 0;
+  if (k == 0) {
+    if (max > 0) storage_.finish_crc();  // (a tensor of no elements)
+    return 0;
+  }
   if (contiguous_) {
     storage_.read(span_begin_ + done_ * es_, static_cast<size_t>(k * es_), out);
     done_ += k;
+    if (remaining() == 0) storage_.finish_crc();
     return static_cast<size_t>(k);
   }
   // Strided: walk the index space row-major (idx_ is the next element),
@@ -107,6 +154,7 @@ size_t ElementReader::read(char* out, size_t max) {
     }
   }
   done_ += k;
+  if (remaining() == 0) storage_.finish_crc();
   return static_cast<size_t>(k);
 }
 

@@ -21,15 +21,25 @@ class StorageReader {
   StorageReader(const Checkpoint& ck, const Storage& s);
   uint64_t size() const { return where_.size; }
   const StorageLocation& location() const { return where_; }
-  // Bytes [offset, offset + n); throws FormatError past the end.
+  // Bytes [offset, offset + n); throws FormatError past the end. Under the
+  // checkpoint's ReadCrcCheck, bytes read in order from the record's start
+  // go into its CRC-32, checked once the last byte is read.
   void read(uint64_t offset, size_t n, char* out);
+  // Under a ReadCrcCheck: reads what the CRC-32 has not covered yet to the
+  // record's end and checks it (nothing when done or unchecked).
+  void finish_crc();
 
  private:
+  void crc_over(uint64_t offset, const char* data, size_t n);
+  void crc_done();
   const Checkpoint& ck_;
   const Storage& s_;
   StorageLocation where_;
   bool inflated_loaded_ = false;
   std::string inflated_;
+  ReadCrcCheck* check_ = nullptr;  // while this record's CRC-32 is pending
+  uint64_t crc_pos_ = 0;           // bytes [0, crc_pos_) are in crc_
+  uint32_t crc_ = 0;
 };
 
 // Streams all of a storage's bytes in order, in chunks of any length.
@@ -44,7 +54,10 @@ class ElementReader {
   ElementReader(const Checkpoint& ck, const TensorInfo& t, const std::string& name);
   uint64_t remaining() const { return numel_ - done_; }
   size_t element_size() const { return es_; }
+  const StorageLocation& location() const { return storage_.location(); }
   // Copies up to max elements into out; returns how many (0 at the end).
+  // Under the checkpoint's ReadCrcCheck, the storage record's CRC-32 is
+  // checked with the last elements (its unread bytes read then).
   size_t read(char* out, size_t max);
 
  private:

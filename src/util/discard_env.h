@@ -16,6 +16,9 @@ class DiscardEnv final : public Env {
   void rename(const std::string&, const std::string&) override {}
   void remove(const std::string&) override {}
   bool exists(const std::string& path) override { return base_.exists(path); }
+  // Nothing is replaced: a dry run's caller checks what the real run would
+  // refuse (api/edit.cc).
+  bool read_only(const std::string&) override { return false; }
   void sync_dir(const std::string&) override {}
   bool is_directory(const std::string& path) override { return base_.is_directory(path); }
   void create_directory(const std::string&) override {}

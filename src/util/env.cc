@@ -774,6 +774,13 @@ class PosixEnv final : public Env {
     (void)::chmod(to.c_str(), st.st_mode & 07777);
   }
 
+  bool read_only(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    if ((st.st_mode & 0222) == 0) return true;
+    return ::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) != 0 && (errno == EACCES || errno == EPERM);
+  }
+
   std::vector<std::string> list_directory(const std::string& dir) override {
     DIR* d = ::opendir(dir.c_str());
     if (!d) throw_errno(dir, "opendir", errno);
@@ -843,6 +850,8 @@ std::string Env::resolve_links(const std::string& path) { return path; }
 
 void Env::copy_mode(const std::string&, const std::string&) {}
 
+bool Env::read_only(const std::string&) { return false; }
+
 std::vector<std::string> Env::list_directory(const std::string& dir) { throw_errno(dir, "opendir", ENOTSUP); }
 
 void Env::exchange(const std::string&, const std::string& b) { throw_errno(b, "rename (exchange)", ENOTSUP); }
@@ -852,6 +861,12 @@ void Env::link(const std::string&, const std::string& to) { throw_errno(to, "lin
 Env& Env::Default() {
   static PosixEnv env;
   return env;
+}
+
+void refuse_read_only(Env& env, const std::string& path) {
+  if (!env.read_only(path)) return;
+  throw UsageError(path + " is read-only: ckpt does not replace or change a file protected from writing; "
+                   "make it writable first (chmod u+w " + path + ") or write the result to another file");
 }
 
 AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
@@ -868,6 +883,7 @@ AtomicOutput::AtomicOutput(Env& env, std::string final_path, bool force)
   if (!force && env_.exists(final_path_)) {
     throw UsageError(final_path_ + " exists (use " + option_set("force") + " to overwrite)");
   }
+  if (force) refuse_read_only(env_, final_path_);
   static std::atomic<uint64_t> counter{0};
   // A stale temporary from a crashed run may hold our name: take the next one.
   for (int attempt = 0;; ++attempt) {

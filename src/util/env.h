@@ -115,6 +115,10 @@ class Env {
   // the existing file `from` (no-op when `from` does not exist). Not pure:
   // nothing by default.
   virtual void copy_mode(const std::string& from, const std::string& to);
+  // True when `path` is an existing file protected from writing: no write
+  // permission bit at all (chmod a-w, 0444: read-only even to root), or
+  // none this process holds. Not pure: false by default.
+  virtual bool read_only(const std::string& path);
   // The names in directory `dir` (not "." or ".."), sorted. Not pure: Envs
   // that do not support it refuse with IoError.
   virtual std::vector<std::string> list_directory(const std::string& dir);
@@ -126,12 +130,20 @@ class Env {
   virtual void link(const std::string& from, const std::string& to);
 };
 
+// The one policy of every command that replaces or updates an existing
+// file (AtomicOutput with force, in-place edits, a folder's files replaced):
+// throws UsageError naming `path` and the fix (chmod u+w) when
+// env.read_only(path). A read-only file is the user's protection; a rename
+// over it would go through it.
+void refuse_read_only(Env& env, const std::string& path);
+
 // An output written beside its final path under a temporary name and renamed
 // into place by commit() once complete and fsync'd. If commit() is never
 // reached the temporary file is removed, so a failed write leaves nothing.
 class AtomicOutput {
  public:
-  // Throws UsageError if final_path exists and !force.
+  // Throws UsageError if final_path exists and !force, or with force when
+  // it is read-only (refuse_read_only).
   AtomicOutput(Env& env, std::string final_path, bool force);
   ~AtomicOutput();
   AtomicOutput(const AtomicOutput&) = delete;

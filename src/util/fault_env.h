@@ -51,6 +51,7 @@ class FaultInjectingEnv : public Env {
   void remove_directory(const std::string& path) override;
   std::string resolve_links(const std::string& path) override { return base_.resolve_links(path); }
   void copy_mode(const std::string& from, const std::string& to) override;  // a step
+  bool read_only(const std::string& path) override { return base_.read_only(path); }
   std::vector<std::string> list_directory(const std::string& dir) override { return base_.list_directory(dir); }
   void exchange(const std::string& a, const std::string& b) override;  // a step
   void link(const std::string& from, const std::string& to) override;  // a step

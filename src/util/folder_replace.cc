@@ -25,6 +25,7 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, std::function<boo
     }
     if (!force && !old_set_.empty())
       throw UsageError(target_ + "/" + old_set_.front() + " exists (use " + option_set("force") + " to replace the files of " + dir + ")");
+    for (const auto& name : old_set_) refuse_read_only(env_, target_ + "/" + name);
   }
   make_temp();
 }
@@ -36,6 +37,7 @@ FolderReplace::FolderReplace(Env& env, const std::string& dir, Whole, bool force
   existed_ = env_.is_directory(target_);
   if (!existed_ && env_.exists(target_)) throw UsageError(dir + " exists and is not a folder");
   if (existed_) old_set_ = env_.list_directory(target_);
+  for (const auto& name : old_set_) refuse_read_only(env_, target_ + "/" + name);
   make_temp();
 }
 

@@ -46,6 +46,7 @@ class RecordingEnv final : public Env {
   void remove_directory(const std::string& path) override;
   std::string resolve_links(const std::string& path) override { return base_.resolve_links(path); }
   void copy_mode(const std::string& from, const std::string& to) override { base_.copy_mode(from, to); }
+  bool read_only(const std::string& path) override { return base_.read_only(path); }
   std::vector<std::string> list_directory(const std::string& dir) override { return base_.list_directory(dir); }
   void exchange(const std::string& a, const std::string& b) override;
   void link(const std::string& from, const std::string& to) override;

@@ -86,6 +86,46 @@ def test_existing_output_needs_force(tmp_path, ckpt_command):
     assert ckpt.export(EXAMPLE, out, force=True).exported_from == "best_state/model"
 
 
+def test_a_read_only_file_is_refused_as_the_command_refuses_it(tmp_path, ckpt_command):
+    # force=True and in_place=True replaced or changed a chmod 0444 file (through the rename).
+    ro = tmp_path / "ro.th"
+    ro.write_bytes(open(EXAMPLE, "rb").read())
+    os.chmod(ro, 0o444)
+    before = ro.read_bytes()
+    for call, args in [(lambda: ckpt.compact(ro), ["compact", ro]),
+                       (lambda: ckpt.edit(ro, in_place=True, overrides=["optim.lr=1e-5"]),
+                        ["edit", ro, "--in-place", "optim.lr=1e-5"]),
+                       (lambda: ckpt.rewrite(EXAMPLE, ro, force=True), ["rewrite", EXAMPLE, "-o", ro, "--force"])]:
+        with pytest.raises(ckpt.UsageError) as e:
+            call()
+        assert str(e.value) == cli_error(ckpt_command, *args)
+        assert f"{ro} is read-only" in str(e.value) and f"chmod u+w {ro}" in str(e.value)
+    assert ro.read_bytes() == before and os.stat(ro).st_mode & 0o777 == 0o444
+    assert sorted(os.listdir(tmp_path)) == ["ro.th"]
+
+
+def test_stats_show_and_diff_check_the_crc_of_what_they_read(tmp_path, ckpt_command):
+    import zipfile
+    data = bytearray(open(EXAMPLE, "rb").read())
+    entry = max(ckpt.tensors(EXAMPLE), key=lambda r: r.nbytes)  # a tensor of the best state; its record
+    info = next(i for i in zipfile.ZipFile(EXAMPLE).infolist() if i.filename.endswith("/data/" + entry.storage))
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little") \
+        + int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    data[start + info.file_size - 1] ^= 0x40
+    bad = tmp_path / "bad.th"
+    bad.write_bytes(bytes(data))
+    name = entry.name
+    for call, args in [(lambda: ckpt.stats(bad), ["stats", bad]), (lambda: ckpt.show(bad, name), ["show", bad, name]),
+                       (lambda: ckpt.diff(EXAMPLE, bad), ["diff", EXAMPLE, bad])]:
+        with pytest.raises(ckpt.FormatError) as e:
+            call()
+        assert str(e.value) == cli_error(ckpt_command, *args).replace("--ignore-crc", "ignore_crc=True")
+        assert "fails its CRC-32 check" in str(e.value) and "ignore_crc=True" in str(e.value)
+    assert len(ckpt.stats(bad, ignore_crc=True)) == len(ckpt.tensors(bad))
+    assert ckpt.show(bad, name, ignore_crc=True).name == name
+    assert [t.name for t in ckpt.diff(EXAMPLE, bad, ignore_crc=True).tensors.values] == [name]
+
+
 def test_export_wrap_bundle(tmp_path):
     exported = tmp_path / "state_dict.bin"
     ckpt.export(EXAMPLE, exported)

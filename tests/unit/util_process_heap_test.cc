@@ -1,4 +1,4 @@
-// reserve_heap_for_short_process: the heap grows once, its 2 MiB ranges are
+// reserve_heap_for_short_process: the heap grows once, its huge-page ranges are
 // advised for huge pages, and malloc keeps working over it. Each case runs in
 // a child process (a death-test fork): the call changes malloc's settings
 // for the whole process.
@@ -87,6 +87,36 @@ void reserve_then_check() {
 TEST(ProcessHeap, GrowsOnceAdvisesHugePagesAndMallocKeepsWorking) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(reserve_then_check(), ::testing::ExitedWithCode(0), "");
+}
+
+// The arithmetic with the page size and huge page size as given, not
+// assumed 4 KiB and 2 MiB.
+TEST(ProcessHeap, PlanSitsOnePageBelowAHugePageBoundaryOfTheGivenSizes) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  // 4 KiB pages, 2 MiB huge pages (x86-64).
+  auto p = plan_huge_heap(0x5000'0123'4000, 4096, 2 * kMiB, 4 * kMiB);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->boundary % (2 * kMiB), 0u);
+  EXPECT_EQ(0x5000'0123'4000 + p->gap, p->boundary - 4096);
+  EXPECT_EQ(p->block, 4 * kMiB + 4096);
+  // 16 KiB pages, 32 MiB huge pages (arm64): a 16 KiB page below 32 MiB.
+  p = plan_huge_heap(0x5000'0123'4000, 16384, 32 * kMiB, 64 * kMiB);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->boundary % (32 * kMiB), 0u);
+  EXPECT_EQ(0x5000'0123'4000 + p->gap, p->boundary - 16384);
+  EXPECT_EQ(p->block, 64 * kMiB + 16384);
+  // A break already a page below a boundary: no gap.
+  p = plan_huge_heap(2 * kMiB - 4096, 4096, 2 * kMiB, 2 * kMiB);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->gap, 0u);
+  // 64 KiB pages, 512 MiB huge pages: a 4 MiB heap holds no huge page: nothing.
+  EXPECT_FALSE(plan_huge_heap(0x5000'0123'0000, 65536, 512 * kMiB, 4 * kMiB));
+  // Sizes the arithmetic does not hold for: nothing.
+  EXPECT_FALSE(plan_huge_heap(0x1000, 0, 2 * kMiB, 4 * kMiB));
+  EXPECT_FALSE(plan_huge_heap(0x1000, 12288, 2 * kMiB, 4 * kMiB));
+  EXPECT_FALSE(plan_huge_heap(0x1000, 4096, 3 * kMiB, 4 * kMiB));
+  EXPECT_FALSE(plan_huge_heap(0x1000, 2 * kMiB, 2 * kMiB, 4 * kMiB));
+  EXPECT_FALSE(plan_huge_heap(~uint64_t{0} - 4096, 4096, 2 * kMiB, 4 * kMiB));  // past the address space
 }
 
 }  // namespace

@@ -84,5 +84,34 @@ TEST(Glob, AsPythonFnmatch) {
   EXPECT_FALSE(glob_match("Model.*", "model.x"));  // case-sensitive
 }
 
+// Where libc's fnmatch (the matcher before) and Python's differ, Python's
+// meaning: each case's expectation is fnmatch.fnmatchcase's.
+TEST(Glob, AsPythonFnmatchWhereLibcDiffers) {
+  EXPECT_TRUE(glob_match("[abc", "[abc"));  // an unclosed "[" is a literal
+  EXPECT_FALSE(glob_match("[abc", "a"));
+  EXPECT_TRUE(glob_match("*[", "x["));
+  EXPECT_TRUE(glob_match("[^a]", "^"));  // "^" is no negation
+  EXPECT_TRUE(glob_match("[^a]", "a"));
+  EXPECT_FALSE(glob_match("[^a]", "b"));
+  EXPECT_FALSE(glob_match("[[:alpha:]]", "a"));  // no POSIX classes: "[[:alph" then "]"
+  EXPECT_TRUE(glob_match("[[:alpha:]]", ":]"));
+  EXPECT_FALSE(glob_match("[[.a.]]", "a"));
+  EXPECT_TRUE(glob_match("[a/b]", "/"));  // "/" in a class
+  EXPECT_TRUE(glob_match("?", "\xc3\xa9"));  // "?" is one code point (é), not one byte
+  EXPECT_TRUE(glob_match("[\xc3\xa9]x", "\xc3\xa9x"));
+  EXPECT_FALSE(glob_match("??", "\xc3\xa9"));
+  EXPECT_FALSE(glob_match("[z-a]", "z"));  // an empty range
+  EXPECT_TRUE(glob_match("[!]", "[!]"));   // unclosed ("!" then "]" open the class): literal
+  EXPECT_FALSE(glob_match("[!]", "!"));
+  EXPECT_TRUE(glob_match("[]]", "]"));
+  EXPECT_TRUE(glob_match("[!]]", "a"));
+  EXPECT_TRUE(glob_match("[a-]", "-"));
+  EXPECT_TRUE(glob_match("[a-c-e]", "-"));
+  EXPECT_FALSE(glob_match("[a-c-e]", "d"));
+  EXPECT_TRUE(glob_match("[!a-Z]", "q"));  // "a-Z" removed: "[!]", any character
+  EXPECT_TRUE(glob_match("*a*b*c", "xxaxxbxxbxc"));
+  EXPECT_FALSE(glob_match("*a*b*c", "xxaxxbxxbxcd"));
+}
+
 }  // namespace
 }  // namespace ckpt
