@@ -294,7 +294,7 @@ class PosixWritableFile final : public WritableFile {
     uint64_t done = 0;
     if (src.fd() >= 0) done = copy_in_kernel(src, offset, n);
     // What the kernel would not copy goes through a buffer.
-    if (done < n) copy_buffered(src, offset + done, n - done, nullptr);
+    if (done < n) copy_through_buffer(src, offset + done, n - done, *this);
   }
 
   uint32_t copy_from_with_crc(RandomAccessFile& src, uint64_t offset, uint64_t n) override {
@@ -304,7 +304,7 @@ class PosixWritableFile final : public WritableFile {
     uint32_t crc = 0;
     uint64_t done = 0;
     if (src.fd() >= 0) done = copy_mapped_with_crc(src, offset, n, crc);
-    if (done < n) copy_buffered(src, offset + done, n - done, &crc);
+    if (done < n) copy_through_buffer(src, offset + done, n - done, *this, &crc);
     return crc;
   }
 
@@ -367,21 +367,6 @@ class PosixWritableFile final : public WritableFile {
   bool same_page_offset(uint64_t src_offset) const {
     static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     return src_offset % page == offset_ % page;
-  }
-
-  // Reads n bytes of src at offset through a buffer of kCopyBufferSize (kept
-  // for the file's life) and appends them; with crc, continues *crc over them
-  // while they are in the CPU cache.
-  void copy_buffered(RandomAccessFile& src, uint64_t offset, uint64_t n, uint32_t* crc) {
-    if (n == 0) return;
-    if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kCopyBufferSize);
-    for (uint64_t done = 0; done < n;) {
-      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n - done, kCopyBufferSize));
-      src.read(offset + done, chunk, buffer_.get());
-      if (crc) *crc = crc32_update(*crc, buffer_.get(), chunk);
-      append(std::string_view(buffer_.get(), chunk));
-      done += chunk;
-    }
   }
 
   // Copies in the kernel: with copy_file_range (then sendfile) where source
@@ -514,15 +499,15 @@ class PosixWritableFile final : public WritableFile {
       if (err == EINTR) continue;
       if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
         use_splice_ = false;
-        if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kCopyBufferSize);
+        std::vector<char> buf(std::min(n, kCopyBufferSize));
         while (n > 0) {
-          const ssize_t got = ::read(pipe_->read_fd, buffer_.get(), std::min(n, kCopyBufferSize));
+          const ssize_t got = ::read(pipe_->read_fd, buf.data(), std::min(n, buf.size()));
           if (got < 0 && errno == EINTR) continue;
           if (got <= 0) {
             pipe_.reset();
             throw_errno(path_, "read of a pipe", got < 0 ? errno : EIO);
           }
-          write_all(fd_, std::string_view(buffer_.get(), static_cast<size_t>(got)), path_);
+          write_all(fd_, std::string_view(buf.data(), static_cast<size_t>(got)), path_);
           offset_ += static_cast<uint64_t>(got);
           n -= static_cast<size_t>(got);
         }
@@ -618,7 +603,6 @@ class PosixWritableFile final : public WritableFile {
   bool durable_ = false;       // fsync'd, and nothing written since
   std::unique_ptr<WritebackThread> writeback_;
   std::unique_ptr<CrcThread> crc_thread_;  // copy_mapped_with_crc's, started on first use
-  std::unique_ptr<char[]> buffer_;         // copy_buffered's, made on first use
   std::unique_ptr<Pipe> pipe_;             // splice_through_pipe's, made on first use
 };
 
