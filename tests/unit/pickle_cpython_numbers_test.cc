@@ -11,20 +11,16 @@
 #include "pickle/scan.h"
 #include "pickle/text.h"
 #include "pickle/unpickler.h"
-#include "util/coding.h"
 #include "util/error.h"
+
+#include "fixed_bytes.h"
 
 using namespace ckpt::pickle;
 using ckpt::FormatError;
+using ckpt_test::u32;
 using namespace std::string_literals;
 
 namespace {
-
-std::string u32(uint32_t v) {
-  std::string s;
-  ckpt::put_fixed32(s, v);
-  return s;
-}
 
 // The value as decimal text, "True"/"False" for bools, or "error".
 std::string read_int(const std::string& arg, bool long_op) {

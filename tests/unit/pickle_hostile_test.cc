@@ -10,24 +10,17 @@
 #include "pickle/pickler.h"
 #include "pickle/scan.h"
 #include "pickle/unpickler.h"
-#include "util/coding.h"
 #include "util/error.h"
+
+#include "fixed_bytes.h"
 
 using namespace ckpt::pickle;
 using ckpt::FormatError;
+using ckpt_test::u32;
+using ckpt_test::u64;
 
 namespace {
 
-std::string u32(uint32_t v) {
-  std::string s;
-  ckpt::put_fixed32(s, v);
-  return s;
-}
-std::string u64(uint64_t v) {
-  std::string s;
-  ckpt::put_fixed64(s, v);
-  return s;
-}
 
 const std::string P2 = "\x80\x02";
 

@@ -7,19 +7,16 @@
 #include <gtest/gtest.h>
 
 #include "pickle/scan.h"
-#include "util/coding.h"
 #include "util/error.h"
+
+#include "fixed_bytes.h"
 
 using namespace ckpt::pickle;
 using ckpt::FormatError;
+using ckpt_test::u32;
 
 namespace {
 
-std::string u32(uint32_t v) {
-  std::string s;
-  ckpt::put_fixed32(s, v);
-  return s;
-}
 std::string str(const std::string& s) { return "\x8c" + std::string(1, static_cast<char>(s.size())) + s; }
 
 const std::string P4 = "\x80\x04";

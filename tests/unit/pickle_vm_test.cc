@@ -9,7 +9,10 @@
 #include "pickle/unpickler.h"
 #include "util/error.h"
 
+#include "fixed_bytes.h"
+
 using namespace ckpt::pickle;
+using ckpt_test::u32;
 using namespace std::string_literals;
 
 namespace {
@@ -222,31 +225,23 @@ TEST(PickleScan, WeightsOnlyOpcodes) {
   EXPECT_EQ(opcode_display_name(0xff), "?");
 }
 
-namespace {
-std::string le32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  return s;
-}
-}  // namespace
-
 // The memo keeps dense indexes in a vector and far ones in a map: both read
 // back, an index moved from the map to the vector counts once, and MEMOIZE
 // takes the number of distinct indexes, as CPython's len(memo).
 TEST(PickleVm, MemoDenseSparseAndMemoizeCount) {
   std::string p = "\x80\x04"s;
-  p += "K\x05r" + le32(3000) + "0";        // far past the entries so far: the map
-  p += "K\x06r" + le32(4000000000u) + "0"; // hostile index: the map, no 32 GB vector
-  for (uint32_t i = 0; i < 1001; ++i) p += "K\x01r" + le32(i) + "0";
+  p += "K\x05r" + u32(3000) + "0";        // far past the entries so far: the map
+  p += "K\x06r" + u32(4000000000u) + "0"; // hostile index: the map, no 32 GB vector
+  for (uint32_t i = 0; i < 1001; ++i) p += "K\x01r" + u32(i) + "0";
   // 1003 distinct indexes; 3000 is now within the vector's reach: moved, not counted again.
-  p += "K\x07r" + le32(3000) + "0";
+  p += "K\x07r" + u32(3000) + "0";
   p += "K\x08\x94" "0"s;                     // MEMOIZE: index 1003
-  p += "(j" + le32(3000) + "j" + le32(4000000000u) + "j" + le32(1003) + "j" + le32(1000) + "l.";
+  p += "(j" + u32(3000) + "j" + u32(4000000000u) + "j" + u32(1003) + "j" + u32(1000) + "l.";
   Graph g = unpickle(p);
   ASSERT_EQ(g.root->items.size(), 4u);
   EXPECT_EQ(g.root->items[0]->integer, 7);
   EXPECT_EQ(g.root->items[1]->integer, 6);
   EXPECT_EQ(g.root->items[2]->integer, 8);
   EXPECT_EQ(g.root->items[3]->integer, 1);
-  EXPECT_THROW(unpickle(p.substr(0, p.size() - 7) + "j" + le32(1004) + "l."), ckpt::FormatError);
+  EXPECT_THROW(unpickle(p.substr(0, p.size() - 7) + "j" + u32(1004) + "l."), ckpt::FormatError);
 }

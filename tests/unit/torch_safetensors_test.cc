@@ -16,6 +16,7 @@
 #include "util/error.h"
 #include "util/fault_env.h"
 
+#include "fixed_bytes.h"
 #include "temp_dir.h"
 
 namespace ckpt::torch {
@@ -23,13 +24,8 @@ namespace {
 
 using pickle::Node;
 
-std::string le64(uint64_t n) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  return s;
-}
-
 using ckpt_test::TempDir;
+using ckpt_test::u64;
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -154,14 +150,14 @@ TEST(SafetensorsValidate, FileLevelChecks) {
     return "";
   };
   EXPECT_NE(error_of("1234").find("too short"), std::string::npos);
-  EXPECT_NE(error_of(le64(100'000'001) + "{}").find("over the limit"), std::string::npos);
-  EXPECT_NE(error_of(le64(16) + "{}").find("past the end"), std::string::npos);
-  EXPECT_NE(error_of(le64(uint64_t{1} << 63) + "{}").find("over the limit"), std::string::npos);
-  std::string good = le64(8) + "{}      ";
+  EXPECT_NE(error_of(u64(100'000'001) + "{}").find("over the limit"), std::string::npos);
+  EXPECT_NE(error_of(u64(16) + "{}").find("past the end"), std::string::npos);
+  EXPECT_NE(error_of(u64(uint64_t{1} << 63) + "{}").find("over the limit"), std::string::npos);
+  std::string good = u64(8) + "{}      ";
   EXPECT_EQ(error_of(good), "");
   EXPECT_NE(error_of(good + "x").find("cover 0 bytes of a data section of 1"), std::string::npos);
   auto f = Env::Default().open_read(dir.write("g.safetensors",
-                                              le64(64) + R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})" +
+                                              u64(64) + R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})" +
                                                   std::string(24, 'x')));
   auto h = read_safetensors(*f);
   EXPECT_EQ(h.data_start, 72u);
