@@ -13,19 +13,10 @@
 #include "util/env.h"
 #include "util/error.h"
 #include "util/folder_replace.h"
+#include "temp_dir.h"
 
 namespace ckpt {
 namespace {
-
-struct Dir {
-  std::string path;
-  Dir() {
-    char t[] = "/tmp/ckpt-read-only-test-XXXXXX";
-    if (!mkdtemp(t)) throw std::runtime_error("mkdtemp failed");
-    path = t;
-  }
-  ~Dir() { (void)std::system(("chmod -R u+w " + path + " && rm -rf " + path).c_str()); }
-};
 
 void write_file(const std::string& path, const std::string& data, mode_t mode) {
   std::ofstream(path, std::ios::binary) << data;
@@ -47,35 +38,35 @@ std::string usage_error(const std::function<void()>& f) {
 }
 
 TEST(ReadOnly, PosixEnvSaysWhichFilesAreProtected) {
-  Dir d;
+  ckpt_test::TempDir d;
   Env& env = Env::Default();
-  write_file(d.path + "/ro", "x", 0444);
-  write_file(d.path + "/owner-ro", "x", 0400);
-  write_file(d.path + "/rw", "x", 0644);
-  write_file(d.path + "/group-w", "x", 0464);
-  EXPECT_TRUE(env.read_only(d.path + "/ro"));  // even to root: no write bit at all
-  EXPECT_TRUE(env.read_only(d.path + "/owner-ro"));
-  EXPECT_FALSE(env.read_only(d.path + "/rw"));
-  EXPECT_EQ(env.read_only(d.path + "/group-w"), ::geteuid() != 0);  // the owner may not write it
-  EXPECT_FALSE(env.read_only(d.path + "/missing"));
-  EXPECT_FALSE(env.read_only(d.path));  // a folder is not a file
+  write_file(d.file("ro"), "x", 0444);
+  write_file(d.file("owner-ro"), "x", 0400);
+  write_file(d.file("rw"), "x", 0644);
+  write_file(d.file("group-w"), "x", 0464);
+  EXPECT_TRUE(env.read_only(d.file("ro")));  // even to root: no write bit at all
+  EXPECT_TRUE(env.read_only(d.file("owner-ro")));
+  EXPECT_FALSE(env.read_only(d.file("rw")));
+  EXPECT_EQ(env.read_only(d.file("group-w")), ::geteuid() != 0);  // the owner may not write it
+  EXPECT_FALSE(env.read_only(d.file("missing")));
+  EXPECT_FALSE(env.read_only(d.file("")));  // a folder is not a file
 }
 
 TEST(ReadOnly, AtomicOutputWithForceRefusesAReadOnlyFileAndLeavesIt) {
-  Dir d;
+  ckpt_test::TempDir d;
   Env& env = Env::Default();
-  const std::string target = d.path + "/out.th";
+  const std::string target = d.file("out.th");
   write_file(target, "keep me", 0444);
   std::string msg = usage_error([&] { AtomicOutput out(env, target, true); });
   EXPECT_NE(msg.find(target + " is read-only"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(chmod u+w " + target + ")"), std::string::npos) << msg;
   EXPECT_EQ(read_file(target), "keep me");
   // Through a link: the file it names is the one refused.
-  ASSERT_EQ(::symlink("out.th", (d.path + "/link.th").c_str()), 0);
-  msg = usage_error([&] { AtomicOutput out(env, d.path + "/link.th", true); });
+  ASSERT_EQ(::symlink("out.th", d.file("link.th").c_str()), 0);
+  msg = usage_error([&] { AtomicOutput out(env, d.file("link.th"), true); });
   EXPECT_NE(msg.find(target + " is read-only"), std::string::npos) << msg;
   // Nothing left beside it.
-  EXPECT_EQ(std::system(("test $(ls -A " + d.path + " | wc -l) -eq 2").c_str()), 0);
+  EXPECT_EQ(std::system(("test $(ls -A " + d.file("") + " | wc -l) -eq 2").c_str()), 0);
   // Writable again: replaced.
   ::chmod(target.c_str(), 0644);
   AtomicOutput out(env, target, true);
@@ -85,9 +76,9 @@ TEST(ReadOnly, AtomicOutputWithForceRefusesAReadOnlyFileAndLeavesIt) {
 }
 
 TEST(ReadOnly, FolderReplaceRefusesAReadOnlyFileOfTheSet) {
-  Dir d;
+  ckpt_test::TempDir d;
   Env& env = Env::Default();
-  const std::string dir = d.path + "/set";
+  const std::string dir = d.file("set");
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
   write_file(dir + "/a.safetensors", "a", 0644);
   write_file(dir + "/b.safetensors", "b", 0444);
