@@ -42,15 +42,22 @@ CLI::App* command_of(CLI::App& app, const std::string& word) {
   return nullptr;
 }
 
+// The names of sub's options (positionals aside): its "--long" ones, or its
+// "-s" short ones.
+std::vector<std::string> option_names(CLI::App& sub, bool long_names) {
+  std::vector<std::string> names;
+  for (const CLI::Option* o : sub.get_options([](const CLI::Option* o) { return !o->get_positional(); }))
+    for (const auto& n : long_names ? o->get_lnames() : o->get_snames()) names.push_back((long_names ? "--" : "-") + n);
+  return names;
+}
+
 // A parse error inside a command: a mistyped option names the closest one,
 // and every message points at that command's help.
 std::string parse_error_message(CLI::App& app, int argc, char** argv, const CLI::ParseError& e) {
   CLI::App* sub = argc > 1 ? command_of(app, argv[1]) : nullptr;
   if (!sub) return std::string(e.what()) + " (see 'ckpt --help')";
   std::string help = " (see 'ckpt help " + sub->get_name() + "')";
-  std::vector<std::string> names;
-  for (const CLI::Option* o : sub->get_options([](const CLI::Option* o) { return !o->get_positional(); }))
-    for (const auto& n : o->get_lnames()) names.push_back("--" + n);
+  const std::vector<std::string> names = option_names(*sub, true);
   for (int i = 2; i < argc; ++i) {
     std::string w = argv[i];
     if (w == "--") break;
@@ -91,9 +98,7 @@ std::string parse_error_message(CLI::App& app, int argc, char** argv, const CLI:
   // CLI11's "The following argument was not expected: x": a short option the
   // command lacks (-n where there is no dry run), or one argument too many.
   if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
-    std::vector<std::string> shorts;
-    for (const CLI::Option* o : sub->get_options([](const CLI::Option* o) { return !o->get_positional(); }))
-      for (const auto& n : o->get_snames()) shorts.push_back("-" + n);
+    const std::vector<std::string> shorts = option_names(*sub, false);
     for (int i = 2; i < argc; ++i) {
       std::string w = argv[i];
       if (w == "--") break;
